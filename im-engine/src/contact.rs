@@ -1,0 +1,112 @@
+//! Contacts: a user's own one-way list of other users.
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::{Actor, Engine};
+use crate::id::UserId;
+use crate::store::{Changes, ContactChange, Store};
+use crate::{Error, Timestamp};
+
+/// A contact as stored: who, and since when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Contact {
+    /// The contact's user id.
+    pub id: UserId,
+    /// When it was added.
+    pub since: Timestamp,
+}
+
+/// A contact as answered, with its presence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ContactView {
+    /// The contact's user id.
+    pub id: UserId,
+    /// When it was added.
+    pub since: Timestamp,
+    /// Whether the contact is online.
+    pub online: bool,
+}
+
+impl<S: Store> Engine<S> {
+    /// Adds `id` to the caller's contacts; adding it again keeps the first
+    /// `since`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] when either user does not exist,
+    /// [`Error::Invalid`] for the caller itself, [`Error::Store`].
+    pub async fn link(&self, actor: &Actor, id: &UserId) -> Result<(), Error> {
+        if actor.user == *id {
+            return Err(Error::Invalid("a user cannot be its own contact".into()));
+        }
+        self.require_user(&actor.user).await?;
+        self.require_user(id).await?;
+        if self
+            .store()
+            .contact(&actor.user, id)
+            .await
+            .map_err(Error::store)?
+            .is_some()
+        {
+            return Ok(());
+        }
+        let contact = Contact {
+            id: id.clone(),
+            since: self.now(),
+        };
+        let changes = Changes {
+            contacts: vec![(actor.user.clone(), ContactChange::Put(contact))],
+            ..Changes::default()
+        };
+        self.store().commit(&changes).await.map_err(Error::store)
+    }
+
+    /// Removes `id` from the caller's contacts, if there.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] when either user does not exist, [`Error::Store`].
+    pub async fn unlink(&self, actor: &Actor, id: &UserId) -> Result<(), Error> {
+        self.require_user(&actor.user).await?;
+        self.require_user(id).await?;
+        if self
+            .store()
+            .contact(&actor.user, id)
+            .await
+            .map_err(Error::store)?
+            .is_none()
+        {
+            return Ok(());
+        }
+        let changes = Changes {
+            contacts: vec![(actor.user.clone(), ContactChange::Remove(id.clone()))],
+            ..Changes::default()
+        };
+        self.store().commit(&changes).await.map_err(Error::store)
+    }
+
+    /// The caller's contacts, newest link first (ties by id).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] when the caller does not exist, [`Error::Store`].
+    pub async fn contacts(&self, actor: &Actor) -> Result<Vec<ContactView>, Error> {
+        self.require_user(&actor.user).await?;
+        let mut contacts = self
+            .store()
+            .contacts(&actor.user)
+            .await
+            .map_err(Error::store)?;
+        contacts.sort_by(|a, b| b.since.cmp(&a.since).then_with(|| a.id.cmp(&b.id)));
+        let mut out = Vec::with_capacity(contacts.len());
+        for c in contacts {
+            let online = self.presence(&c.id).await?.online;
+            out.push(ContactView {
+                id: c.id,
+                since: c.since,
+                online,
+            });
+        }
+        Ok(out)
+    }
+}

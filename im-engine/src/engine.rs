@@ -1,0 +1,310 @@
+//! `Engine`: the handle every operation goes through, its configuration and
+//! the checks shared by the domain modules.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::id::{ConversationId, UserId};
+use crate::store::Store;
+use crate::{Error, Timestamp};
+
+/// Who is asking: the user a token acts as, and whether it is an admin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    /// The user the caller acts as.
+    pub user: UserId,
+    /// An admin may do anything and send as another user.
+    pub admin: bool,
+}
+
+impl Actor {
+    /// A plain user.
+    pub fn user(user: UserId) -> Self {
+        Self { user, admin: false }
+    }
+
+    /// An admin acting as `user`.
+    pub fn admin(user: UserId) -> Self {
+        Self { user, admin: true }
+    }
+}
+
+/// Size limits, enforced before any work is done.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest message body, in bytes of JSON.
+    pub body_bytes: usize,
+    /// Most fields in a profile or a group.
+    pub fields: usize,
+    /// Largest field value, in bytes.
+    pub field_bytes: usize,
+    /// Most members in a group.
+    pub group_members: usize,
+    /// Largest page of history or of the conversation list.
+    pub page: usize,
+    /// Most events in one long-poll answer.
+    pub events_page: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            body_bytes: 64 * 1024,
+            fields: 64,
+            field_bytes: 4 * 1024,
+            group_members: 10_000,
+            page: 500,
+            events_page: 1000,
+        }
+    }
+}
+
+/// How long each user's event feed is kept. Older events are trimmed; a
+/// cursor that points before what is kept gets a `reset`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retention {
+    /// Keep at most this many events per user.
+    pub events: Option<u64>,
+    /// Keep events at most this old.
+    pub age: Option<Duration>,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self {
+            events: Some(100_000),
+            age: None,
+        }
+    }
+}
+
+/// Engine settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Size limits.
+    pub limits: Limits,
+    /// Feed retention.
+    pub retention: Retention,
+    /// A live stream that has heard no wake-up for this long reads its feed
+    /// anyway, so a lost notification (a pub/sub message across nodes) costs
+    /// latency, never an event.
+    pub recheck: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            limits: Limits::default(),
+            retention: Retention::default(),
+            recheck: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The time source: the system clock, or a test's own.
+pub trait Clock: Send + Sync + 'static {
+    /// Milliseconds since the Unix epoch.
+    fn now(&self) -> Timestamp;
+}
+
+/// The system clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+}
+
+/// The IM engine over a store: a cheap `Clone` handle.
+///
+/// ```
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// use im_engine::{Actor, Body, Engine, MemoryStore, SendRequest, UserId};
+///
+/// let engine = Engine::new(MemoryStore::new());
+/// let admin = Actor::admin(UserId::new("root")?);
+/// for name in ["alice", "bob"] {
+///     engine.put_user(&admin, &UserId::new(name)?, Default::default()).await?;
+/// }
+/// let alice = Actor::user(UserId::new("alice")?);
+/// let dm = "dm:bob:alice".parse()?;
+/// let body = Body::new(r#"{"text": "hi"}"#, 1024)?;
+/// let (msg, _) = engine.send(&alice, &dm, SendRequest::new(body)).await?;
+/// assert_eq!((msg.seq, msg.conversation.to_string().as_str()), (1, "dm:alice:bob"));
+///
+/// let bob = Actor::user(UserId::new("bob")?);
+/// let list = engine.conversations(&bob, None).await?;
+/// assert_eq!(list[0].unread, 1);
+/// # Ok::<_, im_engine::Error>(())
+/// # }).unwrap();
+/// ```
+pub struct Engine<S> {
+    pub(crate) inner: Arc<Inner<S>>,
+}
+
+pub(crate) struct Inner<S> {
+    pub(crate) store: S,
+    pub(crate) config: Config,
+    pub(crate) clock: Arc<dyn Clock>,
+    /// Open live streams per user in this process; guarded by an async mutex
+    /// so that presence changes reach the store in the order they happened.
+    pub(crate) streams: tokio::sync::Mutex<HashMap<UserId, usize>>,
+}
+
+impl<S> Clone for Engine<S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<S> std::fmt::Debug for Engine<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: Store> Engine<S> {
+    /// An engine with the default configuration and the system clock.
+    pub fn new(store: S) -> Self {
+        Self::with_config(store, Config::default())
+    }
+
+    /// An engine with `config` and the system clock.
+    pub fn with_config(store: S, config: Config) -> Self {
+        Self::with_clock(store, config, Arc::new(SystemClock))
+    }
+
+    /// An engine with `config` and its own clock (for tests).
+    pub fn with_clock(store: S, config: Config, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                config,
+                clock,
+                streams: Default::default(),
+            }),
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.inner.store
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// Whether the store answers.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] when it does not.
+    pub async fn ping(&self) -> Result<(), Error> {
+        self.store().ping().await.map_err(Error::store)
+    }
+
+    /// Makes every acknowledged write durable.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] when the store fails.
+    pub async fn flush(&self) -> Result<(), Error> {
+        self.store().flush().await.map_err(Error::store)
+    }
+
+    pub(crate) fn now(&self) -> Timestamp {
+        self.inner.clock.now()
+    }
+
+    pub(crate) fn limits(&self) -> &Limits {
+        &self.inner.config.limits
+    }
+
+    /// Fails with 404 unless the user exists.
+    pub(crate) async fn require_user(&self, id: &UserId) -> Result<crate::User, Error> {
+        self.store()
+            .user(id)
+            .await
+            .map_err(Error::store)?
+            .ok_or_else(|| Error::NotFound(format!("user {id}")))
+    }
+
+    /// The participants of a conversation, after checking that it exists:
+    /// both users of a direct one, the members of a group.
+    pub(crate) async fn participants(&self, c: &ConversationId) -> Result<Vec<UserId>, Error> {
+        match c {
+            ConversationId::Direct(a, b) => {
+                self.require_user(a).await?;
+                self.require_user(b).await?;
+                Ok(vec![a.clone(), b.clone()])
+            }
+            ConversationId::Group(g) => {
+                self.require_group(g).await?;
+                let members = self.store().members(g).await.map_err(Error::store)?;
+                Ok(members.into_iter().map(|m| m.id).collect())
+            }
+        }
+    }
+
+    /// Whether `user` takes part in `c` (which must exist).
+    pub(crate) async fn is_participant(
+        &self,
+        c: &ConversationId,
+        user: &UserId,
+    ) -> Result<bool, Error> {
+        match c {
+            ConversationId::Direct(a, b) => {
+                self.require_user(a).await?;
+                self.require_user(b).await?;
+                Ok(a == user || b == user)
+            }
+            ConversationId::Group(g) => {
+                self.require_group(g).await?;
+                Ok(self
+                    .store()
+                    .member(g, user)
+                    .await
+                    .map_err(Error::store)?
+                    .is_some())
+            }
+        }
+    }
+
+    /// Fails unless `c` exists and the actor may read it: a participant, or
+    /// an admin.
+    pub(crate) async fn require_reader(
+        &self,
+        actor: &Actor,
+        c: &ConversationId,
+    ) -> Result<(), Error> {
+        if self.is_participant(c, &actor.user).await? || actor.admin {
+            Ok(())
+        } else {
+            Err(not_participant(c))
+        }
+    }
+}
+
+pub(crate) fn not_participant(c: &ConversationId) -> Error {
+    Error::Forbidden(format!("not a participant of {c}"))
+}
+
+/// Checks a `limit` query value against the page limit.
+pub(crate) fn page_limit(limit: Option<usize>, default: usize, max: usize) -> Result<usize, Error> {
+    match limit {
+        None => Ok(default.min(max)),
+        Some(n) if (1..=max).contains(&n) => Ok(n),
+        Some(_) => Err(Error::Invalid(format!("limit must be 1 to {max}"))),
+    }
+}

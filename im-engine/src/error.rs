@@ -1,0 +1,69 @@
+//! The engine's error: what went wrong, in terms a caller maps to a status.
+
+use crate::store::StoreError;
+
+/// Everything an engine operation can fail with.
+///
+/// Each variant but [`Error::Store`] is the caller's doing and changed
+/// nothing; [`Error::kind`] groups them for callers that map errors to
+/// statuses (HTTP: 400, 413, 404, 403, 409, 503).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A user, group or conversation id is malformed.
+    #[error("{0}")]
+    InvalidId(String),
+    /// A field, query parameter or cursor is malformed or out of range.
+    #[error("{0}")]
+    Invalid(String),
+    /// A message body or other input is over its configured limit.
+    #[error("{0}")]
+    TooLarge(String),
+    /// The named user, group, conversation or message does not exist.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The caller may not do this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The request conflicts with the current state (the owner leaving its
+    /// group, a full group).
+    #[error("{0}")]
+    Conflict(String),
+    /// The store failed; the operation may or may not have been applied only
+    /// when the store says so (a send is atomic: it landed whole or not at all).
+    #[error("store unavailable")]
+    Store(#[from] StoreError),
+}
+
+/// The class of an [`Error`], for mapping to statuses and for comparing with
+/// the reference model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[allow(missing_docs)]
+pub enum ErrorKind {
+    InvalidId,
+    Invalid,
+    TooLarge,
+    NotFound,
+    Forbidden,
+    Conflict,
+    Store,
+}
+
+impl Error {
+    /// The class of this error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::InvalidId(_) => ErrorKind::InvalidId,
+            Self::Invalid(_) => ErrorKind::Invalid,
+            Self::TooLarge(_) => ErrorKind::TooLarge,
+            Self::NotFound(_) => ErrorKind::NotFound,
+            Self::Forbidden(_) => ErrorKind::Forbidden,
+            Self::Conflict(_) => ErrorKind::Conflict,
+            Self::Store(_) => ErrorKind::Store,
+        }
+    }
+
+    pub(crate) fn store(e: impl Into<StoreError>) -> Self {
+        Self::Store(e.into())
+    }
+}

@@ -1,0 +1,287 @@
+//! Groups: creation, fields, the join policy, members and their roles.
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::{Actor, Engine};
+use crate::feed::{Event, Membership};
+use crate::id::{ConversationId, GroupId, UserId};
+use crate::store::{Changes, EntryChange, MemberChange, Store};
+use crate::unread::ConvEntry;
+use crate::user::{FieldPatch, Fields, apply_patch, check_patch};
+use crate::{Error, Timestamp};
+
+/// Who may add a user to a group.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JoinPolicy {
+    /// Any user may join by itself.
+    Open,
+    /// Only the owner (or an admin) adds members. The default.
+    #[default]
+    Invite,
+}
+
+/// A member's role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// The creator: may update the group and add or remove anyone; cannot leave.
+    Owner,
+    /// Any other member.
+    Member,
+}
+
+/// A group as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Group {
+    /// The id.
+    pub id: GroupId,
+    /// The user who created it.
+    pub owner: UserId,
+    /// Group fields.
+    pub fields: Fields,
+    /// The join policy.
+    pub join: JoinPolicy,
+    /// When it was created.
+    pub created_at: Timestamp,
+}
+
+/// A member of a group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    /// The member's user id.
+    pub id: UserId,
+    /// Its role.
+    pub role: Role,
+    /// When it joined.
+    pub since: Timestamp,
+}
+
+/// A group as answered, with its member count.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GroupView {
+    /// The id.
+    pub id: GroupId,
+    /// The owner.
+    pub owner: UserId,
+    /// Group fields.
+    pub fields: Fields,
+    /// The join policy.
+    pub join: JoinPolicy,
+    /// How many members it has.
+    pub members: usize,
+    /// When it was created.
+    pub created_at: Timestamp,
+}
+
+impl<S: Store> Engine<S> {
+    pub(crate) async fn require_group(&self, id: &GroupId) -> Result<Group, Error> {
+        self.store()
+            .group(id)
+            .await
+            .map_err(Error::store)?
+            .ok_or_else(|| Error::NotFound(format!("group {id}")))
+    }
+
+    /// Creates a group owned by the caller, or updates one (its owner or an
+    /// admin): fields are merged, `join` replaced when given. Answers the
+    /// group and whether it was created.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Invalid`] for a bad patch, [`Error::NotFound`] when the
+    /// caller does not exist, [`Error::Forbidden`], [`Error::Store`].
+    pub async fn put_group(
+        &self,
+        actor: &Actor,
+        id: &GroupId,
+        patch: FieldPatch,
+        join: Option<JoinPolicy>,
+    ) -> Result<(GroupView, bool), Error> {
+        check_patch(&patch, self.limits())?;
+        let existing = self.store().group(id).await.map_err(Error::store)?;
+        let now = self.now();
+        let mut changes = Changes {
+            trim: self.feed_trim(),
+            ..Changes::default()
+        };
+        let (mut group, created) = match existing {
+            Some(g) if g.owner == actor.user || actor.admin => (g, false),
+            Some(_) => {
+                return Err(Error::Forbidden(format!(
+                    "only the owner of {id} or an admin may update it"
+                )));
+            }
+            None => {
+                self.require_user(&actor.user).await?;
+                let owner = Member {
+                    id: actor.user.clone(),
+                    role: Role::Owner,
+                    since: now,
+                };
+                let group = Group {
+                    id: id.clone(),
+                    owner: owner.id.clone(),
+                    fields: Fields::new(),
+                    join: JoinPolicy::default(),
+                    created_at: now,
+                };
+                changes.members.push((id.clone(), MemberChange::Put(owner)));
+                changes.entries.push((
+                    actor.user.clone(),
+                    EntryChange::Put(ConvEntry::joined(id, 0, now)),
+                ));
+                changes.events.push((
+                    actor.user.clone(),
+                    now,
+                    Event::member(id, &actor.user, Membership::Joined),
+                ));
+                (group, true)
+            }
+        };
+        apply_patch(&mut group.fields, patch, self.limits())?;
+        if let Some(join) = join {
+            group.join = join;
+        }
+        changes.groups.push(group);
+        self.store().commit(&changes).await.map_err(Error::store)?;
+        Ok((self.group(id).await?, created))
+    }
+
+    /// A group, with its member count; anyone may read it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`], [`Error::Store`].
+    pub async fn group(&self, id: &GroupId) -> Result<GroupView, Error> {
+        let g = self.require_group(id).await?;
+        let members = self.store().members(id).await.map_err(Error::store)?.len();
+        Ok(GroupView {
+            id: g.id,
+            owner: g.owner,
+            fields: g.fields,
+            join: g.join,
+            members,
+            created_at: g.created_at,
+        })
+    }
+
+    /// A group's members, oldest first (ties by id); for members and admins.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`], [`Error::Forbidden`], [`Error::Store`].
+    pub async fn members(&self, actor: &Actor, id: &GroupId) -> Result<Vec<Member>, Error> {
+        self.require_group(id).await?;
+        let mut members = self.store().members(id).await.map_err(Error::store)?;
+        if !actor.admin && !members.iter().any(|m| m.id == actor.user) {
+            return Err(Error::Forbidden(format!(
+                "only members of {id} may list them"
+            )));
+        }
+        members.sort_by(|a, b| a.since.cmp(&b.since).then_with(|| a.id.cmp(&b.id)));
+        Ok(members)
+    }
+
+    /// Adds `user` to a group: the user itself when the group is open, its
+    /// owner or an admin always. Adding a member again changes nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] for an unknown group or user, [`Error::Forbidden`],
+    /// [`Error::Conflict`] when the group is full, [`Error::Store`].
+    pub async fn join(&self, actor: &Actor, id: &GroupId, user: &UserId) -> Result<(), Error> {
+        let group = self.require_group(id).await?;
+        self.require_user(user).await?;
+        let allowed = actor.admin
+            || actor.user == group.owner
+            || (actor.user == *user && group.join == JoinPolicy::Open);
+        if !allowed {
+            return Err(Error::Forbidden(format!(
+                "only the owner of {id} or an admin may add members"
+            )));
+        }
+        let members = self.store().members(id).await.map_err(Error::store)?;
+        if members.iter().any(|m| m.id == *user) {
+            return Ok(());
+        }
+        if members.len() >= self.limits().group_members {
+            return Err(Error::Conflict(format!(
+                "{id} is full ({} members)",
+                self.limits().group_members
+            )));
+        }
+        let now = self.now();
+        let conversation = ConversationId::group(id.clone());
+        let last_seq = self
+            .store()
+            .last_seq(&conversation)
+            .await
+            .map_err(Error::store)?;
+        let event = Event::member(id, user, Membership::Joined);
+        let mut changes = Changes {
+            members: vec![(
+                id.clone(),
+                MemberChange::Put(Member {
+                    id: user.clone(),
+                    role: Role::Member,
+                    since: now,
+                }),
+            )],
+            entries: vec![(
+                user.clone(),
+                EntryChange::Put(ConvEntry::joined(id, last_seq, now)),
+            )],
+            trim: self.feed_trim(),
+            ..Changes::default()
+        };
+        changes.events = members
+            .iter()
+            .map(|m| &m.id)
+            .chain([user])
+            .map(|u| (u.clone(), now, event.clone()))
+            .collect();
+        self.store().commit(&changes).await.map_err(Error::store)
+    }
+
+    /// Removes `user` from a group: the user itself (quitting), its owner or
+    /// an admin. Removing a non-member changes nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] for an unknown group or user, [`Error::Forbidden`],
+    /// [`Error::Conflict`] for the owner, [`Error::Store`].
+    pub async fn leave(&self, actor: &Actor, id: &GroupId, user: &UserId) -> Result<(), Error> {
+        let group = self.require_group(id).await?;
+        self.require_user(user).await?;
+        if !(actor.admin || actor.user == group.owner || actor.user == *user) {
+            return Err(Error::Forbidden(format!(
+                "only the owner of {id} or an admin may remove others"
+            )));
+        }
+        if group.owner == *user {
+            return Err(Error::Conflict(format!("the owner cannot leave {id}")));
+        }
+        let members = self.store().members(id).await.map_err(Error::store)?;
+        if !members.iter().any(|m| m.id == *user) {
+            return Ok(());
+        }
+        let now = self.now();
+        let event = Event::member(id, user, Membership::Left);
+        let changes = Changes {
+            members: vec![(id.clone(), MemberChange::Remove(user.clone()))],
+            entries: vec![(
+                user.clone(),
+                EntryChange::Remove(ConversationId::group(id.clone())),
+            )],
+            // Every member hears of it, the one who left included.
+            events: members
+                .iter()
+                .map(|m| (m.id.clone(), now, event.clone()))
+                .collect(),
+            trim: self.feed_trim(),
+            ..Changes::default()
+        };
+        self.store().commit(&changes).await.map_err(Error::store)
+    }
+}

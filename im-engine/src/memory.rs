@@ -1,0 +1,338 @@
+//! `MemoryStore`: the whole store in one mutex-guarded map set. For tests,
+//! ephemeral servers and as the plain reading of the `Store` contract.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use crate::Timestamp;
+use crate::contact::Contact;
+use crate::feed::{Epoch, Event, Feed, FeedEntry};
+use crate::group::{Group, Member};
+use crate::id::{ConversationId, GroupId, UserId};
+use crate::message::{Message, Seq};
+use crate::notify::Notifier;
+use crate::store::{
+    Changes, ContactChange, EntryChange, FeedTrim, MemberChange, Outgoing, Sent, Store, StoreError,
+};
+use crate::unread::ConvEntry;
+use crate::user::{Presence, User};
+
+/// A store that keeps everything in memory. Cloning it shares the data.
+#[derive(Debug, Clone)]
+pub struct MemoryStore {
+    state: Arc<Mutex<State>>,
+    notifier: Notifier,
+    epoch: Epoch,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    users: HashMap<UserId, User>,
+    contacts: HashMap<UserId, BTreeMap<UserId, Contact>>,
+    groups: HashMap<GroupId, Group>,
+    members: HashMap<GroupId, BTreeMap<UserId, Member>>,
+    logs: HashMap<ConversationId, Vec<Message>>,
+    client_ids: HashMap<(ConversationId, UserId, String), Seq>,
+    entries: HashMap<UserId, BTreeMap<ConversationId, ConvEntry>>,
+    feeds: HashMap<UserId, UserFeed>,
+    presence: HashMap<UserId, Presence>,
+}
+
+#[derive(Debug, Default)]
+struct UserFeed {
+    trimmed: u64,
+    head: u64,
+    entries: VecDeque<FeedEntry>,
+}
+
+impl UserFeed {
+    fn append(&mut self, ts: Timestamp, event: Event, trim: FeedTrim) {
+        self.head += 1;
+        self.entries.push_back(FeedEntry {
+            pos: self.head,
+            ts,
+            event,
+        });
+        while let Some(first) = self.entries.front() {
+            if self.entries.len() as u64 > trim.keep || first.ts < trim.min_ts {
+                self.trimmed = first.pos;
+                self.entries.pop_front();
+            } else {
+                break;
+            }
+        }
+    }
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MemoryStore {
+    /// An empty store with a new epoch.
+    pub fn new() -> Self {
+        Self {
+            state: Arc::default(),
+            notifier: Notifier::new(),
+            epoch: Epoch::random(),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // Every write below is applied whole before the guard drops, so a
+        // panic elsewhere cannot leave half a change behind.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// `MemoryStore` cannot fail.
+impl From<Infallible> for StoreError {
+    fn from(e: Infallible) -> Self {
+        match e {}
+    }
+}
+
+impl Store for MemoryStore {
+    type Error = Infallible;
+
+    fn epoch(&self) -> Epoch {
+        self.epoch
+    }
+
+    fn notifier(&self) -> &Notifier {
+        &self.notifier
+    }
+
+    async fn send(&self, send: &Outgoing) -> Result<Sent, Infallible> {
+        let m = &send.message;
+        let sent = {
+            let mut st = self.state();
+            let key = m
+                .client_id
+                .clone()
+                .map(|id| (m.conversation.clone(), m.from.clone(), id));
+            if let Some(seq) = key.as_ref().and_then(|k| st.client_ids.get(k)) {
+                let log = &st.logs[&m.conversation];
+                return Ok(Sent::Duplicate(log[*seq as usize - 1].clone()));
+            }
+            let log = st.logs.entry(m.conversation.clone()).or_default();
+            let message = m.numbered(log.len() as Seq + 1);
+            log.push(message.clone());
+            if let Some(k) = key {
+                st.client_ids.insert(k, message.seq);
+            }
+            for user in &send.recipients {
+                let entry = st
+                    .entries
+                    .entry(user.clone())
+                    .or_default()
+                    .entry(m.conversation.clone())
+                    .or_insert_with(|| ConvEntry {
+                        conversation: m.conversation.clone(),
+                        read_seq: 0,
+                        activity: m.ts,
+                    });
+                entry.activity = m.ts;
+                if *user == m.from {
+                    entry.read_seq = entry.read_seq.max(message.seq);
+                }
+                let event = Event::Message {
+                    conversation: m.conversation.clone(),
+                    seq: message.seq,
+                };
+                st.feeds
+                    .entry(user.clone())
+                    .or_default()
+                    .append(m.ts, event, send.trim);
+            }
+            message
+        };
+        self.notifier.wake(&send.recipients);
+        Ok(Sent::New(sent))
+    }
+
+    async fn commit(&self, changes: &Changes) -> Result<(), Infallible> {
+        {
+            let mut st = self.state();
+            for u in &changes.users {
+                st.users.insert(u.id.clone(), u.clone());
+            }
+            for (owner, change) in &changes.contacts {
+                let set = st.contacts.entry(owner.clone()).or_default();
+                match change {
+                    ContactChange::Put(c) => set.insert(c.id.clone(), c.clone()),
+                    ContactChange::Remove(id) => set.remove(id),
+                };
+            }
+            for g in &changes.groups {
+                st.groups.insert(g.id.clone(), g.clone());
+            }
+            for (group, change) in &changes.members {
+                let set = st.members.entry(group.clone()).or_default();
+                match change {
+                    MemberChange::Put(m) => set.insert(m.id.clone(), m.clone()),
+                    MemberChange::Remove(id) => set.remove(id),
+                };
+            }
+            for (user, change) in &changes.entries {
+                let set = st.entries.entry(user.clone()).or_default();
+                match change {
+                    EntryChange::Put(e) => {
+                        set.insert(e.conversation.clone(), e.clone());
+                    }
+                    EntryChange::Remove(c) => {
+                        set.remove(c);
+                    }
+                    EntryChange::Read { conversation, seq } => {
+                        if let Some(e) = set.get_mut(conversation) {
+                            e.read_seq = e.read_seq.max(*seq);
+                        }
+                    }
+                }
+            }
+            for (user, ts, event) in &changes.events {
+                st.feeds
+                    .entry(user.clone())
+                    .or_default()
+                    .append(*ts, event.clone(), changes.trim);
+            }
+        }
+        self.notifier.wake(changes.events.iter().map(|(u, ..)| u));
+        Ok(())
+    }
+
+    async fn user(&self, id: &UserId) -> Result<Option<User>, Infallible> {
+        Ok(self.state().users.get(id).cloned())
+    }
+
+    async fn contact(&self, owner: &UserId, id: &UserId) -> Result<Option<Contact>, Infallible> {
+        Ok(self
+            .state()
+            .contacts
+            .get(owner)
+            .and_then(|s| s.get(id))
+            .cloned())
+    }
+
+    async fn contacts(&self, owner: &UserId) -> Result<Vec<Contact>, Infallible> {
+        Ok(self
+            .state()
+            .contacts
+            .get(owner)
+            .map(|s| s.values().cloned().collect())
+            .unwrap_or_default())
+    }
+
+    async fn group(&self, id: &GroupId) -> Result<Option<Group>, Infallible> {
+        Ok(self.state().groups.get(id).cloned())
+    }
+
+    async fn member(&self, group: &GroupId, user: &UserId) -> Result<Option<Member>, Infallible> {
+        Ok(self
+            .state()
+            .members
+            .get(group)
+            .and_then(|s| s.get(user))
+            .cloned())
+    }
+
+    async fn members(&self, group: &GroupId) -> Result<Vec<Member>, Infallible> {
+        Ok(self
+            .state()
+            .members
+            .get(group)
+            .map(|s| s.values().cloned().collect())
+            .unwrap_or_default())
+    }
+
+    async fn last_seq(&self, conversation: &ConversationId) -> Result<Seq, Infallible> {
+        Ok(self
+            .state()
+            .logs
+            .get(conversation)
+            .map_or(0, |l| l.len() as Seq))
+    }
+
+    async fn messages(
+        &self,
+        conversation: &ConversationId,
+        from: Seq,
+        to: Seq,
+    ) -> Result<Vec<Message>, Infallible> {
+        let st = self.state();
+        let Some(log) = st.logs.get(conversation) else {
+            return Ok(Vec::new());
+        };
+        let from = from.max(1) as usize - 1;
+        let to = (to as usize).min(log.len());
+        Ok(log
+            .get(from..to)
+            .map(<[Message]>::to_vec)
+            .unwrap_or_default())
+    }
+
+    async fn entry(
+        &self,
+        user: &UserId,
+        conversation: &ConversationId,
+    ) -> Result<Option<ConvEntry>, Infallible> {
+        Ok(self
+            .state()
+            .entries
+            .get(user)
+            .and_then(|s| s.get(conversation))
+            .cloned())
+    }
+
+    async fn entries(&self, user: &UserId) -> Result<Vec<ConvEntry>, Infallible> {
+        Ok(self
+            .state()
+            .entries
+            .get(user)
+            .map(|s| s.values().cloned().collect())
+            .unwrap_or_default())
+    }
+
+    async fn feed(&self, user: &UserId, after: u64, limit: usize) -> Result<Feed, Infallible> {
+        let st = self.state();
+        let Some(f) = st.feeds.get(user) else {
+            return Ok(Feed::default());
+        };
+        let skip = after.saturating_sub(f.trimmed).min(f.entries.len() as u64) as usize;
+        Ok(Feed {
+            trimmed: f.trimmed,
+            head: f.head,
+            entries: f.entries.iter().skip(skip).take(limit).cloned().collect(),
+        })
+    }
+
+    async fn set_presence(
+        &self,
+        user: &UserId,
+        online: bool,
+        at: Timestamp,
+    ) -> Result<(), Infallible> {
+        let mut st = self.state();
+        let p = st.presence.entry(user.clone()).or_default();
+        p.online = online;
+        if !online {
+            p.last_seen = Some(at);
+        }
+        Ok(())
+    }
+
+    async fn presence(&self, user: &UserId) -> Result<Presence, Infallible> {
+        Ok(self.state().presence.get(user).copied().unwrap_or_default())
+    }
+
+    async fn ping(&self) -> Result<(), Infallible> {
+        Ok(())
+    }
+
+    async fn flush(&self) -> Result<(), Infallible> {
+        Ok(())
+    }
+}

@@ -1,0 +1,53 @@
+//! Wake-ups for live streams: "this user's feed advanced".
+//!
+//! A notification carries no event, only the news that a feed grew; a woken
+//! stream reads the feed from its own cursor. So a lost or doubled wake-up
+//! costs latency or one empty read, never an event.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use tokio::sync::watch;
+
+use crate::id::UserId;
+
+/// Per-user wake-ups, shared by a store and the streams reading from it.
+#[derive(Debug, Clone, Default)]
+pub struct Notifier {
+    users: Arc<Mutex<HashMap<UserId, watch::Sender<u64>>>>,
+}
+
+impl Notifier {
+    /// A notifier with no subscriber.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers for wake-ups of `user`'s feed. The receiver counts every
+    /// wake-up from now on: mark it seen, read the feed, then wait for a
+    /// change, and no growth can slip between the read and the wait.
+    pub fn subscribe(&self, user: &UserId) -> watch::Receiver<u64> {
+        let mut users = self.users.lock().unwrap_or_else(PoisonError::into_inner);
+        users
+            .entry(user.clone())
+            .or_insert_with(|| watch::channel(0).0)
+            .subscribe()
+    }
+
+    /// Wakes every stream of these users.
+    pub fn wake<'a>(&self, users: impl IntoIterator<Item = &'a UserId>) {
+        let mut map = self.users.lock().unwrap_or_else(PoisonError::into_inner);
+        if map.is_empty() {
+            return;
+        }
+        for user in users {
+            if let Some(tx) = map.get(user) {
+                if tx.receiver_count() == 0 {
+                    map.remove(user);
+                } else {
+                    tx.send_modify(|n| *n = n.wrapping_add(1));
+                }
+            }
+        }
+    }
+}

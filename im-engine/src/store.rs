@@ -1,0 +1,276 @@
+//! The `Store` trait: what a backend must keep, and the atomic writes the
+//! engine hands it.
+//!
+//! The engine decides everything (who may do what, which limits hold, what a
+//! change consists of); a store only keeps data and applies each write whole.
+//! There are two writes:
+//!
+//! - [`Store::send`], the hot path: the store itself numbers the message
+//!   (`last_seq + 1`, in commit order), so concurrent senders never need a
+//!   lock in the engine and many nodes can share one store;
+//! - [`Store::commit`], every other change as one [`Changes`] set.
+//!
+//! Both must be atomic and, when they return `Ok`, durable as the store
+//! promises. After either, the store wakes its [`Notifier`] for every user
+//! whose feed grew, so live streams (on every node sharing the store) read on.
+
+use std::future::Future;
+
+use crate::Timestamp;
+use crate::contact::Contact;
+use crate::feed::{Epoch, Event, Feed};
+use crate::group::{Group, Member};
+use crate::id::{ConversationId, GroupId, UserId};
+use crate::message::{Message, NewMessage, Seq};
+use crate::notify::Notifier;
+use crate::unread::ConvEntry;
+use crate::user::{Presence, User};
+
+/// The error every store converts into.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// Stored data could not be decoded.
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    /// The data was written by a format version this build does not read.
+    #[error("unsupported stored format version {found} (this build reads {supported})")]
+    UnsupportedVersion {
+        /// The version found in the store.
+        found: u32,
+        /// The version this build reads and writes.
+        supported: u32,
+    },
+    /// The backend failed (I/O, connection, timeout).
+    #[error("store backend failed")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl StoreError {
+    /// Wraps any backend error.
+    pub fn backend(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Backend(Box::new(e))
+    }
+}
+
+/// A message on its way: the message and the participants whose state it touches.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    /// The message without its seq, which the store assigns.
+    pub message: NewMessage,
+    /// Every participant, sender included: each gets the conversation at the
+    /// top of its index and a [`Event::Message`] in its feed.
+    pub recipients: Vec<UserId>,
+    /// The retention to apply to the feeds appended to.
+    pub trim: FeedTrim,
+}
+
+/// Feed retention, applied by a write to every feed it appends to, after
+/// appending: the oldest events are dropped while the feed holds more than
+/// `keep` events or the oldest is older than `min_ts`. The highest position
+/// dropped is remembered as [`Feed::trimmed`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FeedTrim {
+    /// Most events kept per feed.
+    pub keep: u64,
+    /// Events before this time are dropped (0 keeps all).
+    pub min_ts: Timestamp,
+}
+
+impl Default for FeedTrim {
+    fn default() -> Self {
+        Self {
+            keep: u64::MAX,
+            min_ts: 0,
+        }
+    }
+}
+
+/// What [`Store::send`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Sent {
+    /// The message was stored with the returned seq.
+    New(Message),
+    /// The sender had already sent a message with this `client_id` in this
+    /// conversation: that one is returned and nothing was written.
+    Duplicate(Message),
+}
+
+/// A change to a user's contact set.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ContactChange {
+    /// Add or replace the contact.
+    Put(Contact),
+    /// Remove the contact with this id, if present.
+    Remove(UserId),
+}
+
+/// A change to a group's member set.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MemberChange {
+    /// Add or replace the member.
+    Put(Member),
+    /// Remove the member with this id, if present.
+    Remove(UserId),
+}
+
+/// A change to a user's conversation index entry.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EntryChange {
+    /// Add or replace the entry (joining a group).
+    Put(ConvEntry),
+    /// Remove the entry (leaving a group).
+    Remove(ConversationId),
+    /// Raise the entry's `read_seq` to `seq` if it is lower; no effect when
+    /// there is no entry or it is already at or past `seq`.
+    Read {
+        /// The conversation.
+        conversation: ConversationId,
+        /// The new read cursor.
+        seq: Seq,
+    },
+}
+
+/// One atomic change set: all of it lands, or none of it.
+///
+/// Applied in field order, each list in its own order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Changes {
+    /// Users to create or replace whole.
+    pub users: Vec<User>,
+    /// Contact changes, by owner.
+    pub contacts: Vec<(UserId, ContactChange)>,
+    /// Groups to create or replace whole.
+    pub groups: Vec<Group>,
+    /// Member changes, by group.
+    pub members: Vec<(GroupId, MemberChange)>,
+    /// Conversation index changes, by user.
+    pub entries: Vec<(UserId, EntryChange)>,
+    /// Events to append, each to its user's feed, with their time.
+    pub events: Vec<(UserId, Timestamp, Event)>,
+    /// The retention to apply to the feeds appended to.
+    pub trim: FeedTrim,
+}
+
+/// Where a backend keeps the engine's data.
+///
+/// Implementations write `async fn`; callers get `Send` futures. Every read
+/// error is returned as an error, never as "no data".
+pub trait Store: Send + Sync + 'static {
+    /// The backend's own error.
+    type Error: std::error::Error + Send + Sync + 'static + Into<StoreError>;
+
+    /// The id chosen at random when this store's data was created. Cursors
+    /// carry it, so a cursor from a wiped or other store is recognised.
+    fn epoch(&self) -> Epoch;
+
+    /// The notifier this store wakes when feeds grow.
+    fn notifier(&self) -> &Notifier;
+
+    /// Stores a message, atomically with all it implies:
+    ///
+    /// 1. if `client_id` is set and the sender already sent that id in the
+    ///    conversation, returns [`Sent::Duplicate`] with the stored message
+    ///    and writes nothing;
+    /// 2. otherwise numbers it `last_seq + 1` and stores it;
+    /// 3. for each recipient, sets the conversation's index entry's activity
+    ///    to the message's `ts` (creating the entry with `read_seq` 0 when
+    ///    absent) and, for the sender, raises `read_seq` to the new seq;
+    /// 4. appends [`Event::Message`] to each recipient's feed and applies
+    ///    [`Outgoing::trim`] to it.
+    fn send(&self, send: &Outgoing) -> impl Future<Output = Result<Sent, Self::Error>> + Send;
+
+    /// Applies `changes` atomically (see [`Changes`]).
+    fn commit(&self, changes: &Changes) -> impl Future<Output = Result<(), Self::Error>> + Send;
+
+    /// A user.
+    fn user(&self, id: &UserId) -> impl Future<Output = Result<Option<User>, Self::Error>> + Send;
+
+    /// One contact of `owner`.
+    fn contact(
+        &self,
+        owner: &UserId,
+        id: &UserId,
+    ) -> impl Future<Output = Result<Option<Contact>, Self::Error>> + Send;
+
+    /// All contacts of `owner`, in any order.
+    fn contacts(
+        &self,
+        owner: &UserId,
+    ) -> impl Future<Output = Result<Vec<Contact>, Self::Error>> + Send;
+
+    /// A group.
+    fn group(
+        &self,
+        id: &GroupId,
+    ) -> impl Future<Output = Result<Option<Group>, Self::Error>> + Send;
+
+    /// One member of a group.
+    fn member(
+        &self,
+        group: &GroupId,
+        user: &UserId,
+    ) -> impl Future<Output = Result<Option<Member>, Self::Error>> + Send;
+
+    /// All members of a group, in any order.
+    fn members(
+        &self,
+        group: &GroupId,
+    ) -> impl Future<Output = Result<Vec<Member>, Self::Error>> + Send;
+
+    /// The highest seq of a conversation, 0 when it has no message.
+    fn last_seq(
+        &self,
+        conversation: &ConversationId,
+    ) -> impl Future<Output = Result<Seq, Self::Error>> + Send;
+
+    /// The messages with `from <= seq <= to`, oldest first.
+    fn messages(
+        &self,
+        conversation: &ConversationId,
+        from: Seq,
+        to: Seq,
+    ) -> impl Future<Output = Result<Vec<Message>, Self::Error>> + Send;
+
+    /// A user's index entry for one conversation.
+    fn entry(
+        &self,
+        user: &UserId,
+        conversation: &ConversationId,
+    ) -> impl Future<Output = Result<Option<ConvEntry>, Self::Error>> + Send;
+
+    /// All index entries of a user, in any order.
+    fn entries(
+        &self,
+        user: &UserId,
+    ) -> impl Future<Output = Result<Vec<ConvEntry>, Self::Error>> + Send;
+
+    /// Up to `limit` events of a user's feed with a position after `after`,
+    /// oldest first, with the feed's bounds.
+    fn feed(
+        &self,
+        user: &UserId,
+        after: u64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Feed, Self::Error>> + Send;
+
+    /// Records that this process's first live stream of `user` opened
+    /// (`online`) or its last one closed. A store shared by many processes
+    /// keeps the user online while any of them has a stream open.
+    fn set_presence(
+        &self,
+        user: &UserId,
+        online: bool,
+        at: Timestamp,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+
+    /// Whether a user is online, and when its last stream closed.
+    fn presence(&self, user: &UserId)
+    -> impl Future<Output = Result<Presence, Self::Error>> + Send;
+
+    /// Whether the store answers (for health checks).
+    fn ping(&self) -> impl Future<Output = Result<(), Self::Error>> + Send;
+
+    /// Makes every acknowledged write durable (for shutdown).
+    fn flush(&self) -> impl Future<Output = Result<(), Self::Error>> + Send;
+}

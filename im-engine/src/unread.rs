@@ -1,0 +1,186 @@
+//! Read cursors, unread counts and the conversation list.
+//!
+//! Unread needs no counter: each participant has a read cursor `read_seq`,
+//! each conversation a `last_seq`, and unread is `last_seq - read_seq`.
+//! That is exactly "the messages from others after the cursor" because every
+//! send raises its sender's cursor to the message it sent, and a member who
+//! joins a group starts with its cursor at the group's `last_seq`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::{Actor, Engine, not_participant, page_limit};
+use crate::feed::Event;
+use crate::id::{ConversationId, GroupId};
+use crate::message::{Message, Seq};
+use crate::store::{Changes, EntryChange, Store};
+use crate::{Error, Timestamp};
+
+/// A user's entry for one conversation: its read cursor and the time of the
+/// conversation's last activity, which orders the conversation list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConvEntry {
+    /// The conversation.
+    pub conversation: ConversationId,
+    /// The user's read cursor.
+    pub read_seq: Seq,
+    /// The last message's time, or when the user joined.
+    pub activity: Timestamp,
+}
+
+impl ConvEntry {
+    pub(crate) fn joined(group: &GroupId, read_seq: Seq, at: Timestamp) -> Self {
+        Self {
+            conversation: ConversationId::group(group.clone()),
+            read_seq,
+            activity: at,
+        }
+    }
+}
+
+/// A read cursor and what is left unread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ReadState {
+    /// The cursor.
+    pub read_seq: Seq,
+    /// Messages from others after it.
+    pub unread: u64,
+}
+
+/// One row of the conversation list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConversationView {
+    /// The conversation.
+    pub id: ConversationId,
+    /// `"dm"` or `"group"`.
+    pub kind: &'static str,
+    /// The other user, or the group.
+    pub with: String,
+    /// The newest message, if any.
+    pub last: Option<Message>,
+    /// Messages from others after the cursor.
+    pub unread: u64,
+    /// The caller's cursor.
+    pub read_seq: Seq,
+}
+
+impl<S: Store> Engine<S> {
+    /// Moves the caller's read cursor forward to `seq` (default: the newest
+    /// message), never back.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Invalid`] for a seq past the newest message,
+    /// [`Error::Forbidden`] for a non-participant, [`Error::NotFound`],
+    /// [`Error::Store`].
+    pub async fn mark_read(
+        &self,
+        actor: &Actor,
+        conversation: &ConversationId,
+        seq: Option<Seq>,
+    ) -> Result<ReadState, Error> {
+        if !self.is_participant(conversation, &actor.user).await? {
+            return Err(not_participant(conversation));
+        }
+        let last = self
+            .store()
+            .last_seq(conversation)
+            .await
+            .map_err(Error::store)?;
+        let seq = seq.unwrap_or(last);
+        if seq > last {
+            return Err(Error::Invalid(format!(
+                "seq {seq} is past the newest message ({last})"
+            )));
+        }
+        let entry = self
+            .store()
+            .entry(&actor.user, conversation)
+            .await
+            .map_err(Error::store)?;
+        let current = entry.as_ref().map_or(0, |e| e.read_seq);
+        if entry.is_none() || seq <= current {
+            return Ok(ReadState {
+                read_seq: current,
+                unread: last - current,
+            });
+        }
+        let user = actor.user.clone();
+        let changes = Changes {
+            entries: vec![(
+                user.clone(),
+                EntryChange::Read {
+                    conversation: conversation.clone(),
+                    seq,
+                },
+            )],
+            events: vec![(
+                user,
+                self.now(),
+                Event::Read {
+                    conversation: conversation.clone(),
+                    seq,
+                },
+            )],
+            trim: self.feed_trim(),
+            ..Changes::default()
+        };
+        self.store().commit(&changes).await.map_err(Error::store)?;
+        Ok(ReadState {
+            read_seq: seq,
+            unread: last - seq,
+        })
+    }
+
+    /// The caller's conversations, most recent activity first (ties by id),
+    /// each with its newest message and unread count.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Invalid`] for a bad limit, [`Error::NotFound`] when the
+    /// caller does not exist, [`Error::Store`].
+    pub async fn conversations(
+        &self,
+        actor: &Actor,
+        limit: Option<usize>,
+    ) -> Result<Vec<ConversationView>, Error> {
+        let limit = page_limit(limit, 50, self.limits().page)?;
+        self.require_user(&actor.user).await?;
+        let mut entries = self
+            .store()
+            .entries(&actor.user)
+            .await
+            .map_err(Error::store)?;
+        entries.sort_by(|a, b| {
+            b.activity
+                .cmp(&a.activity)
+                .then_with(|| a.conversation.cmp(&b.conversation))
+        });
+        entries.truncate(limit);
+        let mut out = Vec::with_capacity(entries.len());
+        for e in entries {
+            let last_seq = self
+                .store()
+                .last_seq(&e.conversation)
+                .await
+                .map_err(Error::store)?;
+            let last = if last_seq == 0 {
+                None
+            } else {
+                self.store()
+                    .messages(&e.conversation, last_seq, last_seq)
+                    .await
+                    .map_err(Error::store)?
+                    .pop()
+            };
+            out.push(ConversationView {
+                kind: e.conversation.kind(),
+                with: e.conversation.with(&actor.user).to_owned(),
+                unread: last_seq.saturating_sub(e.read_seq),
+                read_seq: e.read_seq,
+                last,
+                id: e.conversation,
+            });
+        }
+        Ok(out)
+    }
+}
