@@ -195,6 +195,17 @@ impl<S: Store> Engine<S> {
         }
     }
 
+    /// The store back, if this is the last handle (to close or reopen it).
+    ///
+    /// # Errors
+    ///
+    /// The engine itself while other handles or live streams hold it.
+    pub fn try_into_store(self) -> Result<S, Self> {
+        Arc::try_unwrap(self.inner)
+            .map(|inner| inner.store)
+            .map_err(|inner| Self { inner })
+    }
+
     /// The store.
     pub fn store(&self) -> &S {
         &self.inner.store

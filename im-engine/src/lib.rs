@@ -65,6 +65,9 @@ pub mod store;
 mod unread;
 mod user;
 
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+
 /// Milliseconds since the Unix epoch.
 pub type Timestamp = u64;
 

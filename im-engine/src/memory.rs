@@ -336,3 +336,26 @@ impl Store for MemoryStore {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::MemoryStore;
+    use crate::testing::StoreFactory;
+
+    struct Memory;
+
+    impl StoreFactory for Memory {
+        type Store = MemoryStore;
+        type Data = ();
+
+        async fn open() -> (MemoryStore, ()) {
+            (MemoryStore::new(), ())
+        }
+
+        async fn reopen(store: MemoryStore, (): &()) -> MemoryStore {
+            store
+        }
+    }
+
+    crate::store_conformance_tests!(Memory);
+}

@@ -1,0 +1,89 @@
+//! The conformance suite every store runs. For tests only: no stability
+//! promise.
+//!
+//! A store crate implements [`StoreFactory`] for a small type of its own and
+//! expands [`store_conformance_tests!`](crate::store_conformance_tests) once:
+//!
+//! ```ignore
+//! struct Sled;
+//! impl im_engine::testing::StoreFactory for Sled { … }
+//! im_engine::store_conformance_tests!(Sled);
+//! ```
+//!
+//! That gives one test per case of [`conformance`], the model-based property
+//! test of [`model`] and the subscription property test of
+//! [`subscription`], each against fresh stores from the factory.
+//!
+//! `PROPTEST_CASES` sets how many cases the property tests run (default in
+//! [`cases`]).
+
+pub mod conformance;
+pub mod model;
+pub mod state_machine;
+pub mod subscription;
+
+use std::future::Future;
+
+use crate::Store;
+
+/// Opens fresh stores for the suite, and reopens their data.
+pub trait StoreFactory: 'static {
+    /// The store under test.
+    type Store: Store;
+    /// What keeps a store's data alive between `open` and `reopen` (a
+    /// temporary directory, a key prefix); dropped at the end of a test.
+    type Data: Send + 'static;
+
+    /// A new, empty store with its own data.
+    fn open() -> impl Future<Output = (Self::Store, Self::Data)> + Send;
+
+    /// Closes `store` and opens the same data again, as a restarted process
+    /// would (for a memory store: returns it as it is).
+    fn reopen(store: Self::Store, data: &Self::Data) -> impl Future<Output = Self::Store> + Send;
+}
+
+/// How many cases a property test runs: `PROPTEST_CASES`, or `default`.
+pub fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Expands into one test per conformance case against the factory `$f`.
+#[macro_export]
+macro_rules! store_conformance_tests {
+    ($f:ty) => {
+        $crate::store_conformance_tests!(@async $f;
+            users_are_created_by_admins_and_merged,
+            direct_messages_are_numbered_and_paged,
+            client_id_makes_sends_idempotent,
+            group_policy_and_owner_rules,
+            unread_counts_follow_read_cursors,
+            conversation_list_is_ordered_by_activity,
+            feeds_reference_each_message_once,
+            cursors_from_other_stores_or_trimmed_feeds_reset,
+            concurrent_sends_get_dense_seqs,
+            live_stream_switches_from_replay_without_gap,
+            everything_survives_reopen,
+        );
+
+        #[test]
+        fn model_based_property_test() {
+            $crate::testing::state_machine::run::<$f>();
+        }
+
+        #[test]
+        fn subscriptions_see_each_event_after_their_cursor_once() {
+            $crate::testing::subscription::run::<$f>();
+        }
+    };
+    (@async $f:ty; $($case:ident,)*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                $crate::testing::conformance::$case::<$f>().await;
+            }
+        )*
+    };
+}

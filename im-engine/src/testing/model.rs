@@ -1,0 +1,628 @@
+//! The reference model: the IM semantics again, in plain std collections and
+//! straight-line code, with none of the engine's structure. The property test
+//! runs every command against both and compares the answers.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use crate::command::{Command, Outcome};
+use crate::engine::{Actor, Limits};
+use crate::feed::{Cursor, Delivered, Epoch, EventData, Membership, Poll, ResetReason, Start};
+use crate::{
+    Contact, ContactView, ConvEntry, ConversationId, ConversationView, ErrorKind, GroupId,
+    GroupView, HistoryPage, JoinPolicy, Member, Message, ReadState, Role, Seq, Timestamp, UserId,
+};
+use crate::{Group, Profile};
+
+/// The epoch the model writes in its cursors; the test maps the store's own
+/// to it before comparing.
+pub const MODEL_EPOCH: Epoch = Epoch(0);
+
+type Answer = Result<Outcome, ErrorKind>;
+
+/// One feed event in the model: already resolved, as delivered.
+#[derive(Debug, Clone)]
+struct ModelEvent {
+    pos: u64,
+    ts: Timestamp,
+    data: EventData,
+}
+
+#[derive(Debug, Clone, Default)]
+struct ModelFeed {
+    trimmed: u64,
+    head: u64,
+    events: VecDeque<ModelEvent>,
+}
+
+/// The whole state, in the simplest collections that will do.
+#[derive(Debug, Clone)]
+pub struct Model {
+    /// The time every operation of the current step sees.
+    pub now: Timestamp,
+    /// The limits the engine under test is configured with.
+    pub limits: Limits,
+    /// Events kept per feed.
+    pub keep: u64,
+    users: BTreeMap<UserId, Profile>,
+    contacts: BTreeMap<UserId, BTreeMap<UserId, Contact>>,
+    groups: BTreeMap<GroupId, Group>,
+    members: BTreeMap<GroupId, BTreeMap<UserId, Member>>,
+    logs: BTreeMap<ConversationId, Vec<Message>>,
+    entries: BTreeMap<UserId, BTreeMap<ConversationId, ConvEntry>>,
+    feeds: BTreeMap<UserId, ModelFeed>,
+}
+
+fn err<T>(kind: ErrorKind) -> Result<T, ErrorKind> {
+    Err(kind)
+}
+
+impl Model {
+    /// An empty model.
+    pub fn new(limits: Limits, keep: u64) -> Self {
+        Self {
+            now: 1,
+            limits,
+            keep,
+            users: BTreeMap::new(),
+            contacts: BTreeMap::new(),
+            groups: BTreeMap::new(),
+            members: BTreeMap::new(),
+            logs: BTreeMap::new(),
+            entries: BTreeMap::new(),
+            feeds: BTreeMap::new(),
+        }
+    }
+
+    /// The ids of every user created so far.
+    pub fn user_ids(&self) -> Vec<UserId> {
+        self.users.keys().cloned().collect()
+    }
+
+    /// Every conversation that has a message, or a group's.
+    pub fn conversation_ids(&self) -> Vec<ConversationId> {
+        let mut ids: Vec<_> = self.logs.keys().cloned().collect();
+        ids.extend(self.groups.keys().map(|g| ConversationId::group(g.clone())));
+        ids.sort();
+        ids.dedup();
+        ids
+    }
+
+    fn push_event(&mut self, user: &UserId, data: EventData) {
+        let (now, keep) = (self.now, self.keep);
+        let feed = self.feeds.entry(user.clone()).or_default();
+        feed.head += 1;
+        feed.events.push_back(ModelEvent {
+            pos: feed.head,
+            ts: now,
+            data,
+        });
+        while feed.events.len() as u64 > keep {
+            feed.trimmed = feed.events.pop_front().map_or(feed.trimmed, |e| e.pos);
+        }
+    }
+
+    fn check_patch(&self, fields: &crate::FieldPatch) -> Result<(), ErrorKind> {
+        let bad_name = |n: &String| n.is_empty() || n.len() > 64 || n.chars().any(char::is_control);
+        let bad_value = |v: &Option<String>| {
+            v.as_ref()
+                .is_some_and(|v| v.len() > self.limits.field_bytes)
+        };
+        if fields.len() > self.limits.fields
+            || fields.iter().any(|(n, v)| bad_name(n) || bad_value(v))
+        {
+            return err(ErrorKind::Invalid);
+        }
+        Ok(())
+    }
+
+    fn merged(
+        &self,
+        mut current: crate::Fields,
+        patch: &crate::FieldPatch,
+    ) -> Result<crate::Fields, ErrorKind> {
+        for (n, v) in patch {
+            match v {
+                Some(v) => current.insert(n.clone(), v.clone()),
+                None => current.remove(n),
+            };
+        }
+        if current.len() > self.limits.fields {
+            err(ErrorKind::Invalid)
+        } else {
+            Ok(current)
+        }
+    }
+
+    fn user_exists(&self, id: &UserId) -> Result<(), ErrorKind> {
+        if self.users.contains_key(id) {
+            Ok(())
+        } else {
+            err(ErrorKind::NotFound)
+        }
+    }
+
+    fn group_of(&self, id: &GroupId) -> Result<Group, ErrorKind> {
+        self.groups.get(id).cloned().ok_or(ErrorKind::NotFound)
+    }
+
+    fn group_members(&self, id: &GroupId) -> Vec<UserId> {
+        self.members
+            .get(id)
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Who takes part in `c`, after checking that it exists.
+    fn participants(&self, c: &ConversationId) -> Result<Vec<UserId>, ErrorKind> {
+        match c {
+            ConversationId::Direct(a, b) => {
+                self.user_exists(a)?;
+                self.user_exists(b)?;
+                Ok(vec![a.clone(), b.clone()])
+            }
+            ConversationId::Group(g) => {
+                self.group_of(g)?;
+                Ok(self.group_members(g))
+            }
+        }
+    }
+
+    fn last_seq(&self, c: &ConversationId) -> Seq {
+        self.logs.get(c).map_or(0, |l| l.len() as Seq)
+    }
+
+    fn limit(&self, limit: Option<usize>, default: usize, max: usize) -> Result<usize, ErrorKind> {
+        match limit {
+            None => Ok(default.min(max)),
+            Some(n) if n >= 1 && n <= max => Ok(n),
+            Some(_) => err(ErrorKind::Invalid),
+        }
+    }
+
+    fn group_view(&self, id: &GroupId) -> GroupView {
+        let g = &self.groups[id];
+        GroupView {
+            id: g.id.clone(),
+            owner: g.owner.clone(),
+            fields: g.fields.clone(),
+            join: g.join,
+            members: self.group_members(id).len(),
+            created_at: g.created_at,
+        }
+    }
+
+    /// Applies one command as `actor`, as the engine should.
+    pub fn apply(&mut self, actor: &Actor, command: &Command) -> Answer {
+        let me = &actor.user;
+        let now = self.now;
+        match command {
+            Command::PutUser { id, fields } => {
+                self.check_patch(fields)?;
+                let existing = self.users.get(id).cloned();
+                if !(actor.admin || (existing.is_some() && me == id)) {
+                    return err(ErrorKind::Forbidden);
+                }
+                let created = existing.is_none();
+                let mut p = existing.unwrap_or(Profile {
+                    id: id.clone(),
+                    fields: Default::default(),
+                    created_at: now,
+                    online: false,
+                    last_seen: None,
+                });
+                p.fields = self.merged(p.fields, fields)?;
+                self.users.insert(id.clone(), p.clone());
+                Ok(Outcome::Profile(p, created))
+            }
+            Command::User { id } => self
+                .users
+                .get(id)
+                .cloned()
+                .map(|p| Outcome::Profile(p, false))
+                .ok_or(ErrorKind::NotFound),
+            Command::Link { id } => {
+                if me == id {
+                    return err(ErrorKind::Invalid);
+                }
+                self.user_exists(me)?;
+                self.user_exists(id)?;
+                let set = self.contacts.entry(me.clone()).or_default();
+                set.entry(id.clone()).or_insert(Contact {
+                    id: id.clone(),
+                    since: now,
+                });
+                Ok(Outcome::Done)
+            }
+            Command::Unlink { id } => {
+                self.user_exists(me)?;
+                self.user_exists(id)?;
+                self.contacts.entry(me.clone()).or_default().remove(id);
+                Ok(Outcome::Done)
+            }
+            Command::Contacts => {
+                self.user_exists(me)?;
+                let mut list: Vec<_> = self
+                    .contacts
+                    .get(me)
+                    .map(|s| s.values().cloned().collect())
+                    .unwrap_or_default();
+                list.sort_by(|a: &Contact, b| (b.since, &a.id).cmp(&(a.since, &b.id)));
+                Ok(Outcome::Contacts(
+                    list.into_iter()
+                        .map(|c| ContactView {
+                            id: c.id,
+                            since: c.since,
+                            online: false,
+                        })
+                        .collect(),
+                ))
+            }
+            Command::PutGroup { id, fields, join } => {
+                self.check_patch(fields)?;
+                let (mut g, created) = match self.groups.get(id) {
+                    Some(g) if g.owner == *me || actor.admin => (g.clone(), false),
+                    Some(_) => return err(ErrorKind::Forbidden),
+                    None => {
+                        self.user_exists(me)?;
+                        let g = Group {
+                            id: id.clone(),
+                            owner: me.clone(),
+                            fields: Default::default(),
+                            join: JoinPolicy::Invite,
+                            created_at: now,
+                        };
+                        (g, true)
+                    }
+                };
+                g.fields = self.merged(g.fields, fields)?;
+                if let Some(j) = join {
+                    g.join = *j;
+                }
+                if created {
+                    self.members.entry(id.clone()).or_default().insert(
+                        me.clone(),
+                        Member {
+                            id: me.clone(),
+                            role: Role::Owner,
+                            since: now,
+                        },
+                    );
+                    let conversation = ConversationId::group(id.clone());
+                    self.entries.entry(me.clone()).or_default().insert(
+                        conversation.clone(),
+                        ConvEntry {
+                            conversation,
+                            read_seq: 0,
+                            activity: now,
+                        },
+                    );
+                    let data = EventData::Member {
+                        group: id.clone(),
+                        user: me.clone(),
+                        change: Membership::Joined,
+                    };
+                    self.push_event(me, data);
+                }
+                self.groups.insert(id.clone(), g);
+                Ok(Outcome::Group(self.group_view(id), created))
+            }
+            Command::Group { id } => {
+                self.group_of(id)?;
+                Ok(Outcome::Group(self.group_view(id), false))
+            }
+            Command::Members { id } => {
+                self.group_of(id)?;
+                let mut list: Vec<Member> = self
+                    .members
+                    .get(id)
+                    .map(|m| m.values().cloned().collect())
+                    .unwrap_or_default();
+                if !actor.admin && !list.iter().any(|m| m.id == *me) {
+                    return err(ErrorKind::Forbidden);
+                }
+                list.sort_by(|a, b| (a.since, &a.id).cmp(&(b.since, &b.id)));
+                Ok(Outcome::Members(list))
+            }
+            Command::Join { group, user } => {
+                let g = self.group_of(group)?;
+                self.user_exists(user)?;
+                if !(actor.admin || g.owner == *me || (me == user && g.join == JoinPolicy::Open)) {
+                    return err(ErrorKind::Forbidden);
+                }
+                let members = self.group_members(group);
+                if members.contains(user) {
+                    return Ok(Outcome::Done);
+                }
+                if members.len() >= self.limits.group_members {
+                    return err(ErrorKind::Conflict);
+                }
+                let conversation = ConversationId::group(group.clone());
+                let read_seq = self.last_seq(&conversation);
+                self.members.entry(group.clone()).or_default().insert(
+                    user.clone(),
+                    Member {
+                        id: user.clone(),
+                        role: Role::Member,
+                        since: now,
+                    },
+                );
+                self.entries.entry(user.clone()).or_default().insert(
+                    conversation.clone(),
+                    ConvEntry {
+                        conversation,
+                        read_seq,
+                        activity: now,
+                    },
+                );
+                let data = EventData::Member {
+                    group: group.clone(),
+                    user: user.clone(),
+                    change: Membership::Joined,
+                };
+                for m in self.group_members(group) {
+                    self.push_event(&m, data.clone());
+                }
+                Ok(Outcome::Done)
+            }
+            Command::Leave { group, user } => {
+                let g = self.group_of(group)?;
+                self.user_exists(user)?;
+                if !(actor.admin || g.owner == *me || me == user) {
+                    return err(ErrorKind::Forbidden);
+                }
+                if g.owner == *user {
+                    return err(ErrorKind::Conflict);
+                }
+                let members = self.group_members(group);
+                if !members.contains(user) {
+                    return Ok(Outcome::Done);
+                }
+                let data = EventData::Member {
+                    group: group.clone(),
+                    user: user.clone(),
+                    change: Membership::Left,
+                };
+                for m in &members {
+                    self.push_event(m, data.clone());
+                }
+                self.members.entry(group.clone()).or_default().remove(user);
+                self.entries
+                    .entry(user.clone())
+                    .or_default()
+                    .remove(&ConversationId::group(group.clone()));
+                Ok(Outcome::Done)
+            }
+            Command::Send {
+                conversation,
+                request,
+            } => {
+                if let Some(id) = &request.client_id {
+                    if id.is_empty() || id.chars().count() > 64 {
+                        return err(ErrorKind::Invalid);
+                    }
+                }
+                if request.body.get().len() > self.limits.body_bytes {
+                    return err(ErrorKind::TooLarge);
+                }
+                let from = match &request.from {
+                    Some(f) if f != me && !actor.admin => return err(ErrorKind::Forbidden),
+                    Some(f) => f.clone(),
+                    None => me.clone(),
+                };
+                self.user_exists(&from)?;
+                let recipients = self.participants(conversation)?;
+                if !recipients.contains(&from) {
+                    return err(ErrorKind::Forbidden);
+                }
+                let log = self.logs.entry(conversation.clone()).or_default();
+                if let Some(id) = &request.client_id {
+                    if let Some(m) = log
+                        .iter()
+                        .find(|m| m.from == from && m.client_id.as_ref() == Some(id))
+                    {
+                        return Ok(Outcome::Sent(m.clone(), false));
+                    }
+                }
+                let message = Message {
+                    conversation: conversation.clone(),
+                    seq: log.len() as Seq + 1,
+                    from: from.clone(),
+                    ts: now,
+                    body: request.body.clone(),
+                    client_id: request.client_id.clone(),
+                };
+                log.push(message.clone());
+                for r in &recipients {
+                    let e = self
+                        .entries
+                        .entry(r.clone())
+                        .or_default()
+                        .entry(conversation.clone())
+                        .or_insert(ConvEntry {
+                            conversation: conversation.clone(),
+                            read_seq: 0,
+                            activity: now,
+                        });
+                    e.activity = now;
+                    if *r == from {
+                        e.read_seq = message.seq;
+                    }
+                    self.push_event(r, EventData::Message(message.clone()));
+                }
+                Ok(Outcome::Sent(message, true))
+            }
+            Command::History {
+                conversation,
+                query,
+            } => {
+                let limit = self.limit(query.limit, 50, self.limits.page)? as Seq;
+                self.require_reader(actor, conversation)?;
+                let log = self.logs.get(conversation).cloned().unwrap_or_default();
+                let last = log.len() as Seq;
+                let (page, has_more): (Vec<Message>, bool) = match (query.before, query.after) {
+                    (Some(_), Some(_)) => return err(ErrorKind::Invalid),
+                    (None, Some(after)) => {
+                        let page: Vec<_> = log
+                            .iter()
+                            .filter(|m| m.seq > after)
+                            .take(limit as usize)
+                            .cloned()
+                            .collect();
+                        let more = page.last().is_some_and(|m| m.seq < last)
+                            || (page.is_empty() && after < last);
+                        (page, more)
+                    }
+                    (before, None) => {
+                        let older: Vec<_> = log
+                            .iter()
+                            .filter(|m| before.is_none_or(|b| m.seq < b))
+                            .cloned()
+                            .collect();
+                        let start = older.len().saturating_sub(limit as usize);
+                        (older[start..].to_vec(), start > 0)
+                    }
+                };
+                Ok(Outcome::History(HistoryPage {
+                    messages: page,
+                    has_more,
+                }))
+            }
+            Command::Message { conversation, seq } => {
+                self.require_reader(actor, conversation)?;
+                let log = self.logs.get(conversation);
+                log.and_then(|l| l.iter().find(|m| m.seq == *seq))
+                    .cloned()
+                    .map(Outcome::Message)
+                    .ok_or(ErrorKind::NotFound)
+            }
+            Command::MarkRead { conversation, seq } => {
+                if !self.participants(conversation)?.contains(me) {
+                    return err(ErrorKind::Forbidden);
+                }
+                let last = self.last_seq(conversation);
+                let seq = seq.unwrap_or(last);
+                if seq > last {
+                    return err(ErrorKind::Invalid);
+                }
+                let Some(current) = self
+                    .entries
+                    .get(me)
+                    .and_then(|e| e.get(conversation))
+                    .map(|e| e.read_seq)
+                else {
+                    return Ok(Outcome::Read(ReadState {
+                        read_seq: 0,
+                        unread: last,
+                    }));
+                };
+                if seq <= current {
+                    return Ok(Outcome::Read(ReadState {
+                        read_seq: current,
+                        unread: last - current,
+                    }));
+                }
+                self.entries
+                    .get_mut(me)
+                    .and_then(|e| e.get_mut(conversation))
+                    .map(|e| e.read_seq = seq);
+                self.push_event(
+                    me,
+                    EventData::Read {
+                        conversation: conversation.clone(),
+                        seq,
+                    },
+                );
+                Ok(Outcome::Read(ReadState {
+                    read_seq: seq,
+                    unread: last - seq,
+                }))
+            }
+            Command::Conversations { limit } => {
+                let limit = self.limit(*limit, 50, self.limits.page)?;
+                self.user_exists(me)?;
+                let mut list: Vec<ConvEntry> = self
+                    .entries
+                    .get(me)
+                    .map(|e| e.values().cloned().collect())
+                    .unwrap_or_default();
+                list.sort_by(|a, b| {
+                    (b.activity, &a.conversation).cmp(&(a.activity, &b.conversation))
+                });
+                list.truncate(limit);
+                Ok(Outcome::Conversations(
+                    list.into_iter()
+                        .map(|e| {
+                            let log = self.logs.get(&e.conversation);
+                            let last = log.and_then(|l| l.last()).cloned();
+                            let last_seq = last.as_ref().map_or(0, |m| m.seq);
+                            ConversationView {
+                                id: e.conversation.clone(),
+                                kind: e.conversation.kind(),
+                                with: e.conversation.with(me).to_owned(),
+                                last,
+                                unread: last_seq - e.read_seq,
+                                read_seq: e.read_seq,
+                            }
+                        })
+                        .collect(),
+                ))
+            }
+            Command::Feed { start, limit } => Ok(Outcome::Feed(self.feed(me, *start, *limit))),
+        }
+    }
+
+    fn require_reader(&self, actor: &Actor, c: &ConversationId) -> Result<(), ErrorKind> {
+        if self.participants(c)?.contains(&actor.user) || actor.admin {
+            Ok(())
+        } else {
+            err(ErrorKind::Forbidden)
+        }
+    }
+
+    /// What a read of `user`'s feed from `start` answers.
+    pub fn feed(&self, user: &UserId, start: Start, limit: usize) -> Poll {
+        let empty = ModelFeed::default();
+        let f = self.feeds.get(user).unwrap_or(&empty);
+        let cursor = |pos| Cursor {
+            epoch: MODEL_EPOCH,
+            pos,
+        };
+        let reset = |reason| Delivered {
+            cursor: cursor(f.trimmed),
+            data: EventData::Reset { reason },
+        };
+        let (pos, first) = match start {
+            Start::Live => (f.head, None),
+            Start::Oldest => (f.trimmed, None),
+            Start::After(c) if c.epoch != MODEL_EPOCH || c.pos > f.head => {
+                (f.trimmed, Some(reset(ResetReason::Unknown)))
+            }
+            Start::After(c) if c.pos < f.trimmed => (f.trimmed, Some(reset(ResetReason::Expired))),
+            Start::After(c) => (c.pos, None),
+        };
+        let events: Vec<_> = f
+            .events
+            .iter()
+            .filter(|e| e.pos > pos)
+            .take(limit)
+            .collect();
+        let next = events.last().map_or(pos, |e| e.pos);
+        let delivered = events.into_iter().map(|e| Delivered {
+            cursor: cursor(e.pos),
+            data: e.data.clone(),
+        });
+        Poll {
+            events: first.into_iter().chain(delivered).collect(),
+            next: cursor(next),
+        }
+    }
+
+    /// The time of the newest event of every feed, to check retention by age
+    /// if a test configures it.
+    pub fn newest_event_ts(&self, user: &UserId) -> Option<Timestamp> {
+        self.feeds
+            .get(user)
+            .and_then(|f| f.events.back())
+            .map(|e| e.ts)
+    }
+}

@@ -1,0 +1,439 @@
+//! The model-based property test: random command sequences over a few users
+//! and groups, applied to the engine over a store and to the [`Model`],
+//! comparing every answer and, after every step, every user's conversation
+//! list (unread counts, order), feed and every conversation's history.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use proptest::prelude::*;
+use proptest::test_runner::{Config as ProptestConfig, TestRunner};
+use proptest_state_machine::{ReferenceStateMachine, StateMachineTest};
+
+use super::model::{MODEL_EPOCH, Model};
+use super::{StoreFactory, cases};
+use crate::command::{Command, Outcome};
+use crate::engine::{Actor, Clock, Config, Engine, Limits, Retention};
+use crate::feed::{Cursor, Epoch, Start};
+use crate::{
+    Body, ConversationId, ErrorKind, GroupId, HistoryQuery, JoinPolicy, SendRequest, Store,
+    Timestamp, UserId,
+};
+
+/// The users commands name; `u9` is never created.
+const USERS: [&str; 5] = ["u0", "u1", "u2", "u3", "u9"];
+const GROUPS: [&str; 2] = ["g0", "g1"];
+
+/// Small limits, so that every limit is hit often.
+pub fn limits() -> Limits {
+    Limits {
+        body_bytes: 32,
+        fields: 3,
+        field_bytes: 8,
+        group_members: 3,
+        page: 4,
+        events_page: 1000,
+    }
+}
+
+/// Events kept per feed: small, so trimming and `reset` happen.
+pub const KEEP: u64 = 6;
+
+fn uid(s: &str) -> UserId {
+    UserId::new(s).expect("valid test id")
+}
+
+fn root() -> Actor {
+    Actor::admin(uid("root"))
+}
+
+/// What every sequence starts from: three users, and an open group of u0's.
+fn setup() -> Vec<(Actor, Command)> {
+    let mut steps: Vec<_> = ["u0", "u1", "u2"]
+        .map(|u| {
+            (
+                root(),
+                Command::PutUser {
+                    id: uid(u),
+                    fields: Default::default(),
+                },
+            )
+        })
+        .into();
+    let g0 = GroupId::new("g0").expect("valid test id");
+    steps.push((
+        Actor::user(uid("u0")),
+        Command::PutGroup {
+            id: g0,
+            fields: Default::default(),
+            join: Some(JoinPolicy::Open),
+        },
+    ));
+    steps
+}
+
+/// One step of a sequence.
+#[derive(Debug, Clone)]
+pub enum Transition {
+    /// Run a command.
+    Do(Actor, Command),
+    /// Let time pass.
+    Tick(u64),
+    /// Close the store and open its data again.
+    Reopen,
+}
+
+/// The model and its answer to the last command.
+#[derive(Debug, Clone)]
+pub struct State {
+    /// The model.
+    pub model: Model,
+    /// What the model answered to the last [`Transition::Do`].
+    pub last: Option<Result<Outcome, ErrorKind>>,
+}
+
+/// The reference side of the state machine.
+#[derive(Debug)]
+pub struct Reference;
+
+fn user() -> impl Strategy<Value = UserId> + Clone {
+    prop::sample::select(USERS.to_vec()).prop_map(uid)
+}
+
+fn group() -> impl Strategy<Value = GroupId> + Clone {
+    prop::sample::select(GROUPS.to_vec()).prop_map(|g| GroupId::new(g).expect("valid test id"))
+}
+
+fn actor() -> impl Strategy<Value = Actor> {
+    prop_oneof![6 => user().prop_map(Actor::user), 1 => Just(root())]
+}
+
+fn conversation() -> impl Strategy<Value = ConversationId> {
+    prop_oneof![
+        3 => (user(), user()).prop_filter_map("two users", |(a, b)| ConversationId::direct(a, b).ok()),
+        2 => group().prop_map(ConversationId::group),
+    ]
+}
+
+fn patch() -> impl Strategy<Value = crate::FieldPatch> {
+    let name = prop::sample::select(vec!["name", "bio", "x", "y", ""]).prop_map(String::from);
+    let value = prop::option::of(
+        prop::sample::select(vec!["a", "bb", "much-too-long"]).prop_map(String::from),
+    );
+    prop::collection::btree_map(name, value, 0..3)
+}
+
+fn body() -> impl Strategy<Value = Body> {
+    prop_oneof![
+        9 => (0..100u32).prop_map(|n| format!(r#"{{"n":{n}}}"#)),
+        1 => Just(format!(r#"{{"text":"{}"}}"#, "x".repeat(40))),
+    ]
+    .prop_map(|json| Body::new(&json, 1024).expect("valid test body"))
+}
+
+fn send_request() -> impl Strategy<Value = SendRequest> {
+    let client_id =
+        prop::option::of(prop::sample::select(vec!["a", "b", ""]).prop_map(String::from));
+    let from = prop_oneof![4 => Just(None), 1 => user().prop_map(Some)];
+    (body(), client_id, from).prop_map(|(body, client_id, from)| SendRequest {
+        body,
+        client_id,
+        from,
+    })
+}
+
+fn start() -> impl Strategy<Value = Start> {
+    prop_oneof![
+        1 => Just(Start::Live),
+        1 => Just(Start::Oldest),
+        3 => (0..24u64).prop_map(|pos| Start::After(Cursor { epoch: MODEL_EPOCH, pos })),
+        1 => (0..24u64).prop_map(|pos| Start::After(Cursor { epoch: Epoch(1), pos })),
+    ]
+}
+
+fn command() -> impl Strategy<Value = Command> {
+    let seq = || prop::option::of(0..8u64);
+    let limit = || prop::option::of(0..6usize);
+    prop_oneof![
+        2 => (user(), patch()).prop_map(|(id, fields)| Command::PutUser { id, fields }),
+        1 => user().prop_map(|id| Command::User { id }),
+        2 => user().prop_map(|id| Command::Link { id }),
+        1 => user().prop_map(|id| Command::Unlink { id }),
+        1 => Just(Command::Contacts),
+        2 => (group(), patch(), prop::option::of(prop_oneof![Just(JoinPolicy::Open), Just(JoinPolicy::Invite)]))
+            .prop_map(|(id, fields, join)| Command::PutGroup { id, fields, join }),
+        1 => group().prop_map(|id| Command::Group { id }),
+        1 => group().prop_map(|id| Command::Members { id }),
+        3 => (group(), user()).prop_map(|(group, user)| Command::Join { group, user }),
+        2 => (group(), user()).prop_map(|(group, user)| Command::Leave { group, user }),
+        10 => (conversation(), send_request()).prop_map(|(conversation, request)| Command::Send { conversation, request }),
+        3 => (conversation(), seq(), seq(), limit()).prop_map(|(conversation, before, after, limit)| Command::History {
+            conversation,
+            query: HistoryQuery { before, after, limit },
+        }),
+        1 => (conversation(), 0..6u64).prop_map(|(conversation, seq)| Command::Message { conversation, seq }),
+        3 => (conversation(), seq()).prop_map(|(conversation, seq)| Command::MarkRead { conversation, seq }),
+        2 => limit().prop_map(|limit| Command::Conversations { limit }),
+        3 => (start(), 1..8usize).prop_map(|(start, limit)| Command::Feed { start, limit }),
+    ]
+}
+
+impl ReferenceStateMachine for Reference {
+    type State = State;
+    type Transition = Transition;
+
+    fn init_state() -> BoxedStrategy<State> {
+        let mut model = Model::new(limits(), KEEP);
+        for (actor, command) in setup() {
+            model
+                .apply(&actor, &command)
+                .expect("setup succeeds in the model");
+        }
+        Just(State { model, last: None }).boxed()
+    }
+
+    fn transitions(_: &State) -> BoxedStrategy<Transition> {
+        prop_oneof![
+            30 => (actor(), command()).prop_map(|(a, c)| Transition::Do(a, c)),
+            2 => (0..3u64).prop_map(Transition::Tick),
+            1 => Just(Transition::Reopen),
+        ]
+        .boxed()
+    }
+
+    fn apply(mut state: State, transition: &Transition) -> State {
+        state.last = None;
+        match transition {
+            Transition::Do(actor, command) => state.last = Some(state.model.apply(actor, command)),
+            Transition::Tick(ms) => state.model.now += ms,
+            Transition::Reopen => {}
+        }
+        state
+    }
+}
+
+/// A clock the test sets.
+#[derive(Debug, Default)]
+pub struct ManualClock(AtomicU64);
+
+impl ManualClock {
+    /// Sets the time.
+    pub fn set(&self, now: Timestamp) {
+        self.0.store(now, Ordering::SeqCst);
+    }
+
+    /// The time `ms` from now (without moving the clock).
+    pub fn now_plus(&self, ms: u64) -> Timestamp {
+        self.0.load(Ordering::SeqCst) + ms
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Timestamp {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// The engine under test, over a store from `F`.
+pub struct System<F: StoreFactory> {
+    rt: tokio::runtime::Runtime,
+    engine: Option<Engine<F::Store>>,
+    data: F::Data,
+    clock: Arc<ManualClock>,
+}
+
+impl<F: StoreFactory> std::fmt::Debug for System<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("System")
+            .field("engine", &self.engine)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F: StoreFactory> System<F> {
+    fn engine(&self) -> &Engine<F::Store> {
+        self.engine.as_ref().expect("engine is open")
+    }
+
+    fn run(&self, actor: &Actor, command: Command) -> Result<Outcome, ErrorKind> {
+        let engine = self.engine();
+        let command = to_store_epoch(command, engine.store().epoch());
+        let answer = self.rt.block_on(engine.execute(actor, command));
+        answer
+            .map(|o| to_model_epoch(o, engine.store().epoch()))
+            .map_err(|e| e.kind())
+    }
+}
+
+fn engine_config() -> Config {
+    Config {
+        limits: limits(),
+        retention: Retention {
+            events: Some(KEEP),
+            age: None,
+        },
+        ..Config::default()
+    }
+}
+
+/// Cursors in commands name the model's epoch (or `Epoch(1)`, a foreign
+/// one); the store has its own.
+fn to_store_epoch(command: Command, epoch: Epoch) -> Command {
+    match command {
+        Command::Feed {
+            start: Start::After(c),
+            limit,
+        } => {
+            let foreign = Epoch(epoch.0.wrapping_add(1));
+            let epoch = if c.epoch == MODEL_EPOCH {
+                epoch
+            } else {
+                foreign
+            };
+            Command::Feed {
+                start: Start::After(Cursor { epoch, ..c }),
+                limit,
+            }
+        }
+        other => other,
+    }
+}
+
+fn to_model_epoch(outcome: Outcome, epoch: Epoch) -> Outcome {
+    let fix = |c: Cursor| Cursor {
+        epoch: if c.epoch == epoch {
+            MODEL_EPOCH
+        } else {
+            c.epoch
+        },
+        ..c
+    };
+    match outcome {
+        Outcome::Feed(mut poll) => {
+            poll.next = fix(poll.next);
+            for e in &mut poll.events {
+                e.cursor = fix(e.cursor);
+            }
+            Outcome::Feed(poll)
+        }
+        other => other,
+    }
+}
+
+/// The system side of the state machine, generic over the store factory.
+#[derive(Debug)]
+pub struct EngineTest<F>(std::marker::PhantomData<F>);
+
+impl<F: StoreFactory> StateMachineTest for EngineTest<F> {
+    type SystemUnderTest = System<F>;
+    type Reference = Reference;
+
+    fn init_test(state: &State) -> System<F> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let (store, data) = rt.block_on(F::open());
+        let clock = Arc::new(ManualClock::default());
+        let engine = Engine::with_clock(store, engine_config(), clock.clone());
+        let sys = System {
+            rt,
+            engine: Some(engine),
+            data,
+            clock,
+        };
+        sys.clock.set(1);
+        for (actor, command) in setup() {
+            sys.run(&actor, command)
+                .expect("setup succeeds on the store");
+        }
+        sys.clock.set(state.model.now);
+        sys
+    }
+
+    fn apply(mut sys: System<F>, state: &State, transition: Transition) -> System<F> {
+        sys.clock.set(state.model.now);
+        match transition {
+            Transition::Do(actor, command) => {
+                let got = sys.run(&actor, command.clone());
+                let want = state.last.as_ref().expect("the model answered");
+                assert_eq!(&got, want, "{actor:?} ran {command:?}");
+            }
+            Transition::Tick(_) => {}
+            Transition::Reopen => {
+                let engine = sys.engine.take().expect("engine is open");
+                let store = engine
+                    .try_into_store()
+                    .expect("no other engine handle is alive");
+                let store = sys.rt.block_on(F::reopen(store, &sys.data));
+                sys.engine = Some(Engine::with_clock(
+                    store,
+                    engine_config(),
+                    sys.clock.clone(),
+                ));
+            }
+        }
+        sys
+    }
+
+    fn check_invariants(sys: &System<F>, state: &State) {
+        let mut model = state.model.clone();
+        for u in USERS.map(uid) {
+            let me = Actor::user(u.clone());
+            for command in [
+                Command::Conversations { limit: Some(4) },
+                Command::Feed {
+                    start: Start::Oldest,
+                    limit: 100,
+                },
+            ] {
+                let want = model.apply(&me, &command);
+                assert_eq!(
+                    sys.run(&me, command.clone()),
+                    want,
+                    "{me:?} ran {command:?}"
+                );
+            }
+        }
+        for conversation in model.conversation_ids() {
+            let command = Command::History {
+                conversation,
+                query: HistoryQuery {
+                    limit: Some(4),
+                    ..Default::default()
+                },
+            };
+            let want = model.apply(&root(), &command);
+            assert_eq!(
+                sys.run(&root(), command.clone()),
+                want,
+                "root ran {command:?}"
+            );
+        }
+    }
+}
+
+/// Runs the model-based property test on stores from `F`
+/// (`PROPTEST_CASES` cases, default 64, each up to 60 steps).
+///
+/// # Panics
+///
+/// With the shrunk failing sequence, when the store disagrees with the model.
+pub fn run<F: StoreFactory>() {
+    let config = ProptestConfig {
+        cases: cases(64),
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    };
+    let mut runner = TestRunner::new(config.clone());
+    let result = runner.run(
+        &Reference::sequential_strategy(1..60),
+        |(state, transitions, seen)| {
+            EngineTest::<F>::test_sequential(config.clone(), state, transitions, seen);
+            Ok(())
+        },
+    );
+    if let Err(e) = result {
+        panic!("the store disagrees with the model: {e}");
+    }
+}
