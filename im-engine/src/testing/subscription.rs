@@ -248,18 +248,28 @@ async fn run_script<F: StoreFactory>(ops: Vec<Op>) {
     for s in subs.into_iter().flatten() {
         let head = head(&engine, &s.user).await;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        // With nothing received yet, a live start may lie as late as the
+        // head measured just after subscribing.
         while s
             .received
             .lock()
             .expect("not poisoned")
             .last()
-            .map_or(s.origin.0, |d| d.cursor.pos)
+            .map_or(s.origin.1, |d| d.cursor.pos)
             < head
         {
             assert!(
                 tokio::time::Instant::now() < deadline,
-                "{} never caught up to {head}",
-                s.user
+                "{} never caught up to {head}: origin {:?}, got {:?}, task finished: {:?}",
+                s.user,
+                s.origin,
+                s.received
+                    .lock()
+                    .expect("not poisoned")
+                    .iter()
+                    .map(|d| d.cursor.pos)
+                    .collect::<Vec<_>>(),
+                s.task.as_ref().map(|t| t.is_finished())
             );
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
