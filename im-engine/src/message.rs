@@ -184,12 +184,12 @@ impl<S: Store> Engine<S> {
         conversation: &ConversationId,
         req: SendRequest,
     ) -> Result<(Message, bool), Error> {
-        if let Some(id) = &req.client_id {
-            if id.is_empty() || id.chars().count() > MAX_CLIENT_ID {
-                return Err(Error::Invalid(format!(
-                    "client_id is 1 to {MAX_CLIENT_ID} characters"
-                )));
-            }
+        if let Some(id) = &req.client_id
+            && (id.is_empty() || id.chars().count() > MAX_CLIENT_ID)
+        {
+            return Err(Error::Invalid(format!(
+                "client_id is 1 to {MAX_CLIENT_ID} characters"
+            )));
         }
         if req.body.get().len() > self.limits().body_bytes {
             return Err(Error::TooLarge(format!(

@@ -171,11 +171,11 @@ impl<S: Store> Engine<S> {
         let mut streams = self.inner.streams.lock().await;
         let n = streams.entry(user.clone()).or_insert(0);
         *n += 1;
-        if *n == 1 {
-            if let Err(e) = self.store().set_presence(user, true, self.now()).await {
-                streams.remove(user);
-                return Err(Error::store(e));
-            }
+        if *n == 1
+            && let Err(e) = self.store().set_presence(user, true, self.now()).await
+        {
+            streams.remove(user);
+            return Err(Error::store(e));
         }
         Ok(PresenceGuard {
             engine: self.clone(),

@@ -886,7 +886,7 @@ pub async fn everything_survives_reopen<F: StoreFactory>() {
         }
     }
     assert_eq!(after, before);
-    assert!(matches!(&after[0], Outcome::Profile(p, _) if p.fields.get("name").is_some()));
+    assert!(matches!(&after[0], Outcome::Profile(p, _) if p.fields.contains_key("name")));
     let repeat = SendRequest {
         client_id: Some("c1".into()),
         ..SendRequest::new(body(9))

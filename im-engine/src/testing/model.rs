@@ -396,10 +396,10 @@ impl Model {
                 conversation,
                 request,
             } => {
-                if let Some(id) = &request.client_id {
-                    if id.is_empty() || id.chars().count() > 64 {
-                        return err(ErrorKind::Invalid);
-                    }
+                if let Some(id) = &request.client_id
+                    && (id.is_empty() || id.chars().count() > 64)
+                {
+                    return err(ErrorKind::Invalid);
                 }
                 if request.body.get().len() > self.limits.body_bytes {
                     return err(ErrorKind::TooLarge);
@@ -415,13 +415,12 @@ impl Model {
                     return err(ErrorKind::Forbidden);
                 }
                 let log = self.logs.entry(conversation.clone()).or_default();
-                if let Some(id) = &request.client_id {
-                    if let Some(m) = log
+                if let Some(id) = &request.client_id
+                    && let Some(m) = log
                         .iter()
                         .find(|m| m.from == from && m.client_id.as_ref() == Some(id))
-                    {
-                        return Ok(Outcome::Sent(m.clone(), false));
-                    }
+                {
+                    return Ok(Outcome::Sent(m.clone(), false));
                 }
                 let message = Message {
                     conversation: conversation.clone(),
@@ -521,10 +520,13 @@ impl Model {
                         unread: last - current,
                     }));
                 }
-                self.entries
+                if let Some(e) = self
+                    .entries
                     .get_mut(me)
                     .and_then(|e| e.get_mut(conversation))
-                    .map(|e| e.read_seq = seq);
+                {
+                    e.read_seq = seq;
+                }
                 self.push_event(
                     me,
                     EventData::Read {
