@@ -6,7 +6,7 @@
 //!
 //! ```ignore
 //! struct Sled;
-//! impl im_engine::testing::StoreFactory for Sled { … }
+//! impl im_engine::testing::StoreFactory for Sled { /* open, reopen */ }
 //! im_engine::store_conformance_tests!(Sled);
 //! ```
 //!
