@@ -81,6 +81,15 @@ impl<S: Store> Engine<S> {
         if !self.is_participant(conversation, &actor.user).await? {
             return Err(not_participant(conversation));
         }
+        // The entry first: a read cursor never passes `last_seq`, which
+        // only grows, so reading it second keeps `last >= current` even
+        // while the same user sends concurrently.
+        let entry = self
+            .store()
+            .entry(&actor.user, conversation)
+            .await
+            .map_err(Error::store)?;
+        let current = entry.as_ref().map_or(0, |e| e.read_seq);
         let last = self
             .store()
             .last_seq(conversation)
@@ -92,16 +101,11 @@ impl<S: Store> Engine<S> {
                 "seq {seq} is past the newest message ({last})"
             )));
         }
-        let entry = self
-            .store()
-            .entry(&actor.user, conversation)
-            .await
-            .map_err(Error::store)?;
-        let current = entry.as_ref().map_or(0, |e| e.read_seq);
+
         if entry.is_none() || seq <= current {
             return Ok(ReadState {
                 read_seq: current,
-                unread: last - current,
+                unread: last.saturating_sub(current),
             });
         }
         let user = actor.user.clone();
