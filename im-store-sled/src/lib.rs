@@ -1,1 +1,169 @@
-//! placeholder
+//! The embedded default store of `im-engine`: the engine's data in a
+//! [sled](https://docs.rs/sled/0.34.7) database in one directory, with no
+//! server to run.
+//!
+//! Every write is one sled multi-tree transaction: a send numbers its
+//! message, appends it to the conversation's log, moves `last_seq`, the
+//! sender's read cursor and every participant's conversation list entry,
+//! and appends a reference to every participant's feed, all or nothing.
+//! With the default [`Durability::Flush`] a write answers only once it is
+//! on disk, and concurrent writers share one fsync (group commit), so an
+//! acknowledged message survives a crash.
+//!
+//! ```
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! use im_engine::{Actor, Body, Engine, HistoryQuery, SendRequest, UserId};
+//! use im_store_sled::{SledConfig, SledStore};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let engine = Engine::new(SledStore::open(SledConfig::new(dir.path()))?);
+//!
+//! let root = Actor::admin(UserId::new("root")?);
+//! for name in ["alice", "bob"] {
+//!     engine.put_user(&root, &UserId::new(name)?, Default::default()).await?;
+//! }
+//! let alice = Actor::user(UserId::new("alice")?);
+//! let dm = "dm:alice:bob".parse()?;
+//! let body = Body::new(r#"{"text": "hi"}"#, 1024)?;
+//! let (message, _) = engine.send(&alice, &dm, SendRequest::new(body)).await?;
+//! assert_eq!(message.seq, 1);
+//!
+//! // The message is on disk now: a restarted process would find it.
+//! let page = engine.history(&alice, &dm, HistoryQuery::default()).await?;
+//! assert_eq!(page.messages, [message]);
+//! # Ok::<_, Box<dyn std::error::Error>>(())
+//! # }).unwrap();
+//! ```
+//!
+//! # Layout
+//!
+//! - `lib.rs`: [`SledConfig`], [`Durability`].
+//! - `store`: [`SledStore`]: opening, closing and the reads.
+//! - `db`: the sled trees, opening sled, waiting for it to let go.
+//! - `write`: the send and commit transactions, feed appends and trimming.
+//! - `flush`: group commit, the one thread that flushes.
+//! - [`keys`]: every tree and key layout, in one place.
+//! - `codec`: value encodings.
+//! - `error`: [`Error`] and its conversion into [`im_engine::StoreError`].
+//!
+//! # Durability
+//!
+//! [`Durability::Flush`] (the default) answers a write once sled has
+//! flushed and fsynced its log after the write committed. One flusher
+//! thread serves every writer: it flushes whenever writers are waiting and
+//! answers all that committed before the flush started, so the cost of a
+//! flush is shared. [`Durability::Periodic`] answers as soon as the write
+//! has committed in memory and leaves flushing to sled's background thread:
+//! faster, but a crash (of the process or the machine) can lose the writes
+//! of the last `every_ms` milliseconds, acknowledged or not.
+//!
+//! Presence is process-local: which users have a live stream open is kept
+//! in memory, and after a restart everyone is offline; `last_seen` is
+//! stored.
+
+pub mod keys;
+
+mod codec;
+mod db;
+mod error;
+mod flush;
+mod store;
+mod write;
+
+use std::path::PathBuf;
+
+pub use error::Error;
+pub use store::SledStore;
+
+/// The format version this build reads and writes, kept in the `meta` tree.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// When a write is answered.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Durability {
+    /// After sled has flushed it to disk; concurrent writers share one
+    /// flush. An acknowledged write survives a crash.
+    #[default]
+    Flush,
+    /// After it has committed in memory; sled flushes every `every_ms`
+    /// milliseconds (at least 1). Weaker: a crash can lose the last
+    /// `every_ms` of acknowledged writes.
+    Periodic {
+        /// Milliseconds between sled's background flushes.
+        every_ms: u64,
+    },
+}
+
+/// How to open a [`SledStore`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SledConfig {
+    /// The database directory; created when missing.
+    pub path: PathBuf,
+    /// When writes are answered.
+    pub durability: Durability,
+    /// sled's page cache size in bytes (`None`: sled's default, 1 GiB).
+    pub cache_capacity: Option<u64>,
+}
+
+impl SledConfig {
+    /// The defaults for a database at `path`: [`Durability::Flush`] and
+    /// sled's cache size.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            durability: Durability::default(),
+            cache_capacity: None,
+        }
+    }
+
+    /// Sets the durability policy.
+    #[must_use]
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    /// Sets sled's page cache size in bytes.
+    #[must_use]
+    pub fn cache_capacity(mut self, bytes: u64) -> Self {
+        self.cache_capacity = Some(bytes);
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use im_engine::testing::StoreFactory;
+    use tempfile::TempDir;
+
+    use super::*;
+
+    /// Fresh stores in temporary directories.
+    pub(crate) struct SledFactory;
+
+    impl StoreFactory for SledFactory {
+        type Store = SledStore;
+        type Data = TempDir;
+
+        async fn open() -> (SledStore, TempDir) {
+            let dir = tempfile::tempdir().expect("temporary directory");
+            let store = SledStore::open(SledConfig::new(dir.path())).expect("open a new store");
+            (store, dir)
+        }
+
+        async fn reopen(store: SledStore, dir: &TempDir) -> SledStore {
+            // Closing flushes, stops the flusher thread and waits until sled
+            // has let go of the directory.
+            tokio::task::spawn_blocking(move || store.close())
+                .await
+                .expect("close task")
+                .expect("close the store");
+            SledStore::open(SledConfig::new(dir.path())).expect("reopen the store")
+        }
+    }
+
+    im_engine::store_conformance_tests!(SledFactory);
+
+    mod reopen;
+    mod store;
+}

@@ -1,0 +1,111 @@
+//! The sled database underneath: its trees, opening it, and waiting for it
+//! to close.
+
+use std::fs;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::keys::tree;
+use crate::{Durability, SledConfig};
+
+/// Every tree, named as in [`keys`](crate::keys).
+#[derive(Debug)]
+pub(crate) struct Trees {
+    pub(crate) meta: sled::Tree,
+    pub(crate) userid_user: sled::Tree,
+    pub(crate) ownercontact_contact: sled::Tree,
+    pub(crate) groupid_group: sled::Tree,
+    pub(crate) groupuser_member: sled::Tree,
+    pub(crate) conv_lastseq: sled::Tree,
+    pub(crate) convseq_message: sled::Tree,
+    pub(crate) convsenderclientid_seq: sled::Tree,
+    pub(crate) userconv_entry: sled::Tree,
+    pub(crate) userpos_event: sled::Tree,
+    pub(crate) user_feedbounds: sled::Tree,
+    pub(crate) user_lastseen: sled::Tree,
+}
+
+impl Trees {
+    pub(crate) fn open(db: &sled::Db, meta: sled::Tree) -> Result<Self> {
+        Ok(Self {
+            meta,
+            userid_user: db.open_tree(tree::USERID_USER)?,
+            ownercontact_contact: db.open_tree(tree::OWNERCONTACT_CONTACT)?,
+            groupid_group: db.open_tree(tree::GROUPID_GROUP)?,
+            groupuser_member: db.open_tree(tree::GROUPUSER_MEMBER)?,
+            conv_lastseq: db.open_tree(tree::CONV_LASTSEQ)?,
+            convseq_message: db.open_tree(tree::CONVSEQ_MESSAGE)?,
+            convsenderclientid_seq: db.open_tree(tree::CONVSENDERCLIENTID_SEQ)?,
+            userconv_entry: db.open_tree(tree::USERCONV_ENTRY)?,
+            userpos_event: db.open_tree(tree::USERPOS_EVENT)?,
+            user_feedbounds: db.open_tree(tree::USER_FEEDBOUNDS)?,
+            user_lastseen: db.open_tree(tree::USER_LASTSEEN)?,
+        })
+    }
+}
+
+/// Whether sled failed to take the database's file lock. sled 0.34.7 says so
+/// only in the text of an `Other` I/O error.
+fn is_lock_error(e: &sled::Error) -> bool {
+    matches!(e, sled::Error::Io(io)
+        if io.kind() == std::io::ErrorKind::Other
+            && io.to_string().contains("could not acquire lock"))
+}
+
+/// Opens sled as `config` says, turning its failures into clear errors.
+pub(crate) fn open_db(config: &SledConfig) -> Result<sled::Db> {
+    let path = &config.path;
+    let every_ms = match config.durability {
+        // sled's own flusher also collects old log segments, so it keeps
+        // running when we flush ourselves.
+        Durability::Flush => 500,
+        Durability::Periodic { every_ms } => every_ms.max(1),
+    };
+    let mut sled_config = sled::Config::new()
+        .path(path)
+        .flush_every_ms(Some(every_ms));
+    if let Some(bytes) = config.cache_capacity {
+        sled_config = sled_config.cache_capacity(bytes);
+    }
+    // sled panics instead of failing on some damaged files.
+    match catch_unwind(AssertUnwindSafe(|| sled_config.open())) {
+        Ok(Ok(db)) => Ok(db),
+        Ok(Err(e)) if is_lock_error(&e) => Err(Error::Locked {
+            path: path.clone(),
+            source: e,
+        }),
+        Ok(Err(e)) => Err(Error::Open {
+            path: path.clone(),
+            source: e,
+        }),
+        Err(_) => Err(Error::OpenPanicked { path: path.clone() }),
+    }
+}
+
+/// Waits until nobody holds the lock on `path/db` (sled releases it when
+/// its last handle and background thread are gone).
+pub(crate) fn wait_released(path: &Path, timeout: Duration) -> Result<()> {
+    let file = match fs::File::open(path.join("db")) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::Sled(e.into())),
+    };
+    let deadline = Instant::now() + timeout;
+    loop {
+        match file.try_lock() {
+            // Dropping `file` releases our lock again.
+            Ok(()) => return Ok(()),
+            Err(std::fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(Error::CloseTimeout {
+                    path: path.to_owned(),
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(Error::Sled(e.into())),
+        }
+    }
+}
