@@ -1,1 +1,343 @@
-//! placeholder
+//! The HTTP server of `im-engine`: the REST routes and the Server-Sent
+//! Events stream of `API.md`, on hyper.
+//!
+//! The server parses requests, authenticates their bearer token, calls the
+//! [`Engine`], and encodes the answer; the engine decides who may do what
+//! and every limit. [`serve`] runs the server on a listener until a shutdown
+//! future resolves. [`App`] is the service itself, for a Rust program that
+//! mounts it in its own hyper server (see `examples/embed.rs`). The
+//! `im-http` binary (`serve`, `token`) picks a store and calls [`serve`].
+//!
+//! # Layout
+//!
+//! - `lib.rs`: [`App`], [`Config`] and [`serve`], the accept loop.
+//! - `routes`: the routing `match` and one small handler per route.
+//! - `extract`: JSON bodies within a size limit, query parameters, JSON
+//!   answers.
+//! - `sse`: `GET /v1/events`, as an SSE stream or a long poll.
+//! - [`auth`]: HS256 bearer tokens.
+//! - [`error`]: [`ApiError`], which alone picks statuses and error codes.
+//! - `metrics`: the Prometheus counters of `GET /metrics`.
+//! - `src/bin/im-http.rs`: the binary.
+//!
+//! # Example
+//!
+//! ```
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! use im_engine::{Engine, MemoryStore, UserId};
+//! use im_http::{App, Config};
+//!
+//! let app = App::new(Engine::new(MemoryStore::new()), Config::new(*b"a long random secret"));
+//! // The token an admin script would use.
+//! let token = app.auth().token(&UserId::new("root")?, true, None)?;
+//! assert!(!token.is_empty());
+//!
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+//! let server = tokio::spawn(im_http::serve(listener, app, async {
+//!     stopped.await.ok();
+//! }));
+//! stop.send(()).ok();
+//! server.await??;
+//! # Ok::<_, Box<dyn std::error::Error>>(())
+//! # }).unwrap();
+//! ```
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::combinators::UnsyncBoxBody;
+use hyper::body::Body;
+use hyper::header::HeaderValue;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use im_engine::{Engine, Store};
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, watch};
+
+pub mod auth;
+pub mod error;
+mod extract;
+mod metrics;
+mod routes;
+mod sse;
+
+pub use auth::Auth;
+pub use error::ApiError;
+
+/// The body of every answer.
+pub type BoxBody = UnsyncBoxBody<Bytes, Infallible>;
+
+/// The `X-Request-Id` header.
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// Server settings. Size limits are the engine's own
+/// ([`im_engine::Limits`] in its [`im_engine::Config`]); the largest request
+/// body of each route is derived from them.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct Config {
+    /// The HS256 secret tokens are signed with.
+    pub secret: Vec<u8>,
+    /// A `: keep-alive` comment is sent on an idle event stream this often.
+    pub keep_alive: Duration,
+    /// A long poll's wait when the request names none.
+    pub long_poll_default: Duration,
+    /// The longest wait a long poll may ask for.
+    pub long_poll_max: Duration,
+    /// A connection that has not sent a whole request head in this time is
+    /// closed.
+    pub header_read_timeout: Duration,
+    /// Frames an event stream buffers for a client that reads slowly.
+    pub sse_buffer: usize,
+    /// A client whose event stream buffer stays full this long is
+    /// disconnected; it resumes with its cursor and loses nothing.
+    pub sse_stall_timeout: Duration,
+    /// On shutdown, how long open connections get to finish.
+    pub shutdown_grace: Duration,
+}
+
+impl Config {
+    /// The defaults, with this secret.
+    pub fn new(secret: impl Into<Vec<u8>>) -> Self {
+        Self {
+            secret: secret.into(),
+            keep_alive: Duration::from_secs(15),
+            long_poll_default: Duration::from_secs(25),
+            long_poll_max: Duration::from_secs(60),
+            header_read_timeout: Duration::from_secs(30),
+            sse_buffer: 64,
+            sse_stall_timeout: Duration::from_secs(10),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("secret", &"<redacted>")
+            .field("keep_alive", &self.keep_alive)
+            .field("long_poll_default", &self.long_poll_default)
+            .field("long_poll_max", &self.long_poll_max)
+            .field("header_read_timeout", &self.header_read_timeout)
+            .field("sse_buffer", &self.sse_buffer)
+            .field("sse_stall_timeout", &self.sse_stall_timeout)
+            .field("shutdown_grace", &self.shutdown_grace)
+            .finish()
+    }
+}
+
+/// The HTTP service over an engine: a cheap `Clone` handle.
+///
+/// [`App::handle`] answers one request; mount it in any hyper server, or
+/// let [`serve`] run one.
+pub struct App<S> {
+    inner: Arc<Inner<S>>,
+}
+
+struct Inner<S> {
+    engine: Engine<S>,
+    config: Config,
+    auth: Auth,
+    metrics: Arc<metrics::Metrics>,
+    /// Set once the server shuts down: event streams and long polls end.
+    closing: watch::Sender<bool>,
+}
+
+impl<S> Clone for App<S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<S> std::fmt::Debug for App<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Lets a handler close the connection its request came on: an event
+/// stream does that to a client too slow to keep up. Present only under
+/// [`serve`].
+#[derive(Clone)]
+pub(crate) struct ConnectionKill(pub(crate) Arc<Notify>);
+
+impl<S: Store> App<S> {
+    /// The service over `engine`.
+    pub fn new(engine: Engine<S>, config: Config) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                engine,
+                auth: Auth::new(&config.secret),
+                config,
+                metrics: Arc::default(),
+                closing: watch::channel(false).0,
+            }),
+        }
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Engine<S> {
+        &self.inner.engine
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// The token signer and checker, with this server's secret.
+    pub fn auth(&self) -> &Auth {
+        &self.inner.auth
+    }
+
+    pub(crate) fn metrics(&self) -> &Arc<metrics::Metrics> {
+        &self.inner.metrics
+    }
+
+    /// Ends every event stream and long poll, now and from now on, so that
+    /// connections can finish. [`serve`] calls it on shutdown; a program
+    /// that mounts [`App::handle`] itself calls it before waiting for its
+    /// connections.
+    pub fn close_streams(&self) {
+        self.inner.closing.send_replace(true);
+    }
+
+    /// Resolves once [`App::close_streams`] has been called.
+    pub(crate) fn closing(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut rx = self.inner.closing.subscribe();
+        async move {
+            let _ = rx.wait_for(|closing| *closing).await;
+        }
+    }
+
+    /// Answers one request. Never fails: errors are answers too. Every
+    /// answer carries `X-Request-Id` (the request's own, when it has a
+    /// sensible one), and one log line names the method, route pattern,
+    /// status, duration and request id.
+    pub async fn handle<B>(&self, req: Request<B>) -> Response<BoxBody>
+    where
+        B: Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let started = Instant::now();
+        let request_id = req
+            .headers()
+            .get(REQUEST_ID)
+            .filter(|v| {
+                let b = v.as_bytes();
+                !b.is_empty() && b.len() <= 200 && b.iter().all(|c| c.is_ascii_graphic())
+            })
+            .cloned()
+            .unwrap_or_else(new_request_id);
+        let method = req.method().clone();
+        let (route, endpoint) = routes::route(&method, req.uri().path());
+        let mut resp = match endpoint {
+            Ok(endpoint) => routes::dispatch(self, req, endpoint)
+                .await
+                .unwrap_or_else(ApiError::into_response),
+            Err(e) => e.into_response(),
+        };
+        let status = resp.status();
+        resp.headers_mut().insert(REQUEST_ID, request_id.clone());
+        self.inner.metrics.request(route, status.as_u16());
+        tracing::info!(
+            method = %method,
+            route,
+            status = status.as_u16(),
+            duration_ms = %format_args!("{:.3}", started.elapsed().as_secs_f64() * 1000.0),
+            request_id = request_id.to_str().unwrap_or_default(),
+            "request"
+        );
+        resp
+    }
+}
+
+fn new_request_id() -> HeaderValue {
+    HeaderValue::from_str(&format!("{:032x}", rand::random::<u128>()))
+        .expect("hex digits are a valid header value")
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves.
+///
+/// One task per connection, HTTP/1.1 with keep-alive. On shutdown it stops
+/// accepting, ends every event stream and long poll, lets the open requests
+/// finish (for at most [`Config::shutdown_grace`]), then flushes the store.
+///
+/// # Errors
+///
+/// The store's failure to flush, as an I/O error. Failures to accept a
+/// connection are logged and do not stop the server.
+pub async fn serve<S: Store>(
+    listener: TcpListener,
+    app: App<S>,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(app.config().header_read_timeout);
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait rather
+                    // than spin, and keep serving the connections we have.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let kill = Arc::new(Notify::new());
+        let service = {
+            let app = app.clone();
+            let kill = ConnectionKill(Arc::clone(&kill));
+            service_fn(move |mut req: Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(kill.clone());
+                let app = app.clone();
+                async move { Ok::<_, Infallible>(app.handle(req).await) }
+            })
+        };
+        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            tokio::select! {
+                result = conn => {
+                    if let Err(e) = result {
+                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    }
+                }
+                () = kill.notified() => {
+                    tracing::debug!(%peer, "connection closed by the server");
+                }
+            }
+        });
+    }
+    drop(listener);
+    tracing::info!("shutting down");
+    app.close_streams();
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(app.config().shutdown_grace) => {
+            tracing::warn!("connections still open after the grace period are dropped");
+        }
+    }
+    app.engine().flush().await.map_err(std::io::Error::other)
+}

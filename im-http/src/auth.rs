@@ -1,0 +1,150 @@
+//! Bearer tokens: HS256 JWTs signed with the server's secret.
+//!
+//! Claims are `sub` (the user the token acts as), optional `exp` (seconds
+//! since the epoch) and optional `admin: true`. A token comes in the
+//! `Authorization: Bearer <token>` header or, for browsers' `EventSource`,
+//! which cannot send headers, as `?access_token=<token>`.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use hyper::HeaderMap;
+use hyper::header::AUTHORIZATION;
+use im_engine::{Actor, UserId};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use crate::error::ApiError;
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    sub: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    exp: Option<u64>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    admin: bool,
+}
+
+/// Signs and checks tokens with one secret.
+#[derive(Clone)]
+pub struct Auth {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Auth").finish_non_exhaustive()
+    }
+}
+
+/// Why a token could not be made.
+#[derive(Debug, thiserror::Error)]
+#[error("could not sign the token")]
+pub struct TokenError(#[source] jsonwebtoken::errors::Error);
+
+impl Auth {
+    /// Tokens signed with `secret`.
+    pub fn new(secret: &[u8]) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        // `exp` is optional; when present it is checked to the second: the
+        // server checks tokens it signed itself, so there is no skew to allow.
+        validation.set_required_spec_claims::<&str>(&[]);
+        validation.leeway = 0;
+        validation.validate_aud = false;
+        Self {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+        }
+    }
+
+    /// A token acting as `user`, an admin's when `admin`, valid for `ttl`
+    /// (for ever without one).
+    ///
+    /// # Errors
+    ///
+    /// [`TokenError`] if signing fails, which HS256 does not in practice.
+    pub fn token(
+        &self,
+        user: &UserId,
+        admin: bool,
+        ttl: Option<Duration>,
+    ) -> Result<String, TokenError> {
+        let exp = ttl.map(|ttl| {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default()
+                .saturating_add(ttl)
+                .as_secs()
+        });
+        let claims = Claims {
+            sub: user.to_string(),
+            exp,
+            admin,
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(TokenError)
+    }
+
+    /// Checks a token and answers who it acts as.
+    ///
+    /// # Errors
+    ///
+    /// [`ApiError::Unauthorized`] when the token is expired, malformed,
+    /// wrongly signed, or names an invalid user id.
+    pub fn verify(&self, token: &str) -> Result<Actor, ApiError> {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|e| {
+                use jsonwebtoken::errors::ErrorKind as K;
+                ApiError::Unauthorized(
+                    match e.kind() {
+                        K::ExpiredSignature => "token has expired",
+                        K::InvalidSignature => "token signature is invalid",
+                        _ => "token is malformed",
+                    }
+                    .into(),
+                )
+            })?;
+        let user = UserId::new(data.claims.sub)
+            .map_err(|_| ApiError::Unauthorized("token subject is not a valid user id".into()))?;
+        Ok(Actor {
+            user,
+            admin: data.claims.admin,
+        })
+    }
+
+    /// The caller of a request: the bearer token of its `Authorization`
+    /// header, else its `access_token` query parameter.
+    ///
+    /// # Errors
+    ///
+    /// [`ApiError::Unauthorized`] when there is no token or it does not verify.
+    pub fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        query: Option<&str>,
+    ) -> Result<Actor, ApiError> {
+        if let Some(value) = headers.get(AUTHORIZATION) {
+            let token = value
+                .to_str()
+                .ok()
+                .and_then(|v| {
+                    let (scheme, token) = v.trim().split_once(' ')?;
+                    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+                })
+                .ok_or_else(|| {
+                    ApiError::Unauthorized("authorization header must be Bearer <token>".into())
+                })?;
+            return self.verify(token);
+        }
+        let token = query
+            .and_then(|q| {
+                form_urlencoded::parse(q.as_bytes())
+                    .find(|(k, _)| k == "access_token")
+                    .map(|(_, v)| v.into_owned())
+            })
+            .ok_or_else(|| ApiError::Unauthorized("a bearer token is required".into()))?;
+        self.verify(&token)
+    }
+}

@@ -1,0 +1,369 @@
+//! The `im-http` binary: `serve` runs the server, `token` prints a token
+//! signed with the server's secret.
+
+use std::io::{IsTerminal, Write as _};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::str::FromStr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use im_engine::{Engine, Limits, MemoryStore, Retention, Store, UserId};
+use im_http::{App, Auth, Config};
+
+/// The HTTP and Server-Sent Events server of im-engine.
+#[derive(Debug, Parser)]
+#[command(name = "im-http", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server until SIGINT or SIGTERM.
+    Serve(Box<Serve>),
+    /// Print a token signed with the server's secret, e.g.
+    /// `TOKEN=$(im-http token alice)`.
+    Token(TokenArgs),
+}
+
+/// Where the data lives.
+#[derive(Debug, Clone)]
+enum StoreSpec {
+    /// `memory`: nothing survives a restart.
+    Memory,
+    /// `sled:<dir>`: an embedded database in `<dir>`.
+    Sled(PathBuf),
+}
+
+impl FromStr for StoreSpec {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s == "memory" {
+            Ok(Self::Memory)
+        } else if let Some(dir) = s.strip_prefix("sled:").filter(|d| !d.is_empty()) {
+            Ok(Self::Sled(dir.into()))
+        } else {
+            Err("expected sled:<dir> or memory".into())
+        }
+    }
+}
+
+impl StoreSpec {
+    fn data_dir(&self) -> Option<&Path> {
+        match self {
+            Self::Memory => None,
+            Self::Sled(dir) => Some(dir),
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+struct SecretArgs {
+    /// The HS256 secret that signs tokens. Without it, the one kept in the
+    /// data directory (file `secret`, created on the server's first start;
+    /// with the `memory` store, a random one that dies with the process).
+    #[arg(long, env = "IM_SECRET", hide_env_values = true)]
+    secret: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct Serve {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Where the data lives: `sled:<dir>` (an embedded database in <dir>) or
+    /// `memory` (lost on exit).
+    #[arg(long, default_value = "sled:./im-data")]
+    store: StoreSpec,
+    #[command(flatten)]
+    secret: SecretArgs,
+    /// Largest message body, in bytes of JSON.
+    #[arg(long, default_value_t = Limits::default().body_bytes)]
+    max_body_bytes: usize,
+    /// Most fields in a profile or a group.
+    #[arg(long, default_value_t = Limits::default().fields)]
+    max_fields: usize,
+    /// Largest profile or group field value, in bytes.
+    #[arg(long, default_value_t = Limits::default().field_bytes)]
+    max_field_bytes: usize,
+    /// Most members in a group.
+    #[arg(long, default_value_t = Limits::default().group_members)]
+    max_group_members: usize,
+    /// Largest page of history or of the conversation list.
+    #[arg(long, default_value_t = Limits::default().page)]
+    max_page: usize,
+    /// Events kept per user for resuming streams; an older cursor gets
+    /// `event: reset`.
+    #[arg(long, default_value_t = 100_000)]
+    feed_retention_events: u64,
+    /// Seconds between `: keep-alive` comments on an idle event stream.
+    #[arg(long, default_value_t = 15)]
+    keep_alive_secs: u64,
+    /// Seconds a client may take to send a request head.
+    #[arg(long, default_value_t = 30)]
+    header_timeout_secs: u64,
+    /// Seconds open requests get to finish on shutdown.
+    #[arg(long, default_value_t = 10)]
+    shutdown_grace_secs: u64,
+}
+
+#[derive(Debug, Args)]
+struct TokenArgs {
+    /// The user the token acts as.
+    uid: String,
+    /// Make it an admin token: it may do anything, and send as another user.
+    #[arg(long)]
+    admin: bool,
+    /// How long the token is valid, e.g. `24h`, `30m`, `90s`, `7days`.
+    #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
+    ttl: Duration,
+    /// The server's store, to find its data directory (as in `serve`).
+    #[arg(long, default_value = "sled:./im-data", conflicts_with = "data_dir")]
+    store: StoreSpec,
+    /// The server's data directory, where its `secret` file is.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    secret: SecretArgs,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Token(args) => match token(&args) {
+            Ok(token) => {
+                println!("{token}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("im-http token: {}", chain(e.as_ref()));
+                ExitCode::FAILURE
+            }
+        },
+        Command::Serve(args) => {
+            tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| "info".into()),
+                )
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::stderr().is_terminal())
+                .init();
+            let runtime = match tokio::runtime::Runtime::new() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("im-http serve: cannot start the runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match runtime.block_on(serve(*args)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!("{}", chain(e.as_ref()));
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// An error and its sources, one after the other.
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+fn token(args: &TokenArgs) -> Result<String, BoxError> {
+    let user = UserId::new(&args.uid)?;
+    let dir = args.data_dir.as_deref().or(args.store.data_dir());
+    let secret = match (&args.secret.secret, dir) {
+        (Some(s), _) => s.as_bytes().to_vec(),
+        (None, Some(dir)) => read_secret(dir)?.ok_or_else(|| {
+            format!(
+                "no secret in {}: start the server once, or pass --secret or IM_SECRET",
+                dir.display()
+            )
+        })?,
+        (None, None) => {
+            return Err(
+                "a memory store keeps its secret in memory: pass --secret or IM_SECRET \
+                 to both serve and token"
+                    .into(),
+            );
+        }
+    };
+    Ok(Auth::new(&secret).token(&user, args.admin, Some(args.ttl))?)
+}
+
+/// The secret kept in `dir`, if there is one.
+fn read_secret(dir: &Path) -> Result<Option<Vec<u8>>, BoxError> {
+    let path = dir.join("secret");
+    match std::fs::read(&path) {
+        Ok(bytes) => {
+            let secret = String::from_utf8(bytes)
+                .map_err(|_| format!("{} is not text", path.display()))?
+                .trim()
+                .as_bytes()
+                .to_vec();
+            if secret.is_empty() {
+                return Err(format!("{} is empty", path.display()).into());
+            }
+            Ok(Some(secret))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("cannot read {}: {e}", path.display()).into()),
+    }
+}
+
+/// A new random secret: 32 bytes, as hex so that it can be passed as
+/// `--secret` too.
+fn new_secret() -> Vec<u8> {
+    let bytes: [u8; 32] = rand::random();
+    bytes
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<String>()
+        .into_bytes()
+}
+
+/// The secret kept in `dir`, created (mode 0600) on first start.
+fn data_dir_secret(dir: &Path) -> Result<Vec<u8>, BoxError> {
+    if let Some(secret) = read_secret(dir)? {
+        return Ok(secret);
+    }
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let path = dir.join("secret");
+    let secret = new_secret();
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(&path) {
+        Ok(mut file) => {
+            file.write_all(&secret)
+                .and_then(|()| file.sync_all())
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            tracing::info!(path = %path.display(), "generated a new token secret");
+            Ok(secret)
+        }
+        // Another process made it first: use theirs.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            read_secret(dir)?.ok_or_else(|| format!("{} vanished", path.display()).into())
+        }
+        Err(e) => Err(format!("cannot create {}: {e}", path.display()).into()),
+    }
+}
+
+async fn serve(args: Serve) -> Result<(), BoxError> {
+    let secret = match (&args.secret.secret, args.store.data_dir()) {
+        (Some(s), _) => s.as_bytes().to_vec(),
+        (None, Some(dir)) => data_dir_secret(dir)?,
+        (None, None) => {
+            tracing::warn!(
+                "no --secret or IM_SECRET: using a random one that lives only as long as this \
+                 process, so `im-http token` cannot sign for it"
+            );
+            new_secret()
+        }
+    };
+    let engine_config = im_engine::Config {
+        limits: Limits {
+            body_bytes: args.max_body_bytes,
+            fields: args.max_fields,
+            field_bytes: args.max_field_bytes,
+            group_members: args.max_group_members,
+            page: args.max_page,
+            ..Limits::default()
+        },
+        retention: Retention {
+            events: Some(args.feed_retention_events),
+            ..Retention::default()
+        },
+        ..im_engine::Config::default()
+    };
+    let mut config = Config::new(secret);
+    config.keep_alive = Duration::from_secs(args.keep_alive_secs.max(1));
+    config.header_read_timeout = Duration::from_secs(args.header_timeout_secs.max(1));
+    config.shutdown_grace = Duration::from_secs(args.shutdown_grace_secs);
+    let listener = bind(args.listen)?;
+    match &args.store {
+        StoreSpec::Memory => run(listener, MemoryStore::new(), engine_config, config).await,
+        #[cfg(feature = "sled")]
+        StoreSpec::Sled(dir) => {
+            let sled_config = im_store_sled::SledConfig::new(dir.clone());
+            // Opening blocks while sled recovers its log.
+            let store =
+                tokio::task::spawn_blocking(move || im_store_sled::SledStore::open(sled_config))
+                    .await?
+                    .map_err(|e| format!("cannot open the sled store: {}", chain(&e)))?;
+            run(listener, store, engine_config, config).await
+        }
+        #[cfg(not(feature = "sled"))]
+        StoreSpec::Sled(_) => Err("this build has no sled store (feature `sled`)".into()),
+    }
+}
+
+/// Listens with a large accept backlog, so that bursts of new connections
+/// wait in the kernel rather than being refused.
+fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, BoxError> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()
+    } else {
+        tokio::net::TcpSocket::new_v6()
+    }?;
+    socket.set_reuseaddr(true)?;
+    socket
+        .bind(addr)
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    Ok(socket.listen(4096)?)
+}
+
+async fn run<S: Store>(
+    listener: tokio::net::TcpListener,
+    store: S,
+    engine_config: im_engine::Config,
+    config: Config,
+) -> Result<(), BoxError> {
+    let app = App::new(Engine::with_config(store, engine_config), config);
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "listening");
+    im_http::serve(listener, app, shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch SIGTERM; SIGINT only");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,173 @@
+//! `ApiError`: every way a request can fail, and the one place that picks
+//! its status and machine-readable code.
+
+use std::fmt::Write as _;
+
+use hyper::header::{ALLOW, HeaderValue, WWW_AUTHENTICATE};
+use hyper::{Method, Response, StatusCode};
+use serde::Serialize;
+
+use crate::BoxBody;
+
+/// A failed request, answered as `{"error": {"code": "...", "message": "..."}}`.
+///
+/// Client errors pass their message through; server errors are logged in
+/// full and answered with a generic message.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApiError {
+    /// An engine operation failed; its kind picks the status.
+    #[error(transparent)]
+    Engine(#[from] im_engine::Error),
+    /// The body is not JSON, or not of the expected shape.
+    #[error("{0}")]
+    BadJson(String),
+    /// A query parameter or header is malformed.
+    #[error("{0}")]
+    Invalid(String),
+    /// No token, or a token that is expired, malformed or wrongly signed.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The caller is authenticated but may not use this route.
+    #[error("{0}")]
+    Forbidden(String),
+    /// No route has this path.
+    #[error("no such route")]
+    NoRoute,
+    /// The path exists but not with this method.
+    #[error("method not allowed")]
+    MethodNotAllowed(&'static [Method]),
+    /// The request body is over the route's limit.
+    #[error("request body is over {0} bytes")]
+    PayloadTooLarge(usize),
+    /// A body-carrying route got a body that is not `application/json`.
+    #[error("content type must be application/json")]
+    UnsupportedMediaType,
+    /// The server is shutting down.
+    #[error("server is shutting down")]
+    ShuttingDown,
+    /// A bug on the server's side.
+    #[error("internal error")]
+    Internal(String),
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: ErrorDetail<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorDetail<'a> {
+    code: &'a str,
+    message: &'a str,
+}
+
+impl ApiError {
+    /// The status this error is answered with.
+    pub fn status(&self) -> StatusCode {
+        use im_engine::ErrorKind as K;
+        match self {
+            Self::Engine(e) => match e.kind() {
+                K::InvalidId | K::Invalid => StatusCode::BAD_REQUEST,
+                K::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+                K::NotFound => StatusCode::NOT_FOUND,
+                K::Forbidden => StatusCode::FORBIDDEN,
+                K::Conflict => StatusCode::CONFLICT,
+                K::Store => StatusCode::SERVICE_UNAVAILABLE,
+            },
+            Self::BadJson(_) | Self::Invalid(_) => StatusCode::BAD_REQUEST,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NoRoute => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable machine-readable code of the answer.
+    pub fn code(&self) -> &'static str {
+        use im_engine::ErrorKind as K;
+        match self {
+            Self::Engine(e) => match e.kind() {
+                K::InvalidId => "invalid_id",
+                K::Invalid => "invalid_request",
+                K::TooLarge => "payload_too_large",
+                K::NotFound => "not_found",
+                K::Forbidden => "forbidden",
+                K::Conflict => "conflict",
+                K::Store => "unavailable",
+            },
+            Self::BadJson(_) => "bad_json",
+            Self::Invalid(_) => "invalid_request",
+            Self::Unauthorized(_) => "unauthorized",
+            Self::Forbidden(_) => "forbidden",
+            Self::NoRoute => "not_found",
+            Self::MethodNotAllowed(_) => "method_not_allowed",
+            Self::PayloadTooLarge(_) => "payload_too_large",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::ShuttingDown => "unavailable",
+            Self::Internal(_) => "internal",
+        }
+    }
+
+    /// The text shown to the client: the error's own for client errors, a
+    /// generic one for server errors, which are logged here in full instead.
+    fn public_message(&self) -> String {
+        match self {
+            Self::Engine(e @ im_engine::Error::Store(_)) => {
+                tracing::error!(error = %chain(e), "store failed");
+                "the store is unavailable, try again later".into()
+            }
+            Self::Internal(detail) => {
+                tracing::error!(error = %detail, "internal error");
+                "internal error".into()
+            }
+            other => other.to_string(),
+        }
+    }
+
+    /// The HTTP answer for this error.
+    pub fn into_response(self) -> Response<BoxBody> {
+        let status = self.status();
+        let message = self.public_message();
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code(),
+                message: &message,
+            },
+        };
+        let mut resp = crate::extract::json(status, &body);
+        match &self {
+            Self::MethodNotAllowed(methods) => {
+                let allow = methods
+                    .iter()
+                    .map(Method::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                if let Ok(v) = HeaderValue::from_str(&allow) {
+                    resp.headers_mut().insert(ALLOW, v);
+                }
+            }
+            Self::Unauthorized(_) => {
+                resp.headers_mut()
+                    .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            _ => {}
+        }
+        resp
+    }
+}
+
+/// An error and its sources, one after the other.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let _ = write!(out, ": {s}");
+        source = s.source();
+    }
+    out
+}

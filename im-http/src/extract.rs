@@ -1,0 +1,134 @@
+//! Reading requests and writing answers: JSON bodies within a size limit,
+//! query parameters, JSON responses.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper::body::Body;
+use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderValue};
+use hyper::{Request, Response, StatusCode};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::BoxBody;
+use crate::error::ApiError;
+
+/// A whole body.
+pub(crate) fn full(data: impl Into<Bytes>) -> BoxBody {
+    Full::new(data.into()).boxed_unsync()
+}
+
+/// A JSON answer.
+pub(crate) fn json<T: Serialize + ?Sized>(status: StatusCode, value: &T) -> Response<BoxBody> {
+    let (status, body) = match serde_json::to_vec(value) {
+        Ok(body) => (status, body),
+        Err(e) => {
+            tracing::error!(error = %e, "could not encode an answer");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                br#"{"error":{"code":"internal","message":"internal error"}}"#.to_vec(),
+            )
+        }
+    };
+    let mut resp = Response::new(full(body));
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
+}
+
+/// Whether a `Content-Type` names JSON (`application/json`, any parameters).
+fn is_json(value: &HeaderValue) -> bool {
+    value.to_str().is_ok_and(|v| {
+        v.split(';')
+            .next()
+            .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
+    })
+}
+
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers.get(CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
+}
+
+/// Reads and parses a JSON body of at most `limit` bytes. A body announced
+/// or found to be larger is refused without being read whole. An empty
+/// body is `None`, and needs no `Content-Type`.
+///
+/// # Errors
+///
+/// 415 for a body that is not `application/json`, 413 over the limit, 400
+/// `bad_json` when it does not parse into `T`.
+pub(crate) async fn read_json<T, B>(
+    req: Request<B>,
+    limit: usize,
+    required: bool,
+) -> Result<Option<T>, ApiError>
+where
+    T: DeserializeOwned,
+    B: Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let (parts, body) = req.into_parts();
+    let json_type = parts.headers.get(CONTENT_TYPE).map(is_json);
+    if json_type == Some(false) {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    if content_length(&parts.headers).is_some_and(|n| n > limit as u64) {
+        return Err(ApiError::PayloadTooLarge(limit));
+    }
+    let bytes = Limited::new(body, limit)
+        .collect()
+        .await
+        .map_err(|e| {
+            if e.downcast_ref::<LengthLimitError>().is_some() {
+                ApiError::PayloadTooLarge(limit)
+            } else {
+                ApiError::Invalid("could not read the request body".into())
+            }
+        })?
+        .to_bytes();
+    if bytes.is_empty() {
+        return if required {
+            Err(ApiError::BadJson("a request body is required".into()))
+        } else {
+            Ok(None)
+        };
+    }
+    if json_type.is_none() {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| ApiError::BadJson(e.to_string()))
+}
+
+/// A request's query parameters, decoded.
+pub(crate) struct Query(Vec<(String, String)>);
+
+impl Query {
+    pub(crate) fn new(query: Option<&str>) -> Self {
+        Self(
+            form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+                .into_owned()
+                .collect(),
+        )
+    }
+
+    /// The first value of `name`.
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The first value of `name` as a non-negative integer.
+    pub(crate) fn number<N: std::str::FromStr>(&self, name: &str) -> Result<Option<N>, ApiError> {
+        self.get(name)
+            .map(|v| {
+                v.parse().map_err(|_| {
+                    ApiError::Invalid(format!("{name} must be a non-negative integer"))
+                })
+            })
+            .transpose()
+    }
+}

@@ -1,0 +1,227 @@
+//! `GET /v1/events`: the caller's event feed as a Server-Sent Events
+//! stream, or as a long poll for clients that ask for JSON.
+//!
+//! A stream is two halves joined by a bounded channel: a producer task that
+//! reads the engine's live stream, adds keep-alive comments and watches for
+//! shutdown, and the response body, which hyper pulls as fast as the client
+//! reads. When the client falls so far behind that the channel stays full
+//! for [`Config::sse_stall_timeout`](crate::Config::sse_stall_timeout), the
+//! producer gives up and closes the connection: the feed in the store is
+//! the buffer, and the client resumes from its last cursor.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_core::Stream;
+use futures_util::StreamExt;
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
+use hyper::header::{ACCEPT, CACHE_CONTROL, CONTENT_TYPE, HeaderMap, HeaderValue};
+use hyper::{Response, StatusCode};
+use im_engine::{Actor, Delivered, Start, Store};
+use serde::Serialize;
+use tokio::sync::{Notify, mpsc};
+
+use crate::error::ApiError;
+use crate::extract::{Query, json};
+use crate::metrics::StreamGauge;
+use crate::{App, BoxBody, ConnectionKill};
+
+/// Answers `GET /v1/events`.
+pub(crate) async fn events<S: Store>(
+    app: &App<S>,
+    actor: &Actor,
+    headers: &HeaderMap,
+    query: Option<&str>,
+    kill: Option<ConnectionKill>,
+) -> Result<Response<BoxBody>, ApiError> {
+    let query = Query::new(query);
+    let start = start(headers, &query)?;
+    if wants_json(headers) {
+        long_poll(app, actor, start, &query).await
+    } else {
+        stream(app, actor, start, kill.map(|k| k.0)).await
+    }
+}
+
+/// Where to start: `Last-Event-ID` (what a reconnecting `EventSource`
+/// sends), else `?after=`, else live.
+fn start(headers: &HeaderMap, query: &Query) -> Result<Start, ApiError> {
+    let header = headers
+        .get("last-event-id")
+        .map(|v| {
+            v.to_str()
+                .map_err(|_| ApiError::Invalid("malformed event cursor".into()))
+        })
+        .transpose()?
+        .filter(|v| !v.is_empty());
+    match header.or_else(|| query.get("after")) {
+        Some(cursor) => Ok(cursor.parse()?),
+        None => Ok(Start::Live),
+    }
+}
+
+/// Whether the client asked for JSON rather than an event stream.
+fn wants_json(headers: &HeaderMap) -> bool {
+    let types = || {
+        headers
+            .get_all(ACCEPT)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(|t| t.split(';').next().unwrap_or_default().trim())
+    };
+    types().any(|t| t.eq_ignore_ascii_case("application/json"))
+        && !types().any(|t| t.eq_ignore_ascii_case("text/event-stream"))
+}
+
+#[derive(Serialize)]
+struct PollEvent<'a> {
+    id: String,
+    event: &'static str,
+    data: &'a im_engine::EventData,
+}
+
+async fn long_poll<S: Store>(
+    app: &App<S>,
+    actor: &Actor,
+    start: Start,
+    query: &Query,
+) -> Result<Response<BoxBody>, ApiError> {
+    let config = app.config();
+    let wait = match query.number::<u64>("wait")? {
+        None => config.long_poll_default,
+        Some(secs) if Duration::from_secs(secs) <= config.long_poll_max => {
+            Duration::from_secs(secs)
+        }
+        Some(_) => {
+            return Err(ApiError::Invalid(format!(
+                "wait must be 0 to {} seconds",
+                config.long_poll_max.as_secs()
+            )));
+        }
+    };
+    let limit = query.number("limit")?;
+    let poll = tokio::select! {
+        poll = app.engine().poll(&actor.user, start, wait, limit) => poll?,
+        () = app.closing() => return Err(ApiError::ShuttingDown),
+    };
+    let events: Vec<_> = poll
+        .events
+        .iter()
+        .map(|d| PollEvent {
+            id: d.cursor.to_string(),
+            event: d.data.name(),
+            data: &d.data,
+        })
+        .collect();
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({ "events": events, "next": poll.next.to_string() }),
+    ))
+}
+
+async fn stream<S: Store>(
+    app: &App<S>,
+    actor: &Actor,
+    start: Start,
+    kill: Option<Arc<Notify>>,
+) -> Result<Response<BoxBody>, ApiError> {
+    // Registered before answering: once the client has the response head,
+    // every later event reaches it.
+    let events = app.engine().events(&actor.user, start).await?;
+    let config = app.config();
+    let (tx, mut rx) = mpsc::channel::<Bytes>(config.sse_buffer.max(1));
+    let producer = Producer {
+        tx,
+        keep_alive: config.keep_alive,
+        stall: config.sse_stall_timeout,
+        closing: app.closing(),
+        kill,
+        _gauge: app.metrics().sse_stream(),
+    };
+    tokio::spawn(producer.run(events));
+    let body = StreamBody::new(async_stream::stream! {
+        while let Some(frame) = rx.recv().await {
+            yield Ok(Frame::data(frame));
+        }
+    });
+    let mut resp = Response::new(body.boxed_unsync());
+    let headers = resp.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    // Tells a buffering reverse proxy (nginx) to pass events on at once.
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    Ok(resp)
+}
+
+struct Producer<C> {
+    tx: mpsc::Sender<Bytes>,
+    keep_alive: Duration,
+    stall: Duration,
+    closing: C,
+    kill: Option<Arc<Notify>>,
+    _gauge: StreamGauge,
+}
+
+impl<C: Future<Output = ()>> Producer<C> {
+    async fn run(self, events: impl Stream<Item = Result<Delivered, im_engine::Error>>) {
+        let mut events = std::pin::pin!(events);
+        let mut closing = std::pin::pin!(self.closing);
+        loop {
+            let frame = tokio::select! {
+                biased;
+                () = &mut closing => break,
+                () = self.tx.closed() => break,
+                item = events.next() => match item {
+                    Some(Ok(event)) => match encode(&event) {
+                        Some(frame) => frame,
+                        None => continue,
+                    },
+                    Some(Err(e)) => {
+                        tracing::warn!(error = %e, "event stream ended by a store error");
+                        break;
+                    }
+                    None => break,
+                },
+                // Restarted on every pass, so it fires only when idle.
+                () = tokio::time::sleep(self.keep_alive) => Bytes::from_static(b": keep-alive\n\n"),
+            };
+            match tokio::time::timeout(self.stall, self.tx.send(frame)).await {
+                Ok(Ok(())) => {}
+                // The body was dropped: the client is gone.
+                Ok(Err(_)) => break,
+                Err(_) => {
+                    tracing::info!("event stream client too slow, disconnecting");
+                    if let Some(kill) = &self.kill {
+                        kill.notify_one();
+                    }
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// One event as an SSE frame: `id:`, `event:` and one `data:` line.
+fn encode(event: &Delivered) -> Option<Bytes> {
+    let mut data = match serde_json::to_string(&event.data) {
+        Ok(data) => data,
+        Err(e) => {
+            tracing::error!(error = %e, "could not encode an event");
+            return None;
+        }
+    };
+    // A message body is kept as sent, and may be pretty-printed. Outside
+    // strings (where JSON escapes them) line breaks are only whitespace, so
+    // blanking them keeps the JSON and makes it one `data:` line.
+    if data.contains(['\n', '\r']) {
+        data = data.replace(['\n', '\r'], " ");
+    }
+    let name = event.data.name();
+    Some(Bytes::from(format!(
+        "id: {}\nevent: {name}\ndata: {data}\n\n",
+        event.cursor
+    )))
+}

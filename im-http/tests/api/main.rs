@@ -1,0 +1,14 @@
+//! Black-box tests of the HTTP API over real sockets: a server on
+//! 127.0.0.1:0 in this process, or the built binary.
+
+mod binary;
+mod common;
+mod contacts;
+mod events;
+mod groups;
+mod messages;
+mod outage;
+mod service;
+#[cfg(feature = "sled")]
+mod sled;
+mod users;

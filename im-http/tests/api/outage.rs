@@ -1,0 +1,161 @@
+//! A store that stops answering: 503, a generic message, and no panic.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use im_engine::store::{Changes, Outgoing, Sent};
+use im_engine::{
+    Contact, ConvEntry, ConversationId, Epoch, Feed, Group, GroupId, Member, MemoryStore, Message,
+    Notifier, Presence, Seq, Store, StoreError, Timestamp, User, UserId,
+};
+use serde_json::json;
+
+use crate::common::Server;
+
+#[derive(Debug, thiserror::Error)]
+#[error("the test store is down")]
+struct Down;
+
+impl From<Down> for StoreError {
+    fn from(e: Down) -> Self {
+        StoreError::backend(e)
+    }
+}
+
+/// A `MemoryStore` that fails every call while `down` is set.
+struct FlakyStore {
+    inner: MemoryStore,
+    down: Arc<AtomicBool>,
+}
+
+impl FlakyStore {
+    fn check(&self) -> Result<(), Down> {
+        if self.down.load(Ordering::SeqCst) {
+            Err(Down)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+fn never(e: std::convert::Infallible) -> Down {
+    match e {}
+}
+
+impl Store for FlakyStore {
+    type Error = Down;
+
+    fn epoch(&self) -> Epoch {
+        self.inner.epoch()
+    }
+    fn notifier(&self) -> &Notifier {
+        self.inner.notifier()
+    }
+    async fn send(&self, send: &Outgoing) -> Result<Sent, Down> {
+        self.check()?;
+        self.inner.send(send).await.map_err(never)
+    }
+    async fn commit(&self, changes: &Changes) -> Result<(), Down> {
+        self.check()?;
+        self.inner.commit(changes).await.map_err(never)
+    }
+    async fn user(&self, id: &UserId) -> Result<Option<User>, Down> {
+        self.check()?;
+        self.inner.user(id).await.map_err(never)
+    }
+    async fn contact(&self, owner: &UserId, id: &UserId) -> Result<Option<Contact>, Down> {
+        self.check()?;
+        self.inner.contact(owner, id).await.map_err(never)
+    }
+    async fn contacts(&self, owner: &UserId) -> Result<Vec<Contact>, Down> {
+        self.check()?;
+        self.inner.contacts(owner).await.map_err(never)
+    }
+    async fn group(&self, id: &GroupId) -> Result<Option<Group>, Down> {
+        self.check()?;
+        self.inner.group(id).await.map_err(never)
+    }
+    async fn member(&self, group: &GroupId, user: &UserId) -> Result<Option<Member>, Down> {
+        self.check()?;
+        self.inner.member(group, user).await.map_err(never)
+    }
+    async fn members(&self, group: &GroupId) -> Result<Vec<Member>, Down> {
+        self.check()?;
+        self.inner.members(group).await.map_err(never)
+    }
+    async fn last_seq(&self, c: &ConversationId) -> Result<Seq, Down> {
+        self.check()?;
+        self.inner.last_seq(c).await.map_err(never)
+    }
+    async fn messages(&self, c: &ConversationId, from: Seq, to: Seq) -> Result<Vec<Message>, Down> {
+        self.check()?;
+        self.inner.messages(c, from, to).await.map_err(never)
+    }
+    async fn entry(&self, user: &UserId, c: &ConversationId) -> Result<Option<ConvEntry>, Down> {
+        self.check()?;
+        self.inner.entry(user, c).await.map_err(never)
+    }
+    async fn entries(&self, user: &UserId) -> Result<Vec<ConvEntry>, Down> {
+        self.check()?;
+        self.inner.entries(user).await.map_err(never)
+    }
+    async fn feed(&self, user: &UserId, after: u64, limit: usize) -> Result<Feed, Down> {
+        self.check()?;
+        self.inner.feed(user, after, limit).await.map_err(never)
+    }
+    async fn set_presence(&self, user: &UserId, online: bool, at: Timestamp) -> Result<(), Down> {
+        self.check()?;
+        self.inner
+            .set_presence(user, online, at)
+            .await
+            .map_err(never)
+    }
+    async fn presence(&self, user: &UserId) -> Result<Presence, Down> {
+        self.check()?;
+        self.inner.presence(user).await.map_err(never)
+    }
+    async fn ping(&self) -> Result<(), Down> {
+        self.check()
+    }
+    async fn flush(&self) -> Result<(), Down> {
+        self.check()
+    }
+}
+
+#[tokio::test]
+async fn a_store_outage_is_503_with_a_generic_message() {
+    let down = Arc::new(AtomicBool::new(false));
+    let store = FlakyStore {
+        inner: MemoryStore::new(),
+        down: Arc::clone(&down),
+    };
+    let s = Server::start_on(store, |_, _| {}).await;
+    let [alice, _] = s.users(["alice", "bob"]).await;
+
+    down.store(true, Ordering::SeqCst);
+    let r = s.anonymous().get("/healthz").await;
+    r.assert_error(503, "unavailable");
+    let r = alice.send("dm:alice:bob", json!({"text": "hi"})).await;
+    r.assert_error(503, "unavailable");
+    assert!(!r.text().contains("test store"), "{}", r.text());
+    alice
+        .get("/v1/users/alice")
+        .await
+        .assert_error(503, "unavailable");
+    let r = alice
+        .request(hyper::Method::GET, "/v1/events")
+        .header("accept", "application/json")
+        .send()
+        .await;
+    r.assert_error(503, "unavailable");
+    // Bad input is still the caller's error, not the store's.
+    alice
+        .get("/v1/users/a%20b")
+        .await
+        .assert_error(400, "invalid_id");
+
+    down.store(false, Ordering::SeqCst);
+    assert_eq!(s.anonymous().get("/healthz").await.status, 200);
+    let r = alice.send("dm:alice:bob", json!({"text": "hi"})).await;
+    assert_eq!((r.status, r.json()["seq"].clone()), (201, json!(1)));
+}
