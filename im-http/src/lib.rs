@@ -341,3 +341,9 @@ pub async fn serve<S: Store>(
     }
     app.engine().flush().await.map_err(std::io::Error::other)
 }
+
+/// The workspace README's Rust examples, compiled and run as doctests so
+/// they cannot fall out of date.
+#[cfg(all(doctest, feature = "sled"))]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

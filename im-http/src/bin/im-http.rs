@@ -109,6 +109,12 @@ struct Serve {
     /// Seconds open requests get to finish on shutdown.
     #[arg(long, default_value_t = 10)]
     shutdown_grace_secs: u64,
+    /// sled only: answer writes before they are flushed and let sled flush
+    /// every <MS> milliseconds. Faster, but a crash can lose the last <MS> of
+    /// acknowledged writes. Without it, every write is flushed before its
+    /// answer (concurrent writes share one flush).
+    #[arg(long, value_name = "MS")]
+    sled_periodic_flush_ms: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -302,7 +308,11 @@ async fn serve(args: Serve) -> Result<(), BoxError> {
         StoreSpec::Memory => run(listener, MemoryStore::new(), engine_config, config).await,
         #[cfg(feature = "sled")]
         StoreSpec::Sled(dir) => {
-            let sled_config = im_store_sled::SledConfig::new(dir.clone());
+            let mut sled_config = im_store_sled::SledConfig::new(dir.clone());
+            if let Some(every_ms) = args.sled_periodic_flush_ms {
+                sled_config =
+                    sled_config.durability(im_store_sled::Durability::Periodic { every_ms });
+            }
             // Opening blocks while sled recovers its log.
             let store =
                 tokio::task::spawn_blocking(move || im_store_sled::SledStore::open(sled_config))
