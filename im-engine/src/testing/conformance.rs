@@ -587,6 +587,65 @@ pub async fn cursors_from_other_stores_or_trimmed_feeds_reset<F: StoreFactory>()
     }
 }
 
+/// Events older than the retention age are dropped from a feed when it
+/// grows, and a cursor into them gets an `expired` reset.
+pub async fn feeds_drop_events_older_than_the_retention_age<F: StoreFactory>() {
+    let retention = Retention {
+        events: None,
+        age: Some(Duration::from_millis(100)),
+    };
+    let (engine, _data, clock) = fixture_with::<F>(Config {
+        retention,
+        ..Config::default()
+    })
+    .await;
+    clock.set(1_000);
+    let old = send(&engine, "alice", "dm:alice:bob", 1).await;
+    let bob = uid("bob");
+    let cursor = engine.feed(&bob, Start::Oldest, 10).await.unwrap().events[0].cursor;
+    clock.set(1_050);
+    send(&engine, "alice", "dm:alice:bob", 2).await;
+    let kept = engine.feed(&bob, Start::Oldest, 10).await.unwrap();
+    assert_eq!(kept.events.len(), 2, "50 ms old is within the retention");
+    clock.set(1_200);
+    send(&engine, "alice", "dm:alice:bob", 3).await;
+    let kept: Vec<_> = engine.feed(&bob, Start::Oldest, 10).await.unwrap().events;
+    let kept_seqs: Vec<_> = kept
+        .iter()
+        .filter_map(|e| match &e.data {
+            EventData::Message(m) => Some(m.seq),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(kept_seqs, [3], "events older than 100 ms are gone");
+    let resumed = engine
+        .feed(
+            &bob,
+            Start::After(Cursor {
+                pos: cursor.pos - 1,
+                ..cursor
+            }),
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        resumed.events[0].data,
+        EventData::Reset {
+            reason: ResetReason::Expired
+        }
+    );
+    let history = engine
+        .history(&me("bob"), &old.conversation, HistoryQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        history.messages.len(),
+        3,
+        "retention trims feeds, never history"
+    );
+}
+
 /// Many tasks sending to one conversation get 1..N, and every participant's
 /// feed has each message once.
 pub async fn concurrent_sends_get_dense_seqs<F: StoreFactory>() {

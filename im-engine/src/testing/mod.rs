@@ -63,6 +63,7 @@ macro_rules! store_conformance_tests {
             conversation_list_is_ordered_by_activity,
             feeds_reference_each_message_once,
             cursors_from_other_stores_or_trimmed_feeds_reset,
+            feeds_drop_events_older_than_the_retention_age,
             concurrent_sends_get_dense_seqs,
             live_stream_switches_from_replay_without_gap,
             everything_survives_reopen,
