@@ -39,26 +39,15 @@ impl<S: Store> Engine<S> {
         if actor.user == *id {
             return Err(Error::Invalid("a user cannot be its own contact".into()));
         }
-        self.require_user(&actor.user).await?;
-        self.require_user(id).await?;
-        if self
-            .store()
-            .contact(&actor.user, id)
-            .await
-            .map_err(Error::store)?
-            .is_some()
-        {
+        if self.current_contact(actor, id).await?.is_some() {
             return Ok(());
         }
         let contact = Contact {
             id: id.clone(),
             since: self.now(),
         };
-        let changes = Changes {
-            contacts: vec![(actor.user.clone(), ContactChange::Put(contact))],
-            ..Changes::default()
-        };
-        self.store().commit(&changes).await.map_err(Error::store)
+        self.change_contact(actor, ContactChange::Put(contact))
+            .await
     }
 
     /// Removes `id` from the caller's contacts, if there.
@@ -67,19 +56,26 @@ impl<S: Store> Engine<S> {
     ///
     /// [`Error::NotFound`] when either user does not exist, [`Error::Store`].
     pub async fn unlink(&self, actor: &Actor, id: &UserId) -> Result<(), Error> {
-        self.require_user(&actor.user).await?;
-        self.require_user(id).await?;
-        if self
-            .store()
-            .contact(&actor.user, id)
-            .await
-            .map_err(Error::store)?
-            .is_none()
-        {
+        if self.current_contact(actor, id).await?.is_none() {
             return Ok(());
         }
+        self.change_contact(actor, ContactChange::Remove(id.clone()))
+            .await
+    }
+
+    /// The caller's contact entry for `id`, after checking both users exist.
+    async fn current_contact(&self, actor: &Actor, id: &UserId) -> Result<Option<Contact>, Error> {
+        self.require_user(&actor.user).await?;
+        self.require_user(id).await?;
+        self.store()
+            .contact(&actor.user, id)
+            .await
+            .map_err(Error::store)
+    }
+
+    async fn change_contact(&self, actor: &Actor, change: ContactChange) -> Result<(), Error> {
         let changes = Changes {
-            contacts: vec![(actor.user.clone(), ContactChange::Remove(id.clone()))],
+            contacts: vec![(actor.user.clone(), change)],
             ..Changes::default()
         };
         self.store().commit(&changes).await.map_err(Error::store)
