@@ -1,0 +1,166 @@
+//! Sends through the engine in process, on each store, with 1 and 64
+//! concurrent senders, to direct conversations and to a 100-member group;
+//! beside raw sled writes of the same shape.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use im_engine::{Actor, Body, ConversationId, Engine, MemoryStore, SendRequest, Store};
+
+use crate::Scale;
+use crate::report::{Report, Row};
+use crate::seed::{self, uid};
+
+/// Members of the group conversation.
+const GROUP: usize = 100;
+
+#[derive(Debug, Clone, Copy)]
+enum Shape {
+    Direct,
+    Group,
+}
+
+impl Shape {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Direct => "DM",
+            Self::Group => "100-member group",
+        }
+    }
+
+    /// Keys a store writes per message of this shape: the message and
+    /// `last_seq`, then an index entry, a feed event and feed bounds per
+    /// participant.
+    fn keys(self) -> usize {
+        let participants = match self {
+            Self::Direct => 2,
+            Self::Group => GROUP,
+        };
+        2 + 3 * participants
+    }
+}
+
+async fn rate<S: Store>(engine: &Engine<S>, shape: Shape, senders: usize, secs: f64) -> f64 {
+    let count = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + Duration::from_secs_f64(secs);
+    let tasks: Vec<_> = (0..senders)
+        .map(|i| {
+            let (engine, count) = (engine.clone(), Arc::clone(&count));
+            tokio::spawn(async move {
+                let (from, conversation): (_, ConversationId) = match shape {
+                    Shape::Direct => (
+                        uid(2 * i),
+                        format!("dm:{}:{}", uid(2 * i), uid(2 * i + 1))
+                            .parse()
+                            .expect("valid"),
+                    ),
+                    Shape::Group => (uid(i % GROUP), "group:g".parse().expect("valid")),
+                };
+                let actor = Actor::user(from);
+                let body = Body::new(r#"{"text":"hello"}"#, 1024).expect("valid body");
+                while Instant::now() < deadline {
+                    engine
+                        .send(&actor, &conversation, SendRequest::new(body.clone()))
+                        .await
+                        .expect("send");
+                    count.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.expect("sender task");
+    }
+    count.load(Ordering::Relaxed) as f64 / secs
+}
+
+/// Raw sled: the same number of keys per message in one batch, flushed
+/// before the next (as an acknowledged durable write must be), by `writers`
+/// threads.
+fn sled_raw(keys: usize, writers: usize, secs: f64) -> f64 {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let db = sled::open(dir.path()).expect("open sled");
+    let count = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + Duration::from_secs_f64(secs);
+    std::thread::scope(|s| {
+        for w in 0..writers {
+            let (db, count) = (&db, Arc::clone(&count));
+            s.spawn(move || {
+                let mut n = 0u64;
+                while Instant::now() < deadline {
+                    let mut batch = sled::Batch::default();
+                    for k in 0..keys as u64 {
+                        let key =
+                            [(w as u64).to_be_bytes(), n.to_be_bytes(), k.to_be_bytes()].concat();
+                        batch.insert(key, &[7u8; 64][..]);
+                    }
+                    db.apply_batch(batch).expect("apply");
+                    db.flush().expect("flush");
+                    n += 1;
+                    count.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        }
+    });
+    count.load(Ordering::Relaxed) as f64 / secs
+}
+
+async fn each_shape<S: Store>(
+    report: &mut Report,
+    store_name: &str,
+    engine: Engine<S>,
+    secs: f64,
+    sled_ceiling: bool,
+) {
+    seed::users(&engine, 2 * 64).await.expect("seed users");
+    seed::group(&engine, "g", GROUP)
+        .await
+        .expect("seed the group");
+    for shape in [Shape::Direct, Shape::Group] {
+        for senders in [1, 64] {
+            let value = rate(&engine, shape, senders, secs).await;
+            let figure = format!(
+                "engine send, {store_name}, {}, {senders} sender(s)",
+                shape.name()
+            );
+            let row = if sled_ceiling {
+                let writers = senders.min(8);
+                let ceiling =
+                    tokio::task::spawn_blocking(move || sled_raw(shape.keys(), writers, secs))
+                        .await
+                        .expect("raw sled");
+                Row::against(
+                    figure,
+                    value,
+                    "msgs/s",
+                    ceiling,
+                    format!(
+                        "raw sled batch of {} keys + flush, {writers} writer(s)",
+                        shape.keys()
+                    ),
+                )
+            } else {
+                Row::plain(figure, value, "msgs/s")
+            };
+            report.add(row);
+        }
+    }
+}
+
+/// Runs the in-process send figures.
+pub async fn run(report: &mut Report, scale: &Scale) {
+    let secs = scale.secs.min(3.0);
+    each_shape(
+        report,
+        "memory",
+        Engine::new(MemoryStore::new()),
+        secs,
+        false,
+    )
+    .await;
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let store = im_store_sled::SledStore::open(im_store_sled::SledConfig::new(dir.path()))
+        .expect("open sled");
+    each_shape(report, "sled durable", Engine::new(store), secs, true).await;
+}

@@ -1,0 +1,158 @@
+//! The benchmark suite: every figure beside a ceiling measured in the same
+//! run, because this shared machine drifts by tens of percent between runs
+//! and a figure only means something as a ratio to a ceiling taken minutes
+//! apart. Prints a Markdown table and writes the same as JSON.
+//!
+//! Run it with `scripts/bench` (which installs wrk first); `--smoke` runs a
+//! seconds-long version that only checks the suite works.
+//!
+//! Layout: `report` (rows, table, JSON), `server` (the servers under test,
+//! run as child processes by `child`), `client` (HTTP and SSE clients),
+//! `seed` (test data through the store), and one module per group of
+//! figures: `http_send`, `engine_send`, `fanout`, `store_figures`.
+
+mod child;
+mod client;
+mod engine_send;
+mod fanout;
+mod http_send;
+mod report;
+mod seed;
+mod server;
+mod store_figures;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// How big and how long each figure runs.
+#[derive(Debug, Clone)]
+pub struct Scale {
+    /// Seconds of load per figure.
+    pub secs: f64,
+    /// Subscribers of the fan-out group.
+    pub fanout_subscribers: usize,
+    /// Send rates of the fan-out figure.
+    pub rates: Vec<u32>,
+    /// Streams held open for the idle-memory figure.
+    pub idle_streams: usize,
+    /// Members of the big group.
+    pub big_group: usize,
+    /// Events missed before a resume.
+    pub resume_events: usize,
+    /// The two feed depths resumed at.
+    pub depths: [usize; 2],
+}
+
+impl Scale {
+    fn full() -> Self {
+        Self {
+            secs: 5.0,
+            fanout_subscribers: 1000,
+            rates: vec![10, 100, 500],
+            idle_streams: 10_000,
+            big_group: 10_000,
+            resume_events: 10_000,
+            depths: [1_000, 1_000_000],
+        }
+    }
+
+    fn smoke() -> Self {
+        Self {
+            secs: 0.5,
+            fanout_subscribers: 20,
+            rates: vec![20],
+            idle_streams: 50,
+            big_group: 300,
+            resume_events: 100,
+            depths: [10, 1_000],
+        }
+    }
+}
+
+#[derive(Debug, Parser)]
+#[command(about = "The im-engine benchmark suite")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// A seconds-long run at tiny sizes that only checks the suite works.
+    #[arg(long)]
+    smoke: bool,
+    /// Where to write the JSON report.
+    #[arg(long, default_value = "target/bench/report.json")]
+    json: PathBuf,
+    /// Run only these groups: http, engine, fanout, store.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve one of the servers under test (run by the suite itself).
+    #[command(hide = true)]
+    Server(server::ServerArgs),
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines().find_map(|l| {
+                l.strip_prefix("model name")
+                    .map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned())
+            })
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    format!("{cores} cores ({cpu}); load generator and servers share them")
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Runtime::new().expect("a Tokio runtime");
+    if let Some(Command::Server(args)) = cli.command {
+        return match rt.block_on(server::run(args)) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("server: {e}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
+    let scale = if cli.smoke {
+        Scale::smoke()
+    } else {
+        Scale::full()
+    };
+    let wants = |g: &str| cli.only.is_empty() || cli.only.iter().any(|o| o == g);
+    let mut report = report::Report {
+        machine: machine(),
+        rows: Vec::new(),
+    };
+    eprintln!("im-bench on {}", report.machine);
+    rt.block_on(async {
+        if wants("http") {
+            eprintln!("HTTP send (wrk, 50 connections):");
+            http_send::run(&mut report, &scale).await;
+        }
+        if wants("engine") {
+            eprintln!("engine send, in process:");
+            engine_send::run(&mut report, &scale).await;
+        }
+        if wants("fanout") {
+            eprintln!("SSE fan-out and idle streams:");
+            fanout::run(&mut report, &scale).await;
+        }
+        if wants("store") {
+            eprintln!("big group and resume:");
+            store_figures::run(&mut report, &scale).await;
+        }
+    });
+    println!("{}", report.table());
+    if let Err(e) = report.write_json(&cli.json) {
+        eprintln!("could not write {}: {e}", cli.json.display());
+        return std::process::ExitCode::FAILURE;
+    }
+    eprintln!("JSON report: {}", cli.json.display());
+    std::process::ExitCode::SUCCESS
+}
