@@ -18,6 +18,8 @@
 //! - [`auth`]: HS256 bearer tokens.
 //! - [`error`]: [`ApiError`], which alone picks statuses and error codes.
 //! - `metrics`: the Prometheus counters of `GET /metrics`.
+//! - `web`: the web chat page (`GET /`, `GET /web/{file}`), embedded from
+//!   `im-http/web/`.
 //! - `src/bin/im-http.rs`: the binary.
 //!
 //! # Example
@@ -67,6 +69,7 @@ mod extract;
 mod metrics;
 mod routes;
 mod sse;
+mod web;
 
 pub use auth::Auth;
 pub use error::ApiError;

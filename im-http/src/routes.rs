@@ -40,6 +40,8 @@ pub(crate) enum Endpoint {
     Message(String, String),
     Read(String),
     Events,
+    /// A file of the web page (`index.html` for `/`); no token.
+    Web(String),
 }
 
 const GET: &[Method] = &[Method::GET];
@@ -65,6 +67,10 @@ pub(crate) fn route(method: &Method, path: &str) -> (&'static str, Result<Endpoi
         (_, ["healthz"]) => ("/healthz", not_allowed(GET)),
         (&Method::GET, ["metrics"]) => ("/metrics", Ok(E::Metrics)),
         (_, ["metrics"]) => ("/metrics", not_allowed(GET)),
+        (&Method::GET, [""]) => ("/", Ok(E::Web(own("index.html")))),
+        (_, [""]) => ("/", not_allowed(GET)),
+        (&Method::GET, ["web", f]) => ("/web/{file}", Ok(E::Web(own(f)))),
+        (_, ["web", _]) => ("/web/{file}", not_allowed(GET)),
 
         (&Method::GET, ["v1", "users", u]) => ("/v1/users/{uid}", Ok(E::GetUser(own(u)))),
         (&Method::PUT, ["v1", "users", u]) => ("/v1/users/{uid}", Ok(E::PutUser(own(u)))),
@@ -129,7 +135,8 @@ pub(crate) fn route(method: &Method, path: &str) -> (&'static str, Result<Endpoi
     }
 }
 
-/// Authenticates the request (all but `/healthz`) and runs its handler.
+/// Authenticates the request (all but `/healthz` and the web page) and
+/// runs its handler.
 pub(crate) async fn dispatch<S, B>(
     app: &App<S>,
     req: Request<B>,
@@ -145,6 +152,9 @@ where
     if let E::Healthz = endpoint {
         return healthz(app).await;
     }
+    if let E::Web(name) = &endpoint {
+        return crate::web::file(name, req.headers());
+    }
     let actor = app.auth().authenticate(req.headers(), req.uri().query())?;
     let m = app.metrics();
     let engine = app.engine();
@@ -152,6 +162,7 @@ where
     let ok = || json(StatusCode::OK, &json!({"ok": true}));
     match endpoint {
         E::Healthz => healthz(app).await,
+        E::Web(name) => crate::web::file(&name, req.headers()),
         E::Metrics => metrics(app, &actor),
         E::GetUser(u) => {
             let profile = m.timed("user", engine.user(&UserId::new(u)?)).await?;

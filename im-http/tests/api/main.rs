@@ -12,3 +12,4 @@ mod service;
 #[cfg(feature = "sled")]
 mod sled;
 mod users;
+mod web;

@@ -229,7 +229,7 @@ async fn unknown_routes_are_404_and_wrong_methods_405_with_allow() {
     let s = Server::start().await;
     let alice = s.client("alice");
     for path in [
-        "/",
+        "/web",
         "/v1",
         "/v1/users",
         "/v1/users/alice/x",

@@ -1,0 +1,830 @@
+// The web chat page of im-http: plain JavaScript, no build step, no
+// dependencies. It uses only the routes of API.md, so it also shows how a
+// client is meant to use them:
+//
+// - the token comes from the sign-in field or `?token=`, and is kept in
+//   sessionStorage (this tab only), never in the address bar;
+// - live updates come from one EventSource on `/v1/events`; the browser
+//   resends `Last-Event-ID` when it reconnects by itself, and when it gives
+//   up (a 503 while the server restarts) the page makes a new one with
+//   `?after=<last id>`, so no event is lost either way;
+// - the conversation list from `GET /v1/conversations` is the truth for
+//   order and unread counts; events update it at once and then it is
+//   fetched again, one request at a time;
+// - a send carries a `client_id`, and a send that failed for want of an
+//   answer is retried with the same one: the server stores it once;
+// - everything a user wrote is put in the page as text (textContent or text
+//   nodes), never as HTML. The server's Content-Security-Policy refuses
+//   inline scripts as a second line of defence.
+'use strict';
+
+const TOKEN_KEY = 'im-http.token';
+const PAGE = 50;
+const CONTACTS_EVERY_MS = 15000;
+const ID_RE = /^[A-Za-z0-9_.-]{1,64}$/;
+
+const $ = (id) => document.getElementById(id);
+
+const state = {
+  token: null,
+  me: null,
+  convs: new Map(), // id -> {id, kind, with, last, unread, read_seq}
+  open: null, // {id, messages: [], seqs: Set, hasMore, loadingOlder}
+  pending: new Map(), // client_id -> {client_id, conv, text, status, attempts, timer}
+  contacts: [],
+  es: null,
+  lastEventId: null,
+  opened: false, // the stream has been open at least once
+  reconnectTimer: null,
+  backoff: 1000,
+  contactsTimer: null,
+  listInFlight: false,
+  listDirty: false,
+  readInFlight: false,
+  readDirty: false,
+  era: 0, // bumped at sign-out: answers to an older era's requests are dropped
+};
+
+// ---------------------------------------------------------------- helpers
+
+// An element with properties and children. Strings become text nodes, so
+// data can never turn into markup.
+function h(tag, props = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(props)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === 'class') el.className = v;
+    else if (k === 'text') el.textContent = v;
+    else if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+    else el.setAttribute(k, v === true ? '' : String(v));
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+
+const enc = encodeURIComponent;
+
+class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status; // 0: no answer (network)
+    this.code = code;
+  }
+  get retriable() {
+    return this.status === 0 || this.status === 429 || this.status >= 500;
+  }
+}
+
+// One call of API.md. Throws ApiError; a 401 also signs out, since the
+// token is no longer any good.
+async function api(method, path, body) {
+  const era = state.era;
+  const headers = { Authorization: `Bearer ${state.token}` };
+  const init = { method, headers, cache: 'no-store' };
+  if (body !== undefined) {
+    headers['Content-Type'] = 'application/json';
+    init.body = JSON.stringify(body);
+  }
+  let resp;
+  let text;
+  try {
+    resp = await fetch(path, init);
+    text = await resp.text();
+  } catch {
+    throw new ApiError(0, 'network', 'cannot reach the server');
+  }
+  if (era !== state.era) throw new ApiError(0, 'signed_out', 'signed out');
+  let data = null;
+  try {
+    data = text ? JSON.parse(text) : null;
+  } catch {
+    // Not JSON (a proxy's error page): the status says enough.
+  }
+  if (!resp.ok) {
+    const e = data && data.error;
+    const err = new ApiError(resp.status, (e && e.code) || `http_${resp.status}`,
+      (e && e.message) || resp.statusText || `HTTP ${resp.status}`);
+    if (resp.status === 401) signOut(`The server refused the token (${err.message}); sign in again.`);
+    throw err;
+  }
+  return data;
+}
+
+// The `sub` claim of a JWT, without checking it: the server does that.
+function tokenSubject(token) {
+  try {
+    const part = token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+    const json = decodeURIComponent(Array.from(atob(part),
+      (c) => '%' + c.charCodeAt(0).toString(16).padStart(2, '0')).join(''));
+    const sub = JSON.parse(json).sub;
+    return typeof sub === 'string' && ID_RE.test(sub) ? sub : null;
+  } catch {
+    return null;
+  }
+}
+
+// A client_id for a send: random, and the same for every retry of it.
+function newClientId() {
+  const bytes = new Uint8Array(16);
+  crypto.getRandomValues(bytes);
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+function dmId(a, b) {
+  return 'dm:' + [a, b].sort().join(':');
+}
+
+// What a conversation is called: the peer of a DM, the id of a group.
+function describe(id) {
+  if (id.startsWith('group:')) return { kind: 'group', with: id.slice(6) };
+  const [, a, b] = id.split(':');
+  return { kind: 'dm', with: a === state.me ? b : a };
+}
+
+function messageText(body) {
+  if (body && typeof body.text === 'string') return { text: body.text, json: false };
+  return { text: JSON.stringify(body), json: true };
+}
+
+function clock(ts) {
+  return new Date(ts).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+}
+
+function shortTime(ts) {
+  const d = new Date(ts);
+  const now = new Date();
+  if (d.toDateString() === now.toDateString()) return clock(ts);
+  return d.toLocaleDateString([], { month: 'short', day: 'numeric' });
+}
+
+function dayLabel(ts) {
+  const d = new Date(ts);
+  const today = new Date();
+  const yesterday = new Date(Date.now() - 86400000);
+  if (d.toDateString() === today.toDateString()) return 'Today';
+  if (d.toDateString() === yesterday.toDateString()) return 'Yesterday';
+  return d.toLocaleDateString([], { weekday: 'short', month: 'short', day: 'numeric', year: 'numeric' });
+}
+
+// A stable colour class for an id's avatar.
+function colour(id) {
+  let n = 0;
+  for (const c of id) n = (n * 31 + c.charCodeAt(0)) >>> 0;
+  return `c${n % 8}`;
+}
+
+function showError(message) {
+  const el = $('sidebar-error');
+  el.textContent = message;
+  el.hidden = false;
+  clearTimeout(showError.timer);
+  showError.timer = setTimeout(() => { el.hidden = true; }, 8000);
+}
+
+function visible() {
+  return document.visibilityState === 'visible';
+}
+
+// ---------------------------------------------------------------- sign in
+
+function boot() {
+  $('signin-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    signIn($('token-input').value.trim());
+  });
+  $('signout').addEventListener('click', () => signOut());
+  $('dm-form').addEventListener('submit', onStartDm);
+  $('group-create-form').addEventListener('submit', onCreateGroup);
+  $('group-join-form').addEventListener('submit', onJoinGroup);
+  $('contact-form').addEventListener('submit', onAddContact);
+  $('composer').addEventListener('submit', (e) => {
+    e.preventDefault();
+    onSend();
+  });
+  const input = $('composer-input');
+  input.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
+      e.preventDefault();
+      onSend();
+    }
+  });
+  input.addEventListener('input', () => {
+    input.rows = Math.min(6, input.value.split('\n').length);
+  });
+  $('older').addEventListener('click', loadOlder);
+  $('messages').addEventListener('scroll', () => {
+    if ($('messages').scrollTop < 60) loadOlder();
+  });
+  document.addEventListener('visibilitychange', () => {
+    if (visible()) markReadSoon();
+  });
+
+  // A token in the address is moved to sessionStorage and out of the
+  // address bar, so that it is neither bookmarked nor shared by accident.
+  const url = new URL(location.href);
+  const fromUrl = url.searchParams.get('token');
+  if (fromUrl) {
+    sessionStorage.setItem(TOKEN_KEY, fromUrl.trim());
+    url.searchParams.delete('token');
+    history.replaceState(null, '', url.pathname + url.search + url.hash);
+  }
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  if (token) signIn(token);
+  else showSignIn();
+}
+
+function showSignIn(error) {
+  $('app').hidden = true;
+  $('signin').hidden = false;
+  const el = $('signin-error');
+  el.textContent = error || '';
+  el.hidden = !error;
+  $('token-input').focus();
+}
+
+function signIn(token) {
+  const me = tokenSubject(token);
+  if (!me) {
+    showSignIn('That is not a token this server signs (a JWT whose "sub" is a user id).');
+    return;
+  }
+  state.token = token;
+  state.me = me;
+  sessionStorage.setItem(TOKEN_KEY, token);
+  $('token-input').value = '';
+  $('me').textContent = me;
+  $('signin').hidden = true;
+  $('app').hidden = false;
+  renderConversations();
+  connect();
+  // At once, for a quick answer to a bad token; the stream's `open` event
+  // fetches the list again once no event can slip between the two.
+  refreshConversations();
+  refreshContacts();
+  state.contactsTimer = setInterval(refreshContacts, CONTACTS_EVERY_MS);
+  const wanted = decodeURIComponent(location.hash.slice(1));
+  if (wanted) openConversation(wanted);
+}
+
+function signOut(error) {
+  state.era += 1;
+  if (state.es) state.es.close();
+  clearTimeout(state.reconnectTimer);
+  clearInterval(state.contactsTimer);
+  for (const p of state.pending.values()) clearTimeout(p.timer);
+  Object.assign(state, {
+    token: null, me: null, convs: new Map(), open: null, pending: new Map(), contacts: [],
+    es: null, lastEventId: null, opened: false, backoff: 1000,
+    listInFlight: false, listDirty: false, readInFlight: false, readDirty: false,
+  });
+  sessionStorage.removeItem(TOKEN_KEY);
+  history.replaceState(null, '', location.pathname);
+  $('open-conversation').hidden = true;
+  $('no-conversation').hidden = false;
+  document.title = 'im chat';
+  showSignIn(error);
+}
+
+// ---------------------------------------------------------------- events
+
+function setStatus(live, text) {
+  const el = $('status');
+  el.textContent = text || (live ? 'live' : 'reconnecting…');
+  el.classList.toggle('live', live);
+}
+
+// Opens the event stream, resuming after the last event seen.
+function connect() {
+  if (state.es) state.es.close();
+  const params = new URLSearchParams({ access_token: state.token });
+  if (state.lastEventId) params.set('after', state.lastEventId);
+  const es = new EventSource(`/v1/events?${params}`);
+  state.es = es;
+  es.addEventListener('open', () => {
+    setStatus(true);
+    state.backoff = 1000;
+    // The first time: load the list now that every later event will reach
+    // us. After a reconnect: catch up with whatever the cursor could not
+    // cover (a stream that had seen no event yet), and resend.
+    resync();
+    state.opened = true;
+  });
+  es.addEventListener('error', () => {
+    if (state.es !== es) return;
+    setStatus(false);
+    // The browser retries by itself after a dropped connection (with
+    // Last-Event-ID); it gives up on an answer that is not a stream (a 503
+    // while the server stops, a 401). Then: a new one, a little later.
+    if (es.readyState === EventSource.CLOSED) {
+      clearTimeout(state.reconnectTimer);
+      state.reconnectTimer = setTimeout(reconnect, state.backoff);
+      state.backoff = Math.min(state.backoff * 2, 15000);
+    }
+  });
+  const on = (name, f) => es.addEventListener(name, (e) => {
+    if (state.es !== es) return;
+    if (e.lastEventId) state.lastEventId = e.lastEventId;
+    let data;
+    try {
+      data = JSON.parse(e.data);
+    } catch {
+      return;
+    }
+    f(data);
+  });
+  on('message', onMessage);
+  on('read', (d) => {
+    const conv = state.convs.get(d.conversation);
+    if (conv) conv.read_seq = Math.max(conv.read_seq || 0, d.seq);
+    refreshConversations();
+  });
+  on('member', (d) => {
+    refreshConversations();
+    if (state.open && state.open.id === `group:${d.group}`) loadHeader(state.open);
+    if (d.user === state.me && d.change === 'left' && state.open && state.open.id === `group:${d.group}`) {
+      showError(`You are no longer a member of ${d.group}.`);
+    }
+  });
+  on('reset', () => {
+    // The server could not resume from our cursor: start again from what
+    // it holds, and refetch everything we show.
+    refreshConversations();
+    if (state.open) reloadOpen();
+  });
+}
+
+async function reconnect() {
+  // A cheap call first: a 401 signs out instead of retrying forever.
+  try {
+    await api('GET', '/v1/conversations?limit=1');
+  } catch (e) {
+    if (e.status === 401 || e.code === 'signed_out') return;
+    state.reconnectTimer = setTimeout(reconnect, state.backoff);
+    state.backoff = Math.min(state.backoff * 2, 15000);
+    return;
+  }
+  connect();
+}
+
+function resync() {
+  refreshConversations();
+  refreshContacts();
+  if (state.opened && state.open) catchUp(state.open);
+  for (const p of state.pending.values()) {
+    if (p.status === 'retrying') {
+      clearTimeout(p.timer);
+      attemptSend(p);
+    }
+  }
+}
+
+function onMessage(msg) {
+  const id = msg.conversation;
+  if (msg.from === state.me && msg.client_id) {
+    const p = state.pending.get(msg.client_id);
+    if (p && p.conv === id) {
+      clearTimeout(p.timer);
+      state.pending.delete(msg.client_id);
+    }
+  }
+  let conv = state.convs.get(id);
+  if (!conv) {
+    conv = { id, ...describe(id), last: null, unread: 0, read_seq: 0 };
+    state.convs.set(id, conv);
+  }
+  if (!conv.last || msg.seq > conv.last.seq) {
+    conv.last = msg;
+    if (msg.from === state.me) conv.unread = 0; // sending moves our read cursor
+    else if (!(isOpen(id) && visible())) conv.unread += 1;
+    // Newest activity first.
+    state.convs.delete(id);
+    state.convs = new Map([[id, conv], ...state.convs]);
+  }
+  if (isOpen(id)) {
+    insertMessages(state.open, [msg]);
+    renderMessages({ stick: msg.from === state.me });
+    if (msg.from !== state.me) markReadSoon();
+  }
+  renderConversations();
+  refreshConversations();
+}
+
+// ---------------------------------------------------------------- list
+
+function isOpen(id) {
+  return state.open !== null && state.open.id === id;
+}
+
+// Fetches the conversation list, one request at a time: a call while one
+// is out makes one more afterwards, so the last answer is never stale.
+async function refreshConversations() {
+  if (state.listInFlight) {
+    state.listDirty = true;
+    return;
+  }
+  state.listInFlight = true;
+  try {
+    do {
+      state.listDirty = false;
+      const data = await api('GET', '/v1/conversations?limit=200');
+      const next = new Map();
+      for (const c of data.conversations) next.set(c.id, c);
+      // Conversations started here that have no message yet stay listed.
+      for (const [id, c] of state.convs) {
+        if (!next.has(id) && !c.last) next.set(id, c);
+      }
+      state.convs = next;
+      renderConversations();
+    } while (state.listDirty);
+    // An answer read before our last mark-read landed may show the open
+    // conversation unread: mark it again (a no-op on the server).
+    const open = state.open && state.convs.get(state.open.id);
+    if (open && open.unread) markReadSoon();
+  } catch (e) {
+    if (e.code !== 'signed_out' && e.status !== 0) showError(`Could not load conversations: ${e.message}`);
+  } finally {
+    state.listInFlight = false;
+  }
+}
+
+function renderConversations() {
+  const list = $('conversations');
+  const items = [];
+  let unread = 0;
+  for (const c of state.convs.values()) {
+    unread += c.unread;
+    const group = c.kind === 'group';
+    let preview = 'No messages yet';
+    if (c.last) {
+      const who = c.last.from === state.me ? 'You' : c.last.from;
+      const text = messageText(c.last.body).text;
+      preview = group || c.last.from === state.me ? `${who}: ${text}` : text;
+    }
+    const classes = [isOpen(c.id) ? 'active' : '', c.unread ? 'unread' : ''].join(' ').trim();
+    items.push(h('li', { class: classes, 'data-id': c.id, title: c.id, onclick: () => openConversation(c.id) },
+      h('span', { class: `avatar ${group ? 'group' : ''} ${colour(c.with)}`, 'aria-hidden': 'true' },
+        group ? '#' : c.with.slice(0, 1)),
+      h('span', { class: 'name' }, group ? `# ${c.with}` : c.with),
+      h('span', { class: 'time' }, c.last ? shortTime(c.last.ts) : ''),
+      h('span', { class: 'preview' }, preview),
+      c.unread ? h('span', { class: 'badge', 'aria-label': `${c.unread} unread` }, c.unread > 99 ? '99+' : c.unread) : h('span')));
+  }
+  list.replaceChildren(...items);
+  $('conversations-empty').hidden = items.length > 0;
+  document.title = unread ? `(${unread}) im chat` : 'im chat';
+}
+
+// ---------------------------------------------------------------- contacts
+
+async function refreshContacts() {
+  if (!state.token) return;
+  try {
+    const data = await api('GET', '/v1/contacts');
+    state.contacts = data.contacts;
+    renderContacts();
+  } catch (e) {
+    if (e.code !== 'signed_out' && e.status !== 0) showError(`Could not load contacts: ${e.message}`);
+  }
+}
+
+function renderContacts() {
+  const items = [...state.contacts]
+    .sort((a, b) => (b.online - a.online) || a.id.localeCompare(b.id))
+    .map((c) => h('li', { 'data-id': c.id, title: `Message ${c.id}`, onclick: () => startDm(c.id) },
+      h('span', { class: `dot ${c.online ? 'online' : ''}`, 'aria-hidden': 'true' }),
+      h('span', { class: 'contact-name' }, c.id),
+      h('span', { class: 'seen' }, c.online ? 'online' : 'offline')));
+  $('contacts').replaceChildren(...items);
+}
+
+async function onAddContact(e) {
+  e.preventDefault();
+  const input = $('contact-input');
+  const uid = input.value.trim();
+  if (!ID_RE.test(uid)) return showError('A user id is 1 to 64 letters, digits, "_", "." or "-".');
+  try {
+    await api('PUT', `/v1/contacts/${enc(uid)}`);
+    input.value = '';
+    refreshContacts();
+  } catch (err) {
+    showError(err.status === 404 ? `There is no user "${uid}".` : `Could not add ${uid}: ${err.message}`);
+  }
+}
+
+// ---------------------------------------------------------------- new conversations
+
+async function startDm(uid) {
+  if (!ID_RE.test(uid)) return showError('A user id is 1 to 64 letters, digits, "_", "." or "-".');
+  try {
+    await api('GET', `/v1/users/${enc(uid)}`);
+  } catch (err) {
+    return showError(err.status === 404 ? `There is no user "${uid}".` : err.message);
+  }
+  const id = dmId(state.me, uid);
+  if (!state.convs.has(id)) {
+    state.convs = new Map([[id, { id, kind: 'dm', with: uid, last: null, unread: 0, read_seq: 0 }], ...state.convs]);
+  }
+  openConversation(id);
+  return undefined;
+}
+
+function onStartDm(e) {
+  e.preventDefault();
+  const input = $('dm-input');
+  const uid = input.value.trim();
+  input.value = '';
+  startDm(uid);
+}
+
+function addGroupLocally(gid) {
+  const id = `group:${gid}`;
+  if (!state.convs.has(id)) {
+    state.convs = new Map([[id, { id, kind: 'group', with: gid, last: null, unread: 0, read_seq: 0 }], ...state.convs]);
+  }
+  openConversation(id);
+  refreshConversations();
+}
+
+async function onCreateGroup(e) {
+  e.preventDefault();
+  const input = $('group-create-input');
+  const gid = input.value.trim();
+  if (!ID_RE.test(gid)) return showError('A group id is 1 to 64 letters, digits, "_", "." or "-".');
+  try {
+    // PUT on an existing group would update it: look first.
+    await api('GET', `/v1/groups/${enc(gid)}`);
+    return showError(`The group "${gid}" exists already; join it instead.`);
+  } catch (err) {
+    if (err.status !== 404) return showError(err.message);
+  }
+  try {
+    await api('PUT', `/v1/groups/${enc(gid)}`, { join: $('group-open').checked ? 'open' : 'invite' });
+    input.value = '';
+    addGroupLocally(gid);
+  } catch (err) {
+    showError(`Could not create ${gid}: ${err.message}`);
+  }
+  return undefined;
+}
+
+async function onJoinGroup(e) {
+  e.preventDefault();
+  const input = $('group-join-input');
+  const gid = input.value.trim();
+  if (!ID_RE.test(gid)) return showError('A group id is 1 to 64 letters, digits, "_", "." or "-".');
+  try {
+    await api('PUT', `/v1/groups/${enc(gid)}/members/${enc(state.me)}`);
+    input.value = '';
+    addGroupLocally(gid);
+  } catch (err) {
+    showError(err.status === 404 ? `There is no group "${gid}".` : `Could not join ${gid}: ${err.message}`);
+  }
+  return undefined;
+}
+
+// ---------------------------------------------------------------- one conversation
+
+async function openConversation(id) {
+  if (isOpen(id)) return;
+  const open = { id, ...describe(id), messages: [], seqs: new Set(), hasMore: false, loadingOlder: false, loaded: false };
+  state.open = open;
+  history.replaceState(null, '', `${location.pathname}${location.search}#${enc(id)}`);
+  $('no-conversation').hidden = true;
+  $('open-conversation').hidden = false;
+  $('conv-title').textContent = open.kind === 'group' ? `# ${open.with}` : open.with;
+  $('conv-sub').textContent = '';
+  renderConversations();
+  renderMessages({ stick: true });
+  $('composer-input').focus();
+  loadHeader(open);
+  await reloadOpen();
+}
+
+// The newest page of the open conversation, from scratch.
+async function reloadOpen() {
+  const open = state.open;
+  try {
+    const page = await api('GET', `/v1/conversations/${enc(open.id)}/messages?limit=${PAGE}`);
+    if (state.open !== open) return;
+    open.messages = [];
+    open.seqs = new Set();
+    insertMessages(open, page.messages);
+    open.hasMore = page.has_more;
+    open.loaded = true;
+    renderMessages({ stick: true });
+    markReadSoon();
+    fillViewport();
+  } catch (err) {
+    if (state.open === open && err.code !== 'signed_out') {
+      $('conv-sub').textContent = err.status === 403 ? 'you are not a participant' : `could not load: ${err.message}`;
+    }
+  }
+}
+
+// After a reconnect: every message after the newest one shown.
+async function catchUp(open) {
+  if (!open.loaded) return reloadOpen();
+  try {
+    let more = true;
+    while (more && state.open === open) {
+      const last = open.messages.length ? open.messages[open.messages.length - 1].seq : 0;
+      const page = await api('GET', `/v1/conversations/${enc(open.id)}/messages?after=${last}&limit=500`);
+      if (state.open !== open) return undefined;
+      insertMessages(open, page.messages);
+      more = page.has_more && page.messages.length > 0;
+    }
+    renderMessages({});
+    markReadSoon();
+  } catch {
+    // The next reconnect tries again.
+  }
+  return undefined;
+}
+
+async function loadHeader(open) {
+  try {
+    if (open.kind === 'group') {
+      const g = await api('GET', `/v1/groups/${enc(open.with)}`);
+      if (state.open !== open) return;
+      $('conv-sub').textContent = `${g.members} member${g.members === 1 ? '' : 's'} · ${g.join === 'open' ? 'open group' : 'invite only'} · owner ${g.owner}`;
+    } else {
+      const u = await api('GET', `/v1/users/${enc(open.with)}`);
+      if (state.open !== open) return;
+      $('conv-sub').textContent = u.online ? 'online'
+        : u.last_seen ? `last seen ${shortTime(u.last_seen)}` : 'offline';
+    }
+  } catch {
+    // The header is a nicety; the conversation works without it.
+  }
+}
+
+async function loadOlder() {
+  const open = state.open;
+  if (!open || !open.hasMore || open.loadingOlder || !open.messages.length) return;
+  open.loadingOlder = true;
+  try {
+    const first = open.messages[0].seq;
+    const page = await api('GET', `/v1/conversations/${enc(open.id)}/messages?before=${first}&limit=${PAGE}`);
+    open.loadingOlder = false;
+    if (state.open !== open) return;
+    insertMessages(open, page.messages);
+    open.hasMore = page.has_more;
+    renderMessages({ keepTop: true });
+    fillViewport();
+  } catch (err) {
+    open.loadingOlder = false;
+    if (err.code !== 'signed_out') showError(`Could not load earlier messages: ${err.message}`);
+  }
+}
+
+// Loads earlier pages until the list can scroll, so scrolling up can page.
+function fillViewport() {
+  const box = $('messages');
+  if (state.open && state.open.hasMore && box.scrollHeight <= box.clientHeight + 60) loadOlder();
+}
+
+function insertMessages(open, messages) {
+  let sorted = true;
+  for (const m of messages) {
+    if (m.conversation !== open.id || open.seqs.has(m.seq)) continue;
+    const last = open.messages[open.messages.length - 1];
+    if (last && last.seq > m.seq) sorted = false;
+    open.messages.push(m);
+    open.seqs.add(m.seq);
+  }
+  if (!sorted) open.messages.sort((a, b) => a.seq - b.seq);
+}
+
+// Redraws the open conversation. `stick`: scroll to the newest message
+// (else only when already at the bottom); `keepTop`: keep what is on
+// screen in place while earlier messages appear above it.
+function renderMessages({ stick = false, keepTop = false }) {
+  const open = state.open;
+  if (!open) return;
+  const box = $('messages');
+  const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 80;
+  const oldHeight = box.scrollHeight;
+  const oldTop = box.scrollTop;
+
+  // A run is consecutive messages of one sender, a few minutes apart, on
+  // one day: the sender's name shows on its first, the time on its last.
+  const items = [];
+  const msgs = open.messages;
+  const sameRun = (a, b) => a && b && a.from === b.from && b.ts - a.ts < 5 * 60000
+    && dayLabel(a.ts) === dayLabel(b.ts);
+  msgs.forEach((m, i) => {
+    if (i === 0 || dayLabel(msgs[i - 1].ts) !== dayLabel(m.ts)) {
+      items.push(h('li', { class: 'day' }, dayLabel(m.ts)));
+    }
+    items.push(messageItem(open, m, sameRun(msgs[i - 1], m), !sameRun(m, msgs[i + 1])));
+  });
+  for (const p of state.pending.values()) {
+    if (p.conv === open.id) items.push(pendingItem(p));
+  }
+  $('message-list').replaceChildren(...items);
+  $('older').hidden = !open.hasMore;
+  $('older').disabled = open.loadingOlder;
+
+  if (keepTop) box.scrollTop = oldTop + (box.scrollHeight - oldHeight);
+  else if (stick || atBottom) box.scrollTop = box.scrollHeight;
+}
+
+function messageItem(open, m, cont, lastOfRun) {
+  const mine = m.from === state.me;
+  const { text, json } = messageText(m.body);
+  const showFrom = !mine && open.kind === 'group' && !cont;
+  const classes = ['msg', mine ? 'mine' : '', cont ? 'cont' : ''].join(' ').trim();
+  return h('li', { class: classes, 'data-seq': m.seq, 'data-from': m.from, title: new Date(m.ts).toLocaleString() },
+    showFrom ? h('span', { class: 'from' }, m.from) : null,
+    h('div', { class: `bubble ${json ? 'json' : ''}` }, text),
+    lastOfRun ? h('span', { class: 'meta' }, clock(m.ts)) : null);
+}
+
+function pendingItem(p) {
+  const failed = p.status === 'failed';
+  return h('li', { class: `msg mine ${failed ? 'failed' : 'pending'}`, 'data-client-id': p.client_id },
+    h('div', { class: 'bubble' }, p.text),
+    h('span', { class: 'meta' },
+      failed ? `not sent: ${p.error} ` : p.status === 'retrying' ? 'waiting for the server… ' : 'sending…',
+      failed ? h('button', { type: 'button', class: 'retry', onclick: () => attemptSend(p) }, 'Retry') : null));
+}
+
+// ---------------------------------------------------------------- send and read
+
+function onSend() {
+  const input = $('composer-input');
+  const text = input.value;
+  if (!state.open || !text.trim()) return;
+  input.value = '';
+  input.rows = 1;
+  const p = { client_id: newClientId(), conv: state.open.id, text, status: 'sending', attempts: 0, timer: null };
+  state.pending.set(p.client_id, p);
+  renderMessages({ stick: true });
+  attemptSend(p);
+}
+
+// Sends, and on no answer (or a 5xx, a 429) tries again with the same
+// client_id: the server keeps the first one it got, so nothing is doubled
+// even when the first try did arrive and only its answer was lost.
+async function attemptSend(p) {
+  if (p.inFlight || !state.pending.has(p.client_id)) return;
+  p.inFlight = true;
+  p.attempts += 1;
+  clearTimeout(p.timer);
+  try {
+    const msg = await api('POST', `/v1/conversations/${enc(p.conv)}/messages`,
+      { body: { text: p.text }, client_id: p.client_id });
+    state.pending.delete(p.client_id);
+    onMessage(msg);
+  } catch (err) {
+    if (err.code === 'signed_out') return;
+    if (err.retriable && p.attempts < 12) {
+      p.status = 'retrying';
+      p.timer = setTimeout(() => attemptSend(p), Math.min(1000 * p.attempts, 5000));
+    } else {
+      p.status = 'failed';
+      p.error = err.message;
+      p.attempts = 0;
+    }
+  } finally {
+    p.inFlight = false;
+    if (state.pending.has(p.client_id) && isOpen(p.conv)) renderMessages({});
+  }
+}
+
+// Marks the open conversation read up to its newest message, when the
+// page is visible; one request at a time.
+async function markReadSoon() {
+  const open = state.open;
+  if (!open || !open.loaded || !visible() || !open.messages.length) return;
+  if (state.readInFlight) {
+    state.readDirty = true;
+    return;
+  }
+  const conv = state.convs.get(open.id);
+  const seq = open.messages[open.messages.length - 1].seq;
+  if (conv && conv.read_seq >= seq && !conv.unread) return;
+  state.readInFlight = true;
+  try {
+    const r = await api('POST', `/v1/conversations/${enc(open.id)}/read`, { seq });
+    const c = state.convs.get(open.id);
+    if (c) {
+      c.read_seq = r.read_seq;
+      c.unread = r.unread;
+    }
+    renderConversations();
+  } catch {
+    // Tried again with the next message or visibility change.
+  } finally {
+    state.readInFlight = false;
+    if (state.readDirty) {
+      state.readDirty = false;
+      markReadSoon();
+    }
+  }
+}
+
+boot();
