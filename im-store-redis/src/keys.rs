@@ -184,11 +184,6 @@ pub(crate) fn shard(id: &str) -> u64 {
     h % SHARDS
 }
 
-/// `<sender>:<client_id>`: a sender id has no `:`, so this splits one way.
-pub(crate) fn client_id_field(sender: &UserId, client_id: &str) -> String {
-    format!("{sender}:{client_id}")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,6 +201,5 @@ mod tests {
         assert_eq!(field_node("seen"), None);
         assert!(Keys::new("a{b").is_none());
         assert!(shard(&c.to_string()) < SHARDS);
-        assert_eq!(client_id_field(&u, "x:y"), "alice:x:y");
     }
 }

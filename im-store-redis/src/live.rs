@@ -76,12 +76,19 @@ pub(crate) async fn beat(s: &Shared) -> Result<()> {
 }
 
 async fn heartbeat(s: Shared) {
-    let mut tick = tokio::time::interval((s.node_ttl / 3).max(Duration::from_millis(10)));
+    let every = (s.node_ttl / 3).max(Duration::from_millis(10));
     loop {
-        tick.tick().await;
-        if let Err(e) = beat(&s).await {
-            tracing::debug!(error = %e, "node heartbeat failed");
-        }
+        // After a failure, beat again soon: each attempt also makes the
+        // command connection reconnect, so the store is ready as soon as
+        // Redis is back rather than at its next call.
+        let next = match beat(&s).await {
+            Ok(()) => every,
+            Err(e) => {
+                tracing::debug!(error = %e, "node heartbeat failed");
+                every.min(Duration::from_millis(200))
+            }
+        };
+        tokio::time::sleep(next).await;
     }
 }
 
@@ -195,7 +202,10 @@ async fn listen(s: Shared) {
                 None => return,
                 Some(push) => match push.kind {
                     PushKind::Message | PushKind::SMessage => deliver(&s, &push),
-                    PushKind::Disconnection => subscribed = false,
+                    PushKind::Disconnection => {
+                        subscribed = false;
+                        s.subscribed.store(false, std::sync::atomic::Ordering::Relaxed);
+                    }
                     _ => {}
                 },
             },
@@ -205,6 +215,7 @@ async fn listen(s: Shared) {
                 } else {
                     bounded(s.timeout, sub.subscribe()).await
                 };
+                let ok = check.is_ok();
                 match check {
                     Ok(()) => subscribed = true,
                     Err(e) => {
@@ -214,6 +225,7 @@ async fn listen(s: Shared) {
                         subscribed = false;
                     }
                 }
+                s.subscribed.store(ok, std::sync::atomic::Ordering::Relaxed);
             }
         }
     }

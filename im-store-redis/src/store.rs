@@ -1,6 +1,7 @@
 //! [`RedisStore`]: opening, the reads, presence.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use im_engine::store::{Changes, Outgoing, Sent};
@@ -38,6 +39,8 @@ pub(crate) struct Shared {
     pub(crate) timeout: Duration,
     pub(crate) node_ttl: Duration,
     pub(crate) target: Target,
+    /// Whether the notification subscription is up right now.
+    pub(crate) subscribed: Arc<AtomicBool>,
 }
 
 impl Shared {
@@ -78,6 +81,7 @@ impl RedisStore {
             timeout: config.timeout,
             node_ttl: config.node_ttl,
             target,
+            subscribed: Arc::default(),
         };
         let epoch = shared
             .bounded(async {
@@ -100,6 +104,13 @@ impl RedisStore {
     /// This process's node id (its presence fields and heartbeat).
     pub fn node(&self) -> u64 {
         self.shared.node
+    }
+
+    /// Whether this process's notification subscription is up: while it is
+    /// not (Redis restarting), streams still see new events, one recheck
+    /// interval late.
+    pub fn is_subscribed(&self) -> bool {
+        self.shared.subscribed.load(Ordering::Relaxed)
     }
 
     /// Whether this store talks to a cluster.

@@ -124,6 +124,24 @@ fn marker(s: &Shared, c: &ConversationId) -> (String, String) {
 }
 
 async fn send_cluster(s: &Shared, out: &Outgoing) -> Result<Sent> {
+    let c = &out.message.conversation;
+    let (sent, pending, (marker_key, member)) = commit_conv(s, out).await?;
+    if matches!(sent, Sent::New(_)) {
+        // Committed. If this fails or we die here, the marker stays and a
+        // recovery sweep (this node's or another's) finishes the fan-out.
+        let woken = drain(s, c, pending).await?;
+        publish(s, keys::shard(&c.to_string()), &woken).await;
+    }
+    let _: u64 = s.conn().zrem(&marker_key, &member).await?;
+    Ok(sent)
+}
+
+/// Steps 1 and 2 of a cluster send: the marker, then the commit point.
+/// Answers what was sent, the first pending records, and the marker.
+pub(crate) async fn commit_conv(
+    s: &Shared,
+    out: &Outgoing,
+) -> Result<(Sent, Option<Vec<String>>, (String, String))> {
     let m = &out.message;
     let k = &s.keys;
     let c = &m.conversation;
@@ -149,14 +167,7 @@ async fn send_cluster(s: &Shared, out: &Outgoing) -> Result<Sent> {
         .invoke_async(&mut conn)
         .await?;
     let (sent, pending) = decode_sent(out, &v)?;
-    if matches!(sent, Sent::New(_)) {
-        // Committed. If this fails or we die here, the marker stays and a
-        // recovery sweep (this node's or another's) finishes the fan-out.
-        let woken = drain(s, c, pending).await?;
-        publish(s, keys::shard(&c.to_string()), &woken).await;
-    }
-    let _: u64 = conn.zrem(&marker_key, &member).await?;
-    Ok(sent)
+    Ok((sent, pending, (marker_key, member)))
 }
 
 /// Applies every pending record of `c` to its recipients, oldest first, and

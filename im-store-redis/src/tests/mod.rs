@@ -59,3 +59,6 @@ mod single {
 mod cluster {
     im_engine::store_conformance_tests!(super::ClusterFactory);
 }
+
+#[cfg(not(im_skip_redis))]
+mod store;
