@@ -16,30 +16,8 @@
 //! `:` (`dm:<a>:<b>`, `group:<g>`), so no id contains `{`, `}`, `|`, `,` or a
 //! newline, the separators used below. Numbers are decimal text.
 //!
-//! | key | type | holds | why |
-//! |---|---|---|---|
-//! | `P{meta}:store` | hash | `version`, `epoch` | the format version this build reads; the random epoch cursors carry |
-//! | `P{u:U}:user` | string | [`User`](im_engine::User) as JSON | read and replaced whole |
-//! | `P{u:U}:contacts` | hash | contact id → [`Contact`](im_engine::Contact) JSON | one field per contact: add, remove, read one or all |
-//! | `P{u:U}:entries` | hash | conversation → `read_seq:activity` | the conversation index; the engine sorts it by activity, so one `HGETALL` serves the list |
-//! | `P{u:U}:feed` | stream | id `<pos>-0`, fields `t` (ms), `e` ([`Event`](im_engine::Event) JSON) | the event feed: an append-only log read by range from a cursor, trimmed from the front (`XTRIM MINID`) |
-//! | `P{u:U}:feedmeta` | hash | `head`, `trimmed` | the feed's own position counter and the highest position dropped |
-//! | `P{u:U}:fanned` | hash | conversation → highest seq fanned out to U | cluster only: makes the at-least-once fan-out exactly-once per user |
-//! | `P{u:U}:presence` | hash | `n:<node>` → `1` per node with a stream of U open; `seen` → ms | online while a live node holds a field; `last_seen` |
-//! | `P{g:G}:group` | string | [`Group`](im_engine::Group) as JSON | read and replaced whole |
-//! | `P{g:G}:members` | hash | user → [`Member`](im_engine::Member) JSON | one field per member |
-//! | `P{c:C}:seq` | string | the conversation's `last_seq` | the counter a send `INCR`s: seqs are dense, in commit order |
-//! | `P{c:C}:log` | stream | id `<seq>-0`, fields `f` (from), `t` (ms), `b` (body), `c` (client id) | the history: append-only, read by seq range; ids come from `P{c:C}:seq`, never from another stream |
-//! | `P{c:C}:clientids` | hash | `<sender>:<client_id>` → seq | makes a repeated send answer the original |
-//! | `P{c:C}:pending` | sorted set | score seq, member `seq\|ts\|keep\|min_ts\|from\|u1,u2,…` | cluster only: the durable record of a fan-out still to finish, written with the message |
-//! | `P{n:<node>}:alive` | string with TTL | `1` | a node's heartbeat: its presence fields count only while it lives |
-//! | `P{f:<k>}:fanout` | sorted set | member `<conv>\|<node>\|<nonce>`, score ms | cluster only: fan-outs in progress, so any node finds and finishes those of a crashed one; 16 shards |
-//!
-//! Pub/sub channels (not keys): `P notify` on a single Redis; on a cluster
-//! the 16 shard channels `Pnotify:{w:<k>}`, spread over the slots.
-//!
-//! `P` is the prefix, `U` a user id, `G` a group id, `C` a conversation id
-//! as text (`dm:alice:bob`, `group:rust`), `<node>` a node's random id in hex.
+//! The table of every key, its type, what it holds and why is in the crate
+//! docs (`README.md`); this module builds the names.
 
 use im_engine::{ConversationId, GroupId, UserId};
 
