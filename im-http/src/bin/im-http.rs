@@ -363,7 +363,9 @@ async fn serve(args: Serve) -> Result<(), BoxError> {
             run(listener, store, engine_config, config).await
         }
         #[cfg(not(feature = "redis"))]
-        StoreSpec::Redis(_) => Err("this build has no redis store (feature `redis`)".into()),
+        StoreSpec::Redis(url) => {
+            Err(format!("this build has no redis store (feature `redis`) for {url}").into())
+        }
     }
 }
 
