@@ -1,5 +1,88 @@
-//! The Redis store of `im-engine`.
+#![doc = include_str!("../README.md")]
 //!
-//! Not implemented yet: the work is tracked as its own issue. The crate exists
-//! so that the workspace has its final shape and `im-http` can grow a `redis`
-//! feature without moving files.
+//! # Layout
+//!
+//! - `lib.rs`: [`RedisConfig`].
+//! - `store`: [`RedisStore`]: opening, the reads, presence.
+//! - `write`: sends and change sets, atomic on one Redis; on a cluster, the
+//!   commit point, the fan-out and its recovery.
+//! - `live`: the background tasks: the one pub/sub subscription that wakes
+//!   local streams, the node heartbeat, the fan-out recovery sweep.
+//! - `scripts`: the Lua scripts.
+//! - [`keys`]: every key layout, in one place (the table is there).
+//! - `conn`: connections and timeouts.
+//! - `codec`: value encodings.
+//! - `error`: [`Error`] and its conversion into [`im_engine::StoreError`].
+//! - `testing` (feature `testing`): real `redis-server` processes for tests.
+
+pub mod keys;
+
+mod codec;
+mod conn;
+mod error;
+mod live;
+mod scripts;
+mod store;
+mod write;
+
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+
+use std::time::Duration;
+
+pub use error::Error;
+pub use store::RedisStore;
+
+/// The format version this build reads and writes, kept in `P{meta}:store`.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// How to open a [`RedisStore`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisConfig {
+    /// `redis://host:port[/db]` for one server, or
+    /// `redis+cluster://h1:p1,h2:p2,…` for a cluster (some of its nodes).
+    pub url: String,
+    /// Put before every key and channel name, so that several stores (or
+    /// tests) share one Redis. May not contain `{` or `}`.
+    pub prefix: String,
+    /// Every store call fails with [`Error::Timeout`] when Redis has not
+    /// answered within this bound (Redis down, restarting, overloaded).
+    pub timeout: Duration,
+    /// A node that has not renewed its heartbeat for this long counts as
+    /// gone: the users only it held online go offline.
+    pub node_ttl: Duration,
+    /// How often a cluster node looks for fan-outs that a crashed node left
+    /// unfinished (it also looks once at start).
+    pub recovery_interval: Duration,
+}
+
+impl RedisConfig {
+    /// The defaults for `url`: prefix `im:`, 2 s timeout, 10 s node TTL,
+    /// recovery every 5 s.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            prefix: "im:".into(),
+            timeout: Duration::from_secs(2),
+            node_ttl: Duration::from_secs(10),
+            recovery_interval: Duration::from_secs(5),
+        }
+    }
+
+    /// Sets the key prefix.
+    #[must_use]
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// Sets the bound on every store call.
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests;

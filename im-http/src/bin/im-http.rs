@@ -36,6 +36,9 @@ enum StoreSpec {
     Memory,
     /// `sled:<dir>`: an embedded database in `<dir>`.
     Sled(PathBuf),
+    /// `redis://host:port[/db]` or `redis+cluster://h1:p1,h2:p2,…`: shared
+    /// by every node that names it.
+    Redis(String),
 }
 
 impl FromStr for StoreSpec {
@@ -46,8 +49,15 @@ impl FromStr for StoreSpec {
             Ok(Self::Memory)
         } else if let Some(dir) = s.strip_prefix("sled:").filter(|d| !d.is_empty()) {
             Ok(Self::Sled(dir.into()))
+        } else if ["redis://", "rediss://", "redis+cluster://"]
+            .iter()
+            .any(|scheme| s.starts_with(scheme))
+        {
+            Ok(Self::Redis(s.to_owned()))
         } else {
-            Err("expected sled:<dir> or memory".into())
+            Err("expected sled:<dir>, memory, redis://host:port[/db] or \
+                 redis+cluster://h1:p1,h2:p2,..."
+                .into())
         }
     }
 }
@@ -55,7 +65,7 @@ impl FromStr for StoreSpec {
 impl StoreSpec {
     fn data_dir(&self) -> Option<&Path> {
         match self {
-            Self::Memory => None,
+            Self::Memory | Self::Redis(_) => None,
             Self::Sled(dir) => Some(dir),
         }
     }
@@ -75,8 +85,10 @@ struct Serve {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    /// Where the data lives: `sled:<dir>` (an embedded database in <dir>) or
-    /// `memory` (lost on exit).
+    /// Where the data lives: `sled:<dir>` (an embedded database in <dir>),
+    /// `memory` (lost on exit), `redis://host:port[/db]` or
+    /// `redis+cluster://h1:p1,h2:p2,...` (shared by every node naming it;
+    /// needs --secret or IM_SECRET, the same on every node).
     #[arg(long, default_value = "sled:./im-data")]
     store: StoreSpec,
     #[command(flatten)]
@@ -115,6 +127,14 @@ struct Serve {
     /// answer (concurrent writes share one flush).
     #[arg(long, value_name = "MS")]
     sled_periodic_flush_ms: Option<u64>,
+    /// redis only: put before every key and channel, so that several
+    /// deployments share one Redis.
+    #[arg(long, default_value = "im:")]
+    redis_prefix: String,
+    /// redis only: every store call fails (503) when Redis has not answered
+    /// within this many milliseconds.
+    #[arg(long, default_value_t = 2000)]
+    redis_timeout_ms: u64,
 }
 
 #[derive(Debug, Args)]
@@ -202,6 +222,13 @@ fn token(args: &TokenArgs) -> Result<String, BoxError> {
                 dir.display()
             )
         })?,
+        (None, None) if matches!(args.store, StoreSpec::Redis(_)) => {
+            return Err(
+                "a redis store keeps no secret and has no data directory: pass --secret or \
+                 IM_SECRET, the one every serve node uses"
+                    .into(),
+            );
+        }
         (None, None) => {
             return Err(
                 "a memory store keeps its secret in memory: pass --secret or IM_SECRET \
@@ -276,6 +303,9 @@ async fn serve(args: Serve) -> Result<(), BoxError> {
     let secret = match (&args.secret.secret, args.store.data_dir()) {
         (Some(s), _) => s.as_bytes().to_vec(),
         (None, Some(dir)) => data_dir_secret(dir)?,
+        (None, None) if matches!(args.store, StoreSpec::Redis(_)) => {
+            return Err("a redis store needs --secret or IM_SECRET, the same on every node".into());
+        }
         (None, None) => {
             tracing::warn!(
                 "no --secret or IM_SECRET: using a random one that lives only as long as this \
@@ -322,6 +352,20 @@ async fn serve(args: Serve) -> Result<(), BoxError> {
         }
         #[cfg(not(feature = "sled"))]
         StoreSpec::Sled(_) => Err("this build has no sled store (feature `sled`)".into()),
+        #[cfg(feature = "redis")]
+        StoreSpec::Redis(url) => {
+            let redis_config = im_store_redis::RedisConfig::new(url.clone())
+                .prefix(args.redis_prefix.clone())
+                .timeout(Duration::from_millis(args.redis_timeout_ms.max(1)));
+            let store = im_store_redis::RedisStore::open(redis_config)
+                .await
+                .map_err(|e| format!("cannot open the redis store: {}", chain(&e)))?;
+            run(listener, store, engine_config, config).await
+        }
+        #[cfg(not(feature = "redis"))]
+        StoreSpec::Redis(url) => {
+            Err(format!("this build has no redis store (feature `redis`) for {url}").into())
+        }
     }
 }
 

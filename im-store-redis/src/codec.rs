@@ -1,0 +1,213 @@
+//! Value encodings, and decoding of raw Redis answers.
+
+use im_engine::{Body, ConvEntry, ConversationId, Event, FeedEntry, Message, Seq, UserId};
+use redis::Value;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::{Error, Result, corrupt};
+
+/// Bodies are checked against the engine's limit before they are stored;
+/// reading one back needs no limit.
+const ANY_SIZE: usize = usize::MAX;
+
+/// JSON of a record.
+pub(crate) fn to_json(v: &impl Serialize) -> Result<String> {
+    serde_json::to_string(v).map_err(Error::Encode)
+}
+
+/// A record from its JSON.
+pub(crate) fn from_json<T: DeserializeOwned>(what: &str, s: &str) -> Result<T> {
+    serde_json::from_str(s).map_err(|e| corrupt(format!("{what}: {e}")))
+}
+
+/// `read_seq:activity`.
+pub(crate) fn entry_value(read_seq: Seq, activity: u64) -> String {
+    format!("{read_seq}:{activity}")
+}
+
+/// An index entry from its hash field and value.
+pub(crate) fn entry(conv: &str, value: &str) -> Result<ConvEntry> {
+    let bad = || corrupt(format!("index entry {conv:?} = {value:?}"));
+    let (read, activity) = value.split_once(':').ok_or_else(bad)?;
+    Ok(ConvEntry {
+        conversation: conv.parse().map_err(|_| bad())?,
+        read_seq: read.parse().map_err(|_| bad())?,
+        activity: activity.parse().map_err(|_| bad())?,
+    })
+}
+
+/// Text of a string or number reply.
+pub(crate) fn text(v: &Value) -> Result<String> {
+    match v {
+        Value::BulkString(b) => String::from_utf8(b.clone()).map_err(|_| corrupt("non-UTF-8 text")),
+        Value::SimpleString(s) => Ok(s.clone()),
+        Value::Int(n) => Ok(n.to_string()),
+        Value::VerbatimString { text, .. } => Ok(text.clone()),
+        other => Err(corrupt(format!("expected text, got {other:?}"))),
+    }
+}
+
+/// A number reply (or its text).
+pub(crate) fn number(v: &Value) -> Result<u64> {
+    match v {
+        Value::Int(n) => u64::try_from(*n).map_err(|_| corrupt(format!("negative number {n}"))),
+        other => text(other)?
+            .parse()
+            .map_err(|_| corrupt(format!("expected a number, got {other:?}"))),
+    }
+}
+
+/// The items of an array reply.
+pub(crate) fn array(v: &Value) -> Result<&[Value]> {
+    match v {
+        Value::Array(items) | Value::Set(items) => Ok(items),
+        Value::Nil => Ok(&[]),
+        other => Err(corrupt(format!("expected an array, got {other:?}"))),
+    }
+}
+
+/// A stream entry `[id, [field, value, …]]` as its id's number and fields.
+pub(crate) fn stream_entry(v: &Value) -> Result<(u64, Vec<(String, String)>)> {
+    let [id, fields] = array(v)? else {
+        return Err(corrupt("malformed stream entry"));
+    };
+    let id = text(id)?;
+    let n = id
+        .split_once('-')
+        .and_then(|(n, _)| n.parse().ok())
+        .ok_or_else(|| corrupt(format!("stream id {id:?}")))?;
+    Ok((n, pairs(fields)?))
+}
+
+/// A flat `[field, value, …]` array (or a RESP3 map) as pairs.
+pub(crate) fn pairs(v: &Value) -> Result<Vec<(String, String)>> {
+    if let Value::Map(m) = v {
+        return m.iter().map(|(k, v)| Ok((text(k)?, text(v)?))).collect();
+    }
+    array(v)?
+        .chunks(2)
+        .map(|kv| match kv {
+            [k, v] => Ok((text(k)?, text(v)?)),
+            _ => Err(corrupt("odd field list")),
+        })
+        .collect()
+}
+
+fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    fields
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// A message from its log entry's fields.
+pub(crate) fn message(
+    conversation: &ConversationId,
+    seq: Seq,
+    fields: &[(String, String)],
+) -> Result<Message> {
+    let need = |name| {
+        field(fields, name)
+            .ok_or_else(|| corrupt(format!("message {conversation}/{seq}: no {name}")))
+    };
+    let bad = |what| corrupt(format!("message {conversation}/{seq}: bad {what}"));
+    Ok(Message {
+        conversation: conversation.clone(),
+        seq,
+        from: UserId::new(need("f")?).map_err(|_| bad("sender"))?,
+        ts: need("t")?.parse().map_err(|_| bad("time"))?,
+        body: Body::new(need("b")?, ANY_SIZE).map_err(|_| bad("body"))?,
+        client_id: field(fields, "c").map(str::to_owned),
+    })
+}
+
+/// A feed entry from its stream entry.
+pub(crate) fn feed_entry(v: &Value) -> Result<FeedEntry> {
+    let (pos, fields) = stream_entry(v)?;
+    let bad = |what| corrupt(format!("feed entry {pos}: bad {what}"));
+    let ts = field(&fields, "t")
+        .and_then(|t| t.parse().ok())
+        .ok_or_else(|| bad("time"))?;
+    let event: Event = from_json(
+        "feed event",
+        field(&fields, "e").ok_or_else(|| bad("event"))?,
+    )?;
+    Ok(FeedEntry { pos, ts, event })
+}
+
+/// The `ts|keep|min_ts|from|u1,u2,…` tail of a pending fan-out record.
+pub(crate) fn pending_tail(
+    ts: u64,
+    keep: u64,
+    min_ts: u64,
+    from: &UserId,
+    recipients: &[UserId],
+) -> String {
+    let users: Vec<&str> = recipients.iter().map(UserId::as_str).collect();
+    format!("{ts}|{keep}|{min_ts}|{from}|{}", users.join(","))
+}
+
+/// A pending fan-out record: one message and who must hear of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Pending {
+    /// The record as stored (to remove it once done).
+    pub(crate) raw: String,
+    pub(crate) seq: Seq,
+    pub(crate) ts: u64,
+    pub(crate) keep: u64,
+    pub(crate) min_ts: u64,
+    pub(crate) from: String,
+    pub(crate) recipients: Vec<UserId>,
+}
+
+/// Parses `seq|ts|keep|min_ts|from|u1,u2,…`.
+pub(crate) fn pending(raw: &str) -> Result<Pending> {
+    let bad = || corrupt(format!("pending fan-out {raw:?}"));
+    let mut parts = raw.splitn(6, '|');
+    let mut num = || -> Result<u64> { parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad) };
+    let (seq, ts, keep, min_ts) = (num()?, num()?, num()?, num()?);
+    let from = parts.next().ok_or_else(bad)?.to_owned();
+    let recipients = parts
+        .next()
+        .ok_or_else(bad)?
+        .split(',')
+        .filter(|u| !u.is_empty())
+        .map(|u| UserId::new(u).map_err(|_| bad()))
+        .collect::<Result<_>>()?;
+    Ok(Pending {
+        raw: raw.to_owned(),
+        seq,
+        ts,
+        keep,
+        min_ts,
+        from,
+        recipients,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pending_records_round_trip() {
+        let users = [UserId::new("a").unwrap(), UserId::new("b.c").unwrap()];
+        let tail = pending_tail(5, 9, 0, &users[0], &users);
+        let p = pending(&format!("7|{tail}")).unwrap();
+        assert_eq!(
+            (p.seq, p.ts, p.keep, p.min_ts, p.from.as_str()),
+            (7, 5, 9, 0, "a")
+        );
+        assert_eq!(p.recipients, users);
+        assert!(pending("7|x").is_err());
+    }
+
+    #[test]
+    fn entries_decode_or_fail_loudly() {
+        let e = entry("dm:a:b", &entry_value(3, 99)).unwrap();
+        assert_eq!((e.read_seq, e.activity), (3, 99));
+        assert!(entry("dm:a:b", "3").is_err());
+        assert!(entry("nope", "1:2").is_err());
+    }
+}

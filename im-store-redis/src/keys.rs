@@ -1,0 +1,183 @@
+//! Every key layout of the store, in one place.
+//!
+//! Every key starts with the configured prefix (default `im:`; it may not
+//! contain `{` or `}`) followed by a hash tag, so that everything one Lua
+//! script touches lives in one Redis Cluster slot:
+//!
+//! - `{c:<conv>}`: everything of a conversation (its counter, log, client
+//!   ids and pending fan-outs), the commit point of a send;
+//! - `{u:<user>}`: everything of a user (profile, contacts, conversation
+//!   index, feed, fan-out watermarks, presence);
+//! - `{g:<group>}`: a group and its members;
+//! - `{meta}`, `{n:<node>}`, `{f:<k>}`: the store's epoch, node heartbeats,
+//!   and the markers of fan-outs in progress.
+//!
+//! User and group ids are `A-Z a-z 0-9 _ . -` and conversation ids add only
+//! `:` (`dm:<a>:<b>`, `group:<g>`), so no id contains `{`, `}`, `|`, `,` or a
+//! newline, the separators used below. Numbers are decimal text.
+//!
+//! The table of every key, its type, what it holds and why is in the crate
+//! docs (`README.md`); this module builds the names.
+
+use im_engine::{ConversationId, GroupId, UserId};
+
+/// How many fan-out marker shards and notification channels a cluster uses.
+pub(crate) const SHARDS: u64 = 16;
+
+/// Key names under one prefix.
+#[derive(Debug, Clone)]
+pub(crate) struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    /// Keys under `prefix`, which must not contain `{` or `}`.
+    pub(crate) fn new(prefix: &str) -> Option<Self> {
+        (!prefix.contains(['{', '}'])).then(|| Self {
+            prefix: prefix.to_owned(),
+        })
+    }
+
+    fn user_key(&self, u: &UserId, what: &str) -> String {
+        format!("{}{{u:{u}}}:{what}", self.prefix)
+    }
+
+    fn conv_key(&self, c: &ConversationId, what: &str) -> String {
+        format!("{}{{c:{c}}}:{what}", self.prefix)
+    }
+
+    fn group_key(&self, g: &GroupId, what: &str) -> String {
+        format!("{}{{g:{g}}}:{what}", self.prefix)
+    }
+
+    /// `P{meta}:store`.
+    pub(crate) fn meta(&self) -> String {
+        format!("{}{{meta}}:store", self.prefix)
+    }
+
+    /// `P{u:U}:user`.
+    pub(crate) fn user(&self, u: &UserId) -> String {
+        self.user_key(u, "user")
+    }
+
+    /// `P{u:U}:contacts`.
+    pub(crate) fn contacts(&self, u: &UserId) -> String {
+        self.user_key(u, "contacts")
+    }
+
+    /// `P{u:U}:entries`.
+    pub(crate) fn entries(&self, u: &UserId) -> String {
+        self.user_key(u, "entries")
+    }
+
+    /// `P{u:U}:feed`.
+    pub(crate) fn feed(&self, u: &UserId) -> String {
+        self.user_key(u, "feed")
+    }
+
+    /// `P{u:U}:feedmeta`.
+    pub(crate) fn feed_meta(&self, u: &UserId) -> String {
+        self.user_key(u, "feedmeta")
+    }
+
+    /// `P{u:U}:fanned`.
+    pub(crate) fn fanned(&self, u: &UserId) -> String {
+        self.user_key(u, "fanned")
+    }
+
+    /// `P{u:U}:presence`.
+    pub(crate) fn presence(&self, u: &UserId) -> String {
+        self.user_key(u, "presence")
+    }
+
+    /// `P{g:G}:group`.
+    pub(crate) fn group(&self, g: &GroupId) -> String {
+        self.group_key(g, "group")
+    }
+
+    /// `P{g:G}:members`.
+    pub(crate) fn members(&self, g: &GroupId) -> String {
+        self.group_key(g, "members")
+    }
+
+    /// `P{c:C}:seq`.
+    pub(crate) fn seq(&self, c: &ConversationId) -> String {
+        self.conv_key(c, "seq")
+    }
+
+    /// `P{c:C}:log`.
+    pub(crate) fn log(&self, c: &ConversationId) -> String {
+        self.conv_key(c, "log")
+    }
+
+    /// `P{c:C}:clientids`.
+    pub(crate) fn client_ids(&self, c: &ConversationId) -> String {
+        self.conv_key(c, "clientids")
+    }
+
+    /// `P{c:C}:pending`.
+    pub(crate) fn pending(&self, c: &ConversationId) -> String {
+        self.conv_key(c, "pending")
+    }
+
+    /// `P{n:<node>}:alive`.
+    pub(crate) fn alive(&self, node: u64) -> String {
+        format!("{}{{n:{node:016x}}}:alive", self.prefix)
+    }
+
+    /// `P{f:<k>}:fanout`, the marker shard of a conversation.
+    pub(crate) fn fanout(&self, shard: u64) -> String {
+        format!("{}{{f:{shard}}}:fanout", self.prefix)
+    }
+
+    /// The notification channel of a single Redis.
+    pub(crate) fn channel(&self) -> String {
+        format!("{}notify", self.prefix)
+    }
+
+    /// Shard channel `k` of a cluster.
+    pub(crate) fn shard_channel(&self, shard: u64) -> String {
+        format!("{}notify:{{w:{shard}}}", self.prefix)
+    }
+}
+
+/// The presence hash field of a node.
+pub(crate) fn node_field(node: u64) -> String {
+    format!("n:{node:016x}")
+}
+
+/// The node a presence hash field names, if it names one.
+pub(crate) fn field_node(field: &str) -> Option<u64> {
+    u64::from_str_radix(field.strip_prefix("n:")?, 16).ok()
+}
+
+/// Which of the [`SHARDS`] an id's fan-out marker and notifications use.
+pub(crate) fn shard(id: &str) -> u64 {
+    // FNV-1a: stable across processes and builds, unlike `DefaultHasher`.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in id.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h % SHARDS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_carry_one_hash_tag_per_owner() {
+        let k = Keys::new("t1:").unwrap();
+        let u = UserId::new("alice").unwrap();
+        let c: ConversationId = "dm:bob:alice".parse().unwrap();
+        assert_eq!(k.feed(&u), "t1:{u:alice}:feed");
+        assert_eq!(k.log(&c), "t1:{c:dm:alice:bob}:log");
+        assert_eq!(k.members(&GroupId::new("g").unwrap()), "t1:{g:g}:members");
+        assert_eq!(k.alive(255), "t1:{n:00000000000000ff}:alive");
+        assert_eq!(field_node(&node_field(255)), Some(255));
+        assert_eq!(field_node("seen"), None);
+        assert!(Keys::new("a{b").is_none());
+        assert!(shard(&c.to_string()) < SHARDS);
+    }
+}

@@ -1,0 +1,280 @@
+//! What runs beside the calls: one pub/sub subscription per process that
+//! wakes the local streams of users whose feeds grew on another node, the
+//! node heartbeat that keeps this node's presence fields alive, and (on a
+//! cluster) the sweep that finishes fan-outs left by crashed nodes.
+
+use std::time::Duration;
+
+use im_engine::{Presence, Timestamp, UserId};
+use redis::aio::{ConnectionLike, ConnectionManager};
+use redis::{AsyncCommands, IntoConnectionInfo, ProtocolVersion, PushInfo, PushKind, Value};
+use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
+use tokio::task::JoinHandle;
+
+use crate::codec;
+use crate::conn::{self, Conn, Target, bounded};
+use crate::error::Result;
+use crate::keys::{self, SHARDS};
+use crate::scripts;
+use crate::store::Shared;
+
+/// The background tasks of a store; dropping this stops them.
+#[derive(Debug)]
+pub(crate) struct Tasks {
+    handles: Vec<JoinHandle<()>>,
+    /// To delete this node's heartbeat on drop, so that its users go
+    /// offline at once rather than after the TTL.
+    alive: (Conn, String),
+}
+
+impl Drop for Tasks {
+    fn drop(&mut self) {
+        for h in &self.handles {
+            h.abort();
+        }
+        let (mut conn, key) = self.alive.clone();
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                let del = async { Ok(conn.del::<_, ()>(&key).await?) };
+                let _ = bounded(Duration::from_secs(1), del).await;
+            });
+        }
+    }
+}
+
+/// Starts the heartbeat, the subscription and (cluster) the recovery sweep.
+pub(crate) fn start(s: &Shared, recovery_interval: Duration) -> Tasks {
+    let mut handles = vec![
+        tokio::spawn(heartbeat(s.clone())),
+        tokio::spawn(listen(s.clone())),
+    ];
+    if s.cluster() {
+        handles.push(tokio::spawn(recovery(s.clone(), recovery_interval)));
+    }
+    Tasks {
+        handles,
+        alive: (s.conn(), s.keys.alive(s.node)),
+    }
+}
+
+/// Renews this node's heartbeat key.
+pub(crate) async fn beat(s: &Shared) -> Result<()> {
+    let ttl = u64::try_from(s.node_ttl.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1);
+    s.bounded(async {
+        let _: () = redis::cmd("SET")
+            .arg(s.keys.alive(s.node))
+            .arg(1)
+            .arg("PX")
+            .arg(ttl)
+            .query_async(&mut s.conn())
+            .await?;
+        Ok(())
+    })
+    .await
+}
+
+async fn heartbeat(s: Shared) {
+    let every = (s.node_ttl / 3).max(Duration::from_millis(10));
+    loop {
+        // After a failure, beat again soon: each attempt also makes the
+        // command connection reconnect, so the store is ready as soon as
+        // Redis is back rather than at its next call.
+        let next = match beat(&s).await {
+            Ok(()) => every,
+            Err(e) => {
+                tracing::debug!(error = %e, "node heartbeat failed");
+                every.min(Duration::from_millis(200))
+            }
+        };
+        tokio::time::sleep(next).await;
+    }
+}
+
+async fn recovery(s: Shared, every: Duration) {
+    let mut tick = tokio::time::interval(every.max(Duration::from_millis(10)));
+    loop {
+        tick.tick().await;
+        // Markers younger than one timeout may belong to sends in progress;
+        // finishing those too would be harmless, only wasted work.
+        match s.bounded(crate::write::recover(&s, s.timeout)).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(markers = n, "finished fan-outs left unfinished"),
+            Err(e) => tracing::debug!(error = %e, "fan-out recovery failed"),
+        }
+    }
+}
+
+/// Wakes the local streams of the users a notification names, unless this
+/// node sent it (it woke them itself).
+fn deliver(s: &Shared, push: &PushInfo) {
+    let Some(payload) = push.data.get(1).and_then(|v| codec::text(v).ok()) else {
+        return;
+    };
+    let mut lines = payload.lines();
+    let origin = lines.next().and_then(|n| u64::from_str_radix(n, 16).ok());
+    if origin == Some(s.node) {
+        return;
+    }
+    let users: Vec<UserId> = lines.filter_map(|u| UserId::new(u).ok()).collect();
+    s.notifier.wake(&users);
+}
+
+/// A connection able to (re)subscribe and be pinged.
+enum Sub {
+    Single(ConnectionManager, String),
+    Cluster(redis::cluster_async::ClusterConnection, Vec<String>),
+}
+
+impl Sub {
+    async fn subscribe(&mut self) -> Result<()> {
+        match self {
+            Self::Single(c, channel) => c.subscribe(channel.as_str()).await?,
+            // One command per shard channel: they live in different slots.
+            Self::Cluster(c, channels) => {
+                for ch in channels.iter() {
+                    c.ssubscribe(ch.as_str()).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn ping(&mut self) -> Result<()> {
+        let cmd = redis::cmd("PING");
+        let _: Value = match self {
+            Self::Single(c, _) => c.req_packed_command(&cmd).await?,
+            Self::Cluster(c, _) => c.req_packed_command(&cmd).await?,
+        };
+        Ok(())
+    }
+}
+
+/// Opens the subscription connection (RESP3, pushes into a channel).
+async fn open_sub(s: &Shared) -> Result<(Sub, UnboundedReceiver<PushInfo>)> {
+    let (tx, rx) = unbounded_channel();
+    let sub = match &s.target {
+        Target::Single(url) => {
+            let info = url.as_str().into_connection_info()?;
+            let settings = info
+                .redis_settings()
+                .clone()
+                .set_protocol(ProtocolVersion::RESP3);
+            let client = redis::Client::open(info.set_redis_settings(settings))?;
+            let config = conn::manager_config(s.timeout).set_push_sender(tx);
+            Sub::Single(
+                ConnectionManager::new_lazy_with_config(client, config)?,
+                s.keys.channel(),
+            )
+        }
+        Target::Cluster(nodes) => {
+            let client = conn::cluster_client(nodes, s.timeout, Some(tx))?;
+            let c = bounded(s.timeout, async {
+                Ok(client.get_async_connection().await?)
+            })
+            .await?;
+            Sub::Cluster(c, (0..SHARDS).map(|k| s.keys.shard_channel(k)).collect())
+        }
+    };
+    Ok((sub, rx))
+}
+
+/// The one subscription of this process. It resubscribes after every
+/// disconnection; notifications published meanwhile are lost, which costs
+/// the streams concerned one recheck interval of latency.
+async fn listen(s: Shared) {
+    let retry = Duration::from_millis(500);
+    let (mut sub, mut rx) = loop {
+        match open_sub(&s).await {
+            Ok(opened) => break opened,
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot open the notification subscription yet");
+                tokio::time::sleep(retry).await;
+            }
+        }
+    };
+    let mut subscribed = false;
+    let mut tick = tokio::time::interval(retry);
+    loop {
+        tokio::select! {
+            push = rx.recv() => match push {
+                None => return,
+                Some(push) => match push.kind {
+                    PushKind::Message | PushKind::SMessage => deliver(&s, &push),
+                    PushKind::Disconnection => {
+                        subscribed = false;
+                        s.subscribed.store(false, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    _ => {}
+                },
+            },
+            _ = tick.tick() => {
+                let check = if subscribed {
+                    bounded(s.timeout, sub.ping()).await
+                } else {
+                    bounded(s.timeout, sub.subscribe()).await
+                };
+                let ok = check.is_ok();
+                match check {
+                    Ok(()) => subscribed = true,
+                    Err(e) => {
+                        if subscribed {
+                            tracing::warn!(error = %e, "lost the notification subscription; retrying");
+                        }
+                        subscribed = false;
+                    }
+                }
+                s.subscribed.store(ok, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// Records this node's first stream of `user` opening, or its last closing.
+pub(crate) async fn set_presence(
+    s: &Shared,
+    user: &UserId,
+    online: bool,
+    at: Timestamp,
+) -> Result<()> {
+    let key = s.keys.presence(user);
+    let field = keys::node_field(s.node);
+    let mut inv = scripts::APPLY.prepare_invoke();
+    inv.key(key).arg("").arg("");
+    if online {
+        inv.arg("hset").arg(1).arg(field).arg(1);
+    } else {
+        inv.arg("hdel").arg(1).arg(field);
+        inv.arg("hset").arg(1).arg("seen").arg(at);
+    }
+    let _: Value = inv.invoke_async(&mut s.conn()).await?;
+    Ok(())
+}
+
+/// Online while some live node holds a field for the user. Fields of nodes
+/// whose heartbeat has expired are removed on the way.
+pub(crate) async fn presence(s: &Shared, user: &UserId) -> Result<Presence> {
+    let key = s.keys.presence(user);
+    let mut conn = s.conn();
+    let fields: Vec<(String, String)> = conn.hgetall(&key).await?;
+    let mut p = Presence::default();
+    for (field, value) in &fields {
+        if field == "seen" {
+            p.last_seen = value.parse().ok();
+            continue;
+        }
+        let Some(node) = keys::field_node(field) else {
+            continue;
+        };
+        if p.online {
+            continue;
+        }
+        if node == s.node || conn.exists::<_, bool>(s.keys.alive(node)).await? {
+            p.online = true;
+        } else {
+            let _: u64 = conn.hdel(&key, field).await?;
+        }
+    }
+    Ok(p)
+}

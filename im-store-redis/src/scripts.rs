@@ -1,0 +1,229 @@
+//! The Lua scripts: each runs atomically on one Redis (one slot of a
+//! cluster). They are loaded once per server and called by SHA
+//! ([`redis::Script`] sends `EVALSHA` and loads the script on `NOSCRIPT`).
+//!
+//! Every stream id is `<n>-0` where `n` comes from a counter the script owns
+//! (`P{c:C}:seq` for a log, `feedmeta.head` for a feed), never from another
+//! stream. Lua numbers are doubles: exact for integers below 2^53, which
+//! seqs, positions and millisecond times stay under; the caller clamps
+//! "keep everything" to 2^53.
+
+use std::sync::LazyLock;
+
+use redis::Script;
+
+/// Helpers shared by the writing scripts.
+macro_rules! prelude {
+    () => {
+        r#"
+local function sid(n) return string.format('%d-0', n) end
+
+-- Appends an event to a feed, then drops from its front while it holds more
+-- than `keep` events or its oldest is older than `min_ts` (0: no age limit).
+local function feed_append(feed, meta, ts, event, keep, min_ts)
+  local head = redis.call('HINCRBY', meta, 'head', 1)
+  redis.call('XADD', feed, sid(head), 't', ts, 'e', event)
+  local trimmed = tonumber(redis.call('HGET', meta, 'trimmed') or '0')
+  local cut = trimmed
+  if head - cut > keep then cut = head - keep end
+  while min_ts > 0 and cut < head do
+    local batch = redis.call('XRANGE', feed, sid(cut + 1), '+', 'COUNT', 64)
+    if #batch == 0 then break end
+    local more = true
+    for _, e in ipairs(batch) do
+      if tonumber(e[2][2]) < min_ts then
+        cut = tonumber(string.match(e[1], '^(%d+)'))
+      else
+        more = false
+        break
+      end
+    end
+    if not more then break end
+  end
+  if cut > trimmed then
+    redis.call('XTRIM', feed, 'MINID', sid(cut + 1))
+    redis.call('HSET', meta, 'trimmed', string.format('%d', cut))
+  end
+end
+
+-- A message's effect on one recipient: its index entry (activity, and the
+-- sender's own read cursor) and a reference in its feed.
+local function apply_message(entries, feed, meta, conv, seq, ts, is_sender, keep, min_ts)
+  local cur = redis.call('HGET', entries, conv)
+  local read = 0
+  if cur then read = tonumber(string.match(cur, '^(%d+):')) end
+  if is_sender and seq > read then read = seq end
+  redis.call('HSET', entries, conv, string.format('%d:', read) .. ts)
+  local event = string.format('{"kind":"message","conversation":"%s","seq":%d}', conv, seq)
+  feed_append(feed, meta, ts, event, keep, min_ts)
+end
+
+-- The answer to a repeated client id: the original's seq and fields.
+local function duplicate(client_ids, log, from, cid)
+  if cid == '' then return nil end
+  local old = redis.call('HGET', client_ids, from .. ':' .. cid)
+  if not old then return nil end
+  local e = redis.call('XRANGE', log, old .. '-0', old .. '-0')
+  if e[1] then return {0, tonumber(old), e[1][2]} end
+  return {0, tonumber(old), {}}
+end
+
+-- Numbers and appends a message to its log; records its client id.
+local function append_message(client_ids, counter, log, from, ts, body, cid)
+  local seq = redis.call('INCR', counter)
+  if cid ~= '' then
+    redis.call('HSET', client_ids, from .. ':' .. cid, seq)
+    redis.call('XADD', log, sid(seq), 'f', from, 't', ts, 'b', body, 'c', cid)
+  else
+    redis.call('XADD', log, sid(seq), 'f', from, 't', ts, 'b', body)
+  end
+  return seq
+end
+"#
+    };
+}
+
+/// A whole send on a single Redis.
+///
+/// KEYS: client ids, seq counter, log, then (entries, feed, feedmeta) per
+/// recipient. ARGV: from, ts, body, client id (`''` for none), conversation,
+/// keep, min_ts, channel (`''`: no publish), payload, then the recipients.
+/// Answers `{1, seq}`, or `{0, seq, fields}` for a repeated client id.
+pub(crate) static SEND_ALL: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        prelude!(),
+        r#"
+local from, ts, body, cid, conv = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local keep, min_ts = tonumber(ARGV[6]), tonumber(ARGV[7])
+local dup = duplicate(KEYS[1], KEYS[3], from, cid)
+if dup then return dup end
+local seq = append_message(KEYS[1], KEYS[2], KEYS[3], from, ts, body, cid)
+for i = 1, (#KEYS - 3) / 3 do
+  local k = 3 * i
+  apply_message(KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], conv, seq, ts, ARGV[9 + i] == from, keep, min_ts)
+end
+if ARGV[8] ~= '' then redis.call('PUBLISH', ARGV[8], ARGV[9]) end
+return {1, seq}
+"#
+    ))
+});
+
+/// The conversation-slot half of a send on a cluster: the commit point.
+///
+/// KEYS: client ids, seq counter, log, pending. ARGV: from, ts, body, client
+/// id, and the pending record's tail `ts|keep|min_ts|from|u1,u2,…`.
+/// Answers `{1, seq, first pending records}` or `{0, seq, fields}`.
+pub(crate) static SEND_CONV: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        prelude!(),
+        r#"
+local from, ts, body, cid = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local dup = duplicate(KEYS[1], KEYS[3], from, cid)
+if dup then return dup end
+local seq = append_message(KEYS[1], KEYS[2], KEYS[3], from, ts, body, cid)
+redis.call('ZADD', KEYS[4], seq, string.format('%d|', seq) .. ARGV[5])
+return {1, seq, redis.call('ZRANGE', KEYS[4], 0, 63)}
+"#
+    ))
+});
+
+/// The user-slot half of a send on a cluster: applies messages of one
+/// conversation to one recipient, in seq order, each at most once.
+///
+/// KEYS: entries, feed, feedmeta, fanned. ARGV: conversation, user, then
+/// (seq, ts, from, keep, min_ts) per message, ascending. Answers how many
+/// were applied.
+pub(crate) static FANOUT_USER: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        prelude!(),
+        r#"
+local conv, user = ARGV[1], ARGV[2]
+local w = tonumber(redis.call('HGET', KEYS[4], conv) or '0')
+local applied = 0
+for i = 3, #ARGV, 5 do
+  local seq = tonumber(ARGV[i])
+  if seq > w then
+    apply_message(KEYS[1], KEYS[2], KEYS[3], conv, seq, ARGV[i + 1], ARGV[i + 2] == user,
+      tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4]))
+    w = seq
+    applied = applied + 1
+  end
+end
+if applied > 0 then redis.call('HSET', KEYS[4], conv, string.format('%d', w)) end
+return applied
+"#
+    ))
+});
+
+/// A change set (or, on a cluster, the part of one in a slot).
+///
+/// KEYS: every key the ops name, by index. ARGV: channel (`''`: no
+/// publish), payload, then the ops:
+/// `set k value`, `hset k field value`, `hdel k field`,
+/// `read k conversation seq` (raise an existing entry's read cursor),
+/// `feed kfeed kmeta ts event keep min_ts`.
+pub(crate) static APPLY: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        prelude!(),
+        r#"
+local i = 3
+while i <= #ARGV do
+  local op = ARGV[i]
+  local k = KEYS[tonumber(ARGV[i + 1])]
+  if op == 'set' then
+    redis.call('SET', k, ARGV[i + 2])
+    i = i + 3
+  elseif op == 'hset' then
+    redis.call('HSET', k, ARGV[i + 2], ARGV[i + 3])
+    i = i + 4
+  elseif op == 'hdel' then
+    redis.call('HDEL', k, ARGV[i + 2])
+    i = i + 3
+  elseif op == 'read' then
+    local cur = redis.call('HGET', k, ARGV[i + 2])
+    if cur then
+      local r, a = string.match(cur, '^(%d+):(%d+)$')
+      if tonumber(r) < tonumber(ARGV[i + 3]) then
+        redis.call('HSET', k, ARGV[i + 2], ARGV[i + 3] .. ':' .. a)
+      end
+    end
+    i = i + 4
+  elseif op == 'feed' then
+    feed_append(k, KEYS[tonumber(ARGV[i + 2])], ARGV[i + 3], ARGV[i + 4],
+      tonumber(ARGV[i + 5]), tonumber(ARGV[i + 6]))
+    i = i + 7
+  else
+    return redis.error_reply('unknown op ' .. tostring(op))
+  end
+end
+if ARGV[1] ~= '' then redis.call('PUBLISH', ARGV[1], ARGV[2]) end
+return 1
+"#
+    ))
+});
+
+/// A consistent read of a feed: its bounds and up to `limit` entries after
+/// `after`.
+///
+/// KEYS: feedmeta, feed. ARGV: after, limit. Answers `{head, trimmed,
+/// entries}`.
+pub(crate) static FEED_READ: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local m = redis.call('HMGET', KEYS[1], 'head', 'trimmed')
+local head, trimmed = m[1] or '0', m[2] or '0'
+local from = tonumber(ARGV[1])
+if from < tonumber(trimmed) then from = tonumber(trimmed) end
+local entries = {}
+if tonumber(ARGV[2]) > 0 and from < tonumber(head) then
+  entries = redis.call('XRANGE', KEYS[2], string.format('%d-0', from + 1), '+', 'COUNT', ARGV[2])
+end
+return {head, trimmed, entries}
+"#,
+    )
+});
+
+/// Every script, to load them at start (on every node of a cluster).
+pub(crate) fn all() -> [&'static Script; 5] {
+    [&SEND_ALL, &SEND_CONV, &FANOUT_USER, &APPLY, &FEED_READ]
+}

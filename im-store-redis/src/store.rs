@@ -1,0 +1,370 @@
+//! [`RedisStore`]: opening, the reads, presence.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use im_engine::store::{Changes, Outgoing, Sent};
+use im_engine::{
+    Contact, ConvEntry, ConversationId, Epoch, Feed, Group, GroupId, Member, Message, Notifier,
+    Presence, Seq, Store, Timestamp, User, UserId,
+};
+use redis::{AsyncCommands, Value};
+
+use crate::codec::{self, from_json};
+use crate::conn::{self, Conn, Target, bounded};
+use crate::error::{Error, Result, corrupt};
+use crate::keys::Keys;
+use crate::{FORMAT_VERSION, RedisConfig, live, scripts};
+
+/// The engine's data in Redis or a Redis Cluster, shared by any number of
+/// processes. Cloning it shares the connection and the background tasks,
+/// which stop when the last clone is dropped.
+#[derive(Debug, Clone)]
+pub struct RedisStore {
+    pub(crate) shared: Shared,
+    epoch: Epoch,
+    _tasks: Arc<live::Tasks>,
+}
+
+/// What the store's calls and its background tasks share.
+#[derive(Debug, Clone)]
+pub(crate) struct Shared {
+    pub(crate) conn: Conn,
+    pub(crate) keys: Keys,
+    pub(crate) notifier: Notifier,
+    /// This process's random id: its presence fields, heartbeat, and the
+    /// origin of its notifications.
+    pub(crate) node: u64,
+    pub(crate) timeout: Duration,
+    pub(crate) node_ttl: Duration,
+    pub(crate) target: Target,
+    /// Whether the notification subscription is up right now.
+    pub(crate) subscribed: Arc<AtomicBool>,
+}
+
+impl Shared {
+    pub(crate) fn cluster(&self) -> bool {
+        matches!(self.conn, Conn::Cluster(_))
+    }
+
+    /// A connection handle for one call (a cheap clone).
+    pub(crate) fn conn(&self) -> Conn {
+        self.conn.clone()
+    }
+
+    /// Runs `fut` within the store's timeout.
+    pub(crate) async fn bounded<T>(&self, fut: impl Future<Output = Result<T>>) -> Result<T> {
+        bounded(self.timeout, fut).await
+    }
+}
+
+impl RedisStore {
+    /// Connects, loads the scripts, reads (or creates) the epoch, and starts
+    /// the background tasks.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] for a bad URL or prefix; [`Error::Redis`] or
+    /// [`Error::Timeout`] when Redis cannot be reached;
+    /// [`Error::UnsupportedVersion`] for data of another format.
+    pub async fn open(config: RedisConfig) -> Result<Self> {
+        let keys = Keys::new(&config.prefix)
+            .ok_or_else(|| Error::Config("the key prefix may not contain '{' or '}'".into()))?;
+        let target = Target::parse(&config.url)?;
+        let conn = conn::connect(&target, config.timeout).await?;
+        let shared = Shared {
+            conn,
+            keys,
+            notifier: Notifier::new(),
+            node: rand::random(),
+            timeout: config.timeout,
+            node_ttl: config.node_ttl,
+            target,
+            subscribed: Arc::default(),
+        };
+        let epoch = shared
+            .bounded(async {
+                let mut c = shared.conn();
+                for script in scripts::all() {
+                    script.prepare_invoke().load_async(&mut c).await?;
+                }
+                meta(&mut c, &shared.keys).await
+            })
+            .await?;
+        live::beat(&shared).await?;
+        let tasks = live::start(&shared, config.recovery_interval);
+        Ok(Self {
+            shared,
+            epoch,
+            _tasks: Arc::new(tasks),
+        })
+    }
+
+    /// This process's node id (its presence fields and heartbeat).
+    pub fn node(&self) -> u64 {
+        self.shared.node
+    }
+
+    /// Whether this process's notification subscription is up: while it is
+    /// not (Redis restarting), streams still see new events, one recheck
+    /// interval late.
+    pub fn is_subscribed(&self) -> bool {
+        self.shared.subscribed.load(Ordering::Relaxed)
+    }
+
+    /// Whether this store talks to a cluster.
+    pub fn is_cluster(&self) -> bool {
+        self.shared.cluster()
+    }
+
+    /// Finishes every fan-out that a crashed node left unfinished (a cluster
+    /// does this by itself at start and periodically); nothing to do on a
+    /// single Redis, where a send is one script.
+    ///
+    /// # Errors
+    ///
+    /// When Redis fails or does not answer in time.
+    pub async fn recover(&self) -> Result<usize> {
+        if !self.shared.cluster() {
+            return Ok(0);
+        }
+        crate::write::recover(&self.shared, Duration::ZERO).await
+    }
+
+    async fn read<T>(&self, fut: impl Future<Output = Result<T>>) -> Result<T> {
+        self.shared.bounded(fut).await
+    }
+}
+
+/// Checks the format version and answers the epoch, creating both on a new
+/// store.
+async fn meta(c: &mut Conn, keys: &Keys) -> Result<Epoch> {
+    let key = keys.meta();
+    let _: bool = c.hset_nx(&key, "version", FORMAT_VERSION).await?;
+    let _: bool = c
+        .hset_nx(&key, "epoch", rand::random::<u64>().to_string())
+        .await?;
+    let (version, epoch): (Option<String>, Option<String>) = redis::cmd("HMGET")
+        .arg(&key)
+        .arg("version")
+        .arg("epoch")
+        .query_async(c)
+        .await?;
+    let version: u32 = version
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| corrupt("store version"))?;
+    if version != FORMAT_VERSION {
+        return Err(Error::UnsupportedVersion {
+            found: version,
+            supported: FORMAT_VERSION,
+        });
+    }
+    epoch
+        .and_then(|e| e.parse().ok())
+        .map(Epoch)
+        .ok_or_else(|| corrupt("store epoch"))
+}
+
+impl Store for RedisStore {
+    type Error = Error;
+
+    fn epoch(&self) -> Epoch {
+        self.epoch
+    }
+
+    fn notifier(&self) -> &Notifier {
+        &self.shared.notifier
+    }
+
+    async fn send(&self, send: &Outgoing) -> Result<Sent> {
+        crate::write::send(&self.shared, send).await
+    }
+
+    async fn commit(&self, changes: &Changes) -> Result<()> {
+        crate::write::commit(&self.shared, changes).await
+    }
+
+    async fn user(&self, id: &UserId) -> Result<Option<User>> {
+        self.read(async {
+            let json: Option<String> = self.shared.conn().get(self.shared.keys.user(id)).await?;
+            json.map(|j| from_json("user", &j)).transpose()
+        })
+        .await
+    }
+
+    async fn contact(&self, owner: &UserId, id: &UserId) -> Result<Option<Contact>> {
+        self.read(async {
+            let json: Option<String> = self
+                .shared
+                .conn()
+                .hget(self.shared.keys.contacts(owner), id.as_str())
+                .await?;
+            json.map(|j| from_json("contact", &j)).transpose()
+        })
+        .await
+    }
+
+    async fn contacts(&self, owner: &UserId) -> Result<Vec<Contact>> {
+        self.read(async {
+            let all: Vec<String> = self
+                .shared
+                .conn()
+                .hvals(self.shared.keys.contacts(owner))
+                .await?;
+            all.iter().map(|j| from_json("contact", j)).collect()
+        })
+        .await
+    }
+
+    async fn group(&self, id: &GroupId) -> Result<Option<Group>> {
+        self.read(async {
+            let json: Option<String> = self.shared.conn().get(self.shared.keys.group(id)).await?;
+            json.map(|j| from_json("group", &j)).transpose()
+        })
+        .await
+    }
+
+    async fn member(&self, group: &GroupId, user: &UserId) -> Result<Option<Member>> {
+        self.read(async {
+            let json: Option<String> = self
+                .shared
+                .conn()
+                .hget(self.shared.keys.members(group), user.as_str())
+                .await?;
+            json.map(|j| from_json("member", &j)).transpose()
+        })
+        .await
+    }
+
+    async fn members(&self, group: &GroupId) -> Result<Vec<Member>> {
+        self.read(async {
+            let all: Vec<String> = self
+                .shared
+                .conn()
+                .hvals(self.shared.keys.members(group))
+                .await?;
+            all.iter().map(|j| from_json("member", j)).collect()
+        })
+        .await
+    }
+
+    async fn last_seq(&self, conversation: &ConversationId) -> Result<Seq> {
+        self.read(async {
+            let seq: Option<u64> = self
+                .shared
+                .conn()
+                .get(self.shared.keys.seq(conversation))
+                .await?;
+            Ok(seq.unwrap_or(0))
+        })
+        .await
+    }
+
+    async fn messages(
+        &self,
+        conversation: &ConversationId,
+        from: Seq,
+        to: Seq,
+    ) -> Result<Vec<Message>> {
+        if from > to {
+            return Ok(Vec::new());
+        }
+        self.read(async {
+            let range: Value = redis::cmd("XRANGE")
+                .arg(self.shared.keys.log(conversation))
+                .arg(format!("{from}-0"))
+                .arg(format!("{to}-0"))
+                .query_async(&mut self.shared.conn())
+                .await?;
+            codec::array(&range)?
+                .iter()
+                .map(|e| {
+                    let (seq, fields) = codec::stream_entry(e)?;
+                    codec::message(conversation, seq, &fields)
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn entry(
+        &self,
+        user: &UserId,
+        conversation: &ConversationId,
+    ) -> Result<Option<ConvEntry>> {
+        self.read(async {
+            let conv = conversation.to_string();
+            let value: Option<String> = self
+                .shared
+                .conn()
+                .hget(self.shared.keys.entries(user), &conv)
+                .await?;
+            value.map(|v| codec::entry(&conv, &v)).transpose()
+        })
+        .await
+    }
+
+    async fn entries(&self, user: &UserId) -> Result<Vec<ConvEntry>> {
+        self.read(async {
+            let all: Vec<(String, String)> = self
+                .shared
+                .conn()
+                .hgetall(self.shared.keys.entries(user))
+                .await?;
+            all.iter().map(|(c, v)| codec::entry(c, v)).collect()
+        })
+        .await
+    }
+
+    async fn feed(&self, user: &UserId, after: u64, limit: usize) -> Result<Feed> {
+        self.read(async {
+            let limit = limit.min(1 << 30);
+            let v: Value = scripts::FEED_READ
+                .key(self.shared.keys.feed_meta(user))
+                .key(self.shared.keys.feed(user))
+                .arg(after)
+                .arg(limit)
+                .invoke_async(&mut self.shared.conn())
+                .await?;
+            let [head, trimmed, entries] = codec::array(&v)? else {
+                return Err(corrupt("feed read answer"));
+            };
+            Ok(Feed {
+                head: codec::number(head)?,
+                trimmed: codec::number(trimmed)?,
+                entries: codec::array(entries)?
+                    .iter()
+                    .map(codec::feed_entry)
+                    .collect::<Result<_>>()?,
+            })
+        })
+        .await
+    }
+
+    async fn set_presence(&self, user: &UserId, online: bool, at: Timestamp) -> Result<()> {
+        self.read(live::set_presence(&self.shared, user, online, at))
+            .await
+    }
+
+    async fn presence(&self, user: &UserId) -> Result<Presence> {
+        self.read(live::presence(&self.shared, user)).await
+    }
+
+    async fn ping(&self) -> Result<()> {
+        self.read(async {
+            // On a cluster, PING goes to every master.
+            let _: Value = redis::cmd("PING")
+                .query_async(&mut self.shared.conn())
+                .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Redis persists by its own configuration (see the crate docs): there
+    /// is nothing to flush from here, so this only checks that Redis answers.
+    async fn flush(&self) -> Result<()> {
+        self.ping().await
+    }
+}

@@ -1,0 +1,64 @@
+//! The conformance suite against a real single redis-server and a real
+//! 3-master cluster (one each per test binary, a key prefix per test), and
+//! the Redis-specific tests.
+
+use im_engine::testing::StoreFactory;
+
+use crate::testing::{shared_cluster_url, shared_url, unique_prefix};
+use crate::{RedisConfig, RedisStore};
+
+/// Opens a store on `url` under `prefix`.
+pub(crate) async fn open(url: &str, prefix: &str) -> RedisStore {
+    RedisStore::open(RedisConfig::new(url).prefix(prefix))
+        .await
+        .unwrap_or_else(|e| panic!("open a redis store on {url}: {e:?}"))
+}
+
+/// Fresh stores on the shared single server.
+pub(crate) struct SingleFactory;
+
+impl StoreFactory for SingleFactory {
+    type Store = RedisStore;
+    type Data = (String, String);
+
+    async fn open() -> (RedisStore, (String, String)) {
+        let (url, prefix) = (shared_url(), unique_prefix());
+        (open(&url, &prefix).await, (url, prefix))
+    }
+
+    async fn reopen(store: RedisStore, (url, prefix): &(String, String)) -> RedisStore {
+        drop(store);
+        open(url, prefix).await
+    }
+}
+
+/// Fresh stores on the shared cluster.
+pub(crate) struct ClusterFactory;
+
+impl StoreFactory for ClusterFactory {
+    type Store = RedisStore;
+    type Data = (String, String);
+
+    async fn open() -> (RedisStore, (String, String)) {
+        let (url, prefix) = (shared_cluster_url(), unique_prefix());
+        (open(&url, &prefix).await, (url, prefix))
+    }
+
+    async fn reopen(store: RedisStore, (url, prefix): &(String, String)) -> RedisStore {
+        drop(store);
+        open(url, prefix).await
+    }
+}
+
+#[cfg(not(im_skip_redis))]
+mod single {
+    im_engine::store_conformance_tests!(super::SingleFactory);
+}
+
+#[cfg(not(im_skip_redis))]
+mod cluster {
+    im_engine::store_conformance_tests!(super::ClusterFactory);
+}
+
+#[cfg(not(im_skip_redis))]
+mod store;

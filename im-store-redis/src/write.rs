@@ -1,0 +1,461 @@
+//! The writes: sends and change sets.
+//!
+//! On a single Redis each write is one script, atomic. On a cluster a send
+//! crosses slots, so it is done in steps that survive a crash between any
+//! two of them:
+//!
+//! 1. a marker `<conv>|<node>|<nonce>` goes into `P{f:<k>}:fanout`, so that
+//!    any node can find this send if this one dies;
+//! 2. the conversation-slot script (client id check, seq, log append, and
+//!    the pending record in `P{c:C}:pending`) commits the message: from here
+//!    on it exists and will reach every recipient;
+//! 3. the fan-out: every pending record of the conversation, in seq order,
+//!    is applied to each recipient's slot by a script that skips seqs at or
+//!    below the user's watermark for the conversation (`P{u:U}:fanned`), so
+//!    a repeat is a no-op and each event lands once;
+//! 4. the records are removed, then the marker.
+//!
+//! A fan-out always applies all older pending records of its conversation
+//! first, so a user's watermark only passes a seq once that seq was applied
+//! to the user: the watermark never skips an event that has not landed.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures_util::future::join_all;
+use im_engine::store::{Changes, ContactChange, EntryChange, MemberChange, Outgoing, Sent};
+use im_engine::{ConversationId, GroupId, Timestamp, UserId};
+use redis::{AsyncCommands, Value};
+
+use crate::codec::{self, Pending, entry_value, to_json};
+use crate::error::{Result, corrupt};
+use crate::keys::{self, SHARDS};
+use crate::scripts;
+use crate::store::Shared;
+
+/// Lua numbers are doubles: "keep everything" becomes 2^53.
+const LUA_MAX: u64 = 1 << 53;
+
+/// Pending records fanned out per round.
+const BATCH: usize = 64;
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The notification payload: the origin node, then the users, one a line.
+pub(crate) fn payload<'a>(node: u64, users: impl IntoIterator<Item = &'a UserId>) -> String {
+    let mut p = format!("{node:016x}");
+    for u in users {
+        p.push('\n');
+        p.push_str(u.as_str());
+    }
+    p
+}
+
+/// Stores a message (see [`im_engine::Store::send`]).
+pub(crate) async fn send(s: &Shared, out: &Outgoing) -> Result<Sent> {
+    let sent = if s.cluster() {
+        s.bounded(send_cluster(s, out)).await?
+    } else {
+        s.bounded(send_single(s, out)).await?
+    };
+    if matches!(sent, Sent::New(_)) {
+        s.notifier.wake(&out.recipients);
+    }
+    Ok(sent)
+}
+
+/// The answer of a send script: `{1, seq, …}` or `{0, seq, fields}`.
+fn decode_sent(out: &Outgoing, v: &Value) -> Result<(Sent, Option<Vec<String>>)> {
+    let items = codec::array(v)?;
+    let (Some(flag), Some(seq)) = (items.first(), items.get(1)) else {
+        return Err(corrupt("send script answer"));
+    };
+    let seq = codec::number(seq)?;
+    let m = &out.message;
+    if codec::number(flag)? == 1 {
+        let pending = items
+            .get(2)
+            .map(|p| codec::array(p)?.iter().map(codec::text).collect())
+            .transpose()?;
+        Ok((Sent::New(m.numbered(seq)), pending))
+    } else {
+        let fields = codec::pairs(items.get(2).unwrap_or(&Value::Nil))?;
+        let original = codec::message(&m.conversation, seq, &fields)?;
+        Ok((Sent::Duplicate(original), None))
+    }
+}
+
+async fn send_single(s: &Shared, out: &Outgoing) -> Result<Sent> {
+    let m = &out.message;
+    let k = &s.keys;
+    let c = &m.conversation;
+    let mut inv = scripts::SEND_ALL.prepare_invoke();
+    inv.key(k.client_ids(c)).key(k.seq(c)).key(k.log(c));
+    for u in &out.recipients {
+        inv.key(k.entries(u)).key(k.feed(u)).key(k.feed_meta(u));
+    }
+    inv.arg(m.from.as_str())
+        .arg(m.ts)
+        .arg(m.body.get())
+        .arg(m.client_id.as_deref().unwrap_or(""))
+        .arg(c.to_string())
+        .arg(out.trim.keep.min(LUA_MAX))
+        .arg(out.trim.min_ts)
+        .arg(k.channel())
+        .arg(payload(s.node, &out.recipients));
+    for u in &out.recipients {
+        inv.arg(u.as_str());
+    }
+    let v: Value = inv.invoke_async(&mut s.conn()).await?;
+    Ok(decode_sent(out, &v)?.0)
+}
+
+/// A fan-out marker: the key of its shard and the member.
+fn marker(s: &Shared, c: &ConversationId) -> (String, String) {
+    let nonce: u64 = rand::random();
+    (
+        s.keys.fanout(keys::shard(&c.to_string())),
+        format!("{c}|{:016x}|{nonce:016x}", s.node),
+    )
+}
+
+async fn send_cluster(s: &Shared, out: &Outgoing) -> Result<Sent> {
+    let c = &out.message.conversation;
+    let (sent, pending, (marker_key, member)) = commit_conv(s, out).await?;
+    if matches!(sent, Sent::New(_)) {
+        // Committed. If this fails or we die here, the marker stays and a
+        // recovery sweep (this node's or another's) finishes the fan-out.
+        let woken = drain(s, c, pending).await?;
+        publish(s, keys::shard(&c.to_string()), &woken).await;
+    }
+    let _: u64 = s.conn().zrem(&marker_key, &member).await?;
+    Ok(sent)
+}
+
+/// Steps 1 and 2 of a cluster send: the marker, then the commit point.
+/// Answers what was sent, the first pending records, and the marker.
+pub(crate) async fn commit_conv(
+    s: &Shared,
+    out: &Outgoing,
+) -> Result<(Sent, Option<Vec<String>>, (String, String))> {
+    let m = &out.message;
+    let k = &s.keys;
+    let c = &m.conversation;
+    let (marker_key, member) = marker(s, c);
+    let mut conn = s.conn();
+    let _: u64 = conn.zadd(&marker_key, &member, now_ms()).await?;
+    let v: Value = scripts::SEND_CONV
+        .key(k.client_ids(c))
+        .key(k.seq(c))
+        .key(k.log(c))
+        .key(k.pending(c))
+        .arg(m.from.as_str())
+        .arg(m.ts)
+        .arg(m.body.get())
+        .arg(m.client_id.as_deref().unwrap_or(""))
+        .arg(codec::pending_tail(
+            m.ts,
+            out.trim.keep.min(LUA_MAX),
+            out.trim.min_ts,
+            &m.from,
+            &out.recipients,
+        ))
+        .invoke_async(&mut conn)
+        .await?;
+    let (sent, pending) = decode_sent(out, &v)?;
+    Ok((sent, pending, (marker_key, member)))
+}
+
+/// Applies every pending record of `c` to its recipients, oldest first, and
+/// removes each once all its recipients have it. `first` is the first batch
+/// when the caller already has it. Answers the users whose feeds grew.
+pub(crate) async fn drain(
+    s: &Shared,
+    c: &ConversationId,
+    first: Option<Vec<String>>,
+) -> Result<BTreeSet<UserId>> {
+    let k = &s.keys;
+    let mut woken = BTreeSet::new();
+    let mut batch = first;
+    loop {
+        let raw = match batch.take() {
+            Some(raw) => raw,
+            None => s.conn().zrange(k.pending(c), 0, BATCH as isize - 1).await?,
+        };
+        if raw.is_empty() {
+            break;
+        }
+        let records: Vec<Pending> = raw
+            .iter()
+            .map(|r| codec::pending(r))
+            .collect::<Result<_>>()?;
+        let mut per_user: BTreeMap<&UserId, Vec<&Pending>> = BTreeMap::new();
+        for r in &records {
+            for u in &r.recipients {
+                per_user.entry(u).or_default().push(r);
+            }
+        }
+        let conv = c.to_string();
+        let applied = join_all(per_user.iter().map(|(u, rs)| {
+            let mut inv = scripts::FANOUT_USER.prepare_invoke();
+            inv.key(k.entries(u))
+                .key(k.feed(u))
+                .key(k.feed_meta(u))
+                .key(k.fanned(u))
+                .arg(&conv)
+                .arg(u.as_str());
+            for r in rs {
+                inv.arg(r.seq)
+                    .arg(r.ts)
+                    .arg(&r.from)
+                    .arg(r.keep)
+                    .arg(r.min_ts);
+            }
+            let mut conn = s.conn();
+            async move { inv.invoke_async::<u64>(&mut conn).await }
+        }))
+        .await;
+        for (u, n) in per_user.keys().zip(applied) {
+            if n? > 0 {
+                woken.insert((*u).clone());
+            }
+        }
+        let _: u64 = s.conn().zrem(k.pending(c), &raw).await?;
+        if raw.len() < BATCH {
+            break;
+        }
+    }
+    Ok(woken)
+}
+
+/// Finishes the fan-outs whose markers are older than `grace`: those of
+/// crashed nodes (or of slow ones: finishing twice is harmless). Answers how
+/// many markers it cleared.
+pub(crate) async fn recover(s: &Shared, grace: Duration) -> Result<usize> {
+    let before = now_ms().saturating_sub(u64::try_from(grace.as_millis()).unwrap_or(u64::MAX));
+    let mut cleared = 0;
+    for shard in 0..SHARDS {
+        let key = s.keys.fanout(shard);
+        loop {
+            let markers: Vec<String> = redis::cmd("ZRANGEBYSCORE")
+                .arg(&key)
+                .arg("-inf")
+                .arg(before)
+                .arg("LIMIT")
+                .arg(0)
+                .arg(BATCH)
+                .query_async(&mut s.conn())
+                .await?;
+            if markers.is_empty() {
+                break;
+            }
+            let convs: BTreeSet<&str> =
+                markers.iter().filter_map(|m| m.split('|').next()).collect();
+            for c in convs {
+                let c: ConversationId = c
+                    .parse()
+                    .map_err(|_| corrupt(format!("fan-out marker {c:?}")))?;
+                let woken = drain(s, &c, None).await?;
+                s.notifier.wake(&woken);
+                publish(s, shard, &woken).await;
+            }
+            let _: u64 = s.conn().zrem(&key, &markers).await?;
+            cleared += markers.len();
+            if markers.len() < BATCH {
+                break;
+            }
+        }
+    }
+    Ok(cleared)
+}
+
+/// Tells the other nodes (cluster) that these users' feeds grew. A lost
+/// notification costs latency only (streams recheck their feed), so a
+/// failure is logged, not returned.
+async fn publish(s: &Shared, shard: u64, users: &BTreeSet<UserId>) {
+    if users.is_empty() {
+        return;
+    }
+    let r: redis::RedisResult<Value> = redis::cmd("SPUBLISH")
+        .arg(s.keys.shard_channel(shard))
+        .arg(payload(s.node, users))
+        .query_async(&mut s.conn())
+        .await;
+    if let Err(e) = r {
+        tracing::debug!(error = %e, "could not publish a feed notification");
+    }
+}
+
+/// Who owns a key: the slot its part of a change set goes to.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Owner {
+    User(UserId),
+    Group(GroupId),
+}
+
+/// One write of a change set.
+#[derive(Debug)]
+enum Op {
+    Set(String, String),
+    HSet(String, String, String),
+    HDel(String, String),
+    Read(String, String, u64),
+    Feed(String, String, Timestamp, String),
+}
+
+/// The ops of `changes` in field order, each with its owner.
+fn ops(s: &Shared, changes: &Changes) -> Result<Vec<(Owner, Op)>> {
+    let k = &s.keys;
+    let mut ops = Vec::new();
+    for u in &changes.users {
+        ops.push((
+            Owner::User(u.id.clone()),
+            Op::Set(k.user(&u.id), to_json(u)?),
+        ));
+    }
+    for (owner, change) in &changes.contacts {
+        let key = k.contacts(owner);
+        let op = match change {
+            ContactChange::Put(c) => Op::HSet(key, c.id.to_string(), to_json(c)?),
+            ContactChange::Remove(id) => Op::HDel(key, id.to_string()),
+        };
+        ops.push((Owner::User(owner.clone()), op));
+    }
+    for g in &changes.groups {
+        ops.push((
+            Owner::Group(g.id.clone()),
+            Op::Set(k.group(&g.id), to_json(g)?),
+        ));
+    }
+    for (group, change) in &changes.members {
+        let key = k.members(group);
+        let op = match change {
+            MemberChange::Put(m) => Op::HSet(key, m.id.to_string(), to_json(m)?),
+            MemberChange::Remove(id) => Op::HDel(key, id.to_string()),
+        };
+        ops.push((Owner::Group(group.clone()), op));
+    }
+    for (user, change) in &changes.entries {
+        let key = k.entries(user);
+        let op = match change {
+            EntryChange::Put(e) => Op::HSet(
+                key,
+                e.conversation.to_string(),
+                entry_value(e.read_seq, e.activity),
+            ),
+            EntryChange::Remove(c) => Op::HDel(key, c.to_string()),
+            EntryChange::Read { conversation, seq } => {
+                Op::Read(key, conversation.to_string(), *seq)
+            }
+        };
+        ops.push((Owner::User(user.clone()), op));
+    }
+    for (user, ts, event) in &changes.events {
+        ops.push((
+            Owner::User(user.clone()),
+            Op::Feed(k.feed(user), k.feed_meta(user), *ts, to_json(event)?),
+        ));
+    }
+    Ok(ops)
+}
+
+/// Runs ops as one [`scripts::APPLY`] call (all in one slot on a cluster).
+async fn apply(s: &Shared, ops: &[&Op], changes: &Changes, notify: Option<String>) -> Result<()> {
+    // Each key once, named in the ops by its 1-based index.
+    let mut keys: Vec<String> = Vec::new();
+    let mut index: BTreeMap<String, usize> = BTreeMap::new();
+    let mut intern = |key: &String| -> String {
+        let n = *index.entry(key.clone()).or_insert_with(|| {
+            keys.push(key.clone());
+            keys.len()
+        });
+        n.to_string()
+    };
+    let keep = changes.trim.keep.min(LUA_MAX).to_string();
+    let min_ts = changes.trim.min_ts.to_string();
+    let mut args: Vec<String> = Vec::new();
+    for op in ops {
+        match op {
+            Op::Set(key, v) => args.extend(["set".into(), intern(key), v.clone()]),
+            Op::HSet(key, f, v) => args.extend(["hset".into(), intern(key), f.clone(), v.clone()]),
+            Op::HDel(key, f) => args.extend(["hdel".into(), intern(key), f.clone()]),
+            Op::Read(key, c, seq) => {
+                args.extend(["read".into(), intern(key), c.clone(), seq.to_string()]);
+            }
+            Op::Feed(feed, meta, ts, event) => args.extend([
+                "feed".into(),
+                intern(feed),
+                intern(meta),
+                ts.to_string(),
+                event.clone(),
+                keep.clone(),
+                min_ts.clone(),
+            ]),
+        }
+    }
+    let mut inv = scripts::APPLY.prepare_invoke();
+    for key in keys {
+        inv.key(key);
+    }
+    match notify {
+        Some(payload) => inv.arg(s.keys.channel()).arg(payload),
+        None => inv.arg("").arg(""),
+    };
+    for a in args {
+        inv.arg(a);
+    }
+    let _: Value = inv.invoke_async(&mut s.conn()).await?;
+    Ok(())
+}
+
+/// Applies a change set (see [`im_engine::Store::commit`]).
+///
+/// On a single Redis, one script applies it whole. On a cluster each slot's
+/// part is one script, atomic on its own; the parts of users' slots (index
+/// entries, feed events, contacts, profiles) go first and those of groups'
+/// slots (the group and its members, which the engine reads to decide
+/// whether a join, leave or creation already happened) last. A failure in
+/// between returns an error with the earlier parts applied, and the
+/// decisive record unwritten, so re-running the operation completes it; the
+/// feeds that had the event already then hear of it twice. See the crate
+/// docs.
+pub(crate) async fn commit(s: &Shared, changes: &Changes) -> Result<()> {
+    let all = ops(s, changes)?;
+    if all.is_empty() {
+        return Ok(());
+    }
+    let users: BTreeSet<&UserId> = changes.events.iter().map(|(u, ..)| u).collect();
+    s.bounded(async {
+        if s.cluster() {
+            let mut parts: BTreeMap<&Owner, Vec<&Op>> = BTreeMap::new();
+            let mut order: Vec<&Owner> = Vec::new();
+            for (owner, op) in &all {
+                if !parts.contains_key(owner) {
+                    order.push(owner);
+                }
+                parts.entry(owner).or_default().push(op);
+            }
+            // Users before groups; each in order of first appearance.
+            order.sort_by_key(|o| matches!(o, Owner::Group(_)));
+            for owner in order {
+                apply(s, &parts[owner], changes, None).await?;
+            }
+            if let Some(first) = users.iter().next() {
+                let set: BTreeSet<UserId> = users.iter().map(|u| (*u).clone()).collect();
+                publish(s, keys::shard(first.as_str()), &set).await;
+            }
+            Ok(())
+        } else {
+            let ops: Vec<&Op> = all.iter().map(|(_, op)| op).collect();
+            let notify = (!users.is_empty()).then(|| payload(s.node, users.iter().copied()));
+            apply(s, &ops, changes, notify).await
+        }
+    })
+    .await?;
+    s.notifier.wake(users.iter().copied());
+    Ok(())
+}
