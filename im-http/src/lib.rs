@@ -64,9 +64,12 @@ use tokio::sync::{Notify, watch};
 pub mod auth;
 pub mod error;
 mod extract;
+#[doc(hidden)]
+pub mod fuzzing;
 mod metrics;
 mod routes;
 mod sse;
+mod strict_json;
 
 pub use auth::Auth;
 pub use error::ApiError;

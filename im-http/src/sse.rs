@@ -47,7 +47,7 @@ pub(crate) async fn events<S: Store>(
 
 /// Where to start: `Last-Event-ID` (what a reconnecting `EventSource`
 /// sends), else `?after=`, else live.
-fn start(headers: &HeaderMap, query: &Query) -> Result<Start, ApiError> {
+pub(crate) fn start(headers: &HeaderMap, query: &Query) -> Result<Start, ApiError> {
     let header = headers
         .get("last-event-id")
         .map(|v| {
