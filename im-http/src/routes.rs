@@ -221,7 +221,10 @@ where
                 .await?;
             Ok(json(StatusCode::OK, &json!({ "conversations": list })))
         }
-        E::Send(c) => send(app, &actor, &c, req).await,
+        E::Send(c) => {
+            app.guards().send(&actor)?;
+            send(app, &actor, &c, req).await
+        }
         E::History(c) => {
             let conversation: ConversationId = c.parse()?;
             let query = history_query(&Query::new(req.uri().query()))?;
@@ -250,8 +253,10 @@ where
             Ok(json(StatusCode::OK, &state))
         }
         E::Events => {
+            let permit = app.guards().open_stream(&actor)?;
             let kill = req.extensions().get::<ConnectionKill>().cloned();
-            crate::sse::events(app, &actor, req.headers(), req.uri().query(), kill).await
+            let (headers, query) = (req.headers(), req.uri().query());
+            crate::sse::events(app, &actor, headers, query, kill, permit).await
         }
     }
 }

@@ -1,0 +1,50 @@
+//! The `serve` options of rate limits and connection caps.
+
+use clap::Args;
+use im_http::{Protection, Rate};
+
+/// Rate limits (per user; admin tokens are not limited) and connection caps.
+#[derive(Debug, Args)]
+pub struct ProtectionArgs {
+    /// Sends per second per user, sustained (0: unlimited); over it, 429
+    /// `rate_limited` with `Retry-After`.
+    #[arg(long, default_value_t = 10.0, value_name = "PER_SEC")]
+    send_rate: f64,
+    /// Sends per user at once after a quiet spell.
+    #[arg(long, default_value_t = 50)]
+    send_burst: u32,
+    /// Event streams and long polls opened per second per user, sustained
+    /// (0: unlimited).
+    #[arg(long, default_value_t = 2.0, value_name = "PER_SEC")]
+    stream_rate: f64,
+    /// Event streams and long polls opened per user at once after a quiet
+    /// spell.
+    #[arg(long, default_value_t = 20)]
+    stream_burst: u32,
+    /// Event streams and long polls open at once per user (0: unlimited);
+    /// one more is 429 `too_many_streams`.
+    #[arg(long, default_value_t = 16)]
+    max_streams_per_user: usize,
+    /// Connections open at once (0: unlimited); more are answered 503 and
+    /// closed.
+    #[arg(long, default_value_t = 10_000)]
+    max_connections: usize,
+    /// Connections open at once from one client address (0: unlimited).
+    /// Behind a reverse proxy, every client has the proxy's address: raise
+    /// it or set 0, and cap connections in the proxy.
+    #[arg(long, default_value_t = 1_000)]
+    max_connections_per_ip: usize,
+}
+
+impl ProtectionArgs {
+    /// The limits these options set.
+    pub fn protection(&self) -> Protection {
+        let mut p = Protection::default();
+        p.send_rate = Rate::new(self.send_rate, self.send_burst);
+        p.stream_rate = Rate::new(self.stream_rate, self.stream_burst);
+        p.streams_per_user = self.max_streams_per_user;
+        p.max_connections = self.max_connections;
+        p.max_connections_per_ip = self.max_connections_per_ip;
+        p
+    }
+}
