@@ -67,6 +67,7 @@ mod extract;
 #[doc(hidden)]
 pub mod fuzzing;
 mod metrics;
+pub mod openapi;
 mod protect;
 mod routes;
 mod sse;
@@ -74,6 +75,7 @@ mod strict_json;
 
 pub use auth::Auth;
 pub use error::ApiError;
+pub use openapi::ROUTES;
 pub use protect::{Protection, Rate};
 
 /// The body of every answer.

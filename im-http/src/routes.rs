@@ -23,6 +23,7 @@ use crate::{App, BoxBody, ConnectionKill};
 #[derive(Debug)]
 pub(crate) enum Endpoint {
     Healthz,
+    OpenApi,
     Metrics,
     GetUser(String),
     PutUser(String),
@@ -63,6 +64,8 @@ pub(crate) fn route(method: &Method, path: &str) -> (&'static str, Result<Endpoi
     match (method, segs.as_slice()) {
         (&Method::GET, ["healthz"]) => ("/healthz", Ok(E::Healthz)),
         (_, ["healthz"]) => ("/healthz", not_allowed(GET)),
+        (&Method::GET, ["openapi.json"]) => ("/openapi.json", Ok(E::OpenApi)),
+        (_, ["openapi.json"]) => ("/openapi.json", not_allowed(GET)),
         (&Method::GET, ["metrics"]) => ("/metrics", Ok(E::Metrics)),
         (_, ["metrics"]) => ("/metrics", not_allowed(GET)),
 
@@ -129,7 +132,8 @@ pub(crate) fn route(method: &Method, path: &str) -> (&'static str, Result<Endpoi
     }
 }
 
-/// Authenticates the request (all but `/healthz`) and runs its handler.
+/// Authenticates the request (all but `/healthz` and `/openapi.json`) and
+/// runs its handler.
 pub(crate) async fn dispatch<S, B>(
     app: &App<S>,
     req: Request<B>,
@@ -142,8 +146,10 @@ where
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     use Endpoint as E;
-    if let E::Healthz = endpoint {
-        return healthz(app).await;
+    match endpoint {
+        E::Healthz => return healthz(app).await,
+        E::OpenApi => return Ok(crate::openapi::response()),
+        _ => {}
     }
     let actor = app.auth().authenticate(req.headers(), req.uri().query())?;
     let m = app.metrics();
@@ -152,6 +158,7 @@ where
     let ok = || json(StatusCode::OK, &json!({"ok": true}));
     match endpoint {
         E::Healthz => healthz(app).await,
+        E::OpenApi => Ok(crate::openapi::response()),
         E::Metrics => metrics(app, &actor),
         E::GetUser(u) => {
             let profile = m.timed("user", engine.user(&UserId::new(u)?)).await?;
