@@ -308,7 +308,7 @@ async fn serve(args: Serve) -> Result<(), BoxError> {
     config.keep_alive = Duration::from_secs(args.keep_alive_secs.max(1));
     config.header_read_timeout = Duration::from_secs(args.header_timeout_secs.max(1));
     config.shutdown_grace = Duration::from_secs(args.shutdown_grace_secs);
-    config.protection = args.protection.protection();
+    args.protection.apply(&mut config);
     let listener = bind(args.listen)?;
     match &args.store {
         StoreSpec::Memory => run(listener, MemoryStore::new(), engine_config, config).await,

@@ -1,9 +1,13 @@
-//! The `serve` options of rate limits and connection caps.
+//! The `serve` options of rate limits, connection caps and what one client
+//! may hold.
+
+use std::time::Duration;
 
 use clap::Args;
-use im_http::{Protection, Rate};
+use im_http::{Config, Protection, Rate};
 
-/// Rate limits (per user; admin tokens are not limited) and connection caps.
+/// Rate limits (per user; admin tokens are not limited), connection caps,
+/// and what one client may hold.
 #[derive(Debug, Args)]
 pub struct ProtectionArgs {
     /// Sends per second per user, sustained (0: unlimited); over it, 429
@@ -34,11 +38,21 @@ pub struct ProtectionArgs {
     /// it or set 0, and cap connections in the proxy.
     #[arg(long, default_value_t = 1_000)]
     max_connections_per_ip: usize,
+    /// The longest `?wait=` a long poll may ask for, in seconds (API.md:
+    /// at most 60); a longer one is 400.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(0..=60))]
+    long_poll_max_secs: u64,
 }
 
 impl ProtectionArgs {
-    /// The limits these options set.
-    pub fn protection(&self) -> Protection {
+    /// Sets what these options say in `config`.
+    pub fn apply(&self, config: &mut Config) {
+        config.protection = self.protection();
+        config.long_poll_max = Duration::from_secs(self.long_poll_max_secs);
+        config.long_poll_default = config.long_poll_default.min(config.long_poll_max);
+    }
+
+    fn protection(&self) -> Protection {
         let mut p = Protection::default();
         p.send_rate = Rate::new(self.send_rate, self.send_burst);
         p.stream_rate = Rate::new(self.stream_rate, self.stream_burst);
