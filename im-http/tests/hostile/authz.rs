@@ -103,7 +103,7 @@ fn matrix() -> Vec<Row> {
         .collect()
 }
 
-async fn seed(s: &Server) {
+pub async fn seed(s: &Server) {
     let admin = s.admin();
     for u in ["root", "alice", "bob", "carol"] {
         let r = admin.put(&format!("/v1/users/{u}"), json!({})).await;

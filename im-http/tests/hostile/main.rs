@@ -8,4 +8,6 @@
 mod common;
 
 mod authz;
+mod input;
+mod limits;
 mod openapi;
