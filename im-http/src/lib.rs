@@ -18,6 +18,11 @@
 //! - [`auth`]: HS256 bearer tokens.
 //! - [`error`]: [`ApiError`], which alone picks statuses and error codes.
 //! - `metrics`: the Prometheus counters of `GET /metrics`.
+//! - [`openapi`]: the OpenAPI document and [`ROUTES`], what the router serves.
+//! - `protect`: rate limits, the per-user stream cap, connection caps
+//!   ([`Protection`]).
+//! - `strict_json`: request bodies without duplicate keys or deep nesting.
+//! - `fuzzing` (hidden): what the fuzz targets in `fuzz/` run.
 //! - `src/bin/im-http.rs`: the binary.
 //!
 //! # Example
