@@ -14,6 +14,7 @@ use crate::user::{FieldPatch, Profile};
 
 /// One engine operation, as its caller would ask for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 #[allow(missing_docs)]
 pub enum Command {
     PutUser {

@@ -22,6 +22,7 @@ use crate::{Error, Timestamp};
 
 /// A store's identity, chosen at random when its data was created.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct Epoch(pub u64);
 
 impl Epoch {
@@ -104,6 +105,7 @@ pub struct Feed {
 
 /// A position in a user's feed, in a given store: the `id:` of an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct Cursor {
     /// The store's epoch.
     pub epoch: Epoch,
@@ -135,6 +137,7 @@ impl FromStr for Cursor {
 
 /// Where a stream starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub enum Start {
     /// With the events after now only.
     Live,

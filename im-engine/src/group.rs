@@ -13,6 +13,7 @@ use crate::{Error, Timestamp};
 /// Who may add a user to a group.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub enum JoinPolicy {
     /// Any user may join by itself.
     Open,

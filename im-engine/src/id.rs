@@ -196,6 +196,55 @@ impl<'de> Deserialize<'de> for ConversationId {
     }
 }
 
+/// Arbitrary ids for the fuzz targets: mostly one of four short ids (`u0`
+/// to `u3`, `g0` to `g3`), so that generated commands meet the same users
+/// and groups again, sometimes any valid id.
+#[cfg(feature = "arbitrary")]
+mod arbitrary_ids {
+    use arbitrary::{Arbitrary, Result, Unstructured};
+
+    use super::{ConversationId, GroupId, MAX_ID_LEN, UserId};
+
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-";
+
+    fn id(u: &mut Unstructured<'_>, prefix: char) -> Result<String> {
+        let pick: u8 = u.arbitrary()?;
+        if pick < 224 {
+            return Ok(format!("{prefix}{}", pick % 4));
+        }
+        let len = u.int_in_range(1..=MAX_ID_LEN)?;
+        (0..len)
+            .map(|_| u.choose(ALPHABET).map(|&b| char::from(b)))
+            .collect()
+    }
+
+    impl<'a> Arbitrary<'a> for UserId {
+        fn arbitrary(u: &mut Unstructured<'a>) -> Result<Self> {
+            Ok(Self(id(u, 'u')?))
+        }
+    }
+
+    impl<'a> Arbitrary<'a> for GroupId {
+        fn arbitrary(u: &mut Unstructured<'a>) -> Result<Self> {
+            Ok(Self(id(u, 'g')?))
+        }
+    }
+
+    impl<'a> Arbitrary<'a> for ConversationId {
+        fn arbitrary(u: &mut Unstructured<'a>) -> Result<Self> {
+            if u.arbitrary()? {
+                return Ok(Self::Group(u.arbitrary()?));
+            }
+            let (a, b): (UserId, UserId) = u.arbitrary()?;
+            // Two equal users make no direct conversation: take the group of
+            // the same name instead.
+            Self::direct(a.clone(), b)
+                .or_else(|_| GroupId::new(a.0).map(Self::Group))
+                .map_err(|_| arbitrary::Error::IncorrectFormat)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

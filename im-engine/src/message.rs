@@ -65,6 +65,21 @@ impl Body {
     }
 }
 
+/// Arbitrary bodies for the fuzz targets: small JSON objects of numbers and
+/// strings.
+#[cfg(feature = "arbitrary")]
+impl<'a> arbitrary::Arbitrary<'a> for Body {
+    fn arbitrary(u: &mut arbitrary::Unstructured<'a>) -> arbitrary::Result<Self> {
+        let fields: std::collections::BTreeMap<String, Result<i64, String>> = u.arbitrary()?;
+        let object: serde_json::Map<String, serde_json::Value> = fields
+            .into_iter()
+            .map(|(k, v)| (k, v.map_or_else(Into::into, Into::into)))
+            .collect();
+        let json = serde_json::Value::Object(object).to_string();
+        Self::new(&json, usize::MAX).map_err(|_| arbitrary::Error::IncorrectFormat)
+    }
+}
+
 impl PartialEq for Body {
     fn eq(&self, other: &Self) -> bool {
         self.get() == other.get()
@@ -128,6 +143,7 @@ impl NewMessage {
 
 /// What a caller asks to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct SendRequest {
     /// The body.
     pub body: Body,
@@ -151,6 +167,7 @@ impl SendRequest {
 /// Which page of history to read. `before` and `after` are exclusive; with
 /// neither, the newest page.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct HistoryQuery {
     /// Messages older than this seq.
     pub before: Option<Seq>,

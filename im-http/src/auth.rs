@@ -22,6 +22,11 @@ struct Claims {
     exp: Option<u64>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     admin: bool,
+    /// Other claims (`iat`, `jti`, …) are allowed and ignored, but parsed:
+    /// serde skips an unknown field without checking its text, so a payload
+    /// that is not even UTF-8 JSON would otherwise pass as well formed.
+    #[serde(flatten)]
+    other: serde_json::Map<String, serde_json::Value>,
 }
 
 /// Signs and checks tokens with one secret.
@@ -82,6 +87,7 @@ impl Auth {
             sub: user.to_string(),
             exp,
             admin,
+            other: serde_json::Map::new(),
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(TokenError)

@@ -2,8 +2,9 @@
 //! its status and machine-readable code.
 
 use std::fmt::Write as _;
+use std::time::Duration;
 
-use hyper::header::{ALLOW, HeaderValue, WWW_AUTHENTICATE};
+use hyper::header::{ALLOW, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
 use hyper::{Method, Response, StatusCode};
 use serde::Serialize;
 
@@ -46,6 +47,17 @@ pub enum ApiError {
     /// The server is shutting down.
     #[error("server is shutting down")]
     ShuttingDown,
+    /// The caller is over its rate limit; it may try again after this long.
+    #[error("too many requests, slow down")]
+    RateLimited(Duration),
+    /// The caller has as many event streams open as it may; it may try
+    /// again after this long (or once it has closed one).
+    #[error("too many event streams open for this user")]
+    TooManyStreams(Duration),
+    /// The server has as many connections open as it may (in all, or from
+    /// the client's address).
+    #[error("too many connections, try again later")]
+    TooManyConnections,
     /// A bug on the server's side.
     #[error("internal error")]
     Internal(String),
@@ -82,7 +94,8 @@ impl ApiError {
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            Self::ShuttingDown | Self::TooManyConnections => StatusCode::SERVICE_UNAVAILABLE,
+            Self::RateLimited(_) | Self::TooManyStreams(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -108,7 +121,9 @@ impl ApiError {
             Self::MethodNotAllowed(_) => "method_not_allowed",
             Self::PayloadTooLarge(_) => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
-            Self::ShuttingDown => "unavailable",
+            Self::ShuttingDown | Self::TooManyConnections => "unavailable",
+            Self::RateLimited(_) => "rate_limited",
+            Self::TooManyStreams(_) => "too_many_streams",
             Self::Internal(_) => "internal",
         }
     }
@@ -154,6 +169,13 @@ impl ApiError {
             Self::Unauthorized(_) => {
                 resp.headers_mut()
                     .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            Self::RateLimited(wait) | Self::TooManyStreams(wait) => {
+                // Whole seconds, rounded up: a client that waits this long
+                // is admitted.
+                let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+                resp.headers_mut()
+                    .insert(RETRY_AFTER, HeaderValue::from(secs.max(1)));
             }
             _ => {}
         }

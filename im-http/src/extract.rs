@@ -56,7 +56,8 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
 /// # Errors
 ///
 /// 415 for a body that is not `application/json`, 413 over the limit, 400
-/// `bad_json` when it does not parse into `T`.
+/// `bad_json` when it does not parse into `T` or has a key twice in one
+/// object (see `strict_json`).
 pub(crate) async fn read_json<T, B>(
     req: Request<B>,
     limit: usize,
@@ -96,9 +97,7 @@ where
     if json_type.is_none() {
         return Err(ApiError::UnsupportedMediaType);
     }
-    serde_json::from_slice(&bytes)
-        .map(Some)
-        .map_err(|e| ApiError::BadJson(e.to_string()))
+    crate::strict_json::parse(&bytes).map(Some)
 }
 
 /// A request's query parameters, decoded.

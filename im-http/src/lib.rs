@@ -20,6 +20,11 @@
 //! - `metrics`: the Prometheus counters of `GET /metrics`.
 //! - `web`: the web chat page (`GET /`, `GET /web/{file}`), embedded from
 //!   `im-http/web/`.
+//! - [`openapi`]: the OpenAPI document and [`ROUTES`], what the router serves.
+//! - `protect`: rate limits, the per-user stream cap, connection caps
+//!   ([`Protection`]).
+//! - `strict_json`: request bodies without duplicate keys or deep nesting.
+//! - `fuzzing` (hidden): what the fuzz targets in `fuzz/` run.
 //! - `src/bin/im-http.rs`: the binary.
 //!
 //! # Example
@@ -66,13 +71,20 @@ use tokio::sync::{Notify, watch};
 pub mod auth;
 pub mod error;
 mod extract;
+#[doc(hidden)]
+pub mod fuzzing;
 mod metrics;
+pub mod openapi;
+mod protect;
 mod routes;
 mod sse;
+mod strict_json;
 mod web;
 
 pub use auth::Auth;
 pub use error::ApiError;
+pub use openapi::ROUTES;
+pub use protect::{Protection, Rate};
 
 /// The body of every answer.
 pub type BoxBody = UnsyncBoxBody<Bytes, Infallible>;
@@ -104,6 +116,8 @@ pub struct Config {
     pub sse_stall_timeout: Duration,
     /// On shutdown, how long open connections get to finish.
     pub shutdown_grace: Duration,
+    /// Rate limits and connection caps.
+    pub protection: Protection,
 }
 
 impl Config {
@@ -118,6 +132,7 @@ impl Config {
             sse_buffer: 64,
             sse_stall_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(10),
+            protection: Protection::default(),
         }
     }
 }
@@ -133,6 +148,7 @@ impl std::fmt::Debug for Config {
             .field("sse_buffer", &self.sse_buffer)
             .field("sse_stall_timeout", &self.sse_stall_timeout)
             .field("shutdown_grace", &self.shutdown_grace)
+            .field("protection", &self.protection)
             .finish()
     }
 }
@@ -150,6 +166,7 @@ struct Inner<S> {
     config: Config,
     auth: Auth,
     metrics: Arc<metrics::Metrics>,
+    guards: protect::Guards,
     /// Set once the server shuts down: event streams and long polls end.
     closing: watch::Sender<bool>,
 }
@@ -183,6 +200,7 @@ impl<S: Store> App<S> {
             inner: Arc::new(Inner {
                 engine,
                 auth: Auth::new(&config.secret),
+                guards: protect::Guards::new(&config.protection),
                 config,
                 metrics: Arc::default(),
                 closing: watch::channel(false).0,
@@ -207,6 +225,10 @@ impl<S: Store> App<S> {
 
     pub(crate) fn metrics(&self) -> &Arc<metrics::Metrics> {
         &self.inner.metrics
+    }
+
+    pub(crate) fn guards(&self) -> &protect::Guards {
+        &self.inner.guards
     }
 
     /// Ends every event stream and long poll, now and from now on, so that
@@ -293,6 +315,7 @@ pub async fn serve<S: Store>(
         .timer(TokioTimer::new())
         .header_read_timeout(app.config().header_read_timeout);
     let graceful = GracefulShutdown::new();
+    let connections = protect::Connections::new(&app.config().protection);
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -308,6 +331,9 @@ pub async fn serve<S: Store>(
             },
             () = &mut shutdown => break,
         };
+        let Some((stream, permit)) = connections.admit(stream, peer.ip()) else {
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let kill = Arc::new(Notify::new());
         let service = {
@@ -321,6 +347,7 @@ pub async fn serve<S: Store>(
         };
         let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
+            let _permit = permit;
             tokio::select! {
                 result = conn => {
                     if let Err(e) = result {

@@ -23,6 +23,7 @@ use crate::{App, BoxBody, ConnectionKill};
 #[derive(Debug)]
 pub(crate) enum Endpoint {
     Healthz,
+    OpenApi,
     Metrics,
     GetUser(String),
     PutUser(String),
@@ -65,6 +66,8 @@ pub(crate) fn route(method: &Method, path: &str) -> (&'static str, Result<Endpoi
     match (method, segs.as_slice()) {
         (&Method::GET, ["healthz"]) => ("/healthz", Ok(E::Healthz)),
         (_, ["healthz"]) => ("/healthz", not_allowed(GET)),
+        (&Method::GET, ["openapi.json"]) => ("/openapi.json", Ok(E::OpenApi)),
+        (_, ["openapi.json"]) => ("/openapi.json", not_allowed(GET)),
         (&Method::GET, ["metrics"]) => ("/metrics", Ok(E::Metrics)),
         (_, ["metrics"]) => ("/metrics", not_allowed(GET)),
         (&Method::GET, [""]) => ("/", Ok(E::Web(own("index.html")))),
@@ -135,8 +138,8 @@ pub(crate) fn route(method: &Method, path: &str) -> (&'static str, Result<Endpoi
     }
 }
 
-/// Authenticates the request (all but `/healthz` and the web page) and
-/// runs its handler.
+/// Authenticates the request (all but `/healthz`, `/openapi.json` and the
+/// web page) and runs its handler.
 pub(crate) async fn dispatch<S, B>(
     app: &App<S>,
     req: Request<B>,
@@ -149,8 +152,10 @@ where
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     use Endpoint as E;
-    if let E::Healthz = endpoint {
-        return healthz(app).await;
+    match endpoint {
+        E::Healthz => return healthz(app).await,
+        E::OpenApi => return Ok(crate::openapi::response()),
+        _ => {}
     }
     if let E::Web(name) = &endpoint {
         return crate::web::file(name, req.headers());
@@ -163,6 +168,7 @@ where
     match endpoint {
         E::Healthz => healthz(app).await,
         E::Web(name) => crate::web::file(&name, req.headers()),
+        E::OpenApi => Ok(crate::openapi::response()),
         E::Metrics => metrics(app, &actor),
         E::GetUser(u) => {
             let profile = m.timed("user", engine.user(&UserId::new(u)?)).await?;
@@ -232,15 +238,13 @@ where
                 .await?;
             Ok(json(StatusCode::OK, &json!({ "conversations": list })))
         }
-        E::Send(c) => send(app, &actor, &c, req).await,
+        E::Send(c) => {
+            app.guards().send(&actor)?;
+            send(app, &actor, &c, req).await
+        }
         E::History(c) => {
             let conversation: ConversationId = c.parse()?;
-            let q = Query::new(req.uri().query());
-            let query = HistoryQuery {
-                before: q.number("before")?,
-                after: q.number("after")?,
-                limit: q.number("limit")?,
-            };
+            let query = history_query(&Query::new(req.uri().query()))?;
             let page = m
                 .timed("history", engine.history(&actor, &conversation, query))
                 .await?;
@@ -248,9 +252,7 @@ where
         }
         E::Message(c, seq) => {
             let conversation: ConversationId = c.parse()?;
-            let seq = seq
-                .parse()
-                .map_err(|_| ApiError::Invalid("seq must be a positive integer".into()))?;
+            let seq = message_seq(&seq)?;
             let message = m
                 .timed("message", engine.message(&actor, &conversation, seq))
                 .await?;
@@ -268,18 +270,20 @@ where
             Ok(json(StatusCode::OK, &state))
         }
         E::Events => {
+            let permit = app.guards().open_stream(&actor)?;
             let kill = req.extensions().get::<ConnectionKill>().cloned();
-            crate::sse::events(app, &actor, req.headers(), req.uri().query(), kill).await
+            let (headers, query) = (req.headers(), req.uri().query());
+            crate::sse::events(app, &actor, headers, query, kill, permit).await
         }
     }
 }
 
 /// The largest body of a route that takes none or a tiny one.
-const SMALL_BODY: usize = 4 * 1024;
+pub(crate) const SMALL_BODY: usize = 4 * 1024;
 
 /// The largest profile or group body: every field at its largest, with
 /// room for JSON escapes.
-fn fields_body_limit(l: &Limits) -> usize {
+pub(crate) fn fields_body_limit(l: &Limits) -> usize {
     l.fields
         .saturating_mul(l.field_bytes.saturating_add(128))
         .saturating_mul(2)
@@ -289,7 +293,7 @@ fn fields_body_limit(l: &Limits) -> usize {
 /// The largest send body: the message body at its limit, plus room for
 /// `client_id`, `from` and the envelope. A body between the message limit
 /// and this is read and answered 413 by the engine's own check.
-fn send_body_limit(l: &Limits) -> usize {
+pub(crate) fn send_body_limit(l: &Limits) -> usize {
     l.body_bytes.saturating_add(SMALL_BODY)
 }
 
@@ -303,35 +307,59 @@ fn created_or_ok(created: bool) -> StatusCode {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct FieldsBody {
+pub(crate) struct FieldsBody {
     #[serde(default)]
-    fields: FieldPatch,
+    pub(crate) fields: FieldPatch,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct GroupBody {
+pub(crate) struct GroupBody {
     #[serde(default)]
-    fields: FieldPatch,
+    pub(crate) fields: FieldPatch,
     #[serde(default)]
-    join: Option<JoinPolicy>,
+    pub(crate) join: Option<JoinPolicy>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct SendBody {
-    body: Box<RawValue>,
+pub(crate) struct SendBody {
+    pub(crate) body: Box<RawValue>,
     #[serde(default)]
-    client_id: Option<String>,
+    pub(crate) client_id: Option<String>,
     #[serde(default)]
-    from: Option<String>,
+    pub(crate) from: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ReadBody {
+pub(crate) struct ReadBody {
     #[serde(default)]
-    seq: Option<u64>,
+    pub(crate) seq: Option<u64>,
+}
+
+/// The query of a history page: `before`, `after`, `limit`.
+pub(crate) fn history_query(q: &Query) -> Result<HistoryQuery, ApiError> {
+    Ok(HistoryQuery {
+        before: q.number("before")?,
+        after: q.number("after")?,
+        limit: q.number("limit")?,
+    })
+}
+
+/// The `{seq}` of a message path.
+pub(crate) fn message_seq(s: &str) -> Result<u64, ApiError> {
+    s.parse()
+        .map_err(|_| ApiError::Invalid("seq must be a positive integer".into()))
+}
+
+/// What a parsed send body asks the engine for.
+pub(crate) fn send_request(body: SendBody, limits: &Limits) -> Result<SendRequest, ApiError> {
+    Ok(SendRequest {
+        body: im_engine::Body::from_raw(body.body, limits.body_bytes)?,
+        client_id: body.client_id,
+        from: body.from.map(UserId::new).transpose()?,
+    })
 }
 
 async fn send<S, B>(
@@ -351,11 +379,7 @@ where
     let body: SendBody = read_json(req, send_body_limit(limits), true)
         .await?
         .ok_or_else(|| ApiError::BadJson("a request body is required".into()))?;
-    let request = SendRequest {
-        body: im_engine::Body::from_raw(body.body, limits.body_bytes)?,
-        client_id: body.client_id,
-        from: body.from.map(UserId::new).transpose()?,
-    };
+    let request = send_request(body, limits)?;
     let (message, new) = app
         .metrics()
         .timed("send", engine.send(actor, &conversation, request))

@@ -26,6 +26,7 @@ use tokio::sync::{Notify, mpsc};
 use crate::error::ApiError;
 use crate::extract::{Query, json};
 use crate::metrics::StreamGauge;
+use crate::protect::StreamPermit;
 use crate::{App, BoxBody, ConnectionKill};
 
 /// Answers `GET /v1/events`.
@@ -35,19 +36,22 @@ pub(crate) async fn events<S: Store>(
     headers: &HeaderMap,
     query: Option<&str>,
     kill: Option<ConnectionKill>,
+    permit: Option<StreamPermit>,
 ) -> Result<Response<BoxBody>, ApiError> {
     let query = Query::new(query);
     let start = start(headers, &query)?;
     if wants_json(headers) {
+        // The permit counts the long poll as open until it answers.
+        let _permit = permit;
         long_poll(app, actor, start, &query).await
     } else {
-        stream(app, actor, start, kill.map(|k| k.0)).await
+        stream(app, actor, start, kill.map(|k| k.0), permit).await
     }
 }
 
 /// Where to start: `Last-Event-ID` (what a reconnecting `EventSource`
 /// sends), else `?after=`, else live.
-fn start(headers: &HeaderMap, query: &Query) -> Result<Start, ApiError> {
+pub(crate) fn start(headers: &HeaderMap, query: &Query) -> Result<Start, ApiError> {
     let header = headers
         .get("last-event-id")
         .map(|v| {
@@ -127,6 +131,7 @@ async fn stream<S: Store>(
     actor: &Actor,
     start: Start,
     kill: Option<Arc<Notify>>,
+    permit: Option<StreamPermit>,
 ) -> Result<Response<BoxBody>, ApiError> {
     // Registered before answering: once the client has the response head,
     // every later event reaches it.
@@ -140,6 +145,7 @@ async fn stream<S: Store>(
         closing: app.closing(),
         kill,
         _gauge: app.metrics().sse_stream(),
+        _permit: permit,
     };
     tokio::spawn(producer.run(events));
     let body = StreamBody::new(async_stream::stream! {
@@ -163,6 +169,8 @@ struct Producer<C> {
     closing: C,
     kill: Option<Arc<Notify>>,
     _gauge: StreamGauge,
+    /// Counts the stream as open for its user until it ends.
+    _permit: Option<StreamPermit>,
 }
 
 impl<C: Future<Output = ()>> Producer<C> {

@@ -41,6 +41,9 @@ impl Node {
             .args(["serve", "--listen", "127.0.0.1:0", "--store", url])
             .args(["--redis-prefix", prefix, "--secret", SECRET])
             .args(["--redis-timeout-ms", &timeout_ms.to_string()])
+            // These tests load the store on purpose; rate limits have tests
+            // of their own.
+            .args(["--send-rate", "0"])
             .env_remove("IM_SECRET")
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())

@@ -119,9 +119,71 @@ pub(crate) fn user_pos(user: &UserId, pos: u64) -> Vec<u8> {
     join(&[user.as_str().as_bytes(), &pos.to_be_bytes()])
 }
 
-/// The part of `key` after `prefix`, if `key` starts with it.
-pub(crate) fn suffix<'k>(key: &'k [u8], prefix: &[u8]) -> Option<&'k [u8]> {
-    key.strip_prefix(prefix)
+/// `key` split at its first [`SEP`]: the id before it and the rest.
+fn split(key: &[u8]) -> Option<(&[u8], &[u8])> {
+    let i = key.iter().position(|&b| b == SEP)?;
+    Some((&key[..i], &key[i + 1..]))
+}
+
+fn text(bytes: &[u8]) -> Option<&str> {
+    std::str::from_utf8(bytes).ok()
+}
+
+fn user_id(bytes: &[u8]) -> Option<UserId> {
+    UserId::new(text(bytes)?).ok()
+}
+
+fn be_u64(bytes: &[u8]) -> Option<u64> {
+    bytes.try_into().ok().map(u64::from_be_bytes)
+}
+
+/// The conversation of key bytes made by [`conv`]; `None` for anything
+/// [`conv`] does not make (`dm:b:a` included: keys are canonical).
+pub(crate) fn decode_conv(bytes: &[u8]) -> Option<ConversationId> {
+    let s = text(bytes)?;
+    let c: ConversationId = s.parse().ok()?;
+    (c.to_string() == s).then_some(c)
+}
+
+/// The parts of an [`owner_contact`] key.
+pub(crate) fn decode_owner_contact(key: &[u8]) -> Option<(UserId, UserId)> {
+    let (owner, contact) = split(key)?;
+    Some((user_id(owner)?, user_id(contact)?))
+}
+
+/// The parts of a [`group_user`] key.
+pub(crate) fn decode_group_user(key: &[u8]) -> Option<(GroupId, UserId)> {
+    let (group, user) = split(key)?;
+    Some((GroupId::new(text(group)?).ok()?, user_id(user)?))
+}
+
+/// The parts of a [`conv_seq`] key.
+pub(crate) fn decode_conv_seq(key: &[u8]) -> Option<(ConversationId, Seq)> {
+    let (c, seq) = split(key)?;
+    Some((decode_conv(c)?, be_u64(seq)?))
+}
+
+/// The parts of a [`conv_sender_client_id`] key.
+pub(crate) fn decode_conv_sender_client_id(key: &[u8]) -> Option<(ConversationId, UserId, String)> {
+    let (c, rest) = split(key)?;
+    let (sender, client_id) = split(rest)?;
+    Some((
+        decode_conv(c)?,
+        user_id(sender)?,
+        text(client_id)?.to_owned(),
+    ))
+}
+
+/// The parts of a [`user_conv`] key.
+pub(crate) fn decode_user_conv(key: &[u8]) -> Option<(UserId, ConversationId)> {
+    let (user, c) = split(key)?;
+    Some((user_id(user)?, decode_conv(c)?))
+}
+
+/// The parts of a [`user_pos`] key.
+pub(crate) fn decode_user_pos(key: &[u8]) -> Option<(UserId, u64)> {
+    let (user, pos) = split(key)?;
+    Some((user_id(user)?, be_u64(pos)?))
 }
 
 #[cfg(test)]
@@ -166,9 +228,10 @@ mod tests {
 
         let long = user_pos(&user("alice"), 1);
         assert!(!long.starts_with(&prefix("al")));
-        assert_eq!(
-            suffix(&long, &prefix("alice")),
-            Some(&[0, 0, 0, 0, 0, 0, 0, 1][..])
-        );
+        assert!(long.starts_with(&prefix("alice")));
+        assert_eq!(decode_user_pos(&long), Some((user("alice"), 1)));
+        assert_eq!(decode_user_pos(&long[..long.len() - 1]), None);
+        // Keys are canonical: a direct conversation in the wrong order is no key.
+        assert_eq!(decode_conv(b"dm:bob:alice"), None);
     }
 }

@@ -63,6 +63,9 @@
 
 pub mod keys;
 
+#[doc(hidden)]
+pub mod fuzzing;
+
 mod codec;
 mod db;
 mod error;

@@ -317,9 +317,9 @@ impl Store for SledStore {
             .scan_prefix(&prefix)
             .map(|kv| {
                 let (k, v) = kv?;
-                let conversation = keys::suffix(&k, &prefix)
-                    .and_then(|c| std::str::from_utf8(c).ok())
-                    .and_then(|c| c.parse().ok())
+                let conversation = keys::decode_user_conv(&k)
+                    .filter(|(owner, _)| owner == user)
+                    .map(|(_, c)| c)
                     .ok_or_else(|| {
                         Error::Corrupt(format!("bad key in {}: {k:?}", tree::USERCONV_ENTRY))
                     })?;
@@ -351,7 +351,12 @@ impl Store for SledStore {
                 let range = keys::user_pos(user, start)..=keys::user_pos(user, start + want - 1);
                 for kv in self.trees.userpos_event.range(range) {
                     let (k, v) = kv?;
-                    let pos = codec::to_u64(tree::USERPOS_EVENT, &k[k.len() - 8..])?;
+                    let pos = keys::decode_user_pos(&k)
+                        .filter(|(owner, _)| owner == user)
+                        .map(|(_, pos)| pos)
+                        .ok_or_else(|| {
+                            Error::Corrupt(format!("bad key in {}: {k:?}", tree::USERPOS_EVENT))
+                        })?;
                     entries.push(codec::feed_entry(pos, &v)?);
                 }
             }

@@ -8,6 +8,9 @@ use std::process::ExitCode;
 use std::str::FromStr;
 use std::time::Duration;
 
+#[path = "im-http/protection.rs"]
+mod protection;
+
 use clap::{Args, Parser, Subcommand};
 use im_engine::{Engine, Limits, MemoryStore, Retention, Store, UserId};
 use im_http::{App, Auth, Config};
@@ -135,6 +138,8 @@ struct Serve {
     /// within this many milliseconds.
     #[arg(long, default_value_t = 2000)]
     redis_timeout_ms: u64,
+    #[command(flatten)]
+    protection: protection::ProtectionArgs,
 }
 
 #[derive(Debug, Args)]
@@ -333,6 +338,7 @@ async fn serve(args: Serve) -> Result<(), BoxError> {
     config.keep_alive = Duration::from_secs(args.keep_alive_secs.max(1));
     config.header_read_timeout = Duration::from_secs(args.header_timeout_secs.max(1));
     config.shutdown_grace = Duration::from_secs(args.shutdown_grace_secs);
+    args.protection.apply(&mut config);
     let listener = bind(args.listen)?;
     match &args.store {
         StoreSpec::Memory => run(listener, MemoryStore::new(), engine_config, config).await,

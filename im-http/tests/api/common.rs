@@ -47,6 +47,9 @@ impl<S: Store> Server<S> {
     ) -> Self {
         let mut engine_config = im_engine::Config::default();
         let mut config = Config::new(SECRET);
+        // These tests send in bursts; tests/hostile/ tests the rate limits.
+        config.protection.send_rate = None;
+        config.protection.stream_rate = None;
         tweak(&mut engine_config, &mut config);
         let app = App::new(Engine::with_config(store, engine_config), config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

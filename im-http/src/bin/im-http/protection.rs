@@ -1,0 +1,64 @@
+//! The `serve` options of rate limits, connection caps and what one client
+//! may hold.
+
+use std::time::Duration;
+
+use clap::Args;
+use im_http::{Config, Protection, Rate};
+
+/// Rate limits (per user; admin tokens are not limited), connection caps,
+/// and what one client may hold.
+#[derive(Debug, Args)]
+pub struct ProtectionArgs {
+    /// Sends per second per user, sustained (0: unlimited); over it, 429
+    /// `rate_limited` with `Retry-After`.
+    #[arg(long, default_value_t = 10.0, value_name = "PER_SEC")]
+    send_rate: f64,
+    /// Sends per user at once after a quiet spell.
+    #[arg(long, default_value_t = 50)]
+    send_burst: u32,
+    /// Event streams and long polls opened per second per user, sustained
+    /// (0: unlimited).
+    #[arg(long, default_value_t = 2.0, value_name = "PER_SEC")]
+    stream_rate: f64,
+    /// Event streams and long polls opened per user at once after a quiet
+    /// spell.
+    #[arg(long, default_value_t = 20)]
+    stream_burst: u32,
+    /// Event streams and long polls open at once per user (0: unlimited);
+    /// one more is 429 `too_many_streams`.
+    #[arg(long, default_value_t = 16)]
+    max_streams_per_user: usize,
+    /// Connections open at once (0: unlimited); more are answered 503 and
+    /// closed.
+    #[arg(long, default_value_t = 10_000)]
+    max_connections: usize,
+    /// Connections open at once from one client address (0: unlimited).
+    /// Behind a reverse proxy, every client has the proxy's address: raise
+    /// it or set 0, and cap connections in the proxy.
+    #[arg(long, default_value_t = 1_000)]
+    max_connections_per_ip: usize,
+    /// The longest `?wait=` a long poll may ask for, in seconds (API.md:
+    /// at most 60); a longer one is 400.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(0..=60))]
+    long_poll_max_secs: u64,
+}
+
+impl ProtectionArgs {
+    /// Sets what these options say in `config`.
+    pub fn apply(&self, config: &mut Config) {
+        config.protection = self.protection();
+        config.long_poll_max = Duration::from_secs(self.long_poll_max_secs);
+        config.long_poll_default = config.long_poll_default.min(config.long_poll_max);
+    }
+
+    fn protection(&self) -> Protection {
+        let mut p = Protection::default();
+        p.send_rate = Rate::new(self.send_rate, self.send_burst);
+        p.stream_rate = Rate::new(self.stream_rate, self.stream_burst);
+        p.streams_per_user = self.max_streams_per_user;
+        p.max_connections = self.max_connections;
+        p.max_connections_per_ip = self.max_connections_per_ip;
+        p
+    }
+}

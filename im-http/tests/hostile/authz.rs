@@ -1,0 +1,258 @@
+//! The authorization matrix: every route of API.md, called by every kind of
+//! caller, each answered with the status API.md gives it; and a refused
+//! call changes nothing.
+//!
+//! Every cell runs on a fresh server seeded the same way, so cells do not
+//! depend on each other: users root, alice, bob, carol; alice's group `g1`
+//! (invite only) with bob in it; one message from alice in `dm:alice:bob`
+//! and one in `group:g1`. Callers: no token, a token signed with another
+//! secret, an expired token, carol (a stranger to the group and the
+//! conversation), bob (member, participant), alice (owner: of the group, of
+//! her own profile; a participant of the direct conversation) and root
+//! with an admin token.
+
+use hyper::Method;
+use serde_json::{Value, json};
+
+use crate::common::{Client, SECRET, Server};
+
+/// The kinds of caller, in the order of the matrix's columns.
+const CALLERS: [&str; 7] = [
+    "no token",
+    "bad token",
+    "expired",
+    "stranger",
+    "member",
+    "owner",
+    "admin",
+];
+
+/// Every route of API.md, with a case for each rule of who may call it:
+/// method, path, body (`-` for none), then the status for each caller of
+/// [`CALLERS`] (no token, bad token, expired, stranger, member, owner,
+/// admin).
+const MATRIX: &str = r#"
+GET    /healthz                                   -                               200 200 200 200 200 200 200
+GET    /openapi.json                              -                               200 200 200 200 200 200 200
+GET    /metrics                                   -                               401 401 401 403 403 403 200
+
+# Anyone with a token reads a profile; only an admin creates one; the user
+# itself (or an admin) updates it.
+GET    /v1/users/alice                            -                               401 401 401 200 200 200 200
+PUT    /v1/users/alice                            {"fields":{"name":"A"}}         401 401 401 403 403 200 200
+PUT    /v1/users/dave                             {}                              401 401 401 403 403 403 201
+
+# Contacts are the caller's own (alice is the owner here: no one is its own
+# contact).
+GET    /v1/contacts                               -                               401 401 401 200 200 200 200
+PUT    /v1/contacts/alice                         -                               401 401 401 200 200 400 200
+DELETE /v1/contacts/alice                         -                               401 401 401 200 200 200 200
+
+# Groups: anyone reads one and creates one; the owner (or an admin) updates
+# it and adds members to an invite-only group; members (and admins) list
+# members; a member quits by itself, the owner removes anyone; the owner
+# cannot leave its own group.
+GET    /v1/groups/g1                              -                               401 401 401 200 200 200 200
+PUT    /v1/groups/g1                              {"fields":{"topic":"x"}}        401 401 401 403 403 200 200
+PUT    /v1/groups/g2                              {}                              401 401 401 201 201 201 201
+GET    /v1/groups/g1/members                      -                               401 401 401 403 200 200 200
+PUT    /v1/groups/g1/members/carol                -                               401 401 401 403 403 200 200
+DELETE /v1/groups/g1/members/bob                  -                               401 401 401 403 200 200 200
+DELETE /v1/groups/g1/members/alice                -                               401 401 401 403 403 409 409
+
+# Conversations: participants only. An admin reads any of them and sends
+# as a participant with `from`; as itself it is no participant and has no
+# read cursor there. Only an admin may use `from`.
+GET    /v1/conversations                          -                               401 401 401 200 200 200 200
+POST   /v1/conversations/dm:alice:bob/messages    {"body":{"t":1}}                401 401 401 403 201 201 403
+POST   /v1/conversations/group:g1/messages        {"body":{"t":1}}                401 401 401 403 201 201 403
+POST   /v1/conversations/dm:alice:bob/messages    {"body":{"t":1},"from":"alice"} 401 401 401 403 403 201 201
+POST   /v1/conversations/group:g1/messages        {"body":{"t":1},"from":"bob"}   401 401 401 403 201 403 201
+GET    /v1/conversations/dm:alice:bob/messages    -                               401 401 401 403 200 200 200
+GET    /v1/conversations/group:g1/messages        -                               401 401 401 403 200 200 200
+GET    /v1/conversations/dm:alice:bob/messages/1  -                               401 401 401 403 200 200 200
+GET    /v1/conversations/group:g1/messages/1      -                               401 401 401 403 200 200 200
+POST   /v1/conversations/dm:alice:bob/read        {}                              401 401 401 403 200 200 403
+POST   /v1/conversations/group:g1/read            {}                              401 401 401 403 200 200 403
+
+# Each caller's own feed.
+GET    /v1/events?wait=0                          -                               401 401 401 200 200 200 200
+"#;
+
+struct Row {
+    method: Method,
+    path: String,
+    body: Option<Value>,
+    expect: Vec<u16>,
+}
+
+fn matrix() -> Vec<Row> {
+    MATRIX
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(|line| {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            assert_eq!(cols.len(), 3 + CALLERS.len(), "{line}");
+            Row {
+                method: cols[0].parse().unwrap(),
+                path: cols[1].to_owned(),
+                body: (cols[2] != "-").then(|| serde_json::from_str(cols[2]).unwrap()),
+                expect: cols[3..].iter().map(|c| c.parse().unwrap()).collect(),
+            }
+        })
+        .collect()
+}
+
+pub async fn seed(s: &Server) {
+    let admin = s.admin();
+    for u in ["root", "alice", "bob", "carol"] {
+        let r = admin.put(&format!("/v1/users/{u}"), json!({})).await;
+        assert_eq!(r.status, 201, "{}", r.text());
+    }
+    let alice = s.client("alice");
+    assert_eq!(alice.put("/v1/groups/g1", json!({})).await.status, 201);
+    assert_eq!(
+        alice
+            .put("/v1/groups/g1/members/bob", json!({}))
+            .await
+            .status,
+        200
+    );
+    for c in ["dm:alice:bob", "group:g1"] {
+        assert_eq!(alice.send(c, json!({"text": "hi"})).await.status, 201);
+    }
+}
+
+fn caller(s: &Server, kind: &str) -> Client {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    match kind {
+        "no token" => s.anonymous(),
+        "bad token" => s.anonymous().with_token(
+            &im_http::Auth::new(b"another secret")
+                .token(&"alice".parse().unwrap(), true, None)
+                .unwrap(),
+        ),
+        "expired" => s.anonymous().with_token(
+            &jsonwebtoken::encode(
+                &jsonwebtoken::Header::default(),
+                &json!({"sub": "alice", "admin": true, "exp": now - 1}),
+                &jsonwebtoken::EncodingKey::from_secret(SECRET),
+            )
+            .unwrap(),
+        ),
+        "stranger" => s.client("carol"),
+        "member" => s.client("bob"),
+        "owner" => s.client("alice"),
+        "admin" => s.admin(),
+        other => unreachable!("{other}"),
+    }
+}
+
+/// Everything a caller could have changed, read by the admin and by each
+/// user for what is theirs, without presence (which reading a feed moves).
+pub async fn snapshot(s: &Server) -> Value {
+    let admin = s.admin();
+    let mut out = serde_json::Map::new();
+    let mut put = |key: String, r: crate::common::Resp| {
+        let mut v = if r.body.is_empty() {
+            Value::Null
+        } else {
+            r.json()
+        };
+        if let Some(p) = v.as_object_mut() {
+            p.remove("online");
+            p.remove("last_seen");
+        }
+        out.insert(key, json!({"status": r.status, "body": v}));
+    };
+    for u in ["root", "alice", "bob", "carol", "dave"] {
+        put(
+            format!("user {u}"),
+            admin.get(&format!("/v1/users/{u}")).await,
+        );
+        let me = s.client(u);
+        let mut contacts = me.get("/v1/contacts").await;
+        if contacts.status == 200 {
+            let mut v = contacts.json();
+            for c in v["contacts"].as_array_mut().unwrap() {
+                c.as_object_mut().unwrap().remove("online");
+            }
+            contacts.body = serde_json::to_vec(&v).unwrap().into();
+        }
+        put(format!("contacts {u}"), contacts);
+        put(
+            format!("conversations {u}"),
+            me.get("/v1/conversations").await,
+        );
+        put(
+            format!("feed {u}"),
+            me.request(Method::GET, "/v1/events?after=0&wait=0")
+                .header("accept", "application/json")
+                .send()
+                .await,
+        );
+    }
+    for g in ["g1", "g2"] {
+        put(
+            format!("group {g}"),
+            admin.get(&format!("/v1/groups/{g}")).await,
+        );
+        put(
+            format!("members {g}"),
+            admin.get(&format!("/v1/groups/{g}/members")).await,
+        );
+    }
+    for c in ["dm:alice:bob", "group:g1", "dm:alice:carol", "dm:bob:carol"] {
+        put(
+            format!("history {c}"),
+            admin.get(&format!("/v1/conversations/{c}/messages")).await,
+        );
+    }
+    Value::Object(out)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_answers_every_caller_as_api_md_says() {
+    let mut wrong = Vec::new();
+    for row in matrix() {
+        for (kind, &expect) in CALLERS.iter().zip(&row.expect) {
+            let s = Server::start().await;
+            seed(&s).await;
+            let before = if expect >= 400 {
+                Some(snapshot(&s).await)
+            } else {
+                None
+            };
+            let mut req = caller(&s, kind)
+                .request(row.method.clone(), &row.path)
+                .header("accept", "application/json");
+            if let Some(body) = &row.body {
+                req = req.json(body);
+            }
+            let r = req.send().await;
+            if r.status != expect {
+                wrong.push(format!(
+                    "{} {} as {kind}: {} (want {expect}) {}",
+                    row.method,
+                    row.path,
+                    r.status,
+                    r.text()
+                ));
+                continue;
+            }
+            if let Some(before) = before {
+                r.assert_error(expect, &r.code());
+                let after = snapshot(&s).await;
+                assert_eq!(
+                    before, after,
+                    "{} {} as {kind} was refused but changed state",
+                    row.method, row.path
+                );
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}

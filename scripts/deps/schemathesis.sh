@@ -1,0 +1,32 @@
+# schemathesis (PyPI), the API fuzzer im-http/tests/schemathesis.rs runs
+# against the live server and its OpenAPI document. Sourced by scripts/test.
+#
+# Uses $SCHEMATHESIS when set, else installs a pinned version into a
+# virtual environment under the target directory (once), and exports its
+# path as SCHEMATHESIS for the test.
+SCHEMATHESIS_VERSION="4.32.5"
+if [ -z "${SCHEMATHESIS:-}" ]; then
+    st_venv="${CARGO_TARGET_DIR:-target}/tools/schemathesis-$SCHEMATHESIS_VERSION"
+    if [ ! -x "$st_venv/bin/schemathesis" ]; then
+        need_apt python3 python3
+        echo "scripts/test: installing schemathesis $SCHEMATHESIS_VERSION into $st_venv" >&2
+        rm -rf "$st_venv"
+        if ! python3 -m venv "$st_venv" >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ] \
+            && command -v apt-get >/dev/null 2>&1; then
+            # Debian splits venv (with its pip) out of python3.
+            rm -rf "$st_venv"
+            apt-get update -qq >/dev/null && apt-get install -y -qq python3-venv >/dev/null
+            python3 -m venv "$st_venv" >/dev/null 2>&1
+        fi
+        if ! [ -x "$st_venv/bin/python" ] || ! "$st_venv/bin/python" -m pip install -q \
+            --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"; then
+            rm -rf "$st_venv"
+            echo "error: could not install schemathesis; install it" \
+                 "(pip install schemathesis==$SCHEMATHESIS_VERSION), set SCHEMATHESIS to its" \
+                 "executable and run again" >&2
+            exit 1
+        fi
+    fi
+    SCHEMATHESIS="$(cd "$st_venv/bin" && pwd)/schemathesis"
+    export SCHEMATHESIS
+fi
