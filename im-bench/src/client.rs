@@ -43,6 +43,9 @@ impl Conn {
             .header("authorization", format!("Bearer {token}"))
             .header("content-type", "application/json")
             .body(Full::new(Bytes::from(body)))?;
+        // The connection takes the next request only once it has finished
+        // with the last answer.
+        self.sender.ready().await?;
         let resp = self.sender.send_request(req).await?;
         let status = resp.status().as_u16();
         resp.into_body().collect().await?;
