@@ -339,23 +339,7 @@ impl Store for MemoryStore {
 
 #[cfg(test)]
 mod tests {
-    use super::MemoryStore;
-    use crate::testing::StoreFactory;
-
-    struct Memory;
-
-    impl StoreFactory for Memory {
-        type Store = MemoryStore;
-        type Data = ();
-
-        async fn open() -> (MemoryStore, ()) {
-            (MemoryStore::new(), ())
-        }
-
-        async fn reopen(store: MemoryStore, (): &()) -> MemoryStore {
-            store
-        }
-    }
+    use crate::testing::Memory;
 
     crate::store_conformance_tests!(Memory);
 }

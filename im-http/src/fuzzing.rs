@@ -229,30 +229,16 @@ pub use commands::commands;
 #[cfg(feature = "fuzzing")]
 mod commands {
     use arbitrary::{Arbitrary, Unstructured};
-    use im_engine::testing::StoreFactory;
     use im_engine::testing::model::MODEL_EPOCH;
     use im_engine::testing::state_machine::{EngineTest, Reference, Transition};
-    use im_engine::{Actor, Command, Cursor, Epoch, MemoryStore, Start, UserId};
+    use im_engine::{Actor, Command, Cursor, Epoch, Start, UserId};
     use proptest::strategy::{Strategy, ValueTree};
     use proptest::test_runner::TestRunner;
     use proptest_state_machine::{ReferenceStateMachine, StateMachineTest};
 
-    /// The memory store, for speed: a fuzzer runs thousands of sequences
-    /// a second.
-    struct Memory;
-
-    impl StoreFactory for Memory {
-        type Store = MemoryStore;
-        type Data = ();
-
-        async fn open() -> (MemoryStore, ()) {
-            (MemoryStore::new(), ())
-        }
-
-        async fn reopen(store: MemoryStore, (): &()) -> MemoryStore {
-            store
-        }
-    }
+    // The memory store, for speed: a fuzzer runs thousands of sequences a
+    // second.
+    use im_engine::testing::Memory;
 
     /// One step, as the fuzzer's bytes spell it.
     #[derive(Debug, Arbitrary)]

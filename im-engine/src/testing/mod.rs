@@ -42,6 +42,24 @@ pub trait StoreFactory: 'static {
     fn reopen(store: Self::Store, data: &Self::Data) -> impl Future<Output = Self::Store> + Send;
 }
 
+/// [`MemoryStore`](crate::MemoryStore) for the suite and the fuzz targets;
+/// its `reopen` hands the store back as it is.
+#[derive(Debug)]
+pub struct Memory;
+
+impl StoreFactory for Memory {
+    type Store = crate::MemoryStore;
+    type Data = ();
+
+    async fn open() -> (crate::MemoryStore, ()) {
+        (crate::MemoryStore::new(), ())
+    }
+
+    async fn reopen(store: crate::MemoryStore, (): &()) -> crate::MemoryStore {
+        store
+    }
+}
+
 /// How many cases a property test runs: `PROPTEST_CASES`, or `default`.
 pub fn cases(default: u32) -> u32 {
     std::env::var("PROPTEST_CASES")
