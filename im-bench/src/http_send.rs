@@ -113,6 +113,24 @@ pub fn sled_flush_per_write(secs: f64) -> f64 {
     n as f64 / secs
 }
 
+/// The p50 and p99 rows of one server, beside the bare handler's.
+fn latencies(report: &mut Report, name: &str, r: &WrkResult, bare: &WrkResult, ceiling: &str) {
+    let ms = |us: u64| us as f64 / 1000.0;
+    for (q, value, ceiling_value) in [
+        ("p50", r.p50_us, bare.p50_us),
+        ("p99", r.p99_us, bare.p99_us),
+    ] {
+        let figure = format!("HTTP send {q}, {name}");
+        report.add(Row::against(
+            figure,
+            ms(value),
+            "ms",
+            ms(ceiling_value),
+            ceiling,
+        ));
+    }
+}
+
 /// Runs the HTTP send figures.
 pub async fn run(report: &mut Report, scale: &Scale) {
     let users = 2 * PAIRS;
@@ -142,20 +160,7 @@ pub async fn run(report: &mut Report, scale: &Scale) {
         )
         .target("≥ 0.60 of ceiling", ratio(&memory) >= 0.6),
     );
-    report.add(Row::against(
-        "HTTP send p50, memory store",
-        memory.p50_us as f64 / 1000.0,
-        "ms",
-        bare.p50_us as f64 / 1000.0,
-        ceiling,
-    ));
-    report.add(Row::against(
-        "HTTP send p99, memory store",
-        memory.p99_us as f64 / 1000.0,
-        "ms",
-        bare.p99_us as f64 / 1000.0,
-        ceiling,
-    ));
+    latencies(report, "memory store", &memory, &bare, ceiling);
     report.add(
         Row::against(
             "HTTP send, sled durable",
@@ -176,18 +181,5 @@ pub async fn run(report: &mut Report, scale: &Scale) {
         )
         .target("≥ 4× ceiling", sled.rate() >= 4.0 * per_write),
     );
-    report.add(Row::against(
-        "HTTP send p50, sled durable",
-        sled.p50_us as f64 / 1000.0,
-        "ms",
-        bare.p50_us as f64 / 1000.0,
-        ceiling,
-    ));
-    report.add(Row::against(
-        "HTTP send p99, sled durable",
-        sled.p99_us as f64 / 1000.0,
-        "ms",
-        bare.p99_us as f64 / 1000.0,
-        ceiling,
-    ));
+    latencies(report, "sled durable", &sled, &bare, ceiling);
 }

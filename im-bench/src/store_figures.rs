@@ -24,8 +24,13 @@ fn no_retention() -> Config {
     }
 }
 
-fn body() -> Body {
-    Body::new(r#"{"text":"hello"}"#, 1024).expect("valid body")
+/// One small message from `u1`.
+async fn send<S: Store>(engine: &Engine<S>, conversation: &ConversationId) {
+    let body = Body::new(r#"{"text":"hello"}"#, 1024).expect("valid body");
+    engine
+        .send(&Actor::user(uid(1)), conversation, SendRequest::new(body))
+        .await
+        .expect("send");
 }
 
 /// The median of five sends, each into every member's feed.
@@ -38,14 +43,7 @@ async fn big_group<S: Store>(engine: &Engine<S>, members: usize) -> f64 {
     let mut times = Vec::new();
     for _ in 0..5 {
         let start = Instant::now();
-        engine
-            .send(
-                &Actor::user(uid(1)),
-                &conversation,
-                SendRequest::new(body()),
-            )
-            .await
-            .expect("send");
+        send(engine, &conversation).await;
         times.push(start.elapsed().as_secs_f64() * 1000.0);
     }
     quantile(&mut times, 0.5)
@@ -89,14 +87,7 @@ async fn resume<S: Store>(engine: &Engine<S>, depth: usize, missed: usize) -> f6
             let count = missed / 16 + usize::from(t < missed % 16);
             tokio::spawn(async move {
                 for _ in 0..count {
-                    engine
-                        .send(
-                            &Actor::user(uid(1)),
-                            &conversation,
-                            SendRequest::new(body()),
-                        )
-                        .await
-                        .expect("send");
+                    send(&engine, &conversation).await;
                 }
             })
         })
