@@ -16,9 +16,8 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use common::{Client, Sse, WAIT};
@@ -37,34 +36,16 @@ struct Node {
 
 impl Node {
     fn start(url: &str, prefix: &str, timeout_ms: u64) -> Node {
-        let mut child = Command::new(BIN)
-            .args(["serve", "--listen", "127.0.0.1:0", "--store", url])
+        let mut cmd = Command::new(BIN);
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--store", url])
             .args(["--redis-prefix", prefix, "--secret", SECRET])
             .args(["--redis-timeout-ms", &timeout_ms.to_string()])
             // These tests load the store on purpose; rate limits have tests
             // of their own.
             .args(["--send-rate", "0"])
             .env_remove("IM_SECRET")
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if let Some(addr) = line.split("addr=").nth(1) {
-                    let _ = tx.send(addr.split_whitespace().next().unwrap().to_owned());
-                }
-            }
-        });
-        let addr = rx
-            .recv_timeout(WAIT)
-            .expect("the server logs its address")
-            .parse()
-            .unwrap();
+            .env("RUST_LOG", "info");
+        let (child, addr, _log) = common::spawn_serve(cmd);
         Node { child, addr }
     }
 

@@ -14,9 +14,8 @@
 //! `SCHEMATHESIS_MAX_EXAMPLES=500 SCHEMATHESIS_SEED=random cargo test -p
 //! im-http --test schemathesis -- --nocapture`.
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
 
 use serde_json::json;
@@ -25,7 +24,7 @@ use serde_json::json;
 #[path = "api/common.rs"]
 mod common;
 
-use common::{Client, WAIT};
+use common::Client;
 
 const BIN: &str = env!("CARGO_BIN_EXE_im-http");
 const SECRET: &str = "schemathesis test secret";
@@ -39,35 +38,14 @@ struct Serve {
 
 impl Serve {
     fn start() -> Serve {
-        let mut child = Command::new(BIN)
-            .args(["serve", "--listen", "127.0.0.1:0", "--store", "memory"])
+        let mut cmd = Command::new(BIN);
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--store", "memory"])
             .args(["--secret", SECRET])
             // A long poll may wait 60 s by API.md; the fuzzer asks for any
             // wait, so the server allows 1 s (a longer one is a documented 400).
             .args(["--long-poll-max-secs", "1"])
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let lines = Arc::clone(&log);
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if let Some(addr) = line.split("addr=").nth(1) {
-                    let _ = tx.send(addr.split_whitespace().next().unwrap().to_owned());
-                }
-                lines.lock().unwrap().push(line);
-            }
-        });
-        let addr = rx
-            .recv_timeout(WAIT)
-            .expect("the server logs its address")
-            .parse()
-            .unwrap();
+            .env("RUST_LOG", "info");
+        let (child, addr, log) = common::spawn_serve(cmd);
         Serve { child, addr, log }
     }
 }

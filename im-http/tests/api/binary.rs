@@ -1,8 +1,7 @@
 //! The built `im-http` binary: `serve` and `token` together.
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::Duration;
 
 use serde_json::json;
@@ -40,26 +39,8 @@ pub struct Serve {
 
 impl Serve {
     pub fn start(args: &[&str]) -> Serve {
-        let mut child = im_http(&[&["serve", "--listen", "127.0.0.1:0"], args].concat())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if let Some(addr) = line.split("addr=").nth(1) {
-                    let _ = tx.send(addr.split_whitespace().next().unwrap().to_owned());
-                }
-            }
-        });
-        let addr = rx
-            .recv_timeout(WAIT)
-            .expect("the server logs its address")
-            .parse()
-            .unwrap();
+        let cmd = im_http(&[&["serve", "--listen", "127.0.0.1:0"], args].concat());
+        let (child, addr, _log) = crate::common::spawn_serve(cmd);
         Serve { child, addr }
     }
 

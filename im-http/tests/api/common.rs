@@ -461,3 +461,46 @@ where
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// Spawns `im-http serve` as built by `cmd` (which should listen on port
+/// 0), keeps every line it logs, and waits until it logs its address.
+pub fn spawn_serve(
+    mut cmd: std::process::Command,
+) -> (
+    std::process::Child,
+    SocketAddr,
+    std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+) {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start im-http");
+    let stderr = child.stderr.take().expect("piped stderr");
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let lines = std::sync::Arc::clone(&log);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if let Some(addr) = line.split("addr=").nth(1) {
+                let _ = tx.send(
+                    addr.split_whitespace()
+                        .next()
+                        .unwrap_or_default()
+                        .to_owned(),
+                );
+            }
+            lines.lock().expect("not poisoned").push(line);
+        }
+    });
+    let addr = rx
+        .recv_timeout(WAIT)
+        .expect("the server logs its address")
+        .parse()
+        .expect("a socket address");
+    (child, addr, log)
+}
