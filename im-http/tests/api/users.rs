@@ -196,6 +196,25 @@ async fn tokens_are_checked() {
         let r = anon.with_token(&sign(claims)).get("/v1/users/alice").await;
         assert_eq!(r.status, 200, "{}", r.text());
     }
+    // Accepted, then refused once it has expired: the server remembers
+    // tokens that verified, but never past their `exp`.
+    let soon = sign(json!({"sub": "alice", "exp": now + 2}));
+    for _ in 0..2 {
+        let r = anon.with_token(&soon).get("/v1/users/alice").await;
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    while std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        <= now + 2
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    anon.with_token(&soon)
+        .get("/v1/users/alice")
+        .await
+        .assert_error(401, "unauthorized");
     // A subject that is not a user id, a missing one, a non-boolean admin.
     for claims in [
         json!({"sub": "a b"}),
