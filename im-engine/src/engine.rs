@@ -154,6 +154,8 @@ pub(crate) struct Inner<S> {
     /// Open live streams per user in this process; guarded by an async mutex
     /// so that presence changes reach the store in the order they happened.
     pub(crate) streams: tokio::sync::Mutex<HashMap<UserId, usize>>,
+    /// Messages sent or read lately, for the live streams (see `feed.rs`).
+    pub(crate) recent: crate::feed::RecentMessages,
 }
 
 impl<S> Clone for Engine<S> {
@@ -191,6 +193,7 @@ impl<S: Store> Engine<S> {
                 config,
                 clock,
                 streams: Default::default(),
+                recent: crate::feed::RecentMessages::new(),
             }),
         }
     }

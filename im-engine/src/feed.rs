@@ -232,6 +232,40 @@ pub struct Poll {
 /// How many feed entries a live stream reads at once.
 const BATCH: usize = 256;
 
+/// How many bytes of message bodies [`RecentMessages`] keeps.
+const RECENT_BYTES: u64 = 8 << 20;
+
+/// The messages sent or delivered lately, by conversation and seq, bounded
+/// by the size of their bodies. Messages never change once sent, so an
+/// entry is never stale.
+pub(crate) struct RecentMessages(
+    quick_cache::sync::Cache<(ConversationId, Seq), Message, BodyWeight>,
+);
+
+impl RecentMessages {
+    pub(crate) fn new() -> Self {
+        Self(quick_cache::sync::Cache::with_weighter(
+            4096,
+            RECENT_BYTES,
+            BodyWeight,
+        ))
+    }
+
+    pub(crate) fn insert(&self, m: &Message) {
+        self.0.insert((m.conversation.clone(), m.seq), m.clone());
+    }
+}
+
+/// A message weighs its body plus a little for its ids.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BodyWeight;
+
+impl quick_cache::Weighter<(ConversationId, Seq), Message> for BodyWeight {
+    fn weight(&self, _: &(ConversationId, Seq), m: &Message) -> u64 {
+        m.body.get().len() as u64 + 128
+    }
+}
+
 impl<S: Store> Engine<S> {
     pub(crate) fn feed_trim(&self) -> FeedTrim {
         let r = &self.inner.config.retention;
@@ -289,6 +323,32 @@ impl<S: Store> Engine<S> {
         })
     }
 
+    /// Message `seq` of `conversation`, from the recent messages when it is
+    /// there. A send wakes every recipient's stream at once, and each would
+    /// otherwise read the same message from the store: concurrent misses
+    /// for one message wait for a single read.
+    async fn recent_message(
+        &self,
+        conversation: &ConversationId,
+        seq: Seq,
+    ) -> Result<Option<Message>, Error> {
+        let key = (conversation.clone(), seq);
+        let read = async {
+            self.store()
+                .messages(conversation, seq, seq)
+                .await
+                .map_err(Error::store)?
+                .pop()
+                .filter(|m| m.seq == seq)
+                .ok_or(None)
+        };
+        match self.inner.recent.0.get_or_insert_async(&key, read).await {
+            Ok(m) => Ok(Some(m)),
+            Err(None) => Ok(None),
+            Err(Some(e)) => Err(e),
+        }
+    }
+
     /// Up to `limit` events after `pos`, resolved, and the position reached.
     /// If events after `pos` were trimmed meanwhile, a reset comes first.
     async fn read_after(
@@ -310,12 +370,7 @@ impl<S: Store> Engine<S> {
             pos = entry.pos;
             let data = match entry.event {
                 Event::Message { conversation, seq } => {
-                    let found = self
-                        .store()
-                        .messages(&conversation, seq, seq)
-                        .await
-                        .map_err(Error::store)?;
-                    match found.into_iter().next() {
+                    match self.recent_message(&conversation, seq).await? {
                         Some(m) => EventData::Message(m),
                         // The conversation's history was trimmed past it.
                         None => continue,

@@ -241,7 +241,11 @@ impl<S: Store> Engine<S> {
         };
         let sent = self.store().send(&send).await.map_err(Error::store)?;
         Ok(match sent {
-            Sent::New(m) => (m, true),
+            Sent::New(m) => {
+                // The recipients' streams are waking up to read it.
+                self.inner.recent.insert(&m);
+                (m, true)
+            }
             Sent::Duplicate(m) => (m, false),
         })
     }
