@@ -125,7 +125,13 @@ impl FromStr for Cursor {
     fn from_str(s: &str) -> Result<Self, Error> {
         let bad = || Error::Invalid("malformed event cursor".into());
         let (epoch, pos) = s.split_once('-').ok_or_else(bad)?;
-        if epoch.len() != 16 || pos.is_empty() || !pos.bytes().all(|b| b.is_ascii_digit()) {
+        // Digits only: `from_str_radix` and `parse` also take a leading `+`,
+        // and a cursor has one spelling.
+        if epoch.len() != 16
+            || !epoch.bytes().all(|b| b.is_ascii_hexdigit())
+            || pos.is_empty()
+            || !pos.bytes().all(|b| b.is_ascii_digit())
+        {
             return Err(bad());
         }
         Ok(Self {
@@ -505,5 +511,29 @@ async fn wait_for(
     tokio::select! {
         changed = wake.changed() => changed.is_ok(),
         () = tokio::time::sleep_until(until) => deadline.is_none_or(|d| until < d),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cursor_has_one_spelling() {
+        let c: Cursor = "00000000000000ff-42".parse().unwrap();
+        assert_eq!((c.epoch, c.pos), (Epoch(255), 42));
+        assert_eq!(c.to_string(), "00000000000000ff-42");
+        for bad in [
+            "+0000000000000ff-42",
+            "00000000000000ff-+42",
+            "00000000000000f-42",
+            "00000000000000fg-42",
+            "00000000000000ff-",
+            "00000000000000ff",
+            "00000000000000ff-4 2",
+            "00000000000000ff-18446744073709551616",
+        ] {
+            assert!(bad.parse::<Cursor>().is_err(), "{bad} parsed");
+        }
     }
 }
