@@ -50,4 +50,36 @@ impl Notifier {
             }
         }
     }
+
+    /// Wakes every stream, for when wake-ups may have been lost: a store's
+    /// subscription to other nodes' notifications came back after a gap.
+    /// Each stream then reads its feed once, finding what it missed.
+    pub fn wake_all(&self) {
+        let mut map = self.users.lock().unwrap_or_else(PoisonError::into_inner);
+        map.retain(|_, tx| tx.receiver_count() > 0);
+        for tx in map.values() {
+            tx.send_modify(|n| *n = n.wrapping_add(1));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wake_all_wakes_every_stream_and_forgets_the_closed() {
+        let notifier = Notifier::new();
+        let (alice, bob) = (UserId::new("alice").unwrap(), UserId::new("bob").unwrap());
+        let mut a = notifier.subscribe(&alice);
+        let b = notifier.subscribe(&bob);
+        drop(notifier.subscribe(&UserId::new("carol").unwrap()));
+        notifier.wake([&alice]);
+        assert!(a.has_changed().unwrap() && !b.has_changed().unwrap());
+        a.borrow_and_update();
+        notifier.wake_all();
+        assert!(a.has_changed().unwrap() && b.has_changed().unwrap());
+        let users = notifier.users.lock().unwrap();
+        assert_eq!(users.len(), 2, "carol's stream is gone");
+    }
 }

@@ -151,6 +151,14 @@ impl Sub {
     }
 }
 
+async fn command_ping(s: &Shared) -> Result<()> {
+    s.bounded(async {
+        let _: Value = redis::cmd("PING").query_async(&mut s.conn()).await?;
+        Ok(())
+    })
+    .await
+}
+
 /// Opens the subscription connection (RESP3, pushes into a channel).
 async fn open_sub(s: &Shared) -> Result<(Sub, UnboundedReceiver<PushInfo>)> {
     let (tx, rx) = unbounded_channel();
@@ -181,8 +189,8 @@ async fn open_sub(s: &Shared) -> Result<(Sub, UnboundedReceiver<PushInfo>)> {
 }
 
 /// The one subscription of this process. It resubscribes after every
-/// disconnection; notifications published meanwhile are lost, which costs
-/// the streams concerned one recheck interval of latency.
+/// disconnection; notifications published meanwhile are lost, so once it is
+/// subscribed again it wakes every local stream to reread its feed.
 async fn listen(s: Shared) {
     let retry = Duration::from_millis(500);
     let (mut sub, mut rx) = loop {
@@ -194,7 +202,7 @@ async fn listen(s: Shared) {
             }
         }
     };
-    let mut subscribed = false;
+    let (mut subscribed, mut missed) = (false, false);
     let mut tick = tokio::time::interval(retry);
     loop {
         tokio::select! {
@@ -217,7 +225,12 @@ async fn listen(s: Shared) {
                 };
                 let ok = check.is_ok();
                 match check {
-                    Ok(()) => subscribed = true,
+                    Ok(()) => {
+                        // Whatever was published before this point may never
+                        // have reached us.
+                        missed |= !subscribed;
+                        subscribed = true;
+                    }
                     Err(e) => {
                         if subscribed {
                             tracing::warn!(error = %e, "lost the notification subscription; retrying");
@@ -226,6 +239,12 @@ async fn listen(s: Shared) {
                     }
                 }
                 s.subscribed.store(ok, std::sync::atomic::Ordering::Relaxed);
+                // Every stream rereads its feed, once the command connection
+                // answers too (the first call after an outage may fail).
+                if missed && ok && command_ping(&s).await.is_ok() {
+                    missed = false;
+                    s.notifier.wake_all();
+                }
             }
         }
     }
