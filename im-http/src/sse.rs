@@ -1,15 +1,15 @@
 //! `GET /v1/events`: the caller's event feed as a Server-Sent Events
 //! stream, or as a long poll for clients that ask for JSON.
 //!
-//! A stream is two halves joined by a bounded channel: a producer task that
-//! reads the engine's live stream, adds keep-alive comments and watches for
-//! shutdown, and the response body, which hyper pulls as fast as the client
-//! reads. When the client falls so far behind that the channel stays full
-//! for [`Config::sse_stall_timeout`](crate::Config::sse_stall_timeout), the
-//! producer gives up and closes the connection: the feed in the store is
-//! the buffer, and the client resumes from its last cursor.
+//! A stream is the response body itself: it reads the engine's live
+//! stream, adds keep-alive comments and watches for shutdown, and runs only
+//! when hyper pulls it, as fast as the client reads; no task and no buffer
+//! of its own. A client so far behind that the connection's writes stay
+//! blocked for [`Config::sse_stall_timeout`](crate::Config::sse_stall_timeout)
+//! is disconnected by [`WriteTimeout`](crate::WriteTimeout): the feed in the
+//! store is the buffer, and the client resumes from its last cursor.
 
-use std::sync::Arc;
+use std::convert::Infallible;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -21,13 +21,11 @@ use hyper::header::{ACCEPT, CACHE_CONTROL, CONTENT_TYPE, HeaderMap, HeaderValue}
 use hyper::{Response, StatusCode};
 use im_engine::{Actor, Delivered, Start, Store};
 use serde::Serialize;
-use tokio::sync::{Notify, mpsc};
 
 use crate::error::ApiError;
 use crate::extract::{Query, json};
-use crate::metrics::StreamGauge;
 use crate::protect::StreamPermit;
-use crate::{App, BoxBody, ConnectionKill};
+use crate::{App, BoxBody};
 
 /// Answers `GET /v1/events`.
 pub(crate) async fn events<S: Store>(
@@ -35,7 +33,6 @@ pub(crate) async fn events<S: Store>(
     actor: &Actor,
     headers: &HeaderMap,
     query: Option<&str>,
-    kill: Option<ConnectionKill>,
     permit: Option<StreamPermit>,
 ) -> Result<Response<BoxBody>, ApiError> {
     let query = Query::new(query);
@@ -45,7 +42,7 @@ pub(crate) async fn events<S: Store>(
         let _permit = permit;
         long_poll(app, actor, start, &query).await
     } else {
-        stream(app, actor, start, kill.map(|k| k.0), permit).await
+        stream(app, actor, start, permit).await
     }
 }
 
@@ -130,30 +127,19 @@ async fn stream<S: Store>(
     app: &App<S>,
     actor: &Actor,
     start: Start,
-    kill: Option<Arc<Notify>>,
     permit: Option<StreamPermit>,
 ) -> Result<Response<BoxBody>, ApiError> {
     // Registered before answering: once the client has the response head,
     // every later event reaches it.
     let events = app.engine().events(&actor.user, start).await?;
     let config = app.config();
-    let (tx, mut rx) = mpsc::channel::<Bytes>(config.sse_buffer.max(1));
-    let producer = Producer {
-        tx,
-        keep_alive: config.keep_alive,
-        stall: config.sse_stall_timeout,
-        closing: app.closing(),
-        kill,
-        _gauge: app.metrics().sse_stream(),
-        _permit: permit,
-    };
-    tokio::spawn(producer.run(events));
-    let body = StreamBody::new(async_stream::stream! {
-        while let Some(frame) = rx.recv().await {
-            yield Ok(Frame::data(frame));
-        }
-    });
-    let mut resp = Response::new(body.boxed_unsync());
+    let body = frames(
+        events,
+        config.keep_alive,
+        app.closing(),
+        (app.metrics().sse_stream(), permit),
+    );
+    let mut resp = Response::new(StreamBody::new(body).boxed_unsync());
     let headers = resp.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
@@ -162,26 +148,30 @@ async fn stream<S: Store>(
     Ok(resp)
 }
 
-struct Producer<C> {
-    tx: mpsc::Sender<Bytes>,
+/// The body of an event stream: each event as a frame, and a keep-alive
+/// comment after `keep_alive` without one, until `closing` resolves or the
+/// store fails. `guards` (the open-streams gauge and the user's stream
+/// permit) are held while it lives.
+///
+/// It runs only when hyper pulls it, so it buffers nothing: a client that
+/// stops reading stops it, and [`WriteTimeout`](crate::WriteTimeout) closes
+/// the connection once its writes have been blocked for the stall time-out.
+fn frames<G: Send + 'static>(
+    events: impl Stream<Item = Result<Delivered, im_engine::Error>> + Send + 'static,
     keep_alive: Duration,
-    stall: Duration,
-    closing: C,
-    kill: Option<Arc<Notify>>,
-    _gauge: StreamGauge,
-    /// Counts the stream as open for its user until it ends.
-    _permit: Option<StreamPermit>,
-}
-
-impl<C: Future<Output = ()>> Producer<C> {
-    async fn run(self, events: impl Stream<Item = Result<Delivered, im_engine::Error>>) {
+    closing: impl Future<Output = ()> + Send + 'static,
+    guards: G,
+) -> impl Stream<Item = Result<Frame<Bytes>, Infallible>> + Send + 'static {
+    async_stream::stream! {
+        let _guards = guards;
         let mut events = std::pin::pin!(events);
-        let mut closing = std::pin::pin!(self.closing);
+        let mut closing = std::pin::pin!(closing);
+        let idle = tokio::time::sleep(keep_alive);
+        let mut idle = std::pin::pin!(idle);
         loop {
             let frame = tokio::select! {
                 biased;
                 () = &mut closing => break,
-                () = self.tx.closed() => break,
                 item = events.next() => match item {
                     Some(Ok(event)) => match encode(&event) {
                         Some(frame) => frame,
@@ -193,21 +183,11 @@ impl<C: Future<Output = ()>> Producer<C> {
                     }
                     None => break,
                 },
-                // Restarted on every pass, so it fires only when idle.
-                () = tokio::time::sleep(self.keep_alive) => Bytes::from_static(b": keep-alive\n\n"),
+                () = &mut idle => Bytes::from_static(b": keep-alive\n\n"),
             };
-            match tokio::time::timeout(self.stall, self.tx.send(frame)).await {
-                Ok(Ok(())) => {}
-                // The body was dropped: the client is gone.
-                Ok(Err(_)) => break,
-                Err(_) => {
-                    tracing::info!("event stream client too slow, disconnecting");
-                    if let Some(kill) = &self.kill {
-                        kill.notify_one();
-                    }
-                    break;
-                }
-            }
+            // Restarted after every frame, so it fires only when idle.
+            idle.as_mut().reset(tokio::time::Instant::now() + keep_alive);
+            yield Ok(Frame::data(frame));
         }
     }
 }
