@@ -10,17 +10,20 @@
 //! store is the buffer, and the client resumes from its last cursor.
 
 use std::convert::Infallible;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_core::Stream;
-use futures_util::StreamExt;
-use http_body_util::{BodyExt, StreamBody};
-use hyper::body::Frame;
+use http_body_util::BodyExt;
+use hyper::body::{Body, Frame};
 use hyper::header::{ACCEPT, CACHE_CONTROL, CONTENT_TYPE, HeaderMap, HeaderValue};
 use hyper::{Response, StatusCode};
 use im_engine::{Actor, Delivered, Start, Store};
+use pin_project_lite::pin_project;
 use serde::Serialize;
+use tokio::time::Sleep;
 
 use crate::error::ApiError;
 use crate::extract::{Query, json};
@@ -133,13 +136,13 @@ async fn stream<S: Store>(
     // every later event reaches it.
     let events = app.engine().events(&actor.user, start).await?;
     let config = app.config();
-    let body = frames(
+    let body = EventBody::new(
         events,
         config.keep_alive,
         app.closing(),
         (app.metrics().sse_stream(), permit),
     );
-    let mut resp = Response::new(StreamBody::new(body).boxed_unsync());
+    let mut resp = Response::new(body.boxed_unsync());
     let headers = resp.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
@@ -148,47 +151,93 @@ async fn stream<S: Store>(
     Ok(resp)
 }
 
-/// The body of an event stream: each event as a frame, and a keep-alive
-/// comment after `keep_alive` without one, until `closing` resolves or the
-/// store fails. `guards` (the open-streams gauge and the user's stream
-/// permit) are held while it lives.
-///
-/// It runs only when hyper pulls it, so it buffers nothing: a client that
-/// stops reading stops it, and [`WriteTimeout`](crate::WriteTimeout) closes
-/// the connection once its writes have been blocked for the stall time-out.
-fn frames<G: Send + 'static>(
-    events: impl Stream<Item = Result<Delivered, im_engine::Error>> + Send + 'static,
-    keep_alive: Duration,
-    closing: impl Future<Output = ()> + Send + 'static,
-    guards: G,
-) -> impl Stream<Item = Result<Frame<Bytes>, Infallible>> + Send + 'static {
-    async_stream::stream! {
-        let _guards = guards;
-        let mut events = std::pin::pin!(events);
-        let mut closing = std::pin::pin!(closing);
-        let idle = tokio::time::sleep(keep_alive);
-        let mut idle = std::pin::pin!(idle);
+pin_project! {
+    /// The body of an event stream: each event as a frame, and a keep-alive
+    /// comment after `keep_alive` without one, until `closing` resolves or
+    /// the store fails. `guards` (the open-streams gauge and the user's
+    /// stream permit) are held while it lives.
+    ///
+    /// It runs only when hyper pulls it, so it buffers nothing: a client
+    /// that stops reading stops it, and [`WriteTimeout`](crate::WriteTimeout)
+    /// closes the connection once its writes have been blocked for the stall
+    /// time-out. Written by hand rather than as an `async_stream` because
+    /// every idle stream holds one: a generator keeps both the values it
+    /// was given and the copies it pinned, twice the size.
+    struct EventBody<E, C, G> {
+        #[pin]
+        events: E,
+        #[pin]
+        closing: C,
+        #[pin]
+        idle: Sleep,
+        keep_alive: Duration,
+        done: bool,
+        _guards: G,
+    }
+}
+
+impl<E, C, G> EventBody<E, C, G> {
+    fn new(events: E, keep_alive: Duration, closing: C, guards: G) -> Self {
+        Self {
+            events,
+            closing,
+            idle: tokio::time::sleep(keep_alive),
+            keep_alive,
+            done: false,
+            _guards: guards,
+        }
+    }
+}
+
+impl<E, C, G> Body for EventBody<E, C, G>
+where
+    E: Stream<Item = Result<Delivered, im_engine::Error>>,
+    C: Future<Output = ()>,
+{
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let mut this = self.project();
+        if *this.done {
+            return Poll::Ready(None);
+        }
         loop {
-            let frame = tokio::select! {
-                biased;
-                () = &mut closing => break,
-                item = events.next() => match item {
-                    Some(Ok(event)) => match encode(&event) {
-                        Some(frame) => frame,
-                        None => continue,
-                    },
-                    Some(Err(e)) => {
-                        tracing::warn!(error = %e, "event stream ended by a store error");
-                        break;
-                    }
-                    None => break,
+            if this.closing.as_mut().poll(cx).is_ready() {
+                *this.done = true;
+                return Poll::Ready(None);
+            }
+            let frame = match this.events.as_mut().poll_next(cx) {
+                Poll::Ready(Some(Ok(event))) => match encode(&event) {
+                    Some(frame) => frame,
+                    None => continue,
                 },
-                () = &mut idle => Bytes::from_static(b": keep-alive\n\n"),
+                Poll::Ready(Some(Err(e))) => {
+                    tracing::warn!(error = %e, "event stream ended by a store error");
+                    *this.done = true;
+                    return Poll::Ready(None);
+                }
+                Poll::Ready(None) => {
+                    *this.done = true;
+                    return Poll::Ready(None);
+                }
+                Poll::Pending => {
+                    ready!(this.idle.as_mut().poll(cx));
+                    Bytes::from_static(b": keep-alive\n\n")
+                }
             };
             // Restarted after every frame, so it fires only when idle.
-            idle.as_mut().reset(tokio::time::Instant::now() + keep_alive);
-            yield Ok(Frame::data(frame));
+            let next = tokio::time::Instant::now() + *this.keep_alive;
+            this.idle.as_mut().reset(next);
+            return Poll::Ready(Some(Ok(Frame::data(frame))));
         }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.done
     }
 }
 
