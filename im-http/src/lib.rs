@@ -336,7 +336,11 @@ pub async fn serve<S: Store>(
             let app = app.clone();
             service_fn(move |req: Request<hyper::body::Incoming>| {
                 let app = app.clone();
-                async move { Ok::<_, Infallible>(app.handle(req).await) }
+                // Boxed: hyper keeps room for a request's future for the
+                // whole life of its connection, and every open event
+                // stream holds a connection. Boxed, that room is a pointer
+                // and the future itself is freed once it has answered.
+                Box::pin(async move { Ok::<_, Infallible>(app.handle(req).await) })
             })
         };
         // A client too slow to keep up with its event stream is closed here.
