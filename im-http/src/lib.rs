@@ -157,7 +157,9 @@ impl std::fmt::Debug for Config {
 /// The HTTP service over an engine: a cheap `Clone` handle.
 ///
 /// [`App::handle`] answers one request; mount it in any hyper server, or
-/// let [`serve`] run one.
+/// let [`serve`] run one. A server of your own should wrap each
+/// connection in a [`WriteTimeout`], as [`serve`] does, or event stream
+/// clients that stop reading are never disconnected.
 pub struct App<S> {
     inner: Arc<Inner<S>>,
 }
