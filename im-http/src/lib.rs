@@ -15,6 +15,8 @@
 //! - `extract`: JSON bodies within a size limit, query parameters, JSON
 //!   answers.
 //! - `sse`: `GET /v1/events`, as an SSE stream or a long poll.
+//! - `stall`: [`WriteTimeout`], which closes a connection whose writes stay
+//!   blocked (a client too slow for its event stream).
 //! - [`auth`]: HS256 bearer tokens.
 //! - [`error`]: [`ApiError`], which alone picks statuses and error codes.
 //! - `metrics`: the Prometheus counters of `GET /metrics`.
@@ -66,7 +68,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use im_engine::{Engine, Store};
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 
 pub mod auth;
 pub mod error;
@@ -78,6 +80,7 @@ pub mod openapi;
 mod protect;
 mod routes;
 mod sse;
+mod stall;
 mod strict_json;
 mod web;
 
@@ -85,6 +88,7 @@ pub use auth::Auth;
 pub use error::ApiError;
 pub use openapi::ROUTES;
 pub use protect::{Protection, Rate};
+pub use stall::WriteTimeout;
 
 /// The body of every answer.
 pub type BoxBody = UnsyncBoxBody<Bytes, Infallible>;
@@ -109,10 +113,9 @@ pub struct Config {
     /// A connection that has not sent a whole request head in this time is
     /// closed.
     pub header_read_timeout: Duration,
-    /// Frames an event stream buffers for a client that reads slowly.
-    pub sse_buffer: usize,
-    /// A client whose event stream buffer stays full this long is
-    /// disconnected; it resumes with its cursor and loses nothing.
+    /// A connection whose writes stay blocked this long is closed: an
+    /// event stream's client too slow to keep up is disconnected, and
+    /// resumes with its cursor, losing nothing ([`WriteTimeout`]).
     pub sse_stall_timeout: Duration,
     /// On shutdown, how long open connections get to finish.
     pub shutdown_grace: Duration,
@@ -129,7 +132,6 @@ impl Config {
             long_poll_default: Duration::from_secs(25),
             long_poll_max: Duration::from_secs(60),
             header_read_timeout: Duration::from_secs(30),
-            sse_buffer: 64,
             sse_stall_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(10),
             protection: Protection::default(),
@@ -145,7 +147,6 @@ impl std::fmt::Debug for Config {
             .field("long_poll_default", &self.long_poll_default)
             .field("long_poll_max", &self.long_poll_max)
             .field("header_read_timeout", &self.header_read_timeout)
-            .field("sse_buffer", &self.sse_buffer)
             .field("sse_stall_timeout", &self.sse_stall_timeout)
             .field("shutdown_grace", &self.shutdown_grace)
             .field("protection", &self.protection)
@@ -156,7 +157,9 @@ impl std::fmt::Debug for Config {
 /// The HTTP service over an engine: a cheap `Clone` handle.
 ///
 /// [`App::handle`] answers one request; mount it in any hyper server, or
-/// let [`serve`] run one.
+/// let [`serve`] run one. A server of your own should wrap each
+/// connection in a [`WriteTimeout`], as [`serve`] does, or event stream
+/// clients that stop reading are never disconnected.
 pub struct App<S> {
     inner: Arc<Inner<S>>,
 }
@@ -186,12 +189,6 @@ impl<S> std::fmt::Debug for App<S> {
             .finish_non_exhaustive()
     }
 }
-
-/// Lets a handler close the connection its request came on: an event
-/// stream does that to a client too slow to keep up. Present only under
-/// [`serve`].
-#[derive(Clone)]
-pub(crate) struct ConnectionKill(pub(crate) Arc<Notify>);
 
 impl<S: Store> App<S> {
     /// The service over `engine`.
@@ -297,7 +294,9 @@ fn new_request_id() -> HeaderValue {
 
 /// Serves `app` on `listener` until `shutdown` resolves.
 ///
-/// One task per connection, HTTP/1.1 with keep-alive. On shutdown it stops
+/// One task per connection, HTTP/1.1 with keep-alive; a connection whose
+/// writes stay blocked for [`Config::sse_stall_timeout`] is closed
+/// ([`WriteTimeout`]). On shutdown it stops
 /// accepting, ends every event stream and long poll, lets the open requests
 /// finish (for at most [`Config::shutdown_grace`]), then flushes the store.
 ///
@@ -335,28 +334,24 @@ pub async fn serve<S: Store>(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let kill = Arc::new(Notify::new());
         let service = {
             let app = app.clone();
-            let kill = ConnectionKill(Arc::clone(&kill));
-            service_fn(move |mut req: Request<hyper::body::Incoming>| {
-                req.extensions_mut().insert(kill.clone());
+            service_fn(move |req: Request<hyper::body::Incoming>| {
                 let app = app.clone();
-                async move { Ok::<_, Infallible>(app.handle(req).await) }
+                // Boxed: hyper keeps room for a request's future for the
+                // whole life of its connection, and every open event
+                // stream holds a connection. Boxed, that room is a pointer
+                // and the future itself is freed once it has answered.
+                Box::pin(async move { Ok::<_, Infallible>(app.handle(req).await) })
             })
         };
-        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        // A client too slow to keep up with its event stream is closed here.
+        let io = WriteTimeout::new(stream, app.config().sse_stall_timeout);
+        let conn = graceful.watch(builder.serve_connection(TokioIo::new(io), service));
         tokio::spawn(async move {
             let _permit = permit;
-            tokio::select! {
-                result = conn => {
-                    if let Err(e) = result {
-                        tracing::debug!(%peer, error = %e, "connection ended with an error");
-                    }
-                }
-                () = kill.notified() => {
-                    tracing::debug!(%peer, "connection closed by the server");
-                }
+            if let Err(e) = conn.await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
         });
     }

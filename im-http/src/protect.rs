@@ -15,7 +15,8 @@
 //!
 //! Time-outs on slow or idle connections are hyper's header read timeout
 //! ([`Config::header_read_timeout`](crate::Config::header_read_timeout)),
-//! which also runs while a kept-alive connection waits for its next request.
+//! which also runs while a kept-alive connection waits for its next request,
+//! and [`WriteTimeout`](crate::WriteTimeout) for a client that stops reading.
 
 use std::collections::HashMap;
 use std::hash::Hash;

@@ -16,7 +16,7 @@ use serde_json::value::RawValue;
 
 use crate::error::ApiError;
 use crate::extract::{Query, full, json, read_json};
-use crate::{App, BoxBody, ConnectionKill};
+use crate::{App, BoxBody};
 
 /// What a request asks for, its path parameters still unparsed so that a
 /// bad id is answered after authentication, like any other bad input.
@@ -271,9 +271,8 @@ where
         }
         E::Events => {
             let permit = app.guards().open_stream(&actor)?;
-            let kill = req.extensions().get::<ConnectionKill>().cloned();
             let (headers, query) = (req.headers(), req.uri().query());
-            crate::sse::events(app, &actor, headers, query, kill, permit).await
+            crate::sse::events(app, &actor, headers, query, permit).await
         }
     }
 }

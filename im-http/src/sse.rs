@@ -1,33 +1,34 @@
 //! `GET /v1/events`: the caller's event feed as a Server-Sent Events
 //! stream, or as a long poll for clients that ask for JSON.
 //!
-//! A stream is two halves joined by a bounded channel: a producer task that
-//! reads the engine's live stream, adds keep-alive comments and watches for
-//! shutdown, and the response body, which hyper pulls as fast as the client
-//! reads. When the client falls so far behind that the channel stays full
-//! for [`Config::sse_stall_timeout`](crate::Config::sse_stall_timeout), the
-//! producer gives up and closes the connection: the feed in the store is
-//! the buffer, and the client resumes from its last cursor.
+//! A stream is the response body itself: it reads the engine's live
+//! stream, adds keep-alive comments and watches for shutdown, and runs only
+//! when hyper pulls it, as fast as the client reads; no task and no buffer
+//! of its own. A client so far behind that the connection's writes stay
+//! blocked for [`Config::sse_stall_timeout`](crate::Config::sse_stall_timeout)
+//! is disconnected by [`WriteTimeout`](crate::WriteTimeout): the feed in the
+//! store is the buffer, and the client resumes from its last cursor.
 
-use std::sync::Arc;
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_core::Stream;
-use futures_util::StreamExt;
-use http_body_util::{BodyExt, StreamBody};
-use hyper::body::Frame;
+use http_body_util::BodyExt;
+use hyper::body::{Body, Frame};
 use hyper::header::{ACCEPT, CACHE_CONTROL, CONTENT_TYPE, HeaderMap, HeaderValue};
 use hyper::{Response, StatusCode};
 use im_engine::{Actor, Delivered, Start, Store};
+use pin_project_lite::pin_project;
 use serde::Serialize;
-use tokio::sync::{Notify, mpsc};
+use tokio::time::Sleep;
 
 use crate::error::ApiError;
 use crate::extract::{Query, json};
-use crate::metrics::StreamGauge;
 use crate::protect::StreamPermit;
-use crate::{App, BoxBody, ConnectionKill};
+use crate::{App, BoxBody};
 
 /// Answers `GET /v1/events`.
 pub(crate) async fn events<S: Store>(
@@ -35,7 +36,6 @@ pub(crate) async fn events<S: Store>(
     actor: &Actor,
     headers: &HeaderMap,
     query: Option<&str>,
-    kill: Option<ConnectionKill>,
     permit: Option<StreamPermit>,
 ) -> Result<Response<BoxBody>, ApiError> {
     let query = Query::new(query);
@@ -45,7 +45,7 @@ pub(crate) async fn events<S: Store>(
         let _permit = permit;
         long_poll(app, actor, start, &query).await
     } else {
-        stream(app, actor, start, kill.map(|k| k.0), permit).await
+        stream(app, actor, start, permit).await
     }
 }
 
@@ -130,29 +130,18 @@ async fn stream<S: Store>(
     app: &App<S>,
     actor: &Actor,
     start: Start,
-    kill: Option<Arc<Notify>>,
     permit: Option<StreamPermit>,
 ) -> Result<Response<BoxBody>, ApiError> {
     // Registered before answering: once the client has the response head,
     // every later event reaches it.
     let events = app.engine().events(&actor.user, start).await?;
     let config = app.config();
-    let (tx, mut rx) = mpsc::channel::<Bytes>(config.sse_buffer.max(1));
-    let producer = Producer {
-        tx,
-        keep_alive: config.keep_alive,
-        stall: config.sse_stall_timeout,
-        closing: app.closing(),
-        kill,
-        _gauge: app.metrics().sse_stream(),
-        _permit: permit,
-    };
-    tokio::spawn(producer.run(events));
-    let body = StreamBody::new(async_stream::stream! {
-        while let Some(frame) = rx.recv().await {
-            yield Ok(Frame::data(frame));
-        }
-    });
+    let body = EventBody::new(
+        events,
+        config.keep_alive,
+        app.closing(),
+        (app.metrics().sse_stream(), permit),
+    );
     let mut resp = Response::new(body.boxed_unsync());
     let headers = resp.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
@@ -162,53 +151,93 @@ async fn stream<S: Store>(
     Ok(resp)
 }
 
-struct Producer<C> {
-    tx: mpsc::Sender<Bytes>,
-    keep_alive: Duration,
-    stall: Duration,
-    closing: C,
-    kill: Option<Arc<Notify>>,
-    _gauge: StreamGauge,
-    /// Counts the stream as open for its user until it ends.
-    _permit: Option<StreamPermit>,
+pin_project! {
+    /// The body of an event stream: each event as a frame, and a keep-alive
+    /// comment after `keep_alive` without one, until `closing` resolves or
+    /// the store fails. `guards` (the open-streams gauge and the user's
+    /// stream permit) are held while it lives.
+    ///
+    /// It runs only when hyper pulls it, so it buffers nothing: a client
+    /// that stops reading stops it, and [`WriteTimeout`](crate::WriteTimeout)
+    /// closes the connection once its writes have been blocked for the stall
+    /// time-out. Written by hand rather than as an `async_stream` because
+    /// every idle stream holds one: a generator keeps both the values it
+    /// was given and the copies it pinned, twice the size.
+    struct EventBody<E, C, G> {
+        #[pin]
+        events: E,
+        #[pin]
+        closing: C,
+        #[pin]
+        idle: Sleep,
+        keep_alive: Duration,
+        done: bool,
+        _guards: G,
+    }
 }
 
-impl<C: Future<Output = ()>> Producer<C> {
-    async fn run(self, events: impl Stream<Item = Result<Delivered, im_engine::Error>>) {
-        let mut events = std::pin::pin!(events);
-        let mut closing = std::pin::pin!(self.closing);
-        loop {
-            let frame = tokio::select! {
-                biased;
-                () = &mut closing => break,
-                () = self.tx.closed() => break,
-                item = events.next() => match item {
-                    Some(Ok(event)) => match encode(&event) {
-                        Some(frame) => frame,
-                        None => continue,
-                    },
-                    Some(Err(e)) => {
-                        tracing::warn!(error = %e, "event stream ended by a store error");
-                        break;
-                    }
-                    None => break,
-                },
-                // Restarted on every pass, so it fires only when idle.
-                () = tokio::time::sleep(self.keep_alive) => Bytes::from_static(b": keep-alive\n\n"),
-            };
-            match tokio::time::timeout(self.stall, self.tx.send(frame)).await {
-                Ok(Ok(())) => {}
-                // The body was dropped: the client is gone.
-                Ok(Err(_)) => break,
-                Err(_) => {
-                    tracing::info!("event stream client too slow, disconnecting");
-                    if let Some(kill) = &self.kill {
-                        kill.notify_one();
-                    }
-                    break;
-                }
-            }
+impl<E, C, G> EventBody<E, C, G> {
+    fn new(events: E, keep_alive: Duration, closing: C, guards: G) -> Self {
+        Self {
+            events,
+            closing,
+            idle: tokio::time::sleep(keep_alive),
+            keep_alive,
+            done: false,
+            _guards: guards,
         }
+    }
+}
+
+impl<E, C, G> Body for EventBody<E, C, G>
+where
+    E: Stream<Item = Result<Delivered, im_engine::Error>>,
+    C: Future<Output = ()>,
+{
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let mut this = self.project();
+        if *this.done {
+            return Poll::Ready(None);
+        }
+        loop {
+            if this.closing.as_mut().poll(cx).is_ready() {
+                *this.done = true;
+                return Poll::Ready(None);
+            }
+            let frame = match this.events.as_mut().poll_next(cx) {
+                Poll::Ready(Some(Ok(event))) => match encode(&event) {
+                    Some(frame) => frame,
+                    None => continue,
+                },
+                Poll::Ready(Some(Err(e))) => {
+                    tracing::warn!(error = %e, "event stream ended by a store error");
+                    *this.done = true;
+                    return Poll::Ready(None);
+                }
+                Poll::Ready(None) => {
+                    *this.done = true;
+                    return Poll::Ready(None);
+                }
+                Poll::Pending => {
+                    ready!(this.idle.as_mut().poll(cx));
+                    Bytes::from_static(b": keep-alive\n\n")
+                }
+            };
+            // Restarted after every frame, so it fires only when idle.
+            let next = tokio::time::Instant::now() + *this.keep_alive;
+            this.idle.as_mut().reset(next);
+            return Poll::Ready(Some(Ok(Frame::data(frame))));
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.done
     }
 }
 
