@@ -200,7 +200,7 @@ async fn each_shape<S: Store>(
 /// Runs the in-process send figures: memory, sled, and each Redis
 /// deployment in `redis` (none when the Redis rows are left out).
 pub async fn run(report: &mut Report, scale: &Scale, redis: &[Deployment]) {
-    let secs = scale.secs.min(3.0);
+    let secs = scale.engine_secs;
     each_shape(
         report,
         "memory",

@@ -34,6 +34,8 @@ use clap::{Parser, Subcommand};
 pub struct Scale {
     /// Seconds of load per figure.
     pub secs: f64,
+    /// Seconds of each in-process send figure and of its ceiling.
+    pub engine_secs: f64,
     /// Subscribers of the fan-out group.
     pub fanout_subscribers: usize,
     /// Send rates of the fan-out figure.
@@ -52,6 +54,7 @@ impl Scale {
     fn full() -> Self {
         Self {
             secs: 5.0,
+            engine_secs: 3.0,
             fanout_subscribers: 1000,
             rates: vec![10, 100, 500],
             idle_streams: 10_000,
@@ -64,6 +67,7 @@ impl Scale {
     fn smoke() -> Self {
         Self {
             secs: 0.5,
+            engine_secs: 0.25,
             fanout_subscribers: 20,
             rates: vec![20],
             idle_streams: 50,
