@@ -1,6 +1,7 @@
 //! Sends through the engine in process, on each store, with 1 and 64
 //! concurrent senders, to direct conversations and to a 100-member group;
-//! beside raw sled writes of the same shape.
+//! beside raw writes of the same shape: sled batches, or `EVALSHA` of a
+//! minimal send script on the same Redis.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -9,6 +10,7 @@ use std::time::{Duration, Instant};
 use im_engine::{Actor, Body, ConversationId, Engine, MemoryStore, SendRequest, Store};
 
 use crate::Scale;
+use crate::redis_bench::Deployment;
 use crate::report::{Report, Row};
 use crate::seed::{self, uid};
 
@@ -106,12 +108,66 @@ fn sled_raw(keys: usize, writers: usize, secs: f64) -> f64 {
     count.load(Ordering::Relaxed) as f64 / secs
 }
 
+/// What a store's send figures are compared with.
+enum Ceiling<'a> {
+    /// Nothing (the memory store).
+    None,
+    /// Raw sled batches of the same number of keys.
+    Sled,
+    /// `EVALSHA` of a minimal send script on the same Redis deployment.
+    Redis(&'a Deployment),
+}
+
+impl Ceiling<'_> {
+    /// The ceiling of `shape` at `senders` concurrent senders, and what it
+    /// is in words.
+    async fn measure(&self, shape: Shape, senders: usize, secs: f64) -> Option<(f64, String)> {
+        match self {
+            Self::None => None,
+            Self::Sled => {
+                let writers = senders.min(8);
+                let ceiling =
+                    tokio::task::spawn_blocking(move || sled_raw(shape.keys(), writers, secs))
+                        .await
+                        .expect("raw sled");
+                Some((
+                    ceiling,
+                    format!(
+                        "raw sled batch of {} keys + flush, {writers} writer(s)",
+                        shape.keys()
+                    ),
+                ))
+            }
+            Self::Redis(redis) => {
+                // One HSET per member for a group; the bare three commands
+                // for a direct message.
+                let hsets = match shape {
+                    Shape::Direct => 1,
+                    Shape::Group => GROUP,
+                };
+                let ceiling = redis.evalsha_rate(hsets, senders, secs).await;
+                let how = match (senders, redis.cluster) {
+                    (1, _) => "1 caller, one call at a time".to_owned(),
+                    (n, false) => format!("{n} callers pipelined on one multiplexed connection"),
+                    (n, true) => {
+                        format!("{n} callers pipelined on one multiplexed connection per node")
+                    }
+                };
+                Some((
+                    ceiling,
+                    format!("EVALSHA of INCR + XADD + {hsets} HSET, {how}"),
+                ))
+            }
+        }
+    }
+}
+
 async fn each_shape<S: Store>(
     report: &mut Report,
     store_name: &str,
     engine: Engine<S>,
     secs: f64,
-    sled_ceiling: bool,
+    ceiling: Ceiling<'_>,
 ) {
     seed::users(&engine, 2 * 64).await.expect("seed users");
     seed::group(&engine, "g", GROUP)
@@ -124,43 +180,48 @@ async fn each_shape<S: Store>(
                 "engine send, {store_name}, {}, {senders} sender(s)",
                 shape.name()
             );
-            let row = if sled_ceiling {
-                let writers = senders.min(8);
-                let ceiling =
-                    tokio::task::spawn_blocking(move || sled_raw(shape.keys(), writers, secs))
-                        .await
-                        .expect("raw sled");
-                Row::against(
-                    figure,
-                    value,
-                    "msgs/s",
-                    ceiling,
-                    format!(
-                        "raw sled batch of {} keys + flush, {writers} writer(s)",
-                        shape.keys()
-                    ),
-                )
-            } else {
-                Row::plain(figure, value, "msgs/s")
+            let mut row = match ceiling.measure(shape, senders, secs).await {
+                Some((c, what)) => Row::against(figure, value, "msgs/s", c, what),
+                None => Row::plain(figure, value, "msgs/s"),
             };
+            // The target: a direct send on one Redis at half the
+            // rate of the pipelined minimal script.
+            if let (Ceiling::Redis(r), Shape::Direct, Some(c)) = (&ceiling, shape, row.ceiling)
+                && !r.cluster
+                && senders > 1
+            {
+                row = row.target("≥ 0.50 of pipelined ceiling", value >= 0.5 * c);
+            }
             report.add(row);
         }
     }
 }
 
-/// Runs the in-process send figures.
-pub async fn run(report: &mut Report, scale: &Scale) {
-    let secs = scale.secs.min(3.0);
+/// Runs the in-process send figures: memory, sled, and each Redis
+/// deployment in `redis` (none when the Redis rows are left out).
+pub async fn run(report: &mut Report, scale: &Scale, redis: &[Deployment]) {
+    let secs = scale.engine_secs;
     each_shape(
         report,
         "memory",
         Engine::new(MemoryStore::new()),
         secs,
-        false,
+        Ceiling::None,
     )
     .await;
     let dir = tempfile::tempdir().expect("a temporary directory");
     let store = im_store_sled::SledStore::open(im_store_sled::SledConfig::new(dir.path()))
         .expect("open sled");
-    each_shape(report, "sled durable", Engine::new(store), secs, true).await;
+    each_shape(
+        report,
+        "sled durable",
+        Engine::new(store),
+        secs,
+        Ceiling::Sled,
+    )
+    .await;
+    for d in redis {
+        let engine = Engine::new(d.store().await);
+        each_shape(report, d.name, engine, secs, Ceiling::Redis(d)).await;
+    }
 }

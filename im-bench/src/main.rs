@@ -3,19 +3,23 @@
 //! and a figure only means something as a ratio to a ceiling taken minutes
 //! apart. Prints a Markdown table and writes the same as JSON.
 //!
-//! Run it with `scripts/bench` (which installs wrk first); `--smoke` runs a
-//! seconds-long version that only checks the suite works.
+//! Run it with `scripts/bench` (which installs wrk and redis-server first);
+//! `--smoke` runs a seconds-long version that only checks the suite works.
+//! The Redis rows start their own `redis-server` processes; without
+//! `redis-server` the run fails, unless `IM_SKIP_REDIS=1` leaves them out.
 //!
 //! Layout: `report` (rows, table, JSON), `server` (the servers under test,
 //! run as child processes by `child`), `client` (HTTP and SSE clients),
 //! `seed` (test data through the store), and one module per group of
-//! figures: `http_send`, `engine_send`, `fanout`, `store_figures`.
+//! figures: `http_send`, `engine_send`, `fanout`, `store_figures`;
+//! `redis_bench` starts the Redis servers and measures the Redis ceiling.
 
 mod child;
 mod client;
 mod engine_send;
 mod fanout;
 mod http_send;
+mod redis_bench;
 mod report;
 mod seed;
 mod server;
@@ -30,6 +34,8 @@ use clap::{Parser, Subcommand};
 pub struct Scale {
     /// Seconds of load per figure.
     pub secs: f64,
+    /// Seconds of each in-process send figure and of its ceiling.
+    pub engine_secs: f64,
     /// Subscribers of the fan-out group.
     pub fanout_subscribers: usize,
     /// Send rates of the fan-out figure.
@@ -48,6 +54,7 @@ impl Scale {
     fn full() -> Self {
         Self {
             secs: 5.0,
+            engine_secs: 3.0,
             fanout_subscribers: 1000,
             rates: vec![10, 100, 500],
             idle_streams: 10_000,
@@ -60,6 +67,7 @@ impl Scale {
     fn smoke() -> Self {
         Self {
             secs: 0.5,
+            engine_secs: 0.25,
             fanout_subscribers: 20,
             rates: vec![20],
             idle_streams: 50,
@@ -135,6 +143,22 @@ fn main() -> std::process::ExitCode {
         rows: Vec::new(),
     };
     eprintln!("im-bench on {}", report.machine);
+    // The Redis rows need real servers; missing tools fail the run (only
+    // IM_SKIP_REDIS=1 leaves the rows out).
+    let servers = if wants("engine") || wants("store") {
+        match redis_bench::Servers::start() {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("im-bench: {e}");
+                return std::process::ExitCode::FAILURE;
+            }
+        }
+    } else {
+        None
+    };
+    let redis = servers
+        .as_ref()
+        .map_or_else(Vec::new, |s| s.deployments().to_vec());
     rt.block_on(async {
         if wants("http") {
             eprintln!("HTTP send (wrk, 50 connections):");
@@ -142,7 +166,7 @@ fn main() -> std::process::ExitCode {
         }
         if wants("engine") {
             eprintln!("engine send, in process:");
-            engine_send::run(&mut report, &scale).await;
+            engine_send::run(&mut report, &scale, &redis).await;
         }
         if wants("fanout") {
             eprintln!("SSE fan-out and idle streams:");
@@ -150,7 +174,7 @@ fn main() -> std::process::ExitCode {
         }
         if wants("store") {
             eprintln!("big group and resume:");
-            store_figures::run(&mut report, &scale).await;
+            store_figures::run(&mut report, &scale, &redis).await;
         }
     });
     println!("{}", report.table());

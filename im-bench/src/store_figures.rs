@@ -1,5 +1,5 @@
 //! Figures of the engine over each store, in process: one message into
-//! every feed of a very large group, and replaying missed events at very
+//! every feed of a very large group (also on Redis), and replaying missed events at very
 //! different feed depths.
 
 use std::time::{Duration, Instant};
@@ -11,6 +11,7 @@ use im_engine::{
 };
 
 use crate::Scale;
+use crate::redis_bench::Deployment;
 use crate::report::{Report, Row, quantile};
 use crate::seed::{self, uid};
 
@@ -129,8 +130,9 @@ async fn sled_engine() -> (Engine<im_store_sled::SledStore>, tempfile::TempDir) 
     (Engine::with_config(store, no_retention()), dir)
 }
 
-/// Runs the big-group and resume figures.
-pub async fn run(report: &mut Report, scale: &Scale) {
+/// Runs the big-group and resume figures, the big group also on each Redis
+/// deployment in `redis`.
+pub async fn run(report: &mut Report, scale: &Scale, redis: &[Deployment]) {
     let members = scale.big_group;
     let memory = big_group(
         &Engine::with_config(MemoryStore::new(), no_retention()),
@@ -155,6 +157,28 @@ pub async fn run(report: &mut Report, scale: &Scale) {
         )
         .target("< 100 ms", sled < 100.0),
     );
+    for d in redis {
+        let ms = big_group(
+            &Engine::with_config(d.store().await, no_retention()),
+            members,
+        )
+        .await;
+        let row = Row::plain(
+            format!(
+                "one message into every feed of a {members}-member group, {}",
+                d.name
+            ),
+            ms,
+            "ms",
+        );
+        // The target is for one Redis; the cluster's fan-out is a
+        // script per recipient (see im-store-redis), shown without one.
+        report.add(if d.cluster {
+            row
+        } else {
+            row.target("< 200 ms", ms < 200.0)
+        });
+    }
 
     let missed = scale.resume_events;
     for (store, shallow, deep) in [

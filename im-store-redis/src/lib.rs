@@ -6,6 +6,7 @@
 //! - `store`: [`RedisStore`]: opening, the reads, presence.
 //! - `write`: sends and change sets, atomic on one Redis; on a cluster, the
 //!   commit point, the fan-out and its recovery.
+//! - `drains`: one fan-out drain at a time per conversation in a process.
 //! - `live`: the background tasks: the one pub/sub subscription that wakes
 //!   local streams, the node heartbeat, the fan-out recovery sweep.
 //! - `scripts`: the Lua scripts.
@@ -19,6 +20,7 @@ pub mod keys;
 
 mod codec;
 mod conn;
+mod drains;
 mod error;
 mod live;
 mod scripts;

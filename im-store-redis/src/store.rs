@@ -13,6 +13,7 @@ use redis::{AsyncCommands, Value};
 
 use crate::codec::{self, from_json};
 use crate::conn::{self, Conn, Target, bounded};
+use crate::drains::Drains;
 use crate::error::{Error, Result, corrupt};
 use crate::keys::Keys;
 use crate::{FORMAT_VERSION, RedisConfig, live, scripts};
@@ -41,6 +42,8 @@ pub(crate) struct Shared {
     pub(crate) target: Target,
     /// Whether the notification subscription is up right now.
     pub(crate) subscribed: Arc<AtomicBool>,
+    /// One fan-out drain at a time per conversation (cluster).
+    pub(crate) drains: Arc<Drains>,
 }
 
 impl Shared {
@@ -82,6 +85,7 @@ impl RedisStore {
             node_ttl: config.node_ttl,
             target,
             subscribed: Arc::default(),
+            drains: Arc::default(),
         };
         let epoch = shared
             .bounded(async {

@@ -129,7 +129,12 @@ async fn send_cluster(s: &Shared, out: &Outgoing) -> Result<Sent> {
     if matches!(sent, Sent::New(_)) {
         // Committed. If this fails or we die here, the marker stays and a
         // recovery sweep (this node's or another's) finishes the fan-out.
-        let woken = drain(s, c, pending).await?;
+        let woken = {
+            let guard = s.drains.lock(c).await;
+            // After another drain, the records our commit answered may be
+            // applied already: read what is still pending instead.
+            drain(s, c, pending.filter(|_| guard.first)).await?
+        };
         publish(s, keys::shard(&c.to_string()), &woken).await;
     }
     let _: u64 = s.conn().zrem(&marker_key, &member).await?;
