@@ -156,7 +156,12 @@ pub(crate) struct Inner<S> {
     pub(crate) streams: tokio::sync::Mutex<HashMap<UserId, usize>>,
     /// Messages sent or read lately, for the live streams (see `feed.rs`).
     pub(crate) recent: crate::feed::RecentMessages,
+    /// Users known to exist (users are never deleted).
+    pub(crate) known_users: quick_cache::sync::Cache<UserId, ()>,
 }
+
+/// How many users [`Inner::known_users`] remembers.
+const KNOWN_USERS: usize = 16_384;
 
 impl<S> Clone for Engine<S> {
     fn clone(&self) -> Self {
@@ -194,6 +199,7 @@ impl<S: Store> Engine<S> {
                 clock,
                 streams: Default::default(),
                 recent: crate::feed::RecentMessages::new(),
+                known_users: quick_cache::sync::Cache::new(KNOWN_USERS),
             }),
         }
     }
@@ -245,8 +251,20 @@ impl<S: Store> Engine<S> {
         &self.inner.config.limits
     }
 
-    /// Fails with 404 unless the user exists.
-    pub(crate) async fn require_user(&self, id: &UserId) -> Result<crate::User, Error> {
+    /// Fails with 404 unless the user exists. Users are never deleted, so
+    /// one found once is remembered, and a send between known users reads
+    /// no profile.
+    pub(crate) async fn require_user(&self, id: &UserId) -> Result<(), Error> {
+        if self.inner.known_users.get(id).is_some() {
+            return Ok(());
+        }
+        self.user_record(id).await?;
+        self.inner.known_users.insert(id.clone(), ());
+        Ok(())
+    }
+
+    /// The user's record; 404 unless it exists.
+    pub(crate) async fn user_record(&self, id: &UserId) -> Result<crate::User, Error> {
         self.store()
             .user(id)
             .await

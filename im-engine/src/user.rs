@@ -137,7 +137,7 @@ impl<S: Store> Engine<S> {
     ///
     /// [`Error::NotFound`], [`Error::Store`].
     pub async fn user(&self, id: &UserId) -> Result<Profile, Error> {
-        let user = self.require_user(id).await?;
+        let user = self.user_record(id).await?;
         self.profile_of(user).await
     }
 
