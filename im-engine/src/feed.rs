@@ -242,8 +242,9 @@ const BATCH: usize = 256;
 const RECENT_BYTES: u64 = 8 << 20;
 
 /// The messages sent or delivered lately, by conversation and seq, bounded
-/// by the size of their bodies. Messages never change once sent, so an
-/// entry is never stale.
+/// by the size of their bodies. Messages never change once sent; an entry is
+/// stale only if the store lost it and gave its seq to another message,
+/// which the feed event's time tells (see `Engine::recent_message`).
 pub(crate) struct RecentMessages(
     quick_cache::sync::Cache<(ConversationId, Seq), Message, BodyWeight>,
 );
@@ -329,27 +330,45 @@ impl<S: Store> Engine<S> {
         })
     }
 
-    /// Message `seq` of `conversation`, from the recent messages when it is
-    /// there. A send wakes every recipient's stream at once, and each would
-    /// otherwise read the same message from the store: concurrent misses
-    /// for one message wait for a single read.
+    /// Message `seq` of `conversation`, whose feed event is dated `ts`, from
+    /// the recent messages when it is there. A send wakes every recipient's
+    /// stream at once, and each would otherwise read the same message from
+    /// the store: concurrent misses for one message wait for a single read.
     async fn recent_message(
         &self,
         conversation: &ConversationId,
         seq: Seq,
+        ts: Timestamp,
     ) -> Result<Option<Message>, Error> {
-        let key = (conversation.clone(), seq);
-        let read = async {
+        let read = || async {
             self.store()
                 .messages(conversation, seq, seq)
                 .await
-                .map_err(Error::store)?
-                .pop()
-                .filter(|m| m.seq == seq)
-                .ok_or(None)
+                .map_err(Error::store)
+                .map(|found| found.into_iter().find(|m| m.seq == seq))
         };
-        match self.inner.recent.0.get_or_insert_async(&key, read).await {
-            Ok(m) => Ok(Some(m)),
+        let key = (conversation.clone(), seq);
+        let cached = self
+            .inner
+            .recent
+            .0
+            .get_or_insert_async(&key, async { read().await?.ok_or(None) })
+            .await;
+        match cached {
+            // A feed event and its message share their time.
+            Ok(m) if m.ts == ts => Ok(Some(m)),
+            // A store that lost acknowledged writes (Redis restarted from an
+            // older snapshot) numbers a new message with a lost one's seq.
+            Ok(_) => {
+                let found = read().await?;
+                match &found {
+                    Some(m) => self.inner.recent.insert(m),
+                    None => {
+                        self.inner.recent.0.remove(&key);
+                    }
+                }
+                Ok(found)
+            }
             Err(None) => Ok(None),
             Err(Some(e)) => Err(e),
         }
@@ -376,7 +395,7 @@ impl<S: Store> Engine<S> {
             pos = entry.pos;
             let data = match entry.event {
                 Event::Message { conversation, seq } => {
-                    match self.recent_message(&conversation, seq).await? {
+                    match self.recent_message(&conversation, seq, entry.ts).await? {
                         Some(m) => EventData::Message(m),
                         // The conversation's history was trimmed past it.
                         None => continue,

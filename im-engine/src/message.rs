@@ -242,7 +242,8 @@ impl<S: Store> Engine<S> {
         let sent = self.store().send(&send).await.map_err(Error::store)?;
         Ok(match sent {
             Sent::New(m) => {
-                // The recipients' streams are waking up to read it.
+                // For the recipients' streams that wake after this point
+                // (the others share one store read).
                 self.inner.recent.insert(&m);
                 (m, true)
             }
