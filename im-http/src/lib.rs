@@ -292,6 +292,10 @@ fn new_request_id() -> HeaderValue {
         .expect("hex digits are a valid header value")
 }
 
+/// Bytes a connection may hold unsent before it stops counting as writable.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const UNSENT_LOW_WATER: u32 = 128 * 1024;
+
 /// Serves `app` on `listener` until `shutdown` resolves.
 ///
 /// One task per connection, HTTP/1.1 with keep-alive; a connection whose
@@ -334,6 +338,12 @@ pub async fn serve<S: Store>(
             continue;
         };
         let _ = stream.set_nodelay(true);
+        // The socket counts as writable while less than this is unsent, not
+        // once a third of a send buffer autotuned to megabytes has drained:
+        // a client that reads slowly but steadily makes write progress, so
+        // the write time-out below closes only clients that stopped.
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        let _ = socket2::SockRef::from(&stream).set_tcp_notsent_lowat(UNSENT_LOW_WATER);
         let service = {
             let app = app.clone();
             service_fn(move |req: Request<hyper::body::Incoming>| {
