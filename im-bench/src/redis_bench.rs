@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use im_store_redis::testing::{RedisCluster, RedisServer, skip, unique_prefix};
+use im_store_redis::testing::{RedisCluster, RedisServer, available, skip, unique_prefix};
 use im_store_redis::{RedisConfig, RedisStore};
 use redis::Script;
 use redis::aio::ConnectionLike;
@@ -35,15 +35,6 @@ pub struct Deployment {
     pub cluster: bool,
 }
 
-fn found(tool: &str) -> bool {
-    std::process::Command::new(tool)
-        .arg("--version")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
 impl Servers {
     /// Starts a single server and a 3-master cluster on free ports (they
     /// stop with the suite). Answers `Ok(None)` when `IM_SKIP_REDIS=1`.
@@ -58,7 +49,7 @@ impl Servers {
             return Ok(None);
         }
         for tool in ["redis-server", "redis-cli"] {
-            if !found(tool) {
+            if !available(tool) {
                 return Err(format!("{tool} not found: {MISSING}"));
             }
         }

@@ -125,12 +125,16 @@ impl FromStr for Cursor {
     fn from_str(s: &str) -> Result<Self, Error> {
         let bad = || Error::Invalid("malformed event cursor".into());
         let (epoch, pos) = s.split_once('-').ok_or_else(bad)?;
-        // Digits only: `from_str_radix` and `parse` also take a leading `+`,
-        // and a cursor has one spelling.
+        // One spelling per cursor, the one `Display` writes: lower-case hex,
+        // and a position without leading zeros (`from_str_radix` and `parse`
+        // would also take a `+`, upper case and leading zeros).
         if epoch.len() != 16
-            || !epoch.bytes().all(|b| b.is_ascii_hexdigit())
+            || !epoch
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
             || pos.is_empty()
             || !pos.bytes().all(|b| b.is_ascii_digit())
+            || (pos.len() > 1 && pos.starts_with('0'))
         {
             return Err(bad());
         }
@@ -542,6 +546,8 @@ mod tests {
         let c: Cursor = "00000000000000ff-42".parse().unwrap();
         assert_eq!((c.epoch, c.pos), (Epoch(255), 42));
         assert_eq!(c.to_string(), "00000000000000ff-42");
+        let zero: Cursor = "00000000000000ff-0".parse().unwrap();
+        assert_eq!(zero.to_string(), "00000000000000ff-0");
         for bad in [
             "+0000000000000ff-42",
             "00000000000000ff-+42",
@@ -551,6 +557,8 @@ mod tests {
             "00000000000000ff",
             "00000000000000ff-4 2",
             "00000000000000ff-18446744073709551616",
+            "00000000000000FF-42",
+            "00000000000000ff-042",
         ] {
             assert!(bad.parse::<Cursor>().is_err(), "{bad} parsed");
         }

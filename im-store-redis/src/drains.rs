@@ -28,9 +28,11 @@ pub(crate) struct DrainGuard<'a> {
     drains: &'a Drains,
     conversation: ConversationId,
     guard: Option<OwnedMutexGuard<()>>,
-    /// Whether no other drain of the conversation ran since the caller's
-    /// commit: the caller may then use the pending records its commit
-    /// answered instead of reading them again.
+    /// Whether the lock was free when asked for (no drain running or
+    /// waiting): the caller may then use the pending records its commit
+    /// answered instead of reading them again. A drain may still have run
+    /// between the commit and the lock; the records are then partly applied
+    /// already, which the watermarks make harmless.
     pub(crate) first: bool,
 }
 

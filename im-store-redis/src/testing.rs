@@ -36,14 +36,18 @@ const INSTALL: &str = "the Redis tests need redis-server and redis-cli on the PA
      IM_TEST_REDIS_URL (and IM_TEST_REDIS_CLUSTER_URL) at servers of your own, or skip these \
      tests explicitly with IM_SKIP_REDIS=1";
 
-fn require(tool: &str) {
-    let found = Command::new(tool)
+/// Whether `tool` (`redis-server`, `redis-cli`) runs from the PATH.
+pub fn available(tool: &str) -> bool {
+    Command::new(tool)
         .arg("--version")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
-        .is_ok_and(|s| s.success());
-    assert!(found, "{tool} not found: {INSTALL}");
+        .is_ok_and(|s| s.success())
+}
+
+fn require(tool: &str) {
+    assert!(available(tool), "{tool} not found: {INSTALL}");
 }
 
 /// A key prefix no other test uses.
