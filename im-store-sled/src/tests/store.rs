@@ -396,10 +396,11 @@ async fn another_format_version_is_refused() {
 async fn an_undecodable_value_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);
-    store.trees.userid_user.insert("alice", "not json").unwrap();
-    store
-        .trees
-        .userconv_entry
+    let records = &store.trees.records;
+    records
+        .insert(crate::keys::user(&uid("alice")), "not json")
+        .unwrap();
+    records
         .insert(crate::keys::user_conv(&uid("bob"), b"dm:alice:bob"), "x")
         .unwrap();
     assert!(matches!(
@@ -410,21 +411,40 @@ async fn an_undecodable_value_is_an_error() {
         store.entries(&uid("bob")).await,
         Err(Error::Corrupt(_))
     ));
-    // The bounds say there are events that are not there.
-    store
-        .trees
-        .user_feedbounds
+    // The feed's keys say it holds positions 1 to 3, and 2 is not there.
+    let event = crate::codec::event(
+        1,
+        &Event::Read {
+            conversation: "dm:alice:bob".parse().unwrap(),
+            seq: 0,
+        },
+    )
+    .unwrap();
+    for pos in [1, 3] {
+        records
+            .insert(crate::keys::user_pos(&uid("carol"), pos), &event[..])
+            .unwrap();
+    }
+    assert!(matches!(
+        store.feed(&uid("carol"), 0, 10).await,
+        Err(Error::Corrupt(_))
+    ));
+    // An entry whose conversation keeps no state.
+    let entry = crate::codec::Entry {
+        read_seq: 0,
+        activity: 1,
+        since: 0,
+    };
+    records
         .insert(
-            "carol",
-            &crate::codec::Bounds {
-                head: 3,
-                trimmed: 0,
-            }
-            .encode()[..],
+            crate::keys::user_conv(&uid("carol"), b"group:g"),
+            &entry.encode()[..],
         )
         .unwrap();
     assert!(matches!(
-        store.feed(&uid("carol"), 0, 10).await,
+        store
+            .entry(&uid("carol"), &"group:g".parse().unwrap())
+            .await,
         Err(Error::Corrupt(_))
     ));
     let send = outgoing("dm:alice:bob", "alice", &["alice", "bob"], 1, None);
