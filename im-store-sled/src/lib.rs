@@ -42,7 +42,8 @@
 //! - `store`: [`SledStore`]: opening, closing and the reads.
 //! - `db`: the sled trees, opening sled, waiting for it to let go.
 //! - `write`: the writer: the send and commit batches, under one lock.
-//! - `known`: what the writer remembers between writes: feed bounds.
+//! - `known`: what the writer remembers between writes (feed bounds, who
+//!   holds entries of large conversations).
 //! - `feed`: feed bounds from the feed keys, appending and trimming, reads.
 //! - `migrate`: opening a directory of format 1.
 //! - `flush`: group commit, the one thread that flushes.

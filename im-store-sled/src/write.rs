@@ -26,10 +26,10 @@ use crate::codec::{self, ConvState, Entry};
 use crate::error::{Error, Result};
 use crate::feed;
 use crate::keys::{self, kind};
-use crate::known::Known;
+use crate::known::{Known, MIN_REMEMBERED_HOLDERS};
 
-/// Serialises the writes of a store and remembers the bounds of the feeds
-/// they append to (see [`Known`]).
+/// Serialises the writes of a store and remembers what they need to read
+/// (see [`Known`]).
 #[derive(Debug)]
 pub(crate) struct Writer {
     records: sled::Tree,
@@ -188,7 +188,7 @@ fn send(p: &mut Pending<'_>, known: &mut Known, out: &Outgoing) -> Result<Sent> 
         p.insert(key, seq.to_be_bytes().to_vec());
     }
 
-    index(p, out, seq, &mut state)?;
+    index(p, known, out, seq, &mut state)?;
     state.last_seq = seq;
     p.put_state(&conv, state);
 
@@ -212,21 +212,50 @@ fn send(p: &mut Pending<'_>, known: &mut Known, out: &Outgoing) -> Result<Sent> 
 /// holder of an entry of the conversation, the conversation's activity
 /// moves and only the sender's cursor and new entries are written;
 /// otherwise each recipient's entry is.
-fn index(p: &mut Pending<'_>, out: &Outgoing, seq: Seq, state: &mut ConvState) -> Result<()> {
+fn index(
+    p: &mut Pending<'_>,
+    known: &mut Known,
+    out: &Outgoing,
+    seq: Seq,
+    state: &mut ConvState,
+) -> Result<()> {
     let m = &out.message;
     let conv = keys::conv(&m.conversation);
     let mut seen = HashSet::with_capacity(out.recipients.len());
     let recipients = out.recipients.iter().filter(|u| seen.insert(*u));
-    let mut held = Vec::new();
+    // Each holder, with its entry when read.
+    let mut held: Vec<(&UserId, Option<Entry>)> = Vec::new();
     let mut fresh = Vec::new();
-    for user in recipients {
-        let key = keys::user_conv(user, &conv);
-        match p.entry(&key)? {
-            Some(e) => held.push((user, key, e)),
-            None => fresh.push((user, key)),
+    match known.holders(&conv) {
+        Some(all) if all.len() as u64 == state.holders => {
+            for user in recipients {
+                if all.contains(user) {
+                    held.push((user, None));
+                } else {
+                    fresh.push(user);
+                }
+            }
+        }
+        remembered => {
+            if remembered.is_some() {
+                known.forget_holders(&conv);
+            }
+            for user in recipients {
+                match p.entry(&keys::user_conv(user, &conv))? {
+                    Some(e) => held.push((user, Some(e))),
+                    None => fresh.push(user),
+                }
+            }
         }
     }
     let reaches_all = held.len() as u64 == state.holders;
+    if reaches_all
+        && held.len() + fresh.len() >= MIN_REMEMBERED_HOLDERS
+        && known.holders(&conv).is_none()
+    {
+        let all = held.iter().map(|(u, _)| *u).chain(fresh.iter().copied());
+        known.remember_holders(&conv, all.cloned().collect());
+    }
     let written = |user: &UserId, read_seq: Seq| Entry {
         read_seq: if *user == m.from {
             read_seq.max(seq)
@@ -236,14 +265,22 @@ fn index(p: &mut Pending<'_>, out: &Outgoing, seq: Seq, state: &mut ConvState) -
         activity: m.ts,
         since: seq,
     };
-    for (user, key, e) in held {
+    for (user, e) in held {
         if !reaches_all || *user == m.from {
+            let key = keys::user_conv(user, &conv);
+            let e = match e {
+                Some(e) => e,
+                None => p.entry(&key)?.ok_or_else(|| {
+                    Error::Corrupt(format!("{user} holds no entry of {}", m.conversation))
+                })?,
+            };
             p.put_entry(key, written(user, e.read_seq));
         }
     }
     state.holders += fresh.len() as u64;
-    for (user, key) in fresh {
-        p.put_entry(key, written(user, 0));
+    for user in fresh {
+        p.put_entry(keys::user_conv(user, &conv), written(user, 0));
+        known.holder_added(&conv, user);
     }
     if reaches_all {
         state.activity = m.ts;
@@ -294,6 +331,7 @@ fn commit(
                 if !existed {
                     state.holders += 1;
                     p.put_state(&conv, state);
+                    known.holder_added(&conv, user);
                 }
             }
             EntryChange::Remove(c) => {
@@ -306,6 +344,7 @@ fn commit(
                     })?;
                     p.remove(key);
                     p.put_state(&conv, state);
+                    known.holder_removed(&conv, user);
                 }
             }
             EntryChange::Read { conversation, seq } => {

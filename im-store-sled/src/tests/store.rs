@@ -527,3 +527,68 @@ async fn close_lets_the_directory_open_again_at_once() {
         store.close().unwrap();
     }
 }
+
+/// The writer remembers who holds entries of a conversation; a leave and a
+/// join in one change set keep their number but change who they are, and
+/// the next send must see that (the activity of the one who joined stays
+/// its own, the one who left gets a new entry).
+#[tokio::test]
+async fn entry_holders_are_followed_through_a_leave_and_a_join_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let sled = open(&dir);
+    let memory = MemoryStore::new();
+    let conv: ConversationId = "group:g".parse().unwrap();
+    let put = |user: &str, ts| {
+        (
+            uid(user),
+            EntryChange::Put(ConvEntry {
+                conversation: conv.clone(),
+                read_seq: 0,
+                activity: ts,
+            }),
+        )
+    };
+    let first = Changes {
+        entries: vec![put("a", 1), put("b", 1), put("c", 1)],
+        ..Changes::default()
+    };
+    let swap = Changes {
+        entries: vec![(uid("c"), EntryChange::Remove(conv.clone())), put("d", 3)],
+        ..Changes::default()
+    };
+    let steps = [
+        (Some(first), None),
+        (
+            None,
+            Some(outgoing("group:g", "a", &["a", "b", "c"], 2, None)),
+        ),
+        (Some(swap), None),
+        (
+            None,
+            Some(outgoing("group:g", "a", &["a", "b", "c"], 4, None)),
+        ),
+        (
+            None,
+            Some(outgoing("group:g", "b", &["a", "b", "c", "d"], 5, None)),
+        ),
+    ];
+    for (i, (changes, send)) in steps.into_iter().enumerate() {
+        if let Some(c) = changes {
+            memory.commit(&c).await.unwrap();
+            sled.commit(&c).await.unwrap();
+        }
+        if let Some(out) = send {
+            assert_eq!(
+                sled.send(&out).await.unwrap(),
+                memory.send(&out).await.unwrap()
+            );
+        }
+        for user in ["a", "b", "c", "d"].map(uid) {
+            assert_eq!(
+                sled.entries(&user).await.unwrap(),
+                memory.entries(&user).await.unwrap(),
+                "step {i}: {user}"
+            );
+        }
+    }
+}
