@@ -29,10 +29,12 @@
 //! | `user_feedfloor`         | `b user`                               | `head` of the feed when it was trimmed empty     |
 //! | `user_lastseen`          | `t user`                               | `ts`                                             |
 //!
-//! Tree `meta`: `"version"` -> `u32` BE (the format, 2), `"epoch"` -> `u64`
-//! BE. `conv` is the conversation id as text (`dm:alice:bob`,
-//! `group:rust`); the fixed-size values are `u64` BE each, in the order
-//! listed.
+//! The first letter of each key is its kind tag, one ASCII byte, directly
+//! followed by the rest (`e alice 0xFF group:g` is the bytes
+//! `ealice\xFFgroup:g`). `conv` is the conversation id as text
+//! (`dm:alice:bob`, `group:rust`); the fixed-size values are `u64` BE each,
+//! in the order listed. Tree `meta`: `"version"` -> `u32` BE (the format,
+//! 2), `"epoch"` -> `u64` BE.
 //!
 //! A send to a group of N members writes N feed events and a handful of
 //! other keys, not 3N, because nothing per member is derived on disk:

@@ -1,13 +1,14 @@
 //! Opening a directory written by an older format: format 1 to format 2.
 //!
 //! Format 1 kept each kind of record in a tree of its own, named as the
-//! kinds are now, with the same key bytes minus the kind tag, except:
+//! kinds are now, with the same key bytes minus the kind tag and the same
+//! values, except for three trees:
 //!
-//! | tree 1            | key            | value                    | format 2                                      |
-//! |-------------------|----------------|--------------------------|-----------------------------------------------|
-//! | `conv_lastseq`    | `conv`         | `u64` BE                 | `conv_state`, with `holders` counted          |
-//! | `userconv_entry`  | `user 0xFF conv` | `read_seq` `activity`  | `since` = the conversation's `last_seq`       |
-//! | `user_feedbounds` | `user`         | `head` `trimmed`         | `user_feedfloor` for an empty feed, else none |
+//! | format 1 tree     | key              | value                  | becomes in format 2                            |
+//! |-------------------|------------------|------------------------|------------------------------------------------|
+//! | `conv_lastseq`    | `conv`           | `last_seq`             | `conv_state`, its `holders` counted            |
+//! | `userconv_entry`  | `user 0xFF conv` | `read_seq` `activity`  | the same, `since` = the conversation's `last_seq` |
+//! | `user_feedbounds` | `user`           | `head` `trimmed`       | `user_feedfloor` for an empty feed, else none  |
 //!
 //! The migration copies everything into `records`, flushes, and only then
 //! writes format 2 into `meta` and drops the old trees. A crash before the
