@@ -10,38 +10,18 @@ use crate::error::{Error, Result};
 use crate::keys::tree;
 use crate::{Durability, SledConfig};
 
-/// Every tree, named as in [`keys`](crate::keys).
-#[derive(Debug)]
+/// The two trees, named as in [`keys`](crate::keys).
+#[derive(Debug, Clone)]
 pub(crate) struct Trees {
     pub(crate) meta: sled::Tree,
-    pub(crate) userid_user: sled::Tree,
-    pub(crate) ownercontact_contact: sled::Tree,
-    pub(crate) groupid_group: sled::Tree,
-    pub(crate) groupuser_member: sled::Tree,
-    pub(crate) conv_lastseq: sled::Tree,
-    pub(crate) convseq_message: sled::Tree,
-    pub(crate) convsenderclientid_seq: sled::Tree,
-    pub(crate) userconv_entry: sled::Tree,
-    pub(crate) userpos_event: sled::Tree,
-    pub(crate) user_feedbounds: sled::Tree,
-    pub(crate) user_lastseen: sled::Tree,
+    pub(crate) records: sled::Tree,
 }
 
 impl Trees {
     pub(crate) fn open(db: &sled::Db, meta: sled::Tree) -> Result<Self> {
         Ok(Self {
             meta,
-            userid_user: db.open_tree(tree::USERID_USER)?,
-            ownercontact_contact: db.open_tree(tree::OWNERCONTACT_CONTACT)?,
-            groupid_group: db.open_tree(tree::GROUPID_GROUP)?,
-            groupuser_member: db.open_tree(tree::GROUPUSER_MEMBER)?,
-            conv_lastseq: db.open_tree(tree::CONV_LASTSEQ)?,
-            convseq_message: db.open_tree(tree::CONVSEQ_MESSAGE)?,
-            convsenderclientid_seq: db.open_tree(tree::CONVSENDERCLIENTID_SEQ)?,
-            userconv_entry: db.open_tree(tree::USERCONV_ENTRY)?,
-            userpos_event: db.open_tree(tree::USERPOS_EVENT)?,
-            user_feedbounds: db.open_tree(tree::USER_FEEDBOUNDS)?,
-            user_lastseen: db.open_tree(tree::USER_LASTSEEN)?,
+            records: db.open_tree(tree::RECORDS)?,
         })
     }
 }

@@ -54,7 +54,7 @@ pub enum Error {
     /// The store is shutting down: its flusher no longer answers.
     #[error("the store is closed")]
     Closed,
-    /// A blocking task running a transaction failed.
+    /// A blocking task running a write failed.
     #[error("a store task failed")]
     Task(#[source] tokio::task::JoinError),
     /// The flusher thread could not be started.

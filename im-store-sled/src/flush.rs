@@ -1,6 +1,6 @@
 //! Group commit: one thread flushes for every writer waiting.
 //!
-//! A writer commits its transaction, then registers here and waits. The
+//! A writer commits its batch, then registers here and waits. The
 //! flusher thread takes every writer registered so far, calls `Db::flush`
 //! once (sled writes its log buffers and fsyncs), and answers them all.
 //! Whoever registers during that flush committed after it started, so it

@@ -20,28 +20,34 @@ pub fn keys(data: &[u8]) {
     round_trip(data);
 }
 
+/// Decodes `key` as every kind; each kind that decodes it must give it
+/// back, and at most one may (the kind tag tells them apart).
 fn decode_any(key: &[u8]) {
     if let Some(c) = keys::decode_conv(key) {
         assert_eq!(keys::conv(&c), key);
     }
-    if let Some((o, c)) = keys::decode_owner_contact(key) {
-        assert_eq!(keys::owner_contact(&o, &c), key);
-    }
-    if let Some((g, u)) = keys::decode_group_user(key) {
-        assert_eq!(keys::group_user(&g, &u), key);
-    }
-    if let Some((c, seq)) = keys::decode_conv_seq(key) {
-        assert_eq!(keys::conv_seq(&keys::conv(&c), seq), key);
-    }
-    if let Some((c, s, id)) = keys::decode_conv_sender_client_id(key) {
-        assert_eq!(keys::conv_sender_client_id(&keys::conv(&c), &s, &id), key);
-    }
-    if let Some((u, c)) = keys::decode_user_conv(key) {
-        assert_eq!(keys::user_conv(&u, &keys::conv(&c)), key);
-    }
-    if let Some((u, pos)) = keys::decode_user_pos(key) {
-        assert_eq!(keys::user_pos(&u, pos), key);
-    }
+    let mut kinds = 0;
+    let mut check = |encoded: Option<Vec<u8>>| {
+        if let Some(encoded) = encoded {
+            assert_eq!(encoded, key);
+            kinds += 1;
+        }
+    };
+    check(keys::decode_user(key).map(|u| keys::user(&u)));
+    check(keys::decode_owner_contact(key).map(|(o, c)| keys::owner_contact(&o, &c)));
+    check(keys::decode_group(key).map(|g| keys::group(&g)));
+    check(keys::decode_group_user(key).map(|(g, u)| keys::group_user(&g, &u)));
+    check(keys::decode_conv_state(key).map(|c| keys::conv_state(&keys::conv(&c))));
+    check(keys::decode_conv_seq(key).map(|(c, seq)| keys::conv_seq(&keys::conv(&c), seq)));
+    check(
+        keys::decode_conv_sender_client_id(key)
+            .map(|(c, s, id)| keys::conv_sender_client_id(&keys::conv(&c), &s, &id)),
+    );
+    check(keys::decode_user_conv(key).map(|(u, c)| keys::user_conv(&u, &keys::conv(&c))));
+    check(keys::decode_user_pos(key).map(|(u, pos)| keys::user_pos(&u, pos)));
+    check(keys::decode_feed_floor(key).map(|u| keys::feed_floor(&u)));
+    check(keys::decode_last_seen(key).map(|u| keys::last_seen(&u)));
+    assert!(kinds <= 1, "{key:?} decodes as {kinds} kinds");
 }
 
 /// Parts made from `data`: ids from its first fields (split at `0x00`),
@@ -59,6 +65,19 @@ fn round_trip(data: &[u8]) {
     let group = GroupId::new(&a).expect("a valid user id is a valid group id");
     let mut convs = vec![ConversationId::group(group.clone())];
     convs.extend(ConversationId::direct(ua.clone(), ub.clone()).ok());
+    assert_eq!(keys::decode_user(&keys::user(&ua)), Some(ua.clone()));
+    assert_eq!(
+        keys::decode_group(&keys::group(&group)),
+        Some(group.clone())
+    );
+    assert_eq!(
+        keys::decode_feed_floor(&keys::feed_floor(&ua)),
+        Some(ua.clone())
+    );
+    assert_eq!(
+        keys::decode_last_seen(&keys::last_seen(&ua)),
+        Some(ua.clone())
+    );
     assert_eq!(
         keys::decode_owner_contact(&keys::owner_contact(&ua, &ub)),
         Some((ua.clone(), ub.clone()))
@@ -76,6 +95,10 @@ fn round_trip(data: &[u8]) {
     for c in convs {
         let conv = keys::conv(&c);
         assert_eq!(keys::decode_conv(&conv), Some(c.clone()));
+        assert_eq!(
+            keys::decode_conv_state(&keys::conv_state(&conv)),
+            Some(c.clone())
+        );
         assert_eq!(
             keys::decode_conv_seq(&keys::conv_seq(&conv, number)),
             Some((c.clone(), number))

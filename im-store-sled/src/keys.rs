@@ -1,30 +1,57 @@
 //! Every key layout of the store, in one place.
 //!
-//! Trees are named `<key>_<value>`. User and group ids are made of
-//! `A-Z a-z 0-9 _ . -` and conversation ids (`dm:<a>:<b>`, `group:<g>`) add
-//! only `:`, so none of them contains the byte `0xFF`: it separates the parts
-//! of a composite key, and a prefix ending in it (`alice 0xFF`) never matches
-//! a longer id (`alicia 0xFF …`). Sequence numbers and feed positions are
-//! big-endian `u64`, so key order is numeric order and a range of keys is a
-//! range of numbers. A `client_id` may be any text, but it is always the last
-//! part of its key and UTF-8 never contains `0xFF` either.
+//! The data lives in one sled tree, `records`, so that every write is one
+//! atomic `apply_batch`: sled recovers a batch whole or not at all, but only
+//! within one tree. Each key starts with a one-byte kind tag; the kinds keep
+//! the `<key>_<value>` names they had as trees in format 1. Only the store's
+//! format version and epoch live apart, in the tree `meta`.
 //!
-//! | tree                     | key bytes                                 | value                                   |
-//! |--------------------------|-------------------------------------------|-----------------------------------------|
-//! | `meta`                   | `"version"` / `"epoch"`                   | `u32` BE / `u64` BE                     |
-//! | `userid_user`            | `user`                                    | [`User`](im_engine::User), JSON         |
-//! | `ownercontact_contact`   | `owner 0xFF contact`                      | [`Contact`](im_engine::Contact), JSON   |
-//! | `groupid_group`          | `group`                                   | [`Group`](im_engine::Group), JSON       |
-//! | `groupuser_member`       | `group 0xFF user`                         | [`Member`](im_engine::Member), JSON     |
-//! | `conv_lastseq`           | `conv`                                    | `u64` BE                                |
-//! | `convseq_message`        | `conv 0xFF seq(u64 BE)`                   | [`Message`](im_engine::Message), JSON   |
-//! | `convsenderclientid_seq` | `conv 0xFF sender 0xFF client_id`         | `u64` BE                                |
-//! | `userconv_entry`         | `user 0xFF conv`                          | `read_seq` BE ++ `activity` BE          |
-//! | `userpos_event`          | `user 0xFF pos(u64 BE)`                   | `ts` BE ++ [`Event`](im_engine::Event) JSON |
-//! | `user_feedbounds`        | `user`                                    | `head` BE ++ `trimmed` BE               |
-//! | `user_lastseen`          | `user`                                    | `u64` BE                                |
+//! User and group ids are made of `A-Z a-z 0-9 _ . -` and conversation ids
+//! (`dm:<a>:<b>`, `group:<g>`) add only `:`, so none of them contains the
+//! byte `0xFF`: it separates the parts of a composite key, and a prefix
+//! ending in it (`e alice 0xFF`) never matches a longer id (`e alicia 0xFF
+//! …`). Sequence numbers and feed positions are big-endian `u64`, so key
+//! order is numeric order and a range of keys is a range of numbers. A
+//! `client_id` may be any text, but it is always the last part of its key
+//! and UTF-8 never contains `0xFF` either.
 //!
-//! `conv` is the conversation id as text (`dm:alice:bob`, `group:rust`).
+//! | kind                     | key bytes                              | value                                            |
+//! |--------------------------|----------------------------------------|--------------------------------------------------|
+//! | `userid_user`            | `u user`                               | [`User`](im_engine::User), JSON                  |
+//! | `ownercontact_contact`   | `c owner 0xFF contact`                 | [`Contact`](im_engine::Contact), JSON            |
+//! | `groupid_group`          | `g group`                              | [`Group`](im_engine::Group), JSON                |
+//! | `groupuser_member`       | `m group 0xFF user`                    | [`Member`](im_engine::Member), JSON              |
+//! | `conv_state`             | `s conv`                               | `last_seq` `activity` `activity_seq` `holders`   |
+//! | `convseq_message`        | `l conv 0xFF seq(u64 BE)`              | [`Message`](im_engine::Message), JSON            |
+//! | `convsenderclientid_seq` | `d conv 0xFF sender 0xFF client_id`    | `seq`                                            |
+//! | `userconv_entry`         | `e user 0xFF conv`                     | `read_seq` `activity` `since`                    |
+//! | `userpos_event`          | `f user 0xFF pos(u64 BE)`              | `ts` ++ [`Event`](im_engine::Event) JSON         |
+//! | `user_feedfloor`         | `b user`                               | `head` of the feed when it was trimmed empty     |
+//! | `user_lastseen`          | `t user`                               | `ts`                                             |
+//!
+//! The first letter of each key is its kind tag, one ASCII byte, directly
+//! followed by the rest (`e alice 0xFF group:g` is the bytes
+//! `ealice\xFFgroup:g`). `conv` is the conversation id as text
+//! (`dm:alice:bob`, `group:rust`); the fixed-size values are `u64` BE each,
+//! in the order listed. Tree `meta`: `"version"` -> `u32` BE (the format,
+//! 2), `"epoch"` -> `u64` BE.
+//!
+//! A send to a group of N members writes N feed events and a handful of
+//! other keys, not 3N, because nothing per member is derived on disk:
+//!
+//! - **Feed bounds come from the feed keys.** Positions are dense, so a
+//!   feed's head is its last key and the highest trimmed position is one
+//!   below its first key. Only a feed trimmed to nothing has no keys to say
+//!   where it stood: `user_feedfloor` keeps that head (and is ignored while
+//!   the feed holds events).
+//! - **A group's activity is kept on the conversation.** `conv_state` holds
+//!   the `activity` (message time) and `activity_seq` of the last send that
+//!   reached every user with an entry for the conversation (their number is
+//!   `holders`). An entry keeps its own `activity` from the moment `since`
+//!   (the conversation's `last_seq` when the entry was last written); its
+//!   activity is the conversation's when `activity_seq > since`, else its
+//!   own. A send that reaches only some holders (the `Store` contract
+//!   allows it) writes those holders' entries instead.
 
 use im_engine::{ConversationId, GroupId, Seq, UserId};
 
@@ -35,28 +62,53 @@ pub(crate) const SEP: u8 = 0xFF;
 pub(crate) mod tree {
     /// Store-wide settings: format version and epoch.
     pub(crate) const META: &str = "meta";
+    /// Every record, each key starting with its [`kind`](super::kind).
+    pub(crate) const RECORDS: &str = "records";
+}
+
+/// The first byte of every key in [`tree::RECORDS`], one per kind of
+/// record, named as in the table above.
+pub(crate) mod kind {
     /// `user` -> user.
-    pub(crate) const USERID_USER: &str = "userid_user";
+    pub(crate) const USERID_USER: u8 = b'u';
     /// `owner 0xFF contact` -> contact.
-    pub(crate) const OWNERCONTACT_CONTACT: &str = "ownercontact_contact";
+    pub(crate) const OWNERCONTACT_CONTACT: u8 = b'c';
     /// `group` -> group.
-    pub(crate) const GROUPID_GROUP: &str = "groupid_group";
+    pub(crate) const GROUPID_GROUP: u8 = b'g';
     /// `group 0xFF user` -> member.
-    pub(crate) const GROUPUSER_MEMBER: &str = "groupuser_member";
-    /// `conv` -> last seq.
-    pub(crate) const CONV_LASTSEQ: &str = "conv_lastseq";
+    pub(crate) const GROUPUSER_MEMBER: u8 = b'm';
+    /// `conv` -> last seq, activity, holders.
+    pub(crate) const CONV_STATE: u8 = b's';
     /// `conv 0xFF seq` -> message.
-    pub(crate) const CONVSEQ_MESSAGE: &str = "convseq_message";
+    pub(crate) const CONVSEQ_MESSAGE: u8 = b'l';
     /// `conv 0xFF sender 0xFF client_id` -> seq.
-    pub(crate) const CONVSENDERCLIENTID_SEQ: &str = "convsenderclientid_seq";
+    pub(crate) const CONVSENDERCLIENTID_SEQ: u8 = b'd';
     /// `user 0xFF conv` -> index entry.
-    pub(crate) const USERCONV_ENTRY: &str = "userconv_entry";
+    pub(crate) const USERCONV_ENTRY: u8 = b'e';
     /// `user 0xFF pos` -> feed event.
-    pub(crate) const USERPOS_EVENT: &str = "userpos_event";
-    /// `user` -> feed head and trimmed.
-    pub(crate) const USER_FEEDBOUNDS: &str = "user_feedbounds";
+    pub(crate) const USERPOS_EVENT: u8 = b'f';
+    /// `user` -> head of a feed trimmed empty.
+    pub(crate) const USER_FEEDFLOOR: u8 = b'b';
     /// `user` -> when its last stream closed.
-    pub(crate) const USER_LASTSEEN: &str = "user_lastseen";
+    pub(crate) const USER_LASTSEEN: u8 = b't';
+
+    /// The kind's name, for error messages.
+    pub(crate) fn name(kind: u8) -> &'static str {
+        match kind {
+            USERID_USER => "userid_user",
+            OWNERCONTACT_CONTACT => "ownercontact_contact",
+            GROUPID_GROUP => "groupid_group",
+            GROUPUSER_MEMBER => "groupuser_member",
+            CONV_STATE => "conv_state",
+            CONVSEQ_MESSAGE => "convseq_message",
+            CONVSENDERCLIENTID_SEQ => "convsenderclientid_seq",
+            USERCONV_ENTRY => "userconv_entry",
+            USERPOS_EVENT => "userpos_event",
+            USER_FEEDFLOOR => "user_feedfloor",
+            USER_LASTSEEN => "user_lastseen",
+            _ => "unknown kind",
+        }
+    }
 }
 
 /// Keys of the `meta` tree.
@@ -67,9 +119,11 @@ pub(crate) mod meta {
     pub(crate) const EPOCH: &[u8] = b"epoch";
 }
 
-fn join(parts: &[&[u8]]) -> Vec<u8> {
-    let len = parts.iter().map(|p| p.len() + 1).sum::<usize>();
+/// `kind part 0xFF part …`.
+fn key(kind: u8, parts: &[&[u8]]) -> Vec<u8> {
+    let len = 1 + parts.iter().map(|p| p.len() + 1).sum::<usize>();
     let mut key = Vec::with_capacity(len);
+    key.push(kind);
     for (i, part) in parts.iter().enumerate() {
         if i > 0 {
             key.push(SEP);
@@ -79,9 +133,10 @@ fn join(parts: &[&[u8]]) -> Vec<u8> {
     key
 }
 
-/// `id 0xFF`: the prefix of every composite key that starts with `id`.
-pub(crate) fn prefix(id: &str) -> Vec<u8> {
-    join(&[id.as_bytes(), b""])
+/// `kind id 0xFF`: the prefix of every composite key of `kind` that starts
+/// with `id`.
+pub(crate) fn prefix(kind: u8, id: &str) -> Vec<u8> {
+    key(kind, &[id.as_bytes(), b""])
 }
 
 /// A conversation id as key bytes: its text.
@@ -89,34 +144,78 @@ pub(crate) fn conv(c: &ConversationId) -> Vec<u8> {
     c.to_string().into_bytes()
 }
 
-/// `owner 0xFF contact`.
+/// `u user`.
+pub(crate) fn user(user: &UserId) -> Vec<u8> {
+    key(kind::USERID_USER, &[user.as_str().as_bytes()])
+}
+
+/// `c owner 0xFF contact`.
 pub(crate) fn owner_contact(owner: &UserId, contact: &UserId) -> Vec<u8> {
-    join(&[owner.as_str().as_bytes(), contact.as_str().as_bytes()])
+    key(
+        kind::OWNERCONTACT_CONTACT,
+        &[owner.as_str().as_bytes(), contact.as_str().as_bytes()],
+    )
 }
 
-/// `group 0xFF user`.
+/// `g group`.
+pub(crate) fn group(group: &GroupId) -> Vec<u8> {
+    key(kind::GROUPID_GROUP, &[group.as_str().as_bytes()])
+}
+
+/// `m group 0xFF user`.
 pub(crate) fn group_user(group: &GroupId, user: &UserId) -> Vec<u8> {
-    join(&[group.as_str().as_bytes(), user.as_str().as_bytes()])
+    key(
+        kind::GROUPUSER_MEMBER,
+        &[group.as_str().as_bytes(), user.as_str().as_bytes()],
+    )
 }
 
-/// `conv 0xFF seq`, where `conv` comes from [`conv`].
+/// `s conv`, where `conv` comes from [`conv`].
+pub(crate) fn conv_state(conv: &[u8]) -> Vec<u8> {
+    key(kind::CONV_STATE, &[conv])
+}
+
+/// `l conv 0xFF seq`.
 pub(crate) fn conv_seq(conv: &[u8], seq: Seq) -> Vec<u8> {
-    join(&[conv, &seq.to_be_bytes()])
+    key(kind::CONVSEQ_MESSAGE, &[conv, &seq.to_be_bytes()])
 }
 
-/// `conv 0xFF sender 0xFF client_id`.
+/// `d conv 0xFF sender 0xFF client_id`.
 pub(crate) fn conv_sender_client_id(conv: &[u8], sender: &UserId, client_id: &str) -> Vec<u8> {
-    join(&[conv, sender.as_str().as_bytes(), client_id.as_bytes()])
+    key(
+        kind::CONVSENDERCLIENTID_SEQ,
+        &[conv, sender.as_str().as_bytes(), client_id.as_bytes()],
+    )
 }
 
-/// `user 0xFF conv`.
+/// `e user 0xFF conv`.
 pub(crate) fn user_conv(user: &UserId, conv: &[u8]) -> Vec<u8> {
-    join(&[user.as_str().as_bytes(), conv])
+    key(kind::USERCONV_ENTRY, &[user.as_str().as_bytes(), conv])
 }
 
-/// `user 0xFF pos`.
+/// `f user 0xFF pos`.
 pub(crate) fn user_pos(user: &UserId, pos: u64) -> Vec<u8> {
-    join(&[user.as_str().as_bytes(), &pos.to_be_bytes()])
+    key(
+        kind::USERPOS_EVENT,
+        &[user.as_str().as_bytes(), &pos.to_be_bytes()],
+    )
+}
+
+/// `b user`.
+pub(crate) fn feed_floor(user: &UserId) -> Vec<u8> {
+    key(kind::USER_FEEDFLOOR, &[user.as_str().as_bytes()])
+}
+
+/// `t user`.
+pub(crate) fn last_seen(user: &UserId) -> Vec<u8> {
+    key(kind::USER_LASTSEEN, &[user.as_str().as_bytes()])
+}
+
+/// `key` without its kind tag, when the tag is `kind`.
+fn body(kind: u8, key: &[u8]) -> Option<&[u8]> {
+    key.split_first()
+        .filter(|(tag, _)| **tag == kind)
+        .map(|(_, rest)| rest)
 }
 
 /// `key` split at its first [`SEP`]: the id before it and the rest.
@@ -133,6 +232,10 @@ fn user_id(bytes: &[u8]) -> Option<UserId> {
     UserId::new(text(bytes)?).ok()
 }
 
+fn group_id(bytes: &[u8]) -> Option<GroupId> {
+    GroupId::new(text(bytes)?).ok()
+}
+
 fn be_u64(bytes: &[u8]) -> Option<u64> {
     bytes.try_into().ok().map(u64::from_be_bytes)
 }
@@ -145,27 +248,42 @@ pub(crate) fn decode_conv(bytes: &[u8]) -> Option<ConversationId> {
     (c.to_string() == s).then_some(c)
 }
 
+/// The user of a [`user`] key.
+pub(crate) fn decode_user(key: &[u8]) -> Option<UserId> {
+    user_id(body(kind::USERID_USER, key)?)
+}
+
 /// The parts of an [`owner_contact`] key.
 pub(crate) fn decode_owner_contact(key: &[u8]) -> Option<(UserId, UserId)> {
-    let (owner, contact) = split(key)?;
+    let (owner, contact) = split(body(kind::OWNERCONTACT_CONTACT, key)?)?;
     Some((user_id(owner)?, user_id(contact)?))
+}
+
+/// The group of a [`group`] key.
+pub(crate) fn decode_group(key: &[u8]) -> Option<GroupId> {
+    group_id(body(kind::GROUPID_GROUP, key)?)
 }
 
 /// The parts of a [`group_user`] key.
 pub(crate) fn decode_group_user(key: &[u8]) -> Option<(GroupId, UserId)> {
-    let (group, user) = split(key)?;
-    Some((GroupId::new(text(group)?).ok()?, user_id(user)?))
+    let (group, user) = split(body(kind::GROUPUSER_MEMBER, key)?)?;
+    Some((group_id(group)?, user_id(user)?))
+}
+
+/// The conversation of a [`conv_state`] key.
+pub(crate) fn decode_conv_state(key: &[u8]) -> Option<ConversationId> {
+    decode_conv(body(kind::CONV_STATE, key)?)
 }
 
 /// The parts of a [`conv_seq`] key.
 pub(crate) fn decode_conv_seq(key: &[u8]) -> Option<(ConversationId, Seq)> {
-    let (c, seq) = split(key)?;
+    let (c, seq) = split(body(kind::CONVSEQ_MESSAGE, key)?)?;
     Some((decode_conv(c)?, be_u64(seq)?))
 }
 
 /// The parts of a [`conv_sender_client_id`] key.
 pub(crate) fn decode_conv_sender_client_id(key: &[u8]) -> Option<(ConversationId, UserId, String)> {
-    let (c, rest) = split(key)?;
+    let (c, rest) = split(body(kind::CONVSENDERCLIENTID_SEQ, key)?)?;
     let (sender, client_id) = split(rest)?;
     Some((
         decode_conv(c)?,
@@ -176,14 +294,24 @@ pub(crate) fn decode_conv_sender_client_id(key: &[u8]) -> Option<(ConversationId
 
 /// The parts of a [`user_conv`] key.
 pub(crate) fn decode_user_conv(key: &[u8]) -> Option<(UserId, ConversationId)> {
-    let (user, c) = split(key)?;
+    let (user, c) = split(body(kind::USERCONV_ENTRY, key)?)?;
     Some((user_id(user)?, decode_conv(c)?))
 }
 
 /// The parts of a [`user_pos`] key.
 pub(crate) fn decode_user_pos(key: &[u8]) -> Option<(UserId, u64)> {
-    let (user, pos) = split(key)?;
+    let (user, pos) = split(body(kind::USERPOS_EVENT, key)?)?;
     Some((user_id(user)?, be_u64(pos)?))
+}
+
+/// The user of a [`feed_floor`] key.
+pub(crate) fn decode_feed_floor(key: &[u8]) -> Option<UserId> {
+    user_id(body(kind::USER_FEEDFLOOR, key)?)
+}
+
+/// The user of a [`last_seen`] key.
+pub(crate) fn decode_last_seen(key: &[u8]) -> Option<UserId> {
+    user_id(body(kind::USER_LASTSEEN, key)?)
 }
 
 #[cfg(test)]
@@ -199,16 +327,22 @@ mod tests {
         let dm: ConversationId = "dm:bob:alice".parse().unwrap();
         let c = conv(&dm);
         assert_eq!(c, b"dm:alice:bob");
-        assert_eq!(conv_seq(&c, 258), b"dm:alice:bob\xFF\0\0\0\0\0\0\x01\x02");
+        assert_eq!(conv_state(&c), b"sdm:alice:bob");
+        assert_eq!(conv_seq(&c, 258), b"ldm:alice:bob\xFF\0\0\0\0\0\0\x01\x02");
         assert_eq!(
             conv_sender_client_id(&c, &user("bob"), "x:1"),
-            b"dm:alice:bob\xFFbob\xFFx:1"
+            b"ddm:alice:bob\xFFbob\xFFx:1"
         );
-        assert_eq!(user_conv(&user("al"), &c), b"al\xFFdm:alice:bob");
-        assert_eq!(user_pos(&user("al"), 1), b"al\xFF\0\0\0\0\0\0\0\x01");
+        assert_eq!(user_conv(&user("al"), &c), b"eal\xFFdm:alice:bob");
+        assert_eq!(user_pos(&user("al"), 1), b"fal\xFF\0\0\0\0\0\0\0\x01");
+        assert_eq!(feed_floor(&user("al")), b"bal");
+        assert_eq!(last_seen(&user("al")), b"tal");
+        assert_eq!(super::user(&user("al")), b"ual");
+        assert_eq!(group(&GroupId::new("g").unwrap()), b"gg");
+        assert_eq!(owner_contact(&user("a"), &user("b")), b"ca\xFFb");
         assert_eq!(
-            owner_contact(&user("a"), &user("b")),
-            group_user(&GroupId::new("a").unwrap(), &user("b"))
+            group_user(&GroupId::new("a").unwrap(), &user("b")),
+            b"ma\xFFb"
         );
     }
 
@@ -227,11 +361,18 @@ mod tests {
         assert_eq!(seqs, [1, 2, 255, 256, u64::MAX]);
 
         let long = user_pos(&user("alice"), 1);
-        assert!(!long.starts_with(&prefix("al")));
-        assert!(long.starts_with(&prefix("alice")));
+        assert!(!long.starts_with(&prefix(kind::USERPOS_EVENT, "al")));
+        assert!(long.starts_with(&prefix(kind::USERPOS_EVENT, "alice")));
+        assert!(!long.starts_with(&prefix(kind::USERCONV_ENTRY, "alice")));
         assert_eq!(decode_user_pos(&long), Some((user("alice"), 1)));
         assert_eq!(decode_user_pos(&long[..long.len() - 1]), None);
+        // The kind is part of the key: an entry key is no feed key.
+        assert_eq!(
+            decode_user_pos(&user_conv(&user("alice"), b"group:g")),
+            None
+        );
         // Keys are canonical: a direct conversation in the wrong order is no key.
         assert_eq!(decode_conv(b"dm:bob:alice"), None);
+        assert_eq!(decode_conv_state(b"sdm:bob:alice"), None);
     }
 }

@@ -2,10 +2,11 @@
 //! [sled](https://docs.rs/sled/0.34.7) database in one directory, with no
 //! server to run.
 //!
-//! Every write is one sled multi-tree transaction: a send numbers its
-//! message, appends it to the conversation's log, moves `last_seq`, the
-//! sender's read cursor and every participant's conversation list entry,
-//! and appends a reference to every participant's feed, all or nothing.
+//! Every write is one atomic sled batch: a send numbers its message,
+//! appends it to the conversation's log, moves `last_seq`, the sender's
+//! read cursor and the conversation's activity, and appends a reference to
+//! every participant's feed, all or nothing. A send to a group of N members
+//! writes N feed events and a handful of other keys (see [`keys`] for how).
 //! With the default [`Durability::Flush`] a write answers only once it is
 //! on disk, and concurrent writers share one fsync (group commit), so an
 //! acknowledged message survives a crash.
@@ -37,12 +38,16 @@
 //!
 //! # Layout
 //!
-//! - `lib.rs`: [`SledConfig`], [`Durability`].
+//! - `lib.rs`: [`SledConfig`], [`Durability`], [`FORMAT_VERSION`].
 //! - `store`: [`SledStore`]: opening, closing and the reads.
 //! - `db`: the sled trees, opening sled, waiting for it to let go.
-//! - `write`: the send and commit transactions, feed appends and trimming.
+//! - `write`: the writer: the send and commit batches, under one lock.
+//! - `known`: what the writer remembers between writes (feed bounds, who
+//!   holds entries of large conversations).
+//! - `feed`: feed bounds from the feed keys, appending and trimming, reads.
+//! - `migrate`: opening a directory of format 1.
 //! - `flush`: group commit, the one thread that flushes.
-//! - [`keys`]: every tree and key layout, in one place.
+//! - [`keys`]: every key layout, in one place.
 //! - `codec`: value encodings.
 //! - `error`: [`Error`] and its conversion into [`im_engine::StoreError`].
 //!
@@ -69,7 +74,10 @@ pub mod fuzzing;
 mod codec;
 mod db;
 mod error;
+mod feed;
 mod flush;
+mod known;
+mod migrate;
 mod store;
 mod write;
 
@@ -78,8 +86,10 @@ use std::path::PathBuf;
 pub use error::Error;
 pub use store::SledStore;
 
-/// The format version this build reads and writes, kept in the `meta` tree.
-pub const FORMAT_VERSION: u32 = 1;
+/// The format version this build writes, kept in the `meta` tree. It also
+/// opens format 1 (one tree per kind of record), which it migrates on open;
+/// newer versions it refuses with [`Error::UnsupportedVersion`].
+pub const FORMAT_VERSION: u32 = 2;
 
 /// When a write is answered.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

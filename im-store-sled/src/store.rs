@@ -13,12 +13,13 @@ use im_engine::{
 };
 use serde::de::DeserializeOwned;
 
-use crate::codec::{self, Bounds, Entry};
+use crate::codec::{self, ConvState, Entry};
 use crate::db::{Trees, open_db, wait_released};
 use crate::error::{Error, Result};
 use crate::flush::GroupCommit;
-use crate::keys::{self, meta, tree};
-use crate::{Durability, FORMAT_VERSION, SledConfig};
+use crate::keys::{self, kind, meta, tree};
+use crate::write::Writer;
+use crate::{Durability, FORMAT_VERSION, SledConfig, feed, migrate};
 
 /// Writes touching at most this many keys run on the calling thread.
 const INLINE_WRITE_KEYS: usize = 512;
@@ -30,7 +31,8 @@ const INLINE_WRITE_KEYS: usize = 512;
 /// can be opened again.
 #[derive(Debug)]
 pub struct SledStore {
-    pub(crate) trees: Arc<Trees>,
+    pub(crate) trees: Trees,
+    writer: Arc<Writer>,
     group_commit: GroupCommit,
     durability: Durability,
     notifier: Notifier,
@@ -43,12 +45,16 @@ pub struct SledStore {
 
 impl SledStore {
     /// Opens the database at `config.path`, creating it (with a new random
-    /// epoch) when the directory holds none. Blocks while sled recovers.
+    /// epoch) when the directory holds none. Blocks while sled recovers, and
+    /// while it migrates a directory of format 1 to
+    /// [`FORMAT_VERSION`](crate::FORMAT_VERSION) (a migration a crash
+    /// interrupted starts over or finishes here).
     ///
     /// # Errors
     ///
     /// [`Error::Locked`] when another process has it open,
-    /// [`Error::UnsupportedVersion`] for another format version,
+    /// [`Error::UnsupportedVersion`] for a format version newer than this
+    /// build's (or unknown),
     /// [`Error::Corrupt`], [`Error::Open`] or [`Error::OpenPanicked`] for
     /// damaged or foreign files.
     pub fn open(config: SledConfig) -> Result<Self> {
@@ -60,12 +66,16 @@ impl SledStore {
         let meta = db.open_tree(tree::META)?;
         let epoch = match meta.get(meta::VERSION)? {
             Some(v) => {
-                let found = codec::to_u32(tree::META, &v)?;
-                if found != FORMAT_VERSION {
-                    return Err(Error::UnsupportedVersion {
-                        found,
-                        supported: FORMAT_VERSION,
-                    });
+                match codec::to_u32(tree::META, &v)? {
+                    // Old trees may be left by a crash at the end of a migration.
+                    FORMAT_VERSION => migrate::drop_v1_trees(&db)?,
+                    1 => migrate::from_v1(&db, &meta)?,
+                    found => {
+                        return Err(Error::UnsupportedVersion {
+                            found,
+                            supported: FORMAT_VERSION,
+                        });
+                    }
                 }
                 let epoch = meta
                     .get(meta::EPOCH)?
@@ -91,12 +101,14 @@ impl SledStore {
                 epoch
             }
         };
-        let trees = Arc::new(Trees::open(&db, meta)?);
+        let trees = Trees::open(&db, meta)?;
+        let writer = Arc::new(Writer::new(trees.records.clone()));
         // The flusher thread keeps the one `Db` handle; the trees keep the
-        // database open for reads and transactions.
+        // database open for reads and writes.
         let group_commit = GroupCommit::start(db)?;
         Ok(Self {
             trees,
+            writer,
             group_commit,
             durability: config.durability,
             notifier: Notifier::new(),
@@ -145,46 +157,57 @@ impl SledStore {
         }
     }
 
-    /// Runs a transaction. Small ones run right here: they take a fraction
-    /// of a millisecond (plus, at worst, the rest of a flush in progress,
-    /// which holds sled's transaction lock), less than a trip through the
-    /// blocking pool. Large ones (a send to a big group, a change set with
-    /// many events) take tens of milliseconds or more and run on Tokio's
-    /// blocking pool, so they do not hold up a worker thread meanwhile.
-    async fn write<T, D>(&self, data: &D, keys: usize, f: fn(&Trees, &D) -> Result<T>) -> Result<T>
+    /// Runs a write. Small ones run right here: they take a fraction of a
+    /// millisecond (plus, at worst, the rest of a write or flush in
+    /// progress), less than a trip through the blocking pool. Large ones (a
+    /// send to a big group, a change set with many events) take tens of
+    /// milliseconds and run on Tokio's blocking pool, so they do not hold
+    /// up a worker thread meanwhile.
+    async fn write<T, D>(&self, data: &D, keys: usize, f: fn(&Writer, &D) -> Result<T>) -> Result<T>
     where
         T: Send + 'static,
         D: Clone + Send + 'static,
     {
         if keys <= INLINE_WRITE_KEYS {
-            return f(&self.trees, data);
+            return f(&self.writer, data);
         }
-        let (trees, data) = (Arc::clone(&self.trees), data.clone());
-        tokio::task::spawn_blocking(move || f(&trees, &data))
+        let (writer, data) = (Arc::clone(&self.writer), data.clone());
+        tokio::task::spawn_blocking(move || f(&writer, &data))
             .await
             .map_err(Error::Task)?
     }
 
-    fn get<T: DeserializeOwned>(
-        &self,
-        tree: &sled::Tree,
-        name: &str,
-        key: &[u8],
-    ) -> Result<Option<T>> {
-        tree.get(key)?
-            .map(|v| codec::from_json(name, &v))
+    fn get<T: DeserializeOwned>(&self, kind: u8, key: &[u8]) -> Result<Option<T>> {
+        self.trees
+            .records
+            .get(key)?
+            .map(|v| codec::from_json(kind, &v))
             .transpose()
     }
 
-    fn scan<T: DeserializeOwned>(
-        &self,
-        tree: &sled::Tree,
-        name: &str,
-        prefix: &[u8],
-    ) -> Result<Vec<T>> {
-        tree.scan_prefix(prefix)
-            .map(|kv| codec::from_json(name, &kv?.1))
+    fn scan<T: DeserializeOwned>(&self, kind: u8, id: &str) -> Result<Vec<T>> {
+        self.trees
+            .records
+            .scan_prefix(keys::prefix(kind, id))
+            .map(|kv| codec::from_json(kind, &kv?.1))
             .collect()
+    }
+
+    fn state(&self, conv: &[u8]) -> Result<Option<ConvState>> {
+        self.trees
+            .records
+            .get(keys::conv_state(conv))?
+            .map(|v| ConvState::decode(&v))
+            .transpose()
+    }
+
+    /// An index entry as the engine sees it: with its conversation's state.
+    fn conv_entry(&self, conversation: ConversationId, entry: &[u8]) -> Result<ConvEntry> {
+        let entry = Entry::decode(entry)?;
+        let state = self
+            .state(&keys::conv(&conversation))?
+            .ok_or_else(|| Error::Corrupt(format!("{conversation} has entries but no state")))?;
+        Ok(entry.into_conv_entry(conversation, &state))
     }
 }
 
@@ -200,8 +223,9 @@ impl Store for SledStore {
     }
 
     async fn send(&self, send: &Outgoing) -> Result<Sent> {
-        let keys = 3 * send.recipients.len();
-        let sent = self.write(send, keys, crate::write::send).await?;
+        // An entry read and a feed event written per recipient.
+        let keys = 2 * send.recipients.len();
+        let sent = self.write(send, keys, Writer::send).await?;
         // A duplicate may name a message whose own send is still waiting
         // for its flush: answer it only once that is durable too.
         self.durable().await?;
@@ -217,66 +241,41 @@ impl Store for SledStore {
             + changes.groups.len()
             + changes.members.len()
             + changes.entries.len()
-            + 2 * changes.events.len();
-        self.write(changes, keys, crate::write::commit).await?;
+            + changes.events.len();
+        self.write(changes, keys, Writer::commit).await?;
         self.durable().await?;
         self.notifier.wake(changes.events.iter().map(|(u, ..)| u));
         Ok(())
     }
 
     async fn user(&self, id: &UserId) -> Result<Option<User>> {
-        self.get(
-            &self.trees.userid_user,
-            tree::USERID_USER,
-            id.as_str().as_bytes(),
-        )
+        self.get(kind::USERID_USER, &keys::user(id))
     }
 
     async fn contact(&self, owner: &UserId, id: &UserId) -> Result<Option<Contact>> {
-        self.get(
-            &self.trees.ownercontact_contact,
-            tree::OWNERCONTACT_CONTACT,
-            &keys::owner_contact(owner, id),
-        )
+        self.get(kind::OWNERCONTACT_CONTACT, &keys::owner_contact(owner, id))
     }
 
     async fn contacts(&self, owner: &UserId) -> Result<Vec<Contact>> {
-        self.scan(
-            &self.trees.ownercontact_contact,
-            tree::OWNERCONTACT_CONTACT,
-            &keys::prefix(owner.as_str()),
-        )
+        self.scan(kind::OWNERCONTACT_CONTACT, owner.as_str())
     }
 
     async fn group(&self, id: &GroupId) -> Result<Option<Group>> {
-        self.get(
-            &self.trees.groupid_group,
-            tree::GROUPID_GROUP,
-            id.as_str().as_bytes(),
-        )
+        self.get(kind::GROUPID_GROUP, &keys::group(id))
     }
 
     async fn member(&self, group: &GroupId, user: &UserId) -> Result<Option<Member>> {
-        self.get(
-            &self.trees.groupuser_member,
-            tree::GROUPUSER_MEMBER,
-            &keys::group_user(group, user),
-        )
+        self.get(kind::GROUPUSER_MEMBER, &keys::group_user(group, user))
     }
 
     async fn members(&self, group: &GroupId) -> Result<Vec<Member>> {
-        self.scan(
-            &self.trees.groupuser_member,
-            tree::GROUPUSER_MEMBER,
-            &keys::prefix(group.as_str()),
-        )
+        self.scan(kind::GROUPUSER_MEMBER, group.as_str())
     }
 
     async fn last_seq(&self, conversation: &ConversationId) -> Result<Seq> {
-        match self.trees.conv_lastseq.get(keys::conv(conversation))? {
-            Some(v) => codec::to_u64(tree::CONV_LASTSEQ, &v),
-            None => Ok(0),
-        }
+        Ok(self
+            .state(&keys::conv(conversation))?
+            .map_or(0, |s| s.last_seq))
     }
 
     async fn messages(
@@ -291,12 +290,15 @@ impl Store for SledStore {
         }
         let conv = keys::conv(conversation);
         self.trees
-            .convseq_message
+            .records
             .range(keys::conv_seq(&conv, from)..=keys::conv_seq(&conv, to))
-            .map(|kv| codec::from_json(tree::CONVSEQ_MESSAGE, &kv?.1))
+            .map(|kv| codec::from_json(kind::CONVSEQ_MESSAGE, &kv?.1))
             .collect()
     }
 
+    /// The entry, then its conversation's state: a send in between may have
+    /// moved the conversation's activity, which the entry then shows, as
+    /// it would a moment later.
     async fn entry(
         &self,
         user: &UserId,
@@ -304,16 +306,16 @@ impl Store for SledStore {
     ) -> Result<Option<ConvEntry>> {
         let key = keys::user_conv(user, &keys::conv(conversation));
         self.trees
-            .userconv_entry
+            .records
             .get(key)?
-            .map(|v| Ok(Entry::decode(&v)?.into_conv_entry(conversation.clone())))
+            .map(|v| self.conv_entry(conversation.clone(), &v))
             .transpose()
     }
 
     async fn entries(&self, user: &UserId) -> Result<Vec<ConvEntry>> {
-        let prefix = keys::prefix(user.as_str());
+        let prefix = keys::prefix(kind::USERCONV_ENTRY, user.as_str());
         self.trees
-            .userconv_entry
+            .records
             .scan_prefix(&prefix)
             .map(|kv| {
                 let (k, v) = kv?;
@@ -321,60 +323,18 @@ impl Store for SledStore {
                     .filter(|(owner, _)| owner == user)
                     .map(|(_, c)| c)
                     .ok_or_else(|| {
-                        Error::Corrupt(format!("bad key in {}: {k:?}", tree::USERCONV_ENTRY))
+                        Error::Corrupt(format!(
+                            "bad key in {}: {k:?}",
+                            kind::name(kind::USERCONV_ENTRY)
+                        ))
                     })?;
-                Ok(Entry::decode(&v)?.into_conv_entry(conversation))
+                self.conv_entry(conversation, &v)
             })
             .collect()
     }
 
-    /// Reads the bounds, then the positions after `after` up to `limit`,
-    /// which must all be there: entries are never rewritten, only trimmed
-    /// from the oldest. If a concurrent write trimmed some meanwhile, it
-    /// reads again with the new bounds, so the answer is the feed as it was
-    /// at one moment.
     async fn feed(&self, user: &UserId, after: u64, limit: usize) -> Result<Feed> {
-        let mut previous: Option<Bounds> = None;
-        loop {
-            let b = match self.trees.user_feedbounds.get(user.as_str().as_bytes())? {
-                Some(v) => Bounds::decode(&v)?,
-                None => Bounds::default(),
-            };
-            let start = after.max(b.trimmed).saturating_add(1);
-            let want = if start > b.head {
-                0
-            } else {
-                (b.head - start + 1).min(u64::try_from(limit).unwrap_or(u64::MAX))
-            };
-            let mut entries = Vec::new();
-            if want > 0 {
-                let range = keys::user_pos(user, start)..=keys::user_pos(user, start + want - 1);
-                for kv in self.trees.userpos_event.range(range) {
-                    let (k, v) = kv?;
-                    let pos = keys::decode_user_pos(&k)
-                        .filter(|(owner, _)| owner == user)
-                        .map(|(_, pos)| pos)
-                        .ok_or_else(|| {
-                            Error::Corrupt(format!("bad key in {}: {k:?}", tree::USERPOS_EVENT))
-                        })?;
-                    entries.push(codec::feed_entry(pos, &v)?);
-                }
-            }
-            if entries.len() as u64 == want {
-                return Ok(Feed {
-                    trimmed: b.trimmed,
-                    head: b.head,
-                    entries,
-                });
-            }
-            if previous == Some(b) {
-                return Err(Error::Corrupt(format!(
-                    "feed of {user} misses events between {} and {}",
-                    b.trimmed, b.head
-                )));
-            }
-            previous = Some(b);
-        }
+        feed::read(&self.trees.records, user, after, limit)
     }
 
     async fn set_presence(&self, user: &UserId, online: bool, at: Timestamp) -> Result<()> {
@@ -384,8 +344,8 @@ impl Store for SledStore {
         }
         // `last_seen` first: whoever sees the user offline sees it too.
         self.trees
-            .user_lastseen
-            .insert(user.as_str().as_bytes(), &at.to_be_bytes()[..])?;
+            .records
+            .insert(keys::last_seen(user), &at.to_be_bytes()[..])?;
         self.online().remove(user);
         self.durable().await
     }
@@ -394,9 +354,9 @@ impl Store for SledStore {
         let online = self.online().contains(user);
         let last_seen = self
             .trees
-            .user_lastseen
-            .get(user.as_str().as_bytes())?
-            .map(|v| codec::to_u64(tree::USER_LASTSEEN, &v))
+            .records
+            .get(keys::last_seen(user))?
+            .map(|v| codec::to_u64(kind::name(kind::USER_LASTSEEN), &v))
             .transpose()?;
         Ok(Presence { online, last_seen })
     }

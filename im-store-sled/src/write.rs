@@ -1,267 +1,366 @@
-//! The two atomic writes, each one sled multi-tree transaction.
+//! The two atomic writes, each one `apply_batch` on the `records` tree.
 //!
-//! sled may run a transaction closure more than once, so the closures below
-//! only read and write through their transactional trees: values are
-//! encoded before the transaction where they can be, and nothing outside it
-//! (notifier, flusher) is touched until it has committed.
+//! sled applies a batch under its write lock, so no read sees part of one,
+//! and recovers it whole or not at all after a crash (a batch is sealed in
+//! its log as one unit); both hold within one tree only, which is why all
+//! data is in one. What a sled transaction would add, that the values a
+//! write reads (`last_seq`, entries, feed heads) do not change before it
+//! lands, the [`Writer`]'s lock gives: sled locks the directory to one
+//! process, and every write of this process goes through the writer.
+//! Unlike a transaction, the writer does not read a key to write it, nor
+//! keep a copy of every key it touches, which is most of what a send to a
+//! large group cost.
 //!
-//! In sled 0.34 a transaction holds a process-wide lock while its closure
-//! runs and while it commits, so transactions never interleave and every
-//! single read outside them sees all of one or none of it. The functions
-//! here block; callers run them on Tokio's blocking pool.
+//! The functions here block; callers run large writes on Tokio's blocking
+//! pool.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Mutex, MutexGuard};
 
 use sled::IVec;
-use sled::transaction::{
-    ConflictableTransactionError, TransactionError, TransactionalTree, UnabortableTransactionError,
-};
 
-use im_engine::store::{
-    Changes, ContactChange, EntryChange, FeedTrim, MemberChange, Outgoing, Sent,
-};
-use im_engine::{Event, UserId};
+use im_engine::store::{Changes, ContactChange, EntryChange, MemberChange, Outgoing, Sent};
+use im_engine::{Event, Seq, UserId};
 
-use crate::codec::{self, Bounds, Entry};
-use crate::db::Trees;
+use crate::codec::{self, ConvState, Entry};
 use crate::error::{Error, Result};
-use crate::keys::{self, tree};
+use crate::feed;
+use crate::keys::{self, kind};
+use crate::known::{Known, MIN_REMEMBERED_HOLDERS};
 
-type TxError = ConflictableTransactionError<Error>;
-type TxResult<T> = std::result::Result<T, TxError>;
-
-fn abort(e: Error) -> TxError {
-    ConflictableTransactionError::Abort(e)
+/// Serialises the writes of a store and remembers what they need to read
+/// (see [`Known`]).
+#[derive(Debug)]
+pub(crate) struct Writer {
+    records: sled::Tree,
+    known: Mutex<Known>,
 }
 
-fn finish<T>(r: std::result::Result<T, TransactionError<Error>>) -> Result<T> {
-    r.map_err(|e| match e {
-        TransactionError::Abort(e) => e,
-        TransactionError::Storage(e) => Error::Sled(e),
-    })
+impl Writer {
+    pub(crate) fn new(records: sled::Tree) -> Self {
+        Self {
+            records,
+            known: Mutex::default(),
+        }
+    }
+
+    /// Takes the lock. After a panic under it, starts again from what is
+    /// on disk.
+    fn lock(&self) -> MutexGuard<'_, Known> {
+        let mut known = self.known.lock().unwrap_or_else(|poisoned| {
+            self.known.clear_poison();
+            let mut known = poisoned.into_inner();
+            known.forget();
+            known
+        });
+        known.keep_to_budget();
+        known
+    }
+
+    /// Runs `f` under the lock and applies what it wrote as one batch. When
+    /// either fails, what `f` changed in memory may not have landed: forget
+    /// it.
+    fn run<T>(&self, f: impl FnOnce(&mut Pending<'_>, &mut Known) -> Result<T>) -> Result<T> {
+        let mut known = self.lock();
+        let mut pending = Pending::new(&self.records);
+        let result = f(&mut pending, &mut known).and_then(|t| pending.apply().map(|()| t));
+        if result.is_err() {
+            known.forget();
+        }
+        result
+    }
+
+    /// [`Store::send`](im_engine::Store::send) as one batch.
+    pub(crate) fn send(&self, out: &Outgoing) -> Result<Sent> {
+        self.run(|p, known| send(p, known, out))
+    }
+
+    /// [`Store::commit`](im_engine::Store::commit) as one batch.
+    pub(crate) fn commit(&self, changes: &Changes) -> Result<()> {
+        // Encode outside the lock: less work while writers wait.
+        let events = changes
+            .events
+            .iter()
+            .map(|(user, ts, event)| Ok((user, IVec::from(codec::event(*ts, event)?))))
+            .collect::<Result<Vec<_>>>()?;
+        self.run(|p, known| commit(p, known, changes, &events))
+    }
 }
 
-/// [`Store::send`](im_engine::Store::send) as one transaction.
-pub(crate) fn send(t: &Trees, out: &Outgoing) -> Result<Sent> {
+/// The writes of one batch, readable before they land.
+#[derive(Debug)]
+pub(crate) struct Pending<'a> {
+    tree: &'a sled::Tree,
+    writes: HashMap<Vec<u8>, Option<IVec>>,
+}
+
+impl<'a> Pending<'a> {
+    fn new(tree: &'a sled::Tree) -> Self {
+        Self {
+            tree,
+            writes: HashMap::new(),
+        }
+    }
+
+    /// The value of `key` once this batch lands.
+    pub(crate) fn get(&self, key: &[u8]) -> Result<Option<IVec>> {
+        match self.writes.get(key) {
+            Some(v) => Ok(v.clone()),
+            None => Ok(self.tree.get(key)?),
+        }
+    }
+
+    pub(crate) fn insert(&mut self, key: Vec<u8>, value: impl Into<IVec>) {
+        self.writes.insert(key, Some(value.into()));
+    }
+
+    pub(crate) fn remove(&mut self, key: Vec<u8>) {
+        self.writes.insert(key, None);
+    }
+
+    fn apply(self) -> Result<()> {
+        if self.writes.is_empty() {
+            return Ok(());
+        }
+        let mut batch = sled::Batch::default();
+        for (key, value) in self.writes {
+            match value {
+                Some(v) => batch.insert(key, v),
+                None => batch.remove(key),
+            }
+        }
+        Ok(self.tree.apply_batch(batch)?)
+    }
+
+    fn state(&self, conv: &[u8]) -> Result<ConvState> {
+        match self.get(&keys::conv_state(conv))? {
+            Some(v) => ConvState::decode(&v),
+            None => Ok(ConvState::default()),
+        }
+    }
+
+    fn put_state(&mut self, conv: &[u8], state: ConvState) {
+        let key = keys::conv_state(conv);
+        if state == ConvState::default() {
+            self.remove(key);
+        } else {
+            self.insert(key, state.encode().to_vec());
+        }
+    }
+
+    fn entry(&self, key: &[u8]) -> Result<Option<Entry>> {
+        self.get(key)?.map(|v| Entry::decode(&v)).transpose()
+    }
+
+    fn put_entry(&mut self, key: Vec<u8>, entry: Entry) {
+        self.insert(key, entry.encode().to_vec());
+    }
+}
+
+fn send(p: &mut Pending<'_>, known: &mut Known, out: &Outgoing) -> Result<Sent> {
     let m = &out.message;
     let conv = keys::conv(&m.conversation);
     let client_key = m
         .client_id
         .as_deref()
         .map(|id| keys::conv_sender_client_id(&conv, &m.from, id));
-    let trees = (
-        &t.conv_lastseq,
-        &t.convseq_message,
-        &t.convsenderclientid_seq,
-        &t.userconv_entry,
-        &t.userpos_event,
-        &t.user_feedbounds,
-    );
-    finish(sled::Transactional::transaction(
-        &trees,
-        |(last_seqs, messages, client_ids, entries, events, bounds)| {
-            // A repeat answers the stored message and writes nothing.
-            if let Some(key) = &client_key
-                && let Some(seq) = client_ids.get(key)?
-            {
-                let seq = codec::to_u64(tree::CONVSENDERCLIENTID_SEQ, &seq).map_err(abort)?;
-                let stored = messages.get(keys::conv_seq(&conv, seq))?.ok_or_else(|| {
-                    abort(Error::Corrupt(format!(
-                        "client id of {} names missing message {seq}",
-                        m.conversation
-                    )))
-                })?;
-                let stored = codec::from_json(tree::CONVSEQ_MESSAGE, &stored).map_err(abort)?;
-                return Ok(Sent::Duplicate(stored));
+    // A repeat answers the stored message and writes nothing.
+    if let Some(key) = &client_key
+        && let Some(seq) = p.get(key)?
+    {
+        let seq = codec::to_u64(kind::name(kind::CONVSENDERCLIENTID_SEQ), &seq)?;
+        let stored = p.get(&keys::conv_seq(&conv, seq))?.ok_or_else(|| {
+            Error::Corrupt(format!(
+                "client id of {} names missing message {seq}",
+                m.conversation
+            ))
+        })?;
+        return Ok(Sent::Duplicate(codec::from_json(
+            kind::CONVSEQ_MESSAGE,
+            &stored,
+        )?));
+    }
+    let mut state = p.state(&conv)?;
+    let seq = state.last_seq + 1;
+    let message = m.numbered(seq);
+    p.insert(keys::conv_seq(&conv, seq), codec::json(&message)?);
+    if let Some(key) = client_key {
+        p.insert(key, seq.to_be_bytes().to_vec());
+    }
+
+    index(p, known, out, seq, &mut state)?;
+    state.last_seq = seq;
+    p.put_state(&conv, state);
+
+    // One encoding shared by every feed: cloning an `IVec` this size only
+    // bumps a reference count.
+    let event = IVec::from(codec::event(
+        m.ts,
+        &Event::Message {
+            conversation: m.conversation.clone(),
+            seq,
+        },
+    )?);
+    for user in &out.recipients {
+        let b = known.bounds(p.tree, user)?;
+        feed::append(p, b, user, event.clone(), out.trim)?;
+    }
+    Ok(Sent::New(message))
+}
+
+/// The index entries of a send numbered `seq`. When it reaches every
+/// holder of an entry of the conversation, the conversation's activity
+/// moves and only the sender's cursor and new entries are written;
+/// otherwise each recipient's entry is.
+fn index(
+    p: &mut Pending<'_>,
+    known: &mut Known,
+    out: &Outgoing,
+    seq: Seq,
+    state: &mut ConvState,
+) -> Result<()> {
+    let m = &out.message;
+    let conv = keys::conv(&m.conversation);
+    let mut seen = HashSet::with_capacity(out.recipients.len());
+    let recipients = out.recipients.iter().filter(|u| seen.insert(*u));
+    // Each holder, with its entry when read.
+    let mut held: Vec<(&UserId, Option<Entry>)> = Vec::new();
+    let mut fresh = Vec::new();
+    match known.holders(&conv) {
+        Some(all) if all.len() as u64 == state.holders => {
+            for user in recipients {
+                if all.contains(user) {
+                    held.push((user, None));
+                } else {
+                    fresh.push(user);
+                }
             }
-            let last = match last_seqs.get(&conv)? {
-                Some(v) => codec::to_u64(tree::CONV_LASTSEQ, &v).map_err(abort)?,
-                None => 0,
+        }
+        remembered => {
+            if remembered.is_some() {
+                known.forget_holders(&conv);
+            }
+            for user in recipients {
+                match p.entry(&keys::user_conv(user, &conv))? {
+                    Some(e) => held.push((user, Some(e))),
+                    None => fresh.push(user),
+                }
+            }
+        }
+    }
+    let reaches_all = held.len() as u64 == state.holders;
+    if reaches_all
+        && held.len() + fresh.len() >= MIN_REMEMBERED_HOLDERS
+        && known.holders(&conv).is_none()
+    {
+        let all = held.iter().map(|(u, _)| *u).chain(fresh.iter().copied());
+        known.remember_holders(&conv, all.cloned().collect());
+    }
+    let written = |user: &UserId, read_seq: Seq| Entry {
+        read_seq: if *user == m.from {
+            read_seq.max(seq)
+        } else {
+            read_seq
+        },
+        activity: m.ts,
+        since: seq,
+    };
+    for (user, e) in held {
+        if !reaches_all || *user == m.from {
+            let key = keys::user_conv(user, &conv);
+            let e = match e {
+                Some(e) => e,
+                None => p.entry(&key)?.ok_or_else(|| {
+                    Error::Corrupt(format!("{user} holds no entry of {}", m.conversation))
+                })?,
             };
-            let seq = last + 1;
-            let message = m.numbered(seq);
-            let seq_bytes = &seq.to_be_bytes()[..];
-            messages.insert(
-                keys::conv_seq(&conv, seq),
-                codec::json(&message).map_err(abort)?,
-            )?;
-            last_seqs.insert(&conv[..], seq_bytes)?;
-            if let Some(key) = &client_key {
-                client_ids.insert(&key[..], seq_bytes)?;
-            }
-            // One encoding shared by every feed: cloning an `IVec` this
-            // size only bumps a reference count.
-            let event = IVec::from(
-                codec::event(
-                    m.ts,
-                    &Event::Message {
-                        conversation: m.conversation.clone(),
-                        seq,
-                    },
-                )
-                .map_err(abort)?,
-            );
-            for user in &out.recipients {
-                let key = keys::user_conv(user, &conv);
-                let mut entry = match entries.get(&key)? {
-                    Some(v) => Entry::decode(&v).map_err(abort)?,
-                    None => Entry {
-                        read_seq: 0,
-                        activity: m.ts,
-                    },
-                };
-                entry.activity = m.ts;
-                if *user == m.from {
-                    entry.read_seq = entry.read_seq.max(seq);
-                }
-                entries.insert(key, &entry.encode()[..])?;
-                append(events, bounds, user, event.clone(), out.trim)?;
-            }
-            Ok(Sent::New(message))
-        },
-    ))
-}
-
-/// [`Store::commit`](im_engine::Store::commit) as one transaction, applied in
-/// field order like `MemoryStore` does.
-pub(crate) fn commit(t: &Trees, changes: &Changes) -> Result<()> {
-    // Encode outside the transaction: less work under sled's lock, and
-    // nothing to redo if the closure runs again.
-    let users = changes
-        .users
-        .iter()
-        .map(|u| Ok((u.id.as_str().as_bytes(), codec::json(u)?)))
-        .collect::<Result<Vec<_>>>()?;
-    let contacts = changes
-        .contacts
-        .iter()
-        .map(|(owner, change)| {
-            Ok(match change {
-                ContactChange::Put(c) => (keys::owner_contact(owner, &c.id), Some(codec::json(c)?)),
-                ContactChange::Remove(id) => (keys::owner_contact(owner, id), None),
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let groups = changes
-        .groups
-        .iter()
-        .map(|g| Ok((g.id.as_str().as_bytes(), codec::json(g)?)))
-        .collect::<Result<Vec<_>>>()?;
-    let members = changes
-        .members
-        .iter()
-        .map(|(group, change)| {
-            Ok(match change {
-                MemberChange::Put(m) => (keys::group_user(group, &m.id), Some(codec::json(m)?)),
-                MemberChange::Remove(id) => (keys::group_user(group, id), None),
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let events = changes
-        .events
-        .iter()
-        .map(|(user, ts, event)| Ok((user, IVec::from(codec::event(*ts, event)?))))
-        .collect::<Result<Vec<_>>>()?;
-
-    let trees = (
-        &t.userid_user,
-        &t.ownercontact_contact,
-        &t.groupid_group,
-        &t.groupuser_member,
-        &t.userconv_entry,
-        &t.userpos_event,
-        &t.user_feedbounds,
-    );
-    finish(sled::Transactional::transaction(
-        &trees,
-        |(user_tree, contact_tree, group_tree, member_tree, entries, event_tree, bounds)| {
-            for (key, value) in &users {
-                user_tree.insert(*key, &value[..])?;
-            }
-            put_or_remove(contact_tree, &contacts)?;
-            for (key, value) in &groups {
-                group_tree.insert(*key, &value[..])?;
-            }
-            put_or_remove(member_tree, &members)?;
-            for (user, change) in &changes.entries {
-                match change {
-                    EntryChange::Put(e) => {
-                        let key = keys::user_conv(user, &keys::conv(&e.conversation));
-                        entries.insert(key, &Entry::from_conv_entry(e).encode()[..])?;
-                    }
-                    EntryChange::Remove(c) => {
-                        entries.remove(keys::user_conv(user, &keys::conv(c)))?;
-                    }
-                    EntryChange::Read { conversation, seq } => {
-                        let key = keys::user_conv(user, &keys::conv(conversation));
-                        if let Some(v) = entries.get(&key)? {
-                            let mut entry = Entry::decode(&v).map_err(abort)?;
-                            if entry.read_seq < *seq {
-                                entry.read_seq = *seq;
-                                entries.insert(key, &entry.encode()[..])?;
-                            }
-                        }
-                    }
-                }
-            }
-            for (user, event) in &events {
-                append(event_tree, bounds, user, event.clone(), changes.trim)?;
-            }
-            Ok(())
-        },
-    ))
-}
-
-fn put_or_remove(
-    tree: &TransactionalTree,
-    changes: &[(Vec<u8>, Option<Vec<u8>>)],
-) -> std::result::Result<(), UnabortableTransactionError> {
-    for (key, value) in changes {
-        match value {
-            Some(v) => tree.insert(&key[..], &v[..])?,
-            None => tree.remove(&key[..])?,
-        };
+            p.put_entry(key, written(user, e.read_seq));
+        }
+    }
+    state.holders += fresh.len() as u64;
+    for user in fresh {
+        p.put_entry(keys::user_conv(user, &conv), written(user, 0));
+        known.holder_added(&conv, user);
+    }
+    if reaches_all {
+        state.activity = m.ts;
+        state.activity_seq = seq;
     }
     Ok(())
 }
 
-/// Appends an encoded event to `user`'s feed, then applies `trim`: drops the
-/// oldest events while the feed holds more than `keep` or the oldest is
-/// older than `min_ts`, remembering the highest position dropped.
-///
-/// Positions are dense from `trimmed + 1` to `head`, so the oldest event is
-/// always at `trimmed + 1` and trimming needs point reads only.
-fn append(
-    events: &TransactionalTree,
-    bounds: &TransactionalTree,
-    user: &UserId,
-    event: IVec,
-    trim: FeedTrim,
-) -> TxResult<()> {
-    let key = user.as_str().as_bytes();
-    let mut b = match bounds.get(key)? {
-        Some(v) => Bounds::decode(&v).map_err(abort)?,
-        None => Bounds::default(),
-    };
-    b.head += 1;
-    events.insert(keys::user_pos(user, b.head), event)?;
-    while b.trimmed < b.head {
-        let oldest = b.trimmed + 1;
-        let oldest_key = keys::user_pos(user, oldest);
-        if b.head - b.trimmed <= trim.keep {
-            if trim.min_ts == 0 {
-                break;
+/// Applied in field order, like `MemoryStore` does.
+fn commit(
+    p: &mut Pending<'_>,
+    known: &mut Known,
+    changes: &Changes,
+    events: &[(&UserId, IVec)],
+) -> Result<()> {
+    for u in &changes.users {
+        p.insert(keys::user(&u.id), codec::json(u)?);
+    }
+    for (owner, change) in &changes.contacts {
+        match change {
+            ContactChange::Put(c) => p.insert(keys::owner_contact(owner, &c.id), codec::json(c)?),
+            ContactChange::Remove(id) => p.remove(keys::owner_contact(owner, id)),
+        }
+    }
+    for g in &changes.groups {
+        p.insert(keys::group(&g.id), codec::json(g)?);
+    }
+    for (group, change) in &changes.members {
+        match change {
+            MemberChange::Put(m) => p.insert(keys::group_user(group, &m.id), codec::json(m)?),
+            MemberChange::Remove(id) => p.remove(keys::group_user(group, id)),
+        }
+    }
+    for (user, change) in &changes.entries {
+        match change {
+            EntryChange::Put(e) => {
+                let conv = keys::conv(&e.conversation);
+                let key = keys::user_conv(user, &conv);
+                let mut state = p.state(&conv)?;
+                let existed = p.entry(&key)?.is_some();
+                // Its own activity, until the conversation moves past now.
+                let entry = Entry {
+                    read_seq: e.read_seq,
+                    activity: e.activity,
+                    since: state.last_seq,
+                };
+                p.put_entry(key, entry);
+                if !existed {
+                    state.holders += 1;
+                    p.put_state(&conv, state);
+                    known.holder_added(&conv, user);
+                }
             }
-            let v = events.get(&oldest_key)?.ok_or_else(|| {
-                abort(Error::Corrupt(format!(
-                    "feed of {user} misses position {oldest}"
-                )))
-            })?;
-            if codec::event_ts(&v).map_err(abort)? >= trim.min_ts {
-                break;
+            EntryChange::Remove(c) => {
+                let conv = keys::conv(c);
+                let key = keys::user_conv(user, &conv);
+                if p.entry(&key)?.is_some() {
+                    let mut state = p.state(&conv)?;
+                    state.holders = state.holders.checked_sub(1).ok_or_else(|| {
+                        Error::Corrupt(format!("{c} has an entry it does not count"))
+                    })?;
+                    p.remove(key);
+                    p.put_state(&conv, state);
+                    known.holder_removed(&conv, user);
+                }
+            }
+            EntryChange::Read { conversation, seq } => {
+                let key = keys::user_conv(user, &keys::conv(conversation));
+                if let Some(mut e) = p.entry(&key)?
+                    && e.read_seq < *seq
+                {
+                    e.read_seq = *seq;
+                    p.put_entry(key, e);
+                }
             }
         }
-        events.remove(oldest_key)?;
-        b.trimmed = oldest;
     }
-    bounds.insert(key, &b.encode()[..])?;
+    for (user, event) in events {
+        let b = known.bounds(p.tree, user)?;
+        feed::append(p, b, user, event.clone(), changes.trim)?;
+    }
     Ok(())
 }

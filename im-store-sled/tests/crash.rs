@@ -296,6 +296,15 @@ async fn check_after_crashes(dir: &Path, acked: &[(String, u64, String)]) {
             );
             let view = views.iter().find(|v| v.id == e.conversation).unwrap();
             assert_eq!(view.unread, last - e.read_seq);
+            // Every send reaches every participant: the conversation's
+            // activity is its last message's time.
+            if let Some(newest) = log.last() {
+                assert_eq!(
+                    e.activity, newest.ts,
+                    "{user} in {}: activity",
+                    e.conversation
+                );
+            }
         }
     }
 

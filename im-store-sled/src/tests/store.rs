@@ -396,10 +396,11 @@ async fn another_format_version_is_refused() {
 async fn an_undecodable_value_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);
-    store.trees.userid_user.insert("alice", "not json").unwrap();
-    store
-        .trees
-        .userconv_entry
+    let records = &store.trees.records;
+    records
+        .insert(crate::keys::user(&uid("alice")), "not json")
+        .unwrap();
+    records
         .insert(crate::keys::user_conv(&uid("bob"), b"dm:alice:bob"), "x")
         .unwrap();
     assert!(matches!(
@@ -410,21 +411,40 @@ async fn an_undecodable_value_is_an_error() {
         store.entries(&uid("bob")).await,
         Err(Error::Corrupt(_))
     ));
-    // The bounds say there are events that are not there.
-    store
-        .trees
-        .user_feedbounds
+    // The feed's keys say it holds positions 1 to 3, and 2 is not there.
+    let event = crate::codec::event(
+        1,
+        &Event::Read {
+            conversation: "dm:alice:bob".parse().unwrap(),
+            seq: 0,
+        },
+    )
+    .unwrap();
+    for pos in [1, 3] {
+        records
+            .insert(crate::keys::user_pos(&uid("carol"), pos), &event[..])
+            .unwrap();
+    }
+    assert!(matches!(
+        store.feed(&uid("carol"), 0, 10).await,
+        Err(Error::Corrupt(_))
+    ));
+    // An entry whose conversation keeps no state.
+    let entry = crate::codec::Entry {
+        read_seq: 0,
+        activity: 1,
+        since: 0,
+    };
+    records
         .insert(
-            "carol",
-            &crate::codec::Bounds {
-                head: 3,
-                trimmed: 0,
-            }
-            .encode()[..],
+            crate::keys::user_conv(&uid("carol"), b"group:g"),
+            &entry.encode()[..],
         )
         .unwrap();
     assert!(matches!(
-        store.feed(&uid("carol"), 0, 10).await,
+        store
+            .entry(&uid("carol"), &"group:g".parse().unwrap())
+            .await,
         Err(Error::Corrupt(_))
     ));
     let send = outgoing("dm:alice:bob", "alice", &["alice", "bob"], 1, None);
@@ -505,5 +525,70 @@ async fn close_lets_the_directory_open_again_at_once() {
         let out = outgoing("dm:alice:bob", "alice", &["alice", "bob"], ts, None);
         assert!(matches!(store.send(&out).await.unwrap(), Sent::New(m) if m.seq == ts));
         store.close().unwrap();
+    }
+}
+
+/// The writer remembers who holds entries of a conversation; a leave and a
+/// join in one change set keep their number but change who they are, and
+/// the next send must see that (the activity of the one who joined stays
+/// its own, the one who left gets a new entry).
+#[tokio::test]
+async fn entry_holders_are_followed_through_a_leave_and_a_join_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let sled = open(&dir);
+    let memory = MemoryStore::new();
+    let conv: ConversationId = "group:g".parse().unwrap();
+    let put = |user: &str, ts| {
+        (
+            uid(user),
+            EntryChange::Put(ConvEntry {
+                conversation: conv.clone(),
+                read_seq: 0,
+                activity: ts,
+            }),
+        )
+    };
+    let first = Changes {
+        entries: vec![put("a", 1), put("b", 1), put("c", 1)],
+        ..Changes::default()
+    };
+    let swap = Changes {
+        entries: vec![(uid("c"), EntryChange::Remove(conv.clone())), put("d", 3)],
+        ..Changes::default()
+    };
+    let steps = [
+        (Some(first), None),
+        (
+            None,
+            Some(outgoing("group:g", "a", &["a", "b", "c"], 2, None)),
+        ),
+        (Some(swap), None),
+        (
+            None,
+            Some(outgoing("group:g", "a", &["a", "b", "c"], 4, None)),
+        ),
+        (
+            None,
+            Some(outgoing("group:g", "b", &["a", "b", "c", "d"], 5, None)),
+        ),
+    ];
+    for (i, (changes, send)) in steps.into_iter().enumerate() {
+        if let Some(c) = changes {
+            memory.commit(&c).await.unwrap();
+            sled.commit(&c).await.unwrap();
+        }
+        if let Some(out) = send {
+            assert_eq!(
+                sled.send(&out).await.unwrap(),
+                memory.send(&out).await.unwrap()
+            );
+        }
+        for user in ["a", "b", "c", "d"].map(uid) {
+            assert_eq!(
+                sled.entries(&user).await.unwrap(),
+                memory.entries(&user).await.unwrap(),
+                "step {i}: {user}"
+            );
+        }
     }
 }
