@@ -162,9 +162,9 @@ impl SledStore {
         if keys <= INLINE_WRITE_KEYS {
             reclaim(keys);
         } else {
-            tokio::task::spawn_blocking(move || reclaim(keys))
-                .await
-                .map_err(Error::Task)?;
+            // The write has committed whatever happens here: freeing is no
+            // reason to answer it with an error.
+            let _ = tokio::task::spawn_blocking(move || reclaim(keys)).await;
         }
         match flushed {
             Some(flushed) => flushed.await,
