@@ -1,5 +1,5 @@
-//! The sled database underneath: its trees, opening it, and waiting for it
-//! to close.
+//! The sled database underneath: its trees, opening it, freeing what it
+//! deferred, and waiting for it to close.
 
 use std::fs;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -23,6 +23,28 @@ impl Trees {
             meta,
             records: db.open_tree(tree::RECORDS)?,
         })
+    }
+}
+
+/// Keys written per turn of [`reclaim`]: a turn frees at most 8 batches of
+/// 64 deferred frees, and an insert defers a few.
+const KEYS_PER_TURN: usize = 64;
+
+/// Frees, in proportion to `keys` written, what sled deferred.
+///
+/// sled replaces a node on every insert and frees the old one later,
+/// through epoch-based reclamation (crossbeam-epoch): a little at a time,
+/// whenever a thread enters sled. A sled transaction enters sled for every
+/// key it touches, and so paid as it went; a batch enters it once, and
+/// left a debt that whoever read next paid (reading a page of a feed just
+/// after a write of a million events took ten times as long, and freeing
+/// on another thread than the writer's was slower still). Each turn here
+/// enters sled and runs the frees that no thread can still need.
+pub(crate) fn reclaim(keys: usize) {
+    for _ in 0..keys.div_ceil(KEYS_PER_TURN) {
+        // `sled::pin` is hidden from sled's docs, but public: it is how
+        // sled itself enters its epoch, on the collector it frees through.
+        sled::pin().flush();
     }
 }
 

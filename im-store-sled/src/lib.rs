@@ -40,7 +40,8 @@
 //!
 //! - `lib.rs`: [`SledConfig`], [`Durability`], [`FORMAT_VERSION`].
 //! - `store`: [`SledStore`]: opening, closing and the reads.
-//! - `db`: the sled trees, opening sled, waiting for it to let go.
+//! - `db`: the sled trees, opening sled, freeing what it deferred, waiting
+//!   for it to let go.
 //! - `write`: the writer: the send and commit batches, under one lock.
 //! - `known`: what the writer remembers between writes (feed bounds, who
 //!   holds entries of large conversations).

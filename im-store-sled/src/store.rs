@@ -14,7 +14,7 @@ use im_engine::{
 use serde::de::DeserializeOwned;
 
 use crate::codec::{self, ConvState, Entry};
-use crate::db::{Trees, open_db, wait_released};
+use crate::db::{Trees, open_db, reclaim, wait_released};
 use crate::error::{Error, Result};
 use crate::flush::GroupCommit;
 use crate::keys::{self, kind, meta, tree};
@@ -149,11 +149,26 @@ impl SledStore {
         self.online.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Makes a committed write as durable as the policy promises.
-    async fn durable(&self) -> Result<()> {
-        match self.durability {
-            Durability::Flush => self.group_commit.flushed().await,
-            Durability::Periodic { .. } => Ok(()),
+    /// Makes a committed write of `keys` keys as durable as the policy
+    /// promises, and meanwhile frees what sled deferred while writing them
+    /// (see [`reclaim`]). Large ones are freed on the blocking pool, like
+    /// large writes run.
+    async fn durable(&self, keys: usize) -> Result<()> {
+        // Registers for the next flush at once, so that it overlaps.
+        let flushed = match self.durability {
+            Durability::Flush => Some(self.group_commit.flushed()),
+            Durability::Periodic { .. } => None,
+        };
+        if keys <= INLINE_WRITE_KEYS {
+            reclaim(keys);
+        } else {
+            // The write has committed whatever happens here: freeing is no
+            // reason to answer it with an error.
+            let _ = tokio::task::spawn_blocking(move || reclaim(keys)).await;
+        }
+        match flushed {
+            Some(flushed) => flushed.await,
+            None => Ok(()),
         }
     }
 
@@ -228,7 +243,8 @@ impl Store for SledStore {
         let sent = self.write(send, keys, Writer::send).await?;
         // A duplicate may name a message whose own send is still waiting
         // for its flush: answer it only once that is durable too.
-        self.durable().await?;
+        let wrote = if let Sent::New(_) = sent { keys } else { 0 };
+        self.durable(wrote).await?;
         if let Sent::New(_) = sent {
             self.notifier.wake(&send.recipients);
         }
@@ -243,7 +259,7 @@ impl Store for SledStore {
             + changes.entries.len()
             + changes.events.len();
         self.write(changes, keys, Writer::commit).await?;
-        self.durable().await?;
+        self.durable(keys).await?;
         self.notifier.wake(changes.events.iter().map(|(u, ..)| u));
         Ok(())
     }
@@ -347,7 +363,7 @@ impl Store for SledStore {
             .records
             .insert(keys::last_seen(user), &at.to_be_bytes()[..])?;
         self.online().remove(user);
-        self.durable().await
+        self.durable(1).await
     }
 
     async fn presence(&self, user: &UserId) -> Result<Presence> {

@@ -7,9 +7,9 @@
 //! write reads (`last_seq`, entries, feed heads) do not change before it
 //! lands, the [`Writer`]'s lock gives: sled locks the directory to one
 //! process, and every write of this process goes through the writer.
-//! Unlike a transaction, the writer does not read a key to write it, nor
-//! keep a copy of every key it touches, which is most of what a send to a
-//! large group cost.
+//! Unlike a sled transaction, the writer does not read each key before
+//! writing it (a transactional insert does, and keeps what it read), which
+//! was much of what a send to a large group cost.
 //!
 //! The functions here block; callers run large writes on Tokio's blocking
 //! pool.
