@@ -31,15 +31,15 @@ impl Shape {
         }
     }
 
-    /// Keys a store writes per message of this shape: the message and
-    /// `last_seq`, then an index entry, a feed event and feed bounds per
-    /// participant.
+    /// Keys sled's format 2 writes per message of this shape: the message,
+    /// its client id, the conversation's state, the sender's entry and its
+    /// feed bounds, then a feed event per participant.
     fn keys(self) -> usize {
         let participants = match self {
             Self::Direct => 2,
             Self::Group => GROUP,
         };
-        2 + 3 * participants
+        5 + participants
     }
 }
 
