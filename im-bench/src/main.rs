@@ -115,11 +115,6 @@ fn machine() -> String {
     format!("{cores} cores ({cpu}); load generator and servers share them")
 }
 
-/// The allocator `im-http serve` ships with, so the servers under test (and
-/// their ceilings) allocate as the real one does.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let rt = tokio::runtime::Runtime::new().expect("a Tokio runtime");
