@@ -245,7 +245,7 @@ const BATCH: usize = 256;
 /// How many bytes of message bodies [`RecentMessages`] keeps.
 const RECENT_BYTES: u64 = 8 << 20;
 
-/// The messages sent or delivered lately, by conversation and seq, bounded
+/// The messages delivered lately, by conversation and seq, bounded
 /// by the size of their bodies. Messages never change once sent; an entry is
 /// stale only if the store lost it and gave its seq to another message,
 /// which the feed event's time tells (see `Engine::recent_message`).

@@ -241,12 +241,7 @@ impl<S: Store> Engine<S> {
         };
         let sent = self.store().send(&send).await.map_err(Error::store)?;
         Ok(match sent {
-            Sent::New(m) => {
-                // For the recipients' streams that wake after this point
-                // (the others share one store read).
-                self.inner.recent.insert(&m);
-                (m, true)
-            }
+            Sent::New(m) => (m, true),
             Sent::Duplicate(m) => (m, false),
         })
     }
