@@ -23,7 +23,7 @@ use hyper::{Response, StatusCode};
 use im_engine::{Actor, Delivered, Start, Store};
 use pin_project_lite::pin_project;
 use serde::Serialize;
-use tokio::time::Sleep;
+use tokio::time::{Instant, Sleep};
 
 use crate::error::ApiError;
 use crate::extract::{Query, json};
@@ -171,6 +171,9 @@ pin_project! {
         #[pin]
         idle: Sleep,
         keep_alive: Duration,
+        // When the last frame went out; `idle` is moved on from it only when
+        // it fires, so a busy stream does not touch the timer per event.
+        last_frame: Instant,
         done: bool,
         _guards: G,
     }
@@ -183,6 +186,7 @@ impl<E, C, G> EventBody<E, C, G> {
             closing,
             idle: tokio::time::sleep(keep_alive),
             keep_alive,
+            last_frame: Instant::now(),
             done: false,
             _guards: guards,
         }
@@ -226,12 +230,17 @@ where
                 }
                 Poll::Pending => {
                     ready!(this.idle.as_mut().poll(cx));
+                    let due = *this.last_frame + *this.keep_alive;
+                    if Instant::now() < due {
+                        // A frame went out since the timer was set.
+                        this.idle.as_mut().reset(due);
+                        continue;
+                    }
+                    this.idle.as_mut().reset(Instant::now() + *this.keep_alive);
                     Bytes::from_static(b": keep-alive\n\n")
                 }
             };
-            // Restarted after every frame, so it fires only when idle.
-            let next = tokio::time::Instant::now() + *this.keep_alive;
-            this.idle.as_mut().reset(next);
+            *this.last_frame = Instant::now();
             return Poll::Ready(Some(Ok(Frame::data(frame))));
         }
     }

@@ -236,7 +236,7 @@ async fn two_streams_of_one_user_both_get_every_event() {
 #[tokio::test]
 async fn an_idle_stream_gets_keep_alive_comments() {
     let s = Server::start_with(|_, c| c.keep_alive = Duration::from_millis(100)).await;
-    s.users(["bob"]).await;
+    let [alice, _] = s.users(["alice", "bob"]).await;
     let mut sse = open(&s, "bob", &[]).await;
     for _ in 0..2 {
         assert_eq!(
@@ -244,6 +244,24 @@ async fn an_idle_stream_gets_keep_alive_comments() {
             Some(Frame::Comment("keep-alive".into()))
         );
     }
+    // Events in between, and the comments come back once it is idle again.
+    for n in 1..=3 {
+        alice.send("dm:alice:bob", json!({"n": n})).await;
+    }
+    // (A slow machine may take longer than a keep-alive between sends.)
+    let mut bodies = Vec::new();
+    while bodies.len() < 3 {
+        match sse.next_frame(WAIT).await {
+            Some(Frame::Event(e)) => bodies.push(e.data["body"].clone()),
+            Some(Frame::Comment(_)) => {}
+            None => panic!("the stream ended"),
+        }
+    }
+    assert_eq!(bodies, [json!({"n": 1}), json!({"n": 2}), json!({"n": 3})]);
+    assert_eq!(
+        sse.next_frame(WAIT).await,
+        Some(Frame::Comment("keep-alive".into()))
+    );
 }
 
 #[tokio::test]
