@@ -272,23 +272,6 @@ impl<S: Store> Engine<S> {
             .ok_or_else(|| Error::NotFound(format!("user {id}")))
     }
 
-    /// The participants of a conversation, after checking that it exists:
-    /// both users of a direct one, the members of a group.
-    pub(crate) async fn participants(&self, c: &ConversationId) -> Result<Vec<UserId>, Error> {
-        match c {
-            ConversationId::Direct(a, b) => {
-                self.require_user(a).await?;
-                self.require_user(b).await?;
-                Ok(vec![a.clone(), b.clone()])
-            }
-            ConversationId::Group(g) => {
-                self.require_group(g).await?;
-                let members = self.store().members(g).await.map_err(Error::store)?;
-                Ok(members.into_iter().map(|m| m.id).collect())
-            }
-        }
-    }
-
     /// Whether `user` takes part in `c` (which must exist).
     pub(crate) async fn is_participant(
         &self,

@@ -72,7 +72,8 @@ pub enum Event {
 }
 
 impl Event {
-    pub(crate) fn member(group: &GroupId, user: &UserId, change: Membership) -> Self {
+    /// A [`Event::Member`].
+    pub fn member(group: &GroupId, user: &UserId, change: Membership) -> Self {
         Self::Member {
             group: group.clone(),
             user: user.clone(),

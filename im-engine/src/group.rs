@@ -4,8 +4,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::{Actor, Engine};
 use crate::feed::{Event, Membership};
-use crate::id::{ConversationId, GroupId, UserId};
-use crate::store::{Changes, EntryChange, MemberChange, Store};
+use crate::id::{GroupId, UserId};
+use crate::store::{Changes, EntryChange, MemberChange, MemberUpdate, Store, Updated};
 use crate::unread::ConvEntry;
 use crate::user::{FieldPatch, Fields, apply_patch, check_patch};
 use crate::{Error, Timestamp};
@@ -202,47 +202,26 @@ impl<S: Store> Engine<S> {
                 "only the owner of {id} or an admin may add members"
             )));
         }
-        let members = self.store().members(id).await.map_err(Error::store)?;
-        if members.iter().any(|m| m.id == *user) {
-            return Ok(());
-        }
-        if members.len() >= self.limits().group_members {
-            return Err(Error::Conflict(format!(
+        let now = self.now();
+        let update = MemberUpdate {
+            group: id.clone(),
+            change: MemberChange::Put(Member {
+                id: user.clone(),
+                role: Role::Member,
+                since: now,
+            }),
+            at: now,
+            max_members: self.limits().group_members,
+            trim: self.feed_trim(),
+        };
+        match self.store().update_member(&update).await {
+            Ok(Updated::Changed | Updated::Unchanged) => Ok(()),
+            Ok(Updated::Full) => Err(Error::Conflict(format!(
                 "{id} is full ({} members)",
                 self.limits().group_members
-            )));
+            ))),
+            Err(e) => Err(Error::store(e)),
         }
-        let now = self.now();
-        let conversation = ConversationId::group(id.clone());
-        let last_seq = self
-            .store()
-            .last_seq(&conversation)
-            .await
-            .map_err(Error::store)?;
-        let event = Event::member(id, user, Membership::Joined);
-        let mut changes = Changes {
-            members: vec![(
-                id.clone(),
-                MemberChange::Put(Member {
-                    id: user.clone(),
-                    role: Role::Member,
-                    since: now,
-                }),
-            )],
-            entries: vec![(
-                user.clone(),
-                EntryChange::Put(ConvEntry::joined(id, last_seq, now)),
-            )],
-            trim: self.feed_trim(),
-            ..Changes::default()
-        };
-        changes.events = members
-            .iter()
-            .map(|m| &m.id)
-            .chain([user])
-            .map(|u| (u.clone(), now, event.clone()))
-            .collect();
-        self.store().commit(&changes).await.map_err(Error::store)
     }
 
     /// Removes `user` from a group: the user itself (quitting), its owner or
@@ -263,26 +242,17 @@ impl<S: Store> Engine<S> {
         if group.owner == *user {
             return Err(Error::Conflict(format!("the owner cannot leave {id}")));
         }
-        let members = self.store().members(id).await.map_err(Error::store)?;
-        if !members.iter().any(|m| m.id == *user) {
-            return Ok(());
-        }
-        let now = self.now();
-        let event = Event::member(id, user, Membership::Left);
-        let changes = Changes {
-            members: vec![(id.clone(), MemberChange::Remove(user.clone()))],
-            entries: vec![(
-                user.clone(),
-                EntryChange::Remove(ConversationId::group(id.clone())),
-            )],
-            // Every member hears of it, the one who left included.
-            events: members
-                .iter()
-                .map(|m| (m.id.clone(), now, event.clone()))
-                .collect(),
+        let update = MemberUpdate {
+            group: id.clone(),
+            change: MemberChange::Remove(user.clone()),
+            at: self.now(),
+            max_members: self.limits().group_members,
             trim: self.feed_trim(),
-            ..Changes::default()
         };
-        self.store().commit(&changes).await.map_err(Error::store)
+        self.store()
+            .update_member(&update)
+            .await
+            .map(drop)
+            .map_err(Error::store)
     }
 }

@@ -7,13 +7,14 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::Timestamp;
 use crate::contact::Contact;
-use crate::feed::{Epoch, Event, Feed, FeedEntry};
+use crate::feed::{Epoch, Event, Feed, FeedEntry, Membership};
 use crate::group::{Group, Member};
 use crate::id::{ConversationId, GroupId, UserId};
 use crate::message::{Message, Seq};
 use crate::notify::Notifier;
 use crate::store::{
-    Changes, ContactChange, EntryChange, FeedTrim, MemberChange, Outgoing, Sent, Store, StoreError,
+    Changes, ContactChange, EntryChange, FeedTrim, MemberChange, MemberUpdate, Outgoing,
+    Recipients, Sent, Store, StoreError, Updated,
 };
 use crate::unread::ConvEntry;
 use crate::user::{Presence, User};
@@ -108,8 +109,21 @@ impl Store for MemoryStore {
 
     async fn send(&self, send: &Outgoing) -> Result<Sent, Infallible> {
         let m = &send.message;
-        let sent = {
+        let (sent, recipients) = {
             let mut st = self.state();
+            let recipients = match &send.recipients {
+                Recipients::Users(users) => users.clone(),
+                Recipients::Members(g) => {
+                    let members = st.members.get(g);
+                    if !members.is_some_and(|s| s.contains_key(&m.from)) {
+                        return Ok(Sent::NotMember);
+                    }
+                    members
+                        .into_iter()
+                        .flat_map(|s| s.keys().cloned())
+                        .collect()
+                }
+            };
             let key = m
                 .client_id
                 .clone()
@@ -124,7 +138,7 @@ impl Store for MemoryStore {
             if let Some(k) = key {
                 st.client_ids.insert(k, message.seq);
             }
-            for user in &send.recipients {
+            for user in &recipients {
                 let entry = st
                     .entries
                     .entry(user.clone())
@@ -148,10 +162,64 @@ impl Store for MemoryStore {
                     .or_default()
                     .append(m.ts, event, send.trim);
             }
-            message
+            (message, recipients)
         };
-        self.notifier.wake(&send.recipients);
+        self.notifier.wake(&recipients);
         Ok(Sent::New(sent))
+    }
+
+    async fn update_member(&self, u: &MemberUpdate) -> Result<Updated, Infallible> {
+        let conversation = ConversationId::group(u.group.clone());
+        let woken: Vec<UserId> = {
+            let mut st = self.state();
+            let st = &mut *st;
+            let members = st.members.entry(u.group.clone()).or_default();
+            let (user, change) = match &u.change {
+                MemberChange::Put(m) if members.contains_key(&m.id) => {
+                    return Ok(Updated::Unchanged);
+                }
+                MemberChange::Put(_) if members.len() >= u.max_members => {
+                    return Ok(Updated::Full);
+                }
+                MemberChange::Put(m) => {
+                    members.insert(m.id.clone(), m.clone());
+                    let read_seq = st.logs.get(&conversation).map_or(0, |l| l.len() as Seq);
+                    st.entries.entry(m.id.clone()).or_default().insert(
+                        conversation.clone(),
+                        ConvEntry {
+                            conversation: conversation.clone(),
+                            read_seq,
+                            activity: u.at,
+                        },
+                    );
+                    (m.id.clone(), Membership::Joined)
+                }
+                MemberChange::Remove(id) => {
+                    if !members.contains_key(id) {
+                        return Ok(Updated::Unchanged);
+                    }
+                    (id.clone(), Membership::Left)
+                }
+            };
+            // Every member hears of it, the one who joined or left included.
+            let woken: Vec<UserId> = members.keys().cloned().collect();
+            let event = Event::member(&u.group, &user, change);
+            for member in &woken {
+                st.feeds
+                    .entry(member.clone())
+                    .or_default()
+                    .append(u.at, event.clone(), u.trim);
+            }
+            if change == Membership::Left {
+                members.remove(&user);
+                if let Some(entries) = st.entries.get_mut(&user) {
+                    entries.remove(&conversation);
+                }
+            }
+            woken
+        };
+        self.notifier.wake(&woken);
+        Ok(Updated::Changed)
     }
 
     async fn commit(&self, changes: &Changes) -> Result<(), Infallible> {

@@ -224,10 +224,23 @@ impl<S: Store> Engine<S> {
             None => actor.user.clone(),
         };
         self.require_user(&from).await?;
-        let recipients = self.participants(conversation).await?;
-        if !recipients.contains(&from) {
-            return Err(not_participant(conversation));
-        }
+        // A group's members are read by the store in the step that commits
+        // the message, so a concurrent join or leave is wholly before or
+        // wholly after it.
+        let recipients = match conversation {
+            ConversationId::Direct(a, b) => {
+                self.require_user(a).await?;
+                self.require_user(b).await?;
+                if from != *a && from != *b {
+                    return Err(not_participant(conversation));
+                }
+                store::Recipients::Users(vec![a.clone(), b.clone()])
+            }
+            ConversationId::Group(g) => {
+                self.require_group(g).await?;
+                store::Recipients::Members(g.clone())
+            }
+        };
         let send = store::Outgoing {
             message: NewMessage {
                 conversation: conversation.clone(),
@@ -240,10 +253,11 @@ impl<S: Store> Engine<S> {
             trim: self.feed_trim(),
         };
         let sent = self.store().send(&send).await.map_err(Error::store)?;
-        Ok(match sent {
-            Sent::New(m) => (m, true),
-            Sent::Duplicate(m) => (m, false),
-        })
+        match sent {
+            Sent::New(m) => Ok((m, true)),
+            Sent::Duplicate(m) => Ok((m, false)),
+            Sent::NotMember => Err(not_participant(conversation)),
+        }
     }
 
     /// A page of a conversation's history; for participants and admins.

@@ -53,16 +53,54 @@ impl StoreError {
     }
 }
 
-/// A message on its way: the message and the participants whose state it touches.
+/// A message on its way: the message and who receives it.
 #[derive(Debug, Clone)]
 pub struct Outgoing {
     /// The message without its seq, which the store assigns.
     pub message: NewMessage,
-    /// Every participant, sender included: each gets the conversation at the
+    /// Who receives it, sender included: each gets the conversation at the
     /// top of its index and a [`Event::Message`] in its feed.
-    pub recipients: Vec<UserId>,
+    pub recipients: Recipients,
     /// The retention to apply to the feeds appended to.
     pub trim: FeedTrim,
+}
+
+/// Who receives a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recipients {
+    /// These users: the two of a direct conversation, which exist for good.
+    Users(Vec<UserId>),
+    /// The members of this group as they are when the message commits, read
+    /// in the same atomic step as the commit: a membership change is either
+    /// wholly before a message or wholly after it.
+    Members(GroupId),
+}
+
+/// A join or a leave of one group, applied whole (see [`Store::update_member`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MemberUpdate {
+    /// The group.
+    pub group: GroupId,
+    /// What happens to whom.
+    pub change: MemberChange,
+    /// When (the joined member's `since`, its entry's activity, the events' time).
+    pub at: Timestamp,
+    /// A join is refused when the group already has this many members.
+    pub max_members: usize,
+    /// The retention to apply to the feeds appended to.
+    pub trim: FeedTrim,
+}
+
+/// What [`Store::update_member`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Updated {
+    /// The membership changed.
+    Changed,
+    /// Nothing to do: the user was a member already (join) or was not one
+    /// (leave). Nothing was written.
+    Unchanged,
+    /// The group has `max_members` members: nothing was written.
+    Full,
 }
 
 /// Feed retention, applied by a write to every feed it appends to, after
@@ -94,6 +132,9 @@ pub enum Sent {
     /// The sender had already sent a message with this `client_id` in this
     /// conversation: that one is returned and nothing was written.
     Duplicate(Message),
+    /// The recipients are [`Recipients::Members`] and the sender is not one
+    /// of them at the commit: nothing was written.
+    NotMember,
 }
 
 /// A change to a user's contact set.
@@ -169,6 +210,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// Stores a message, atomically with all it implies:
     ///
+    /// 0. for [`Recipients::Members`], reads the group's members; when the
+    ///    sender is not one, returns [`Sent::NotMember`] and writes nothing;
     /// 1. if `client_id` is set and the sender already sent that id in the
     ///    conversation, returns [`Sent::Duplicate`] with the stored message
     ///    and writes nothing;
@@ -179,6 +222,25 @@ pub trait Store: Send + Sync + 'static {
     /// 4. appends [`Event::Message`] to each recipient's feed and applies
     ///    [`Outgoing::trim`] to it.
     fn send(&self, send: &Outgoing) -> impl Future<Output = Result<Sent, Self::Error>> + Send;
+
+    /// Applies a join or a leave, atomically with all it implies and in one
+    /// order with every send to the group ([`Recipients::Members`]):
+    ///
+    /// - [`MemberChange::Put`] (a join): unless the user is a member already
+    ///   ([`Updated::Unchanged`]) or the group has `max_members`
+    ///   ([`Updated::Full`]), adds the member, gives it the conversation's
+    ///   index entry with `read_seq` at the conversation's `last_seq` at
+    ///   this commit and `activity` `at`, and appends
+    ///   `Event::member(group, user, Joined)` to the feed of every member,
+    ///   the new one included;
+    /// - [`MemberChange::Remove`] (a leave): unless the user is no member
+    ///   ([`Updated::Unchanged`]), appends `Event::member(group, user, Left)`
+    ///   to the feed of every member, the leaving one included, then removes
+    ///   the member and its index entry, so that no later message reaches it.
+    fn update_member(
+        &self,
+        update: &MemberUpdate,
+    ) -> impl Future<Output = Result<Updated, Self::Error>> + Send;
 
     /// Applies `changes` atomically (see [`Changes`]).
     fn commit(&self, changes: &Changes) -> impl Future<Output = Result<(), Self::Error>> + Send;

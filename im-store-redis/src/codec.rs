@@ -136,38 +136,56 @@ pub(crate) fn feed_entry(v: &Value) -> Result<FeedEntry> {
     Ok(FeedEntry { pos, ts, event })
 }
 
-/// The `ts|keep|min_ts|from|u1,u2,…` tail of a pending fan-out record.
-pub(crate) fn pending_tail(
-    ts: u64,
-    keep: u64,
-    min_ts: u64,
-    from: &UserId,
-    recipients: &[UserId],
-) -> String {
-    let users: Vec<&str> = recipients.iter().map(UserId::as_str).collect();
-    format!("{ts}|{keep}|{min_ts}|{from}|{}", users.join(","))
+/// A list of users as the scripts take it: `u1,u2,…`.
+pub(crate) fn user_list(users: &[UserId]) -> String {
+    let users: Vec<&str> = users.iter().map(UserId::as_str).collect();
+    users.join(",")
 }
 
-/// A pending fan-out record: one message and who must hear of it.
+/// A pending fan-out record: a message or a membership change, and who
+/// must hear of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Pending {
     /// The record as stored (to remove it once done).
     pub(crate) raw: String,
+    /// A message's seq; a membership change's conversation `last_seq`.
     pub(crate) seq: Seq,
+    /// 0 for a message; a membership change's number, from 1.
+    pub(crate) mseq: u64,
     pub(crate) ts: u64,
     pub(crate) keep: u64,
     pub(crate) min_ts: u64,
-    pub(crate) from: String,
+    /// A message's sender; `+user` or `-user` for a membership change.
+    pub(crate) who: String,
+    /// A membership change's feed event (empty for a message).
+    pub(crate) event: String,
     pub(crate) recipients: Vec<UserId>,
 }
 
-/// Parses `seq|ts|keep|min_ts|from|u1,u2,…`.
+/// Parses `seq|ts|keep|min_ts|from|u1,u2,…` (a message) or
+/// `seq|m<mseq>|ts|keep|min_ts|±user|event|u1,u2,…` (a membership change).
 pub(crate) fn pending(raw: &str) -> Result<Pending> {
     let bad = || corrupt(format!("pending fan-out {raw:?}"));
-    let mut parts = raw.splitn(6, '|');
+    let member = raw.split('|').nth(1).is_some_and(|f| f.starts_with('m'));
+    let mut parts = raw.splitn(if member { 8 } else { 6 }, '|');
+    let seq: u64 = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
+    let mseq: u64 = if member {
+        parts
+            .next()
+            .and_then(|p| p.strip_prefix('m')?.parse().ok())
+            .filter(|&m| m > 0)
+            .ok_or_else(bad)?
+    } else {
+        0
+    };
     let mut num = || -> Result<u64> { parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad) };
-    let (seq, ts, keep, min_ts) = (num()?, num()?, num()?, num()?);
-    let from = parts.next().ok_or_else(bad)?.to_owned();
+    let (ts, keep, min_ts) = (num()?, num()?, num()?);
+    let who = parts.next().ok_or_else(bad)?.to_owned();
+    let event = if member {
+        parts.next().ok_or_else(bad)?.to_owned()
+    } else {
+        String::new()
+    };
     let recipients = parts
         .next()
         .ok_or_else(bad)?
@@ -178,10 +196,12 @@ pub(crate) fn pending(raw: &str) -> Result<Pending> {
     Ok(Pending {
         raw: raw.to_owned(),
         seq,
+        mseq,
         ts,
         keep,
         min_ts,
-        from,
+        who,
+        event,
         recipients,
     })
 }
@@ -193,14 +213,22 @@ mod tests {
     #[test]
     fn pending_records_round_trip() {
         let users = [UserId::new("a").unwrap(), UserId::new("b.c").unwrap()];
-        let tail = pending_tail(5, 9, 0, &users[0], &users);
-        let p = pending(&format!("7|{tail}")).unwrap();
+        let p = pending(&format!("7|5|9|0|a|{}", user_list(&users))).unwrap();
         assert_eq!(
-            (p.seq, p.ts, p.keep, p.min_ts, p.from.as_str()),
-            (7, 5, 9, 0, "a")
+            (p.seq, p.mseq, p.ts, p.keep, p.min_ts, p.who.as_str()),
+            (7, 0, 5, 9, 0, "a")
+        );
+        assert_eq!((p.event.as_str(), &p.recipients[..]), ("", &users[..]));
+        let event = r#"{"kind":"member","group":"g","user":"b.c","change":"left"}"#;
+        let raw = format!("7|m{:020}|5|9|0|-b.c|{event}|a,b.c", 3);
+        let p = pending(&raw).unwrap();
+        assert_eq!(
+            (p.seq, p.mseq, p.ts, p.who.as_str(), p.event.as_str()),
+            (7, 3, 5, "-b.c", event)
         );
         assert_eq!(p.recipients, users);
         assert!(pending("7|x").is_err());
+        assert!(pending("7|m0|5|9|0|-a|{}|a").is_err());
     }
 
     #[test]

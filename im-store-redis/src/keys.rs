@@ -5,10 +5,12 @@
 //! script touches lives in one Redis Cluster slot:
 //!
 //! - `{c:<conv>}`: everything of a conversation (its counter, log, client
-//!   ids and pending fan-outs), the commit point of a send;
+//!   ids and pending fan-outs, and a group's members), the commit point of
+//!   a send and of a join or leave;
 //! - `{u:<user>}`: everything of a user (profile, contacts, conversation
 //!   index, feed, fan-out watermarks, presence);
-//! - `{g:<group>}`: a group and its members;
+//! - `{g:<group>}`: a group's record (its members are in the slot of its
+//!   conversation, `{c:group:<group>}`, where sends commit);
 //! - `{meta}`, `{n:<node>}`, `{f:<k>}`: the store's epoch, node heartbeats,
 //!   and the markers of fan-outs in progress.
 //!
@@ -95,9 +97,62 @@ impl Keys {
         self.group_key(g, "group")
     }
 
-    /// `P{g:G}:members`.
+    /// `P{c:group:G}:members`: in the group conversation's slot, where a
+    /// send commits, so that the send reads the members it goes to in the
+    /// step that commits it (format 2; format 1 kept them in `{g:G}`).
     pub(crate) fn members(&self, g: &GroupId) -> String {
-        self.group_key(g, "members")
+        self.conv_key(&ConversationId::group(g.clone()), "members")
+    }
+
+    /// `P{c:C}:mseq`: the counter that orders a conversation's membership
+    /// changes among its messages on a cluster.
+    pub(crate) fn member_seq(&self, c: &ConversationId) -> String {
+        self.conv_key(c, "mseq")
+    }
+
+    /// The prefix, as the Lua scripts build user keys from it.
+    pub(crate) fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// A `KEYS`/`SCAN` pattern: the prefix, escaped, then `rest`.
+    fn pattern(&self, rest: &str) -> String {
+        let mut p = String::with_capacity(self.prefix.len() + rest.len());
+        for ch in self.prefix.chars() {
+            if matches!(ch, '*' | '?' | '[' | ']' | '\\') {
+                p.push('\\');
+            }
+            p.push(ch);
+        }
+        p + rest
+    }
+
+    /// A pattern matching format 1's member hashes.
+    pub(crate) fn v1_members_pattern(&self) -> String {
+        self.pattern("{g:*}:members")
+    }
+
+    /// A pattern matching every user's conversation index.
+    pub(crate) fn entries_pattern(&self) -> String {
+        self.pattern("{u:*}:entries")
+    }
+
+    /// The user of an [`entries`](Self::entries) key.
+    pub(crate) fn entries_user(&self, key: &str) -> Option<UserId> {
+        let id = key
+            .strip_prefix(&self.prefix)?
+            .strip_prefix("{u:")?
+            .strip_suffix("}:entries")?;
+        UserId::new(id).ok()
+    }
+
+    /// The group of a format 1 member hash key.
+    pub(crate) fn v1_members_group(&self, key: &str) -> Option<GroupId> {
+        let id = key
+            .strip_prefix(&self.prefix)?
+            .strip_prefix("{g:")?
+            .strip_suffix("}:members")?;
+        GroupId::new(id).ok()
     }
 
     /// `P{c:C}:seq`.
@@ -173,7 +228,18 @@ mod tests {
         let c: ConversationId = "dm:bob:alice".parse().unwrap();
         assert_eq!(k.feed(&u), "t1:{u:alice}:feed");
         assert_eq!(k.log(&c), "t1:{c:dm:alice:bob}:log");
-        assert_eq!(k.members(&GroupId::new("g").unwrap()), "t1:{g:g}:members");
+        assert_eq!(
+            k.members(&GroupId::new("g").unwrap()),
+            "t1:{c:group:g}:members"
+        );
+        assert_eq!(
+            k.v1_members_group("t1:{g:g.1}:members"),
+            Some(GroupId::new("g.1").unwrap())
+        );
+        assert_eq!(
+            Keys::new("a*[").unwrap().v1_members_pattern(),
+            "a\\*\\[{g:*}:members"
+        );
         assert_eq!(k.alive(255), "t1:{n:00000000000000ff}:alive");
         assert_eq!(field_node(&node_field(255)), Some(255));
         assert_eq!(field_node("seen"), None);

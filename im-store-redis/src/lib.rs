@@ -10,6 +10,7 @@
 //! - `live`: the background tasks: the one pub/sub subscription that wakes
 //!   local streams, the node heartbeat, the fan-out recovery sweep.
 //! - `scripts`: the Lua scripts.
+//! - `migrate`: upgrades of the stored format.
 //! - [`keys`]: every key layout, in one place (the table is there).
 //! - `conn`: connections and timeouts.
 //! - `codec`: value encodings.
@@ -23,6 +24,7 @@ mod conn;
 mod drains;
 mod error;
 mod live;
+mod migrate;
 mod scripts;
 mod store;
 mod write;
@@ -36,7 +38,7 @@ pub use error::Error;
 pub use store::RedisStore;
 
 /// The format version this build reads and writes, kept in `P{meta}:store`.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// How to open a [`RedisStore`].
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -74,6 +74,11 @@ local function message_event(conv, seq)
   return string.format('{"kind":"message","conversation":"%s","seq":%d}', conv, seq)
 end
 
+-- A user's key, as `Keys` names it (only the single-Redis scripts, which
+-- may touch keys they were not given, use this: a group's members are
+-- read inside the script).
+local function ukey(prefix, user, what) return prefix .. '{u:' .. user .. '}:' .. what end
+
 -- The answer to a repeated client id: the original's seq and fields.
 local function duplicate(client_ids, log, from, cid)
   if cid == '' then return nil end
@@ -126,48 +131,190 @@ return {1, seq}
     ))
 });
 
+/// A whole send to a group on a single Redis: the members it goes to are
+/// read here, in the step that commits it, so a join or leave is wholly
+/// before or after it.
+///
+/// KEYS: client ids, seq counter, log, members. ARGV: from, ts, body, client
+/// id (`''` for none), conversation, keep, min_ts, channel (`''`: no
+/// publish), the payload's first line, the key prefix. Answers
+/// `{1, seq, members}`, `{0, seq, fields}` for a repeated client id, or
+/// `{2}` when the sender is no member.
+pub(crate) static SEND_GROUP: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        prelude!(),
+        r#"
+local from, ts, body, cid, conv = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local keep, min_ts, prefix = tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[10]
+if redis.call('HEXISTS', KEYS[4], from) == 0 then return {2} end
+local dup = duplicate(KEYS[1], KEYS[3], from, cid)
+if dup then return dup end
+local seq = append_message(KEYS[1], KEYS[2], KEYS[3], from, ts, body, cid)
+local event = message_event(conv, seq)
+local members = redis.call('HKEYS', KEYS[4])
+for _, u in ipairs(members) do
+  apply_message(ukey(prefix, u, 'entries'), ukey(prefix, u, 'feed'), ukey(prefix, u, 'feedmeta'),
+    conv, seq, event, ts, u == from, true, keep, min_ts)
+end
+if ARGV[8] ~= '' then
+  redis.call('PUBLISH', ARGV[8], ARGV[9] .. '\n' .. table.concat(members, '\n'))
+end
+return {1, seq, members}
+"#
+    ))
+});
+
+/// A join (`op` `+`) or leave (`-`) on a single Redis, whole.
+///
+/// KEYS: members, the conversation's seq counter. ARGV: op, user, member
+/// JSON, max members, at, event JSON, keep, min_ts, conversation, key
+/// prefix, channel (`''`: no publish), the payload's first line. Answers
+/// `{1, members told}`, `{0}` (nothing to do) or `{2}` (the group is full).
+pub(crate) static MEMBER_ALL: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        prelude!(),
+        r#"
+local op, user, at, event = ARGV[1], ARGV[2], ARGV[5], ARGV[6]
+local keep, min_ts, conv, prefix = tonumber(ARGV[7]), tonumber(ARGV[8]), ARGV[9], ARGV[10]
+local is_member = redis.call('HEXISTS', KEYS[1], user) == 1
+if op == '+' then
+  if is_member then return {0} end
+  if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[4]) then return {2} end
+  redis.call('HSET', KEYS[1], user, ARGV[3])
+  local last = redis.call('GET', KEYS[2]) or '0'
+  redis.call('HSET', ukey(prefix, user, 'entries'), conv, last .. ':' .. at)
+elseif not is_member then
+  return {0}
+end
+-- Every member hears of it, the one who joined or left included.
+local members = redis.call('HKEYS', KEYS[1])
+for _, u in ipairs(members) do
+  feed_append(ukey(prefix, u, 'feed'), ukey(prefix, u, 'feedmeta'), at, event, keep, min_ts)
+end
+if op == '-' then
+  redis.call('HDEL', KEYS[1], user)
+  redis.call('HDEL', ukey(prefix, user, 'entries'), conv)
+end
+if ARGV[11] ~= '' then
+  redis.call('PUBLISH', ARGV[11], ARGV[12] .. '\n' .. table.concat(members, '\n'))
+end
+return {1, members}
+"#
+    ))
+});
+
 /// The conversation-slot half of a send on a cluster: the commit point.
 ///
-/// KEYS: client ids, seq counter, log, pending. ARGV: from, ts, body, client
-/// id, and the pending record's tail `ts|keep|min_ts|from|u1,u2,…`.
-/// Answers `{1, seq, first pending records}` or `{0, seq, fields}`.
+/// KEYS: client ids, seq counter, log, pending, and for a group its
+/// members. ARGV: from, ts, body, client id, the pending record's tail up
+/// to its recipients `ts|keep|min_ts|from|`, and the recipients
+/// `u1,u2,…` (a group's are read here instead, in the step that commits).
+/// Answers `{1, seq, first pending records, recipients}`,
+/// `{0, seq, fields}` for a repeated client id, or `{2}` when the sender
+/// is no member of the group.
 pub(crate) static SEND_CONV: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         prelude!(),
         r#"
 local from, ts, body, cid = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local recipients = ARGV[6]
+if KEYS[5] then
+  if redis.call('HEXISTS', KEYS[5], from) == 0 then return {2} end
+end
 local dup = duplicate(KEYS[1], KEYS[3], from, cid)
 if dup then return dup end
+if KEYS[5] then recipients = table.concat(redis.call('HKEYS', KEYS[5]), ',') end
 local seq = append_message(KEYS[1], KEYS[2], KEYS[3], from, ts, body, cid)
-redis.call('ZADD', KEYS[4], seq, string.format('%d|', seq) .. ARGV[5])
-return {1, seq, redis.call('ZRANGE', KEYS[4], 0, 63)}
+redis.call('ZADD', KEYS[4], seq, string.format('%d|', seq) .. ARGV[5] .. recipients)
+return {1, seq, redis.call('ZRANGE', KEYS[4], 0, 63), recipients}
 "#
     ))
 });
 
-/// The user-slot half of a send on a cluster: applies messages of one
-/// conversation to one recipient, in seq order, each at most once.
+/// The conversation-slot half of a join (`op` `+`) or leave (`-`) on a
+/// cluster: its commit point. The change goes into the conversation's
+/// pending records, ordered after the messages committed before it
+/// (score `last_seq`, and `m<mseq>` sorts after a message's digits), so the
+/// fan-out applies it to every member in the same order as the messages
+/// around it.
+///
+/// KEYS: members, seq counter, pending, membership counter. ARGV: op, user,
+/// member JSON, max members, the record's `ts|keep|min_ts|` part, event
+/// JSON. Answers `{1, first pending records}`, `{0}` (nothing to do) or
+/// `{2}` (full).
+pub(crate) static MEMBER_CONV: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local op, user = ARGV[1], ARGV[2]
+local is_member = redis.call('HEXISTS', KEYS[1], user) == 1
+if op == '+' then
+  if is_member then return {0} end
+  if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[4]) then return {2} end
+  redis.call('HSET', KEYS[1], user, ARGV[3])
+elseif not is_member then
+  return {0}
+end
+-- Every member hears of it, the one who joined or left included.
+local members = redis.call('HKEYS', KEYS[1])
+if op == '-' then redis.call('HDEL', KEYS[1], user) end
+local last = tonumber(redis.call('GET', KEYS[2]) or '0')
+local m = redis.call('INCR', KEYS[4])
+local record = string.format('%d|m%020d|', last, m) .. ARGV[5] .. op .. user .. '|' .. ARGV[6]
+  .. '|' .. table.concat(members, ',')
+redis.call('ZADD', KEYS[3], last, record)
+return {1, redis.call('ZRANGE', KEYS[3], 0, 63)}
+"#,
+    )
+});
+
+/// The user-slot half of a send, join or leave on a cluster: applies the
+/// pending records of one conversation to one recipient, in order, each at
+/// most once. A record's position is `(seq, mseq)`: a message's is
+/// `(seq, 0)`, a membership change's `(last_seq, mseq)`, after the
+/// message it follows. The user's watermark (`P{u:U}:fanned`, field: the
+/// conversation) holds the last position applied, `seq` or `seq:mseq`.
 ///
 /// KEYS: entries, feed, feedmeta, fanned. ARGV: conversation, user, then
-/// (seq, ts, from, keep, min_ts) per message, ascending. Answers how many
-/// were applied.
+/// per record, ascending: seq, mseq, ts, keep, min_ts, who, event. For a
+/// message `who` is the sender and `event` is `''`; for a membership change
+/// `who` is `+user` (joined) or `-user` (left) and `event` its feed event.
+/// Answers how many were applied.
 pub(crate) static FANOUT_USER: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         prelude!(),
         r#"
 local conv, user = ARGV[1], ARGV[2]
-local w = tonumber(redis.call('HGET', KEYS[4], conv) or '0')
+local mark = redis.call('HGET', KEYS[4], conv) or '0'
+local ws, wm = string.match(mark, '^(%d+):?(%d*)$')
+ws, wm = tonumber(ws), tonumber(wm) or 0
 local applied = 0
-for i = 3, #ARGV, 5 do
-  local seq = tonumber(ARGV[i])
-  if seq > w then
-    apply_message(KEYS[1], KEYS[2], KEYS[3], conv, seq, message_event(conv, seq), ARGV[i + 1],
-      ARGV[i + 2] == user, false, tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4]))
-    w = seq
+for i = 3, #ARGV, 7 do
+  local seq, mseq, ts = tonumber(ARGV[i]), tonumber(ARGV[i + 1]), ARGV[i + 2]
+  local keep, min_ts, who, event = tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4]), ARGV[i + 5], ARGV[i + 6]
+  if seq > ws or (seq == ws and mseq > wm) then
+    if mseq == 0 then
+      apply_message(KEYS[1], KEYS[2], KEYS[3], conv, seq, message_event(conv, seq), ts,
+        who == user, false, keep, min_ts)
+    else
+      local op, changed = string.sub(who, 1, 1), string.sub(who, 2)
+      if changed == user then
+        if op == '+' then
+          redis.call('HSET', KEYS[1], conv, string.format('%d:', seq) .. ts)
+        else
+          redis.call('HDEL', KEYS[1], conv)
+        end
+      end
+      feed_append(KEYS[2], KEYS[3], ts, event, keep, min_ts)
+    end
+    ws, wm = seq, mseq
     applied = applied + 1
   end
 end
-if applied > 0 then redis.call('HSET', KEYS[4], conv, string.format('%d', w)) end
+if applied > 0 then
+  local w = string.format('%d', ws)
+  if wm > 0 then w = w .. string.format(':%d', wm) end
+  redis.call('HSET', KEYS[4], conv, w)
+end
 return applied
 "#
     ))
@@ -242,6 +389,15 @@ return {head, trimmed, entries}
 });
 
 /// Every script, to load them at start (on every node of a cluster).
-pub(crate) fn all() -> [&'static Script; 5] {
-    [&SEND_ALL, &SEND_CONV, &FANOUT_USER, &APPLY, &FEED_READ]
+pub(crate) fn all() -> [&'static Script; 8] {
+    [
+        &SEND_ALL,
+        &SEND_GROUP,
+        &MEMBER_ALL,
+        &SEND_CONV,
+        &MEMBER_CONV,
+        &FANOUT_USER,
+        &APPLY,
+        &FEED_READ,
+    ]
 }

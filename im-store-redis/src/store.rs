@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use im_engine::store::{Changes, Outgoing, Sent};
+use im_engine::store::{Changes, MemberUpdate, Outgoing, Sent, Updated};
 use im_engine::{
     Contact, ConvEntry, ConversationId, Epoch, Feed, Group, GroupId, Member, Message, Notifier,
     Presence, Seq, Store, Timestamp, User, UserId,
@@ -16,7 +16,7 @@ use crate::conn::{self, Conn, Target, bounded};
 use crate::drains::Drains;
 use crate::error::{Error, Result, corrupt};
 use crate::keys::Keys;
-use crate::{FORMAT_VERSION, RedisConfig, live, scripts};
+use crate::{FORMAT_VERSION, RedisConfig, live, migrate, scripts};
 
 /// The engine's data in Redis or a Redis Cluster, shared by any number of
 /// processes. Cloning it shares the connection and the background tasks,
@@ -87,15 +87,16 @@ impl RedisStore {
             subscribed: Arc::default(),
             drains: Arc::default(),
         };
-        let epoch = shared
+        shared
             .bounded(async {
                 let mut c = shared.conn();
                 for script in scripts::all() {
                     script.prepare_invoke().load_async(&mut c).await?;
                 }
-                meta(&mut c, &shared.keys).await
+                Ok(())
             })
             .await?;
+        let epoch = meta(&shared).await?;
         live::beat(&shared).await?;
         let tasks = live::start(&shared, config.recovery_interval);
         Ok(Self {
@@ -141,28 +142,51 @@ impl RedisStore {
     }
 }
 
-/// Checks the format version and answers the epoch, creating both on a new
-/// store.
-async fn meta(c: &mut Conn, keys: &Keys) -> Result<Epoch> {
-    let key = keys.meta();
-    let _: bool = c.hset_nx(&key, "version", FORMAT_VERSION).await?;
-    let _: bool = c
-        .hset_nx(&key, "epoch", rand::random::<u64>().to_string())
-        .await?;
-    let (version, epoch): (Option<String>, Option<String>) = redis::cmd("HMGET")
-        .arg(&key)
-        .arg("version")
-        .arg("epoch")
-        .query_async(c)
+/// Checks the format version (upgrading older formats) and answers the
+/// epoch, creating both on a new store.
+async fn meta(s: &Shared) -> Result<Epoch> {
+    let key = s.keys.meta();
+    let (version, epoch) = s
+        .bounded(async {
+            let mut c = s.conn();
+            let _: bool = c.hset_nx(&key, "version", FORMAT_VERSION).await?;
+            let _: bool = c
+                .hset_nx(&key, "epoch", rand::random::<u64>().to_string())
+                .await?;
+            let read: (Option<String>, Option<String>) = redis::cmd("HMGET")
+                .arg(&key)
+                .arg("version")
+                .arg("epoch")
+                .query_async(&mut c)
+                .await?;
+            Ok(read)
+        })
         .await?;
     let version: u32 = version
         .and_then(|v| v.parse().ok())
         .ok_or_else(|| corrupt("store version"))?;
-    if version != FORMAT_VERSION {
-        return Err(Error::UnsupportedVersion {
-            found: version,
-            supported: FORMAT_VERSION,
-        });
+    match version {
+        FORMAT_VERSION => {}
+        1 => {
+            let moved = migrate::members_v1_to_v2(s).await?;
+            let dropped = migrate::drop_stray_group_entries(s).await?;
+            s.bounded(async {
+                let _: () = s.conn().hset(&key, "version", FORMAT_VERSION).await?;
+                Ok(())
+            })
+            .await?;
+            tracing::info!(
+                groups = moved,
+                stray_entries = dropped,
+                "upgraded the Redis store from format 1 to 2"
+            );
+        }
+        found => {
+            return Err(Error::UnsupportedVersion {
+                found,
+                supported: FORMAT_VERSION,
+            });
+        }
     }
     epoch
         .and_then(|e| e.parse().ok())
@@ -183,6 +207,10 @@ impl Store for RedisStore {
 
     async fn send(&self, send: &Outgoing) -> Result<Sent> {
         crate::write::send(&self.shared, send).await
+    }
+
+    async fn update_member(&self, update: &MemberUpdate) -> Result<Updated> {
+        crate::write::update_member(&self.shared, update).await
     }
 
     async fn commit(&self, changes: &Changes) -> Result<()> {

@@ -23,8 +23,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::future::join_all;
-use im_engine::store::{Changes, ContactChange, EntryChange, MemberChange, Outgoing, Sent};
-use im_engine::{ConversationId, GroupId, Timestamp, UserId};
+use im_engine::store::{
+    Changes, ContactChange, EntryChange, MemberChange, MemberUpdate, Outgoing, Recipients, Sent,
+    Updated,
+};
+use im_engine::{ConversationId, Event, GroupId, Membership, Timestamp, UserId};
 use redis::{AsyncCommands, Value};
 
 use crate::codec::{self, Pending, entry_value, to_json};
@@ -57,45 +60,98 @@ pub(crate) fn payload<'a>(node: u64, users: impl IntoIterator<Item = &'a UserId>
 
 /// Stores a message (see [`im_engine::Store::send`]).
 pub(crate) async fn send(s: &Shared, out: &Outgoing) -> Result<Sent> {
-    let sent = if s.cluster() {
+    let (sent, recipients) = if s.cluster() {
         s.bounded(send_cluster(s, out)).await?
     } else {
         s.bounded(send_single(s, out)).await?
     };
     if matches!(sent, Sent::New(_)) {
-        s.notifier.wake(&out.recipients);
+        s.notifier.wake(&recipients);
     }
     Ok(sent)
 }
 
-/// The answer of a send script: `{1, seq, …}` or `{0, seq, fields}`.
-fn decode_sent(out: &Outgoing, v: &Value) -> Result<(Sent, Option<Vec<String>>)> {
+/// The answer of a send script: `{1, seq, …}`, `{0, seq, fields}` or
+/// `{2}` (the sender is no member).
+fn decode_sent(out: &Outgoing, v: &Value) -> Result<Sent> {
     let items = codec::array(v)?;
-    let (Some(flag), Some(seq)) = (items.first(), items.get(1)) else {
-        return Err(corrupt("send script answer"));
-    };
-    let seq = codec::number(seq)?;
+    let flag = codec::number(items.first().ok_or_else(|| corrupt("send script answer"))?)?;
+    if flag == 2 {
+        return Ok(Sent::NotMember);
+    }
+    let seq = codec::number(items.get(1).ok_or_else(|| corrupt("send script answer"))?)?;
     let m = &out.message;
-    if codec::number(flag)? == 1 {
-        let pending = items
-            .get(2)
-            .map(|p| codec::array(p)?.iter().map(codec::text).collect())
-            .transpose()?;
-        Ok((Sent::New(m.numbered(seq)), pending))
+    if flag == 1 {
+        Ok(Sent::New(m.numbered(seq)))
     } else {
         let fields = codec::pairs(items.get(2).unwrap_or(&Value::Nil))?;
         let original = codec::message(&m.conversation, seq, &fields)?;
-        Ok((Sent::Duplicate(original), None))
+        Ok(Sent::Duplicate(original))
     }
 }
 
-async fn send_single(s: &Shared, out: &Outgoing) -> Result<Sent> {
+/// A list of user ids a script answered.
+fn users(v: Option<&Value>) -> Result<Vec<UserId>> {
+    let Some(v) = v else {
+        return Ok(Vec::new());
+    };
+    codec::array(v)?
+        .iter()
+        .map(|u| UserId::new(codec::text(u)?).map_err(|_| corrupt("user id in a script answer")))
+        .collect()
+}
+
+/// The `u1,u2,…` list the cluster scripts answered, as ids.
+fn user_csv(csv: &str) -> Result<Vec<UserId>> {
+    csv.split(',')
+        .filter(|u| !u.is_empty())
+        .map(|u| UserId::new(u).map_err(|_| corrupt("user id in a script answer")))
+        .collect()
+}
+
+/// The pending records a cluster script answered (its `i`th item).
+fn pending_records(items: &[Value], i: usize) -> Result<Option<Vec<String>>> {
+    items
+        .get(i)
+        .map(|p| codec::array(p)?.iter().map(codec::text).collect())
+        .transpose()
+}
+
+async fn send_single(s: &Shared, out: &Outgoing) -> Result<(Sent, Vec<UserId>)> {
     let m = &out.message;
     let k = &s.keys;
     let c = &m.conversation;
+    let users = match &out.recipients {
+        Recipients::Users(users) => users,
+        Recipients::Members(g) => {
+            let v: Value = scripts::SEND_GROUP
+                .key(k.client_ids(c))
+                .key(k.seq(c))
+                .key(k.log(c))
+                .key(k.members(g))
+                .arg(m.from.as_str())
+                .arg(m.ts)
+                .arg(m.body.get())
+                .arg(m.client_id.as_deref().unwrap_or(""))
+                .arg(c.to_string())
+                .arg(out.trim.keep.min(LUA_MAX))
+                .arg(out.trim.min_ts)
+                .arg(k.channel())
+                .arg(payload(s.node, []))
+                .arg(k.prefix())
+                .invoke_async(&mut s.conn())
+                .await?;
+            let sent = decode_sent(out, &v)?;
+            let members = match sent {
+                Sent::New(_) => users(codec::array(&v)?.get(2))?,
+                _ => Vec::new(),
+            };
+            return Ok((sent, members));
+        }
+    };
     let mut inv = scripts::SEND_ALL.prepare_invoke();
     inv.key(k.client_ids(c)).key(k.seq(c)).key(k.log(c));
-    for u in &out.recipients {
+    for u in users {
         inv.key(k.entries(u)).key(k.feed(u)).key(k.feed_meta(u));
     }
     inv.arg(m.from.as_str())
@@ -106,73 +162,185 @@ async fn send_single(s: &Shared, out: &Outgoing) -> Result<Sent> {
         .arg(out.trim.keep.min(LUA_MAX))
         .arg(out.trim.min_ts)
         .arg(k.channel())
-        .arg(payload(s.node, &out.recipients));
-    for u in &out.recipients {
+        .arg(payload(s.node, users));
+    for u in users {
         inv.arg(u.as_str());
     }
     let v: Value = inv.invoke_async(&mut s.conn()).await?;
-    Ok(decode_sent(out, &v)?.0)
+    Ok((decode_sent(out, &v)?, users.clone()))
 }
 
-/// A fan-out marker: the key of its shard and the member.
-fn marker(s: &Shared, c: &ConversationId) -> (String, String) {
+/// Puts a fan-out marker for `c`; answers its key and member.
+async fn put_marker(s: &Shared, c: &ConversationId) -> Result<(String, String)> {
     let nonce: u64 = rand::random();
-    (
-        s.keys.fanout(keys::shard(&c.to_string())),
-        format!("{c}|{:016x}|{nonce:016x}", s.node),
-    )
+    let key = s.keys.fanout(keys::shard(&c.to_string()));
+    let member = format!("{c}|{:016x}|{nonce:016x}", s.node);
+    let _: u64 = s.conn().zadd(&key, &member, now_ms()).await?;
+    Ok((key, member))
 }
 
-async fn send_cluster(s: &Shared, out: &Outgoing) -> Result<Sent> {
-    let c = &out.message.conversation;
-    let (sent, pending, (marker_key, member)) = commit_conv(s, out).await?;
-    if matches!(sent, Sent::New(_)) {
+/// The marker and the commit point of a cluster send, without the fan-out:
+/// what a node that dies right after its commit leaves behind.
+#[cfg(test)]
+pub(crate) async fn commit_and_die(
+    s: &Shared,
+    out: &Outgoing,
+) -> Result<(Sent, Option<Vec<String>>)> {
+    put_marker(s, &out.message.conversation).await?;
+    let ((sent, _), pending) = commit_conv(s, out).await?;
+    Ok((sent, pending))
+}
+
+/// A cluster write that commits in a conversation's slot and then fans
+/// out: puts a marker (so that any node finishes the fan-out if this one
+/// dies), runs `commit`, which answers the first pending records when it
+/// wrote any, drains them, and removes the marker.
+async fn committed_then_fanned<T>(
+    s: &Shared,
+    c: &ConversationId,
+    commit: impl Future<Output = Result<(T, Option<Vec<String>>)>>,
+) -> Result<T> {
+    let (marker_key, member) = put_marker(s, c).await?;
+    let (answer, pending) = commit.await?;
+    if let Some(pending) = pending {
         // Committed. If this fails or we die here, the marker stays and a
         // recovery sweep (this node's or another's) finishes the fan-out.
         let woken = {
             let guard = s.drains.lock(c).await;
             // After another drain, the records our commit answered may be
             // applied already: read what is still pending instead.
-            drain(s, c, pending.filter(|_| guard.first)).await?
+            drain(s, c, Some(pending).filter(|_| guard.first)).await?
         };
         publish(s, keys::shard(&c.to_string()), &woken).await;
     }
     let _: u64 = s.conn().zrem(&marker_key, &member).await?;
-    Ok(sent)
+    Ok(answer)
 }
 
-/// Steps 1 and 2 of a cluster send: the marker, then the commit point.
-/// Answers what was sent, the first pending records, and the marker.
+async fn send_cluster(s: &Shared, out: &Outgoing) -> Result<(Sent, Vec<UserId>)> {
+    let c = &out.message.conversation;
+    committed_then_fanned(s, c, commit_conv(s, out)).await
+}
+
+/// The commit point of a cluster send. Answers what was sent and to whom,
+/// and the first pending records when it is new.
 pub(crate) async fn commit_conv(
     s: &Shared,
     out: &Outgoing,
-) -> Result<(Sent, Option<Vec<String>>, (String, String))> {
+) -> Result<((Sent, Vec<UserId>), Option<Vec<String>>)> {
     let m = &out.message;
     let k = &s.keys;
     let c = &m.conversation;
-    let (marker_key, member) = marker(s, c);
-    let mut conn = s.conn();
-    let _: u64 = conn.zadd(&marker_key, &member, now_ms()).await?;
-    let v: Value = scripts::SEND_CONV
-        .key(k.client_ids(c))
+    let mut inv = scripts::SEND_CONV.prepare_invoke();
+    inv.key(k.client_ids(c))
         .key(k.seq(c))
         .key(k.log(c))
-        .key(k.pending(c))
-        .arg(m.from.as_str())
+        .key(k.pending(c));
+    let listed = match &out.recipients {
+        Recipients::Users(users) => codec::user_list(users),
+        Recipients::Members(g) => {
+            inv.key(k.members(g));
+            String::new()
+        }
+    };
+    inv.arg(m.from.as_str())
         .arg(m.ts)
         .arg(m.body.get())
         .arg(m.client_id.as_deref().unwrap_or(""))
-        .arg(codec::pending_tail(
+        .arg(format!(
+            "{}|{}|{}|{}|",
             m.ts,
             out.trim.keep.min(LUA_MAX),
             out.trim.min_ts,
-            &m.from,
-            &out.recipients,
+            m.from
         ))
-        .invoke_async(&mut conn)
+        .arg(listed);
+    let v: Value = inv.invoke_async(&mut s.conn()).await?;
+    let sent = decode_sent(out, &v)?;
+    if !matches!(sent, Sent::New(_)) {
+        return Ok(((sent, Vec::new()), None));
+    }
+    let items = codec::array(&v)?;
+    let recipients = user_csv(&codec::text(items.get(3).unwrap_or(&Value::Nil))?)?;
+    Ok(((sent, recipients), pending_records(items, 2)?))
+}
+
+/// Applies a join or leave (see [`im_engine::Store::update_member`]).
+pub(crate) async fn update_member(s: &Shared, u: &MemberUpdate) -> Result<Updated> {
+    let c = ConversationId::group(u.group.clone());
+    let (user, member, change) = match &u.change {
+        MemberChange::Put(m) => (&m.id, to_json(m)?, Membership::Joined),
+        MemberChange::Remove(id) => (id, String::new(), Membership::Left),
+    };
+    let op = if change == Membership::Joined {
+        "+"
+    } else {
+        "-"
+    };
+    let event = to_json(&Event::member(&u.group, user, change))?;
+    let keep = u.trim.keep.min(LUA_MAX);
+    let k = &s.keys;
+    let (updated, woken) = s
+        .bounded(async {
+            if s.cluster() {
+                let commit = async {
+                    let v: Value = scripts::MEMBER_CONV
+                        .key(k.members(&u.group))
+                        .key(k.seq(&c))
+                        .key(k.pending(&c))
+                        .key(k.member_seq(&c))
+                        .arg(op)
+                        .arg(user.as_str())
+                        .arg(&member)
+                        .arg(u.max_members)
+                        .arg(format!("{}|{keep}|{}|", u.at, u.trim.min_ts))
+                        .arg(&event)
+                        .invoke_async(&mut s.conn())
+                        .await?;
+                    let items = codec::array(&v)?;
+                    let updated = decode_updated(items)?;
+                    Ok((updated, pending_records(items, 1)?))
+                };
+                // The fan-out told the members on every node already.
+                Ok((committed_then_fanned(s, &c, commit).await?, Vec::new()))
+            } else {
+                let v: Value = scripts::MEMBER_ALL
+                    .key(k.members(&u.group))
+                    .key(k.seq(&c))
+                    .arg(op)
+                    .arg(user.as_str())
+                    .arg(&member)
+                    .arg(u.max_members)
+                    .arg(u.at)
+                    .arg(&event)
+                    .arg(keep)
+                    .arg(u.trim.min_ts)
+                    .arg(c.to_string())
+                    .arg(k.prefix())
+                    .arg(k.channel())
+                    .arg(payload(s.node, []))
+                    .invoke_async(&mut s.conn())
+                    .await?;
+                let items = codec::array(&v)?;
+                Ok((decode_updated(items)?, users(items.get(1))?))
+            }
+        })
         .await?;
-    let (sent, pending) = decode_sent(out, &v)?;
-    Ok((sent, pending, (marker_key, member)))
+    s.notifier.wake(&woken);
+    Ok(updated)
+}
+
+/// `{1, …}`, `{0}` or `{2}` from a membership script.
+fn decode_updated(items: &[Value]) -> Result<Updated> {
+    let flag = items
+        .first()
+        .ok_or_else(|| corrupt("membership script answer"))?;
+    match codec::number(flag)? {
+        1 => Ok(Updated::Changed),
+        0 => Ok(Updated::Unchanged),
+        2 => Ok(Updated::Full),
+        n => Err(corrupt(format!("membership script answer {n}"))),
+    }
 }
 
 /// Applies every pending record of `c` to its recipients, oldest first, and
@@ -215,10 +383,12 @@ pub(crate) async fn drain(
                 .arg(u.as_str());
             for r in rs {
                 inv.arg(r.seq)
+                    .arg(r.mseq)
                     .arg(r.ts)
-                    .arg(&r.from)
                     .arg(r.keep)
-                    .arg(r.min_ts);
+                    .arg(r.min_ts)
+                    .arg(&r.who)
+                    .arg(&r.event);
             }
             let mut conn = s.conn();
             async move { inv.invoke_async::<u64>(&mut conn).await }
@@ -299,6 +469,8 @@ async fn publish(s: &Shared, shard: u64, users: &BTreeSet<UserId>) {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 enum Owner {
     User(UserId),
+    /// A group's members, in its conversation's slot.
+    Members(GroupId),
     Group(GroupId),
 }
 
@@ -342,7 +514,7 @@ fn ops(s: &Shared, changes: &Changes) -> Result<Vec<(Owner, Op)>> {
             MemberChange::Put(m) => Op::HSet(key, m.id.to_string(), to_json(m)?),
             MemberChange::Remove(id) => Op::HDel(key, id.to_string()),
         };
-        ops.push((Owner::Group(group.clone()), op));
+        ops.push((Owner::Members(group.clone()), op));
     }
     for (user, change) in &changes.entries {
         let key = k.entries(user);
@@ -444,8 +616,13 @@ pub(crate) async fn commit(s: &Shared, changes: &Changes) -> Result<()> {
                 }
                 parts.entry(owner).or_default().push(op);
             }
-            // Users before groups; each in order of first appearance.
-            order.sort_by_key(|o| matches!(o, Owner::Group(_)));
+            // Users, then members, then groups; each in order of first
+            // appearance.
+            order.sort_by_key(|o| match o {
+                Owner::User(_) => 0,
+                Owner::Members(_) => 1,
+                Owner::Group(_) => 2,
+            });
             for owner in order {
                 apply(s, &parts[owner], changes, None).await?;
             }

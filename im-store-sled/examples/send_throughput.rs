@@ -12,7 +12,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use im_engine::store::{FeedTrim, Outgoing};
+use im_engine::store::{FeedTrim, Outgoing, Recipients};
 use im_engine::{Body, ConversationId, NewMessage, Store, UserId};
 use im_store_sled::{Durability, SledConfig, SledStore};
 
@@ -37,7 +37,7 @@ fn direct_message(sender: usize, n: u64) -> Outgoing {
             .expect("valid body"),
             client_id: Some(format!("c{n}")),
         },
-        recipients: vec![a, b],
+        recipients: Recipients::Users(vec![a, b]),
         trim: FeedTrim::default(),
     }
 }
@@ -100,7 +100,7 @@ async fn group_send_ms(members: usize, rounds: u64) -> Result<Vec<f64>> {
                 body: Body::new(r#"{"text": "hello, everyone"}"#, 1024)?,
                 client_id: None,
             },
-            recipients: recipients.clone(),
+            recipients: Recipients::Users(recipients.clone()),
             trim: FeedTrim {
                 keep: 100_000,
                 min_ts: 0,

@@ -117,6 +117,8 @@ pub(crate) mod meta {
     pub(crate) const VERSION: &[u8] = b"version";
     /// The epoch, `u64` BE.
     pub(crate) const EPOCH: &[u8] = b"epoch";
+    /// Present once stray group entries were removed (see `repair`).
+    pub(crate) const GROUP_ENTRIES_CHECKED: &[u8] = b"group_entries_checked";
 }
 
 /// `kind part 0xFF part …`.

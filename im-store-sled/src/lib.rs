@@ -47,6 +47,7 @@
 //!   holds entries of large conversations).
 //! - `feed`: feed bounds from the feed keys, appending and trimming, reads.
 //! - `migrate`: opening a directory of format 1.
+//! - `repair`: removing what older builds wrote wrongly, once, at open.
 //! - `flush`: group commit, the one thread that flushes.
 //! - [`keys`]: every key layout, in one place.
 //! - `codec`: value encodings.
@@ -79,6 +80,7 @@ mod feed;
 mod flush;
 mod known;
 mod migrate;
+mod repair;
 mod store;
 mod write;
 

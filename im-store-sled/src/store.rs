@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use im_engine::store::{Changes, Outgoing, Sent};
+use im_engine::store::{Changes, MemberUpdate, Outgoing, Recipients, Sent, Updated};
 use im_engine::{
     Contact, ConvEntry, ConversationId, Epoch, Feed, Group, GroupId, Member, Message, Notifier,
     Presence, Seq, Store, Timestamp, User, UserId,
@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::flush::GroupCommit;
 use crate::keys::{self, kind, meta, tree};
 use crate::write::Writer;
-use crate::{Durability, FORMAT_VERSION, SledConfig, feed, migrate};
+use crate::{Durability, FORMAT_VERSION, SledConfig, feed, migrate, repair};
 
 /// Writes touching at most this many keys run on the calling thread.
 const INLINE_WRITE_KEYS: usize = 512;
@@ -102,6 +102,14 @@ impl SledStore {
             }
         };
         let trees = Trees::open(&db, meta)?;
+        let repaired = repair::drop_stray_group_entries(&trees.records, &trees.meta)?;
+        if repaired > 0 {
+            db.flush()?;
+            tracing::warn!(
+                entries = repaired,
+                "removed index entries of groups their users had left (written by an older build)"
+            );
+        }
         let writer = Arc::new(Writer::new(trees.records.clone()));
         // The flusher thread keeps the one `Db` handle; the trees keep the
         // database open for reads and writes.
@@ -238,17 +246,41 @@ impl Store for SledStore {
     }
 
     async fn send(&self, send: &Outgoing) -> Result<Sent> {
-        // An entry read and a feed event written per recipient.
-        let keys = 2 * send.recipients.len();
-        let sent = self.write(send, keys, Writer::send).await?;
+        // An entry read and a feed event written per recipient. A group's
+        // recipients are read inside the write; its entry holders are
+        // about as many, and cheap to count beforehand.
+        let recipients = match &send.recipients {
+            Recipients::Users(users) => users.len() as u64,
+            Recipients::Members(_) => self
+                .state(&keys::conv(&send.message.conversation))?
+                .map_or(0, |s| s.holders),
+        };
+        let keys = usize::try_from(2 * recipients).unwrap_or(usize::MAX);
+        let (sent, recipients) = self.write(send, keys, Writer::send).await?;
         // A duplicate may name a message whose own send is still waiting
         // for its flush: answer it only once that is durable too.
-        let wrote = if let Sent::New(_) = sent { keys } else { 0 };
+        let wrote = match sent {
+            Sent::New(_) => 2 * recipients.len(),
+            Sent::Duplicate(_) => keys,
+            Sent::NotMember => return Ok(sent),
+        };
         self.durable(wrote).await?;
-        if let Sent::New(_) = sent {
-            self.notifier.wake(&send.recipients);
-        }
+        self.notifier.wake(&recipients);
         Ok(sent)
+    }
+
+    async fn update_member(&self, update: &MemberUpdate) -> Result<Updated> {
+        // A feed event per member, and the member keys read.
+        let members = self
+            .state(&keys::conv(&ConversationId::group(update.group.clone())))?
+            .map_or(0, |s| s.holders);
+        let keys = usize::try_from(2 * members).unwrap_or(usize::MAX);
+        let (updated, woken) = self.write(update, keys, Writer::update_member).await?;
+        if updated == Updated::Changed {
+            self.durable(woken.len()).await?;
+            self.notifier.wake(&woken);
+        }
+        Ok(updated)
     }
 
     async fn commit(&self, changes: &Changes) -> Result<()> {

@@ -19,8 +19,11 @@ use std::sync::{Mutex, MutexGuard};
 
 use sled::IVec;
 
-use im_engine::store::{Changes, ContactChange, EntryChange, MemberChange, Outgoing, Sent};
-use im_engine::{Event, Seq, UserId};
+use im_engine::store::{
+    Changes, ContactChange, EntryChange, MemberChange, MemberUpdate, Outgoing, Recipients, Sent,
+    Updated,
+};
+use im_engine::{ConversationId, Event, GroupId, Membership, NewMessage, Seq, Timestamp, UserId};
 
 use crate::codec::{self, ConvState, Entry};
 use crate::error::{Error, Result};
@@ -70,9 +73,16 @@ impl Writer {
         result
     }
 
-    /// [`Store::send`](im_engine::Store::send) as one batch.
-    pub(crate) fn send(&self, out: &Outgoing) -> Result<Sent> {
+    /// [`Store::send`](im_engine::Store::send) as one batch; answers who
+    /// received it.
+    pub(crate) fn send(&self, out: &Outgoing) -> Result<(Sent, Vec<UserId>)> {
         self.run(|p, known| send(p, known, out))
+    }
+
+    /// [`Store::update_member`](im_engine::Store::update_member) as one
+    /// batch; answers who heard of it.
+    pub(crate) fn update_member(&self, u: &MemberUpdate) -> Result<(Updated, Vec<UserId>)> {
+        self.run(|p, known| update_member(p, known, u))
     }
 
     /// [`Store::commit`](im_engine::Store::commit) as one batch.
@@ -157,8 +167,34 @@ impl<'a> Pending<'a> {
     }
 }
 
-fn send(p: &mut Pending<'_>, known: &mut Known, out: &Outgoing) -> Result<Sent> {
+/// The ids of a group's members, read from their keys.
+fn member_ids(p: &Pending<'_>, group: &GroupId) -> Result<Vec<UserId>> {
+    p.tree
+        .scan_prefix(keys::prefix(kind::GROUPUSER_MEMBER, group.as_str()))
+        .keys()
+        .map(|k| {
+            let k = k?;
+            keys::decode_group_user(&k)
+                .map(|(_, user)| user)
+                .ok_or_else(|| Error::Corrupt(format!("member key {k:?} of {group}")))
+        })
+        .collect()
+}
+
+fn send(p: &mut Pending<'_>, known: &mut Known, out: &Outgoing) -> Result<(Sent, Vec<UserId>)> {
     let m = &out.message;
+    // Read under the writer's lock, like everything this batch decides on:
+    // no join or leave lands between this read and the batch.
+    let recipients = match &out.recipients {
+        Recipients::Users(users) => users.clone(),
+        Recipients::Members(group) => {
+            let members = member_ids(p, group)?;
+            if !members.contains(&m.from) {
+                return Ok((Sent::NotMember, Vec::new()));
+            }
+            members
+        }
+    };
     let conv = keys::conv(&m.conversation);
     let client_key = m
         .client_id
@@ -175,10 +211,8 @@ fn send(p: &mut Pending<'_>, known: &mut Known, out: &Outgoing) -> Result<Sent> 
                 m.conversation
             ))
         })?;
-        return Ok(Sent::Duplicate(codec::from_json(
-            kind::CONVSEQ_MESSAGE,
-            &stored,
-        )?));
+        let original = codec::from_json(kind::CONVSEQ_MESSAGE, &stored)?;
+        return Ok((Sent::Duplicate(original), Vec::new()));
     }
     let mut state = p.state(&conv)?;
     let seq = state.last_seq + 1;
@@ -188,7 +222,7 @@ fn send(p: &mut Pending<'_>, known: &mut Known, out: &Outgoing) -> Result<Sent> 
         p.insert(key, seq.to_be_bytes().to_vec());
     }
 
-    index(p, known, out, seq, &mut state)?;
+    index(p, known, m, &recipients, seq, &mut state)?;
     state.last_seq = seq;
     p.put_state(&conv, state);
 
@@ -201,11 +235,11 @@ fn send(p: &mut Pending<'_>, known: &mut Known, out: &Outgoing) -> Result<Sent> 
             seq,
         },
     )?);
-    for user in &out.recipients {
+    for user in &recipients {
         let b = known.bounds(p.tree, user)?;
         feed::append(p, b, user, event.clone(), out.trim)?;
     }
-    Ok(Sent::New(message))
+    Ok((Sent::New(message), recipients))
 }
 
 /// The index entries of a send numbered `seq`. When it reaches every
@@ -215,14 +249,14 @@ fn send(p: &mut Pending<'_>, known: &mut Known, out: &Outgoing) -> Result<Sent> 
 fn index(
     p: &mut Pending<'_>,
     known: &mut Known,
-    out: &Outgoing,
+    m: &NewMessage,
+    recipients: &[UserId],
     seq: Seq,
     state: &mut ConvState,
 ) -> Result<()> {
-    let m = &out.message;
     let conv = keys::conv(&m.conversation);
-    let mut seen = HashSet::with_capacity(out.recipients.len());
-    let recipients = out.recipients.iter().filter(|u| seen.insert(*u));
+    let mut seen = HashSet::with_capacity(recipients.len());
+    let recipients = recipients.iter().filter(|u| seen.insert(*u));
     // Each holder, with its entry when read.
     let mut held: Vec<(&UserId, Option<Entry>)> = Vec::new();
     let mut fresh = Vec::new();
@@ -317,36 +351,9 @@ fn commit(
     for (user, change) in &changes.entries {
         match change {
             EntryChange::Put(e) => {
-                let conv = keys::conv(&e.conversation);
-                let key = keys::user_conv(user, &conv);
-                let mut state = p.state(&conv)?;
-                let existed = p.entry(&key)?.is_some();
-                // Its own activity, until the conversation moves past now.
-                let entry = Entry {
-                    read_seq: e.read_seq,
-                    activity: e.activity,
-                    since: state.last_seq,
-                };
-                p.put_entry(key, entry);
-                if !existed {
-                    state.holders += 1;
-                    p.put_state(&conv, state);
-                    known.holder_added(&conv, user);
-                }
+                put_entry(p, known, user, &e.conversation, |_| e.read_seq, e.activity)?
             }
-            EntryChange::Remove(c) => {
-                let conv = keys::conv(c);
-                let key = keys::user_conv(user, &conv);
-                if p.entry(&key)?.is_some() {
-                    let mut state = p.state(&conv)?;
-                    state.holders = state.holders.checked_sub(1).ok_or_else(|| {
-                        Error::Corrupt(format!("{c} has an entry it does not count"))
-                    })?;
-                    p.remove(key);
-                    p.put_state(&conv, state);
-                    known.holder_removed(&conv, user);
-                }
-            }
+            EntryChange::Remove(c) => remove_entry(p, known, user, c)?,
             EntryChange::Read { conversation, seq } => {
                 let key = keys::user_conv(user, &keys::conv(conversation));
                 if let Some(mut e) = p.entry(&key)?
@@ -363,4 +370,95 @@ fn commit(
         feed::append(p, b, user, event.clone(), changes.trim)?;
     }
     Ok(())
+}
+
+/// Puts `user`'s index entry of `c`, with the read cursor `read_seq` picks
+/// from the conversation's state; its own activity until the conversation
+/// moves past now.
+fn put_entry(
+    p: &mut Pending<'_>,
+    known: &mut Known,
+    user: &UserId,
+    c: &ConversationId,
+    read_seq: impl FnOnce(&ConvState) -> Seq,
+    activity: Timestamp,
+) -> Result<()> {
+    let conv = keys::conv(c);
+    let key = keys::user_conv(user, &conv);
+    let mut state = p.state(&conv)?;
+    let existed = p.entry(&key)?.is_some();
+    let entry = Entry {
+        read_seq: read_seq(&state),
+        activity,
+        since: state.last_seq,
+    };
+    p.put_entry(key, entry);
+    if !existed {
+        state.holders += 1;
+        p.put_state(&conv, state);
+        known.holder_added(&conv, user);
+    }
+    Ok(())
+}
+
+/// Removes `user`'s index entry of `c`, if it has one.
+fn remove_entry(
+    p: &mut Pending<'_>,
+    known: &mut Known,
+    user: &UserId,
+    c: &ConversationId,
+) -> Result<()> {
+    let conv = keys::conv(c);
+    let key = keys::user_conv(user, &conv);
+    if p.entry(&key)?.is_some() {
+        let mut state = p.state(&conv)?;
+        state.holders = state
+            .holders
+            .checked_sub(1)
+            .ok_or_else(|| Error::Corrupt(format!("{c} has an entry it does not count")))?;
+        p.remove(key);
+        p.put_state(&conv, state);
+        known.holder_removed(&conv, user);
+    }
+    Ok(())
+}
+
+/// A join or a leave, decided on the members as they are under the lock.
+fn update_member(
+    p: &mut Pending<'_>,
+    known: &mut Known,
+    u: &MemberUpdate,
+) -> Result<(Updated, Vec<UserId>)> {
+    let conversation = ConversationId::group(u.group.clone());
+    let mut members = member_ids(p, &u.group)?;
+    let (user, change) = match &u.change {
+        MemberChange::Put(m) => {
+            if members.contains(&m.id) {
+                return Ok((Updated::Unchanged, Vec::new()));
+            }
+            if members.len() >= u.max_members {
+                return Ok((Updated::Full, Vec::new()));
+            }
+            p.insert(keys::group_user(&u.group, &m.id), codec::json(m)?);
+            // Unread starts after the last message committed before it.
+            put_entry(p, known, &m.id, &conversation, |s| s.last_seq, u.at)?;
+            members.push(m.id.clone());
+            (&m.id, Membership::Joined)
+        }
+        MemberChange::Remove(id) => {
+            if !members.contains(id) {
+                return Ok((Updated::Unchanged, Vec::new()));
+            }
+            p.remove(keys::group_user(&u.group, id));
+            remove_entry(p, known, id, &conversation)?;
+            (id, Membership::Left)
+        }
+    };
+    // Every member hears of it, the one who joined or left included.
+    let event = IVec::from(codec::event(u.at, &Event::member(&u.group, user, change))?);
+    for member in &members {
+        let b = known.bounds(p.tree, member)?;
+        feed::append(p, b, member, event.clone(), u.trim)?;
+    }
+    Ok((Updated::Changed, members))
 }

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use im_engine::store::{FeedTrim, Outgoing, Sent};
+use im_engine::store::{FeedTrim, Outgoing, Recipients, Sent};
 use im_engine::{
     Body, Contact, ConvEntry, ConversationId, Epoch, Event, Group, GroupId, JoinPolicy, Member,
     Membership, NewMessage, Role, Store, User, UserId,
@@ -286,7 +286,7 @@ async fn go_on(store: &SledStore, s: Scale) {
     let repeat = s.message(&group(), 1);
     let out = |message: NewMessage| Outgoing {
         message,
-        recipients: (0..s.users).map(uid).collect(),
+        recipients: Recipients::Users((0..s.users).map(uid).collect()),
         trim: FeedTrim::default(),
     };
     let again = NewMessage {

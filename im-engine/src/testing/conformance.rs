@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::StoreFactory;
 use super::state_machine::ManualClock;
-use crate::feed::{Cursor, Epoch, EventData, ResetReason, Start};
+use crate::feed::{Cursor, Epoch, EventData, Membership, ResetReason, Start};
 use crate::{
     Actor, Body, Command, Config, ConversationId, Engine, ErrorKind, GroupId, HistoryQuery,
     JoinPolicy, Limits, Message, Outcome, Retention, Role, SendRequest, Store, UserId,
@@ -742,6 +742,157 @@ pub async fn concurrent_sends_get_dense_seqs<F: StoreFactory>() {
             );
         }
     }
+}
+
+/// One group event as a feed shows it: a message's seq, or a membership
+/// change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum GroupEvent {
+    Message(u64),
+    Member(String, Membership),
+}
+
+/// The events of group `g` in `user`'s feed, in feed order.
+async fn group_events<S: Store>(engine: &Engine<S>, user: &str, g: &str) -> Vec<GroupEvent> {
+    let poll = engine
+        .feed(&uid(user), Start::Oldest, 100_000)
+        .await
+        .expect("feed reads");
+    poll.events
+        .into_iter()
+        .filter_map(|e| match e.data {
+            EventData::Message(m) if m.conversation == conv(&format!("group:{g}")) => {
+                Some(GroupEvent::Message(m.seq))
+            }
+            EventData::Member {
+                group,
+                user,
+                change,
+            } if group.as_str() == g => Some(GroupEvent::Member(user.to_string(), change)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Sends race joins and removals, and each member's feed holds exactly the
+/// messages committed while it was a member, with its own `member` events
+/// in the same order as the messages around them; a removed member's
+/// conversation list stops at its removal.
+///
+/// The owner is a member throughout, so its feed is the order in which
+/// everything committed: every other user's feed must be that order seen
+/// by that user (messages while a member; a join by everyone after it, a
+/// leave by everyone before it).
+pub async fn membership_changes_are_ordered_with_sends<F: StoreFactory>() {
+    let (engine, _data) = fixture::<F>().await;
+    for u in ["dave", "erin"] {
+        engine
+            .put_user(&root(), &uid(u), Default::default())
+            .await
+            .unwrap();
+    }
+    let g = gid("g");
+    engine
+        .put_group(&me("alice"), &g, Default::default(), Some(JoinPolicy::Open))
+        .await
+        .unwrap();
+    for u in ["bob", "carol", "dave"] {
+        engine.join(&me(u), &g, &uid(u)).await.unwrap();
+    }
+    let (senders, each, rounds) = (3, 60, 40);
+    let mut handles = Vec::new();
+    for t in 0..senders {
+        let engine = engine.clone();
+        handles.push(tokio::spawn(async move {
+            let from = ["alice", "bob", "carol"][t];
+            for n in 0..each {
+                send(&engine, from, "group:g", t * 1000 + n).await;
+            }
+        }));
+    }
+    let churn = {
+        let engine = engine.clone();
+        let g = g.clone();
+        tokio::spawn(async move {
+            for _ in 0..rounds {
+                // The owner removes dave and adds him back; erin comes and goes.
+                engine.leave(&me("alice"), &g, &uid("dave")).await.unwrap();
+                engine.join(&me("erin"), &g, &uid("erin")).await.unwrap();
+                engine.join(&me("alice"), &g, &uid("dave")).await.unwrap();
+                engine.leave(&me("erin"), &g, &uid("erin")).await.unwrap();
+            }
+            engine.leave(&me("alice"), &g, &uid("dave")).await.unwrap();
+            engine.join(&me("erin"), &g, &uid("erin")).await.unwrap();
+        })
+    };
+    for h in handles {
+        h.await.expect("sender task");
+    }
+    churn.await.expect("membership task");
+    // Acknowledged after dave's last removal: never his.
+    let last = send(&engine, "bob", "group:g", 9999).await;
+
+    let order = group_events(&engine, "alice", "g").await;
+    let messages = order
+        .iter()
+        .filter(|e| matches!(e, GroupEvent::Message(_)))
+        .count();
+    assert_eq!(
+        messages as u64, last.seq,
+        "the owner's feed has every message"
+    );
+    for user in ["bob", "carol", "dave", "erin"] {
+        let mut member = false;
+        let mut expected = Vec::new();
+        for e in &order {
+            match e {
+                GroupEvent::Message(_) if member => expected.push(e.clone()),
+                GroupEvent::Message(_) => {}
+                GroupEvent::Member(who, change) => {
+                    let joined = *change == Membership::Joined;
+                    if who == user {
+                        member = joined;
+                        expected.push(e.clone());
+                    } else if member {
+                        expected.push(e.clone());
+                    }
+                }
+            }
+        }
+        assert_eq!(
+            group_events(&engine, user, "g").await,
+            expected,
+            "{user}'s feed is the commit order as {user} saw it"
+        );
+    }
+    let lists = |u: &'static str| {
+        let engine = engine.clone();
+        async move {
+            engine
+                .conversations(&me(u), None)
+                .await
+                .unwrap()
+                .into_iter()
+                .find(|c| c.id == conv("group:g"))
+        }
+    };
+    assert_eq!(
+        lists("dave").await,
+        None,
+        "a removed member's list drops the group"
+    );
+    let erin = lists("erin").await.expect("erin is a member");
+    let since_join = order
+        .iter()
+        .rev()
+        .take_while(|e| **e != GroupEvent::Member("erin".into(), Membership::Joined))
+        .filter(|e| matches!(e, GroupEvent::Message(_)))
+        .count();
+    assert_eq!(
+        (erin.unread, erin.last.map(|m| m.seq)),
+        (since_join as u64, Some(last.seq)),
+        "erin's unread counts the messages since her last join"
+    );
 }
 
 /// A stream from a cursor replays what it missed and follows new sends with

@@ -83,6 +83,7 @@ macro_rules! store_conformance_tests {
             cursors_from_other_stores_or_trimmed_feeds_reset,
             feeds_drop_events_older_than_the_retention_age,
             concurrent_sends_get_dense_seqs,
+            membership_changes_are_ordered_with_sends,
             live_stream_switches_from_replay_without_gap,
             everything_survives_reopen,
         );

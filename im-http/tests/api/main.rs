@@ -6,6 +6,7 @@ mod common;
 mod contacts;
 mod events;
 mod groups;
+mod membership;
 mod messages;
 mod outage;
 mod service;

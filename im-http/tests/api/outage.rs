@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use im_engine::store::{Changes, Outgoing, Sent};
+use im_engine::store::{Changes, MemberUpdate, Outgoing, Sent, Updated};
 use im_engine::{
     Contact, ConvEntry, ConversationId, Epoch, Feed, Group, GroupId, Member, MemoryStore, Message,
     Notifier, Presence, Seq, Store, StoreError, Timestamp, User, UserId,
@@ -54,6 +54,10 @@ impl Store for FlakyStore {
     async fn send(&self, send: &Outgoing) -> Result<Sent, Down> {
         self.check()?;
         self.inner.send(send).await.map_err(never)
+    }
+    async fn update_member(&self, update: &MemberUpdate) -> Result<Updated, Down> {
+        self.check()?;
+        self.inner.update_member(update).await.map_err(never)
     }
     async fn commit(&self, changes: &Changes) -> Result<(), Down> {
         self.check()?;

@@ -11,7 +11,7 @@ use crate::common::{Server, Sse, WAIT};
 
 /// Opens the store at `dir`, waiting for a previous process's handle (its
 /// background threads) to let go of it.
-async fn open(dir: &Path) -> SledStore {
+pub(crate) async fn open(dir: &Path) -> SledStore {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let config = SledConfig::new(dir);

@@ -61,4 +61,7 @@ mod cluster {
 }
 
 #[cfg(not(im_skip_redis))]
+mod migrate;
+
+#[cfg(not(im_skip_redis))]
 mod store;

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use im_engine::store::{FeedTrim, Outgoing, Sent};
+use im_engine::store::{FeedTrim, Outgoing, Recipients, Sent};
 use im_engine::{
     Actor, Body, Config, ConversationId, Engine, Event, NewMessage, SendRequest, Start, Store,
     UserId,
@@ -56,11 +56,11 @@ async fn a_fan_out_left_by_a_crashed_node_is_finished_once_by_another() {
             body: Body::new(&format!(r#"{{"n":{n}}}"#), 100).unwrap(),
             client_id: Some(format!("k{n}")),
         },
-        recipients: vec![uid("alice"), uid("bob")],
+        recipients: Recipients::Users(vec![uid("alice"), uid("bob")]),
         trim: FeedTrim::default(),
     };
     // Node A commits the message, then "dies" before its fan-out.
-    let (sent, _, _) = write::commit_conv(&a.shared, &out(1, 5)).await.unwrap();
+    let (sent, _) = write::commit_and_die(&a.shared, &out(1, 5)).await.unwrap();
     assert!(matches!(sent, Sent::New(ref m) if m.seq == 1));
     drop(a);
 
@@ -95,7 +95,7 @@ async fn a_fan_out_left_by_a_crashed_node_is_finished_once_by_another() {
     assert_eq!(b.feed(&bob, 0, 10).await.unwrap().head, 1);
 
     // A crash after the fan-out reached one recipient but not the other.
-    let (_, pending, _) = write::commit_conv(&b.shared, &out(2, 7)).await.unwrap();
+    let (_, pending) = write::commit_and_die(&b.shared, &out(2, 7)).await.unwrap();
     let pending = pending.unwrap();
     assert_eq!(pending.len(), 1);
     b.send(&out(3, 8)).await.unwrap();

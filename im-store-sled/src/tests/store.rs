@@ -2,7 +2,7 @@
 //! and what is special to sled (versions, damage, closing, big writes).
 
 use im_engine::store::{
-    Changes, ContactChange, EntryChange, FeedTrim, MemberChange, Outgoing, Sent,
+    Changes, ContactChange, EntryChange, FeedTrim, MemberChange, Outgoing, Recipients, Sent,
 };
 use im_engine::{
     Body, Contact, ConvEntry, ConversationId, Event, Group, GroupId, JoinPolicy, Member,
@@ -38,7 +38,7 @@ fn outgoing(
             body: Body::new(&format!(r#"{{"n":{ts}}}"#), 1024).unwrap(),
             client_id: client_id.map(str::to_owned),
         },
-        recipients: recipients.iter().map(|r| uid(r)).collect(),
+        recipients: Recipients::Users(recipients.iter().map(|r| uid(r)).collect()),
         trim: FeedTrim::default(),
     }
 }

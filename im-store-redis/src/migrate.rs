@@ -1,0 +1,115 @@
+//! Upgrades of the stored format, run by [`RedisStore::open`](crate::RedisStore::open).
+//!
+//! Format 2 keeps a group's members in its conversation's slot
+//! (`P{c:group:G}:members`) instead of the group's (`P{g:G}:members`), so
+//! that a send reads them in the step that commits it. Upgrading copies each
+//! member hash to its new key, then deletes the old one: a crash in between
+//! leaves both, and the next open copies again (the same fields, so the copy
+//! is idempotent). Then it removes the index entries of groups whose users
+//! are no members: builds of format 1 could write a removed member's entry
+//! again when a send that had read the members before the removal committed
+//! after it, which kept the group in the removed user's conversation list.
+//! Every node must be stopped for the upgrade: a node of
+//! format 1 still running would keep writing the old keys (and a node of
+//! format 1 refuses to open a store of format 2).
+
+use im_engine::GroupId;
+use redis::AsyncCommands;
+
+use crate::error::{Result, corrupt};
+use crate::store::Shared;
+
+/// Keys asked for per `SCAN` call.
+const SCAN_COUNT: usize = 1000;
+
+/// Moves every group's members from format 1's key to format 2's. Answers
+/// how many groups it moved.
+pub(crate) async fn members_v1_to_v2(s: &Shared) -> Result<usize> {
+    let old = s
+        .bounded(keys_matching(s, &s.keys.v1_members_pattern()))
+        .await?;
+    for key in &old {
+        let group = s
+            .keys
+            .v1_members_group(key)
+            .ok_or_else(|| corrupt(format!("format 1 member key {key:?}")))?;
+        s.bounded(async {
+            let mut c = s.conn();
+            let fields: Vec<(String, String)> = c.hgetall(key).await?;
+            if !fields.is_empty() {
+                let _: () = c.hset_multiple(s.keys.members(&group), &fields).await?;
+            }
+            let _: u64 = c.del(key).await?;
+            Ok(())
+        })
+        .await?;
+    }
+    Ok(old.len())
+}
+
+/// Removes every index entry of a group whose user is no member of it.
+/// Answers how many it removed.
+pub(crate) async fn drop_stray_group_entries(s: &Shared) -> Result<usize> {
+    let indexes = s
+        .bounded(keys_matching(s, &s.keys.entries_pattern()))
+        .await?;
+    let mut dropped = 0;
+    for key in &indexes {
+        let user = s
+            .keys
+            .entries_user(key)
+            .ok_or_else(|| corrupt(format!("index key {key:?}")))?;
+        dropped += s
+            .bounded(async {
+                let fields: Vec<String> = s.conn().hkeys(key).await?;
+                let mut dropped = 0;
+                for field in fields {
+                    let Some(group) = field.strip_prefix("group:") else {
+                        continue;
+                    };
+                    let group = GroupId::new(group)
+                        .map_err(|_| corrupt(format!("index entry {field:?} of {user}")))?;
+                    let member: bool = s
+                        .conn()
+                        .hexists(s.keys.members(&group), user.as_str())
+                        .await?;
+                    if !member {
+                        let _: u64 = s.conn().hdel(key, &field).await?;
+                        dropped += 1;
+                    }
+                }
+                Ok(dropped)
+            })
+            .await?;
+    }
+    Ok(dropped)
+}
+
+async fn keys_matching(s: &Shared, pattern: &str) -> Result<Vec<String>> {
+    if s.cluster() {
+        // redis-rs sends KEYS to every master and joins the answers; a SCAN
+        // cursor belongs to one node, which it cannot route. KEYS walks each
+        // master's keys once, here, at the upgrade only.
+        return Ok(redis::cmd("KEYS")
+            .arg(pattern)
+            .query_async(&mut s.conn())
+            .await?);
+    }
+    let mut keys = Vec::new();
+    let mut cursor = 0u64;
+    loop {
+        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(SCAN_COUNT)
+            .query_async(&mut s.conn())
+            .await?;
+        keys.extend(batch);
+        if next == 0 {
+            return Ok(keys);
+        }
+        cursor = next;
+    }
+}
