@@ -11,12 +11,14 @@
 //! ```
 //!
 //! That gives one test per case of [`conformance`], the model-based property
-//! test of [`model`] and the subscription property test of
-//! [`subscription`], each against fresh stores from the factory.
+//! test of [`model`], the subscription property test of [`subscription`]
+//! and the store-level comparison with `MemoryStore` of [`comparison`],
+//! each against fresh stores from the factory.
 //!
 //! `PROPTEST_CASES` sets how many cases the property tests run (default in
 //! [`cases`]).
 
+pub mod comparison;
 pub mod conformance;
 pub mod model;
 pub mod state_machine;
@@ -40,6 +42,13 @@ pub trait StoreFactory: 'static {
     /// Closes `store` and opens the same data again, as a restarted process
     /// would (for a memory store: returns it as it is).
     fn reopen(store: Self::Store, data: &Self::Data) -> impl Future<Output = Self::Store> + Send;
+
+    /// Checks what only the store can see of itself (what it keeps in
+    /// memory against what it stored, say); the suite calls it after every
+    /// step of its property tests. Panics on a finding.
+    fn check(store: &Self::Store) {
+        let _ = store;
+    }
 }
 
 /// [`MemoryStore`](crate::MemoryStore) for the suite and the fuzz targets;
@@ -87,6 +96,11 @@ macro_rules! store_conformance_tests {
             live_stream_switches_from_replay_without_gap,
             everything_survives_reopen,
         );
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn random_writes_read_back_like_memory_store() {
+            $crate::testing::comparison::random_writes_read_back_like_memory_store::<$f>().await;
+        }
 
         #[test]
         fn model_based_property_test() {

@@ -377,6 +377,7 @@ impl<F: StoreFactory> StateMachineTest for EngineTest<F> {
     }
 
     fn check_invariants(sys: &System<F>, state: &State) {
+        F::check(sys.engine().store());
         let mut model = state.model.clone();
         for u in USERS.map(uid) {
             let me = Actor::user(u.clone());
