@@ -14,7 +14,7 @@ use sled::IVec;
 use crate::codec::{self, Bounds};
 use crate::error::{Error, Result};
 use crate::keys::{self, kind};
-use crate::write::Pending;
+use crate::write::Batch;
 
 fn corrupt_key(key: &[u8]) -> Error {
     Error::Corrupt(format!(
@@ -108,7 +108,7 @@ pub(crate) fn read(tree: &sled::Tree, user: &UserId, after: u64, limit: usize) -
 /// `keep` or the oldest is older than `min_ts`. A feed trimmed to nothing
 /// records its head in its floor.
 pub(crate) fn append(
-    p: &mut Pending<'_>,
+    p: &mut Batch<'_>,
     b: &mut Bounds,
     user: &UserId,
     event: IVec,

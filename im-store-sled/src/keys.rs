@@ -250,17 +250,20 @@ pub(crate) fn decode_conv(bytes: &[u8]) -> Option<ConversationId> {
     (c.to_string() == s).then_some(c)
 }
 
+#[cfg(any(test, feature = "fuzzing"))]
 /// The user of a [`user`] key.
 pub(crate) fn decode_user(key: &[u8]) -> Option<UserId> {
     user_id(body(kind::USERID_USER, key)?)
 }
 
+#[cfg(any(test, feature = "fuzzing"))]
 /// The parts of an [`owner_contact`] key.
 pub(crate) fn decode_owner_contact(key: &[u8]) -> Option<(UserId, UserId)> {
     let (owner, contact) = split(body(kind::OWNERCONTACT_CONTACT, key)?)?;
     Some((user_id(owner)?, user_id(contact)?))
 }
 
+#[cfg(any(test, feature = "fuzzing"))]
 /// The group of a [`group`] key.
 pub(crate) fn decode_group(key: &[u8]) -> Option<GroupId> {
     group_id(body(kind::GROUPID_GROUP, key)?)
@@ -272,17 +275,20 @@ pub(crate) fn decode_group_user(key: &[u8]) -> Option<(GroupId, UserId)> {
     Some((group_id(group)?, user_id(user)?))
 }
 
+#[cfg(any(test, feature = "fuzzing"))]
 /// The conversation of a [`conv_state`] key.
 pub(crate) fn decode_conv_state(key: &[u8]) -> Option<ConversationId> {
     decode_conv(body(kind::CONV_STATE, key)?)
 }
 
+#[cfg(any(test, feature = "fuzzing"))]
 /// The parts of a [`conv_seq`] key.
 pub(crate) fn decode_conv_seq(key: &[u8]) -> Option<(ConversationId, Seq)> {
     let (c, seq) = split(body(kind::CONVSEQ_MESSAGE, key)?)?;
     Some((decode_conv(c)?, be_u64(seq)?))
 }
 
+#[cfg(any(test, feature = "fuzzing"))]
 /// The parts of a [`conv_sender_client_id`] key.
 pub(crate) fn decode_conv_sender_client_id(key: &[u8]) -> Option<(ConversationId, UserId, String)> {
     let (c, rest) = split(body(kind::CONVSENDERCLIENTID_SEQ, key)?)?;
@@ -306,11 +312,13 @@ pub(crate) fn decode_user_pos(key: &[u8]) -> Option<(UserId, u64)> {
     Some((user_id(user)?, be_u64(pos)?))
 }
 
+#[cfg(any(test, feature = "fuzzing"))]
 /// The user of a [`feed_floor`] key.
 pub(crate) fn decode_feed_floor(key: &[u8]) -> Option<UserId> {
     user_id(body(kind::USER_FEEDFLOOR, key)?)
 }
 
+#[cfg(any(test, feature = "fuzzing"))]
 /// The user of a [`last_seen`] key.
 pub(crate) fn decode_last_seen(key: &[u8]) -> Option<UserId> {
     user_id(body(kind::USER_LASTSEEN, key)?)

@@ -42,9 +42,10 @@
 //! - `store`: [`SledStore`]: opening, closing and the reads.
 //! - `db`: the sled trees, opening sled, freeing what it deferred, waiting
 //!   for it to let go.
-//! - `write`: the writer: the send and commit batches, under one lock.
-//! - `known`: what the writer remembers between writes (feed bounds, who
-//!   holds entries of large conversations).
+//! - `write`: the writer: the send, membership and commit batches, under
+//!   one lock.
+//! - `index`: the conversation index (entries, conversation states) and
+//!   what the writer remembers between writes; its invariants.
 //! - `feed`: feed bounds from the feed keys, appending and trimming, reads.
 //! - `migrate`: opening a directory of format 1.
 //! - `repair`: removing what older builds wrote wrongly, once, at open.
@@ -70,6 +71,7 @@
 
 pub mod keys;
 
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
 
@@ -78,7 +80,7 @@ mod db;
 mod error;
 mod feed;
 mod flush;
-mod known;
+mod index;
 mod migrate;
 mod repair;
 mod store;
@@ -163,8 +165,7 @@ mod tests {
 
         async fn open() -> (SledStore, TempDir) {
             let dir = tempfile::tempdir().expect("temporary directory");
-            let store = SledStore::open(SledConfig::new(dir.path())).expect("open a new store");
-            (store, dir)
+            (open_for_tests(dir.path()), dir)
         }
 
         async fn reopen(store: SledStore, dir: &TempDir) -> SledStore {
@@ -174,8 +175,20 @@ mod tests {
                 .await
                 .expect("close task")
                 .expect("close the store");
-            SledStore::open(SledConfig::new(dir.path())).expect("reopen the store")
+            open_for_tests(dir.path())
         }
+
+        fn check(store: &SledStore) {
+            store.writer().check();
+        }
+    }
+
+    /// A store that remembers the holders of conversations of every size,
+    /// so that the suite takes that path on small ones too.
+    fn open_for_tests(path: &std::path::Path) -> SledStore {
+        let store = SledStore::open(SledConfig::new(path)).expect("open the store");
+        store.writer().remember_every_conversation();
+        store
     }
 
     im_engine::store_conformance_tests!(SledFactory);

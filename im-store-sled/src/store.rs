@@ -126,6 +126,12 @@ impl SledStore {
         })
     }
 
+    /// The writer (tests: its checks and settings).
+    #[cfg(test)]
+    pub(crate) fn writer(&self) -> &Writer {
+        &self.writer
+    }
+
     /// The database directory.
     pub fn path(&self) -> &Path {
         &self.path

@@ -14,7 +14,7 @@
 //! The functions here block; callers run large writes on Tokio's blocking
 //! pool.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
 use sled::IVec;
@@ -23,13 +23,13 @@ use im_engine::store::{
     Changes, ContactChange, EntryChange, MemberChange, MemberUpdate, Outgoing, Recipients, Sent,
     Updated,
 };
-use im_engine::{ConversationId, Event, GroupId, Membership, NewMessage, Seq, Timestamp, UserId};
+use im_engine::{ConversationId, Event, GroupId, Membership, UserId};
 
 use crate::codec::{self, ConvState, Entry};
 use crate::error::{Error, Result};
 use crate::feed;
+use crate::index::{self, Known};
 use crate::keys::{self, kind};
-use crate::known::{Known, MIN_REMEMBERED_HOLDERS};
 
 /// Serialises the writes of a store and remembers what they need to read
 /// (see [`Known`]).
@@ -63,14 +63,27 @@ impl Writer {
     /// Runs `f` under the lock and applies what it wrote as one batch. When
     /// either fails, what `f` changed in memory may not have landed: forget
     /// it.
-    fn run<T>(&self, f: impl FnOnce(&mut Pending<'_>, &mut Known) -> Result<T>) -> Result<T> {
+    fn run<T>(&self, f: impl FnOnce(&mut Batch<'_>, &mut Known) -> Result<T>) -> Result<T> {
         let mut known = self.lock();
-        let mut pending = Pending::new(&self.records);
-        let result = f(&mut pending, &mut known).and_then(|t| pending.apply().map(|()| t));
+        let mut batch = Batch::new(&self.records);
+        let result = f(&mut batch, &mut known).and_then(|t| batch.apply().map(|()| t));
         if result.is_err() {
             known.forget();
         }
         result
+    }
+
+    /// Remembers the holders of conversations of any size (tests).
+    #[cfg(test)]
+    pub(crate) fn remember_every_conversation(&self) {
+        self.lock().remember_every_conversation();
+    }
+
+    /// Checks the index's invariants against the disk (tests; see
+    /// [`index::check`]).
+    #[cfg(test)]
+    pub(crate) fn check(&self) {
+        index::check(&self.records, &self.lock());
     }
 
     /// [`Store::send`](im_engine::Store::send) as one batch; answers who
@@ -99,12 +112,12 @@ impl Writer {
 
 /// The writes of one batch, readable before they land.
 #[derive(Debug)]
-pub(crate) struct Pending<'a> {
+pub(crate) struct Batch<'a> {
     tree: &'a sled::Tree,
     writes: HashMap<Vec<u8>, Option<IVec>>,
 }
 
-impl<'a> Pending<'a> {
+impl<'a> Batch<'a> {
     fn new(tree: &'a sled::Tree) -> Self {
         Self {
             tree,
@@ -142,14 +155,14 @@ impl<'a> Pending<'a> {
         Ok(self.tree.apply_batch(batch)?)
     }
 
-    fn state(&self, conv: &[u8]) -> Result<ConvState> {
+    pub(crate) fn state(&self, conv: &[u8]) -> Result<ConvState> {
         match self.get(&keys::conv_state(conv))? {
             Some(v) => ConvState::decode(&v),
             None => Ok(ConvState::default()),
         }
     }
 
-    fn put_state(&mut self, conv: &[u8], state: ConvState) {
+    pub(crate) fn put_state(&mut self, conv: &[u8], state: ConvState) {
         let key = keys::conv_state(conv);
         if state == ConvState::default() {
             self.remove(key);
@@ -158,17 +171,17 @@ impl<'a> Pending<'a> {
         }
     }
 
-    fn entry(&self, key: &[u8]) -> Result<Option<Entry>> {
+    pub(crate) fn entry(&self, key: &[u8]) -> Result<Option<Entry>> {
         self.get(key)?.map(|v| Entry::decode(&v)).transpose()
     }
 
-    fn put_entry(&mut self, key: Vec<u8>, entry: Entry) {
+    pub(crate) fn put_entry(&mut self, key: Vec<u8>, entry: Entry) {
         self.insert(key, entry.encode().to_vec());
     }
 }
 
 /// The ids of a group's members, read from their keys.
-fn member_ids(p: &Pending<'_>, group: &GroupId) -> Result<Vec<UserId>> {
+fn member_ids(p: &Batch<'_>, group: &GroupId) -> Result<Vec<UserId>> {
     p.tree
         .scan_prefix(keys::prefix(kind::GROUPUSER_MEMBER, group.as_str()))
         .keys()
@@ -181,7 +194,7 @@ fn member_ids(p: &Pending<'_>, group: &GroupId) -> Result<Vec<UserId>> {
         .collect()
 }
 
-fn send(p: &mut Pending<'_>, known: &mut Known, out: &Outgoing) -> Result<(Sent, Vec<UserId>)> {
+fn send(p: &mut Batch<'_>, known: &mut Known, out: &Outgoing) -> Result<(Sent, Vec<UserId>)> {
     let m = &out.message;
     // Read under the writer's lock, like everything this batch decides on:
     // no join or leave lands between this read and the batch.
@@ -222,7 +235,7 @@ fn send(p: &mut Pending<'_>, known: &mut Known, out: &Outgoing) -> Result<(Sent,
         p.insert(key, seq.to_be_bytes().to_vec());
     }
 
-    index(p, known, m, &recipients, seq, &mut state)?;
+    index::index(p, known, m, &recipients, seq, &mut state)?;
     state.last_seq = seq;
     p.put_state(&conv, state);
 
@@ -242,90 +255,9 @@ fn send(p: &mut Pending<'_>, known: &mut Known, out: &Outgoing) -> Result<(Sent,
     Ok((Sent::New(message), recipients))
 }
 
-/// The index entries of a send numbered `seq`. When it reaches every
-/// holder of an entry of the conversation, the conversation's activity
-/// moves and only the sender's cursor and new entries are written;
-/// otherwise each recipient's entry is.
-fn index(
-    p: &mut Pending<'_>,
-    known: &mut Known,
-    m: &NewMessage,
-    recipients: &[UserId],
-    seq: Seq,
-    state: &mut ConvState,
-) -> Result<()> {
-    let conv = keys::conv(&m.conversation);
-    let mut seen = HashSet::with_capacity(recipients.len());
-    let recipients = recipients.iter().filter(|u| seen.insert(*u));
-    // Each holder, with its entry when read.
-    let mut held: Vec<(&UserId, Option<Entry>)> = Vec::new();
-    let mut fresh = Vec::new();
-    match known.holders(&conv) {
-        Some(all) if all.len() as u64 == state.holders => {
-            for user in recipients {
-                if all.contains(user) {
-                    held.push((user, None));
-                } else {
-                    fresh.push(user);
-                }
-            }
-        }
-        remembered => {
-            if remembered.is_some() {
-                known.forget_holders(&conv);
-            }
-            for user in recipients {
-                match p.entry(&keys::user_conv(user, &conv))? {
-                    Some(e) => held.push((user, Some(e))),
-                    None => fresh.push(user),
-                }
-            }
-        }
-    }
-    let reaches_all = held.len() as u64 == state.holders;
-    if reaches_all
-        && held.len() + fresh.len() >= MIN_REMEMBERED_HOLDERS
-        && known.holders(&conv).is_none()
-    {
-        let all = held.iter().map(|(u, _)| *u).chain(fresh.iter().copied());
-        known.remember_holders(&conv, all.cloned().collect());
-    }
-    let written = |user: &UserId, read_seq: Seq| Entry {
-        read_seq: if *user == m.from {
-            read_seq.max(seq)
-        } else {
-            read_seq
-        },
-        activity: m.ts,
-        since: seq,
-    };
-    for (user, e) in held {
-        if !reaches_all || *user == m.from {
-            let key = keys::user_conv(user, &conv);
-            let e = match e {
-                Some(e) => e,
-                None => p.entry(&key)?.ok_or_else(|| {
-                    Error::Corrupt(format!("{user} holds no entry of {}", m.conversation))
-                })?,
-            };
-            p.put_entry(key, written(user, e.read_seq));
-        }
-    }
-    state.holders += fresh.len() as u64;
-    for user in fresh {
-        p.put_entry(keys::user_conv(user, &conv), written(user, 0));
-        known.holder_added(&conv, user);
-    }
-    if reaches_all {
-        state.activity = m.ts;
-        state.activity_seq = seq;
-    }
-    Ok(())
-}
-
 /// Applied in field order, like `MemoryStore` does.
 fn commit(
-    p: &mut Pending<'_>,
+    p: &mut Batch<'_>,
     known: &mut Known,
     changes: &Changes,
     events: &[(&UserId, IVec)],
@@ -351,9 +283,9 @@ fn commit(
     for (user, change) in &changes.entries {
         match change {
             EntryChange::Put(e) => {
-                put_entry(p, known, user, &e.conversation, |_| e.read_seq, e.activity)?
+                index::put_entry(p, known, user, &e.conversation, |_| e.read_seq, e.activity)?
             }
-            EntryChange::Remove(c) => remove_entry(p, known, user, c)?,
+            EntryChange::Remove(c) => index::remove_entry(p, known, user, c)?,
             EntryChange::Read { conversation, seq } => {
                 let key = keys::user_conv(user, &keys::conv(conversation));
                 if let Some(mut e) = p.entry(&key)?
@@ -372,60 +304,9 @@ fn commit(
     Ok(())
 }
 
-/// Puts `user`'s index entry of `c`, with the read cursor `read_seq` picks
-/// from the conversation's state; its own activity until the conversation
-/// moves past now.
-fn put_entry(
-    p: &mut Pending<'_>,
-    known: &mut Known,
-    user: &UserId,
-    c: &ConversationId,
-    read_seq: impl FnOnce(&ConvState) -> Seq,
-    activity: Timestamp,
-) -> Result<()> {
-    let conv = keys::conv(c);
-    let key = keys::user_conv(user, &conv);
-    let mut state = p.state(&conv)?;
-    let existed = p.entry(&key)?.is_some();
-    let entry = Entry {
-        read_seq: read_seq(&state),
-        activity,
-        since: state.last_seq,
-    };
-    p.put_entry(key, entry);
-    if !existed {
-        state.holders += 1;
-        p.put_state(&conv, state);
-        known.holder_added(&conv, user);
-    }
-    Ok(())
-}
-
-/// Removes `user`'s index entry of `c`, if it has one.
-fn remove_entry(
-    p: &mut Pending<'_>,
-    known: &mut Known,
-    user: &UserId,
-    c: &ConversationId,
-) -> Result<()> {
-    let conv = keys::conv(c);
-    let key = keys::user_conv(user, &conv);
-    if p.entry(&key)?.is_some() {
-        let mut state = p.state(&conv)?;
-        state.holders = state
-            .holders
-            .checked_sub(1)
-            .ok_or_else(|| Error::Corrupt(format!("{c} has an entry it does not count")))?;
-        p.remove(key);
-        p.put_state(&conv, state);
-        known.holder_removed(&conv, user);
-    }
-    Ok(())
-}
-
 /// A join or a leave, decided on the members as they are under the lock.
 fn update_member(
-    p: &mut Pending<'_>,
+    p: &mut Batch<'_>,
     known: &mut Known,
     u: &MemberUpdate,
 ) -> Result<(Updated, Vec<UserId>)> {
@@ -441,7 +322,7 @@ fn update_member(
             }
             p.insert(keys::group_user(&u.group, &m.id), codec::json(m)?);
             // Unread starts after the last message committed before it.
-            put_entry(p, known, &m.id, &conversation, |s| s.last_seq, u.at)?;
+            index::put_entry(p, known, &m.id, &conversation, |s| s.last_seq, u.at)?;
             members.push(m.id.clone());
             (&m.id, Membership::Joined)
         }
@@ -450,7 +331,7 @@ fn update_member(
                 return Ok((Updated::Unchanged, Vec::new()));
             }
             p.remove(keys::group_user(&u.group, id));
-            remove_entry(p, known, id, &conversation)?;
+            index::remove_entry(p, known, id, &conversation)?;
             (id, Membership::Left)
         }
     };

@@ -13,8 +13,11 @@ fn uid(s: &str) -> UserId {
     UserId::new(s).unwrap()
 }
 
+/// A store that remembers the holders of conversations of every size.
 fn open(dir: &tempfile::TempDir) -> SledStore {
-    SledStore::open(SledConfig::new(dir.path())).unwrap()
+    let store = SledStore::open(SledConfig::new(dir.path())).unwrap();
+    store.writer().remember_every_conversation();
+    store
 }
 
 fn outgoing(
