@@ -69,7 +69,8 @@ local function apply_message(entries, feed, meta, conv, seq, event, ts, is_sende
   feed_append(feed, meta, ts, event, keep, min_ts)
 end
 
--- The feed event of message `seq` of `conv`.
+-- The feed event of message `seq` of `conv`, exactly as serde encodes
+-- `Event::Message` (tests/events.rs checks every kind the scripts write).
 local function message_event(conv, seq)
   return string.format('{"kind":"message","conversation":"%s","seq":%d}', conv, seq)
 end

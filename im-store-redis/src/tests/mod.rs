@@ -61,6 +61,9 @@ mod cluster {
 }
 
 #[cfg(not(im_skip_redis))]
+mod events;
+
+#[cfg(not(im_skip_redis))]
 mod migrate;
 
 #[cfg(not(im_skip_redis))]
