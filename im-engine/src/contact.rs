@@ -7,13 +7,25 @@ use crate::id::UserId;
 use crate::store::{Changes, ContactChange, Store};
 use crate::{Error, Timestamp};
 
-/// A contact as stored: who, and since when.
+/// A contact as stored: who, since when, and in which order it was added.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Contact {
     /// The contact's user id.
     pub id: UserId,
     /// When it was added.
     pub since: Timestamp,
+    /// One more than the highest `order` among the owner's contacts when
+    /// it was added, so that links made within one millisecond still list
+    /// newest first (0 for contacts stored before it existed).
+    #[serde(default)]
+    pub order: u64,
+}
+
+impl Contact {
+    /// Newest link first: by `since`, then `order`, descending; ties by id.
+    pub fn newest_first(a: &Self, b: &Self) -> std::cmp::Ordering {
+        (b.since, b.order, &a.id).cmp(&(a.since, a.order, &b.id))
+    }
 }
 
 /// A contact as answered, with its presence.
@@ -39,12 +51,20 @@ impl<S: Store> Engine<S> {
         if actor.user == *id {
             return Err(Error::Invalid("a user cannot be its own contact".into()));
         }
-        if self.current_contact(actor, id).await?.is_some() {
+        self.require_user(&actor.user).await?;
+        self.require_user(id).await?;
+        let contacts = self
+            .store()
+            .contacts(&actor.user)
+            .await
+            .map_err(Error::store)?;
+        if contacts.iter().any(|c| c.id == *id) {
             return Ok(());
         }
         let contact = Contact {
             id: id.clone(),
             since: self.now(),
+            order: contacts.iter().map(|c| c.order).max().unwrap_or(0) + 1,
         };
         self.change_contact(actor, ContactChange::Put(contact))
             .await
@@ -56,21 +76,18 @@ impl<S: Store> Engine<S> {
     ///
     /// [`Error::NotFound`] when either user does not exist, [`Error::Store`].
     pub async fn unlink(&self, actor: &Actor, id: &UserId) -> Result<(), Error> {
-        if self.current_contact(actor, id).await?.is_none() {
+        self.require_user(&actor.user).await?;
+        self.require_user(id).await?;
+        let current = self
+            .store()
+            .contact(&actor.user, id)
+            .await
+            .map_err(Error::store)?;
+        if current.is_none() {
             return Ok(());
         }
         self.change_contact(actor, ContactChange::Remove(id.clone()))
             .await
-    }
-
-    /// The caller's contact entry for `id`, after checking both users exist.
-    async fn current_contact(&self, actor: &Actor, id: &UserId) -> Result<Option<Contact>, Error> {
-        self.require_user(&actor.user).await?;
-        self.require_user(id).await?;
-        self.store()
-            .contact(&actor.user, id)
-            .await
-            .map_err(Error::store)
     }
 
     async fn change_contact(&self, actor: &Actor, change: ContactChange) -> Result<(), Error> {
@@ -81,7 +98,7 @@ impl<S: Store> Engine<S> {
         self.store().commit(&changes).await.map_err(Error::store)
     }
 
-    /// The caller's contacts, newest link first (ties by id).
+    /// The caller's contacts, newest link first ([`Contact::newest_first`]).
     ///
     /// # Errors
     ///
@@ -93,7 +110,7 @@ impl<S: Store> Engine<S> {
             .contacts(&actor.user)
             .await
             .map_err(Error::store)?;
-        contacts.sort_by(|a, b| b.since.cmp(&a.since).then_with(|| a.id.cmp(&b.id)));
+        contacts.sort_by(Contact::newest_first);
         let mut out = Vec::with_capacity(contacts.len());
         for c in contacts {
             let online = self.presence(&c.id).await?.online;

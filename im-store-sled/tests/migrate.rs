@@ -155,6 +155,7 @@ fn write_v1(dir: &Path, s: Scale) {
         let contact = Contact {
             id: uid((i + 1) % s.users),
             since: 7,
+            order: 0,
         };
         contacts.insert(key(&[name, contact.id.as_str().as_bytes()]), json(&contact));
         let role = if i == 0 { Role::Owner } else { Role::Member };
@@ -239,7 +240,8 @@ async fn check(store: &SledStore, s: Scale) {
             contacts,
             [Contact {
                 id: uid((i + 1) % s.users),
-                since: 7
+                since: 7,
+                order: 0,
             }]
         );
         assert_eq!(

@@ -158,6 +158,7 @@ fn random_changes(rng: &mut Rng, now: u64, last: impl Fn(&ConversationId) -> u64
                 ContactChange::Put(Contact {
                     id: other,
                     since: now,
+                    order: rng.below(3),
                 }),
             )
         });

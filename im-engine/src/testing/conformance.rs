@@ -744,6 +744,28 @@ pub async fn concurrent_sends_get_dense_seqs<F: StoreFactory>() {
     }
 }
 
+/// Contacts linked within one millisecond list newest first, in the order
+/// they were linked, not by id; a contact linked again keeps its place.
+pub async fn contacts_linked_in_one_millisecond_list_newest_first<F: StoreFactory>() {
+    let (engine, _data) = fixture::<F>().await;
+    engine
+        .put_user(&root(), &uid("aaron"), Default::default())
+        .await
+        .unwrap();
+    for u in ["carol", "bob", "aaron", "bob"] {
+        engine.link(&me("alice"), &uid(u)).await.unwrap();
+    }
+    let ids = |list: Vec<crate::ContactView>| -> Vec<String> {
+        list.into_iter().map(|c| c.id.to_string()).collect()
+    };
+    let list = engine.contacts(&me("alice")).await.unwrap();
+    assert_eq!(ids(list), ["aaron", "bob", "carol"]);
+    engine.unlink(&me("alice"), &uid("carol")).await.unwrap();
+    engine.link(&me("alice"), &uid("carol")).await.unwrap();
+    let list = engine.contacts(&me("alice")).await.unwrap();
+    assert_eq!(ids(list), ["carol", "aaron", "bob"]);
+}
+
 /// One group event as a feed shows it: a message's seq, or a membership
 /// change.
 #[derive(Debug, Clone, PartialEq, Eq)]

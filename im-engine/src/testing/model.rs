@@ -227,9 +227,11 @@ impl Model {
                 self.user_exists(me)?;
                 self.user_exists(id)?;
                 let set = self.contacts.entry(me.clone()).or_default();
+                let order = set.values().map(|c| c.order).max().unwrap_or(0) + 1;
                 set.entry(id.clone()).or_insert(Contact {
                     id: id.clone(),
                     since: now,
+                    order,
                 });
                 Ok(Outcome::Done)
             }
@@ -246,7 +248,7 @@ impl Model {
                     .get(me)
                     .map(|s| s.values().cloned().collect())
                     .unwrap_or_default();
-                list.sort_by(|a: &Contact, b| (b.since, &a.id).cmp(&(a.since, &b.id)));
+                list.sort_by(Contact::newest_first);
                 Ok(Outcome::Contacts(
                     list.into_iter()
                         .map(|c| ContactView {

@@ -2,7 +2,7 @@
 //! `Event`, for every kind a script writes, so that what Rust decodes and
 //! re-encodes is what Redis holds.
 
-use im_engine::{Actor, Engine, Event, GroupId, JoinPolicy, SendRequest, Store, UserId};
+use im_engine::{Actor, Engine, Event, GroupId, JoinPolicy, SendRequest, UserId};
 use redis::AsyncCommands;
 
 use super::open;
