@@ -1,5 +1,5 @@
 //! The HTTP server of `im-engine`: the REST routes and the Server-Sent
-//! Events stream of `API.md`, on hyper.
+//! Events stream of the repository's `docs/API.md`, on hyper.
 //!
 //! The server parses requests, authenticates their bearer token, calls the
 //! [`Engine`], and encodes the answer; the engine decides who may do what

@@ -1,4 +1,4 @@
-//! The OpenAPI 3 document of `API.md` (`im-http/openapi.json`), served at
+//! The OpenAPI 3 document of `docs/API.md` (`im-http/openapi.json`), served at
 //! `GET /openapi.json`, and [`ROUTES`], the list of what the router serves.
 //!
 //! The tests below hold the three together: every route of [`ROUTES`] is

@@ -41,7 +41,7 @@ impl Serve {
         let mut cmd = Command::new(BIN);
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--store", "memory"])
             .args(["--secret", SECRET])
-            // A long poll may wait 60 s by API.md; the fuzzer asks for any
+            // A long poll may wait 60 s by docs/API.md; the fuzzer asks for any
             // wait, so the server allows 1 s (a longer one is a documented 400).
             .args(["--long-poll-max-secs", "1"])
             .env("RUST_LOG", "info");

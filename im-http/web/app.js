@@ -1,5 +1,5 @@
 // The web chat page of im-http: plain JavaScript, no build step, no
-// dependencies. It uses only the routes of API.md, so it also shows how a
+// dependencies. It uses only the routes of docs/API.md, so it also shows how a
 // client is meant to use them:
 //
 // - the token comes from the sign-in field or `?token=`, and is kept in
@@ -78,7 +78,7 @@ class ApiError extends Error {
   }
 }
 
-// One call of API.md. Throws ApiError; a 401 also signs out, since the
+// One call of docs/API.md. Throws ApiError; a 401 also signs out, since the
 // token is no longer any good.
 async function api(method, path, body) {
   const era = state.era;

@@ -1,5 +1,5 @@
-//! The authorization matrix: every route of API.md, called by every kind of
-//! caller, each answered with the status API.md gives it; and a refused
+//! The authorization matrix: every route of docs/API.md, called by every kind of
+//! caller, each answered with the status docs/API.md gives it; and a refused
 //! call changes nothing.
 //!
 //! Every cell runs on a fresh server seeded the same way, so cells do not
@@ -27,7 +27,7 @@ const CALLERS: [&str; 7] = [
     "admin",
 ];
 
-/// Every route of API.md, with a case for each rule of who may call it:
+/// Every route of docs/API.md, with a case for each rule of who may call it:
 /// method, path, body (`-` for none), then the status for each caller of
 /// [`CALLERS`] (no token, bad token, expired, stranger, member, owner,
 /// admin).

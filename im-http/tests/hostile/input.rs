@@ -1,6 +1,6 @@
 //! Bad input of every kind, over real sockets: bodies one byte over each
 //! limit, deep nesting, invalid UTF-8, huge and strange ids, duplicate
-//! keys. Each is answered as API.md says, the server goes on serving, and
+//! keys. Each is answered as docs/API.md says, the server goes on serving, and
 //! nothing is stored.
 
 use std::net::SocketAddr;

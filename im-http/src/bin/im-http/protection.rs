@@ -38,7 +38,7 @@ pub struct ProtectionArgs {
     /// it or set 0, and cap connections in the proxy.
     #[arg(long, default_value_t = 1_000)]
     max_connections_per_ip: usize,
-    /// The longest `?wait=` a long poll may ask for, in seconds (API.md:
+    /// The longest `?wait=` a long poll may ask for, in seconds (docs/API.md:
     /// at most 60); a longer one is 400.
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(0..=60))]
     long_poll_max_secs: u64,
