@@ -1,7 +1,6 @@
 //! `ApiError`: every way a request can fail, and the one place that picks
 //! its status and machine-readable code.
 
-use std::fmt::Write as _;
 use std::time::Duration;
 
 use hyper::header::{ALLOW, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
@@ -75,57 +74,47 @@ struct ErrorDetail<'a> {
 }
 
 impl ApiError {
-    /// The status this error is answered with.
-    pub fn status(&self) -> StatusCode {
+    /// The status and the stable machine-readable code of the answer,
+    /// decided together so that they cannot drift apart.
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
         use im_engine::ErrorKind as K;
         match self {
             Self::Engine(e) => match e.kind() {
-                K::InvalidId | K::Invalid => StatusCode::BAD_REQUEST,
-                K::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-                K::NotFound => StatusCode::NOT_FOUND,
-                K::Forbidden => StatusCode::FORBIDDEN,
-                K::Conflict => StatusCode::CONFLICT,
-                K::Store => StatusCode::SERVICE_UNAVAILABLE,
+                K::InvalidId => (StatusCode::BAD_REQUEST, "invalid_id"),
+                K::Invalid => (StatusCode::BAD_REQUEST, "invalid_request"),
+                K::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+                K::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+                K::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
+                K::Conflict => (StatusCode::CONFLICT, "conflict"),
+                K::Store => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             },
-            Self::BadJson(_) | Self::Invalid(_) => StatusCode::BAD_REQUEST,
-            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            Self::Forbidden(_) => StatusCode::FORBIDDEN,
-            Self::NoRoute => StatusCode::NOT_FOUND,
-            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::ShuttingDown | Self::TooManyConnections => StatusCode::SERVICE_UNAVAILABLE,
-            Self::RateLimited(_) | Self::TooManyStreams(_) => StatusCode::TOO_MANY_REQUESTS,
-            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::BadJson(_) => (StatusCode::BAD_REQUEST, "bad_json"),
+            Self::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
+            Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            Self::NoRoute => (StatusCode::NOT_FOUND, "not_found"),
+            Self::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            Self::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            Self::UnsupportedMediaType => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
+            Self::ShuttingDown | Self::TooManyConnections => {
+                (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+            }
+            Self::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            Self::TooManyStreams(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_streams"),
+            Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
+    }
+
+    /// The status this error is answered with.
+    pub fn status(&self) -> StatusCode {
+        self.status_and_code().0
     }
 
     /// The stable machine-readable code of the answer.
     pub fn code(&self) -> &'static str {
-        use im_engine::ErrorKind as K;
-        match self {
-            Self::Engine(e) => match e.kind() {
-                K::InvalidId => "invalid_id",
-                K::Invalid => "invalid_request",
-                K::TooLarge => "payload_too_large",
-                K::NotFound => "not_found",
-                K::Forbidden => "forbidden",
-                K::Conflict => "conflict",
-                K::Store => "unavailable",
-            },
-            Self::BadJson(_) => "bad_json",
-            Self::Invalid(_) => "invalid_request",
-            Self::Unauthorized(_) => "unauthorized",
-            Self::Forbidden(_) => "forbidden",
-            Self::NoRoute => "not_found",
-            Self::MethodNotAllowed(_) => "method_not_allowed",
-            Self::PayloadTooLarge(_) => "payload_too_large",
-            Self::UnsupportedMediaType => "unsupported_media_type",
-            Self::ShuttingDown | Self::TooManyConnections => "unavailable",
-            Self::RateLimited(_) => "rate_limited",
-            Self::TooManyStreams(_) => "too_many_streams",
-            Self::Internal(_) => "internal",
-        }
+        self.status_and_code().1
     }
 
     /// The text shown to the client: the error's own for client errors, a
@@ -133,7 +122,7 @@ impl ApiError {
     fn public_message(&self) -> String {
         match self {
             Self::Engine(e @ im_engine::Error::Store(_)) => {
-                tracing::error!(error = %chain(e), "store failed");
+                tracing::error!(error = %ErrorChain(e), "store failed");
                 "the store is unavailable, try again later".into()
             }
             Self::Internal(detail) => {
@@ -183,13 +172,35 @@ impl ApiError {
     }
 }
 
-/// An error and its sources, one after the other.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let _ = write!(out, ": {s}");
-        source = s.source();
+/// Shows an error and its sources, one after the other, separated by `: `
+/// (each error's own message does not repeat its source's, so this is how
+/// the whole cause reaches a log line).
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorChain<'a>(pub &'a dyn std::error::Error);
+
+impl std::fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(s) = source {
+            write!(f, ": {s}")?;
+            source = s.source();
+        }
+        Ok(())
     }
-    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("outer")]
+    struct Outer(#[source] std::io::Error);
+
+    #[test]
+    fn a_chain_shows_every_source() {
+        let e = Outer(std::io::Error::other("inner"));
+        assert_eq!(ErrorChain(&e).to_string(), "outer: inner");
+    }
 }

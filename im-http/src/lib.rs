@@ -15,10 +15,11 @@
 //! - `extract`: JSON bodies within a size limit, query parameters, JSON
 //!   answers.
 //! - `sse`: `GET /v1/events`, as an SSE stream or a long poll.
-//! - `stall`: [`WriteTimeout`], which closes a connection whose writes stay
+//! - `write_timeout`: [`WriteTimeout`], which closes a connection whose writes stay
 //!   blocked (a client too slow for its event stream).
 //! - [`auth`]: HS256 bearer tokens.
-//! - [`error`]: [`ApiError`], which alone picks statuses and error codes.
+//! - [`error`]: [`ApiError`], which alone picks statuses and error codes,
+//!   and [`ErrorChain`](error::ErrorChain), an error with its sources for logs.
 //! - `metrics`: the Prometheus counters of `GET /metrics`.
 //! - `web`: the web chat page (`GET /`, `GET /web/{file}`), embedded from
 //!   `im-http/web/`.
@@ -80,15 +81,15 @@ pub mod openapi;
 mod protect;
 mod routes;
 mod sse;
-mod stall;
 mod strict_json;
 mod web;
+mod write_timeout;
 
 pub use auth::Auth;
 pub use error::ApiError;
 pub use openapi::ROUTES;
 pub use protect::{Protection, Rate};
-pub use stall::WriteTimeout;
+pub use write_timeout::WriteTimeout;
 
 /// The body of every answer.
 pub type BoxBody = UnsyncBoxBody<Bytes, Infallible>;

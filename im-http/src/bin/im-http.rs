@@ -13,6 +13,7 @@ mod protection;
 
 use clap::{Args, Parser, Subcommand};
 use im_engine::{Engine, Limits, MemoryStore, Retention, Store, UserId};
+use im_http::error::ErrorChain;
 use im_http::{App, Auth, Config};
 
 /// The HTTP and Server-Sent Events server of im-engine.
@@ -171,7 +172,7 @@ fn main() -> ExitCode {
                 ExitCode::SUCCESS
             }
             Err(e) => {
-                eprintln!("im-http token: {}", chain(e.as_ref()));
+                eprintln!("im-http token: {}", ErrorChain(e.as_ref()));
                 ExitCode::FAILURE
             }
         },
@@ -194,7 +195,7 @@ fn main() -> ExitCode {
             match runtime.block_on(serve(*args)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
-                    tracing::error!("{}", chain(e.as_ref()));
+                    tracing::error!("{}", ErrorChain(e.as_ref()));
                     ExitCode::FAILURE
                 }
             }
@@ -203,18 +204,6 @@ fn main() -> ExitCode {
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-/// An error and its sources, one after the other.
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
-}
 
 fn token(args: &TokenArgs) -> Result<String, BoxError> {
     let user = UserId::new(&args.uid)?;
@@ -353,7 +342,7 @@ async fn serve(args: Serve) -> Result<(), BoxError> {
             let store =
                 tokio::task::spawn_blocking(move || im_store_sled::SledStore::open(sled_config))
                     .await?
-                    .map_err(|e| format!("cannot open the sled store: {}", chain(&e)))?;
+                    .map_err(|e| format!("cannot open the sled store: {}", ErrorChain(&e)))?;
             run(listener, store, engine_config, config).await
         }
         #[cfg(not(feature = "sled"))]
@@ -365,7 +354,7 @@ async fn serve(args: Serve) -> Result<(), BoxError> {
                 .timeout(Duration::from_millis(args.redis_timeout_ms.max(1)));
             let store = im_store_redis::RedisStore::open(redis_config)
                 .await
-                .map_err(|e| format!("cannot open the redis store: {}", chain(&e)))?;
+                .map_err(|e| format!("cannot open the redis store: {}", ErrorChain(&e)))?;
             run(listener, store, engine_config, config).await
         }
         #[cfg(not(feature = "redis"))]
