@@ -5,9 +5,8 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Body;
 use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderValue};
-use hyper::{Request, Response, StatusCode};
+use hyper::{Response, StatusCode};
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 
 use crate::BoxBody;
 use crate::error::ApiError;
@@ -49,31 +48,30 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
     headers.get(CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
 }
 
-/// Reads and parses a JSON body of at most `limit` bytes. A body announced
+/// Reads a route's JSON body of at most `limit` bytes. A body announced
 /// or found to be larger is refused without being read whole. An empty
-/// body is `None`, and needs no `Content-Type`.
+/// body answers empty bytes (or, when `required`, 400) and needs no
+/// `Content-Type`.
 ///
 /// # Errors
 ///
 /// 415 for a body that is not `application/json`, 413 over the limit, 400
-/// `bad_json` when it does not parse into `T` or has a key twice in one
-/// object (see `strict_json`).
-pub(crate) async fn read_json<T, B>(
-    req: Request<B>,
+/// `bad_json` for an empty body where one is required.
+pub(crate) async fn read_body<B>(
+    headers: &HeaderMap,
+    body: B,
     limit: usize,
     required: bool,
-) -> Result<Option<T>, ApiError>
+) -> Result<Bytes, ApiError>
 where
-    T: DeserializeOwned,
     B: Body,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let (parts, body) = req.into_parts();
-    let json_type = parts.headers.get(CONTENT_TYPE).map(is_json);
+    let json_type = headers.get(CONTENT_TYPE).map(is_json);
     if json_type == Some(false) {
         return Err(ApiError::UnsupportedMediaType);
     }
-    if content_length(&parts.headers).is_some_and(|n| n > limit as u64) {
+    if content_length(headers).is_some_and(|n| n > limit as u64) {
         return Err(ApiError::PayloadTooLarge(limit));
     }
     let bytes = Limited::new(body, limit)
@@ -91,13 +89,13 @@ where
         return if required {
             Err(ApiError::BadJson("a request body is required".into()))
         } else {
-            Ok(None)
+            Ok(bytes)
         };
     }
     if json_type.is_none() {
         return Err(ApiError::UnsupportedMediaType);
     }
-    crate::strict_json::parse(&bytes).map(Some)
+    Ok(bytes)
 }
 
 /// A request's query parameters, decoded.

@@ -14,7 +14,7 @@ use im_engine::{ConversationId, Cursor, GroupId, Limits, Start, UserId};
 use crate::auth::Auth;
 use crate::error::ApiError;
 use crate::extract::Query;
-use crate::routes::{self, FieldsBody, GroupBody, ReadBody, SendBody};
+use crate::handlers::{self, FieldsBody, GroupBody, Params, ReadBody, SendBody};
 
 /// The secret tokens are checked against.
 pub const SECRET: &[u8] = b"fuzzing secret";
@@ -37,7 +37,7 @@ pub fn json_body(data: &[u8]) {
         0 => crate::strict_json::parse::<FieldsBody>(body).map(|_| ()),
         1 => crate::strict_json::parse::<GroupBody>(body).map(|_| ()),
         2 => crate::strict_json::parse::<SendBody>(body).and_then(|b| {
-            let request = routes::send_request(b, &limits)?;
+            let request = handlers::send_request(b, &limits)?;
             // A body that passed is one JSON object, without duplicate
             // keys, that parses again.
             let value: serde_json::Value =
@@ -94,7 +94,12 @@ pub fn ids(data: &[u8]) {
             format!("/v1/conversations/{text}/messages/{text}"),
             format!("/{text}"),
         ] {
-            let _ = routes::route(&method, &path);
+            // A match's parameters parse, or are a 400.
+            if let (_, Ok(matched)) = crate::routes::route(&method, &path)
+                && let Err(e) = Params::parse(&matched.params)
+            {
+                client_error(&e, &[StatusCode::BAD_REQUEST]);
+            }
         }
     }
 }
@@ -104,7 +109,7 @@ pub fn query(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     let q = Query::new(Some(&text));
     let bad = [StatusCode::BAD_REQUEST];
-    if let Err(e) = routes::history_query(&q) {
+    if let Err(e) = handlers::history_query(&q) {
         client_error(&e, &bad);
     }
     for name in ["limit", "wait", "before", "after"] {
@@ -119,7 +124,7 @@ pub fn query(data: &[u8]) {
         Ok(start) => check_start(start),
         Err(e) => client_error(&e, &bad),
     }
-    if let Err(e) = routes::message_seq(&text) {
+    if let Err(e) = handlers::message_seq(&text) {
         client_error(&e, &bad);
     }
     if let Err(e) = Auth::new(SECRET).authenticate(&HeaderMap::new(), Some(&text)) {

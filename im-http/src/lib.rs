@@ -11,7 +11,13 @@
 //! # Layout
 //!
 //! - `lib.rs`: [`App`], [`Config`] and [`serve`], the accept loop.
-//! - `routes`: the routing `match` and one small handler per route.
+//! - `routes`: [`ROUTES`], the route table (method, path pattern, token,
+//!   name, body, handler), and the matcher built from it.
+//! - `dispatch`: what every matched request goes through: token, rate
+//!   limit, path parameters, body, handler.
+//! - `handlers`: one small function per REST route, from the request to an
+//!   [`im_engine::Command`] that [`Engine::execute`] runs, and the encoding
+//!   of its answer.
 //! - `extract`: JSON bodies within a size limit, query parameters, JSON
 //!   answers.
 //! - `sse`: `GET /v1/events`, as an SSE stream or a long poll.
@@ -23,7 +29,7 @@
 //! - `metrics`: the Prometheus counters of `GET /metrics`.
 //! - `web`: the web chat page (`GET /`, `GET /web/{file}`), embedded from
 //!   `im-http/web/`.
-//! - [`openapi`]: the OpenAPI document and [`ROUTES`], what the router serves.
+//! - [`openapi`]: the OpenAPI document, checked against [`ROUTES`].
 //! - `protect`: rate limits, the per-user stream cap, connection caps
 //!   ([`Protection`]).
 //! - `strict_json`: request bodies without duplicate keys or deep nesting.
@@ -72,10 +78,12 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub mod auth;
+mod dispatch;
 pub mod error;
 mod extract;
 #[doc(hidden)]
 pub mod fuzzing;
+mod handlers;
 mod metrics;
 pub mod openapi;
 mod protect;
@@ -87,8 +95,8 @@ mod write_timeout;
 
 pub use auth::Auth;
 pub use error::ApiError;
-pub use openapi::ROUTES;
 pub use protect::{Protection, Rate};
+pub use routes::{ROUTES, Route};
 pub use write_timeout::WriteTimeout;
 
 /// The body of every answer.
@@ -247,8 +255,8 @@ impl<S: Store> App<S> {
 
     /// Answers one request. Never fails: errors are answers too. Every
     /// answer carries `X-Request-Id` (the request's own, when it has a
-    /// sensible one), and one log line names the method, route pattern,
-    /// status, duration and request id.
+    /// sensible one), and one log line names the method, route pattern and
+    /// name ([`Route`]), status, duration and request id.
     pub async fn handle<B>(&self, req: Request<B>) -> Response<BoxBody>
     where
         B: Body + Send + 'static,
@@ -266,9 +274,13 @@ impl<S: Store> App<S> {
             .cloned()
             .unwrap_or_else(new_request_id);
         let method = req.method().clone();
-        let (route, endpoint) = routes::route(&method, req.uri().path());
-        let mut resp = match endpoint {
-            Ok(endpoint) => routes::dispatch(self, req, endpoint)
+        // The match borrows the path; the handler takes the request. A
+        // `Uri` clone shares its bytes.
+        let uri = req.uri().clone();
+        let (route, matched) = routes::route(&method, uri.path());
+        let name = matched.as_ref().map_or("", |m| m.route.name());
+        let mut resp = match matched {
+            Ok(matched) => dispatch::dispatch(self, req, matched)
                 .await
                 .unwrap_or_else(ApiError::into_response),
             Err(e) => e.into_response(),
@@ -279,6 +291,7 @@ impl<S: Store> App<S> {
         tracing::info!(
             method = %method,
             route,
+            name,
             status = status.as_u16(),
             duration_ms = %format_args!("{:.3}", started.elapsed().as_secs_f64() * 1000.0),
             request_id = request_id.to_str().unwrap_or_default(),

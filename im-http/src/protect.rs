@@ -246,12 +246,13 @@ impl Guards {
         }
     }
 
-    /// Admits one send by `actor`.
+    /// Counts one send by `actor` against its send rate (a rate-limit
+    /// check: the send itself is the engine's).
     ///
     /// # Errors
     ///
     /// [`ApiError::RateLimited`] over the user's send rate.
-    pub(crate) fn send(&self, actor: &Actor) -> Result<(), ApiError> {
+    pub(crate) fn limit_sends(&self, actor: &Actor) -> Result<(), ApiError> {
         take(self.sends.as_ref(), actor)
     }
 
@@ -449,12 +450,15 @@ mod tests {
         });
         let admin = Actor::admin(user("root"));
         for _ in 0..10 {
-            guards.send(&admin).unwrap();
+            guards.limit_sends(&admin).unwrap();
             assert!(guards.open_stream(&admin).unwrap().is_none());
         }
         let alice = Actor::user(user("alice"));
-        guards.send(&alice).unwrap();
-        assert_eq!(guards.send(&alice).unwrap_err().code(), "rate_limited");
+        guards.limit_sends(&alice).unwrap();
+        assert_eq!(
+            guards.limit_sends(&alice).unwrap_err().code(),
+            "rate_limited"
+        );
         let _s = guards.open_stream(&alice).unwrap();
         assert_eq!(
             guards.open_stream(&alice).unwrap_err().code(),

@@ -1,407 +1,349 @@
-//! Routing and the REST handlers: parse, authenticate, call the engine,
-//! encode.
+//! The route table: every route the server answers, each declared once
+//! with its method, path pattern, whether it needs a token and its name.
+//! The matcher, the `Allow` list of a 405, the token check, the metric
+//! labels and the OpenAPI cross-check (`openapi.rs`) all read [`ROUTES`].
+//!
+//! Adding a route takes a row here, its handler (for a REST route, a
+//! function in `handlers` from the request to an [`im_engine::Command`])
+//! and its entry in `openapi.json`; the tests below and in `openapi.rs`
+//! check that the three agree.
 
-use std::borrow::Cow;
+use std::sync::LazyLock;
 
-use hyper::body::Body;
-use hyper::header::{CONTENT_TYPE, HeaderValue};
-use hyper::{Method, Request, Response, StatusCode};
-use im_engine::{
-    Actor, ConversationId, FieldPatch, GroupId, HistoryQuery, JoinPolicy, Limits, SendRequest,
-    Store, UserId,
-};
-use serde::Deserialize;
-use serde_json::json;
-use serde_json::value::RawValue;
+use hyper::Method;
+use im_engine::{Command, Limits};
 
 use crate::error::ApiError;
-use crate::extract::{Query, full, json, read_json};
-use crate::{App, BoxBody};
+use crate::handlers::{self as h, Input};
 
-/// What a request asks for, its path parameters still unparsed so that a
-/// bad id is answered after authentication, like any other bad input.
+/// One route of the table.
 #[derive(Debug)]
-pub(crate) enum Endpoint {
+pub struct Route {
+    method: Method,
+    pattern: &'static str,
+    token: bool,
+    name: &'static str,
+    pub(crate) body: BodySpec,
+    pub(crate) throttle: Throttle,
+    pub(crate) handler: Handler,
+}
+
+impl Route {
+    /// The method it answers.
+    pub fn method(&self) -> &Method {
+        &self.method
+    }
+
+    /// Its path pattern (`/v1/users/{uid}`): the path of its OpenAPI entry
+    /// and the `route` label of its requests in the metrics and the log.
+    pub fn pattern(&self) -> &'static str {
+        self.pattern
+    }
+
+    /// Whether it needs a token.
+    pub fn needs_token(&self) -> bool {
+        self.token
+    }
+
+    /// Its name: the `op` label of the time its engine call takes in the
+    /// metrics, and the `name` of its log line.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// A route that needs a token, takes no body, and is not throttled.
+    const fn token(
+        method: Method,
+        pattern: &'static str,
+        name: &'static str,
+        handler: Handler,
+    ) -> Self {
+        Self {
+            method,
+            pattern,
+            token: true,
+            name,
+            body: BodySpec::None,
+            throttle: Throttle::None,
+            handler,
+        }
+    }
+
+    /// A route anyone may call.
+    const fn public(
+        method: Method,
+        pattern: &'static str,
+        name: &'static str,
+        handler: Handler,
+    ) -> Self {
+        let mut route = Self::token(method, pattern, name, handler);
+        route.token = false;
+        route
+    }
+
+    /// Takes a JSON body of at most `limit` bytes; an empty one is fine
+    /// unless `required`.
+    const fn body(mut self, limit: fn(&Limits) -> usize, required: bool) -> Self {
+        self.body = BodySpec::Json { limit, required };
+        self
+    }
+
+    /// Counts against the caller's send rate.
+    const fn throttled(mut self) -> Self {
+        self.throttle = Throttle::Sends;
+        self
+    }
+}
+
+/// What a route does with a request that reached it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Handler {
+    /// Parses the request into an engine command, which
+    /// [`Engine::execute`](im_engine::Engine::execute) runs: every REST
+    /// route of `/v1/`.
+    Command(fn(&Input<'_>) -> Result<Command, ApiError>),
+    /// `GET /healthz`: the store answers.
     Healthz,
+    /// `GET /openapi.json`.
     OpenApi,
+    /// `GET /metrics`, for admins.
     Metrics,
-    GetUser(String),
-    PutUser(String),
-    Contacts,
-    PutContact(String),
-    DeleteContact(String),
-    GetGroup(String),
-    PutGroup(String),
-    Members(String),
-    PutMember(String, String),
-    DeleteMember(String, String),
-    Conversations,
-    Send(String),
-    History(String),
-    Message(String, String),
-    Read(String),
+    /// A file of the web page: `{file}`, or `index.html` without one.
+    Web,
+    /// `GET /v1/events`: an event stream or a long poll, which hold the
+    /// request open and so are no engine command.
     Events,
-    /// A file of the web page (`index.html` for `/`); no token.
-    Web(String),
 }
 
-const GET: &[Method] = &[Method::GET];
-const GET_PUT: &[Method] = &[Method::GET, Method::PUT];
-const PUT_DELETE: &[Method] = &[Method::PUT, Method::DELETE];
-const GET_POST: &[Method] = &[Method::GET, Method::POST];
-const POST: &[Method] = &[Method::POST];
+/// The body a route reads.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum BodySpec {
+    /// None: a body sent anyway is not read.
+    None,
+    /// A JSON body of at most `limit` bytes for the engine's limits.
+    Json {
+        limit: fn(&Limits) -> usize,
+        required: bool,
+    },
+}
 
-/// Matches a request to its route pattern (the metrics label) and endpoint.
-pub(crate) fn route(method: &Method, path: &str) -> (&'static str, Result<Endpoint, ApiError>) {
-    use Endpoint as E;
-    let segments: Vec<Cow<'_, str>> = path
-        .strip_prefix('/')
-        .unwrap_or(path)
-        .split('/')
-        .map(|s| percent_encoding::percent_decode_str(s).decode_utf8_lossy())
-        .collect();
-    let segs: Vec<&str> = segments.iter().map(|s| s.as_ref()).collect();
-    let own = |s: &str| s.to_owned();
-    let not_allowed = |allow| Err(ApiError::MethodNotAllowed(allow));
-    match (method, segs.as_slice()) {
-        (&Method::GET, ["healthz"]) => ("/healthz", Ok(E::Healthz)),
-        (_, ["healthz"]) => ("/healthz", not_allowed(GET)),
-        (&Method::GET, ["openapi.json"]) => ("/openapi.json", Ok(E::OpenApi)),
-        (_, ["openapi.json"]) => ("/openapi.json", not_allowed(GET)),
-        (&Method::GET, ["metrics"]) => ("/metrics", Ok(E::Metrics)),
-        (_, ["metrics"]) => ("/metrics", not_allowed(GET)),
-        (&Method::GET, [""]) => ("/", Ok(E::Web(own("index.html")))),
-        (_, [""]) => ("/", not_allowed(GET)),
-        (&Method::GET, ["web", f]) => ("/web/{file}", Ok(E::Web(own(f)))),
-        (_, ["web", _]) => ("/web/{file}", not_allowed(GET)),
+/// The rate limit a route counts against, checked right after the token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Throttle {
+    /// None.
+    None,
+    /// The caller's sends.
+    Sends,
+}
 
-        (&Method::GET, ["v1", "users", u]) => ("/v1/users/{uid}", Ok(E::GetUser(own(u)))),
-        (&Method::PUT, ["v1", "users", u]) => ("/v1/users/{uid}", Ok(E::PutUser(own(u)))),
-        (_, ["v1", "users", _]) => ("/v1/users/{uid}", not_allowed(GET_PUT)),
+const GET: Method = Method::GET;
+const PUT: Method = Method::PUT;
+const POST: Method = Method::POST;
+const DELETE: Method = Method::DELETE;
+use Handler::Command as C;
 
-        (&Method::GET, ["v1", "contacts"]) => ("/v1/contacts", Ok(E::Contacts)),
-        (_, ["v1", "contacts"]) => ("/v1/contacts", not_allowed(GET)),
-        (&Method::PUT, ["v1", "contacts", u]) => ("/v1/contacts/{uid}", Ok(E::PutContact(own(u)))),
-        (&Method::DELETE, ["v1", "contacts", u]) => {
-            ("/v1/contacts/{uid}", Ok(E::DeleteContact(own(u))))
+/// Every route the server answers. Where a path has several methods, its
+/// 405 lists them in the order of this table.
+pub const ROUTES: &[Route] = &[
+    Route::public(GET, "/healthz", "ping", Handler::Healthz),
+    Route::public(GET, "/openapi.json", "openapi", Handler::OpenApi),
+    Route::public(GET, "/", "web", Handler::Web),
+    Route::public(GET, "/web/{file}", "web", Handler::Web),
+    Route::token(GET, "/metrics", "metrics", Handler::Metrics),
+    Route::token(GET, "/v1/users/{uid}", "user", C(h::user)),
+    Route::token(PUT, "/v1/users/{uid}", "put_user", C(h::put_user))
+        .body(h::fields_body_limit, false),
+    Route::token(GET, "/v1/contacts", "contacts", C(h::contacts)),
+    Route::token(PUT, "/v1/contacts/{uid}", "link", C(h::link)),
+    Route::token(DELETE, "/v1/contacts/{uid}", "unlink", C(h::unlink)),
+    Route::token(GET, "/v1/groups/{gid}", "group", C(h::group)),
+    Route::token(PUT, "/v1/groups/{gid}", "put_group", C(h::put_group))
+        .body(h::fields_body_limit, false),
+    Route::token(GET, "/v1/groups/{gid}/members", "members", C(h::members)),
+    Route::token(PUT, "/v1/groups/{gid}/members/{uid}", "join", C(h::join)),
+    Route::token(
+        DELETE,
+        "/v1/groups/{gid}/members/{uid}",
+        "leave",
+        C(h::leave),
+    ),
+    Route::token(
+        GET,
+        "/v1/conversations",
+        "conversations",
+        C(h::conversations),
+    ),
+    Route::token(
+        GET,
+        "/v1/conversations/{cid}/messages",
+        "history",
+        C(h::history),
+    ),
+    Route::token(POST, "/v1/conversations/{cid}/messages", "send", C(h::send))
+        .body(h::send_body_limit, true)
+        .throttled(),
+    Route::token(
+        GET,
+        "/v1/conversations/{cid}/messages/{seq}",
+        "message",
+        C(h::message),
+    ),
+    Route::token(
+        POST,
+        "/v1/conversations/{cid}/read",
+        "mark_read",
+        C(h::mark_read),
+    )
+    .body(h::small_body_limit, false),
+    Route::token(GET, "/v1/events", "events", Handler::Events),
+];
+
+/// A request matched to its route, with its raw path parameters.
+#[derive(Debug)]
+pub(crate) struct Matched<'p> {
+    pub(crate) route: &'static Route,
+    pub(crate) params: matchit::Params<'static, 'p>,
+}
+
+/// The routes of one path pattern.
+#[derive(Debug)]
+struct Path {
+    pattern: &'static str,
+    routes: Vec<&'static Route>,
+    allow: Vec<Method>,
+}
+
+/// The matcher, built once from [`ROUTES`]: path patterns to their routes.
+static ROUTER: LazyLock<matchit::Router<Path>> = LazyLock::new(|| {
+    let mut paths: Vec<Path> = Vec::new();
+    for route in ROUTES {
+        match paths.iter_mut().find(|p| p.pattern == route.pattern) {
+            Some(path) => {
+                path.routes.push(route);
+                path.allow.push(route.method.clone());
+            }
+            None => paths.push(Path {
+                pattern: route.pattern,
+                routes: vec![route],
+                allow: vec![route.method.clone()],
+            }),
         }
-        (_, ["v1", "contacts", _]) => ("/v1/contacts/{uid}", not_allowed(PUT_DELETE)),
+    }
+    let mut router = matchit::Router::new();
+    for path in paths {
+        let pattern = path.pattern;
+        router
+            .insert(pattern, path)
+            .unwrap_or_else(|e| panic!("route table: {pattern}: {e}"));
+    }
+    router
+});
 
-        (&Method::GET, ["v1", "groups", g]) => ("/v1/groups/{gid}", Ok(E::GetGroup(own(g)))),
-        (&Method::PUT, ["v1", "groups", g]) => ("/v1/groups/{gid}", Ok(E::PutGroup(own(g)))),
-        (_, ["v1", "groups", _]) => ("/v1/groups/{gid}", not_allowed(GET_PUT)),
-        (&Method::GET, ["v1", "groups", g, "members"]) => {
-            ("/v1/groups/{gid}/members", Ok(E::Members(own(g))))
-        }
-        (_, ["v1", "groups", _, "members"]) => ("/v1/groups/{gid}/members", not_allowed(GET)),
-        (&Method::PUT, ["v1", "groups", g, "members", u]) => (
-            "/v1/groups/{gid}/members/{uid}",
-            Ok(E::PutMember(own(g), own(u))),
+/// Matches a request to its route. Answers the label of its metrics and
+/// log line (the route's pattern, or `unmatched`) and the match, or the
+/// 404 or 405 (with the path's methods, for `Allow`) to answer.
+pub(crate) fn route<'p>(
+    method: &Method,
+    path: &'p str,
+) -> (&'static str, Result<Matched<'p>, ApiError>) {
+    let Ok(found) = ROUTER.at(path) else {
+        return ("unmatched", Err(ApiError::NoRoute));
+    };
+    let path = found.value;
+    match path.routes.iter().find(|r| r.method == *method) {
+        Some(&route) => (
+            path.pattern,
+            Ok(Matched {
+                route,
+                params: found.params,
+            }),
         ),
-        (&Method::DELETE, ["v1", "groups", g, "members", u]) => (
-            "/v1/groups/{gid}/members/{uid}",
-            Ok(E::DeleteMember(own(g), own(u))),
-        ),
-        (_, ["v1", "groups", _, "members", _]) => {
-            ("/v1/groups/{gid}/members/{uid}", not_allowed(PUT_DELETE))
-        }
-
-        (&Method::GET, ["v1", "conversations"]) => ("/v1/conversations", Ok(E::Conversations)),
-        (_, ["v1", "conversations"]) => ("/v1/conversations", not_allowed(GET)),
-        (&Method::POST, ["v1", "conversations", c, "messages"]) => {
-            ("/v1/conversations/{cid}/messages", Ok(E::Send(own(c))))
-        }
-        (&Method::GET, ["v1", "conversations", c, "messages"]) => {
-            ("/v1/conversations/{cid}/messages", Ok(E::History(own(c))))
-        }
-        (_, ["v1", "conversations", _, "messages"]) => {
-            ("/v1/conversations/{cid}/messages", not_allowed(GET_POST))
-        }
-        (&Method::GET, ["v1", "conversations", c, "messages", s]) => (
-            "/v1/conversations/{cid}/messages/{seq}",
-            Ok(E::Message(own(c), own(s))),
-        ),
-        (_, ["v1", "conversations", _, "messages", _]) => {
-            ("/v1/conversations/{cid}/messages/{seq}", not_allowed(GET))
-        }
-        (&Method::POST, ["v1", "conversations", c, "read"]) => {
-            ("/v1/conversations/{cid}/read", Ok(E::Read(own(c))))
-        }
-        (_, ["v1", "conversations", _, "read"]) => {
-            ("/v1/conversations/{cid}/read", not_allowed(POST))
-        }
-
-        (&Method::GET, ["v1", "events"]) => ("/v1/events", Ok(E::Events)),
-        (_, ["v1", "events"]) => ("/v1/events", not_allowed(GET)),
-
-        _ => ("unmatched", Err(ApiError::NoRoute)),
+        None => (path.pattern, Err(ApiError::MethodNotAllowed(&path.allow))),
     }
 }
 
-/// Authenticates the request (all but `/healthz`, `/openapi.json` and the
-/// web page) and runs its handler.
-pub(crate) async fn dispatch<S, B>(
-    app: &App<S>,
-    req: Request<B>,
-    endpoint: Endpoint,
-) -> Result<Response<BoxBody>, ApiError>
-where
-    S: Store,
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    use Endpoint as E;
-    match endpoint {
-        E::Healthz => return healthz(app).await,
-        E::OpenApi => return Ok(crate::openapi::response()),
-        _ => {}
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::extract::Query;
+    use crate::handlers::Params;
+
+    /// A path of `pattern` with every `{param}` filled in.
+    fn example(pattern: &str) -> String {
+        pattern
+            .replace("{uid}", "alice")
+            .replace("{gid}", "g1")
+            .replace("{cid}", "dm:alice:bob")
+            .replace("{seq}", "1")
+            .replace("{file}", "app.js")
     }
-    if let E::Web(name) = &endpoint {
-        return crate::web::file(name, req.headers());
-    }
-    let actor = app.auth().authenticate(req.headers(), req.uri().query())?;
-    let m = app.metrics();
-    let engine = app.engine();
-    let limits = &engine.config().limits;
-    let ok = || json(StatusCode::OK, &json!({"ok": true}));
-    match endpoint {
-        E::Healthz => healthz(app).await,
-        E::Web(name) => crate::web::file(&name, req.headers()),
-        E::OpenApi => Ok(crate::openapi::response()),
-        E::Metrics => metrics(app, &actor),
-        E::GetUser(u) => {
-            let profile = m.timed("user", engine.user(&UserId::new(u)?)).await?;
-            Ok(json(StatusCode::OK, &profile))
-        }
-        E::PutUser(u) => {
-            let id = UserId::new(u)?;
-            let body: FieldsBody = read_json(req, fields_body_limit(limits), false)
-                .await?
-                .unwrap_or_default();
-            let (profile, created) = m
-                .timed("put_user", engine.put_user(&actor, &id, body.fields))
-                .await?;
-            Ok(json(created_or_ok(created), &profile))
-        }
-        E::Contacts => {
-            let contacts = m.timed("contacts", engine.contacts(&actor)).await?;
-            Ok(json(StatusCode::OK, &json!({ "contacts": contacts })))
-        }
-        E::PutContact(u) => {
-            m.timed("link", engine.link(&actor, &UserId::new(u)?))
-                .await?;
-            Ok(ok())
-        }
-        E::DeleteContact(u) => {
-            m.timed("unlink", engine.unlink(&actor, &UserId::new(u)?))
-                .await?;
-            Ok(ok())
-        }
-        E::GetGroup(g) => {
-            let group = m.timed("group", engine.group(&GroupId::new(g)?)).await?;
-            Ok(json(StatusCode::OK, &group))
-        }
-        E::PutGroup(g) => {
-            let id = GroupId::new(g)?;
-            let body: GroupBody = read_json(req, fields_body_limit(limits), false)
-                .await?
-                .unwrap_or_default();
-            let (group, created) = m
-                .timed(
-                    "put_group",
-                    engine.put_group(&actor, &id, body.fields, body.join),
-                )
-                .await?;
-            Ok(json(created_or_ok(created), &group))
-        }
-        E::Members(g) => {
-            let members = m
-                .timed("members", engine.members(&actor, &GroupId::new(g)?))
-                .await?;
-            Ok(json(StatusCode::OK, &json!({ "members": members })))
-        }
-        E::PutMember(g, u) => {
-            let (g, u) = (GroupId::new(g)?, UserId::new(u)?);
-            m.timed("join", engine.join(&actor, &g, &u)).await?;
-            Ok(ok())
-        }
-        E::DeleteMember(g, u) => {
-            let (g, u) = (GroupId::new(g)?, UserId::new(u)?);
-            m.timed("leave", engine.leave(&actor, &g, &u)).await?;
-            Ok(ok())
-        }
-        E::Conversations => {
-            let limit = Query::new(req.uri().query()).number("limit")?;
-            let list = m
-                .timed("conversations", engine.conversations(&actor, limit))
-                .await?;
-            Ok(json(StatusCode::OK, &json!({ "conversations": list })))
-        }
-        E::Send(c) => {
-            app.guards().send(&actor)?;
-            send(app, &actor, &c, req).await
-        }
-        E::History(c) => {
-            let conversation: ConversationId = c.parse()?;
-            let query = history_query(&Query::new(req.uri().query()))?;
-            let page = m
-                .timed("history", engine.history(&actor, &conversation, query))
-                .await?;
-            Ok(json(StatusCode::OK, &page))
-        }
-        E::Message(c, seq) => {
-            let conversation: ConversationId = c.parse()?;
-            let seq = message_seq(&seq)?;
-            let message = m
-                .timed("message", engine.message(&actor, &conversation, seq))
-                .await?;
-            Ok(json(StatusCode::OK, &message))
-        }
-        E::Read(c) => {
-            let conversation: ConversationId = c.parse()?;
-            let body: ReadBody = read_json(req, SMALL_BODY, false).await?.unwrap_or_default();
-            let state = m
-                .timed(
-                    "mark_read",
-                    engine.mark_read(&actor, &conversation, body.seq),
-                )
-                .await?;
-            Ok(json(StatusCode::OK, &state))
-        }
-        E::Events => {
-            let permit = app.guards().open_stream(&actor)?;
-            let (headers, query) = (req.headers(), req.uri().query());
-            crate::sse::events(app, &actor, headers, query, permit).await
+
+    #[test]
+    fn every_route_reads_its_example_request() {
+        let limits = Limits::default();
+        for r in ROUTES {
+            let path = example(r.pattern());
+            let (_, matched) = route(r.method(), &path);
+            let params = Params::parse(&matched.unwrap().params)
+                .unwrap_or_else(|e| panic!("{} {}: {e:?}", r.method(), r.pattern()));
+            if let Handler::Command(parse) = r.handler {
+                assert!(
+                    r.needs_token(),
+                    "{} {} runs as its caller",
+                    r.method(),
+                    r.pattern()
+                );
+                let body = match r.body {
+                    BodySpec::Json { required: true, .. } => Some(&br#"{"body": {}}"#[..]),
+                    _ => None,
+                };
+                let input = Input {
+                    params: &params,
+                    query: &Query::new(None),
+                    body,
+                    limits: &limits,
+                };
+                parse(&input).unwrap_or_else(|e| panic!("{} {}: {e:?}", r.method(), r.pattern()));
+            }
         }
     }
-}
 
-/// The largest body of a route that takes none or a tiny one.
-pub(crate) const SMALL_BODY: usize = 4 * 1024;
-
-/// The largest profile or group body: every field at its largest, with
-/// room for JSON escapes.
-pub(crate) fn fields_body_limit(l: &Limits) -> usize {
-    l.fields
-        .saturating_mul(l.field_bytes.saturating_add(128))
-        .saturating_mul(2)
-        .saturating_add(SMALL_BODY)
-}
-
-/// The largest send body: the message body at its limit, plus room for
-/// `client_id`, `from` and the envelope. A body between the message limit
-/// and this is read and answered 413 by the engine's own check.
-pub(crate) fn send_body_limit(l: &Limits) -> usize {
-    l.body_bytes.saturating_add(SMALL_BODY)
-}
-
-fn created_or_ok(created: bool) -> StatusCode {
-    if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
+    #[test]
+    fn a_wrong_method_is_answered_with_the_paths_methods_in_table_order() {
+        let mut allow: BTreeMap<&str, Vec<&Method>> = BTreeMap::new();
+        for r in ROUTES {
+            allow.entry(r.pattern()).or_default().push(r.method());
+        }
+        assert_eq!(allow["/v1/conversations/{cid}/messages"], [&GET, &POST]);
+        for (pattern, methods) in allow {
+            let path = example(pattern);
+            match route(&Method::PATCH, &path) {
+                (label, Err(ApiError::MethodNotAllowed(listed))) => {
+                    assert_eq!(label, pattern);
+                    assert_eq!(listed.iter().collect::<Vec<_>>(), methods);
+                }
+                other => panic!("PATCH {path}: {other:?}"),
+            }
+        }
+        assert!(matches!(
+            route(&GET, "/v1/nothing"),
+            ("unmatched", Err(ApiError::NoRoute))
+        ));
     }
-}
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct FieldsBody {
-    #[serde(default)]
-    pub(crate) fields: FieldPatch,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct GroupBody {
-    #[serde(default)]
-    pub(crate) fields: FieldPatch,
-    #[serde(default)]
-    pub(crate) join: Option<JoinPolicy>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct SendBody {
-    pub(crate) body: Box<RawValue>,
-    #[serde(default)]
-    pub(crate) client_id: Option<String>,
-    #[serde(default)]
-    pub(crate) from: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct ReadBody {
-    #[serde(default)]
-    pub(crate) seq: Option<u64>,
-}
-
-/// The query of a history page: `before`, `after`, `limit`.
-pub(crate) fn history_query(q: &Query) -> Result<HistoryQuery, ApiError> {
-    Ok(HistoryQuery {
-        before: q.number("before")?,
-        after: q.number("after")?,
-        limit: q.number("limit")?,
-    })
-}
-
-/// The `{seq}` of a message path.
-pub(crate) fn message_seq(s: &str) -> Result<u64, ApiError> {
-    s.parse()
-        .map_err(|_| ApiError::Invalid("seq must be a positive integer".into()))
-}
-
-/// What a parsed send body asks the engine for.
-pub(crate) fn send_request(body: SendBody, limits: &Limits) -> Result<SendRequest, ApiError> {
-    Ok(SendRequest {
-        body: im_engine::Body::from_raw(body.body, limits.body_bytes)?,
-        client_id: body.client_id,
-        from: body.from.map(UserId::new).transpose()?,
-    })
-}
-
-async fn send<S, B>(
-    app: &App<S>,
-    actor: &Actor,
-    conversation: &str,
-    req: Request<B>,
-) -> Result<Response<BoxBody>, ApiError>
-where
-    S: Store,
-    B: Body + Send + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    let engine = app.engine();
-    let limits = &engine.config().limits;
-    let conversation: ConversationId = conversation.parse()?;
-    let body: SendBody = read_json(req, send_body_limit(limits), true)
-        .await?
-        .ok_or_else(|| ApiError::BadJson("a request body is required".into()))?;
-    let request = send_request(body, limits)?;
-    let (message, new) = app
-        .metrics()
-        .timed("send", engine.send(actor, &conversation, request))
-        .await?;
-    if new {
-        app.metrics().message_sent();
+    #[test]
+    fn each_method_and_pattern_is_declared_once() {
+        for (i, a) in ROUTES.iter().enumerate() {
+            for b in &ROUTES[..i] {
+                assert!(
+                    (a.method(), a.pattern()) != (b.method(), b.pattern()),
+                    "{} {} twice",
+                    a.method(),
+                    a.pattern()
+                );
+            }
+        }
     }
-    Ok(json(created_or_ok(new), &message))
-}
-
-async fn healthz<S: Store>(app: &App<S>) -> Result<Response<BoxBody>, ApiError> {
-    app.metrics().timed("ping", app.engine().ping()).await?;
-    Ok(json(StatusCode::OK, &json!({"ok": true})))
-}
-
-fn metrics<S: Store>(app: &App<S>, actor: &Actor) -> Result<Response<BoxBody>, ApiError> {
-    if !actor.admin {
-        return Err(ApiError::Forbidden("metrics need an admin token".into()));
-    }
-    let mut resp = Response::new(full(app.metrics().render()));
-    resp.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-    );
-    Ok(resp)
 }

@@ -111,6 +111,11 @@ async fn long_poll<S: Store>(
         poll = app.engine().poll(&actor.user, start, wait, limit) => poll?,
         () = app.closing() => return Err(ApiError::ShuttingDown),
     };
+    Ok(poll_answer(&poll))
+}
+
+/// The answer of a long poll: `{"events": [{"id", "event", "data"}], "next"}`.
+pub(crate) fn poll_answer(poll: &im_engine::Poll) -> Response<BoxBody> {
     let events: Vec<_> = poll
         .events
         .iter()
@@ -120,10 +125,10 @@ async fn long_poll<S: Store>(
             data: &d.data,
         })
         .collect();
-    Ok(json(
+    json(
         StatusCode::OK,
         &serde_json::json!({ "events": events, "next": poll.next.to_string() }),
-    ))
+    )
 }
 
 async fn stream<S: Store>(

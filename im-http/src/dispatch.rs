@@ -1,0 +1,83 @@
+//! What happens to every request that matched a route, in this order: its
+//! token (when the route needs one), its rate limit, its path parameters,
+//! its body, then its handler. A REST handler turns the request into an
+//! [`im_engine::Command`], which [`Engine::execute`](im_engine::Engine::execute)
+//! runs: the same dispatch the engine's model tests and the fuzz targets
+//! drive.
+
+use bytes::Bytes;
+use hyper::body::Body;
+use hyper::{Request, Response};
+use im_engine::{Actor, Store};
+
+use crate::error::ApiError;
+use crate::extract::{Query, read_body};
+use crate::handlers::{self, Input, Params};
+use crate::routes::{BodySpec, Handler, Matched, Throttle};
+use crate::{App, BoxBody};
+
+/// Answers a request that matched a route.
+pub(crate) async fn dispatch<S, B>(
+    app: &App<S>,
+    req: Request<B>,
+    matched: Matched<'_>,
+) -> Result<Response<BoxBody>, ApiError>
+where
+    S: Store,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let route = matched.route;
+    let actor = if route.needs_token() {
+        Some(app.auth().authenticate(req.headers(), req.uri().query())?)
+    } else {
+        None
+    };
+    if route.throttle == Throttle::Sends {
+        app.guards().limit_sends(caller(actor.as_ref())?)?;
+    }
+    let params = Params::parse(&matched.params)?;
+    match route.handler {
+        Handler::Command(parse) => {
+            let actor = caller(actor.as_ref())?;
+            let engine = app.engine();
+            let limits = &engine.config().limits;
+            let (parts, body) = req.into_parts();
+            let body = match route.body {
+                BodySpec::None => Bytes::new(),
+                BodySpec::Json { limit, required } => {
+                    read_body(&parts.headers, body, limit(limits), required).await?
+                }
+            };
+            let query = Query::new(parts.uri.query());
+            let command = parse(&Input {
+                params: &params,
+                query: &query,
+                body: (!body.is_empty()).then_some(&body[..]),
+                limits,
+            })?;
+            let outcome = app
+                .metrics()
+                .timed(route.name(), engine.execute(actor, command))
+                .await?;
+            Ok(handlers::respond(outcome, app.metrics()))
+        }
+        Handler::Healthz => handlers::healthz(app, route.name()).await,
+        Handler::OpenApi => Ok(crate::openapi::response()),
+        Handler::Web => crate::web::file(params.file().unwrap_or("index.html"), req.headers()),
+        Handler::Metrics => handlers::metrics(app, caller(actor.as_ref())?),
+        Handler::Events => {
+            let actor = caller(actor.as_ref())?;
+            let permit = app.guards().open_stream(actor)?;
+            let (headers, query) = (req.headers(), req.uri().query());
+            crate::sse::events(app, actor, headers, query, permit).await
+        }
+    }
+}
+
+/// The caller, on a route that needs a token. A route without one that
+/// asks is a bug in the route table, which its tests catch.
+fn caller(actor: Option<&Actor>) -> Result<&Actor, ApiError> {
+    actor.ok_or_else(|| ApiError::Internal("a route without a token needs a caller".into()))
+}

@@ -1,0 +1,362 @@
+//! The REST handlers: each reads one route's request into the
+//! [`im_engine::Command`] it asks for, which `Engine::execute` runs (see
+//! `dispatch`); [`respond`] encodes what the command answered. Also the
+//! handlers of the service routes that are no engine command.
+//!
+//! A handler gets its path parameters already parsed ([`Params`]: a bad id
+//! is answered before the body is read) and its body already read within
+//! the route's limit; it only picks the values out.
+
+use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::{Response, StatusCode};
+use im_engine::{
+    Actor, Command, ConversationId, FieldPatch, GroupId, HistoryQuery, JoinPolicy, Limits, Outcome,
+    SendRequest, Seq, Store, UserId,
+};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+use serde_json::value::RawValue;
+
+use crate::error::ApiError;
+use crate::extract::{Query, full, json};
+use crate::metrics::Metrics;
+use crate::{App, BoxBody};
+
+/// What a handler reads a request from.
+pub(crate) struct Input<'a> {
+    pub(crate) params: &'a Params,
+    pub(crate) query: &'a Query,
+    /// The body, `None` when empty (or not read: the route takes none).
+    pub(crate) body: Option<&'a [u8]>,
+    pub(crate) limits: &'a Limits,
+}
+
+impl Input<'_> {
+    /// The body as strict JSON (see `strict_json`), `None` when empty.
+    fn json<T: DeserializeOwned>(&self) -> Result<Option<T>, ApiError> {
+        self.body.map(crate::strict_json::parse).transpose()
+    }
+}
+
+/// A route's path parameters, each parsed by the one rule of its name:
+/// `{uid}` a user id, `{gid}` a group id, `{cid}` a conversation id, `{seq}`
+/// a message number, `{file}` a file name of the web page. Segments are
+/// percent-decoded first (`dm%3Aa%3Ab` is `dm:a:b`).
+#[derive(Debug, Default)]
+pub(crate) struct Params {
+    uid: Option<UserId>,
+    gid: Option<GroupId>,
+    cid: Option<ConversationId>,
+    seq: Option<Seq>,
+    file: Option<String>,
+}
+
+impl Params {
+    /// Parses the raw parameters of a match, in the order of the path.
+    ///
+    /// # Errors
+    ///
+    /// 400 `invalid_id` for a bad id, 400 `invalid_request` for a bad seq.
+    pub(crate) fn parse(raw: &matchit::Params<'_, '_>) -> Result<Self, ApiError> {
+        let mut params = Self::default();
+        for (name, value) in raw.iter() {
+            let value = percent_encoding::percent_decode_str(value).decode_utf8_lossy();
+            match name {
+                "uid" => params.uid = Some(UserId::new(value)?),
+                "gid" => params.gid = Some(GroupId::new(value)?),
+                "cid" => params.cid = Some(value.parse()?),
+                "seq" => params.seq = Some(message_seq(&value)?),
+                "file" => params.file = Some(value.into_owned()),
+                other => {
+                    return Err(ApiError::Internal(format!(
+                        "no rule for the path parameter {{{other}}}"
+                    )));
+                }
+            }
+        }
+        Ok(params)
+    }
+
+    fn user(&self) -> Result<UserId, ApiError> {
+        self.uid.clone().ok_or_else(|| missing("uid"))
+    }
+
+    fn group(&self) -> Result<GroupId, ApiError> {
+        self.gid.clone().ok_or_else(|| missing("gid"))
+    }
+
+    fn conversation(&self) -> Result<ConversationId, ApiError> {
+        self.cid.clone().ok_or_else(|| missing("cid"))
+    }
+
+    fn seq(&self) -> Result<Seq, ApiError> {
+        self.seq.ok_or_else(|| missing("seq"))
+    }
+
+    /// `{file}`, if the route has one.
+    pub(crate) fn file(&self) -> Option<&str> {
+        self.file.as_deref()
+    }
+}
+
+/// A handler asked for a parameter its route's pattern lacks: a bug in the
+/// route table, which its tests catch.
+fn missing(name: &str) -> ApiError {
+    ApiError::Internal(format!("the route has no {{{name}}}"))
+}
+
+/// The `{seq}` of a message path.
+pub(crate) fn message_seq(s: &str) -> Result<Seq, ApiError> {
+    s.parse()
+        .map_err(|_| ApiError::Invalid("seq must be a positive integer".into()))
+}
+
+/// The largest body of a route that takes none or a tiny one.
+pub(crate) const SMALL_BODY: usize = 4 * 1024;
+
+/// The largest body of `POST …/read`.
+pub(crate) fn small_body_limit(_: &Limits) -> usize {
+    SMALL_BODY
+}
+
+/// The largest profile or group body: every field at its largest, with
+/// room for JSON escapes.
+pub(crate) fn fields_body_limit(l: &Limits) -> usize {
+    l.fields
+        .saturating_mul(l.field_bytes.saturating_add(128))
+        .saturating_mul(2)
+        .saturating_add(SMALL_BODY)
+}
+
+/// The largest send body: the message body at its limit, plus room for
+/// `client_id`, `from` and the envelope. A body between the message limit
+/// and this is read and answered 413 by the engine's own check.
+pub(crate) fn send_body_limit(l: &Limits) -> usize {
+    l.body_bytes.saturating_add(SMALL_BODY)
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FieldsBody {
+    #[serde(default)]
+    pub(crate) fields: FieldPatch,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct GroupBody {
+    #[serde(default)]
+    pub(crate) fields: FieldPatch,
+    #[serde(default)]
+    pub(crate) join: Option<JoinPolicy>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SendBody {
+    pub(crate) body: Box<RawValue>,
+    #[serde(default)]
+    pub(crate) client_id: Option<String>,
+    #[serde(default)]
+    pub(crate) from: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ReadBody {
+    #[serde(default)]
+    pub(crate) seq: Option<u64>,
+}
+
+/// The query of a history page: `before`, `after`, `limit`.
+pub(crate) fn history_query(q: &Query) -> Result<HistoryQuery, ApiError> {
+    Ok(HistoryQuery {
+        before: q.number("before")?,
+        after: q.number("after")?,
+        limit: q.number("limit")?,
+    })
+}
+
+/// What a parsed send body asks the engine for.
+pub(crate) fn send_request(body: SendBody, limits: &Limits) -> Result<SendRequest, ApiError> {
+    Ok(SendRequest {
+        body: im_engine::Body::from_raw(body.body, limits.body_bytes)?,
+        client_id: body.client_id,
+        from: body.from.map(UserId::new).transpose()?,
+    })
+}
+
+/// `GET /v1/users/{uid}`.
+pub(crate) fn user(i: &Input<'_>) -> Result<Command, ApiError> {
+    Ok(Command::User {
+        id: i.params.user()?,
+    })
+}
+
+/// `PUT /v1/users/{uid}`.
+pub(crate) fn put_user(i: &Input<'_>) -> Result<Command, ApiError> {
+    let body: FieldsBody = i.json()?.unwrap_or_default();
+    Ok(Command::PutUser {
+        id: i.params.user()?,
+        fields: body.fields,
+    })
+}
+
+/// `GET /v1/contacts`.
+pub(crate) fn contacts(_: &Input<'_>) -> Result<Command, ApiError> {
+    Ok(Command::Contacts)
+}
+
+/// `PUT /v1/contacts/{uid}`.
+pub(crate) fn link(i: &Input<'_>) -> Result<Command, ApiError> {
+    Ok(Command::Link {
+        id: i.params.user()?,
+    })
+}
+
+/// `DELETE /v1/contacts/{uid}`.
+pub(crate) fn unlink(i: &Input<'_>) -> Result<Command, ApiError> {
+    Ok(Command::Unlink {
+        id: i.params.user()?,
+    })
+}
+
+/// `GET /v1/groups/{gid}`.
+pub(crate) fn group(i: &Input<'_>) -> Result<Command, ApiError> {
+    Ok(Command::Group {
+        id: i.params.group()?,
+    })
+}
+
+/// `PUT /v1/groups/{gid}`.
+pub(crate) fn put_group(i: &Input<'_>) -> Result<Command, ApiError> {
+    let body: GroupBody = i.json()?.unwrap_or_default();
+    Ok(Command::PutGroup {
+        id: i.params.group()?,
+        fields: body.fields,
+        join: body.join,
+    })
+}
+
+/// `GET /v1/groups/{gid}/members`.
+pub(crate) fn members(i: &Input<'_>) -> Result<Command, ApiError> {
+    Ok(Command::Members {
+        id: i.params.group()?,
+    })
+}
+
+/// `PUT /v1/groups/{gid}/members/{uid}`.
+pub(crate) fn join(i: &Input<'_>) -> Result<Command, ApiError> {
+    Ok(Command::Join {
+        group: i.params.group()?,
+        user: i.params.user()?,
+    })
+}
+
+/// `DELETE /v1/groups/{gid}/members/{uid}`.
+pub(crate) fn leave(i: &Input<'_>) -> Result<Command, ApiError> {
+    Ok(Command::Leave {
+        group: i.params.group()?,
+        user: i.params.user()?,
+    })
+}
+
+/// `GET /v1/conversations`.
+pub(crate) fn conversations(i: &Input<'_>) -> Result<Command, ApiError> {
+    Ok(Command::Conversations {
+        limit: i.query.number("limit")?,
+    })
+}
+
+/// `GET /v1/conversations/{cid}/messages`.
+pub(crate) fn history(i: &Input<'_>) -> Result<Command, ApiError> {
+    Ok(Command::History {
+        conversation: i.params.conversation()?,
+        query: history_query(i.query)?,
+    })
+}
+
+/// `POST /v1/conversations/{cid}/messages`.
+pub(crate) fn send(i: &Input<'_>) -> Result<Command, ApiError> {
+    let body: SendBody = i
+        .json()?
+        .ok_or_else(|| ApiError::BadJson("a request body is required".into()))?;
+    Ok(Command::Send {
+        conversation: i.params.conversation()?,
+        request: send_request(body, i.limits)?,
+    })
+}
+
+/// `GET /v1/conversations/{cid}/messages/{seq}`.
+pub(crate) fn message(i: &Input<'_>) -> Result<Command, ApiError> {
+    Ok(Command::Message {
+        conversation: i.params.conversation()?,
+        seq: i.params.seq()?,
+    })
+}
+
+/// `POST /v1/conversations/{cid}/read`.
+pub(crate) fn mark_read(i: &Input<'_>) -> Result<Command, ApiError> {
+    let body: ReadBody = i.json()?.unwrap_or_default();
+    Ok(Command::MarkRead {
+        conversation: i.params.conversation()?,
+        seq: body.seq,
+    })
+}
+
+/// The answer to what a command answered.
+pub(crate) fn respond(outcome: Outcome, metrics: &Metrics) -> Response<BoxBody> {
+    let ok = StatusCode::OK;
+    match outcome {
+        Outcome::Profile(profile, created) => json(created_or_ok(created), &profile),
+        Outcome::Done => json(ok, &json!({"ok": true})),
+        Outcome::Contacts(contacts) => json(ok, &json!({ "contacts": contacts })),
+        Outcome::Group(group, created) => json(created_or_ok(created), &group),
+        Outcome::Members(members) => json(ok, &json!({ "members": members })),
+        Outcome::Sent(message, new) => {
+            if new {
+                metrics.message_sent();
+            }
+            json(created_or_ok(new), &message)
+        }
+        Outcome::History(page) => json(ok, &page),
+        Outcome::Message(message) => json(ok, &message),
+        Outcome::Read(state) => json(ok, &state),
+        Outcome::Conversations(list) => json(ok, &json!({ "conversations": list })),
+        Outcome::Feed(poll) => crate::sse::poll_answer(&poll),
+    }
+}
+
+fn created_or_ok(created: bool) -> StatusCode {
+    if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    }
+}
+
+/// `GET /healthz`: 200 when the store answers.
+pub(crate) async fn healthz<S: Store>(
+    app: &App<S>,
+    name: &'static str,
+) -> Result<Response<BoxBody>, ApiError> {
+    app.metrics().timed(name, app.engine().ping()).await?;
+    Ok(json(StatusCode::OK, &json!({"ok": true})))
+}
+
+/// `GET /metrics`, for admins.
+pub(crate) fn metrics<S: Store>(
+    app: &App<S>,
+    actor: &Actor,
+) -> Result<Response<BoxBody>, ApiError> {
+    if !actor.admin {
+        return Err(ApiError::Forbidden("metrics need an admin token".into()));
+    }
+    let mut resp = Response::new(full(app.metrics().render()));
+    resp.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    Ok(resp)
+}
