@@ -1,6 +1,7 @@
 //! What the fuzz targets in `fuzz/` run, here so that ordinary tests replay
-//! their corpora on stable (`tests/fuzz_corpus.rs`). Not part of the
-//! crate's API: no stability promise.
+//! their corpora on stable (`tests/fuzz_corpus.rs`). Compiled only with the
+//! `fuzzing` feature, which `fuzz/` and `./scripts/test` turn on. Not part
+//! of the crate's API: no stability promise.
 //!
 //! Each function takes the fuzzer's bytes, feeds them to the same code the
 //! server runs on a request, and panics only when a property fails: every
@@ -228,10 +229,8 @@ fn base64url_decode(text: &str) -> Vec<u8> {
     out
 }
 
-#[cfg(feature = "fuzzing")]
 pub use commands::commands;
 
-#[cfg(feature = "fuzzing")]
 mod commands {
     use arbitrary::{Arbitrary, Unstructured};
     use im_engine::testing::model::MODEL_EPOCH;

@@ -33,7 +33,8 @@
 //! - `protect`: rate limits, the per-user stream cap, connection caps
 //!   ([`Protection`]).
 //! - `strict_json`: request bodies without duplicate keys or deep nesting.
-//! - `fuzzing` (hidden): what the fuzz targets in `fuzz/` run.
+//! - `fuzzing` (hidden, feature `fuzzing`): what the fuzz targets in
+//!   `fuzz/` run.
 //! - `src/bin/im-http.rs`: the binary.
 //!
 //! # Example
@@ -81,6 +82,7 @@ pub mod auth;
 mod dispatch;
 pub mod error;
 mod extract;
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
 mod handlers;

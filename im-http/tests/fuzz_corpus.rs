@@ -1,6 +1,11 @@
 //! Replays the committed corpus of every im-http fuzz target
 //! (`fuzz/corpus/<target>/`) through the function the target calls, so that
 //! every input the fuzzers kept is checked on stable by `cargo test`.
+//!
+//! Needs the `fuzzing` feature, which `./scripts/test` turns on (it runs
+//! with `--all-features`): `cargo test -p im-http --features fuzzing`.
+
+#![cfg(feature = "fuzzing")]
 
 use std::path::{Path, PathBuf};
 
@@ -60,9 +65,6 @@ fn token_corpus_replays() {
     replay("token", fuzzing::token);
 }
 
-/// Needs the `fuzzing` feature (on in `./scripts/test`, which runs with
-/// `--all-features`).
-#[cfg(feature = "fuzzing")]
 #[test]
 fn commands_corpus_replays() {
     replay("commands", fuzzing::commands);
