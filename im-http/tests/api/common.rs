@@ -464,6 +464,7 @@ where
 
 /// Spawns `im-http serve` as built by `cmd` (which should listen on port
 /// 0), keeps every line it logs, and waits until it logs its address.
+#[cfg(feature = "cli")]
 pub fn spawn_serve(
     mut cmd: std::process::Command,
 ) -> (

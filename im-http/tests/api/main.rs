@@ -1,6 +1,7 @@
 //! Black-box tests of the HTTP API over real sockets: a server on
 //! 127.0.0.1:0 in this process, or the built binary.
 
+#[cfg(feature = "cli")]
 mod binary;
 mod common;
 mod contacts;
@@ -10,7 +11,7 @@ mod membership;
 mod messages;
 mod outage;
 mod service;
-#[cfg(feature = "sled")]
+#[cfg(all(feature = "cli", feature = "sled"))]
 mod sled;
 mod users;
 mod web;
