@@ -285,7 +285,7 @@ impl<S: Store> Engine<S> {
             }
             (None, Some(after)) => {
                 let to = after.saturating_add(limit).min(last);
-                (after + 1, to, to < last)
+                (after.saturating_add(1), to, to < last)
             }
             (before, None) => {
                 let end = before.map_or(last, |b| b.saturating_sub(1).min(last));

@@ -98,6 +98,26 @@ where
     Ok(bytes)
 }
 
+/// The one way a number is read from a query parameter or a path segment:
+/// ASCII digits only, without a sign or a leading zero (`0` itself is
+/// fine), within `u64`. So each number has one spelling, and `+5`, `05`,
+/// ` 5` and `18446744073709551616` are refused alike.
+pub(crate) fn number(text: &str) -> Option<u64> {
+    let digits = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
+    if !digits || (text.len() > 1 && text.starts_with('0')) {
+        return None;
+    }
+    text.parse().ok()
+}
+
+/// The 400 `invalid_request` of a number named `name` not written as
+/// [`number`] reads it.
+pub(crate) fn bad_number(name: &str) -> ApiError {
+    ApiError::Invalid(format!(
+        "{name} must be a non-negative integer in plain digits, without a sign or leading zeros"
+    ))
+}
+
 /// A request's query parameters, decoded.
 pub(crate) struct Query(Vec<(String, String)>);
 
@@ -118,14 +138,44 @@ impl Query {
             .map(|(_, v)| v.as_str())
     }
 
-    /// The first value of `name` as a non-negative integer.
-    pub(crate) fn number<N: std::str::FromStr>(&self, name: &str) -> Result<Option<N>, ApiError> {
+    /// The first value of `name` as a non-negative integer, read as
+    /// [`number`] reads it.
+    pub(crate) fn number<N: TryFrom<u64>>(&self, name: &str) -> Result<Option<N>, ApiError> {
         self.get(name)
             .map(|v| {
-                v.parse().map_err(|_| {
-                    ApiError::Invalid(format!("{name} must be a non-negative integer"))
-                })
+                number(v)
+                    .and_then(|n| N::try_from(n).ok())
+                    .ok_or_else(|| bad_number(name))
             })
             .transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_number_has_one_spelling() {
+        assert_eq!(number("0"), Some(0));
+        assert_eq!(number("7"), Some(7));
+        assert_eq!(number("18446744073709551615"), Some(u64::MAX));
+        for bad in [
+            "",
+            "+1",
+            "-1",
+            "01",
+            "00",
+            "00001",
+            " 1",
+            "1 ",
+            "1.0",
+            "1e3",
+            "0x1",
+            "\u{661}",
+            "18446744073709551616",
+        ] {
+            assert_eq!(number(bad), None, "{bad:?}");
+        }
     }
 }

@@ -114,8 +114,11 @@ pub fn query(data: &[u8]) {
         client_error(&e, &bad);
     }
     for name in ["limit", "wait", "before", "after"] {
-        if let Err(e) = q.number::<u64>(name) {
-            client_error(&e, &bad);
+        match q.number::<u64>(name) {
+            // One spelling per number: what parsed is written back as it came.
+            Ok(Some(n)) => assert_eq!(q.get(name), Some(n.to_string().as_str())),
+            Ok(None) => {}
+            Err(e) => client_error(&e, &bad),
         }
         if let Err(e) = q.number::<usize>(name) {
             client_error(&e, &bad);
@@ -125,8 +128,9 @@ pub fn query(data: &[u8]) {
         Ok(start) => check_start(start),
         Err(e) => client_error(&e, &bad),
     }
-    if let Err(e) = handlers::message_seq(&text) {
-        client_error(&e, &bad);
+    match handlers::message_seq(&text) {
+        Ok(seq) => assert_eq!(seq.to_string(), text),
+        Err(e) => client_error(&e, &bad),
     }
     if let Err(e) = Auth::new(SECRET).authenticate(&HeaderMap::new(), Some(&text)) {
         client_error(&e, &[StatusCode::UNAUTHORIZED]);

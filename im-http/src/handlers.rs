@@ -19,7 +19,7 @@ use serde_json::json;
 use serde_json::value::RawValue;
 
 use crate::error::ApiError;
-use crate::extract::{Query, full, json};
+use crate::extract::{Query, bad_number, full, json, number};
 use crate::metrics::Metrics;
 use crate::{App, BoxBody};
 
@@ -106,10 +106,9 @@ fn missing(name: &str) -> ApiError {
     ApiError::Internal(format!("the route has no {{{name}}}"))
 }
 
-/// The `{seq}` of a message path.
+/// The `{seq}` of a message path, a number as query parameters are.
 pub(crate) fn message_seq(s: &str) -> Result<Seq, ApiError> {
-    s.parse()
-        .map_err(|_| ApiError::Invalid("seq must be a positive integer".into()))
+    number(s).ok_or_else(|| bad_number("seq"))
 }
 
 /// The largest body of a route that takes none or a tiny one.

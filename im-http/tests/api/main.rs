@@ -9,6 +9,7 @@ mod events;
 mod groups;
 mod membership;
 mod messages;
+mod numbers;
 mod outage;
 mod service;
 #[cfg(all(feature = "cli", feature = "sled"))]
