@@ -1,7 +1,8 @@
 //! Validated identifiers: users, groups and conversations.
 //!
 //! Ids of users and groups are 1 to 64 characters of `A-Z a-z 0-9 _ . -`, so
-//! they never contain `:` and a conversation id splits without ambiguity.
+//! they never contain `:` and a conversation id splits without ambiguity;
+//! `.` and `..` are not ids, since clients rewrite such path segments.
 
 use std::fmt;
 use std::str::FromStr;
@@ -18,11 +19,14 @@ fn check_id(kind: &str, s: &str) -> Result<(), Error> {
         && s.len() <= MAX_ID_LEN
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
-    if ok {
+    // Browsers and curl rewrite `.` and `..` path segments away, so no
+    // client could address such an id.
+    if ok && s != "." && s != ".." {
         Ok(())
     } else {
         Err(Error::InvalidId(format!(
-            "{kind} id must be 1 to {MAX_ID_LEN} characters of A-Z a-z 0-9 _ . -"
+            "{kind} id must be 1 to {MAX_ID_LEN} characters of A-Z a-z 0-9 _ . -, \
+             not one or two dots alone"
         )))
     }
 }
@@ -38,8 +42,8 @@ macro_rules! plain_id {
             ///
             /// # Errors
             ///
-            /// [`Error::InvalidId`] when `s` is empty, longer than 64 characters
-            /// or has a character outside `A-Z a-z 0-9 _ . -`.
+            /// [`Error::InvalidId`] when `s` is empty, longer than 64 characters,
+            /// has a character outside `A-Z a-z 0-9 _ . -`, or is `.` or `..`.
             pub fn new(s: impl Into<String>) -> Result<Self, Error> {
                 let s = s.into();
                 check_id($kind, &s)?;
@@ -213,9 +217,15 @@ mod arbitrary_ids {
             return Ok(format!("{prefix}{}", pick % 4));
         }
         let len = u.int_in_range(1..=MAX_ID_LEN)?;
-        (0..len)
+        let id: String = (0..len)
             .map(|_| u.choose(ALPHABET).map(|&b| char::from(b)))
-            .collect()
+            .collect::<Result<_>>()?;
+        // Only valid ids: not `.` or `..`.
+        Ok(if id.bytes().all(|b| b == b'.') && id.len() <= 2 {
+            format!("{prefix}{id}")
+        } else {
+            id
+        })
     }
 
     impl<'a> Arbitrary<'a> for UserId {
@@ -252,8 +262,9 @@ mod tests {
     #[test]
     fn ids_accept_the_documented_alphabet_only() {
         assert!(UserId::new("Alice_01.x-y").is_ok());
+        assert!(UserId::new("...").is_ok() && UserId::new(".a").is_ok());
         assert!(UserId::new("a".repeat(64)).is_ok());
-        for bad in ["", "a:b", "é", "a b", "a/b", "a\n"] {
+        for bad in ["", "a:b", "é", "a b", "a/b", "a\n", ".", ".."] {
             assert!(UserId::new(bad).is_err(), "{bad:?}");
         }
         assert!(UserId::new("a".repeat(65)).is_err());

@@ -66,6 +66,8 @@ pub fn ids(data: &[u8]) {
         (1..=64).contains(&s.len())
             && s.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+            && s != "."
+            && s != ".."
     };
     match UserId::new(text.as_ref()) {
         Ok(id) => {

@@ -283,3 +283,47 @@ async fn unknown_routes_are_404_and_wrong_methods_405_with_allow() {
         assert!(r.header("x-request-id").is_some());
     }
 }
+
+#[tokio::test]
+async fn dot_and_dot_dot_are_no_ids_since_no_client_could_address_them() {
+    let s = Server::start().await;
+    let [alice, _bob] = s.users(["alice", "bob"]).await;
+    let admin = s.admin();
+    for id in [".", "..", "%2E", "%2E%2E"] {
+        admin
+            .put(&format!("/v1/users/{id}"), json!({}))
+            .await
+            .assert_error(400, "invalid_id");
+        alice
+            .get(&format!("/v1/users/{id}"))
+            .await
+            .assert_error(400, "invalid_id");
+        alice
+            .put(&format!("/v1/contacts/{id}"), json!(null))
+            .await
+            .assert_error(400, "invalid_id");
+        alice
+            .put(&format!("/v1/groups/{id}"), json!({}))
+            .await
+            .assert_error(400, "invalid_id");
+        alice
+            .put(&format!("/v1/groups/g/members/{id}"), json!(null))
+            .await
+            .assert_error(400, "invalid_id");
+        alice
+            .send(&format!("dm:alice:{id}"), json!({"text": "hi"}))
+            .await
+            .assert_error(400, "invalid_id");
+    }
+    admin
+        .post(
+            "/v1/conversations/dm:alice:bob/messages",
+            json!({"body": {}, "from": ".."}),
+        )
+        .await
+        .assert_error(400, "invalid_id");
+    // Other ids of dots are still ids.
+    let r = admin.put("/v1/users/...", json!({})).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(admin.get("/v1/users/.a").await.code(), "not_found");
+}
