@@ -50,13 +50,15 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
 
 /// Reads a route's JSON body of at most `limit` bytes. A body announced
 /// or found to be larger is refused without being read whole. An empty
-/// body answers empty bytes (or, when `required`, 400) and needs no
-/// `Content-Type`.
+/// body answers empty bytes (or, when `required`, 400) whatever its
+/// `Content-Type` says (aiohttp, for one, sends
+/// `application/octet-stream` with a bodiless `PUT`): only a body with
+/// something in it must be JSON.
 ///
 /// # Errors
 ///
-/// 415 for a body that is not `application/json`, 413 over the limit, 400
-/// `bad_json` for an empty body where one is required.
+/// 415 for a non-empty body that is not `application/json`, 413 over the
+/// limit, 400 `bad_json` for an empty body where one is required.
 pub(crate) async fn read_body<B>(
     headers: &HeaderMap,
     body: B,
@@ -68,23 +70,25 @@ where
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let json_type = headers.get(CONTENT_TYPE).map(is_json);
-    if json_type == Some(false) {
+    let not_json = json_type == Some(false);
+    let announced = content_length(headers);
+    // What is announced is refused before it is read: a body that is not
+    // JSON, then one over the limit.
+    if not_json && announced.is_some_and(|n| n > 0) {
         return Err(ApiError::UnsupportedMediaType);
     }
-    if content_length(headers).is_some_and(|n| n > limit as u64) {
+    if announced.is_some_and(|n| n > limit as u64) {
         return Err(ApiError::PayloadTooLarge(limit));
     }
-    let bytes = Limited::new(body, limit)
-        .collect()
-        .await
-        .map_err(|e| {
-            if e.downcast_ref::<LengthLimitError>().is_some() {
-                ApiError::PayloadTooLarge(limit)
-            } else {
-                ApiError::Invalid("could not read the request body".into())
-            }
-        })?
-        .to_bytes();
+    let bytes = match Limited::new(body, limit).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        // Whatever else went wrong, a body that is not JSON is not empty.
+        Err(_) if not_json => return Err(ApiError::UnsupportedMediaType),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
+            return Err(ApiError::PayloadTooLarge(limit));
+        }
+        Err(_) => return Err(ApiError::Invalid("could not read the request body".into())),
+    };
     if bytes.is_empty() {
         return if required {
             Err(ApiError::BadJson("a request body is required".into()))
@@ -92,7 +96,7 @@ where
             Ok(bytes)
         };
     }
-    if json_type.is_none() {
+    if json_type != Some(true) {
         return Err(ApiError::UnsupportedMediaType);
     }
     Ok(bytes)

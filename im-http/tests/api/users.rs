@@ -327,3 +327,60 @@ async fn dot_and_dot_dot_are_no_ids_since_no_client_could_address_them() {
     assert_eq!(r.status, 201, "{}", r.text());
     assert_eq!(admin.get("/v1/users/.a").await.code(), "not_found");
 }
+
+#[tokio::test]
+async fn an_empty_body_may_have_any_content_type() {
+    let s = Server::start().await;
+    let [alice, bob] = s.users(["alice", "bob"]).await;
+    // What aiohttp sends for a PUT without a body.
+    let bodiless = |client: &crate::common::Client, method: Method, path: &str| {
+        client
+            .request(method, path)
+            .header("content-type", "application/octet-stream")
+            .header("content-length", "0")
+            .raw("")
+    };
+    let r = bodiless(&alice, Method::PUT, "/v1/users/alice")
+        .send()
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["fields"], json!({}));
+    let r = bodiless(&alice, Method::PUT, "/v1/groups/g").send().await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let r = bodiless(&bob, Method::PUT, "/v1/contacts/alice")
+        .send()
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = alice
+        .request(Method::PUT, "/v1/users/alice")
+        .header("content-type", "text/plain")
+        .raw("")
+        .send()
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    alice.send("dm:alice:bob", json!({"text": "hi"})).await;
+    let r = bodiless(&bob, Method::POST, "/v1/conversations/dm:alice:bob/read")
+        .send()
+        .await;
+    assert_eq!(
+        (r.status, r.json()),
+        (200, json!({"read_seq": 1, "unread": 0}))
+    );
+    // A send needs a body, and says so rather than asking for JSON.
+    bodiless(
+        &bob,
+        Method::POST,
+        "/v1/conversations/dm:alice:bob/messages",
+    )
+    .send()
+    .await
+    .assert_error(400, "bad_json");
+    // A body with something in it must still be JSON.
+    alice
+        .request(Method::PUT, "/v1/users/alice")
+        .header("content-type", "application/octet-stream")
+        .raw("{}")
+        .send()
+        .await
+        .assert_error(415, "unsupported_media_type");
+}
