@@ -1,7 +1,8 @@
 //! Bearer tokens: HS256 JWTs signed with the server's secret.
 //!
-//! Claims are `sub` (the user the token acts as), optional `exp` (seconds
-//! since the epoch) and optional `admin: true`. A token comes in the
+//! Claims are `sub` (the user the token acts as), optional `exp` and `nbf`
+//! (seconds since the epoch: not valid after, not valid before) and
+//! optional `admin: true`. A token comes in the
 //! `Authorization: Bearer <token>` header or, for browsers' `EventSource`,
 //! which cannot send headers, as `?access_token=<token>`.
 //!
@@ -69,10 +70,12 @@ impl Auth {
     /// Tokens signed with `secret`.
     pub fn new(secret: &[u8]) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
-        // `exp` is optional; when present it is checked to the second: the
-        // server checks tokens it signed itself, so there is no skew to allow.
+        // `exp` and `nbf` are optional; when present they are checked to the
+        // second: the server checks tokens signed with its own secret, so
+        // there is no skew to allow.
         validation.set_required_spec_claims::<&str>(&[]);
         validation.leeway = 0;
+        validation.validate_nbf = true;
         validation.validate_aud = false;
         Self {
             encoding: EncodingKey::from_secret(secret),
@@ -109,9 +112,14 @@ impl Auth {
     ///
     /// # Errors
     ///
-    /// [`ApiError::Unauthorized`] when the token is expired, malformed,
-    /// wrongly signed, or names an invalid user id.
+    /// [`ApiError::Unauthorized`] when the token is expired or not valid
+    /// yet, malformed (anything but three dot-separated parts of the
+    /// base64url alphabet, without padding), wrongly signed, or names an
+    /// invalid user id.
     pub fn verify(&self, token: &str) -> Result<Actor, ApiError> {
+        if !is_compact(token) {
+            return Err(ApiError::Unauthorized("token is malformed".into()));
+        }
         if let Some(known) = self.verified.get(token) {
             // What `jsonwebtoken` checks with no leeway: expired once the
             // clock is past `exp`.
@@ -127,6 +135,7 @@ impl Auth {
                 ApiError::Unauthorized(
                     match e.kind() {
                         K::ExpiredSignature => "token has expired",
+                        K::ImmatureSignature => "token is not valid yet",
                         K::InvalidSignature => "token signature is invalid",
                         _ => "token is malformed",
                     }
@@ -182,6 +191,22 @@ impl Auth {
             .ok_or_else(|| ApiError::Unauthorized("a bearer token is required".into()))?;
         self.verify(&token)
     }
+}
+
+/// Whether `token` has the compact form of a JWT: three non-empty parts
+/// of the base64url alphabet (`A-Z a-z 0-9 - _`, no `=` padding), joined by
+/// dots. Checked here rather than left to the decoder, so that the rule is
+/// the server's own and holds before the cache of verified tokens is asked.
+fn is_compact(token: &str) -> bool {
+    let mut parts = 0;
+    for part in token.split('.') {
+        let base64url = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'_';
+        if part.is_empty() || !part.bytes().all(base64url) {
+            return false;
+        }
+        parts += 1;
+    }
+    parts == 3
 }
 
 fn now() -> Duration {

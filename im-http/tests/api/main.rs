@@ -14,5 +14,6 @@ mod outage;
 mod service;
 #[cfg(all(feature = "cli", feature = "sled"))]
 mod sled;
+mod tokens;
 mod users;
 mod web;
