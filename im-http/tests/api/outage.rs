@@ -22,10 +22,13 @@ impl From<Down> for StoreError {
     }
 }
 
-/// A `MemoryStore` that fails every call while `down` is set.
+/// A `MemoryStore` that fails every call while `down` is set, and whose
+/// sends fail after they were stored while `lose_sends` is set (a store
+/// that timed out after its commit point).
 struct FlakyStore {
     inner: MemoryStore,
     down: Arc<AtomicBool>,
+    lose_sends: Arc<AtomicBool>,
 }
 
 impl FlakyStore {
@@ -53,7 +56,11 @@ impl Store for FlakyStore {
     }
     async fn send(&self, send: &Outgoing) -> Result<Sent, Down> {
         self.check()?;
-        self.inner.send(send).await.map_err(never)
+        let sent = self.inner.send(send).await.map_err(never)?;
+        if self.lose_sends.load(Ordering::SeqCst) {
+            return Err(Down);
+        }
+        Ok(sent)
     }
     async fn update_member(&self, update: &MemberUpdate) -> Result<Updated, Down> {
         self.check()?;
@@ -132,6 +139,7 @@ async fn a_store_outage_is_503_with_a_generic_message() {
     let store = FlakyStore {
         inner: MemoryStore::new(),
         down: Arc::clone(&down),
+        lose_sends: Arc::default(),
     };
     let s = Server::start_on(store, |_, _| {}).await;
     let [alice, _] = s.users(["alice", "bob"]).await;
@@ -162,4 +170,38 @@ async fn a_store_outage_is_503_with_a_generic_message() {
     assert_eq!(s.anonymous().get("/healthz").await.status, 200);
     let r = alice.send("dm:alice:bob", json!({"text": "hi"})).await;
     assert_eq!((r.status, r.json()["seq"].clone()), (201, json!(1)));
+}
+
+/// What docs/API.md promises: a send answered 503 may have been stored, and
+/// a retry with the same `client_id` answers the original, stored once.
+#[tokio::test]
+async fn a_send_answered_503_may_be_stored_and_its_retry_answers_the_original() {
+    let lose_sends = Arc::new(AtomicBool::new(true));
+    let store = FlakyStore {
+        inner: MemoryStore::new(),
+        down: Arc::default(),
+        lose_sends: Arc::clone(&lose_sends),
+    };
+    let s = Server::start_on(store, |_, _| {}).await;
+    let [alice, bob] = s.users(["alice", "bob"]).await;
+    let path = "/v1/conversations/dm:alice:bob/messages";
+    let body = json!({"body": {"text": "hi"}, "client_id": "c-1"});
+
+    alice
+        .post(path, body.clone())
+        .await
+        .assert_error(503, "unavailable");
+    lose_sends.store(false, Ordering::SeqCst);
+    let r = alice.post(path, body).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        (r.json()["seq"].clone(), r.json()["client_id"].clone()),
+        (json!(1), json!("c-1"))
+    );
+    let history = bob.get(path).await.json();
+    assert_eq!(
+        history["messages"].as_array().unwrap().len(),
+        1,
+        "{history}"
+    );
 }
