@@ -53,11 +53,20 @@ impl FromStr for StoreSpec {
             Ok(Self::Memory)
         } else if let Some(dir) = s.strip_prefix("sled:").filter(|d| !d.is_empty()) {
             Ok(Self::Sled(dir.into()))
-        } else if ["redis://", "rediss://", "redis+cluster://"]
+        } else if ["redis://", "redis+cluster://"]
             .iter()
             .any(|scheme| s.starts_with(scheme))
         {
             Ok(Self::Redis(s.to_owned()))
+        } else if s.starts_with("rediss://") || s.starts_with("rediss+cluster://") {
+            // The redis client is built without TLS: refused here, at start,
+            // rather than by a connection error on the first store call.
+            Err(
+                "Redis over TLS (rediss://) is not supported: reach Redis with \
+                 redis:// on a private network or through a TLS tunnel \
+                 (stunnel, spiped)"
+                    .into(),
+            )
         } else {
             Err("expected sled:<dir>, memory, redis://host:port[/db] or \
                  redis+cluster://h1:p1,h2:p2,..."
@@ -92,7 +101,8 @@ struct Serve {
     /// Where the data lives: `sled:<dir>` (an embedded database in <dir>),
     /// `memory` (lost on exit), `redis://host:port[/db]` or
     /// `redis+cluster://h1:p1,h2:p2,...` (shared by every node naming it;
-    /// needs --secret or IM_SECRET, the same on every node).
+    /// needs --secret or IM_SECRET, the same on every node; without TLS:
+    /// `rediss://` is refused).
     #[arg(long, default_value = "sled:./im-data")]
     store: StoreSpec,
     #[command(flatten)]

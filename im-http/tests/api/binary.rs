@@ -146,3 +146,24 @@ fn serve_help_explains_every_option() {
         assert!(help.contains(option), "{option} missing from\n{help}");
     }
 }
+
+#[test]
+fn redis_over_tls_is_refused_at_start_with_a_clear_message() {
+    for store in ["rediss://127.0.0.1:6379", "rediss+cluster://127.0.0.1:7000"] {
+        let out = im_http(&["serve", "--listen", "127.0.0.1:0", "--store", store])
+            .args(["--secret", "s"])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{store}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("rediss://") && stderr.contains("TLS"),
+            "{stderr}"
+        );
+        let out = im_http(&["token", "alice", "--store", store, "--secret", "s"])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{store}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("TLS"));
+    }
+}
