@@ -35,7 +35,7 @@
 //! - `strict_json`: request bodies without duplicate keys or deep nesting.
 //! - `fuzzing` (hidden, feature `fuzzing`): what the fuzz targets in
 //!   `fuzz/` run.
-//! - `src/bin/im-http.rs`: the binary.
+//! - `src/bin/im-http.rs`: the binary (feature `cli`).
 //!
 //! # Example
 //!
