@@ -142,8 +142,10 @@ const POST: Method = Method::POST;
 const DELETE: Method = Method::DELETE;
 use Handler::Command as C;
 
-/// Every route the server answers. Where a path has several methods, its
-/// 405 lists them in the order of this table.
+/// Every route the server answers, one per line: method, pattern, name,
+/// handler, then the body it reads and its rate limit, if any. Where a
+/// path has several methods, its 405 lists them in the order of this table.
+#[rustfmt::skip]
 pub const ROUTES: &[Route] = &[
     Route::public(GET, "/healthz", "ping", Handler::Healthz),
     Route::public(GET, "/openapi.json", "openapi", Handler::OpenApi),
@@ -151,50 +153,20 @@ pub const ROUTES: &[Route] = &[
     Route::public(GET, "/web/{file}", "web", Handler::Web),
     Route::token(GET, "/metrics", "metrics", Handler::Metrics),
     Route::token(GET, "/v1/users/{uid}", "user", C(h::user)),
-    Route::token(PUT, "/v1/users/{uid}", "put_user", C(h::put_user))
-        .body(h::fields_body_limit, false),
+    Route::token(PUT, "/v1/users/{uid}", "put_user", C(h::put_user)).body(h::fields_body_limit, false),
     Route::token(GET, "/v1/contacts", "contacts", C(h::contacts)),
     Route::token(PUT, "/v1/contacts/{uid}", "link", C(h::link)),
     Route::token(DELETE, "/v1/contacts/{uid}", "unlink", C(h::unlink)),
     Route::token(GET, "/v1/groups/{gid}", "group", C(h::group)),
-    Route::token(PUT, "/v1/groups/{gid}", "put_group", C(h::put_group))
-        .body(h::fields_body_limit, false),
+    Route::token(PUT, "/v1/groups/{gid}", "put_group", C(h::put_group)).body(h::fields_body_limit, false),
     Route::token(GET, "/v1/groups/{gid}/members", "members", C(h::members)),
     Route::token(PUT, "/v1/groups/{gid}/members/{uid}", "join", C(h::join)),
-    Route::token(
-        DELETE,
-        "/v1/groups/{gid}/members/{uid}",
-        "leave",
-        C(h::leave),
-    ),
-    Route::token(
-        GET,
-        "/v1/conversations",
-        "conversations",
-        C(h::conversations),
-    ),
-    Route::token(
-        GET,
-        "/v1/conversations/{cid}/messages",
-        "history",
-        C(h::history),
-    ),
-    Route::token(POST, "/v1/conversations/{cid}/messages", "send", C(h::send))
-        .body(h::send_body_limit, true)
-        .throttled(),
-    Route::token(
-        GET,
-        "/v1/conversations/{cid}/messages/{seq}",
-        "message",
-        C(h::message),
-    ),
-    Route::token(
-        POST,
-        "/v1/conversations/{cid}/read",
-        "mark_read",
-        C(h::mark_read),
-    )
-    .body(h::small_body_limit, false),
+    Route::token(DELETE, "/v1/groups/{gid}/members/{uid}", "leave", C(h::leave)),
+    Route::token(GET, "/v1/conversations", "conversations", C(h::conversations)),
+    Route::token(GET, "/v1/conversations/{cid}/messages", "history", C(h::history)),
+    Route::token(POST, "/v1/conversations/{cid}/messages", "send", C(h::send)).body(h::send_body_limit, true).throttled(),
+    Route::token(GET, "/v1/conversations/{cid}/messages/{seq}", "message", C(h::message)),
+    Route::token(POST, "/v1/conversations/{cid}/read", "mark_read", C(h::mark_read)).body(h::small_body_limit, false),
     Route::token(GET, "/v1/events", "events", Handler::Events),
 ];
 
