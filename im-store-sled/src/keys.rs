@@ -23,7 +23,7 @@
 //! | `groupuser_member`       | `m group 0xFF user`                    | [`Member`](im_engine::Member), JSON              |
 //! | `conv_state`             | `s conv`                               | `last_seq` `activity` `activity_seq` `holders`   |
 //! | `convseq_message`        | `l conv 0xFF seq(u64 BE)`              | [`Message`](im_engine::Message), JSON            |
-//! | `convsenderclientid_seq` | `d conv 0xFF sender 0xFF client_id`    | `seq`                                            |
+//! | `client_id_seq`          | `d conv 0xFF sender 0xFF client_id`    | `seq`                                            |
 //! | `userconv_entry`         | `e user 0xFF conv`                     | `read_seq` `activity` `since`                    |
 //! | `userpos_event`          | `f user 0xFF pos(u64 BE)`              | `ts` ++ [`Event`](im_engine::Event) JSON         |
 //! | `user_feedfloor`         | `b user`                               | `head` of the feed when it was trimmed empty     |
@@ -81,8 +81,9 @@ pub(crate) mod kind {
     pub(crate) const CONV_STATE: u8 = b's';
     /// `conv 0xFF seq` -> message.
     pub(crate) const CONVSEQ_MESSAGE: u8 = b'l';
-    /// `conv 0xFF sender 0xFF client_id` -> seq.
-    pub(crate) const CONVSENDERCLIENTID_SEQ: u8 = b'd';
+    /// `conv 0xFF sender 0xFF client_id` -> seq: a sender's idempotency
+    /// key in a conversation, and the message it sent with it.
+    pub(crate) const CLIENT_ID_SEQ: u8 = b'd';
     /// `user 0xFF conv` -> index entry.
     pub(crate) const USERCONV_ENTRY: u8 = b'e';
     /// `user 0xFF pos` -> feed event.
@@ -101,7 +102,7 @@ pub(crate) mod kind {
             GROUPUSER_MEMBER => "groupuser_member",
             CONV_STATE => "conv_state",
             CONVSEQ_MESSAGE => "convseq_message",
-            CONVSENDERCLIENTID_SEQ => "convsenderclientid_seq",
+            CLIENT_ID_SEQ => "client_id_seq",
             USERCONV_ENTRY => "userconv_entry",
             USERPOS_EVENT => "userpos_event",
             USER_FEEDFLOOR => "user_feedfloor",
@@ -185,7 +186,7 @@ pub(crate) fn conv_seq(conv: &[u8], seq: Seq) -> Vec<u8> {
 /// `d conv 0xFF sender 0xFF client_id`.
 pub(crate) fn conv_sender_client_id(conv: &[u8], sender: &UserId, client_id: &str) -> Vec<u8> {
     key(
-        kind::CONVSENDERCLIENTID_SEQ,
+        kind::CLIENT_ID_SEQ,
         &[conv, sender.as_str().as_bytes(), client_id.as_bytes()],
     )
 }
@@ -291,7 +292,7 @@ pub(crate) fn decode_conv_seq(key: &[u8]) -> Option<(ConversationId, Seq)> {
 #[cfg(any(test, feature = "fuzzing"))]
 /// The parts of a [`conv_sender_client_id`] key.
 pub(crate) fn decode_conv_sender_client_id(key: &[u8]) -> Option<(ConversationId, UserId, String)> {
-    let (c, rest) = split(body(kind::CONVSENDERCLIENTID_SEQ, key)?)?;
+    let (c, rest) = split(body(kind::CLIENT_ID_SEQ, key)?)?;
     let (sender, client_id) = split(rest)?;
     Some((
         decode_conv(c)?,

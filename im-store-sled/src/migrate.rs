@@ -1,8 +1,9 @@
 //! Opening a directory written by an older format: format 1 to format 2.
 //!
 //! Format 1 kept each kind of record in a tree of its own, named as the
-//! kinds are now, with the same key bytes minus the kind tag and the same
-//! values, except for three trees:
+//! kinds are now (but `client_id_seq`, whose tree was
+//! `convsenderclientid_seq`), with the same key bytes minus the kind tag and
+//! the same values, except for three trees:
 //!
 //! | format 1 tree     | key              | value                  | becomes in format 2                            |
 //! |-------------------|------------------|------------------------|------------------------------------------------|
@@ -31,7 +32,7 @@ const V1_TREES: [(&str, Option<u8>); 11] = [
     ("groupuser_member", Some(kind::GROUPUSER_MEMBER)),
     ("conv_lastseq", None),
     ("convseq_message", Some(kind::CONVSEQ_MESSAGE)),
-    ("convsenderclientid_seq", Some(kind::CONVSENDERCLIENTID_SEQ)),
+    ("convsenderclientid_seq", Some(kind::CLIENT_ID_SEQ)),
     ("userconv_entry", None),
     ("userpos_event", Some(kind::USERPOS_EVENT)),
     ("user_feedbounds", None),

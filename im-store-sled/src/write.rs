@@ -217,7 +217,7 @@ fn send(p: &mut Batch<'_>, known: &mut Known, out: &Outgoing) -> Result<(Sent, V
     if let Some(key) = &client_key
         && let Some(seq) = p.get(key)?
     {
-        let seq = codec::to_u64(kind::name(kind::CONVSENDERCLIENTID_SEQ), &seq)?;
+        let seq = codec::to_u64(kind::name(kind::CLIENT_ID_SEQ), &seq)?;
         let stored = p.get(&keys::conv_seq(&conv, seq))?.ok_or_else(|| {
             Error::Corrupt(format!(
                 "client id of {} names missing message {seq}",
