@@ -3,14 +3,14 @@
 
 use crate::Error;
 use crate::contact::ContactView;
+use crate::data::{ConversationId, FieldPatch, GroupId, JoinPolicy, Member, Message, Seq, UserId};
 use crate::engine::{Actor, Engine};
-use crate::feed::{Poll, Start};
-use crate::group::{GroupView, JoinPolicy, Member};
-use crate::id::{ConversationId, GroupId, UserId};
-use crate::message::{HistoryPage, Message, SendRequest, Seq};
+use crate::feed::{EventPage, Start};
+use crate::group::GroupView;
+use crate::message::{HistoryPage, SendRequest};
 use crate::store::Store;
 use crate::unread::{ConversationView, ReadState};
-use crate::user::{FieldPatch, Profile};
+use crate::user::Profile;
 
 /// One engine operation, as its caller would ask for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,7 +93,7 @@ pub enum Outcome {
     Message(Message),
     Read(ReadState),
     Conversations(Vec<ConversationView>),
-    Feed(Poll),
+    Feed(EventPage),
 }
 
 impl<S: Store> Engine<S> {

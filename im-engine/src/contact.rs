@@ -1,32 +1,11 @@
 //! Contacts: a user's own one-way list of other users.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
+use crate::data::{Contact, Timestamp, UserId};
 use crate::engine::{Actor, Engine};
-use crate::id::UserId;
+use crate::error::Error;
 use crate::store::{Changes, ContactChange, Store};
-use crate::{Error, Timestamp};
-
-/// A contact as stored: who, since when, and in which order it was added.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Contact {
-    /// The contact's user id.
-    pub id: UserId,
-    /// When it was added.
-    pub since: Timestamp,
-    /// One more than the highest `order` among the owner's contacts when
-    /// it was added, so that links made within one millisecond still list
-    /// newest first (0 for contacts stored before it existed).
-    #[serde(default)]
-    pub order: u64,
-}
-
-impl Contact {
-    /// Newest link first: by `since`, then `order`, descending; ties by id.
-    pub fn newest_first(a: &Self, b: &Self) -> std::cmp::Ordering {
-        (b.since, b.order, &a.id).cmp(&(a.since, a.order, &b.id))
-    }
-}
 
 /// A contact as answered, with its presence.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

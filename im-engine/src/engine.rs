@@ -5,9 +5,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::id::{ConversationId, UserId};
+use crate::data::{ConversationId, Timestamp, UserId};
+use crate::error::Error;
 use crate::store::Store;
-use crate::{Error, Timestamp};
 
 /// Who is asking: the user a token acts as, and whether it is an admin.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,7 +1,5 @@
 //! The engine's error: what went wrong, in terms a caller maps to a status.
 
-use crate::store::StoreError;
-
 /// Everything an engine operation can fail with.
 ///
 /// Each variant but [`Error::Store`] is the caller's doing and changed
@@ -65,5 +63,32 @@ impl Error {
 
     pub(crate) fn store(e: impl Into<StoreError>) -> Self {
         Self::Store(e.into())
+    }
+}
+
+/// The error every store converts into.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// Stored data could not be decoded.
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    /// The data was written by a format version this build does not read.
+    #[error("unsupported stored format version {found} (this build reads {supported})")]
+    UnsupportedVersion {
+        /// The version found in the store.
+        found: u32,
+        /// The version this build reads and writes.
+        supported: u32,
+    },
+    /// The backend failed (I/O, connection, timeout).
+    #[error("store backend failed")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl StoreError {
+    /// Wraps any backend error.
+    pub fn backend(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Backend(Box::new(e))
     }
 }

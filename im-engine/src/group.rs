@@ -1,62 +1,15 @@
 //! Groups: creation, fields, the join policy, members and their roles.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
+use crate::data::{
+    ConvEntry, Event, FieldPatch, Fields, Group, GroupId, JoinPolicy, Member, Membership, Role,
+    Timestamp, UserId,
+};
 use crate::engine::{Actor, Engine};
-use crate::feed::{Event, Membership};
-use crate::id::{GroupId, UserId};
+use crate::error::Error;
 use crate::store::{Changes, EntryChange, MemberChange, MemberUpdate, Store, Updated};
-use crate::unread::ConvEntry;
-use crate::user::{FieldPatch, Fields, apply_patch, check_patch};
-use crate::{Error, Timestamp};
-
-/// Who may add a user to a group.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
-pub enum JoinPolicy {
-    /// Any user may join by itself.
-    Open,
-    /// Only the owner (or an admin) adds members. The default.
-    #[default]
-    Invite,
-}
-
-/// A member's role.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// The creator: may update the group and add or remove anyone; cannot leave.
-    Owner,
-    /// Any other member.
-    Member,
-}
-
-/// A group as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Group {
-    /// The id.
-    pub id: GroupId,
-    /// The user who created it.
-    pub owner: UserId,
-    /// Group fields.
-    pub fields: Fields,
-    /// The join policy.
-    pub join: JoinPolicy,
-    /// When it was created.
-    pub created_at: Timestamp,
-}
-
-/// A member of a group.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Member {
-    /// The member's user id.
-    pub id: UserId,
-    /// Its role.
-    pub role: Role,
-    /// When it joined.
-    pub since: Timestamp,
-}
+use crate::user::{apply_patch, check_patch};
 
 /// A group as answered, with its member count.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -40,52 +40,51 @@
 //!
 //! # Layout
 //!
-//! - [`id`]: validated user, group and conversation ids.
-//! - `engine`: [`Engine`], [`Config`], [`Limits`], [`Actor`].
-//! - `user`, `contact`, `group`, `message`, `unread`, `feed`: one domain
-//!   area each, its records and its operations.
-//! - [`store`]: the [`Store`] trait and its atomic writes.
-//! - `notify`: wake-ups for live streams.
-//! - `command`: every operation as one [`Command`] value.
-//! - `memory`: [`MemoryStore`].
+//! Three layers, each building only on those below it:
+//!
+//! 1. [`data`]: what the store speaks: ids ([`id`]), users, contacts,
+//!    groups and members, messages, index entries, feed events; and
+//!    `error`, [`Error`] and [`StoreError`].
+//! 2. [`store`]: the [`Store`] trait and its atomic writes, the
+//!    [`Notifier`] stores wake, and [`MemoryStore`].
+//! 3. The engine: `engine` ([`Engine`], [`Config`], [`Limits`], [`Actor`]),
+//!    and one module per area for its operations and answers: `user`,
+//!    `contact`, `group`, `message` (send, history), `unread` (read
+//!    cursors, the conversation list), `feed` (cursors, reads, the live
+//!    stream); `command`: every operation as one [`Command`] value.
 //! - `testing` (feature `testing`): the conformance suite every store runs.
 //!   For tests only; it carries no stability promise.
+
+pub mod data;
+mod error;
+pub mod store;
 
 mod command;
 mod contact;
 mod engine;
-mod error;
 mod feed;
 mod group;
-pub mod id;
-mod memory;
 mod message;
-mod notify;
-pub mod store;
 mod unread;
 mod user;
 
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
-/// Milliseconds since the Unix epoch.
-pub type Timestamp = u64;
+pub use data::id;
+pub use data::{
+    Body, Contact, ConvEntry, ConversationId, Epoch, Event, Feed, FeedEntry, FieldPatch, Fields,
+    Group, GroupId, JoinPolicy, MAX_CLIENT_ID, Member, Membership, Message, NewMessage, Presence,
+    Role, Seq, Timestamp, User, UserId,
+};
+pub use error::{Error, ErrorKind, StoreError};
+pub use store::{MemoryStore, Notifier, Store};
 
 pub use command::{Command, Outcome};
-pub use contact::{Contact, ContactView};
+pub use contact::ContactView;
 pub use engine::{Actor, Clock, Config, Engine, Limits, Retention, SystemClock};
-pub use error::{Error, ErrorKind};
-pub use feed::{
-    Cursor, Delivered, Epoch, Event, EventData, Feed, FeedEntry, Membership, Poll, ResetReason,
-    Start,
-};
-pub use group::{Group, GroupView, JoinPolicy, Member, Role};
-pub use id::{ConversationId, GroupId, UserId};
-pub use memory::MemoryStore;
-pub use message::{
-    Body, HistoryPage, HistoryQuery, MAX_CLIENT_ID, Message, NewMessage, SendRequest, Seq,
-};
-pub use notify::Notifier;
-pub use store::{Store, StoreError};
-pub use unread::{ConvEntry, ConversationView, ReadState};
-pub use user::{FieldPatch, Fields, Presence, PresenceGuard, Profile, User};
+pub use feed::{Cursor, Delivered, EventData, EventPage, ResetReason, Start};
+pub use group::GroupView;
+pub use message::{HistoryPage, HistoryQuery, SendRequest};
+pub use unread::{ConversationView, ReadState};
+pub use user::{PresenceGuard, Profile};

@@ -6,36 +6,12 @@
 //! send raises its sender's cursor to the message it sent, and a member who
 //! joins a group starts with its cursor at the group's `last_seq`.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
+use crate::data::{ConversationId, Event, Message, Seq};
 use crate::engine::{Actor, Engine, not_participant, page_limit};
-use crate::feed::Event;
-use crate::id::{ConversationId, GroupId};
-use crate::message::{Message, Seq};
+use crate::error::Error;
 use crate::store::{Changes, EntryChange, Store};
-use crate::{Error, Timestamp};
-
-/// A user's entry for one conversation: its read cursor and the time of the
-/// conversation's last activity, which orders the conversation list.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ConvEntry {
-    /// The conversation.
-    pub conversation: ConversationId,
-    /// The user's read cursor.
-    pub read_seq: Seq,
-    /// The last message's time, or when the user joined.
-    pub activity: Timestamp,
-}
-
-impl ConvEntry {
-    pub(crate) fn joined(group: &GroupId, read_seq: Seq, at: Timestamp) -> Self {
-        Self {
-            conversation: ConversationId::group(group.clone()),
-            read_seq,
-            activity: at,
-        }
-    }
-}
 
 /// A read cursor and what is left unread.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -115,7 +115,7 @@ async fn long_poll<S: Store>(
 }
 
 /// The answer of a long poll: `{"events": [{"id", "event", "data"}], "next"}`.
-pub(crate) fn poll_answer(poll: &im_engine::Poll) -> Response<BoxBody> {
+pub(crate) fn poll_answer(poll: &im_engine::EventPage) -> Response<BoxBody> {
     let events: Vec<_> = poll
         .events
         .iter()

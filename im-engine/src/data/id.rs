@@ -9,7 +9,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::Error;
+use crate::error::Error;
 
 /// The longest user or group id, in characters.
 pub const MAX_ID_LEN: usize = 64;

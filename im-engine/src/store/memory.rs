@@ -5,19 +5,15 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use crate::Timestamp;
-use crate::contact::Contact;
-use crate::feed::{Epoch, Event, Feed, FeedEntry, Membership};
-use crate::group::{Group, Member};
-use crate::id::{ConversationId, GroupId, UserId};
-use crate::message::{Message, Seq};
-use crate::notify::Notifier;
+use super::Notifier;
+use crate::data::{
+    Contact, ConvEntry, ConversationId, Epoch, Event, Feed, FeedEntry, Group, GroupId, Member,
+    Membership, Message, Presence, Seq, Timestamp, User, UserId,
+};
 use crate::store::{
     Changes, ContactChange, EntryChange, FeedTrim, MemberChange, MemberUpdate, Outgoing,
     Recipients, Sent, Store, StoreError, Updated,
 };
-use crate::unread::ConvEntry;
-use crate::user::{Presence, User};
 
 /// A store that keeps everything in memory. Cloning it shares the data.
 #[derive(Debug, Clone)]

@@ -16,42 +16,17 @@
 
 use std::future::Future;
 
-use crate::Timestamp;
-use crate::contact::Contact;
-use crate::feed::{Epoch, Event, Feed};
-use crate::group::{Group, Member};
-use crate::id::{ConversationId, GroupId, UserId};
-use crate::message::{Message, NewMessage, Seq};
-use crate::notify::Notifier;
-use crate::unread::ConvEntry;
-use crate::user::{Presence, User};
+use crate::data::{
+    Contact, ConvEntry, ConversationId, Epoch, Event, Feed, Group, GroupId, Member, Message,
+    NewMessage, Presence, Seq, Timestamp, User, UserId,
+};
+pub use crate::error::StoreError;
 
-/// The error every store converts into.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum StoreError {
-    /// Stored data could not be decoded.
-    #[error("stored data is corrupt: {0}")]
-    Corrupt(String),
-    /// The data was written by a format version this build does not read.
-    #[error("unsupported stored format version {found} (this build reads {supported})")]
-    UnsupportedVersion {
-        /// The version found in the store.
-        found: u32,
-        /// The version this build reads and writes.
-        supported: u32,
-    },
-    /// The backend failed (I/O, connection, timeout).
-    #[error("store backend failed")]
-    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
-}
+mod memory;
+mod notify;
 
-impl StoreError {
-    /// Wraps any backend error.
-    pub fn backend(e: impl std::error::Error + Send + Sync + 'static) -> Self {
-        Self::Backend(Box::new(e))
-    }
-}
+pub use memory::MemoryStore;
+pub use notify::Notifier;
 
 /// A message on its way: the message and who receives it.
 #[derive(Debug, Clone)]

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::watch;
 
-use crate::id::UserId;
+use crate::data::UserId;
 
 /// Per-user wake-ups, shared by a store and the streams reading from it.
 #[derive(Debug, Clone, Default)]

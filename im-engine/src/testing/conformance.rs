@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use super::StoreFactory;
 use super::state_machine::ManualClock;
-use crate::feed::{Cursor, Epoch, EventData, Membership, ResetReason, Start};
+use crate::data::{Epoch, Membership};
+use crate::feed::{Cursor, EventData, ResetReason, Start};
 use crate::{
     Actor, Body, Command, Config, ConversationId, Engine, ErrorKind, GroupId, HistoryQuery,
     JoinPolicy, Limits, Message, Outcome, Retention, Role, SendRequest, Store, UserId,

@@ -5,8 +5,9 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use crate::command::{Command, Outcome};
+use crate::data::{Epoch, Membership};
 use crate::engine::{Actor, Limits};
-use crate::feed::{Cursor, Delivered, Epoch, EventData, Membership, Poll, ResetReason, Start};
+use crate::feed::{Cursor, Delivered, EventData, EventPage, ResetReason, Start};
 use crate::{
     Contact, ContactView, ConvEntry, ConversationId, ConversationView, ErrorKind, GroupId,
     GroupView, HistoryPage, JoinPolicy, Member, Message, ReadState, Role, Seq, Timestamp, UserId,
@@ -584,7 +585,7 @@ impl Model {
     }
 
     /// What a read of `user`'s feed from `start` answers.
-    pub fn feed(&self, user: &UserId, start: Start, limit: usize) -> Poll {
+    pub fn feed(&self, user: &UserId, start: Start, limit: usize) -> EventPage {
         let empty = ModelFeed::default();
         let f = self.feeds.get(user).unwrap_or(&empty);
         let cursor = |pos| Cursor {
@@ -615,7 +616,7 @@ impl Model {
             cursor: cursor(e.pos),
             data: e.data.clone(),
         });
-        Poll {
+        EventPage {
             events: first.into_iter().chain(delivered).collect(),
             next: cursor(next),
         }

@@ -13,8 +13,9 @@ use proptest_state_machine::{ReferenceStateMachine, StateMachineTest};
 use super::model::{MODEL_EPOCH, Model};
 use super::{StoreFactory, cases};
 use crate::command::{Command, Outcome};
+use crate::data::Epoch;
 use crate::engine::{Actor, Clock, Config, Engine, Limits, Retention};
-use crate::feed::{Cursor, Epoch, Start};
+use crate::feed::{Cursor, Start};
 use crate::{
     Body, ConversationId, ErrorKind, GroupId, HistoryQuery, JoinPolicy, SendRequest, Store,
     Timestamp, UserId,

@@ -315,7 +315,7 @@ async fn a_seq_reused_after_redis_lost_writes_delivers_the_new_message() {
             a.send(&alice, &dm, SendRequest::new(body)).await
         }
     };
-    let bodies = |poll: im_engine::Poll| -> Vec<(u64, String)> {
+    let bodies = |poll: im_engine::EventPage| -> Vec<(u64, String)> {
         poll.events
             .into_iter()
             .filter_map(|d| match d.data {

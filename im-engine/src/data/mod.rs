@@ -1,0 +1,24 @@
+//! The data the store speaks: ids, users, contacts, groups and members,
+//! messages, index entries and feed events, as they are stored. The bottom
+//! layer: it imports nothing of the engine but its error, and the
+//! [`Store`](crate::Store) trait above it and the engine's operations above
+//! that build on it.
+
+pub mod contact;
+pub mod entry;
+pub mod event;
+pub mod group;
+pub mod id;
+pub mod message;
+pub mod user;
+
+/// Milliseconds since the Unix epoch.
+pub type Timestamp = u64;
+
+pub use contact::Contact;
+pub use entry::ConvEntry;
+pub use event::{Epoch, Event, Feed, FeedEntry, Membership};
+pub use group::{Group, JoinPolicy, Member, Role};
+pub use id::{ConversationId, GroupId, UserId};
+pub use message::{Body, MAX_CLIENT_ID, Message, NewMessage, Seq};
+pub use user::{FieldPatch, Fields, Presence, User};

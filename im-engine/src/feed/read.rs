@@ -1,0 +1,272 @@
+//! Reading a feed: where a cursor starts, and each stored reference
+//! resolved into what a client is sent.
+
+use serde::Serialize;
+
+use super::{Cursor, ResetReason, Start};
+use crate::data::{ConversationId, Event, GroupId, Membership, Message, Seq, Timestamp, UserId};
+use crate::engine::Engine;
+use crate::error::Error;
+use crate::store::{FeedTrim, Store};
+
+/// An event as delivered: references resolved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum EventData {
+    /// A new message.
+    Message(Message),
+    /// The caller's read cursor moved.
+    Read {
+        /// The conversation.
+        conversation: ConversationId,
+        /// The new cursor.
+        seq: Seq,
+    },
+    /// Someone joined or left a group of the caller's.
+    Member {
+        /// The group.
+        group: GroupId,
+        /// Who.
+        user: UserId,
+        /// Joined or left.
+        change: Membership,
+    },
+    /// The stream starts over from the oldest event kept.
+    Reset {
+        /// Why.
+        reason: ResetReason,
+    },
+}
+
+impl EventData {
+    /// The SSE event name: `message`, `read`, `member` or `reset`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Message(_) => "message",
+            Self::Read { .. } => "read",
+            Self::Member { .. } => "member",
+            Self::Reset { .. } => "reset",
+        }
+    }
+}
+
+/// A delivered event and the cursor to resume after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivered {
+    /// Resume after this event with this cursor.
+    pub cursor: Cursor,
+    /// The event.
+    pub data: EventData,
+}
+
+/// Events read from a feed (a long poll's answer) and where to go on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventPage {
+    /// The events, possibly none.
+    pub events: Vec<Delivered>,
+    /// The cursor to poll after next.
+    pub next: Cursor,
+}
+
+/// How many bytes of message bodies [`RecentMessages`] keeps.
+const RECENT_BYTES: u64 = 8 << 20;
+
+/// The messages delivered lately, by conversation and seq, bounded
+/// by the size of their bodies. Messages never change once sent; an entry is
+/// stale only if the store lost it and gave its seq to another message,
+/// which the feed event's time tells (see `Engine::recent_message`).
+pub(crate) struct RecentMessages(
+    quick_cache::sync::Cache<(ConversationId, Seq), Message, BodyWeight>,
+);
+
+impl RecentMessages {
+    pub(crate) fn new() -> Self {
+        Self(quick_cache::sync::Cache::with_weighter(
+            4096,
+            RECENT_BYTES,
+            BodyWeight,
+        ))
+    }
+
+    pub(crate) fn insert(&self, m: &Message) {
+        self.0.insert((m.conversation.clone(), m.seq), m.clone());
+    }
+}
+
+/// A message weighs its body plus a little for its ids.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BodyWeight;
+
+impl quick_cache::Weighter<(ConversationId, Seq), Message> for BodyWeight {
+    fn weight(&self, _: &(ConversationId, Seq), m: &Message) -> u64 {
+        m.body.get().len() as u64 + 128
+    }
+}
+
+impl<S: Store> Engine<S> {
+    pub(crate) fn feed_trim(&self) -> FeedTrim {
+        let r = &self.inner.config.retention;
+        let age_ms = r
+            .age
+            .map_or(0, |a| u64::try_from(a.as_millis()).unwrap_or(u64::MAX));
+        FeedTrim {
+            keep: r.events.unwrap_or(u64::MAX),
+            min_ts: if age_ms == 0 {
+                0
+            } else {
+                self.now().saturating_sub(age_ms)
+            },
+        }
+    }
+
+    pub(super) fn cursor(&self, pos: u64) -> Cursor {
+        Cursor {
+            epoch: self.store().epoch(),
+            pos,
+        }
+    }
+
+    pub(super) fn reset(&self, pos: u64, reason: ResetReason) -> Delivered {
+        Delivered {
+            cursor: self.cursor(pos),
+            data: EventData::Reset { reason },
+        }
+    }
+
+    /// Where reading starts for `start`, and the reset to send first if the
+    /// cursor cannot be honoured.
+    pub(super) async fn resolve(
+        &self,
+        user: &UserId,
+        start: Start,
+    ) -> Result<(u64, Option<Delivered>), Error> {
+        let feed = self
+            .store()
+            .feed(user, u64::MAX, 0)
+            .await
+            .map_err(Error::store)?;
+        Ok(match start {
+            Start::Live => (feed.head, None),
+            Start::Oldest => (feed.trimmed, None),
+            Start::After(c) if c.epoch != self.store().epoch() || c.pos > feed.head => (
+                feed.trimmed,
+                Some(self.reset(feed.trimmed, ResetReason::Unknown)),
+            ),
+            Start::After(c) if c.pos < feed.trimmed => (
+                feed.trimmed,
+                Some(self.reset(feed.trimmed, ResetReason::Expired)),
+            ),
+            Start::After(c) => (c.pos, None),
+        })
+    }
+
+    /// Message `seq` of `conversation`, whose feed event is dated `ts`, from
+    /// the recent messages when it is there. A send wakes every recipient's
+    /// stream at once, and each would otherwise read the same message from
+    /// the store: concurrent misses for one message wait for a single read.
+    async fn recent_message(
+        &self,
+        conversation: &ConversationId,
+        seq: Seq,
+        ts: Timestamp,
+    ) -> Result<Option<Message>, Error> {
+        let read = || async {
+            self.store()
+                .messages(conversation, seq, seq)
+                .await
+                .map_err(Error::store)
+                .map(|found| found.into_iter().find(|m| m.seq == seq))
+        };
+        let key = (conversation.clone(), seq);
+        let cached = self
+            .inner
+            .recent
+            .0
+            .get_or_insert_async(&key, async { read().await?.ok_or(None) })
+            .await;
+        match cached {
+            // A feed event and its message share their time.
+            Ok(m) if m.ts == ts => Ok(Some(m)),
+            // A store that lost acknowledged writes (Redis restarted from an
+            // older snapshot) numbers a new message with a lost one's seq.
+            Ok(_) => {
+                let found = read().await?;
+                match &found {
+                    Some(m) => self.inner.recent.insert(m),
+                    None => {
+                        self.inner.recent.0.remove(&key);
+                    }
+                }
+                Ok(found)
+            }
+            Err(None) => Ok(None),
+            Err(Some(e)) => Err(e),
+        }
+    }
+
+    /// Up to `limit` events after `pos`, resolved, and the position reached.
+    /// If events after `pos` were trimmed meanwhile, a reset comes first.
+    pub(super) async fn read_after(
+        &self,
+        user: &UserId,
+        mut pos: u64,
+        limit: usize,
+    ) -> Result<(Vec<Delivered>, u64), Error> {
+        let feed = self
+            .store()
+            .feed(user, pos, limit)
+            .await
+            .map_err(Error::store)?;
+        let mut out = Vec::with_capacity(feed.entries.len() + 1);
+        if feed.trimmed > pos {
+            out.push(self.reset(feed.trimmed, ResetReason::Expired));
+        }
+        for entry in feed.entries {
+            pos = entry.pos;
+            let data = match entry.event {
+                Event::Message { conversation, seq } => {
+                    match self.recent_message(&conversation, seq, entry.ts).await? {
+                        Some(m) => EventData::Message(m),
+                        // The conversation's history was trimmed past it.
+                        None => continue,
+                    }
+                }
+                Event::Read { conversation, seq } => EventData::Read { conversation, seq },
+                Event::Member {
+                    group,
+                    user,
+                    change,
+                } => EventData::Member {
+                    group,
+                    user,
+                    change,
+                },
+            };
+            out.push(Delivered {
+                cursor: self.cursor(pos),
+                data,
+            });
+        }
+        Ok((out, pos.max(feed.trimmed)))
+    }
+
+    /// The events of `user`'s feed from `start`, at most `limit`, without
+    /// waiting; a reset comes first when the cursor cannot be honoured.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`].
+    pub async fn feed(
+        &self,
+        user: &UserId,
+        start: Start,
+        limit: usize,
+    ) -> Result<EventPage, Error> {
+        let (pos, reset) = self.resolve(user, start).await?;
+        let (events, next) = self.read_after(user, pos, limit).await?;
+        Ok(EventPage {
+            events: reset.into_iter().chain(events).collect(),
+            next: self.cursor(next),
+        })
+    }
+}
