@@ -77,7 +77,7 @@ async fn resume<S: Store>(engine: &Engine<S>, depth: usize, missed: usize) -> f6
         left -= n;
     }
     let cursor = engine
-        .feed(&reader, Start::Live, 1)
+        .feed(&Actor::user(reader.clone()), Start::Live, 1)
         .await
         .expect("read the feed")
         .next;
@@ -98,7 +98,7 @@ async fn resume<S: Store>(engine: &Engine<S>, depth: usize, missed: usize) -> f6
     }
     let start = Instant::now();
     let stream = engine
-        .events(&reader, Start::After(cursor))
+        .events(&Actor::user(reader.clone()), Start::After(cursor))
         .await
         .expect("subscribe");
     let got = take(stream, missed).await;

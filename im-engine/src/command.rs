@@ -108,7 +108,7 @@ impl<S: Store> Engine<S> {
                 let (p, created) = self.put_user(actor, &id, fields).await?;
                 Outcome::Profile(p, created)
             }
-            Command::User { id } => Outcome::Profile(self.user(&id).await?, false),
+            Command::User { id } => Outcome::Profile(self.user(actor, &id).await?, false),
             Command::Link { id } => self.link(actor, &id).await.map(|()| Outcome::Done)?,
             Command::Unlink { id } => self.unlink(actor, &id).await.map(|()| Outcome::Done)?,
             Command::Contacts => Outcome::Contacts(self.contacts(actor).await?),
@@ -116,7 +116,7 @@ impl<S: Store> Engine<S> {
                 let (g, created) = self.put_group(actor, &id, fields, join).await?;
                 Outcome::Group(g, created)
             }
-            Command::Group { id } => Outcome::Group(self.group(&id).await?, false),
+            Command::Group { id } => Outcome::Group(self.group(actor, &id).await?, false),
             Command::Members { id } => Outcome::Members(self.members(actor, &id).await?),
             Command::Join { group, user } => self
                 .join(actor, &group, &user)
@@ -146,9 +146,7 @@ impl<S: Store> Engine<S> {
             Command::Conversations { limit } => {
                 Outcome::Conversations(self.conversations(actor, limit).await?)
             }
-            Command::Feed { start, limit } => {
-                Outcome::Feed(self.feed(&actor.user, start, limit).await?)
-            }
+            Command::Feed { start, limit } => Outcome::Feed(self.feed(actor, start, limit).await?),
         })
     }
 }

@@ -92,7 +92,7 @@ impl<S: Store> Engine<S> {
         contacts.sort_by(Contact::newest_first);
         let mut out = Vec::with_capacity(contacts.len());
         for c in contacts {
-            let online = self.presence(&c.id).await?.online;
+            let online = self.presence_of(&c.id).await?.online;
             out.push(ContactView {
                 id: c.id,
                 since: c.since,

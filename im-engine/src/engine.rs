@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::data::{ConversationId, Timestamp, UserId};
 use crate::error::Error;
+use crate::policy::{self, Action};
 use crate::store::Store;
 
 /// Who is asking: the user a token acts as, and whether it is an admin.
@@ -303,16 +304,15 @@ impl<S: Store> Engine<S> {
         actor: &Actor,
         c: &ConversationId,
     ) -> Result<(), Error> {
-        if self.is_participant(c, &actor.user).await? || actor.admin {
-            Ok(())
-        } else {
-            Err(not_participant(c))
-        }
+        let participant = self.is_participant(c, &actor.user).await?;
+        policy::check(
+            actor,
+            Action::Read {
+                conversation: c,
+                participant,
+            },
+        )
     }
-}
-
-pub(crate) fn not_participant(c: &ConversationId) -> Error {
-    Error::Forbidden(format!("not a participant of {c}"))
 }
 
 /// Checks a `limit` query value against the page limit.

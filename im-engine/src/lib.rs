@@ -31,7 +31,7 @@
 //! let body = Body::new(r#"{"text": "hello"}"#, 1024)?;
 //! engine.send(&Actor::user(alice), &conv, SendRequest::new(body)).await?;
 //!
-//! let feed = engine.feed(&bob, Start::Oldest, 10).await?;
+//! let feed = engine.feed(&Actor::user(bob), Start::Oldest, 10).await?;
 //! let names: Vec<_> = feed.events.iter().map(|e| e.data.name()).collect();
 //! assert_eq!(names, ["member", "message"]);
 //! # Ok::<_, im_engine::Error>(())
@@ -48,6 +48,7 @@
 //! 2. [`store`]: the [`Store`] trait and its atomic writes, the
 //!    [`Notifier`] stores wake, and [`MemoryStore`].
 //! 3. The engine: `engine` ([`Engine`], [`Config`], [`Limits`], [`Actor`]),
+//!    `policy` (every authorization rule, in one file),
 //!    and one module per area for its operations and answers: `user`,
 //!    `contact`, `group`, `message` (send, history), `unread` (read
 //!    cursors, the conversation list), `feed` (cursors, reads, the live
@@ -65,6 +66,7 @@ mod engine;
 mod feed;
 mod group;
 mod message;
+mod policy;
 mod unread;
 mod user;
 

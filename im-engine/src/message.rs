@@ -7,8 +7,9 @@
 use serde::Serialize;
 
 use crate::data::{Body, ConversationId, MAX_CLIENT_ID, Message, NewMessage, Seq, UserId};
-use crate::engine::{Actor, Engine, not_participant, page_limit};
+use crate::engine::{Actor, Engine, page_limit};
 use crate::error::Error;
+use crate::policy::{self, Action};
 use crate::store::{self, Sent, Store};
 
 /// What a caller asks to send.
@@ -84,15 +85,8 @@ impl<S: Store> Engine<S> {
                 self.limits().body_bytes
             )));
         }
-        let from = match req.from {
-            Some(from) if from != actor.user && !actor.admin => {
-                return Err(Error::Forbidden(
-                    "only an admin may send as another user".into(),
-                ));
-            }
-            Some(from) => from,
-            None => actor.user.clone(),
-        };
+        let from = req.from.unwrap_or_else(|| actor.user.clone());
+        policy::check(actor, Action::SendAs { from: &from })?;
         self.require_user(&from).await?;
         // A group's members are read by the store in the step that commits
         // the message, so a concurrent join or leave is wholly before or
@@ -101,9 +95,12 @@ impl<S: Store> Engine<S> {
             ConversationId::Direct(a, b) => {
                 self.require_user(a).await?;
                 self.require_user(b).await?;
-                if from != *a && from != *b {
-                    return Err(not_participant(conversation));
-                }
+                let participant = from == *a || from == *b;
+                let take = Action::Take {
+                    conversation,
+                    participant,
+                };
+                policy::check(actor, take)?;
                 store::Recipients::Users(vec![a.clone(), b.clone()])
             }
             ConversationId::Group(g) => {
@@ -126,7 +123,11 @@ impl<S: Store> Engine<S> {
         match sent {
             Sent::New(m) => Ok((m, true)),
             Sent::Duplicate(m) => Ok((m, false)),
-            Sent::NotMember => Err(not_participant(conversation)),
+            // Rule 5, decided by the store at the commit.
+            Sent::NotMember => Err(policy::forbidden(Action::Take {
+                conversation,
+                participant: false,
+            })),
         }
     }
 

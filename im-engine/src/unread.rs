@@ -9,8 +9,9 @@
 use serde::Serialize;
 
 use crate::data::{ConversationId, Event, Message, Seq};
-use crate::engine::{Actor, Engine, not_participant, page_limit};
+use crate::engine::{Actor, Engine, page_limit};
 use crate::error::Error;
+use crate::policy::{self, Action};
 use crate::store::{Changes, EntryChange, Store};
 
 /// A read cursor and what is left unread.
@@ -54,9 +55,14 @@ impl<S: Store> Engine<S> {
         conversation: &ConversationId,
         seq: Option<Seq>,
     ) -> Result<ReadState, Error> {
-        if !self.is_participant(conversation, &actor.user).await? {
-            return Err(not_participant(conversation));
-        }
+        let participant = self.is_participant(conversation, &actor.user).await?;
+        policy::check(
+            actor,
+            Action::Take {
+                conversation,
+                participant,
+            },
+        )?;
         // The entry first: a read cursor never passes `last_seq`, which
         // only grows, so reading it second keeps `last >= current` even
         // while the same user sends concurrently.

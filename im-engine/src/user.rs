@@ -5,6 +5,7 @@ use serde::Serialize;
 use crate::data::{FieldPatch, Fields, Presence, Timestamp, User, UserId};
 use crate::engine::{Actor, Engine, Limits};
 use crate::error::Error;
+use crate::policy::{self, Action};
 use crate::store::{Changes, Store};
 
 /// A user as answered: the stored user and its presence.
@@ -78,14 +79,8 @@ impl<S: Store> Engine<S> {
     ) -> Result<(Profile, bool), Error> {
         check_patch(&patch, self.limits())?;
         let existing = self.store().user(id).await.map_err(Error::store)?;
-        let allowed = actor.admin || (existing.is_some() && actor.user == *id);
-        if !allowed {
-            return Err(Error::Forbidden(if existing.is_some() {
-                format!("only {id} or an admin may change this profile")
-            } else {
-                "only an admin may create users".into()
-            }));
-        }
+        let exists = existing.is_some();
+        policy::check(actor, Action::PutUser { user: id, exists })?;
         let created = existing.is_none();
         let mut user = existing.unwrap_or_else(|| User {
             id: id.clone(),
@@ -108,22 +103,28 @@ impl<S: Store> Engine<S> {
     /// # Errors
     ///
     /// [`Error::NotFound`], [`Error::Store`].
-    pub async fn user(&self, id: &UserId) -> Result<Profile, Error> {
+    pub async fn user(&self, actor: &Actor, id: &UserId) -> Result<Profile, Error> {
+        let _ = actor; // Anyone reads a profile (policy rule 2).
         let user = self.user_record(id).await?;
         self.profile_of(user).await
     }
 
-    /// A user's presence.
+    /// A user's presence; anyone may read it.
     ///
     /// # Errors
     ///
     /// [`Error::Store`].
-    pub async fn presence(&self, id: &UserId) -> Result<Presence, Error> {
+    pub async fn presence(&self, actor: &Actor, id: &UserId) -> Result<Presence, Error> {
+        let _ = actor; // As its profile.
+        self.presence_of(id).await
+    }
+
+    pub(crate) async fn presence_of(&self, id: &UserId) -> Result<Presence, Error> {
         self.store().presence(id).await.map_err(Error::store)
     }
 
     async fn profile_of(&self, user: User) -> Result<Profile, Error> {
-        let p = self.presence(&user.id).await?;
+        let p = self.presence_of(&user.id).await?;
         Ok(Profile {
             id: user.id,
             fields: user.fields,
@@ -133,13 +134,14 @@ impl<S: Store> Engine<S> {
         })
     }
 
-    /// Marks one more live stream of `user` as open; the user is online until
-    /// the returned guard and all others like it are dropped.
+    /// Marks one more live stream of the actor's user as open; the user is
+    /// online until the returned guard and all others like it are dropped.
     ///
     /// # Errors
     ///
     /// [`Error::Store`] when the presence could not be recorded.
-    pub async fn connect(&self, user: &UserId) -> Result<PresenceGuard<S>, Error> {
+    pub async fn connect(&self, actor: &Actor) -> Result<PresenceGuard<S>, Error> {
+        let user = &actor.user;
         let mut streams = self.inner.streams.lock().await;
         let n = streams.entry(user.clone()).or_insert(0);
         *n += 1;

@@ -108,7 +108,7 @@ async fn long_poll<S: Store>(
     };
     let limit = query.number("limit")?;
     let poll = tokio::select! {
-        poll = app.engine().poll(&actor.user, start, wait, limit) => poll?,
+        poll = app.engine().poll(actor, start, wait, limit) => poll?,
         () = app.closing() => return Err(ApiError::ShuttingDown),
     };
     Ok(poll_answer(&poll))
@@ -139,7 +139,7 @@ async fn stream<S: Store>(
 ) -> Result<Response<BoxBody>, ApiError> {
     // Registered before answering: once the client has the response head,
     // every later event reaches it.
-    let events = app.engine().events(&actor.user, start).await?;
+    let events = app.engine().events(actor, start).await?;
     let config = app.config();
     let body = EventBody::new(
         events,

@@ -6,8 +6,7 @@ use futures_core::Stream;
 use tokio::sync::watch;
 
 use super::{Delivered, EventPage, Start};
-use crate::data::UserId;
-use crate::engine::Engine;
+use crate::engine::{Actor, Engine};
 use crate::error::Error;
 use crate::store::Store;
 
@@ -15,8 +14,9 @@ use crate::store::Store;
 const BATCH: usize = 256;
 
 impl<S: Store> Engine<S> {
-    /// A long poll: the events after `start` as soon as there is at least
-    /// one, or none after `wait`. The user counts as online meanwhile.
+    /// A long poll of the actor's own feed (policy rule 6): the events after
+    /// `start` as soon as there is at least one, or none after `wait`. The
+    /// user counts as online meanwhile.
     ///
     /// # Errors
     ///
@@ -24,14 +24,15 @@ impl<S: Store> Engine<S> {
     /// unknown user, [`Error::Store`].
     pub async fn poll(
         &self,
-        user: &UserId,
+        actor: &Actor,
         start: Start,
         wait: Duration,
         limit: Option<usize>,
     ) -> Result<EventPage, Error> {
         let limit = crate::engine::page_limit(limit, 100, self.limits().events_page)?;
+        let user = &actor.user;
         self.require_user(user).await?;
-        let _online = self.connect(user).await?;
+        let _online = self.connect(actor).await?;
         let mut wake = self.store().notifier().subscribe(user);
         let (mut pos, reset) = self.resolve(user, start).await?;
         let mut events: Vec<_> = reset.into_iter().collect();
@@ -55,8 +56,9 @@ impl<S: Store> Engine<S> {
         })
     }
 
-    /// The live stream of `user`'s events: first those after `start`, then
-    /// new ones as they land, each once and in order. It registers for
+    /// The live stream of the actor's own events (policy rule 6): first
+    /// those after `start`, then new ones as they land, each once and in
+    /// order. It registers for
     /// wake-ups before it reads, and reads the feed after every wake-up, so
     /// nothing falls between the replay and the live part however they race.
     /// The stream holds the user online while it lives, and never ends by
@@ -67,11 +69,12 @@ impl<S: Store> Engine<S> {
     /// [`Error::NotFound`] for an unknown user, [`Error::Store`].
     pub async fn events(
         &self,
-        user: &UserId,
+        actor: &Actor,
         start: Start,
     ) -> Result<impl Stream<Item = Result<Delivered, Error>> + Send + 'static, Error> {
+        let user = &actor.user;
         self.require_user(user).await?;
-        let online = self.connect(user).await?;
+        let online = self.connect(actor).await?;
         let mut wake = self.store().notifier().subscribe(user);
         let (mut pos, reset) = self.resolve(user, start).await?;
         let engine = self.clone();

@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use super::{Cursor, ResetReason, Start};
 use crate::data::{ConversationId, Event, GroupId, Membership, Message, Seq, Timestamp, UserId};
-use crate::engine::Engine;
+use crate::engine::{Actor, Engine};
 use crate::error::Error;
 use crate::store::{FeedTrim, Store};
 
@@ -250,18 +250,20 @@ impl<S: Store> Engine<S> {
         Ok((out, pos.max(feed.trimmed)))
     }
 
-    /// The events of `user`'s feed from `start`, at most `limit`, without
-    /// waiting; a reset comes first when the cursor cannot be honoured.
+    /// The events of the actor's own feed (policy rule 6) from `start`, at
+    /// most `limit`, without waiting; a reset comes first when the cursor
+    /// cannot be honoured.
     ///
     /// # Errors
     ///
     /// [`Error::Store`].
     pub async fn feed(
         &self,
-        user: &UserId,
+        actor: &Actor,
         start: Start,
         limit: usize,
     ) -> Result<EventPage, Error> {
+        let user = &actor.user;
         let (pos, reset) = self.resolve(user, start).await?;
         let (events, next) = self.read_after(user, pos, limit).await?;
         Ok(EventPage {

@@ -80,7 +80,7 @@ fn kind<T: std::fmt::Debug>(r: Result<T, crate::Error>) -> ErrorKind {
 /// All message events in `user`'s feed, as (conversation, seq).
 async fn feed_messages<S: Store>(engine: &Engine<S>, user: &str) -> Vec<(String, u64)> {
     let poll = engine
-        .feed(&uid(user), Start::Oldest, 100_000)
+        .feed(&me(user), Start::Oldest, 100_000)
         .await
         .expect("feed reads");
     poll.events
@@ -109,7 +109,10 @@ pub async fn users_are_created_by_admins_and_merged<F: StoreFactory>() {
         ),
         ErrorKind::Forbidden
     );
-    assert_eq!(kind(engine.user(&uid("dave")).await), ErrorKind::NotFound);
+    assert_eq!(
+        kind(engine.user(&root(), &uid("dave")).await),
+        ErrorKind::NotFound
+    );
 
     let (p, created) = engine
         .put_user(&root(), &uid("dave"), fields(&[("name", Some("Dave"))]))
@@ -141,7 +144,7 @@ pub async fn users_are_created_by_admins_and_merged<F: StoreFactory>() {
     );
     assert_eq!(
         engine
-            .user(&uid("dave"))
+            .user(&root(), &uid("dave"))
             .await
             .unwrap()
             .fields
@@ -397,7 +400,7 @@ pub async fn group_policy_and_owner_rules<F: StoreFactory>() {
         ErrorKind::Conflict,
         "the group is full"
     );
-    assert_eq!(engine.group(&g).await.unwrap().members, 3);
+    assert_eq!(engine.group(&root(), &g).await.unwrap().members, 3);
     assert_eq!(
         kind(engine.join(&me("alice"), &gid("nope"), &uid("bob")).await),
         ErrorKind::NotFound
@@ -448,7 +451,7 @@ pub async fn unread_counts_follow_read_cursors<F: StoreFactory>() {
     );
     let r = engine.mark_read(&me("bob"), &c, None).await.unwrap();
     assert_eq!((r.read_seq, r.unread), (4, 0));
-    let feed = engine.feed(&uid("bob"), Start::Oldest, 100).await.unwrap();
+    let feed = engine.feed(&me("bob"), Start::Oldest, 100).await.unwrap();
     let last = feed.events.last().map(|e| e.data.clone());
     assert_eq!(
         last,
@@ -522,7 +525,7 @@ pub async fn feeds_reference_each_message_once<F: StoreFactory>() {
     assert_eq!(feed_messages(&engine, "alice").await, expect);
     assert_eq!(feed_messages(&engine, "bob").await, expect);
     assert_eq!(feed_messages(&engine, "carol").await, []);
-    let bob = engine.feed(&uid("bob"), Start::Oldest, 1).await.unwrap();
+    let bob = engine.feed(&me("bob"), Start::Oldest, 1).await.unwrap();
     let joined = EventData::Member {
         group: g,
         user: uid("bob"),
@@ -546,7 +549,7 @@ pub async fn cursors_from_other_stores_or_trimmed_feeds_reset<F: StoreFactory>()
         send(&engine, "alice", "dm:alice:bob", n).await;
     }
     let epoch = engine.store().epoch();
-    let bob = uid("bob");
+    let bob = me("bob");
     let at = |epoch, pos| Start::After(Cursor { epoch, pos });
     let read = |start| {
         let engine = engine.clone();
@@ -602,7 +605,7 @@ pub async fn feeds_drop_events_older_than_the_retention_age<F: StoreFactory>() {
     .await;
     clock.set(1_000);
     let old = send(&engine, "alice", "dm:alice:bob", 1).await;
-    let bob = uid("bob");
+    let bob = me("bob");
     let cursor = engine.feed(&bob, Start::Oldest, 10).await.unwrap().events[0].cursor;
     clock.set(1_050);
     send(&engine, "alice", "dm:alice:bob", 2).await;
@@ -778,7 +781,7 @@ enum GroupEvent {
 /// The events of group `g` in `user`'s feed, in feed order.
 async fn group_events<S: Store>(engine: &Engine<S>, user: &str, g: &str) -> Vec<GroupEvent> {
     let poll = engine
-        .feed(&uid(user), Start::Oldest, 100_000)
+        .feed(&me(user), Start::Oldest, 100_000)
         .await
         .expect("feed reads");
     poll.events
@@ -926,10 +929,10 @@ pub async fn live_stream_switches_from_replay_without_gap<F: StoreFactory>() {
         send(&engine, "alice", "dm:alice:bob", n).await;
     }
     let total = 60;
-    let stream = engine.events(&uid("bob"), Start::Oldest).await.unwrap();
-    let live = engine.events(&uid("bob"), Start::Live).await.unwrap();
+    let stream = engine.events(&me("bob"), Start::Oldest).await.unwrap();
+    let live = engine.events(&me("bob"), Start::Live).await.unwrap();
     assert!(
-        engine.user(&uid("bob")).await.unwrap().online,
+        engine.user(&root(), &uid("bob")).await.unwrap().online,
         "an open stream makes its user online"
     );
     let sender = {
@@ -964,7 +967,7 @@ pub async fn live_stream_switches_from_replay_without_gap<F: StoreFactory>() {
     // Presence goes offline once every stream is gone (recorded by a task).
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let p = engine.presence(&uid("bob")).await.unwrap();
+        let p = engine.presence(&root(), &uid("bob")).await.unwrap();
         if !p.online {
             assert!(p.last_seen.is_some());
             break;
@@ -1052,7 +1055,7 @@ pub async fn everything_survives_reopen<F: StoreFactory>() {
             .await
             .expect("script step succeeds");
     }
-    let stream = engine.events(&uid("carol"), Start::Live).await.unwrap();
+    let stream = engine.events(&me("carol"), Start::Live).await.unwrap();
     drop(stream);
     tokio::time::sleep(Duration::from_millis(50)).await;
 

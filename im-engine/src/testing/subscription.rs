@@ -101,7 +101,7 @@ fn sender_of(conversation: &str) -> UserId {
 
 async fn head<S: Store>(engine: &Engine<S>, user: &UserId) -> u64 {
     engine
-        .feed(user, Start::Live, 1)
+        .feed(&Actor::user(user.clone()), Start::Live, 1)
         .await
         .expect("feed reads")
         .next
@@ -118,7 +118,10 @@ fn spawn_reader<S: Store>(
     // Subscribe before returning, so "the head after" bounds a live start.
     let (tx, rx) = std::sync::mpsc::channel();
     let handle = tokio::spawn(async move {
-        let stream = engine.events(&user, start).await.expect("subscribe");
+        let stream = engine
+            .events(&Actor::user(user), start)
+            .await
+            .expect("subscribe");
         let _ = tx.send(());
         let mut stream = pin!(stream);
         while let Some(event) = poll_fn(|cx| stream.as_mut().poll_next(cx)).await {
@@ -278,7 +281,7 @@ async fn run_script<F: StoreFactory>(ops: Vec<Op>) {
         }
         let received = s.received.lock().expect("not poisoned").clone();
         let feed = engine
-            .feed(&s.user, Start::Oldest, 100_000)
+            .feed(&Actor::user(s.user.clone()), Start::Oldest, 100_000)
             .await
             .expect("feed reads")
             .events;

@@ -130,7 +130,10 @@ async fn notifications_reach_other_nodes(url: &str) {
         assert!(Instant::now() < deadline, "B never subscribed");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let stream = b.events(&uid("bob"), Start::Live).await.unwrap();
+    let stream = b
+        .events(&Actor::user(uid("bob")), Start::Live)
+        .await
+        .unwrap();
     let mut stream = std::pin::pin!(stream);
     let alice = Actor::user(uid("alice"));
     let dm: ConversationId = "dm:alice:bob".parse().unwrap();
@@ -226,7 +229,10 @@ async fn calls_fail_in_bounded_time_while_redis_is_down_and_recover_after() {
     let body = || Body::new(r#"{"x":1}"#, 100).unwrap();
     a.send(&alice, &dm, SendRequest::new(body())).await.unwrap();
 
-    let stream = a.events(&uid("bob"), Start::Oldest).await.unwrap();
+    let stream = a
+        .events(&Actor::user(uid("bob")), Start::Oldest)
+        .await
+        .unwrap();
     let mut stream = std::pin::pin!(stream);
     assert!(
         futures_util::StreamExt::next(&mut stream)
@@ -325,7 +331,10 @@ async fn a_seq_reused_after_redis_lost_writes_delivers_the_new_message() {
             .collect()
     };
     assert_eq!(send(1).await.unwrap().0.seq, 1);
-    let seen = b.feed(&uid("bob"), Start::Oldest, 10).await.unwrap();
+    let seen = b
+        .feed(&Actor::user(uid("bob")), Start::Oldest, 10)
+        .await
+        .unwrap();
     assert_eq!(bodies(seen), [(1, r#"{"n":1}"#.to_owned())]);
 
     server.kill();
@@ -340,7 +349,7 @@ async fn a_seq_reused_after_redis_lost_writes_delivers_the_new_message() {
     };
     assert_eq!(resent.seq, 1, "the snapshot did not hold the first send");
     let seen = loop {
-        match b.feed(&uid("bob"), Start::Oldest, 10).await {
+        match b.feed(&Actor::user(uid("bob")), Start::Oldest, 10).await {
             Ok(poll) => break poll,
             Err(e) => assert!(Instant::now() < deadline, "B did not reconnect: {e}"),
         }

@@ -44,12 +44,17 @@ async fn everything(engine: &Engine<SledStore>) -> Vec<String> {
     let mut out = vec![format!("epoch {:?}", engine.store().epoch())];
     for name in users {
         let me = Actor::user(uid(name));
-        out.push(format!("{:?}", engine.user(&uid(name)).await));
+        out.push(format!(
+            "{:?}",
+            engine.user(&Actor::admin(uid("root")), &uid(name)).await
+        ));
         out.push(format!("{:?}", engine.contacts(&me).await));
         out.push(format!("{:?}", engine.conversations(&me, None).await));
         out.push(format!(
             "{:?}",
-            engine.feed(&uid(name), Start::Oldest, 100).await
+            engine
+                .feed(&Actor::user(uid(name)), Start::Oldest, 100)
+                .await
         ));
         for c in &convs {
             out.push(format!(
@@ -59,7 +64,10 @@ async fn everything(engine: &Engine<SledStore>) -> Vec<String> {
         }
     }
     let g = GroupId::new("g").unwrap();
-    out.push(format!("{:?}", engine.group(&g).await));
+    out.push(format!(
+        "{:?}",
+        engine.group(&Actor::admin(uid("root")), &g).await
+    ));
     out.push(format!(
         "{:?}",
         engine.members(&Actor::user(uid("alice")), &g).await
@@ -132,15 +140,30 @@ async fn every_kind_of_state_survives_reopen() {
 
     // A stream opens and closes: carol's `last_seen` is recorded.
     tick();
-    let online = engine.connect(&uid("carol")).await.unwrap();
-    assert!(engine.presence(&uid("carol")).await.unwrap().online);
+    let online = engine.connect(&Actor::user(uid("carol"))).await.unwrap();
+    assert!(
+        engine
+            .presence(&Actor::admin(uid("root")), &uid("carol"))
+            .await
+            .unwrap()
+            .online
+    );
     drop(online);
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while engine.presence(&uid("carol")).await.unwrap().online {
+    while engine
+        .presence(&Actor::admin(uid("root")), &uid("carol"))
+        .await
+        .unwrap()
+        .online
+    {
         assert!(std::time::Instant::now() < deadline, "carol stays online");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let last_seen = engine.presence(&uid("carol")).await.unwrap().last_seen;
+    let last_seen = engine
+        .presence(&Actor::admin(uid("root")), &uid("carol"))
+        .await
+        .unwrap()
+        .last_seen;
     assert!(last_seen.is_some());
 
     let before = everything(&engine).await;
@@ -169,7 +192,10 @@ async fn every_kind_of_state_survives_reopen() {
     .unwrap();
     let engine = Engine::with_clock(store, config(), clock.clone());
     assert_eq!(everything(&engine).await, before);
-    let p = engine.presence(&uid("carol")).await.unwrap();
+    let p = engine
+        .presence(&Actor::admin(uid("root")), &uid("carol"))
+        .await
+        .unwrap();
     assert_eq!((p.online, p.last_seen), (false, last_seen));
 
     // Client ids still deduplicate, numbering and feeds go on.

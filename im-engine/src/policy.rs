@@ -1,0 +1,129 @@
+//! Authorization: every rule of who may do what, in one place.
+//!
+//! An operation gathers the facts a rule needs (does the user exist, is the
+//! caller a member) and asks [`check`] whether its [`Actor`] may do the
+//! [`Action`]; the answer is `Ok` or the [`Error::Forbidden`] (or, for the
+//! owner leaving its group, [`Error::Conflict`]) the caller gets. What must
+//! hold at the instant of a write (that a group's sender is still a member
+//! when its message commits) the store checks again in that write: see
+//! [`Recipients::Members`](crate::store::Recipients::Members).
+//!
+//! The rules, in the order [`check`] applies them:
+//!
+//! 1. An admin may do anything the rules below allow someone, but take part
+//!    in a conversation it is no participant of: it reads any, and sends
+//!    as a participant, but has no read cursor of its own there. A group's
+//!    owner is never removed from it, by anyone (the group would have no
+//!    owner; 409).
+//! 2. Users: an admin creates them; a user changes its own profile. Anyone
+//!    reads a profile and a group.
+//! 3. Groups: any user creates one and owns it; its owner updates it.
+//! 4. Members: a group's members list them. Its owner adds and removes
+//!    anyone; a user adds itself to an open group, and removes itself from
+//!    any.
+//! 5. Conversations: a participant (one of a direct conversation's two
+//!    users, a member of a group) reads, sends and moves its read cursor;
+//!    only an admin sends as another user.
+//! 6. Contacts, the conversation list and the event feed are the caller's
+//!    own: they name no one else's.
+
+use crate::data::{ConversationId, Group, GroupId, JoinPolicy, UserId};
+use crate::engine::Actor;
+use crate::error::Error;
+
+/// What an actor asks to do, with the facts the rules look at.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Action<'a> {
+    /// Create `user` (when it does not `exist`) or change its profile.
+    PutUser { user: &'a UserId, exists: bool },
+    /// Update a group's fields or join policy.
+    UpdateGroup { group: &'a Group },
+    /// List a group's members; `member`: whether the actor is one.
+    ListMembers { group: &'a GroupId, member: bool },
+    /// Add `user` to a group.
+    AddMember { group: &'a Group, user: &'a UserId },
+    /// Remove `user` from a group.
+    RemoveMember { group: &'a Group, user: &'a UserId },
+    /// Send a message as `from` (not yet knowing whether `from` takes part:
+    /// see [`Action::Take`]).
+    SendAs { from: &'a UserId },
+    /// Take part in a conversation: send into it (as the sender), move
+    /// one's read cursor. `participant`: whether the sender, or the user
+    /// moving its cursor, is one.
+    Take {
+        conversation: &'a ConversationId,
+        participant: bool,
+    },
+    /// Read a conversation's history or one of its messages.
+    Read {
+        conversation: &'a ConversationId,
+        participant: bool,
+    },
+}
+
+/// Whether `actor` may do `action`: `Ok`, or the error to answer.
+///
+/// # Errors
+///
+/// [`Error::Forbidden`], or [`Error::Conflict`] for the owner leaving its
+/// group.
+pub(crate) fn check(actor: &Actor, action: Action<'_>) -> Result<(), Error> {
+    let me = &actor.user;
+    // Rule 1 (but for taking part), then the rule of the action.
+    let stands_in = actor.admin && !matches!(action, Action::Take { .. });
+    let allowed = stands_in
+        || match action {
+            // Rule 2.
+            Action::PutUser { user, exists } => exists && me == user,
+            // Rule 3.
+            Action::UpdateGroup { group } => group.owner == *me,
+            // Rule 4.
+            Action::ListMembers { member, .. } => member,
+            Action::AddMember { group, user } => {
+                group.owner == *me || (me == user && group.join == JoinPolicy::Open)
+            }
+            Action::RemoveMember { group, user } => group.owner == *me || me == user,
+            // Rule 5.
+            Action::SendAs { from } => from == me,
+            Action::Take { participant, .. } | Action::Read { participant, .. } => participant,
+        };
+    if !allowed {
+        return Err(forbidden(action));
+    }
+    // Rule 1's exception.
+    if let Action::RemoveMember { group, user } = action
+        && group.owner == *user
+    {
+        return Err(Error::Conflict(format!(
+            "the owner cannot leave {}",
+            group.id
+        )));
+    }
+    Ok(())
+}
+
+/// The refusal of `action`, for a check the store made (a sender no longer
+/// a member when its message commits).
+pub(crate) fn forbidden(action: Action<'_>) -> Error {
+    Error::Forbidden(match action {
+        Action::PutUser { user, exists: true } => {
+            format!("only {user} or an admin may change this profile")
+        }
+        Action::PutUser { exists: false, .. } => "only an admin may create users".into(),
+        Action::UpdateGroup { group } => {
+            format!("only the owner of {} or an admin may update it", group.id)
+        }
+        Action::ListMembers { group, .. } => format!("only members of {group} may list them"),
+        Action::AddMember { group, .. } => {
+            format!("only the owner of {} or an admin may add members", group.id)
+        }
+        Action::RemoveMember { group, .. } => format!(
+            "only the owner of {} or an admin may remove others",
+            group.id
+        ),
+        Action::SendAs { .. } => "only an admin may send as another user".into(),
+        Action::Take { conversation, .. } | Action::Read { conversation, .. } => {
+            format!("not a participant of {conversation}")
+        }
+    })
+}
