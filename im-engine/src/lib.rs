@@ -79,7 +79,7 @@ pub use data::{
     Group, GroupId, JoinPolicy, MAX_CLIENT_ID, Member, Membership, Message, NewMessage, Presence,
     Role, Seq, Timestamp, User, UserId,
 };
-pub use error::{Error, ErrorKind, StoreError};
+pub use error::{Error, ErrorChain, ErrorKind, StoreError};
 pub use store::{MemoryStore, Notifier, Store};
 
 pub use command::{Command, Outcome};

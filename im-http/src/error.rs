@@ -172,35 +172,5 @@ impl ApiError {
     }
 }
 
-/// Shows an error and its sources, one after the other, separated by `: `
-/// (each error's own message does not repeat its source's, so this is how
-/// the whole cause reaches a log line).
-#[derive(Debug, Clone, Copy)]
-pub struct ErrorChain<'a>(pub &'a dyn std::error::Error);
-
-impl std::fmt::Display for ErrorChain<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0)?;
-        let mut source = self.0.source();
-        while let Some(s) = source {
-            write!(f, ": {s}")?;
-            source = s.source();
-        }
-        Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[derive(Debug, thiserror::Error)]
-    #[error("outer")]
-    struct Outer(#[source] std::io::Error);
-
-    #[test]
-    fn a_chain_shows_every_source() {
-        let e = Outer(std::io::Error::other("inner"));
-        assert_eq!(ErrorChain(&e).to_string(), "outer: inner");
-    }
-}
+/// An error and its sources, for logs: see [`im_engine::ErrorChain`].
+pub use im_engine::ErrorChain;

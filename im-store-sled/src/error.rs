@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use im_engine::StoreError;
+use im_engine::{ErrorChain, StoreError};
 
 /// What can go wrong in a [`SledStore`](crate::SledStore).
 #[derive(Debug, thiserror::Error)]
@@ -84,22 +84,10 @@ impl From<Error> for StoreError {
                 source: sled::Error::Corruption { .. },
                 ..
             }
-            | Error::OpenPanicked { .. } => StoreError::Corrupt(error_chain(&e)),
+            | Error::OpenPanicked { .. } => StoreError::Corrupt(ErrorChain(&e).to_string()),
             other => StoreError::backend(other),
         }
     }
-}
-
-/// `e` and its sources, joined with `: `.
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        s.push_str(": ");
-        s.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    s
 }
 
 #[cfg(test)]
