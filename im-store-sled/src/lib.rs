@@ -8,8 +8,10 @@
 //! every participant's feed, all or nothing. A send to a group of N members
 //! writes N feed events and a handful of other keys (see [`keys`] for how).
 //! With the default [`Durability::Flush`] a write answers only once it is
-//! on disk, and concurrent writers share one fsync (group commit), so an
-//! acknowledged message survives a crash.
+//! on stable storage (sled's flush, then an `fdatasync` of the store's
+//! files), and concurrent writers share one flush and one sync (group
+//! commit), so an acknowledged message survives a process kill, a kernel
+//! crash and a power cut.
 //!
 //! ```
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -49,21 +51,35 @@
 //! - `feed`: feed bounds from the feed keys, appending and trimming, reads.
 //! - `migrate`: opening a directory of format 1.
 //! - `repair`: removing what older builds wrote wrongly, once, at open.
-//! - `flush`: group commit, the one thread that flushes.
+//! - `flush`: group commit, the one thread that flushes and syncs, and
+//!   which of sled's files it syncs, and why.
 //! - [`keys`]: every key layout, in one place.
 //! - `codec`: value encodings.
 //! - `error`: [`Error`] and its conversion into [`im_engine::StoreError`].
 //!
 //! # Durability
 //!
-//! [`Durability::Flush`] (the default) answers a write once sled has
-//! flushed and fsynced its log after the write committed. One flusher
-//! thread serves every writer: it flushes whenever writers are waiting and
-//! answers all that committed before the flush started, so the cost of a
-//! flush is shared. [`Durability::Periodic`] answers as soon as the write
-//! has committed in memory and leaves flushing to sled's background thread:
-//! faster, but a crash (of the process or the machine) can lose the writes
-//! of the last `every_ms` milliseconds, acknowledged or not.
+//! [`Durability::Flush`] (the default) answers a write once, after it
+//! committed, sled has flushed its log and the store's files have been
+//! fdatasynced (`File::sync_data`): on a drive that honours flushes, an
+//! acknowledged write survives a process kill, a kernel crash and a power
+//! cut. sled 0.34.7's flush alone does not promise that: on Linux it ends
+//! in `sync_file_range`, which flushes neither the drive's cache nor the
+//! log's size (the `flush` module says which files are synced, and why).
+//! One flusher thread serves every writer: it flushes and syncs whenever
+//! writers are waiting and answers all that committed before the flush
+//! started, so the cost of a flush and of a sync is shared.
+//!
+//! [`Durability::Periodic`] answers as soon as the write has committed in
+//! sled's memory and leaves the rest to sled's background thread, which
+//! every `every_ms` milliseconds writes the log and fsyncs it. Faster, but
+//! any crash, a killed process included (the writes are still in its
+//! memory), can lose the writes of the last `every_ms` milliseconds or so,
+//! acknowledged or not. And as sled itself never syncs its blob files (log
+//! entries over about 128 KiB, such as a tree node holding several large
+//! messages), only the kernel's own writeback stands between those and a
+//! kernel crash or power cut, until the store syncs them
+//! ([`Store::flush`](im_engine::Store::flush), or closing).
 //!
 //! Presence is process-local: which users have a live stream open is kept
 //! in memory, and after a restart everyone is offline; `last_seen` is
@@ -99,13 +115,16 @@ pub const FORMAT_VERSION: u32 = 2;
 /// When a write is answered.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Durability {
-    /// After sled has flushed it to disk; concurrent writers share one
-    /// flush. An acknowledged write survives a crash.
+    /// After sled has flushed it and the store's files have been
+    /// fdatasynced; concurrent writers share one flush and one sync. On a
+    /// drive that honours flushes, an acknowledged write survives a process
+    /// kill, a kernel crash and a power cut.
     #[default]
     Flush,
-    /// After it has committed in memory; sled flushes every `every_ms`
-    /// milliseconds (at least 1). Weaker: a crash can lose the last
-    /// `every_ms` of acknowledged writes.
+    /// After it has committed in memory; sled writes and fsyncs its log
+    /// every `every_ms` milliseconds (at least 1). Weaker: any crash, a
+    /// killed process included, can lose about the last `every_ms` of
+    /// acknowledged writes (see the [crate docs](crate#durability)).
     Periodic {
         /// Milliseconds between sled's background flushes.
         every_ms: u64,

@@ -16,7 +16,7 @@ use serde::de::DeserializeOwned;
 use crate::codec::{self, ConvState, Entry};
 use crate::db::{Trees, open_db, reclaim, wait_released};
 use crate::error::{Error, Result};
-use crate::flush::GroupCommit;
+use crate::flush::{self, Files, GroupCommit};
 use crate::keys::{self, kind, meta, tree};
 use crate::write::Writer;
 use crate::{Durability, FORMAT_VERSION, SledConfig, feed, migrate, repair};
@@ -62,6 +62,7 @@ impl SledStore {
         // sled creates an empty `db` file on open and fills it on its first
         // flush; our first flush holds the format version.
         let had_data = fs::metadata(path.join("db")).is_ok_and(|m| m.len() > 0);
+        let created = flush::missing_dirs(&path);
         let db = open_db(&config)?;
         let meta = db.open_tree(tree::META)?;
         let epoch = match meta.get(meta::VERSION)? {
@@ -111,9 +112,15 @@ impl SledStore {
             );
         }
         let writer = Arc::new(Writer::new(trees.records.clone()));
+        // What opening wrote reaches stable storage before the first
+        // answer, even in periodic mode.
+        let files = Files::open(&path, &created).map_err(|e| Error::Open {
+            path: path.clone(),
+            source: e.into(),
+        })?;
         // The flusher thread keeps the one `Db` handle; the trees keep the
         // database open for reads and writes.
-        let group_commit = GroupCommit::start(db)?;
+        let group_commit = GroupCommit::start(db, files)?;
         Ok(Self {
             trees,
             writer,
