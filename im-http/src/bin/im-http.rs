@@ -135,10 +135,11 @@ struct Serve {
     /// Seconds open requests get to finish on shutdown.
     #[arg(long, default_value_t = 10)]
     shutdown_grace_secs: u64,
-    /// sled only: answer writes before they are flushed and let sled flush
-    /// every <MS> milliseconds. Faster, but a crash can lose the last <MS> of
-    /// acknowledged writes. Without it, every write is flushed before its
-    /// answer (concurrent writes share one flush).
+    /// sled only: answer writes before they reach the disk and let sled
+    /// flush every <MS> milliseconds. Faster, but any crash (a killed
+    /// process too) can lose the last <MS> of acknowledged writes. Without
+    /// it, every write is flushed and fdatasynced before its answer
+    /// (concurrent writes share one sync).
     #[arg(long, value_name = "MS")]
     sled_periodic_flush_ms: Option<u64>,
     /// redis only: put before every key and channel, so that several
