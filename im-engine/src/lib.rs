@@ -50,7 +50,8 @@
 //! 3. The engine: `engine` ([`Engine`], [`Config`], [`Limits`], [`Actor`]),
 //!    `policy` (every authorization rule, in one file),
 //!    and one module per area for its operations and answers: `user`,
-//!    `contact`, `group`, `message` (send, history), `unread` (read
+//!    `contact`, `group`, `message` (send, history), `change` (edits,
+//!    deletes, reactions), `unread` (read
 //!    cursors, the conversation list), `feed` (cursors, reads, the live
 //!    stream); `command`: every operation as one [`Command`] value.
 //! - `testing` (feature `testing`): the conformance suite every store runs.
@@ -60,6 +61,7 @@ pub mod data;
 mod error;
 pub mod store;
 
+mod change;
 mod command;
 mod contact;
 mod engine;
@@ -76,12 +78,14 @@ pub mod testing;
 pub use data::id;
 pub use data::{
     Body, Contact, ConvEntry, ConversationId, Epoch, Event, Feed, FeedEntry, FieldPatch, Fields,
-    Group, GroupId, JoinPolicy, MAX_CLIENT_ID, Member, Membership, Message, NewMessage, Presence,
-    Role, Seq, Timestamp, User, UserId,
+    Group, GroupId, JoinPolicy, MAX_CLIENT_ID, MAX_REACTION_KEY, MAX_REACTION_KEYS, Member,
+    Membership, Message, NewMessage, Presence, ReactionChange, Reactions, Role, Seq, Timestamp,
+    User, UserId,
 };
 pub use error::{Error, ErrorChain, ErrorKind, StoreError};
 pub use store::{MemoryStore, Notifier, Store};
 
+pub use change::ReactionList;
 pub use command::{Command, Outcome};
 pub use contact::ContactView;
 pub use engine::{Actor, Clock, Config, Engine, Limits, Retention, SystemClock};

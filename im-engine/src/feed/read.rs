@@ -4,7 +4,9 @@
 use serde::Serialize;
 
 use super::{Cursor, ResetReason, Start};
-use crate::data::{ConversationId, Event, GroupId, Membership, Message, Seq, Timestamp, UserId};
+use crate::data::{
+    ConversationId, Event, GroupId, Membership, Message, ReactionChange, Seq, Timestamp, UserId,
+};
 use crate::engine::{Actor, Engine};
 use crate::error::Error;
 use crate::store::{FeedTrim, Store};
@@ -31,6 +33,30 @@ pub enum EventData {
         /// Joined or left.
         change: Membership,
     },
+    /// A message's body was replaced: the message as it now is.
+    Edit(Message),
+    /// A message was deleted.
+    Delete {
+        /// Its conversation.
+        conversation: ConversationId,
+        /// Its seq.
+        seq: Seq,
+        /// When.
+        deleted_at: Timestamp,
+    },
+    /// A reaction was added or removed.
+    Reaction {
+        /// The message's conversation.
+        conversation: ConversationId,
+        /// Its seq.
+        seq: Seq,
+        /// The reaction.
+        key: String,
+        /// Who.
+        user: UserId,
+        /// Added or removed.
+        change: ReactionChange,
+    },
     /// The stream starts over from the oldest event kept.
     Reset {
         /// Why.
@@ -39,12 +65,16 @@ pub enum EventData {
 }
 
 impl EventData {
-    /// The SSE event name: `message`, `read`, `member` or `reset`.
+    /// The SSE event name: `message`, `read`, `member`, `edit`, `delete`,
+    /// `reaction` or `reset`.
     pub fn name(&self) -> &'static str {
         match self {
             Self::Message(_) => "message",
             Self::Read { .. } => "read",
             Self::Member { .. } => "member",
+            Self::Edit(_) => "edit",
+            Self::Delete { .. } => "delete",
+            Self::Reaction { .. } => "reaction",
             Self::Reset { .. } => "reset",
         }
     }
@@ -71,10 +101,12 @@ pub struct EventPage {
 /// How many bytes of message bodies [`RecentMessages`] keeps.
 const RECENT_BYTES: u64 = 8 << 20;
 
-/// The messages delivered lately, by conversation and seq, bounded
-/// by the size of their bodies. Messages never change once sent; an entry is
-/// stale only if the store lost it and gave its seq to another message,
-/// which the feed event's time tells (see `Engine::recent_message`).
+/// The messages delivered lately, by conversation and seq, bounded by the
+/// size of their bodies. An entry goes stale when its message changes
+/// (every change through this engine drops it, and a stream that reads a
+/// change event drops it too) or when the store lost the message and gave
+/// its seq to another one, which the feed event's time tells (see
+/// `Engine::recent_message`).
 pub(crate) struct RecentMessages(
     quick_cache::sync::Cache<(ConversationId, Seq), Message, BodyWeight>,
 );
@@ -99,7 +131,7 @@ pub(crate) struct BodyWeight;
 
 impl quick_cache::Weighter<(ConversationId, Seq), Message> for BodyWeight {
     fn weight(&self, _: &(ConversationId, Seq), m: &Message) -> u64 {
-        m.body.get().len() as u64 + 128
+        m.body.as_ref().map_or(0, |b| b.get().len()) as u64 + 128
     }
 }
 
@@ -160,6 +192,26 @@ impl<S: Store> Engine<S> {
         })
     }
 
+    /// Drops a message from the recent messages (it changed).
+    pub(crate) fn forget_message(&self, conversation: &ConversationId, seq: Seq) {
+        self.inner.recent.0.remove(&(conversation.clone(), seq));
+    }
+
+    /// Message `seq` of `conversation`, read from the store.
+    async fn stored_message(
+        &self,
+        conversation: &ConversationId,
+        seq: Seq,
+    ) -> Result<Option<Message>, Error> {
+        Ok(self
+            .store()
+            .messages(conversation, seq, seq)
+            .await
+            .map_err(Error::store)?
+            .into_iter()
+            .find(|m| m.seq == seq))
+    }
+
     /// Message `seq` of `conversation`, whose feed event is dated `ts`, from
     /// the recent messages when it is there. A send wakes every recipient's
     /// stream at once, and each would otherwise read the same message from
@@ -170,13 +222,7 @@ impl<S: Store> Engine<S> {
         seq: Seq,
         ts: Timestamp,
     ) -> Result<Option<Message>, Error> {
-        let read = || async {
-            self.store()
-                .messages(conversation, seq, seq)
-                .await
-                .map_err(Error::store)
-                .map(|found| found.into_iter().find(|m| m.seq == seq))
-        };
+        let read = || self.stored_message(conversation, seq);
         let key = (conversation.clone(), seq);
         let cached = self
             .inner
@@ -221,6 +267,20 @@ impl<S: Store> Engine<S> {
         if feed.trimmed > pos {
             out.push(self.reset(feed.trimmed, ResetReason::Expired));
         }
+        // A change read here may be one this node did not make: no message
+        // it names is answered from the cache, in this batch or later.
+        for entry in &feed.entries {
+            if let Event::Edit { conversation, seq }
+            | Event::Delete {
+                conversation, seq, ..
+            }
+            | Event::Reaction {
+                conversation, seq, ..
+            } = &entry.event
+            {
+                self.forget_message(conversation, *seq);
+            }
+        }
         for entry in feed.entries {
             pos = entry.pos;
             let data = match entry.event {
@@ -238,6 +298,34 @@ impl<S: Store> Engine<S> {
                     change,
                 } => EventData::Member {
                     group,
+                    user,
+                    change,
+                },
+                Event::Edit { conversation, seq } => {
+                    match self.stored_message(&conversation, seq).await? {
+                        Some(m) => EventData::Edit(m),
+                        None => continue,
+                    }
+                }
+                Event::Delete {
+                    conversation,
+                    seq,
+                    deleted_at,
+                } => EventData::Delete {
+                    conversation,
+                    seq,
+                    deleted_at,
+                },
+                Event::Reaction {
+                    conversation,
+                    seq,
+                    key,
+                    user,
+                    change,
+                } => EventData::Reaction {
+                    conversation,
+                    seq,
+                    key,
                     user,
                     change,
                 },

@@ -38,6 +38,7 @@ fn outgoing(
             ts,
             body: Body::new(&format!(r#"{{"n":{ts}}}"#), 1024).expect("valid test body"),
             client_id: client_id.map(str::to_owned),
+            reply_to: None,
         },
         recipients: Recipients::Users(recipients.iter().map(|r| uid(r)).collect()),
         trim: FeedTrim::default(),
