@@ -55,6 +55,7 @@ async fn a_fan_out_left_by_a_crashed_node_is_finished_once_by_another() {
             ts,
             body: Body::new(&format!(r#"{{"n":{n}}}"#), 100).unwrap(),
             client_id: Some(format!("k{n}")),
+            reply_to: None,
         },
         recipients: Recipients::Users(vec![uid("alice"), uid("bob")]),
         trim: FeedTrim::default(),
