@@ -210,6 +210,15 @@ fn update_message(
     known: &mut Known,
     u: &MessageUpdate,
 ) -> Result<(MessageUpdated, Vec<UserId>)> {
+    let key = keys::conv_seq(&keys::conv(&u.conversation), u.seq);
+    let Some(stored) = p.get(&key)? else {
+        return Ok((MessageUpdated::NotFound, Vec::new()));
+    };
+    let mut message: Message = codec::from_json(kind::CONVSEQ_MESSAGE, &stored)?;
+    let event = match apply_change(&mut message, &u.change, u.at, u.max_reaction_keys) {
+        Ok(event) => event,
+        Err(refused) => return Ok((refused, Vec::new())),
+    };
     // Read under the writer's lock, like a send's.
     let recipients = match &u.recipients {
         Recipients::Users(users) => users.clone(),
@@ -222,15 +231,6 @@ fn update_message(
             }
             members
         }
-    };
-    let key = keys::conv_seq(&keys::conv(&u.conversation), u.seq);
-    let Some(stored) = p.get(&key)? else {
-        return Ok((MessageUpdated::NotFound, Vec::new()));
-    };
-    let mut message: Message = codec::from_json(kind::CONVSEQ_MESSAGE, &stored)?;
-    let event = match apply_change(&mut message, &u.change, u.at, u.max_reaction_keys) {
-        Ok(event) => event,
-        Err(refused) => return Ok((refused, Vec::new())),
     };
     p.insert(key, codec::json(&message)?);
     let event = IVec::from(codec::event(u.at, &event)?);

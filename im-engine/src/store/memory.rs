@@ -169,7 +169,19 @@ impl Store for MemoryStore {
         let (updated, recipients) = {
             let mut st = self.state();
             let st = &mut *st;
-            let recipients = match &u.recipients {
+            let Some(message) = st
+                .logs
+                .get_mut(&u.conversation)
+                .and_then(|log| log.get_mut((u.seq as usize).wrapping_sub(1)))
+            else {
+                return Ok(MessageUpdated::NotFound);
+            };
+            let mut changed = message.clone();
+            let event = match apply_change(&mut changed, &u.change, u.at, u.max_reaction_keys) {
+                Ok(event) => event,
+                Err(refused) => return Ok(refused),
+            };
+            let recipients: Vec<UserId> = match &u.recipients {
                 Recipients::Users(users) => users.clone(),
                 Recipients::Members(g) => {
                     let members = st.members.get(g);
@@ -184,18 +196,7 @@ impl Store for MemoryStore {
                         .collect()
                 }
             };
-            let Some(message) = st
-                .logs
-                .get_mut(&u.conversation)
-                .and_then(|log| log.get_mut((u.seq as usize).wrapping_sub(1)))
-            else {
-                return Ok(MessageUpdated::NotFound);
-            };
-            let event = match apply_change(message, &u.change, u.at, u.max_reaction_keys) {
-                Ok(event) => event,
-                Err(refused) => return Ok(refused),
-            };
-            let changed = message.clone();
+            *message = changed.clone();
             for user in &recipients {
                 st.feeds
                     .entry(user.clone())

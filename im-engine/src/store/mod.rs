@@ -350,14 +350,14 @@ pub trait Store: Send + Sync + 'static {
 
     /// Changes one message, atomically with its event:
     ///
-    /// 1. for [`Recipients::Members`], reads the group's members; a
-    ///    reaction by a user who is no member returns
-    ///    [`MessageUpdated::NotMember`];
-    /// 2. reads the message: [`MessageUpdated::NotFound`] without one;
+    /// 1. reads the message: [`MessageUpdated::NotFound`] without one;
     ///    [`MessageUpdated::Deleted`] for an edit or a reaction of a
     ///    deleted message; [`MessageUpdated::Unchanged`] when there is
     ///    nothing to do; [`MessageUpdated::TooManyReactions`] for a new key
-    ///    past `max_reaction_keys`;
+    ///    past `max_reaction_keys` (all as [`apply_change`] decides);
+    /// 2. for [`Recipients::Members`], reads the group's members; a
+    ///    reaction by a user who is no member returns
+    ///    [`MessageUpdated::NotMember`];
     /// 3. otherwise stores the message as changed (a delete keeps no trace
     ///    of the body in what the store reads back) and appends
     ///    [`Event::Edit`], [`Event::Delete`] or [`Event::Reaction`] to each
