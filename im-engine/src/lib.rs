@@ -53,7 +53,8 @@
 //!    `contact`, `group`, `message` (send, history), `change` (edits,
 //!    deletes, reactions), `unread` (read
 //!    cursors, the conversation list), `feed` (cursors, reads, the live
-//!    stream); `command`: every operation as one [`Command`] value.
+//!    stream); `view`: what a caller is shown of messages (reactions
+//!    counted for it); `command`: every operation as one [`Command`] value.
 //! - `testing` (feature `testing`): the conformance suite every store runs.
 //!   For tests only; it carries no stability promise.
 
@@ -71,6 +72,7 @@ mod message;
 mod policy;
 mod unread;
 mod user;
+mod view;
 
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -94,3 +96,4 @@ pub use group::GroupView;
 pub use message::{HistoryPage, HistoryQuery, SendRequest};
 pub use unread::{ConversationView, ReadState};
 pub use user::{PresenceGuard, Profile};
+pub use view::{ConversationRowView, EventDataView, HistoryView, MessageView, ReactionCount};
