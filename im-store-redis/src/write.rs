@@ -367,7 +367,7 @@ pub(crate) async fn update_message(s: &Shared, u: &MessageUpdate) -> Result<Mess
                 };
                 let event = match apply_change(&mut message, &u.change, u.at, u.max_reaction_keys) {
                     Ok(event) => event,
-                    Err(refused) => return Ok((refused, Vec::new())),
+                    Err(refused) => return Ok((refused.answer(&message), Vec::new())),
                 };
                 let new = to_json(&message)?;
                 let event = to_json(&event)?;

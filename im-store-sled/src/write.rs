@@ -217,7 +217,7 @@ fn update_message(
     let mut message: Message = codec::from_json(kind::CONVSEQ_MESSAGE, &stored)?;
     let event = match apply_change(&mut message, &u.change, u.at, u.max_reaction_keys) {
         Ok(event) => event,
-        Err(refused) => return Ok((refused, Vec::new())),
+        Err(refused) => return Ok((refused.answer(&message), Vec::new())),
     };
     // Read under the writer's lock, like a send's.
     let recipients = match &u.recipients {

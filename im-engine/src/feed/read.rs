@@ -1,6 +1,8 @@
 //! Reading a feed: where a cursor starts, and each stored reference
 //! resolved into what a client is sent.
 
+use std::time::{Duration, Instant};
+
 use serde::Serialize;
 
 use super::{Cursor, ResetReason, Start};
@@ -101,14 +103,21 @@ pub struct EventPage {
 /// How many bytes of message bodies [`RecentMessages`] keeps.
 const RECENT_BYTES: u64 = 8 << 20;
 
+/// How long [`RecentMessages`] answers for a message. It exists for the
+/// burst of reads right after a send, when every recipient's stream wakes
+/// for the same message; past that, a stream reads the store.
+const RECENT_FOR: Duration = Duration::from_secs(2);
+
 /// The messages delivered lately, by conversation and seq, bounded by the
-/// size of their bodies. An entry goes stale when its message changes
-/// (every change through this engine drops it, and a stream that reads a
-/// change event drops it too) or when the store lost the message and gave
-/// its seq to another one, which the feed event's time tells (see
-/// `Engine::recent_message`).
+/// size of their bodies, each for [`RECENT_FOR`]. An entry goes stale when
+/// its message changes: every change through this engine drops it, a
+/// stream that reads a change event drops it, and a change made through
+/// another node (which this one hears of through the feed only) is seen
+/// at the latest once the entry is [`RECENT_FOR`] old. It also goes stale
+/// when the store lost the message and gave its seq to another one, which
+/// the feed event's time tells (see `Engine::recent_message`).
 pub(crate) struct RecentMessages(
-    quick_cache::sync::Cache<(ConversationId, Seq), Message, BodyWeight>,
+    quick_cache::sync::Cache<(ConversationId, Seq), (Instant, Message), BodyWeight>,
 );
 
 impl RecentMessages {
@@ -121,7 +130,8 @@ impl RecentMessages {
     }
 
     pub(crate) fn insert(&self, m: &Message) {
-        self.0.insert((m.conversation.clone(), m.seq), m.clone());
+        let key = (m.conversation.clone(), m.seq);
+        self.0.insert(key, (Instant::now(), m.clone()));
     }
 }
 
@@ -129,8 +139,8 @@ impl RecentMessages {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct BodyWeight;
 
-impl quick_cache::Weighter<(ConversationId, Seq), Message> for BodyWeight {
-    fn weight(&self, _: &(ConversationId, Seq), m: &Message) -> u64 {
+impl quick_cache::Weighter<(ConversationId, Seq), (Instant, Message)> for BodyWeight {
+    fn weight(&self, _: &(ConversationId, Seq), (_, m): &(Instant, Message)) -> u64 {
         m.body.as_ref().map_or(0, |b| b.get().len()) as u64 + 128
     }
 }
@@ -228,11 +238,13 @@ impl<S: Store> Engine<S> {
             .inner
             .recent
             .0
-            .get_or_insert_async(&key, async { read().await?.ok_or(None) })
+            .get_or_insert_async(&key, async {
+                Ok((Instant::now(), read().await?.ok_or(None)?))
+            })
             .await;
         match cached {
             // A feed event and its message share their time.
-            Ok(m) if m.ts == ts => Ok(Some(m)),
+            Ok((at, m)) if m.ts == ts && at.elapsed() < RECENT_FOR => Ok(Some(m)),
             // A store that lost acknowledged writes (Redis restarted from an
             // older snapshot) numbers a new message with a lost one's seq.
             Ok(_) => {

@@ -179,7 +179,7 @@ impl Store for MemoryStore {
             let mut changed = message.clone();
             let event = match apply_change(&mut changed, &u.change, u.at, u.max_reaction_keys) {
                 Ok(event) => event,
-                Err(refused) => return Ok(refused),
+                Err(refused) => return Ok(refused.answer(message)),
             };
             let recipients: Vec<UserId> = match &u.recipients {
                 Recipients::Users(users) => users.clone(),

@@ -157,26 +157,45 @@ pub enum MessageUpdated {
     NotMember,
 }
 
+/// Why [`apply_change`] wrote nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Nothing to change.
+    Unchanged,
+    /// The message is deleted.
+    Deleted,
+    /// A new reaction key past the limit.
+    TooManyReactions,
+}
+
+impl Refusal {
+    /// What [`Store::update_message`] answers for it, about `message`.
+    pub fn answer(self, message: &Message) -> MessageUpdated {
+        match self {
+            Self::Unchanged => MessageUpdated::Unchanged(message.clone()),
+            Self::Deleted => MessageUpdated::Deleted(message.clone()),
+            Self::TooManyReactions => MessageUpdated::TooManyReactions,
+        }
+    }
+}
+
 /// Applies `change` to `message` as [`Store::update_message`] describes,
-/// and answers the event to append; or, when nothing is to be written, the
-/// answer to give. Every store applies changes with this (each reads and
-/// writes the message its own way), so they cannot disagree on what a
-/// change does.
+/// and answers the event to append. Every store applies changes with this
+/// (each reads and writes the message its own way), so they cannot
+/// disagree on what a change does.
 ///
 /// # Errors
 ///
-/// The [`MessageUpdated`] to answer instead of writing.
+/// Why nothing is to be written (`message` is then as it was).
 pub fn apply_change(
     message: &mut Message,
     change: &MessageChange,
     at: Timestamp,
     max_reaction_keys: usize,
-) -> Result<Event, MessageUpdated> {
+) -> Result<Event, Refusal> {
     let (conversation, seq) = (message.conversation.clone(), message.seq);
     match change {
-        MessageChange::Delete if message.is_deleted() => {
-            Err(MessageUpdated::Unchanged(message.clone()))
-        }
+        MessageChange::Delete if message.is_deleted() => Err(Refusal::Unchanged),
         MessageChange::Delete => {
             message.body = None;
             message.edited_at = None;
@@ -188,7 +207,7 @@ pub fn apply_change(
                 deleted_at: at,
             })
         }
-        _ if message.is_deleted() => Err(MessageUpdated::Deleted(message.clone())),
+        _ if message.is_deleted() => Err(Refusal::Deleted),
         MessageChange::Edit(body) => {
             message.body = Some(body.clone());
             message.edited_at = Some(at);
@@ -198,11 +217,11 @@ pub fn apply_change(
             let users = message.reactions.get(key);
             let has = users.is_some_and(|u| u.contains(user));
             if has == *add {
-                return Err(MessageUpdated::Unchanged(message.clone()));
+                return Err(Refusal::Unchanged);
             }
             if *add {
                 if users.is_none() && message.reactions.len() >= max_reaction_keys {
-                    return Err(MessageUpdated::TooManyReactions);
+                    return Err(Refusal::TooManyReactions);
                 }
                 message
                     .reactions
