@@ -2,8 +2,11 @@
 //! what the fuzz targets decode, and a plain list of what the engine does.
 
 use crate::Error;
+use crate::change::ReactionList;
 use crate::contact::ContactView;
-use crate::data::{ConversationId, FieldPatch, GroupId, JoinPolicy, Member, Message, Seq, UserId};
+use crate::data::{
+    Body, ConversationId, FieldPatch, GroupId, JoinPolicy, Member, Message, Seq, UserId,
+};
 use crate::engine::{Actor, Engine};
 use crate::feed::{EventPage, Start};
 use crate::group::GroupView;
@@ -66,6 +69,26 @@ pub enum Command {
         conversation: ConversationId,
         seq: Option<Seq>,
     },
+    Edit {
+        conversation: ConversationId,
+        seq: Seq,
+        body: Body,
+    },
+    Delete {
+        conversation: ConversationId,
+        seq: Seq,
+    },
+    /// Add (`add`) or take back the caller's reaction.
+    React {
+        conversation: ConversationId,
+        seq: Seq,
+        key: String,
+        add: bool,
+    },
+    Reactions {
+        conversation: ConversationId,
+        seq: Seq,
+    },
     Conversations {
         limit: Option<usize>,
     },
@@ -92,6 +115,7 @@ pub enum Outcome {
     History(HistoryPage),
     Message(Message),
     Read(ReadState),
+    Reactions(ReactionList),
     Conversations(Vec<ConversationView>),
     Feed(EventPage),
 }
@@ -142,6 +166,23 @@ impl<S: Store> Engine<S> {
             }
             Command::MarkRead { conversation, seq } => {
                 Outcome::Read(self.mark_read(actor, &conversation, seq).await?)
+            }
+            Command::Edit {
+                conversation,
+                seq,
+                body,
+            } => Outcome::Message(self.edit(actor, &conversation, seq, body).await?),
+            Command::Delete { conversation, seq } => {
+                Outcome::Message(self.delete(actor, &conversation, seq).await?)
+            }
+            Command::React {
+                conversation,
+                seq,
+                key,
+                add,
+            } => Outcome::Message(self.react(actor, &conversation, seq, &key, add).await?),
+            Command::Reactions { conversation, seq } => {
+                Outcome::Reactions(self.reactions(actor, &conversation, seq).await?)
             }
             Command::Conversations { limit } => {
                 Outcome::Conversations(self.conversations(actor, limit).await?)

@@ -46,6 +46,8 @@ pub struct Limits {
     pub page: usize,
     /// Most events in one long-poll answer.
     pub events_page: usize,
+    /// Most distinct reaction keys on one message.
+    pub reaction_keys: usize,
 }
 
 impl Default for Limits {
@@ -57,6 +59,7 @@ impl Default for Limits {
             group_members: 10_000,
             page: 500,
             events_page: 1000,
+            reaction_keys: crate::data::MAX_REACTION_KEYS,
         }
     }
 }

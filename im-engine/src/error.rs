@@ -27,6 +27,18 @@ pub enum Error {
     /// group, a full group).
     #[error("{0}")]
     Conflict(String),
+    /// `reply_to` names no message of the conversation (kind
+    /// [`ErrorKind::Invalid`], code `invalid_reply`).
+    #[error("{0}")]
+    InvalidReply(String),
+    /// The message is deleted: it takes no edit or reaction (kind
+    /// [`ErrorKind::Conflict`], code `deleted`).
+    #[error("{0}")]
+    Deleted(String),
+    /// The message has as many reaction keys as it may (kind
+    /// [`ErrorKind::Conflict`], code `too_many_reactions`).
+    #[error("{0}")]
+    TooManyReactions(String),
     /// The store failed; the operation may or may not have been applied only
     /// when the store says so (a send is atomic: it landed whole or not at all).
     #[error("store unavailable")]
@@ -56,8 +68,20 @@ impl Error {
             Self::TooLarge(_) => ErrorKind::TooLarge,
             Self::NotFound(_) => ErrorKind::NotFound,
             Self::Forbidden(_) => ErrorKind::Forbidden,
-            Self::Conflict(_) => ErrorKind::Conflict,
+            Self::Conflict(_) | Self::Deleted(_) | Self::TooManyReactions(_) => ErrorKind::Conflict,
+            Self::InvalidReply(_) => ErrorKind::Invalid,
             Self::Store(_) => ErrorKind::Store,
+        }
+    }
+
+    /// The machine-readable code of the errors that have one of their own;
+    /// `None` for the others, which their [`kind`](Self::kind) names.
+    pub fn code(&self) -> Option<&'static str> {
+        match self {
+            Self::InvalidReply(_) => Some("invalid_reply"),
+            Self::Deleted(_) => Some("deleted"),
+            Self::TooManyReactions(_) => Some("too_many_reactions"),
+            _ => None,
         }
     }
 

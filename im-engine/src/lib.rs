@@ -50,9 +50,11 @@
 //! 3. The engine: `engine` ([`Engine`], [`Config`], [`Limits`], [`Actor`]),
 //!    `policy` (every authorization rule, in one file),
 //!    and one module per area for its operations and answers: `user`,
-//!    `contact`, `group`, `message` (send, history), `unread` (read
+//!    `contact`, `group`, `message` (send, history), `change` (edits,
+//!    deletes, reactions), `unread` (read
 //!    cursors, the conversation list), `feed` (cursors, reads, the live
-//!    stream); `command`: every operation as one [`Command`] value.
+//!    stream); `view`: what a caller is shown of messages (reactions
+//!    counted for it); `command`: every operation as one [`Command`] value.
 //! - `testing` (feature `testing`): the conformance suite every store runs.
 //!   For tests only; it carries no stability promise.
 
@@ -60,6 +62,7 @@ pub mod data;
 mod error;
 pub mod store;
 
+mod change;
 mod command;
 mod contact;
 mod engine;
@@ -69,6 +72,7 @@ mod message;
 mod policy;
 mod unread;
 mod user;
+mod view;
 
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -76,12 +80,14 @@ pub mod testing;
 pub use data::id;
 pub use data::{
     Body, Contact, ConvEntry, ConversationId, Epoch, Event, Feed, FeedEntry, FieldPatch, Fields,
-    Group, GroupId, JoinPolicy, MAX_CLIENT_ID, Member, Membership, Message, NewMessage, Presence,
-    Role, Seq, Timestamp, User, UserId,
+    Group, GroupId, JoinPolicy, MAX_CLIENT_ID, MAX_REACTION_KEY, MAX_REACTION_KEYS, Member,
+    Membership, Message, NewMessage, Presence, ReactionChange, Reactions, Role, Seq, Timestamp,
+    User, UserId,
 };
 pub use error::{Error, ErrorChain, ErrorKind, StoreError};
 pub use store::{MemoryStore, Notifier, Store};
 
+pub use change::ReactionList;
 pub use command::{Command, Outcome};
 pub use contact::ContactView;
 pub use engine::{Actor, Clock, Config, Engine, Limits, Retention, SystemClock};
@@ -90,3 +96,4 @@ pub use group::GroupView;
 pub use message::{HistoryPage, HistoryQuery, SendRequest};
 pub use unread::{ConversationView, ReadState};
 pub use user::{PresenceGuard, Profile};
+pub use view::{ConversationRowView, EventDataView, HistoryView, MessageView, ReactionCount};

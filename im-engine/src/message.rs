@@ -22,6 +22,8 @@ pub struct SendRequest {
     pub client_id: Option<String>,
     /// Send as this user (admins only).
     pub from: Option<UserId>,
+    /// The message of the same conversation this one answers.
+    pub reply_to: Option<Seq>,
 }
 
 impl SendRequest {
@@ -31,6 +33,7 @@ impl SendRequest {
             body,
             client_id: None,
             from: None,
+            reply_to: None,
         }
     }
 }
@@ -88,26 +91,29 @@ impl<S: Store> Engine<S> {
         let from = req.from.unwrap_or_else(|| actor.user.clone());
         policy::check(actor, Action::SendAs { from: &from })?;
         self.require_user(&from).await?;
-        // A group's members are read by the store in the step that commits
-        // the message, so a concurrent join or leave is wholly before or
-        // wholly after it.
-        let recipients = match conversation {
-            ConversationId::Direct(a, b) => {
-                self.require_user(a).await?;
-                self.require_user(b).await?;
-                let participant = from == *a || from == *b;
-                let take = Action::Take {
-                    conversation,
-                    participant,
-                };
-                policy::check(actor, take)?;
-                store::Recipients::Users(vec![a.clone(), b.clone()])
+        let recipients = self.recipients(conversation).await?;
+        // A direct conversation's two take part in it; a group's sender is
+        // checked by the store at the commit.
+        if let store::Recipients::Users(users) = &recipients {
+            let take = Action::Take {
+                conversation,
+                participant: users.contains(&from),
+            };
+            policy::check(actor, take)?;
+        }
+        if let Some(reply_to) = req.reply_to {
+            let last = self
+                .store()
+                .last_seq(conversation)
+                .await
+                .map_err(Error::store)?;
+            // Seqs only grow: one at most `last` now stays a message.
+            if !(1..=last).contains(&reply_to) {
+                return Err(Error::InvalidReply(format!(
+                    "reply_to must be a seq of {conversation} (1 to {last})"
+                )));
             }
-            ConversationId::Group(g) => {
-                self.require_group(g).await?;
-                store::Recipients::Members(g.clone())
-            }
-        };
+        }
         let send = store::Outgoing {
             message: NewMessage {
                 conversation: conversation.clone(),
@@ -115,6 +121,7 @@ impl<S: Store> Engine<S> {
                 ts: self.now(),
                 body: req.body,
                 client_id: req.client_id,
+                reply_to: req.reply_to,
             },
             recipients,
             trim: self.feed_trim(),
@@ -129,6 +136,27 @@ impl<S: Store> Engine<S> {
                 participant: false,
             })),
         }
+    }
+
+    /// Who a message of `conversation` (or a change to one) goes to, after
+    /// checking that the conversation exists. A group's members are read by
+    /// the store in the step that commits, so that a concurrent join or
+    /// leave is wholly before or wholly after it.
+    pub(crate) async fn recipients(
+        &self,
+        conversation: &ConversationId,
+    ) -> Result<store::Recipients, Error> {
+        Ok(match conversation {
+            ConversationId::Direct(a, b) => {
+                self.require_user(a).await?;
+                self.require_user(b).await?;
+                store::Recipients::Users(vec![a.clone(), b.clone()])
+            }
+            ConversationId::Group(g) => {
+                self.require_group(g).await?;
+                store::Recipients::Members(g.clone())
+            }
+        })
     }
 
     /// A page of a conversation's history; for participants and admins.

@@ -22,12 +22,14 @@
 //!    anyone; a user adds itself to an open group, and removes itself from
 //!    any.
 //! 5. Conversations: a participant (one of a direct conversation's two
-//!    users, a member of a group) reads, sends and moves its read cursor;
-//!    only an admin sends as another user.
+//!    users, a member of a group) reads, sends, reacts and moves its read
+//!    cursor; only an admin sends as another user. A message's sender edits
+//!    it; its sender or its group's owner deletes it (a participant still:
+//!    a former member keeps no access).
 //! 6. Contacts, the conversation list and the event feed are the caller's
 //!    own: they name no one else's.
 
-use crate::data::{ConversationId, Group, GroupId, JoinPolicy, UserId};
+use crate::data::{ConversationId, Group, GroupId, JoinPolicy, Message, UserId};
 use crate::engine::Actor;
 use crate::error::Error;
 
@@ -59,6 +61,13 @@ pub(crate) enum Action<'a> {
         conversation: &'a ConversationId,
         participant: bool,
     },
+    /// Replace a message's body.
+    Edit { message: &'a Message },
+    /// Delete a message; `group_owner`: its group's owner, for a group's.
+    Delete {
+        message: &'a Message,
+        group_owner: Option<&'a UserId>,
+    },
 }
 
 /// Whether `actor` may do `action`: `Ok`, or the error to answer.
@@ -85,6 +94,11 @@ pub(crate) fn check(actor: &Actor, action: Action<'_>) -> Result<(), Error> {
             Action::RemoveMember { group, user } => group.owner == *me || me == user,
             // Rule 5.
             Action::SendAs { from } => from == me,
+            Action::Edit { message } => message.from == *me,
+            Action::Delete {
+                message,
+                group_owner,
+            } => message.from == *me || group_owner == Some(me),
             Action::Take { participant, .. } | Action::Read { participant, .. } => participant,
         };
     if !allowed {
@@ -122,6 +136,14 @@ pub(crate) fn forbidden(action: Action<'_>) -> Error {
             group.id
         ),
         Action::SendAs { .. } => "only an admin may send as another user".into(),
+        Action::Edit { message } => format!(
+            "only {} or an admin may edit message {} of {}",
+            message.from, message.seq, message.conversation
+        ),
+        Action::Delete { message, .. } => format!(
+            "only {}, the group's owner or an admin may delete message {} of {}",
+            message.from, message.seq, message.conversation
+        ),
         Action::Take { conversation, .. } | Action::Read { conversation, .. } => {
             format!("not a participant of {conversation}")
         }

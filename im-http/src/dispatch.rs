@@ -61,7 +61,7 @@ where
                 .metrics()
                 .timed(route.name(), engine.execute(actor, command))
                 .await?;
-            Ok(handlers::respond(outcome, app.metrics()))
+            Ok(handlers::respond(outcome, &actor.user, app.metrics()))
         }
         Handler::Healthz => handlers::healthz(app, route.name()).await,
         Handler::OpenApi => Ok(crate::openapi::response()),

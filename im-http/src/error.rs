@@ -79,15 +79,19 @@ impl ApiError {
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         use im_engine::ErrorKind as K;
         match self {
-            Self::Engine(e) => match e.kind() {
-                K::InvalidId => (StatusCode::BAD_REQUEST, "invalid_id"),
-                K::Invalid => (StatusCode::BAD_REQUEST, "invalid_request"),
-                K::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
-                K::NotFound => (StatusCode::NOT_FOUND, "not_found"),
-                K::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
-                K::Conflict => (StatusCode::CONFLICT, "conflict"),
-                K::Store => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
-            },
+            Self::Engine(e) => {
+                let (status, code) = match e.kind() {
+                    K::InvalidId => (StatusCode::BAD_REQUEST, "invalid_id"),
+                    K::Invalid => (StatusCode::BAD_REQUEST, "invalid_request"),
+                    K::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+                    K::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+                    K::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
+                    K::Conflict => (StatusCode::CONFLICT, "conflict"),
+                    K::Store => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+                };
+                // The engine's own code where it has one (`deleted`, …).
+                (status, e.code().unwrap_or(code))
+            }
             Self::BadJson(_) => (StatusCode::BAD_REQUEST, "bad_json"),
             Self::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
             Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),

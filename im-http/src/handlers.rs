@@ -41,7 +41,8 @@ impl Input<'_> {
 
 /// A route's path parameters, each parsed by the one rule of its name:
 /// `{uid}` a user id, `{gid}` a group id, `{cid}` a conversation id, `{seq}`
-/// a message number, `{file}` a file name of the web page. Segments are
+/// a message number, `{key}` a reaction key (checked by the engine),
+/// `{file}` a file name of the web page. Segments are
 /// percent-decoded first (`dm%3Aa%3Ab` is `dm:a:b`).
 #[derive(Debug, Default)]
 pub(crate) struct Params {
@@ -49,6 +50,7 @@ pub(crate) struct Params {
     gid: Option<GroupId>,
     cid: Option<ConversationId>,
     seq: Option<Seq>,
+    key: Option<String>,
     file: Option<String>,
 }
 
@@ -67,6 +69,7 @@ impl Params {
                 "gid" => params.gid = Some(GroupId::new(value)?),
                 "cid" => params.cid = Some(value.parse()?),
                 "seq" => params.seq = Some(message_seq(&value)?),
+                "key" => params.key = Some(value.into_owned()),
                 "file" => params.file = Some(value.into_owned()),
                 other => {
                     return Err(ApiError::Internal(format!(
@@ -92,6 +95,10 @@ impl Params {
 
     fn seq(&self) -> Result<Seq, ApiError> {
         self.seq.ok_or_else(|| missing("seq"))
+    }
+
+    fn key(&self) -> Result<String, ApiError> {
+        self.key.clone().ok_or_else(|| missing("key"))
     }
 
     /// `{file}`, if the route has one.
@@ -159,6 +166,14 @@ pub(crate) struct SendBody {
     pub(crate) client_id: Option<String>,
     #[serde(default)]
     pub(crate) from: Option<String>,
+    #[serde(default)]
+    pub(crate) reply_to: Option<Seq>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct EditBody {
+    pub(crate) body: Box<RawValue>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -183,6 +198,7 @@ pub(crate) fn send_request(body: SendBody, limits: &Limits) -> Result<SendReques
         body: im_engine::Body::from_raw(body.body, limits.body_bytes)?,
         client_id: body.client_id,
         from: body.from.map(UserId::new).transpose()?,
+        reply_to: body.reply_to,
     })
 }
 
@@ -295,6 +311,53 @@ pub(crate) fn message(i: &Input<'_>) -> Result<Command, ApiError> {
     })
 }
 
+/// `PATCH /v1/conversations/{cid}/messages/{seq}`.
+pub(crate) fn edit(i: &Input<'_>) -> Result<Command, ApiError> {
+    let body: EditBody = i
+        .json()?
+        .ok_or_else(|| ApiError::BadJson("a request body is required".into()))?;
+    Ok(Command::Edit {
+        conversation: i.params.conversation()?,
+        seq: i.params.seq()?,
+        body: im_engine::Body::from_raw(body.body, i.limits.body_bytes)?,
+    })
+}
+
+/// `DELETE /v1/conversations/{cid}/messages/{seq}`.
+pub(crate) fn delete(i: &Input<'_>) -> Result<Command, ApiError> {
+    Ok(Command::Delete {
+        conversation: i.params.conversation()?,
+        seq: i.params.seq()?,
+    })
+}
+
+/// `PUT /v1/conversations/{cid}/messages/{seq}/reactions/{key}`.
+pub(crate) fn react(i: &Input<'_>) -> Result<Command, ApiError> {
+    reaction(i, true)
+}
+
+/// `DELETE /v1/conversations/{cid}/messages/{seq}/reactions/{key}`.
+pub(crate) fn unreact(i: &Input<'_>) -> Result<Command, ApiError> {
+    reaction(i, false)
+}
+
+fn reaction(i: &Input<'_>, add: bool) -> Result<Command, ApiError> {
+    Ok(Command::React {
+        conversation: i.params.conversation()?,
+        seq: i.params.seq()?,
+        key: i.params.key()?,
+        add,
+    })
+}
+
+/// `GET /v1/conversations/{cid}/messages/{seq}/reactions`.
+pub(crate) fn reactions(i: &Input<'_>) -> Result<Command, ApiError> {
+    Ok(Command::Reactions {
+        conversation: i.params.conversation()?,
+        seq: i.params.seq()?,
+    })
+}
+
 /// `POST /v1/conversations/{cid}/read`.
 pub(crate) fn mark_read(i: &Input<'_>) -> Result<Command, ApiError> {
     let body: ReadBody = i.json()?.unwrap_or_default();
@@ -304,8 +367,9 @@ pub(crate) fn mark_read(i: &Input<'_>) -> Result<Command, ApiError> {
     })
 }
 
-/// The answer to what a command answered.
-pub(crate) fn respond(outcome: Outcome, metrics: &Metrics) -> Response<BoxBody> {
+/// The answer to what a command answered, as `viewer` sees it (messages'
+/// reactions are counted for it).
+pub(crate) fn respond(outcome: Outcome, viewer: &UserId, metrics: &Metrics) -> Response<BoxBody> {
     let ok = StatusCode::OK;
     match outcome {
         Outcome::Profile(profile, created) => json(created_or_ok(created), &profile),
@@ -317,13 +381,23 @@ pub(crate) fn respond(outcome: Outcome, metrics: &Metrics) -> Response<BoxBody> 
             if new {
                 metrics.message_sent();
             }
-            json(created_or_ok(new), &message)
+            json(created_or_ok(new), &message.view(viewer))
         }
-        Outcome::History(page) => json(ok, &page),
-        Outcome::Message(message) => json(ok, &message),
+        Outcome::History(page) => json(ok, &page.view(viewer)),
+        Outcome::Message(message) => json(ok, &message.view(viewer)),
         Outcome::Read(state) => json(ok, &state),
-        Outcome::Conversations(list) => json(ok, &json!({ "conversations": list })),
-        Outcome::Feed(poll) => crate::sse::poll_answer(&poll),
+        Outcome::Conversations(list) => {
+            let rows: Vec<_> = list.iter().map(|c| c.view(viewer)).collect();
+            json(ok, &json!({ "conversations": rows }))
+        }
+        Outcome::Reactions(list) => {
+            let rows: Vec<_> = list
+                .iter()
+                .map(|(key, users)| json!({"key": key, "users": users}))
+                .collect();
+            json(ok, &json!({ "reactions": rows }))
+        }
+        Outcome::Feed(poll) => crate::sse::poll_answer(&poll, viewer),
     }
 }
 

@@ -50,6 +50,7 @@ mod tests {
             .replace("{gid}", "g1")
             .replace("{cid}", "dm:alice:bob")
             .replace("{seq}", "1")
+            .replace("{key}", "%F0%9F%91%8D")
             .replace("{file}", "app.js")
     }
 
@@ -70,10 +71,10 @@ mod tests {
 
     #[test]
     fn nothing_else_is_routed() {
-        // Every path of up to five segments, each drawn from the routes' own
+        // Every path of up to seven segments, each drawn from the routes' own
         // literal segments at that position, a stand-in for a parameter and
         // the empty segment.
-        let mut vocabulary = vec![BTreeSet::from(["x", ""]); 5];
+        let mut vocabulary = vec![BTreeSet::from(["x", ""]); 7];
         for r in ROUTES {
             for (i, segment) in r.pattern()[1..].split('/').enumerate() {
                 if !segment.starts_with('{') {

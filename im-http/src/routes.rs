@@ -140,6 +140,7 @@ const GET: Method = Method::GET;
 const PUT: Method = Method::PUT;
 const POST: Method = Method::POST;
 const DELETE: Method = Method::DELETE;
+const PATCH: Method = Method::PATCH;
 use Handler::Command as C;
 
 /// Every route the server answers, one per line: method, pattern, name,
@@ -166,6 +167,11 @@ pub const ROUTES: &[Route] = &[
     Route::token(GET, "/v1/conversations/{cid}/messages", "history", C(h::history)),
     Route::token(POST, "/v1/conversations/{cid}/messages", "send", C(h::send)).body(h::send_body_limit, true).throttled(),
     Route::token(GET, "/v1/conversations/{cid}/messages/{seq}", "message", C(h::message)),
+    Route::token(PATCH, "/v1/conversations/{cid}/messages/{seq}", "edit", C(h::edit)).body(h::send_body_limit, true).throttled(),
+    Route::token(DELETE, "/v1/conversations/{cid}/messages/{seq}", "delete", C(h::delete)),
+    Route::token(GET, "/v1/conversations/{cid}/messages/{seq}/reactions", "reactions", C(h::reactions)),
+    Route::token(PUT, "/v1/conversations/{cid}/messages/{seq}/reactions/{key}", "react", C(h::react)).throttled(),
+    Route::token(DELETE, "/v1/conversations/{cid}/messages/{seq}/reactions/{key}", "unreact", C(h::unreact)).throttled(),
     Route::token(POST, "/v1/conversations/{cid}/read", "mark_read", C(h::mark_read)).body(h::small_body_limit, false),
     Route::token(GET, "/v1/events", "events", Handler::Events),
 ];
@@ -249,6 +255,7 @@ mod tests {
             .replace("{gid}", "g1")
             .replace("{cid}", "dm:alice:bob")
             .replace("{seq}", "1")
+            .replace("{key}", "ok")
             .replace("{file}", "app.js")
     }
 
@@ -291,12 +298,13 @@ mod tests {
         assert_eq!(allow["/v1/conversations/{cid}/messages"], [&GET, &POST]);
         for (pattern, methods) in allow {
             let path = example(pattern);
-            match route(&Method::PATCH, &path) {
+            // No route answers TRACE.
+            match route(&Method::TRACE, &path) {
                 (label, Err(ApiError::MethodNotAllowed(listed))) => {
                     assert_eq!(label, pattern);
                     assert_eq!(listed.iter().collect::<Vec<_>>(), methods);
                 }
-                other => panic!("PATCH {path}: {other:?}"),
+                other => panic!("TRACE {path}: {other:?}"),
             }
         }
         assert!(matches!(

@@ -20,7 +20,7 @@ use http_body_util::BodyExt;
 use hyper::body::{Body, Frame};
 use hyper::header::{ACCEPT, CACHE_CONTROL, CONTENT_TYPE, HeaderMap, HeaderValue};
 use hyper::{Response, StatusCode};
-use im_engine::{Actor, Delivered, Start, Store};
+use im_engine::{Actor, Delivered, Start, Store, UserId};
 use pin_project_lite::pin_project;
 use serde::Serialize;
 use tokio::time::{Instant, Sleep};
@@ -84,7 +84,7 @@ fn wants_json(headers: &HeaderMap) -> bool {
 struct PollEvent<'a> {
     id: String,
     event: &'static str,
-    data: &'a im_engine::EventData,
+    data: im_engine::EventDataView<'a>,
 }
 
 async fn long_poll<S: Store>(
@@ -111,18 +111,18 @@ async fn long_poll<S: Store>(
         poll = app.engine().poll(actor, start, wait, limit) => poll?,
         () = app.closing() => return Err(ApiError::ShuttingDown),
     };
-    Ok(poll_answer(&poll))
+    Ok(poll_answer(&poll, &actor.user))
 }
 
 /// The answer of a long poll: `{"events": [{"id", "event", "data"}], "next"}`.
-pub(crate) fn poll_answer(poll: &im_engine::EventPage) -> Response<BoxBody> {
+pub(crate) fn poll_answer(poll: &im_engine::EventPage, viewer: &UserId) -> Response<BoxBody> {
     let events: Vec<_> = poll
         .events
         .iter()
         .map(|d| PollEvent {
             id: d.cursor.to_string(),
             event: d.data.name(),
-            data: &d.data,
+            data: d.data.view(viewer),
         })
         .collect();
     json(
@@ -143,6 +143,7 @@ async fn stream<S: Store>(
     let config = app.config();
     let body = EventBody::new(
         events,
+        actor.user.clone(),
         config.keep_alive,
         app.closing(),
         (app.metrics().sse_stream(), permit),
@@ -175,6 +176,8 @@ pin_project! {
         closing: C,
         #[pin]
         idle: Sleep,
+        // Whose stream: messages' reactions are counted for it.
+        viewer: UserId,
         keep_alive: Duration,
         // When the last frame went out; `idle` is moved on from it only when
         // it fires, so a busy stream does not touch the timer per event.
@@ -185,11 +188,12 @@ pin_project! {
 }
 
 impl<E, C, G> EventBody<E, C, G> {
-    fn new(events: E, keep_alive: Duration, closing: C, guards: G) -> Self {
+    fn new(events: E, viewer: UserId, keep_alive: Duration, closing: C, guards: G) -> Self {
         Self {
             events,
             closing,
             idle: tokio::time::sleep(keep_alive),
+            viewer,
             keep_alive,
             last_frame: Instant::now(),
             done: false,
@@ -220,7 +224,7 @@ where
                 return Poll::Ready(None);
             }
             let frame = match this.events.as_mut().poll_next(cx) {
-                Poll::Ready(Some(Ok(event))) => match encode(&event) {
+                Poll::Ready(Some(Ok(event))) => match encode(&event, this.viewer) {
                     Some(frame) => frame,
                     None => continue,
                 },
@@ -256,8 +260,8 @@ where
 }
 
 /// One event as an SSE frame: `id:`, `event:` and one `data:` line.
-fn encode(event: &Delivered) -> Option<Bytes> {
-    let mut data = match serde_json::to_string(&event.data) {
+fn encode(event: &Delivered, viewer: &UserId) -> Option<Bytes> {
+    let mut data = match serde_json::to_string(&event.data.view(viewer)) {
         Ok(data) => data,
         Err(e) => {
             tracing::error!(error = %e, "could not encode an event");

@@ -117,8 +117,14 @@ pub(crate) fn message(
         seq,
         from: UserId::new(need("f")?).map_err(|_| bad("sender"))?,
         ts: need("t")?.parse().map_err(|_| bad("time"))?,
-        body: Body::new(need("b")?, ANY_SIZE).map_err(|_| bad("body"))?,
+        body: Some(Body::new(need("b")?, ANY_SIZE).map_err(|_| bad("body"))?),
         client_id: field(fields, "c").map(str::to_owned),
+        reply_to: field(fields, "r")
+            .map(|r| r.parse().map_err(|_| bad("reply_to")))
+            .transpose()?,
+        edited_at: None,
+        deleted_at: None,
+        reactions: Default::default(),
     })
 }
 

@@ -31,6 +31,9 @@ pub enum Error {
     /// A value could not be encoded.
     #[error("could not encode a value")]
     Encode(#[source] serde_json::Error),
+    /// A write lost every race for a record that others kept changing.
+    #[error("{0}")]
+    Contended(String),
 }
 
 /// The crate's result.

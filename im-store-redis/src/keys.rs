@@ -170,6 +170,12 @@ impl Keys {
         self.conv_key(c, "clientids")
     }
 
+    /// `P{c:C}:changed`: messages changed since they were sent (edited,
+    /// deleted, reacted to), whole, out of the log.
+    pub(crate) fn changed(&self, c: &ConversationId) -> String {
+        self.conv_key(c, "changed")
+    }
+
     /// `P{c:C}:pending`.
     pub(crate) fn pending(&self, c: &ConversationId) -> String {
         self.conv_key(c, "pending")

@@ -91,15 +91,31 @@ local function duplicate(client_ids, log, from, cid)
 end
 
 -- Numbers and appends a message to its log; records its client id.
-local function append_message(client_ids, counter, log, from, ts, body, cid)
+-- `reply` is the seq it answers, or ''.
+local function append_message(client_ids, counter, log, from, ts, body, cid, reply)
   local seq = redis.call('INCR', counter)
+  local fields = {'f', from, 't', ts, 'b', body}
   if cid ~= '' then
     redis.call('HSET', client_ids, from .. ':' .. cid, seq)
-    redis.call('XADD', log, sid(seq), 'f', from, 't', ts, 'b', body, 'c', cid)
-  else
-    redis.call('XADD', log, sid(seq), 'f', from, 't', ts, 'b', body)
+    table.insert(fields, 'c')
+    table.insert(fields, cid)
   end
+  if reply ~= '' then
+    table.insert(fields, 'r')
+    table.insert(fields, reply)
+  end
+  redis.call('XADD', log, sid(seq), unpack(fields))
   return seq
+end
+
+-- The answer to a repeated client id, when the original was changed since:
+-- its record in `changed`.
+local function duplicate_changed(dup, changed)
+  if dup and dup[3] and #dup[3] == 0 then
+    local c = redis.call('HGET', changed, tostring(dup[2]))
+    if c then return {0, dup[2], {}, c} end
+  end
+  return dup
 end
 "#
     };
@@ -107,23 +123,25 @@ end
 
 /// A whole send on a single Redis.
 ///
-/// KEYS: client ids, seq counter, log, then (entries, feed, feedmeta) per
-/// recipient. ARGV: from, ts, body, client id (`''` for none), conversation,
-/// keep, min_ts, channel (`''`: no publish), payload, then the recipients.
-/// Answers `{1, seq}`, or `{0, seq, fields}` for a repeated client id.
+/// KEYS: client ids, seq counter, log, changed messages, then (entries,
+/// feed, feedmeta) per recipient. ARGV: from, ts, body, client id (`''`
+/// for none), conversation, keep, min_ts, channel (`''`: no publish),
+/// payload, reply_to (`''` for none), then the recipients. Answers
+/// `{1, seq}`, or `{0, seq, fields, changed}` for a repeated client id
+/// (`fields` of its log entry, or `changed`, its record once changed).
 pub(crate) static SEND_ALL: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         prelude!(),
         r#"
 local from, ts, body, cid, conv = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local keep, min_ts = tonumber(ARGV[6]), tonumber(ARGV[7])
-local dup = duplicate(KEYS[1], KEYS[3], from, cid)
+local dup = duplicate_changed(duplicate(KEYS[1], KEYS[3], from, cid), KEYS[4])
 if dup then return dup end
-local seq = append_message(KEYS[1], KEYS[2], KEYS[3], from, ts, body, cid)
+local seq = append_message(KEYS[1], KEYS[2], KEYS[3], from, ts, body, cid, ARGV[10])
 local event = message_event(conv, seq)
-for i = 1, (#KEYS - 3) / 3 do
-  local k = 3 * i
-  apply_message(KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], conv, seq, event, ts, ARGV[9 + i] == from,
+for i = 1, (#KEYS - 4) / 3 do
+  local k = 3 * i + 1
+  apply_message(KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], conv, seq, event, ts, ARGV[10 + i] == from,
     true, keep, min_ts)
 end
 if ARGV[8] ~= '' then redis.call('PUBLISH', ARGV[8], ARGV[9]) end
@@ -136,11 +154,12 @@ return {1, seq}
 /// read here, in the step that commits it, so a join or leave is wholly
 /// before or after it.
 ///
-/// KEYS: client ids, seq counter, log, members. ARGV: from, ts, body, client
-/// id (`''` for none), conversation, keep, min_ts, channel (`''`: no
-/// publish), the payload's first line, the key prefix. Answers
-/// `{1, seq, members}`, `{0, seq, fields}` for a repeated client id, or
-/// `{2}` when the sender is no member.
+/// KEYS: client ids, seq counter, log, members, changed messages. ARGV:
+/// from, ts, body, client id (`''` for none), conversation, keep, min_ts,
+/// channel (`''`: no publish), the payload's first line, the key prefix,
+/// reply_to (`''` for none). Answers `{1, seq, members}`, `{0, seq, fields,
+/// changed}` for a repeated client id, or `{2}` when the sender is no
+/// member.
 pub(crate) static SEND_GROUP: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         prelude!(),
@@ -148,9 +167,9 @@ pub(crate) static SEND_GROUP: LazyLock<Script> = LazyLock::new(|| {
 local from, ts, body, cid, conv = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local keep, min_ts, prefix = tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[10]
 if redis.call('HEXISTS', KEYS[4], from) == 0 then return {2} end
-local dup = duplicate(KEYS[1], KEYS[3], from, cid)
+local dup = duplicate_changed(duplicate(KEYS[1], KEYS[3], from, cid), KEYS[5])
 if dup then return dup end
-local seq = append_message(KEYS[1], KEYS[2], KEYS[3], from, ts, body, cid)
+local seq = append_message(KEYS[1], KEYS[2], KEYS[3], from, ts, body, cid, ARGV[11])
 local event = message_event(conv, seq)
 local members = redis.call('HKEYS', KEYS[4])
 for _, u in ipairs(members) do
@@ -206,26 +225,27 @@ return {1, members}
 
 /// The conversation-slot half of a send on a cluster: the commit point.
 ///
-/// KEYS: client ids, seq counter, log, pending, and for a group its
-/// members. ARGV: from, ts, body, client id, the pending record's tail up
-/// to its recipients `ts|keep|min_ts|from|`, and the recipients
-/// `u1,u2,…` (a group's are read here instead, in the step that commits).
-/// Answers `{1, seq, first pending records, recipients}`,
-/// `{0, seq, fields}` for a repeated client id, or `{2}` when the sender
-/// is no member of the group.
+/// KEYS: client ids, seq counter, log, pending, changed messages, and for
+/// a group its members. ARGV: from, ts, body, client id, the pending
+/// record's tail up to its recipients `ts|keep|min_ts|from|`, the
+/// recipients `u1,u2,…` (a group's are read here instead, in the step that
+/// commits), reply_to (`''` for none). Answers
+/// `{1, seq, first pending records, recipients}`, `{0, seq, fields,
+/// changed}` for a repeated client id, or `{2}` when the sender is no
+/// member of the group.
 pub(crate) static SEND_CONV: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         prelude!(),
         r#"
 local from, ts, body, cid = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local recipients = ARGV[6]
-if KEYS[5] then
-  if redis.call('HEXISTS', KEYS[5], from) == 0 then return {2} end
+if KEYS[6] then
+  if redis.call('HEXISTS', KEYS[6], from) == 0 then return {2} end
 end
-local dup = duplicate(KEYS[1], KEYS[3], from, cid)
+local dup = duplicate_changed(duplicate(KEYS[1], KEYS[3], from, cid), KEYS[5])
 if dup then return dup end
-if KEYS[5] then recipients = table.concat(redis.call('HKEYS', KEYS[5]), ',') end
-local seq = append_message(KEYS[1], KEYS[2], KEYS[3], from, ts, body, cid)
+if KEYS[6] then recipients = table.concat(redis.call('HKEYS', KEYS[6]), ',') end
+local seq = append_message(KEYS[1], KEYS[2], KEYS[3], from, ts, body, cid, ARGV[7])
 redis.call('ZADD', KEYS[4], seq, string.format('%d|', seq) .. ARGV[5] .. recipients)
 return {1, seq, redis.call('ZRANGE', KEYS[4], 0, 63), recipients}
 "#
@@ -278,7 +298,8 @@ return {1, redis.call('ZRANGE', KEYS[3], 0, 63)}
 /// KEYS: entries, feed, feedmeta, fanned. ARGV: conversation, user, then
 /// per record, ascending: seq, mseq, ts, keep, min_ts, who, event. For a
 /// message `who` is the sender and `event` is `''`; for a membership change
-/// `who` is `+user` (joined) or `-user` (left) and `event` its feed event.
+/// `who` is `+user` (joined) or `-user` (left), for a change to a message
+/// `*`, and `event` its feed event.
 /// Answers how many were applied.
 pub(crate) static FANOUT_USER: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
@@ -298,7 +319,7 @@ for i = 3, #ARGV, 7 do
         who == user, false, keep, min_ts)
     else
       local op, changed = string.sub(who, 1, 1), string.sub(who, 2)
-      if changed == user then
+      if op ~= '*' and changed == user then
         if op == '+' then
           redis.call('HSET', KEYS[1], conv, string.format('%d:', seq) .. ts)
         else
@@ -319,6 +340,133 @@ end
 return applied
 "#
     ))
+});
+
+/// Checks that the message `seq` is as the caller read it (`expected`: its
+/// record in `changed`, or `''` for the original in the log), and stores
+/// `new` as its record, out of the log. Answers nil when it stored, or the
+/// code to answer: 3 (changed since: read again), 4 (no such message).
+macro_rules! swap_message {
+    () => {
+        r#"
+local function swap_message(changed, log, seq, expected, new)
+  local cur = redis.call('HGET', changed, seq) or ''
+  if cur ~= expected then return 3 end
+  if cur == '' and #redis.call('XRANGE', log, seq .. '-0', seq .. '-0') == 0 then return 4 end
+  redis.call('HSET', changed, seq, new)
+  redis.call('XDEL', log, seq .. '-0')
+  return nil
+end
+"#
+    };
+}
+
+/// A change to a message on a single Redis, whole: the message swapped for
+/// its new record and the event in every recipient's feed.
+///
+/// KEYS: changed messages, log, then the members for a group, or (feed,
+/// feedmeta) per recipient. ARGV: seq, expected record (`''`: the log's),
+/// new record, event, at, keep, min_ts, key prefix, the reacting user
+/// (`''`: none), channel (`''`: no publish), the payload's first line,
+/// `group` or `users`, then the recipients (users). Answers `{1,
+/// recipients}`, `{2}` (the reacting user is no member), `{3}` (changed
+/// since read) or `{4}` (no such message).
+pub(crate) static UPDATE_ALL: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        prelude!(),
+        swap_message!(),
+        r#"
+local seq, event, at = ARGV[1], ARGV[4], ARGV[5]
+local keep, min_ts, prefix, reactor = tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8], ARGV[9]
+local group = ARGV[12] == 'group'
+if group and reactor ~= '' and redis.call('HEXISTS', KEYS[3], reactor) == 0 then return {2} end
+local refused = swap_message(KEYS[1], KEYS[2], seq, ARGV[2], ARGV[3])
+if refused then return {refused} end
+local recipients = {}
+if group then
+  recipients = redis.call('HKEYS', KEYS[3])
+  for _, u in ipairs(recipients) do
+    feed_append(ukey(prefix, u, 'feed'), ukey(prefix, u, 'feedmeta'), at, event, keep, min_ts)
+  end
+else
+  for i = 13, #ARGV do
+    table.insert(recipients, ARGV[i])
+    local k = 2 * (i - 13) + 3
+    feed_append(KEYS[k], KEYS[k + 1], at, event, keep, min_ts)
+  end
+end
+if ARGV[10] ~= '' then
+  redis.call('PUBLISH', ARGV[10], ARGV[11] .. '\n' .. table.concat(recipients, '\n'))
+end
+return {1, recipients}
+"#
+    ))
+});
+
+/// The conversation-slot half of a change to a message on a cluster: its
+/// commit point. The message is swapped for its new record, and the event
+/// goes into the conversation's pending records as a change (`*`), ordered
+/// after the messages committed before it, for the fan-out.
+///
+/// KEYS: changed messages, log, seq counter, pending, membership counter,
+/// and for a group its members. ARGV: seq, expected record (`''`: the
+/// log's), new record, the pending record's `ts|keep|min_ts|` part, event,
+/// the reacting user (`''`: none), the recipients `u1,u2,…` (a group's are
+/// read here). Answers `{1, first pending records, recipients}`, `{2}`
+/// (the reacting user is no member), `{3}` (changed since read) or `{4}`
+/// (no such message).
+pub(crate) static UPDATE_CONV: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        swap_message!(),
+        r#"
+local recipients = ARGV[7]
+if KEYS[6] then
+  if ARGV[6] ~= '' and redis.call('HEXISTS', KEYS[6], ARGV[6]) == 0 then return {2} end
+  recipients = table.concat(redis.call('HKEYS', KEYS[6]), ',')
+end
+local refused = swap_message(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3])
+if refused then return {refused} end
+local last = tonumber(redis.call('GET', KEYS[3]) or '0')
+local m = redis.call('INCR', KEYS[5])
+local record = string.format('%d|m%020d|', last, m) .. ARGV[4] .. '*|' .. ARGV[5] .. '|'
+  .. recipients
+redis.call('ZADD', KEYS[4], last, record)
+return {1, redis.call('ZRANGE', KEYS[4], 0, 63), recipients}
+"#
+    ))
+});
+
+/// Messages `from..=to` of a conversation: the log's entries, and the
+/// records of those changed since (out of the log), in one consistent read.
+///
+/// KEYS: log, changed messages, seq counter. ARGV: from, to. Answers
+/// `{entries, {seq, record, …}}`.
+pub(crate) static READ_MESSAGES: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local from, to = math.max(tonumber(ARGV[1]), 1), tonumber(ARGV[2])
+local last = tonumber(redis.call('GET', KEYS[3]) or '0')
+if to > last then to = last end
+local entries = {}
+if from <= to then
+  entries = redis.call('XRANGE', KEYS[1], string.format('%d-0', from), string.format('%d-0', to))
+end
+local found, changed = {}, {}
+for _, e in ipairs(entries) do found[tonumber(string.match(e[1], '^(%d+)'))] = true end
+if #entries < to - from + 1 then
+  for seq = from, to do
+    if not found[seq] then
+      local c = redis.call('HGET', KEYS[2], string.format('%d', seq))
+      if c then
+        table.insert(changed, seq)
+        table.insert(changed, c)
+      end
+    end
+  end
+end
+return {entries, changed}
+"#,
+    )
 });
 
 /// A change set (or, on a cluster, the part of one in a slot).
@@ -390,8 +538,11 @@ return {head, trimmed, entries}
 });
 
 /// Every script, to load them at start (on every node of a cluster).
-pub(crate) fn all() -> [&'static Script; 8] {
+pub(crate) fn all() -> [&'static Script; 11] {
     [
+        &UPDATE_ALL,
+        &UPDATE_CONV,
+        &READ_MESSAGES,
         &SEND_ALL,
         &SEND_GROUP,
         &MEMBER_ALL,

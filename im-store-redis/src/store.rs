@@ -4,7 +4,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use im_engine::store::{Changes, MemberUpdate, Outgoing, Sent, Updated};
+use im_engine::store::{
+    Changes, MemberUpdate, MessageUpdate, MessageUpdated, Outgoing, Sent, Updated,
+};
 use im_engine::{
     Contact, ConvEntry, ConversationId, Epoch, Feed, Group, GroupId, Member, Message, Notifier,
     Presence, Seq, Store, Timestamp, User, UserId,
@@ -209,6 +211,10 @@ impl Store for RedisStore {
         crate::write::send(&self.shared, send).await
     }
 
+    async fn update_message(&self, update: &MessageUpdate) -> Result<MessageUpdated> {
+        crate::write::update_message(&self.shared, update).await
+    }
+
     async fn update_member(&self, update: &MemberUpdate) -> Result<Updated> {
         crate::write::update_member(&self.shared, update).await
     }
@@ -302,22 +308,19 @@ impl Store for RedisStore {
         if from > to {
             return Ok(Vec::new());
         }
-        self.read(async {
-            let range: Value = redis::cmd("XRANGE")
-                .arg(self.shared.keys.log(conversation))
-                .arg(format!("{from}-0"))
-                .arg(format!("{to}-0"))
-                .query_async(&mut self.shared.conn())
-                .await?;
-            codec::array(&range)?
-                .iter()
-                .map(|e| {
-                    let (seq, fields) = codec::stream_entry(e)?;
-                    codec::message(conversation, seq, &fields)
-                })
-                .collect()
-        })
-        .await
+        let (mut messages, changed) = self
+            .read(crate::write::read_messages(
+                &self.shared,
+                conversation,
+                from,
+                to,
+            ))
+            .await?;
+        for (_, record) in changed {
+            messages.push(from_json("message", &record)?);
+        }
+        messages.sort_by_key(|m| m.seq);
+        Ok(messages)
     }
 
     async fn entry(

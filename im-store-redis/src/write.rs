@@ -24,10 +24,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::future::join_all;
 use im_engine::store::{
-    Changes, ContactChange, EntryChange, MemberChange, MemberUpdate, Outgoing, Recipients, Sent,
-    Updated,
+    Changes, ContactChange, EntryChange, MemberChange, MemberUpdate, MessageChange, MessageUpdate,
+    MessageUpdated, Outgoing, Recipients, Sent, Updated, apply_change,
 };
-use im_engine::{ConversationId, Event, GroupId, Membership, Timestamp, UserId};
+use im_engine::{ConversationId, Event, GroupId, Membership, Message, Seq, Timestamp, UserId};
 use redis::{AsyncCommands, Value};
 
 use crate::codec::{self, Pending, entry_value, to_json};
@@ -83,11 +83,22 @@ fn decode_sent(out: &Outgoing, v: &Value) -> Result<Sent> {
     let m = &out.message;
     if flag == 1 {
         Ok(Sent::New(m.numbered(seq)))
+    } else if let Some(changed) = items.get(3) {
+        // Changed since it was sent: its record, out of the log.
+        Ok(Sent::Duplicate(codec::from_json(
+            "message",
+            &codec::text(changed)?,
+        )?))
     } else {
         let fields = codec::pairs(items.get(2).unwrap_or(&Value::Nil))?;
         let original = codec::message(&m.conversation, seq, &fields)?;
         Ok(Sent::Duplicate(original))
     }
+}
+
+/// A message's reply_to as the scripts take it: `''` for none.
+fn reply_arg(m: &im_engine::NewMessage) -> String {
+    m.reply_to.map(|r| r.to_string()).unwrap_or_default()
 }
 
 /// A list of user ids a script answered.
@@ -129,6 +140,7 @@ async fn send_single(s: &Shared, out: &Outgoing) -> Result<(Sent, Vec<UserId>)> 
                 .key(k.seq(c))
                 .key(k.log(c))
                 .key(k.members(g))
+                .key(k.changed(c))
                 .arg(m.from.as_str())
                 .arg(m.ts)
                 .arg(m.body.get())
@@ -139,6 +151,7 @@ async fn send_single(s: &Shared, out: &Outgoing) -> Result<(Sent, Vec<UserId>)> 
                 .arg(k.channel())
                 .arg(payload(s.node, []))
                 .arg(k.prefix())
+                .arg(reply_arg(m))
                 .invoke_async(&mut s.conn())
                 .await?;
             let sent = decode_sent(out, &v)?;
@@ -150,7 +163,10 @@ async fn send_single(s: &Shared, out: &Outgoing) -> Result<(Sent, Vec<UserId>)> 
         }
     };
     let mut inv = scripts::SEND_ALL.prepare_invoke();
-    inv.key(k.client_ids(c)).key(k.seq(c)).key(k.log(c));
+    inv.key(k.client_ids(c))
+        .key(k.seq(c))
+        .key(k.log(c))
+        .key(k.changed(c));
     for u in users {
         inv.key(k.entries(u)).key(k.feed(u)).key(k.feed_meta(u));
     }
@@ -162,7 +178,8 @@ async fn send_single(s: &Shared, out: &Outgoing) -> Result<(Sent, Vec<UserId>)> 
         .arg(out.trim.keep.min(LUA_MAX))
         .arg(out.trim.min_ts)
         .arg(k.channel())
-        .arg(payload(s.node, users));
+        .arg(payload(s.node, users))
+        .arg(reply_arg(m));
     for u in users {
         inv.arg(u.as_str());
     }
@@ -235,7 +252,8 @@ pub(crate) async fn commit_conv(
     inv.key(k.client_ids(c))
         .key(k.seq(c))
         .key(k.log(c))
-        .key(k.pending(c));
+        .key(k.pending(c))
+        .key(k.changed(c));
     let listed = match &out.recipients {
         Recipients::Users(users) => codec::user_list(users),
         Recipients::Members(g) => {
@@ -254,7 +272,8 @@ pub(crate) async fn commit_conv(
             out.trim.min_ts,
             m.from
         ))
-        .arg(listed);
+        .arg(listed)
+        .arg(reply_arg(m));
     let v: Value = inv.invoke_async(&mut s.conn()).await?;
     let sent = decode_sent(out, &v)?;
     if !matches!(sent, Sent::New(_)) {
@@ -328,6 +347,227 @@ pub(crate) async fn update_member(s: &Shared, u: &MemberUpdate) -> Result<Update
         .await?;
     s.notifier.wake(&woken);
     Ok(updated)
+}
+
+/// How often a change to a message is tried again when another change to
+/// it landed between the read and the write.
+const UPDATE_TRIES: usize = 16;
+
+/// Changes a message (see [`im_engine::Store::update_message`]): reads it,
+/// applies the change in Rust (serde writes every record; no script parses
+/// JSON), and swaps the record in a script that first checks the message
+/// is still as read; a concurrent change makes it read again.
+pub(crate) async fn update_message(s: &Shared, u: &MessageUpdate) -> Result<MessageUpdated> {
+    let (updated, woken) = s
+        .bounded(async {
+            for _ in 0..UPDATE_TRIES {
+                let Some((mut message, expected)) = read_message(s, &u.conversation, u.seq).await?
+                else {
+                    return Ok((MessageUpdated::NotFound, Vec::new()));
+                };
+                let event = match apply_change(&mut message, &u.change, u.at, u.max_reaction_keys) {
+                    Ok(event) => event,
+                    Err(refused) => return Ok((refused.answer(&message), Vec::new())),
+                };
+                let new = to_json(&message)?;
+                let event = to_json(&event)?;
+                let answer = if s.cluster() {
+                    update_cluster(s, u, &expected, &new, &event).await?
+                } else {
+                    update_single(s, u, &expected, &new, &event).await?
+                };
+                match answer {
+                    Swapped::Done(woken) => return Ok((MessageUpdated::Changed(message), woken)),
+                    Swapped::NotMember => return Ok((MessageUpdated::NotMember, Vec::new())),
+                    Swapped::Gone => return Ok((MessageUpdated::NotFound, Vec::new())),
+                    Swapped::Raced => {}
+                }
+            }
+            Err(crate::Error::Contended(format!(
+                "message {} of {} changed {UPDATE_TRIES} times while being changed",
+                u.seq, u.conversation
+            )))
+        })
+        .await?;
+    s.notifier.wake(&woken);
+    Ok(updated)
+}
+
+/// What a swap script answered.
+enum Swapped {
+    /// Stored; these users' feeds grew (on a cluster: told already).
+    Done(Vec<UserId>),
+    NotMember,
+    /// Changed since read: read again.
+    Raced,
+    Gone,
+}
+
+fn decode_swapped(items: &[Value], users_at: Option<usize>) -> Result<Swapped> {
+    let flag = items
+        .first()
+        .ok_or_else(|| corrupt("update script answer"))?;
+    Ok(match codec::number(flag)? {
+        1 => Swapped::Done(match users_at {
+            Some(i) => users(items.get(i))?,
+            None => Vec::new(),
+        }),
+        2 => Swapped::NotMember,
+        3 => Swapped::Raced,
+        4 => Swapped::Gone,
+        n => return Err(corrupt(format!("update script answer {n}"))),
+    })
+}
+
+/// The user who reacts, for the membership check.
+fn reactor(u: &MessageUpdate) -> &str {
+    match &u.change {
+        MessageChange::React { user, .. } => user.as_str(),
+        _ => "",
+    }
+}
+
+async fn update_single(
+    s: &Shared,
+    u: &MessageUpdate,
+    expected: &str,
+    new: &str,
+    event: &str,
+) -> Result<Swapped> {
+    let k = &s.keys;
+    let c = &u.conversation;
+    let mut inv = scripts::UPDATE_ALL.prepare_invoke();
+    inv.key(k.changed(c)).key(k.log(c));
+    let users = match &u.recipients {
+        Recipients::Members(g) => {
+            inv.key(k.members(g));
+            &[][..]
+        }
+        Recipients::Users(users) => {
+            for user in users {
+                inv.key(k.feed(user)).key(k.feed_meta(user));
+            }
+            &users[..]
+        }
+    };
+    inv.arg(u.seq)
+        .arg(expected)
+        .arg(new)
+        .arg(event)
+        .arg(u.at)
+        .arg(u.trim.keep.min(LUA_MAX))
+        .arg(u.trim.min_ts)
+        .arg(k.prefix())
+        .arg(reactor(u))
+        .arg(k.channel())
+        .arg(payload(s.node, []))
+        .arg(if users.is_empty() { "group" } else { "users" });
+    for user in users {
+        inv.arg(user.as_str());
+    }
+    let v: Value = inv.invoke_async(&mut s.conn()).await?;
+    decode_swapped(codec::array(&v)?, Some(1))
+}
+
+async fn update_cluster(
+    s: &Shared,
+    u: &MessageUpdate,
+    expected: &str,
+    new: &str,
+    event: &str,
+) -> Result<Swapped> {
+    let c = &u.conversation;
+    let commit = async {
+        let k = &s.keys;
+        let mut inv = scripts::UPDATE_CONV.prepare_invoke();
+        inv.key(k.changed(c))
+            .key(k.log(c))
+            .key(k.seq(c))
+            .key(k.pending(c))
+            .key(k.member_seq(c));
+        let listed = match &u.recipients {
+            Recipients::Members(g) => {
+                inv.key(k.members(g));
+                String::new()
+            }
+            Recipients::Users(users) => codec::user_list(users),
+        };
+        let v: Value = inv
+            .arg(u.seq)
+            .arg(expected)
+            .arg(new)
+            .arg(format!(
+                "{}|{}|{}|",
+                u.at,
+                u.trim.keep.min(LUA_MAX),
+                u.trim.min_ts
+            ))
+            .arg(event)
+            .arg(reactor(u))
+            .arg(listed)
+            .invoke_async(&mut s.conn())
+            .await?;
+        let items = codec::array(&v)?;
+        let swapped = decode_swapped(items, None)?;
+        let pending = match swapped {
+            Swapped::Done(_) => pending_records(items, 1)?,
+            _ => None,
+        };
+        Ok((swapped, pending))
+    };
+    committed_then_fanned(s, c, commit).await
+}
+
+/// A message as stored, with the token its swap checks: its record in
+/// `changed`, or `''` while it is the log's original.
+async fn read_message(
+    s: &Shared,
+    c: &ConversationId,
+    seq: Seq,
+) -> Result<Option<(Message, String)>> {
+    let (mut found, changed) = read_messages(s, c, seq, seq).await?;
+    Ok(match changed.into_iter().next() {
+        Some((_, record)) => Some((codec::from_json("message", &record)?, record)),
+        None => found.pop().map(|m| (m, String::new())),
+    })
+}
+
+/// Messages `from..=to`: those still in the log, and the records of those
+/// changed since, as stored.
+pub(crate) async fn read_messages(
+    s: &Shared,
+    c: &ConversationId,
+    from: Seq,
+    to: Seq,
+) -> Result<(Vec<Message>, Vec<(Seq, String)>)> {
+    let k = &s.keys;
+    let v: Value = scripts::READ_MESSAGES
+        .key(k.log(c))
+        .key(k.changed(c))
+        .key(k.seq(c))
+        .arg(from)
+        .arg(to.min(LUA_MAX))
+        .invoke_async(&mut s.conn())
+        .await?;
+    let items = codec::array(&v)?;
+    let (Some(entries), Some(changed)) = (items.first(), items.get(1)) else {
+        return Err(corrupt("message read answer"));
+    };
+    let logged = codec::array(entries)?
+        .iter()
+        .map(|e| {
+            let (seq, fields) = codec::stream_entry(e)?;
+            codec::message(c, seq, &fields)
+        })
+        .collect::<Result<_>>()?;
+    let changed = codec::array(changed)?
+        .chunks(2)
+        .map(|pair| match pair {
+            [seq, record] => Ok((codec::number(seq)?, codec::text(record)?)),
+            _ => Err(corrupt("message read answer")),
+        })
+        .collect::<Result<_>>()?;
+    Ok((logged, changed))
 }
 
 /// `{1, …}`, `{0}` or `{2}` from a membership script.

@@ -36,6 +36,7 @@ fn direct_message(sender: usize, n: u64) -> Outgoing {
             )
             .expect("valid body"),
             client_id: Some(format!("c{n}")),
+            reply_to: None,
         },
         recipients: Recipients::Users(vec![a, b]),
         trim: FeedTrim::default(),
@@ -99,6 +100,7 @@ async fn group_send_ms(members: usize, rounds: u64) -> Result<Vec<f64>> {
                 ts: 1_700_000_000_000 + n,
                 body: Body::new(r#"{"text": "hello, everyone"}"#, 1024)?,
                 client_id: None,
+                reply_to: None,
             },
             recipients: Recipients::Users(recipients.clone()),
             trim: FeedTrim {

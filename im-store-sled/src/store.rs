@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use im_engine::store::{Changes, MemberUpdate, Outgoing, Recipients, Sent, Updated};
+use im_engine::store::{
+    Changes, MemberUpdate, MessageUpdate, MessageUpdated, Outgoing, Recipients, Sent, Updated,
+};
 use im_engine::{
     Contact, ConvEntry, ConversationId, Epoch, Feed, Group, GroupId, Member, Message, Notifier,
     Presence, Seq, Store, Timestamp, User, UserId,
@@ -290,6 +292,23 @@ impl Store for SledStore {
         let keys = usize::try_from(2 * members).unwrap_or(usize::MAX);
         let (updated, woken) = self.write(update, keys, Writer::update_member).await?;
         if updated == Updated::Changed {
+            self.durable(woken.len()).await?;
+            self.notifier.wake(&woken);
+        }
+        Ok(updated)
+    }
+
+    async fn update_message(&self, update: &MessageUpdate) -> Result<MessageUpdated> {
+        // A feed event per recipient (and, for a group, the member keys).
+        let recipients = match &update.recipients {
+            Recipients::Users(users) => users.len() as u64,
+            Recipients::Members(_) => self
+                .state(&keys::conv(&update.conversation))?
+                .map_or(0, |s| s.holders),
+        };
+        let keys = usize::try_from(2 * recipients).unwrap_or(usize::MAX);
+        let (updated, woken) = self.write(update, keys, Writer::update_message).await?;
+        if matches!(updated, MessageUpdated::Changed(_)) {
             self.durable(woken.len()).await?;
             self.notifier.wake(&woken);
         }

@@ -20,10 +20,10 @@ use std::sync::{Mutex, MutexGuard};
 use sled::IVec;
 
 use im_engine::store::{
-    Changes, ContactChange, EntryChange, MemberChange, MemberUpdate, Outgoing, Recipients, Sent,
-    Updated,
+    Changes, ContactChange, EntryChange, MemberChange, MemberUpdate, MessageChange, MessageUpdate,
+    MessageUpdated, Outgoing, Recipients, Sent, Updated, apply_change,
 };
-use im_engine::{ConversationId, Event, GroupId, Membership, UserId};
+use im_engine::{ConversationId, Event, GroupId, Membership, Message, UserId};
 
 use crate::codec::{self, ConvState, Entry};
 use crate::error::{Error, Result};
@@ -96,6 +96,15 @@ impl Writer {
     /// batch; answers who heard of it.
     pub(crate) fn update_member(&self, u: &MemberUpdate) -> Result<(Updated, Vec<UserId>)> {
         self.run(|p, known| update_member(p, known, u))
+    }
+
+    /// [`Store::update_message`](im_engine::Store::update_message) as one
+    /// batch; answers who heard of it.
+    pub(crate) fn update_message(
+        &self,
+        u: &MessageUpdate,
+    ) -> Result<(MessageUpdated, Vec<UserId>)> {
+        self.run(|p, known| update_message(p, known, u))
     }
 
     /// [`Store::commit`](im_engine::Store::commit) as one batch.
@@ -192,6 +201,44 @@ fn member_ids(p: &Batch<'_>, group: &GroupId) -> Result<Vec<UserId>> {
                 .ok_or_else(|| Error::Corrupt(format!("member key {k:?} of {group}")))
         })
         .collect()
+}
+
+/// A change to one message: the message rewritten whole (a delete keeps
+/// no body in it), and the event in every recipient's feed.
+fn update_message(
+    p: &mut Batch<'_>,
+    known: &mut Known,
+    u: &MessageUpdate,
+) -> Result<(MessageUpdated, Vec<UserId>)> {
+    let key = keys::conv_seq(&keys::conv(&u.conversation), u.seq);
+    let Some(stored) = p.get(&key)? else {
+        return Ok((MessageUpdated::NotFound, Vec::new()));
+    };
+    let mut message: Message = codec::from_json(kind::CONVSEQ_MESSAGE, &stored)?;
+    let event = match apply_change(&mut message, &u.change, u.at, u.max_reaction_keys) {
+        Ok(event) => event,
+        Err(refused) => return Ok((refused.answer(&message), Vec::new())),
+    };
+    // Read under the writer's lock, like a send's.
+    let recipients = match &u.recipients {
+        Recipients::Users(users) => users.clone(),
+        Recipients::Members(group) => {
+            let members = member_ids(p, group)?;
+            if let MessageChange::React { user, .. } = &u.change
+                && !members.contains(user)
+            {
+                return Ok((MessageUpdated::NotMember, Vec::new()));
+            }
+            members
+        }
+    };
+    p.insert(key, codec::json(&message)?);
+    let event = IVec::from(codec::event(u.at, &event)?);
+    for user in &recipients {
+        let b = known.bounds(p.tree, user)?;
+        feed::append(p, b, user, event.clone(), u.trim)?;
+    }
+    Ok((MessageUpdated::Changed(message), recipients))
 }
 
 fn send(p: &mut Batch<'_>, known: &mut Known, out: &Outgoing) -> Result<(Sent, Vec<UserId>)> {

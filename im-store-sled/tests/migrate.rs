@@ -94,6 +94,7 @@ impl Scale {
             ts: 100 + seq,
             body: Body::new(&format!(r#"{{"n":{seq}}}"#), 1024).unwrap(),
             client_id: (seq % 2 == 1).then(|| format!("c{seq}")),
+            reply_to: None,
         }
         .numbered(seq)
     }
@@ -297,6 +298,7 @@ async fn go_on(store: &SledStore, s: Scale) {
         ts: 5000,
         body: Body::new("{}", 1024).unwrap(),
         client_id: repeat.client_id.clone(),
+        reply_to: None,
     };
     assert_eq!(
         store.send(&out(again)).await.unwrap(),
@@ -308,6 +310,7 @@ async fn go_on(store: &SledStore, s: Scale) {
         ts: 5000,
         body: Body::new("{}", 1024).unwrap(),
         client_id: None,
+        reply_to: None,
     };
     let Sent::New(m) = store.send(&out(new)).await.unwrap() else {
         panic!("a new message");

@@ -56,6 +56,45 @@ pub enum Event {
         /// Joined or left.
         change: Membership,
     },
+    /// A message's body was replaced; read as the message now is.
+    Edit {
+        /// Its conversation.
+        conversation: ConversationId,
+        /// Its seq.
+        seq: Seq,
+    },
+    /// A message was deleted: its body is gone.
+    Delete {
+        /// Its conversation.
+        conversation: ConversationId,
+        /// Its seq.
+        seq: Seq,
+        /// When.
+        deleted_at: Timestamp,
+    },
+    /// Someone reacted to a message, or took a reaction back.
+    Reaction {
+        /// Its conversation.
+        conversation: ConversationId,
+        /// Its seq.
+        seq: Seq,
+        /// The reaction.
+        key: String,
+        /// Who.
+        user: UserId,
+        /// Added or removed.
+        change: ReactionChange,
+    },
+}
+
+/// Whether a reaction was added or removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReactionChange {
+    /// Added.
+    Added,
+    /// Removed.
+    Removed,
 }
 
 impl Event {

@@ -1,6 +1,8 @@
 //! Messages as stored: numbered, with a body kept as the exact JSON text it
 //! was sent as.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -90,7 +92,17 @@ impl std::fmt::Debug for Body {
     }
 }
 
-/// A stored message.
+/// Who reacted to a message with which key: key → users, at most
+/// [`MAX_REACTION_KEYS`] keys by default.
+pub type Reactions = BTreeMap<String, BTreeSet<UserId>>;
+
+/// The most distinct reaction keys a message takes (the default limit).
+pub const MAX_REACTION_KEYS: usize = 20;
+
+/// The longest reaction key, in characters.
+pub const MAX_REACTION_KEY: usize = 32;
+
+/// A stored message, as it now is: edited, deleted or reacted to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Message {
     /// Its conversation.
@@ -101,11 +113,30 @@ pub struct Message {
     pub from: UserId,
     /// When the server accepted it.
     pub ts: Timestamp,
-    /// The body.
-    pub body: Body,
+    /// The body; `None` once deleted.
+    pub body: Option<Body>,
     /// The sender's idempotency key, if it gave one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
+    /// The message of the same conversation it answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<Seq>,
+    /// When its body was last replaced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited_at: Option<Timestamp>,
+    /// When it was deleted (its body erased).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted_at: Option<Timestamp>,
+    /// Its reactions.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub reactions: Reactions,
+}
+
+impl Message {
+    /// Whether it was deleted.
+    pub fn is_deleted(&self) -> bool {
+        self.deleted_at.is_some()
+    }
 }
 
 /// A message before the store numbers it.
@@ -121,6 +152,8 @@ pub struct NewMessage {
     pub body: Body,
     /// The sender's idempotency key, if any.
     pub client_id: Option<String>,
+    /// The message it answers, if any.
+    pub reply_to: Option<Seq>,
 }
 
 impl NewMessage {
@@ -131,8 +164,12 @@ impl NewMessage {
             seq,
             from: self.from.clone(),
             ts: self.ts,
-            body: self.body.clone(),
+            body: Some(self.body.clone()),
             client_id: self.client_id.clone(),
+            reply_to: self.reply_to,
+            edited_at: None,
+            deleted_at: None,
+            reactions: Reactions::new(),
         }
     }
 }

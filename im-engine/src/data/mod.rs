@@ -17,8 +17,10 @@ pub type Timestamp = u64;
 
 pub use contact::Contact;
 pub use entry::ConvEntry;
-pub use event::{Epoch, Event, Feed, FeedEntry, Membership};
+pub use event::{Epoch, Event, Feed, FeedEntry, Membership, ReactionChange};
 pub use group::{Group, JoinPolicy, Member, Role};
 pub use id::{ConversationId, GroupId, UserId};
-pub use message::{Body, MAX_CLIENT_ID, Message, NewMessage, Seq};
+pub use message::{
+    Body, MAX_CLIENT_ID, MAX_REACTION_KEY, MAX_REACTION_KEYS, Message, NewMessage, Reactions, Seq,
+};
 pub use user::{FieldPatch, Fields, Presence, User};

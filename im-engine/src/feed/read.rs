@@ -1,10 +1,14 @@
 //! Reading a feed: where a cursor starts, and each stored reference
 //! resolved into what a client is sent.
 
+use std::time::{Duration, Instant};
+
 use serde::Serialize;
 
 use super::{Cursor, ResetReason, Start};
-use crate::data::{ConversationId, Event, GroupId, Membership, Message, Seq, Timestamp, UserId};
+use crate::data::{
+    ConversationId, Event, GroupId, Membership, Message, ReactionChange, Seq, Timestamp, UserId,
+};
 use crate::engine::{Actor, Engine};
 use crate::error::Error;
 use crate::store::{FeedTrim, Store};
@@ -31,6 +35,30 @@ pub enum EventData {
         /// Joined or left.
         change: Membership,
     },
+    /// A message's body was replaced: the message as it now is.
+    Edit(Message),
+    /// A message was deleted.
+    Delete {
+        /// Its conversation.
+        conversation: ConversationId,
+        /// Its seq.
+        seq: Seq,
+        /// When.
+        deleted_at: Timestamp,
+    },
+    /// A reaction was added or removed.
+    Reaction {
+        /// The message's conversation.
+        conversation: ConversationId,
+        /// Its seq.
+        seq: Seq,
+        /// The reaction.
+        key: String,
+        /// Who.
+        user: UserId,
+        /// Added or removed.
+        change: ReactionChange,
+    },
     /// The stream starts over from the oldest event kept.
     Reset {
         /// Why.
@@ -39,12 +67,16 @@ pub enum EventData {
 }
 
 impl EventData {
-    /// The SSE event name: `message`, `read`, `member` or `reset`.
+    /// The SSE event name: `message`, `read`, `member`, `edit`, `delete`,
+    /// `reaction` or `reset`.
     pub fn name(&self) -> &'static str {
         match self {
             Self::Message(_) => "message",
             Self::Read { .. } => "read",
             Self::Member { .. } => "member",
+            Self::Edit(_) => "edit",
+            Self::Delete { .. } => "delete",
+            Self::Reaction { .. } => "reaction",
             Self::Reset { .. } => "reset",
         }
     }
@@ -71,12 +103,21 @@ pub struct EventPage {
 /// How many bytes of message bodies [`RecentMessages`] keeps.
 const RECENT_BYTES: u64 = 8 << 20;
 
-/// The messages delivered lately, by conversation and seq, bounded
-/// by the size of their bodies. Messages never change once sent; an entry is
-/// stale only if the store lost it and gave its seq to another message,
-/// which the feed event's time tells (see `Engine::recent_message`).
+/// How long [`RecentMessages`] answers for a message. It exists for the
+/// burst of reads right after a send, when every recipient's stream wakes
+/// for the same message; past that, a stream reads the store.
+const RECENT_FOR: Duration = Duration::from_secs(2);
+
+/// The messages delivered lately, by conversation and seq, bounded by the
+/// size of their bodies, each for [`RECENT_FOR`]. An entry goes stale when
+/// its message changes: every change through this engine drops it, a
+/// stream that reads a change event drops it, and a change made through
+/// another node (which this one hears of through the feed only) is seen
+/// at the latest once the entry is [`RECENT_FOR`] old. It also goes stale
+/// when the store lost the message and gave its seq to another one, which
+/// the feed event's time tells (see `Engine::recent_message`).
 pub(crate) struct RecentMessages(
-    quick_cache::sync::Cache<(ConversationId, Seq), Message, BodyWeight>,
+    quick_cache::sync::Cache<(ConversationId, Seq), (Instant, Message), BodyWeight>,
 );
 
 impl RecentMessages {
@@ -89,7 +130,8 @@ impl RecentMessages {
     }
 
     pub(crate) fn insert(&self, m: &Message) {
-        self.0.insert((m.conversation.clone(), m.seq), m.clone());
+        let key = (m.conversation.clone(), m.seq);
+        self.0.insert(key, (Instant::now(), m.clone()));
     }
 }
 
@@ -97,9 +139,9 @@ impl RecentMessages {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct BodyWeight;
 
-impl quick_cache::Weighter<(ConversationId, Seq), Message> for BodyWeight {
-    fn weight(&self, _: &(ConversationId, Seq), m: &Message) -> u64 {
-        m.body.get().len() as u64 + 128
+impl quick_cache::Weighter<(ConversationId, Seq), (Instant, Message)> for BodyWeight {
+    fn weight(&self, _: &(ConversationId, Seq), (_, m): &(Instant, Message)) -> u64 {
+        m.body.as_ref().map_or(0, |b| b.get().len()) as u64 + 128
     }
 }
 
@@ -160,6 +202,26 @@ impl<S: Store> Engine<S> {
         })
     }
 
+    /// Drops a message from the recent messages (it changed).
+    pub(crate) fn forget_message(&self, conversation: &ConversationId, seq: Seq) {
+        self.inner.recent.0.remove(&(conversation.clone(), seq));
+    }
+
+    /// Message `seq` of `conversation`, read from the store.
+    async fn stored_message(
+        &self,
+        conversation: &ConversationId,
+        seq: Seq,
+    ) -> Result<Option<Message>, Error> {
+        Ok(self
+            .store()
+            .messages(conversation, seq, seq)
+            .await
+            .map_err(Error::store)?
+            .into_iter()
+            .find(|m| m.seq == seq))
+    }
+
     /// Message `seq` of `conversation`, whose feed event is dated `ts`, from
     /// the recent messages when it is there. A send wakes every recipient's
     /// stream at once, and each would otherwise read the same message from
@@ -170,23 +232,19 @@ impl<S: Store> Engine<S> {
         seq: Seq,
         ts: Timestamp,
     ) -> Result<Option<Message>, Error> {
-        let read = || async {
-            self.store()
-                .messages(conversation, seq, seq)
-                .await
-                .map_err(Error::store)
-                .map(|found| found.into_iter().find(|m| m.seq == seq))
-        };
+        let read = || self.stored_message(conversation, seq);
         let key = (conversation.clone(), seq);
         let cached = self
             .inner
             .recent
             .0
-            .get_or_insert_async(&key, async { read().await?.ok_or(None) })
+            .get_or_insert_async(&key, async {
+                Ok((Instant::now(), read().await?.ok_or(None)?))
+            })
             .await;
         match cached {
             // A feed event and its message share their time.
-            Ok(m) if m.ts == ts => Ok(Some(m)),
+            Ok((at, m)) if m.ts == ts && at.elapsed() < RECENT_FOR => Ok(Some(m)),
             // A store that lost acknowledged writes (Redis restarted from an
             // older snapshot) numbers a new message with a lost one's seq.
             Ok(_) => {
@@ -221,6 +279,20 @@ impl<S: Store> Engine<S> {
         if feed.trimmed > pos {
             out.push(self.reset(feed.trimmed, ResetReason::Expired));
         }
+        // A change read here may be one this node did not make: no message
+        // it names is answered from the cache, in this batch or later.
+        for entry in &feed.entries {
+            if let Event::Edit { conversation, seq }
+            | Event::Delete {
+                conversation, seq, ..
+            }
+            | Event::Reaction {
+                conversation, seq, ..
+            } = &entry.event
+            {
+                self.forget_message(conversation, *seq);
+            }
+        }
         for entry in feed.entries {
             pos = entry.pos;
             let data = match entry.event {
@@ -238,6 +310,34 @@ impl<S: Store> Engine<S> {
                     change,
                 } => EventData::Member {
                     group,
+                    user,
+                    change,
+                },
+                Event::Edit { conversation, seq } => {
+                    match self.stored_message(&conversation, seq).await? {
+                        Some(m) => EventData::Edit(m),
+                        None => continue,
+                    }
+                }
+                Event::Delete {
+                    conversation,
+                    seq,
+                    deleted_at,
+                } => EventData::Delete {
+                    conversation,
+                    seq,
+                    deleted_at,
+                },
+                Event::Reaction {
+                    conversation,
+                    seq,
+                    key,
+                    user,
+                    change,
+                } => EventData::Reaction {
+                    conversation,
+                    seq,
+                    key,
                     user,
                     change,
                 },

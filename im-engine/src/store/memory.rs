@@ -11,8 +11,9 @@ use crate::data::{
     Membership, Message, Presence, Seq, Timestamp, User, UserId,
 };
 use crate::store::{
-    Changes, ContactChange, EntryChange, FeedTrim, MemberChange, MemberUpdate, Outgoing,
-    Recipients, Sent, Store, StoreError, Updated,
+    Changes, ContactChange, EntryChange, FeedTrim, MemberChange, MemberUpdate, MessageChange,
+    MessageUpdate, MessageUpdated, Outgoing, Recipients, Sent, Store, StoreError, Updated,
+    apply_change,
 };
 
 /// A store that keeps everything in memory. Cloning it shares the data.
@@ -162,6 +163,50 @@ impl Store for MemoryStore {
         };
         self.notifier.wake(&recipients);
         Ok(Sent::New(sent))
+    }
+
+    async fn update_message(&self, u: &MessageUpdate) -> Result<MessageUpdated, Infallible> {
+        let (updated, recipients) = {
+            let mut st = self.state();
+            let st = &mut *st;
+            let Some(message) = st
+                .logs
+                .get_mut(&u.conversation)
+                .and_then(|log| log.get_mut((u.seq as usize).wrapping_sub(1)))
+            else {
+                return Ok(MessageUpdated::NotFound);
+            };
+            let mut changed = message.clone();
+            let event = match apply_change(&mut changed, &u.change, u.at, u.max_reaction_keys) {
+                Ok(event) => event,
+                Err(refused) => return Ok(refused.answer(message)),
+            };
+            let recipients: Vec<UserId> = match &u.recipients {
+                Recipients::Users(users) => users.clone(),
+                Recipients::Members(g) => {
+                    let members = st.members.get(g);
+                    if let MessageChange::React { user, .. } = &u.change
+                        && !members.is_some_and(|s| s.contains_key(user))
+                    {
+                        return Ok(MessageUpdated::NotMember);
+                    }
+                    members
+                        .into_iter()
+                        .flat_map(|s| s.keys().cloned())
+                        .collect()
+                }
+            };
+            *message = changed.clone();
+            for user in &recipients {
+                st.feeds
+                    .entry(user.clone())
+                    .or_default()
+                    .append(u.at, event.clone(), u.trim);
+            }
+            (MessageUpdated::Changed(changed), recipients)
+        };
+        self.notifier.wake(&recipients);
+        Ok(updated)
     }
 
     async fn update_member(&self, u: &MemberUpdate) -> Result<Updated, Infallible> {

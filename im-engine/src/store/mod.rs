@@ -17,8 +17,8 @@
 use std::future::Future;
 
 use crate::data::{
-    Contact, ConvEntry, ConversationId, Epoch, Event, Feed, Group, GroupId, Member, Message,
-    NewMessage, Presence, Seq, Timestamp, User, UserId,
+    Body, Contact, ConvEntry, ConversationId, Epoch, Event, Feed, Group, GroupId, Member, Message,
+    NewMessage, Presence, ReactionChange, Seq, Timestamp, User, UserId,
 };
 pub use crate::error::StoreError;
 
@@ -95,6 +95,156 @@ impl Default for FeedTrim {
         Self {
             keep: u64::MAX,
             min_ts: 0,
+        }
+    }
+}
+
+/// A change to a stored message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MessageChange {
+    /// Replace its body (and set `edited_at`).
+    Edit(Body),
+    /// Erase its body, set `deleted_at`, and drop its reactions.
+    Delete,
+    /// Add (`add`) or remove `user`'s reaction `key`.
+    React {
+        /// Who reacts.
+        user: UserId,
+        /// The reaction.
+        key: String,
+        /// Add it, or take it back.
+        add: bool,
+    },
+}
+
+/// A change to one message, applied whole (see [`Store::update_message`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MessageUpdate {
+    /// The message's conversation.
+    pub conversation: ConversationId,
+    /// Its seq.
+    pub seq: Seq,
+    /// What changes.
+    pub change: MessageChange,
+    /// When (`edited_at`, `deleted_at`, the event's time).
+    pub at: Timestamp,
+    /// Who hears of it: the conversation's participants, as for a send.
+    pub recipients: Recipients,
+    /// A reaction with a new key is refused when the message has this many.
+    pub max_reaction_keys: usize,
+    /// The retention to apply to the feeds appended to.
+    pub trim: FeedTrim,
+}
+
+/// What [`Store::update_message`] did; every variant but `Changed` wrote
+/// nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MessageUpdated {
+    /// Changed: the message as it now is.
+    Changed(Message),
+    /// Nothing to change (a reaction already there or already gone, a
+    /// deleted message deleted again): the message as it is.
+    Unchanged(Message),
+    /// No such message.
+    NotFound,
+    /// The message is deleted: an edit or a reaction is refused.
+    Deleted(Message),
+    /// A new reaction key over `max_reaction_keys`.
+    TooManyReactions,
+    /// The recipients are [`Recipients::Members`] and the acting user (the
+    /// reacting user; for an edit or delete, nobody is checked) is no
+    /// member at the commit.
+    NotMember,
+}
+
+/// Why [`apply_change`] wrote nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Nothing to change.
+    Unchanged,
+    /// The message is deleted.
+    Deleted,
+    /// A new reaction key past the limit.
+    TooManyReactions,
+}
+
+impl Refusal {
+    /// What [`Store::update_message`] answers for it, about `message`.
+    pub fn answer(self, message: &Message) -> MessageUpdated {
+        match self {
+            Self::Unchanged => MessageUpdated::Unchanged(message.clone()),
+            Self::Deleted => MessageUpdated::Deleted(message.clone()),
+            Self::TooManyReactions => MessageUpdated::TooManyReactions,
+        }
+    }
+}
+
+/// Applies `change` to `message` as [`Store::update_message`] describes,
+/// and answers the event to append. Every store applies changes with this
+/// (each reads and writes the message its own way), so they cannot
+/// disagree on what a change does.
+///
+/// # Errors
+///
+/// Why nothing is to be written (`message` is then as it was).
+pub fn apply_change(
+    message: &mut Message,
+    change: &MessageChange,
+    at: Timestamp,
+    max_reaction_keys: usize,
+) -> Result<Event, Refusal> {
+    let (conversation, seq) = (message.conversation.clone(), message.seq);
+    match change {
+        MessageChange::Delete if message.is_deleted() => Err(Refusal::Unchanged),
+        MessageChange::Delete => {
+            message.body = None;
+            message.edited_at = None;
+            message.reactions.clear();
+            message.deleted_at = Some(at);
+            Ok(Event::Delete {
+                conversation,
+                seq,
+                deleted_at: at,
+            })
+        }
+        _ if message.is_deleted() => Err(Refusal::Deleted),
+        MessageChange::Edit(body) => {
+            message.body = Some(body.clone());
+            message.edited_at = Some(at);
+            Ok(Event::Edit { conversation, seq })
+        }
+        MessageChange::React { user, key, add } => {
+            let users = message.reactions.get(key);
+            let has = users.is_some_and(|u| u.contains(user));
+            if has == *add {
+                return Err(Refusal::Unchanged);
+            }
+            if *add {
+                if users.is_none() && message.reactions.len() >= max_reaction_keys {
+                    return Err(Refusal::TooManyReactions);
+                }
+                message
+                    .reactions
+                    .entry(key.clone())
+                    .or_default()
+                    .insert(user.clone());
+            } else if let Some(users) = message.reactions.get_mut(key) {
+                users.remove(user);
+                if users.is_empty() {
+                    message.reactions.remove(key);
+                }
+            }
+            Ok(Event::Reaction {
+                conversation,
+                seq,
+                key: key.clone(),
+                user: user.clone(),
+                change: if *add {
+                    ReactionChange::Added
+                } else {
+                    ReactionChange::Removed
+                },
+            })
         }
     }
 }
@@ -216,6 +366,27 @@ pub trait Store: Send + Sync + 'static {
         &self,
         update: &MemberUpdate,
     ) -> impl Future<Output = Result<Updated, Self::Error>> + Send;
+
+    /// Changes one message, atomically with its event:
+    ///
+    /// 1. reads the message: [`MessageUpdated::NotFound`] without one;
+    ///    [`MessageUpdated::Deleted`] for an edit or a reaction of a
+    ///    deleted message; [`MessageUpdated::Unchanged`] when there is
+    ///    nothing to do; [`MessageUpdated::TooManyReactions`] for a new key
+    ///    past `max_reaction_keys` (all as [`apply_change`] decides);
+    /// 2. for [`Recipients::Members`], reads the group's members; a
+    ///    reaction by a user who is no member returns
+    ///    [`MessageUpdated::NotMember`];
+    /// 3. otherwise stores the message as changed (a delete keeps no trace
+    ///    of the body in what the store reads back) and appends
+    ///    [`Event::Edit`], [`Event::Delete`] or [`Event::Reaction`] to each
+    ///    recipient's feed, applying [`MessageUpdate::trim`]. It touches
+    ///    no index entry: a change moves neither unread counts nor the
+    ///    conversation list.
+    fn update_message(
+        &self,
+        update: &MessageUpdate,
+    ) -> impl Future<Output = Result<MessageUpdated, Self::Error>> + Send;
 
     /// Applies `changes` atomically (see [`Changes`]).
     fn commit(&self, changes: &Changes) -> impl Future<Output = Result<(), Self::Error>> + Send;

@@ -6,8 +6,8 @@
 //! all the same.
 
 use crate::store::{
-    Changes, ContactChange, EntryChange, FeedTrim, MemberChange, MemberUpdate, Outgoing,
-    Recipients, Store,
+    Changes, ContactChange, EntryChange, FeedTrim, MemberChange, MemberUpdate, MessageChange,
+    MessageUpdate, Outgoing, Recipients, Store,
 };
 use crate::{
     Body, Contact, ConvEntry, ConversationId, Event, Group, GroupId, JoinPolicy, Member,
@@ -38,6 +38,7 @@ fn outgoing(
             ts,
             body: Body::new(&format!(r#"{{"n":{ts}}}"#), 1024).expect("valid test body"),
             client_id: client_id.map(str::to_owned),
+            reply_to: None,
         },
         recipients: Recipients::Users(recipients.iter().map(|r| uid(r)).collect()),
         trim: FeedTrim::default(),
@@ -112,6 +113,35 @@ fn random_send(rng: &mut Rng, now: u64) -> Outgoing {
         out.recipients = Recipients::Members(gid(group));
     }
     out
+}
+
+fn random_message_update(rng: &mut Rng, now: u64) -> MessageUpdate {
+    let conv = rng.pick(&CONVS);
+    let user = uid(rng.pick(&participants(conv)));
+    let change = match rng.below(4) {
+        0 => MessageChange::Edit(
+            Body::new(&format!(r#"{{"e":{now}}}"#), 1024).expect("valid test body"),
+        ),
+        1 => MessageChange::Delete,
+        _ => MessageChange::React {
+            user,
+            key: rng.pick(&["a", "b", "c"]).to_owned(),
+            add: rng.below(3) > 0,
+        },
+    };
+    let recipients = match conv.strip_prefix("group:") {
+        Some(group) if rng.below(2) == 0 => Recipients::Members(gid(group)),
+        _ => Recipients::Users(participants(conv).into_iter().map(uid).collect()),
+    };
+    MessageUpdate {
+        conversation: conv.parse().expect("valid test conversation"),
+        seq: rng.below(8),
+        change,
+        at: now,
+        recipients,
+        max_reaction_keys: 2,
+        trim: random_trim(rng, now),
+    }
 }
 
 fn random_update(rng: &mut Rng, now: u64) -> MemberUpdate {
@@ -331,6 +361,12 @@ pub async fn random_writes_read_back_like_memory_store<F: StoreFactory>() {
                     let c = random_changes(&mut rng, now, |c| last[c]);
                     memory.commit(&c).await.expect("memory commits");
                     store.commit(&c).await.expect("the store commits");
+                }
+                2 if rng.below(2) == 0 => {
+                    let u = random_message_update(&mut rng, now);
+                    let want = memory.update_message(&u).await.expect("memory updates");
+                    let got = store.update_message(&u).await.expect("the store updates");
+                    assert_eq!(got, want, "seed {seed} step {step}: {u:?}");
                 }
                 2 => {
                     let u = random_update(&mut rng, now);

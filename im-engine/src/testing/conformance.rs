@@ -211,7 +211,10 @@ pub async fn direct_messages_are_numbered_and_paged<F: StoreFactory>() {
     );
 
     let m = engine.message(&me("bob"), &c, 4).await.unwrap();
-    assert_eq!((m.from.as_str(), m.body.get()), ("bob", r#"{"n":4}"#));
+    assert_eq!(
+        (m.from.as_str(), m.body.as_ref().unwrap().get()),
+        ("bob", r#"{"n":4}"#)
+    );
     assert_eq!(
         kind(engine.message(&alice, &c, 8).await),
         ErrorKind::NotFound

@@ -9,8 +9,9 @@ use crate::data::{Epoch, Membership};
 use crate::engine::{Actor, Limits};
 use crate::feed::{Cursor, Delivered, EventData, EventPage, ResetReason, Start};
 use crate::{
-    Contact, ContactView, ConvEntry, ConversationId, ConversationView, ErrorKind, GroupId,
-    GroupView, HistoryPage, JoinPolicy, Member, Message, ReadState, Role, Seq, Timestamp, UserId,
+    Contact, ContactView, ConvEntry, ConversationId, ConversationView, ErrorKind, Event, GroupId,
+    GroupView, HistoryPage, JoinPolicy, Member, Message, ReactionChange, ReadState, Role, Seq,
+    Timestamp, UserId,
 };
 use crate::{Group, Profile};
 
@@ -20,12 +21,13 @@ pub const MODEL_EPOCH: Epoch = Epoch(0);
 
 type Answer = Result<Outcome, ErrorKind>;
 
-/// One feed event in the model: already resolved, as delivered.
+/// One feed event in the model: a reference, resolved when read (a
+/// replayed message reads as it now is).
 #[derive(Debug, Clone)]
 struct ModelEvent {
     pos: u64,
     ts: Timestamp,
-    data: EventData,
+    event: Event,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -79,6 +81,15 @@ impl Model {
         self.users.keys().cloned().collect()
     }
 
+    /// Every message sent so far: its conversation, seq and sender.
+    pub fn messages(&self) -> Vec<(ConversationId, Seq, UserId)> {
+        self.logs
+            .values()
+            .flatten()
+            .map(|m| (m.conversation.clone(), m.seq, m.from.clone()))
+            .collect()
+    }
+
     /// Every conversation that has a message, or a group's.
     pub fn conversation_ids(&self) -> Vec<ConversationId> {
         let mut ids: Vec<_> = self.logs.keys().cloned().collect();
@@ -88,14 +99,14 @@ impl Model {
         ids
     }
 
-    fn push_event(&mut self, user: &UserId, data: EventData) {
+    fn push_event(&mut self, user: &UserId, event: Event) {
         let (now, keep) = (self.now, self.keep);
         let feed = self.feeds.entry(user.clone()).or_default();
         feed.head += 1;
         feed.events.push_back(ModelEvent {
             pos: feed.head,
             ts: now,
-            data,
+            event,
         });
         while feed.events.len() as u64 > keep {
             feed.trimmed = feed.events.pop_front().map_or(feed.trimmed, |e| e.pos);
@@ -299,7 +310,7 @@ impl Model {
                             activity: now,
                         },
                     );
-                    let data = EventData::Member {
+                    let data = Event::Member {
                         group: id.clone(),
                         user: me.clone(),
                         change: Membership::Joined,
@@ -357,7 +368,7 @@ impl Model {
                         activity: now,
                     },
                 );
-                let data = EventData::Member {
+                let data = Event::Member {
                     group: group.clone(),
                     user: user.clone(),
                     change: Membership::Joined,
@@ -380,7 +391,7 @@ impl Model {
                 if !members.contains(user) {
                     return Ok(Outcome::Done);
                 }
-                let data = EventData::Member {
+                let data = Event::Member {
                     group: group.clone(),
                     user: user.clone(),
                     change: Membership::Left,
@@ -414,6 +425,17 @@ impl Model {
                 };
                 self.user_exists(&from)?;
                 let recipients = self.participants(conversation)?;
+                // A direct conversation's sender is checked first; a
+                // group's at the commit, after `reply_to`.
+                if matches!(conversation, ConversationId::Direct(..)) && !recipients.contains(&from)
+                {
+                    return err(ErrorKind::Forbidden);
+                }
+                if let Some(r) = request.reply_to
+                    && !(1..=self.last_seq(conversation)).contains(&r)
+                {
+                    return err(ErrorKind::Invalid);
+                }
                 if !recipients.contains(&from) {
                     return err(ErrorKind::Forbidden);
                 }
@@ -430,8 +452,12 @@ impl Model {
                     seq: log.len() as Seq + 1,
                     from: from.clone(),
                     ts: now,
-                    body: request.body.clone(),
+                    body: Some(request.body.clone()),
                     client_id: request.client_id.clone(),
+                    reply_to: request.reply_to,
+                    edited_at: None,
+                    deleted_at: None,
+                    reactions: Default::default(),
                 };
                 log.push(message.clone());
                 for r in &recipients {
@@ -449,7 +475,11 @@ impl Model {
                     if *r == from {
                         e.read_seq = message.seq;
                     }
-                    self.push_event(r, EventData::Message(message.clone()));
+                    let event = Event::Message {
+                        conversation: conversation.clone(),
+                        seq: message.seq,
+                    };
+                    self.push_event(r, event);
                 }
                 Ok(Outcome::Sent(message, true))
             }
@@ -532,7 +562,7 @@ impl Model {
                 }
                 self.push_event(
                     me,
-                    EventData::Read {
+                    Event::Read {
                         conversation: conversation.clone(),
                         seq,
                     },
@@ -573,7 +603,151 @@ impl Model {
                 ))
             }
             Command::Feed { start, limit } => Ok(Outcome::Feed(self.feed(me, *start, *limit))),
+            Command::Edit {
+                conversation,
+                seq,
+                body,
+            } => {
+                if body.get().len() > self.limits.body_bytes {
+                    return err(ErrorKind::TooLarge);
+                }
+                let m = self.readable_message(actor, conversation, *seq)?;
+                if m.from != *me && !actor.admin {
+                    return err(ErrorKind::Forbidden);
+                }
+                if m.deleted_at.is_some() {
+                    return err(ErrorKind::Conflict);
+                }
+                self.change(
+                    conversation,
+                    *seq,
+                    Event::Edit {
+                        conversation: conversation.clone(),
+                        seq: *seq,
+                    },
+                    |m| {
+                        m.body = Some(body.clone());
+                        m.edited_at = Some(now);
+                    },
+                )
+            }
+            Command::Delete { conversation, seq } => {
+                let m = self.readable_message(actor, conversation, *seq)?;
+                let owner = match conversation {
+                    ConversationId::Group(g) => Some(self.group_of(g)?.owner),
+                    ConversationId::Direct(..) => None,
+                };
+                if m.from != *me && owner.as_ref() != Some(me) && !actor.admin {
+                    return err(ErrorKind::Forbidden);
+                }
+                if m.deleted_at.is_some() {
+                    return Ok(Outcome::Message(m));
+                }
+                let event = Event::Delete {
+                    conversation: conversation.clone(),
+                    seq: *seq,
+                    deleted_at: now,
+                };
+                self.change(conversation, *seq, event, |m| {
+                    m.body = None;
+                    m.edited_at = None;
+                    m.reactions.clear();
+                    m.deleted_at = Some(now);
+                })
+            }
+            Command::React {
+                conversation,
+                seq,
+                key,
+                add,
+            } => {
+                let n = key.chars().count();
+                if n == 0 || n > 32 || key.chars().any(char::is_control) {
+                    return err(ErrorKind::Invalid);
+                }
+                if !self.participants(conversation)?.contains(me) {
+                    return err(ErrorKind::Forbidden);
+                }
+                let m = self.readable_message(actor, conversation, *seq)?;
+                if m.deleted_at.is_some() {
+                    return err(ErrorKind::Conflict);
+                }
+                let users = m.reactions.get(key);
+                if users.is_some_and(|u| u.contains(me)) == *add {
+                    return Ok(Outcome::Message(m));
+                }
+                if *add && users.is_none() && m.reactions.len() >= self.limits.reaction_keys {
+                    return err(ErrorKind::Conflict);
+                }
+                let event = Event::Reaction {
+                    conversation: conversation.clone(),
+                    seq: *seq,
+                    key: key.clone(),
+                    user: me.clone(),
+                    change: if *add {
+                        ReactionChange::Added
+                    } else {
+                        ReactionChange::Removed
+                    },
+                };
+                self.change(conversation, *seq, event, |m| {
+                    if *add {
+                        m.reactions
+                            .entry(key.clone())
+                            .or_default()
+                            .insert(me.clone());
+                    } else if let Some(users) = m.reactions.get_mut(key) {
+                        users.remove(me);
+                        if users.is_empty() {
+                            m.reactions.remove(key);
+                        }
+                    }
+                })
+            }
+            Command::Reactions { conversation, seq } => {
+                let m = self.readable_message(actor, conversation, *seq)?;
+                Ok(Outcome::Reactions(m.reactions.into_iter().collect()))
+            }
         }
+    }
+
+    /// A message the actor may read: the conversation exists, the actor
+    /// reads it, the message exists.
+    fn readable_message(
+        &self,
+        actor: &Actor,
+        c: &ConversationId,
+        seq: Seq,
+    ) -> Result<Message, ErrorKind> {
+        self.require_reader(actor, c)?;
+        self.logs
+            .get(c)
+            .and_then(|l| l.get((seq as usize).wrapping_sub(1)))
+            .cloned()
+            .ok_or(ErrorKind::NotFound)
+    }
+
+    /// Applies `edit` to a message and tells every participant.
+    fn change(
+        &mut self,
+        c: &ConversationId,
+        seq: Seq,
+        event: Event,
+        edit: impl FnOnce(&mut Message),
+    ) -> Answer {
+        let Some(m) = self
+            .logs
+            .get_mut(c)
+            .and_then(|l| l.get_mut((seq as usize).wrapping_sub(1)))
+        else {
+            return err(ErrorKind::NotFound);
+        };
+        edit(m);
+        let m = m.clone();
+        for user in self.participants(c)? {
+            self.push_event(&user, event.clone());
+        }
+        Ok(Outcome::Message(m))
     }
 
     fn require_reader(&self, actor: &Actor, c: &ConversationId) -> Result<(), ErrorKind> {
@@ -612,14 +786,65 @@ impl Model {
             .take(limit)
             .collect();
         let next = events.last().map_or(pos, |e| e.pos);
-        let delivered = events.into_iter().map(|e| Delivered {
-            cursor: cursor(e.pos),
-            data: e.data.clone(),
+        let delivered = events.into_iter().filter_map(|e| {
+            Some(Delivered {
+                cursor: cursor(e.pos),
+                data: self.resolve(&e.event)?,
+            })
         });
         EventPage {
             events: first.into_iter().chain(delivered).collect(),
             next: cursor(next),
         }
+    }
+
+    /// What a stored event is delivered as: a message, or an edit, as the
+    /// message now is.
+    fn resolve(&self, event: &Event) -> Option<EventData> {
+        let message = |c: &ConversationId, seq: &Seq| {
+            self.logs
+                .get(c)
+                .and_then(|l| l.get((*seq as usize).wrapping_sub(1)))
+                .cloned()
+        };
+        Some(match event.clone() {
+            Event::Message { conversation, seq } => {
+                EventData::Message(message(&conversation, &seq)?)
+            }
+            Event::Edit { conversation, seq } => EventData::Edit(message(&conversation, &seq)?),
+            Event::Read { conversation, seq } => EventData::Read { conversation, seq },
+            Event::Member {
+                group,
+                user,
+                change,
+            } => EventData::Member {
+                group,
+                user,
+                change,
+            },
+            Event::Delete {
+                conversation,
+                seq,
+                deleted_at,
+            } => EventData::Delete {
+                conversation,
+                seq,
+                deleted_at,
+            },
+            Event::Reaction {
+                conversation,
+                seq,
+                key,
+                user,
+                change,
+            } => EventData::Reaction {
+                conversation,
+                seq,
+                key,
+                user,
+                change,
+            },
+        })
     }
 
     /// The time of the newest event of every feed, to check retention by age

@@ -32,6 +32,7 @@ pub fn limits() -> Limits {
         fields: 3,
         field_bytes: 8,
         group_members: 3,
+        reaction_keys: 2,
         page: 4,
         events_page: 1000,
     }
@@ -136,11 +137,27 @@ fn send_request() -> impl Strategy<Value = SendRequest> {
     let client_id =
         prop::option::of(prop::sample::select(vec!["a", "b", ""]).prop_map(String::from));
     let from = prop_oneof![4 => Just(None), 1 => user().prop_map(Some)];
-    (body(), client_id, from).prop_map(|(body, client_id, from)| SendRequest {
+    let reply_to = prop::option::of(0..6u64);
+    (body(), client_id, from, reply_to).prop_map(|(body, client_id, from, reply_to)| SendRequest {
         body,
         client_id,
         from,
+        reply_to,
     })
+}
+
+/// Reaction keys: a few good ones (more than the test's key limit, so the
+/// limit is hit), an empty one and one too long.
+fn reaction_key() -> impl Strategy<Value = String> {
+    let keys = [
+        "👍",
+        "ok",
+        "🎉",
+        "",
+        "x\n",
+        "kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk",
+    ];
+    prop::sample::select(keys.to_vec()).prop_map(String::from)
 }
 
 fn start() -> impl Strategy<Value = Start> {
@@ -176,6 +193,10 @@ fn command() -> impl Strategy<Value = Command> {
         3 => (conversation(), seq()).prop_map(|(conversation, seq)| Command::MarkRead { conversation, seq }),
         2 => limit().prop_map(|limit| Command::Conversations { limit }),
         3 => (start(), 1..8usize).prop_map(|(start, limit)| Command::Feed { start, limit }),
+        2 => (conversation(), 0..6u64, body()).prop_map(|(conversation, seq, body)| Command::Edit { conversation, seq, body }),
+        2 => (conversation(), 0..6u64).prop_map(|(conversation, seq)| Command::Delete { conversation, seq }),
+        3 => (conversation(), 0..6u64, reaction_key(), any::<bool>()).prop_map(|(conversation, seq, key, add)| Command::React { conversation, seq, key, add }),
+        1 => (conversation(), 0..6u64).prop_map(|(conversation, seq)| Command::Reactions { conversation, seq }),
     ]
 }
 
@@ -193,13 +214,44 @@ impl ReferenceStateMachine for Reference {
         Just(State { model, last: None }).boxed()
     }
 
-    fn transitions(_: &State) -> BoxedStrategy<Transition> {
-        prop_oneof![
+    fn transitions(state: &State) -> BoxedStrategy<Transition> {
+        let random = prop_oneof![
             30 => (actor(), command()).prop_map(|(a, c)| Transition::Do(a, c)),
             2 => (0..3u64).prop_map(Transition::Tick),
             1 => Just(Transition::Reopen),
-        ]
-        .boxed()
+        ];
+        // Changes to messages that exist, mostly by their senders: random
+        // ones rarely name a message at all.
+        let sent = state.model.messages();
+        if sent.is_empty() {
+            return random.boxed();
+        }
+        let change = (
+            prop::sample::select(sent),
+            0..8u8,
+            reaction_key(),
+            any::<bool>(),
+        )
+            .prop_map(|((conversation, seq, from), pick, key, add)| {
+                let actor = if pick == 0 { root() } else { Actor::user(from) };
+                let command = match pick % 4 {
+                    0 => Command::Edit {
+                        conversation,
+                        seq,
+                        body: Body::new(r#"{"e":1}"#, 1024).expect("valid test body"),
+                    },
+                    1 => Command::Delete { conversation, seq },
+                    2 => Command::React {
+                        conversation,
+                        seq,
+                        key,
+                        add,
+                    },
+                    _ => Command::Reactions { conversation, seq },
+                };
+                Transition::Do(actor, command)
+            });
+        prop_oneof![4 => random, 1 => change].boxed()
     }
 
     fn apply(mut state: State, transition: &Transition) -> State {

@@ -3,6 +3,7 @@
 
 #[cfg(feature = "cli")]
 mod binary;
+mod changes;
 mod common;
 mod contacts;
 mod events;

@@ -3,7 +3,9 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use im_engine::store::{Changes, MemberUpdate, Outgoing, Sent, Updated};
+use im_engine::store::{
+    Changes, MemberUpdate, MessageUpdate, MessageUpdated, Outgoing, Sent, Updated,
+};
 use im_engine::{
     Contact, ConvEntry, ConversationId, Epoch, Feed, Group, GroupId, Member, MemoryStore, Message,
     Notifier, Presence, Seq, Store, StoreError, Timestamp, User, UserId,
@@ -61,6 +63,10 @@ impl Store for FlakyStore {
             return Err(Down);
         }
         Ok(sent)
+    }
+    async fn update_message(&self, update: &MessageUpdate) -> Result<MessageUpdated, Down> {
+        self.check()?;
+        self.inner.update_message(update).await.map_err(never)
     }
     async fn update_member(&self, update: &MemberUpdate) -> Result<Updated, Down> {
         self.check()?;

@@ -270,7 +270,17 @@ async fn unknown_routes_are_404_and_wrong_methods_405_with_allow() {
             "/v1/conversations/dm:a:b/messages",
             "GET, POST",
         ),
-        (Method::DELETE, "/v1/conversations/dm:a:b/messages/1", "GET"),
+        // DELETE and PATCH are routes of a message since "Messages that change".
+        (
+            Method::POST,
+            "/v1/conversations/dm:a:b/messages/1",
+            "GET, PATCH, DELETE",
+        ),
+        (
+            Method::POST,
+            "/v1/conversations/dm:a:b/messages/1/reactions/ok",
+            "PUT, DELETE",
+        ),
         (Method::GET, "/v1/conversations/dm:a:b/read", "POST"),
         (Method::POST, "/v1/events", "GET"),
         (Method::POST, "/healthz", "GET"),

@@ -55,6 +55,7 @@ async fn a_fan_out_left_by_a_crashed_node_is_finished_once_by_another() {
             ts,
             body: Body::new(&format!(r#"{{"n":{n}}}"#), 100).unwrap(),
             client_id: Some(format!("k{n}")),
+            reply_to: None,
         },
         recipients: Recipients::Users(vec![uid("alice"), uid("bob")]),
         trim: FeedTrim::default(),
@@ -325,7 +326,13 @@ async fn a_seq_reused_after_redis_lost_writes_delivers_the_new_message() {
         poll.events
             .into_iter()
             .filter_map(|d| match d.data {
-                im_engine::EventData::Message(m) => Some((m.seq, m.body.get().to_owned())),
+                im_engine::EventData::Message(m) => Some((
+                    m.seq,
+                    m.body
+                        .as_ref()
+                        .map(|b| b.get().to_owned())
+                        .unwrap_or_default(),
+                )),
                 _ => None,
             })
             .collect()

@@ -34,6 +34,7 @@ fn outgoing(
             ts,
             body: Body::new(&format!(r#"{{"n":{ts}}}"#), 1024).unwrap(),
             client_id: client_id.map(str::to_owned),
+            reply_to: None,
         },
         recipients: Recipients::Users(recipients.iter().map(|r| uid(r)).collect()),
         trim: FeedTrim::default(),
