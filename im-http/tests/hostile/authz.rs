@@ -75,6 +75,19 @@ GET    /v1/conversations/group:g1/messages/1      -                             
 POST   /v1/conversations/dm:alice:bob/read        {}                              401 401 401 403 200 200 403
 POST   /v1/conversations/group:g1/read            {}                              401 401 401 403 200 200 403
 
+# Messages that change: the sender edits its message (or an admin); the
+# sender or the group's owner deletes it (or an admin); participants react
+# (an admin, no participant, has no reaction of its own) and read the
+# reactions (as admins do). alice sent message 1 of both conversations.
+PATCH  /v1/conversations/dm:alice:bob/messages/1  {"body":{"t":2}}                401 401 401 403 403 200 200
+PATCH  /v1/conversations/group:g1/messages/1      {"body":{"t":2}}                401 401 401 403 403 200 200
+DELETE /v1/conversations/dm:alice:bob/messages/1  -                               401 401 401 403 403 200 200
+DELETE /v1/conversations/group:g1/messages/1      -                               401 401 401 403 403 200 200
+PUT    /v1/conversations/dm:alice:bob/messages/1/reactions/ok -                   401 401 401 403 200 200 403
+PUT    /v1/conversations/group:g1/messages/1/reactions/ok -                       401 401 401 403 200 200 403
+DELETE /v1/conversations/group:g1/messages/1/reactions/ok -                       401 401 401 403 200 200 403
+GET    /v1/conversations/group:g1/messages/1/reactions -                          401 401 401 403 200 200 200
+
 # Each caller's own feed.
 GET    /v1/events?wait=0                          -                               401 401 401 200 200 200 200
 "#;
