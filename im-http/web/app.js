@@ -15,8 +15,13 @@
 //   answer is retried with the same one: the server stores it once;
 // - everything a user wrote is put in the page as text (textContent or text
 //   nodes), never as HTML. The server's Content-Security-Policy refuses
-//   inline scripts as a second line of defence.
+//   inline scripts as a second line of defence;
+// - messages change: an edit, a delete or a reaction arrives as an `edit`,
+//   `delete` or `reaction` event and is applied in place, in every window.
 'use strict';
+
+// The reactions offered at one click; any other text can be typed.
+const QUICK_REACTIONS = ['👍', '❤️', '😂', '🎉'];
 
 const TOKEN_KEY = 'im-http.token';
 const PAGE = 50;
@@ -43,6 +48,7 @@ const state = {
   readInFlight: false,
   readDirty: false,
   era: 0, // bumped at sign-out: answers to an older era's requests are dropped
+  replyTo: null, // {seq, text}: the message the composer answers
 };
 
 // ---------------------------------------------------------------- helpers
@@ -204,6 +210,10 @@ function boot() {
     e.preventDefault();
     onSend();
   });
+  $('reply-cancel').addEventListener('click', () => {
+    state.replyTo = null;
+    renderReply();
+  });
   const input = $('composer-input');
   input.addEventListener('keydown', (e) => {
     if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
@@ -336,6 +346,25 @@ function connect() {
     f(data);
   });
   on('message', onMessage);
+  on('edit', onChanged);
+  on('delete', (d) => changeLocally(d.conversation, d.seq, (m) => {
+    m.body = null;
+    m.deleted_at = d.deleted_at;
+    delete m.edited_at;
+    delete m.reactions;
+  }));
+  on('reaction', (d) => changeLocally(d.conversation, d.seq, (m) => {
+    const list = m.reactions || [];
+    let r = list.find((x) => x.key === d.key);
+    if (!r) {
+      r = { key: d.key, count: 0, me: false };
+      list.push(r);
+    }
+    const added = d.change === 'added';
+    r.count += added ? 1 : -1;
+    if (d.user === state.me) r.me = added;
+    m.reactions = list.filter((x) => x.count > 0);
+  }));
   on('read', (d) => {
     const conv = state.convs.get(d.conversation);
     if (conv) conv.read_seq = Math.max(conv.read_seq || 0, d.seq);
@@ -412,6 +441,31 @@ function onMessage(msg) {
   refreshConversations();
 }
 
+// A message as it now is (an answer, an `edit` event): replaces the one
+// shown, and the list's preview when it is the newest.
+function onChanged(msg) {
+  changeLocally(msg.conversation, msg.seq, (m) => {
+    for (const k of Object.keys(m)) delete m[k];
+    Object.assign(m, msg);
+  });
+}
+
+// Applies `edit` to message `seq` of `id` where it is shown.
+function changeLocally(id, seq, edit) {
+  const conv = state.convs.get(id);
+  if (conv && conv.last && conv.last.seq === seq) {
+    edit(conv.last);
+    renderConversations();
+  }
+  if (isOpen(id)) {
+    const m = state.open.messages.find((x) => x.seq === seq);
+    if (m) {
+      edit(m);
+      renderMessages({});
+    }
+  }
+}
+
 // ---------------------------------------------------------------- list
 
 function isOpen(id) {
@@ -460,7 +514,7 @@ function renderConversations() {
     let preview = 'No messages yet';
     if (c.last) {
       const who = c.last.from === state.me ? 'You' : c.last.from;
-      const text = messageText(c.last.body).text;
+      const text = c.last.deleted_at ? 'deleted message' : messageText(c.last.body).text;
       preview = group || c.last.from === state.me ? `${who}: ${text}` : text;
     }
     const classes = [isOpen(c.id) ? 'active' : '', c.unread ? 'unread' : ''].join(' ').trim();
@@ -591,6 +645,8 @@ async function openConversation(id) {
   if (isOpen(id)) return;
   const open = { id, ...describe(id), messages: [], seqs: new Set(), hasMore: false, loadingOlder: false, loaded: false };
   state.open = open;
+  state.replyTo = null;
+  renderReply();
   history.replaceState(null, '', `${location.pathname}${location.search}#${enc(id)}`);
   $('no-conversation').hidden = true;
   $('open-conversation').hidden = false;
@@ -649,6 +705,11 @@ async function loadHeader(open) {
     if (open.kind === 'group') {
       const g = await api('GET', `/v1/groups/${enc(open.with)}`);
       if (state.open !== open) return;
+      // The owner deletes anyone's message: its page offers that.
+      if (open.owner !== g.owner) {
+        open.owner = g.owner;
+        renderMessages({});
+      }
       $('conv-sub').textContent = `${g.members} member${g.members === 1 ? '' : 's'} · ${g.join === 'open' ? 'open group' : 'invite only'} · owner ${g.owner}`;
     } else {
       const u = await api('GET', `/v1/users/${enc(open.with)}`);
@@ -734,13 +795,92 @@ function renderMessages({ stick = false, keepTop = false }) {
 
 function messageItem(open, m, cont, lastOfRun) {
   const mine = m.from === state.me;
-  const { text, json } = messageText(m.body);
+  const deleted = Boolean(m.deleted_at);
+  const { text, json } = deleted ? { text: 'This message was deleted', json: false } : messageText(m.body);
   const showFrom = !mine && open.kind === 'group' && !cont;
-  const classes = ['msg', mine ? 'mine' : '', cont ? 'cont' : ''].join(' ').trim();
+  const classes = ['msg', mine ? 'mine' : '', cont ? 'cont' : '', deleted ? 'deleted' : ''].join(' ').trim();
+  const meta = [lastOfRun ? clock(m.ts) : null, m.edited_at ? 'edited' : null].filter(Boolean).join(' · ');
   return h('li', { class: classes, 'data-seq': m.seq, 'data-from': m.from, title: new Date(m.ts).toLocaleString() },
     showFrom ? h('span', { class: 'from' }, m.from) : null,
+    m.reply_to ? replyQuote(open, m.reply_to) : null,
     h('div', { class: `bubble ${json ? 'json' : ''}` }, text),
-    lastOfRun ? h('span', { class: 'meta' }, clock(m.ts)) : null);
+    m.reactions && m.reactions.length ? h('div', { class: 'reactions' },
+      ...m.reactions.map((r) => h('button', {
+        type: 'button',
+        class: `reaction ${r.me ? 'me' : ''}`.trim(),
+        'data-key': r.key,
+        title: r.me ? 'Take your reaction back' : 'React the same',
+        onclick: () => react(open, m, r.key, !r.me),
+      }, `${r.key} ${r.count}`))) : null,
+    deleted ? null : messageActions(open, m, mine, text),
+    meta ? h('span', { class: 'meta' }, meta) : null);
+}
+
+// The quote of the message replied to, as far as it is loaded.
+function replyQuote(open, seq) {
+  const q = open.messages.find((x) => x.seq === seq);
+  const text = !q ? `message #${seq}` : q.deleted_at ? 'deleted message' : messageText(q.body).text;
+  return h('div', { class: 'quote', 'data-reply-to': seq }, q ? `${q.from}: ${text}` : text);
+}
+
+// Reply, react, and for what the user may change, edit and delete.
+function messageActions(open, m, mine, text) {
+  const owner = open.kind === 'group' && open.owner === state.me;
+  const act = (name, label, title, f) => h('button', { type: 'button', class: 'act', 'data-action': name, title, onclick: f }, label);
+  return h('div', { class: 'actions' },
+    act('reply', '↩', 'Reply', () => startReply(m, text)),
+    ...QUICK_REACTIONS.map((k) => act(`react-${k}`, k, `React ${k}`, () => react(open, m, k, true))),
+    act('react', '+', 'React with any text', () => {
+      const key = prompt('React with:');
+      if (key) react(open, m, key, true);
+    }),
+    mine ? act('edit', '✎', 'Edit', () => editMessage(open, m, text)) : null,
+    mine || owner ? act('delete', '🗑', 'Delete for everyone', () => deleteMessage(open, m)) : null);
+}
+
+function messagePath(open, m) {
+  return `/v1/conversations/${enc(open.id)}/messages/${m.seq}`;
+}
+
+// Every change answers the message as it now is; the event that follows
+// changes nothing more.
+async function react(open, m, key, add) {
+  try {
+    onChanged(await api(add ? 'PUT' : 'DELETE', `${messagePath(open, m)}/reactions/${enc(key)}`));
+  } catch (err) {
+    if (err.code !== 'signed_out') showError(`Could not react: ${err.message}`);
+  }
+}
+
+async function editMessage(open, m, text) {
+  const body = prompt('Edit your message:', text);
+  if (body === null || body === text || !body.trim()) return;
+  try {
+    onChanged(await api('PATCH', messagePath(open, m), { body: { text: body } }));
+  } catch (err) {
+    if (err.code !== 'signed_out') showError(`Could not edit: ${err.message}`);
+  }
+}
+
+async function deleteMessage(open, m) {
+  if (!confirm('Delete this message for everyone?')) return;
+  try {
+    onChanged(await api('DELETE', messagePath(open, m)));
+  } catch (err) {
+    if (err.code !== 'signed_out') showError(`Could not delete: ${err.message}`);
+  }
+}
+
+function startReply(m, text) {
+  state.replyTo = { seq: m.seq, text: `${m.from}: ${text}` };
+  renderReply();
+  $('composer-input').focus();
+}
+
+function renderReply() {
+  const bar = $('reply-bar');
+  bar.hidden = !state.replyTo;
+  $('reply-text').textContent = state.replyTo ? `Replying to ${state.replyTo.text}` : '';
 }
 
 function pendingItem(p) {
@@ -760,7 +900,12 @@ function onSend() {
   if (!state.open || !text.trim()) return;
   input.value = '';
   input.rows = 1;
-  const p = { client_id: newClientId(), conv: state.open.id, text, status: 'sending', attempts: 0, timer: null };
+  const p = {
+    client_id: newClientId(), conv: state.open.id, text, reply_to: state.replyTo ? state.replyTo.seq : null,
+    status: 'sending', attempts: 0, timer: null,
+  };
+  state.replyTo = null;
+  renderReply();
   state.pending.set(p.client_id, p);
   renderMessages({ stick: true });
   attemptSend(p);
@@ -775,8 +920,9 @@ async function attemptSend(p) {
   p.attempts += 1;
   clearTimeout(p.timer);
   try {
-    const msg = await api('POST', `/v1/conversations/${enc(p.conv)}/messages`,
-      { body: { text: p.text }, client_id: p.client_id });
+    const send = { body: { text: p.text }, client_id: p.client_id };
+    if (p.reply_to) send.reply_to = p.reply_to;
+    const msg = await api('POST', `/v1/conversations/${enc(p.conv)}/messages`, send);
     state.pending.delete(p.client_id);
     onMessage(msg);
   } catch (err) {

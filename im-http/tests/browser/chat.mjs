@@ -261,6 +261,32 @@ try {
   await seesMessage('alice', A, 'glad to be here');
   check((await texts(A, '#message-list li.msg[data-from="bob"] .from')).includes('bob'), 'group messages name their sender');
 
+  log('messages change: a reply, an edit, a reaction and a delete, live in the other window');
+  const msg = (page, text) => page.locator('#message-list li.msg', { has: page.locator('.bubble', { hasText: text }) });
+  const act = async (page, text, action) => {
+    const li = msg(page, text);
+    await li.hover();
+    await li.locator(`[data-action="${action}"]`).click();
+  };
+  await act(B, 'welcome to the team', 'reply');
+  check((await B.locator('#reply-text').textContent()) === 'Replying to alice: welcome to the team', 'the composer shows the reply');
+  await send(B, 'a reply');
+  await seesMessage('alice', A, 'a reply');
+  await until('alice to see the quote', async () => (await msg(A, 'a reply').locator('.quote').textContent()) === 'alice: welcome to the team');
+  B.once('dialog', (d) => d.accept('glad, really'));
+  await act(B, 'glad to be here', 'edit');
+  await seesMessage('alice', A, 'glad, really');
+  check(!(await bubbles(A)).includes('glad to be here'), 'the old text is gone from alice\'s window');
+  await until('alice to see it marked edited', async () => (await msg(A, 'glad, really').locator('.meta').textContent()).includes('edited'));
+  await act(A, 'glad, really', 'react-👍');
+  await until('bob to see alice\'s reaction', async () => (await msg(B, 'glad, really').locator('.reaction').allTextContents()).join() === '👍 1');
+  check(await msg(A, 'glad, really').locator('.reaction.me').count() === 1, 'alice sees her own reaction as hers');
+  A.once('dialog', (d) => d.accept());
+  await act(A, 'a reply', 'delete');
+  await until('bob to see his reply deleted', async () => (await bubbles(B)).includes('This message was deleted') && !(await bubbles(B)).includes('a reply'));
+  await until('the list to preview it as deleted', async () => (await B.locator(`#conversations li[data-id="${GROUP}"] .preview`).textContent()) === 'You: deleted message');
+  await screenshots('-changes');
+
   log('bob looks at the direct conversation: the group counts up, then clears');
   await openConv(B, DM);
   await send(A, 'one for the group');
