@@ -14,6 +14,7 @@
 //! figures: `http_send`, `engine_send`, `fanout`, `store_figures`;
 //! `redis_bench` starts the Redis servers and measures the Redis ceiling.
 
+mod changes;
 mod child;
 mod client;
 mod engine_send;
@@ -89,7 +90,7 @@ struct Cli {
     /// Where to write the JSON report.
     #[arg(long, default_value = "target/bench/report.json")]
     json: PathBuf,
-    /// Run only these groups: http, engine, fanout, store.
+    /// Run only these groups: http, engine, changes, fanout, store.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
 }
@@ -140,7 +141,7 @@ fn main() -> std::process::ExitCode {
     eprintln!("im-bench on {}", report.machine);
     // The Redis rows need real servers; missing tools fail the run (only
     // IM_SKIP_REDIS=1 leaves the rows out).
-    let servers = if wants("engine") || wants("store") {
+    let servers = if wants("engine") || wants("store") || wants("changes") {
         match redis_bench::Servers::start() {
             Ok(s) => s,
             Err(e) => {
@@ -162,6 +163,10 @@ fn main() -> std::process::ExitCode {
         if wants("engine") {
             eprintln!("engine send, in process:");
             engine_send::run(&mut report, &scale, &redis).await;
+        }
+        if wants("changes") {
+            eprintln!("edits and reactions beside sends, in process:");
+            changes::run(&mut report, &scale, &redis).await;
         }
         if wants("fanout") {
             eprintln!("SSE fan-out and idle streams:");

@@ -28,6 +28,8 @@ fn every_figure_is_produced() {
     let mut groups = vec![
         "HTTP send",
         "engine send",
+        "edit, memory",
+        "reaction, sled durable",
         "SSE fan-out",
         "idle SSE memory",
         "every feed",
@@ -39,6 +41,7 @@ fn every_figure_is_produced() {
             "engine send, redis cluster",
             "group, redis",
             "group, redis cluster",
+            "edit, redis cluster",
         ]);
     }
     for group in groups {
