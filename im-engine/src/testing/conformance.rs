@@ -773,6 +773,57 @@ pub async fn contacts_linked_in_one_millisecond_list_newest_first<F: StoreFactor
     assert_eq!(ids(list), ["carol", "aaron", "bob"]);
 }
 
+/// After a delete the old body is in no answer, no event and no store
+/// read: history, one message, the conversation list, every feed replayed
+/// from its oldest event (the recent-message cache included: the message
+/// was just delivered), and the store's own reads. A repeated send with its
+/// `client_id` answers the deleted message.
+pub async fn a_deleted_body_is_nowhere<F: StoreFactory>() {
+    let (engine, _data) = fixture::<F>().await;
+    let dm = conv("dm:alice:bob");
+    let secret = Body::new(r#"{"secret":"7c1f"}"#, 1024).expect("valid test body");
+    let mut request = SendRequest::new(secret.clone());
+    request.client_id = Some("k".into());
+    let (m, _) = engine
+        .send(&me("alice"), &dm, request.clone())
+        .await
+        .unwrap();
+    // Delivered once, so that the recent-message cache holds it.
+    let _ = engine.feed(&me("bob"), Start::Oldest, 100).await.unwrap();
+    engine
+        .react(&me("bob"), &dm, m.seq, "ok", true)
+        .await
+        .unwrap();
+    let deleted = engine.delete(&me("alice"), &dm, m.seq).await.unwrap();
+    assert_eq!((deleted.body.as_ref(), deleted.deleted_at), (None, Some(1)));
+    assert!(deleted.reactions.is_empty());
+    let (again, new) = engine.send(&me("alice"), &dm, request).await.unwrap();
+    assert_eq!((again, new), (deleted.clone(), false));
+
+    let mut seen = Vec::new();
+    for u in ["alice", "bob"] {
+        let page = engine.feed(&me(u), Start::Oldest, 100).await.unwrap();
+        seen.push(format!("{page:?}"));
+        let list = engine.conversations(&me(u), None).await.unwrap();
+        seen.push(format!("{list:?}"));
+        let history = engine
+            .history(&me(u), &dm, HistoryQuery::default())
+            .await
+            .unwrap();
+        seen.push(format!("{history:?}"));
+        seen.push(format!(
+            "{:?}",
+            engine.message(&me(u), &dm, m.seq).await.unwrap()
+        ));
+    }
+    let stored = engine.store().messages(&dm, 0, u64::MAX).await.unwrap();
+    seen.push(format!("{stored:?}"));
+    for s in seen {
+        assert!(!s.contains("7c1f"), "the deleted body is still there: {s}");
+    }
+    assert_eq!(stored, [deleted]);
+}
+
 /// One group event as a feed shows it: a message's seq, or a membership
 /// change.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -94,6 +94,7 @@ macro_rules! store_conformance_tests {
             concurrent_sends_get_dense_seqs,
             membership_changes_are_ordered_with_sends,
             contacts_linked_in_one_millisecond_list_newest_first,
+            a_deleted_body_is_nowhere,
             live_stream_switches_from_replay_without_gap,
             everything_survives_reopen,
         );
