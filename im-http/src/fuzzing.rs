@@ -281,7 +281,8 @@ mod commands {
     }
 
     /// Feed cursors mostly of the store's own epoch, near its head, so
-    /// that resuming is exercised rather than only resets.
+    /// that resuming is exercised rather than only resets; changes to
+    /// messages that exist rather than only to missing ones.
     fn near(command: Command) -> Command {
         match command {
             Command::Feed {
@@ -301,6 +302,35 @@ mod commands {
                     limit: limit % 64,
                 }
             }
+            // Messages that exist: a few seqs from 1.
+            Command::Edit {
+                conversation,
+                seq,
+                body,
+            } => Command::Edit {
+                conversation,
+                seq: seq % 8,
+                body,
+            },
+            Command::Delete { conversation, seq } => Command::Delete {
+                conversation,
+                seq: seq % 8,
+            },
+            Command::React {
+                conversation,
+                seq,
+                key,
+                add,
+            } => Command::React {
+                conversation,
+                seq: seq % 8,
+                key,
+                add,
+            },
+            Command::Reactions { conversation, seq } => Command::Reactions {
+                conversation,
+                seq: seq % 8,
+            },
             other => other,
         }
     }
