@@ -22,7 +22,7 @@ pub struct ReactionCount<'a> {
     pub me: bool,
 }
 
-/// A message as `viewer` sees it (see the [module docs](self)).
+/// A message as `viewer` sees it: its reactions counted, with `me`.
 #[derive(Debug, Clone, Copy)]
 pub struct MessageView<'a> {
     message: &'a Message,
