@@ -10,7 +10,8 @@
 //!
 //! # Layout
 //!
-//! - `lib.rs`: [`App`], [`Config`] and [`serve`], the accept loop.
+//! - `lib.rs`: [`App`] and [`Config`].
+//! - `server`: [`serve`], the accept loop.
 //! - `routes`: [`ROUTES`], the route table (method, path pattern, token,
 //!   name, body, handler), and the matcher built from it.
 //! - `dispatch`: what every matched request goes through: token, rate
@@ -69,13 +70,8 @@ use bytes::Bytes;
 use http_body_util::combinators::UnsyncBoxBody;
 use hyper::body::Body;
 use hyper::header::HeaderValue;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Request, Response};
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use im_engine::{Engine, Store};
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub mod auth;
@@ -90,6 +86,7 @@ mod metrics;
 pub mod openapi;
 mod protect;
 mod routes;
+mod server;
 mod sse;
 mod strict_json;
 mod web;
@@ -99,6 +96,7 @@ pub use auth::Auth;
 pub use error::ApiError;
 pub use protect::{Protection, Rate};
 pub use routes::{ROUTES, Route};
+pub use server::serve;
 pub use write_timeout::WriteTimeout;
 
 /// The body of every answer.
@@ -306,91 +304,6 @@ impl<S: Store> App<S> {
 fn new_request_id() -> HeaderValue {
     HeaderValue::from_str(&format!("{:032x}", rand::random::<u128>()))
         .expect("hex digits are a valid header value")
-}
-
-/// Bytes a connection may hold unsent before it stops counting as writable.
-#[cfg(any(target_os = "linux", target_os = "android"))]
-const UNSENT_LOW_WATER: u32 = 128 * 1024;
-
-/// Serves `app` on `listener` until `shutdown` resolves.
-///
-/// One task per connection, HTTP/1.1 with keep-alive; a connection whose
-/// writes stay blocked for [`Config::sse_stall_timeout`] is closed
-/// ([`WriteTimeout`]). On shutdown it stops
-/// accepting, ends every event stream and long poll, lets the open requests
-/// finish (for at most [`Config::shutdown_grace`]), then flushes the store.
-///
-/// # Errors
-///
-/// The store's failure to flush, as an I/O error. Failures to accept a
-/// connection are logged and do not stop the server.
-pub async fn serve<S: Store>(
-    listener: TcpListener,
-    app: App<S>,
-    shutdown: impl Future<Output = ()>,
-) -> std::io::Result<()> {
-    let mut builder = http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(app.config().header_read_timeout);
-    let graceful = GracefulShutdown::new();
-    let connections = protect::Connections::new(&app.config().protection);
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    // Out of file descriptors and the like: wait rather
-                    // than spin, and keep serving the connections we have.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        let Some((stream, permit)) = connections.admit(stream, peer.ip()) else {
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
-        // The socket counts as writable while less than this is unsent, not
-        // once a third of a send buffer autotuned to megabytes has drained:
-        // a client that reads slowly but steadily makes write progress, so
-        // the write time-out below closes only clients that stopped.
-        #[cfg(any(target_os = "linux", target_os = "android"))]
-        let _ = socket2::SockRef::from(&stream).set_tcp_notsent_lowat(UNSENT_LOW_WATER);
-        let service = {
-            let app = app.clone();
-            service_fn(move |req: Request<hyper::body::Incoming>| {
-                let app = app.clone();
-                // Boxed: hyper keeps room for a request's future for the
-                // whole life of its connection, and every open event
-                // stream holds a connection. Boxed, that room is a pointer
-                // and the future itself is freed once it has answered.
-                Box::pin(async move { Ok::<_, Infallible>(app.handle(req).await) })
-            })
-        };
-        // A client too slow to keep up with its event stream is closed here.
-        let io = WriteTimeout::new(stream, app.config().sse_stall_timeout);
-        let conn = graceful.watch(builder.serve_connection(TokioIo::new(io), service));
-        tokio::spawn(async move {
-            let _permit = permit;
-            if let Err(e) = conn.await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
-            }
-        });
-    }
-    drop(listener);
-    tracing::info!("shutting down");
-    app.close_streams();
-    tokio::select! {
-        () = graceful.shutdown() => {}
-        () = tokio::time::sleep(app.config().shutdown_grace) => {
-            tracing::warn!("connections still open after the grace period are dropped");
-        }
-    }
-    app.engine().flush().await.map_err(std::io::Error::other)
 }
 
 /// The workspace README's Rust examples, compiled and run as doctests so
