@@ -64,6 +64,8 @@ where
             Ok(handlers::respond(outcome, &actor.user, app.metrics()))
         }
         Handler::Healthz => handlers::healthz(app, route.name()).await,
+        Handler::Livez => Ok(handlers::livez()),
+        Handler::Readyz => handlers::readyz(app, route.name()).await,
         Handler::OpenApi => Ok(crate::openapi::response()),
         Handler::Web => crate::web::file(params.file().unwrap_or("index.html"), req.headers()),
         Handler::Metrics => handlers::metrics(app, caller(actor.as_ref())?),

@@ -418,6 +418,25 @@ pub(crate) async fn healthz<S: Store>(
     Ok(json(StatusCode::OK, &json!({"ok": true})))
 }
 
+/// `GET /livez`: 200 while the process runs. It calls nothing, so a store
+/// outage never gets a healthy process restarted.
+pub(crate) fn livez() -> Response<BoxBody> {
+    json(StatusCode::OK, &json!({"ok": true}))
+}
+
+/// `GET /readyz`: 200 when the store answers and the server is not shutting
+/// down, so a load balancer sends new requests elsewhere while it drains.
+pub(crate) async fn readyz<S: Store>(
+    app: &App<S>,
+    name: &'static str,
+) -> Result<Response<BoxBody>, ApiError> {
+    if app.is_shutting_down() {
+        return Err(ApiError::ShuttingDown);
+    }
+    app.metrics().timed(name, app.engine().ping()).await?;
+    Ok(json(StatusCode::OK, &json!({"ok": true})))
+}
+
 /// `GET /metrics`, for admins.
 pub(crate) fn metrics<S: Store>(
     app: &App<S>,

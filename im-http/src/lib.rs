@@ -64,6 +64,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -126,6 +127,10 @@ pub struct Config {
     /// event stream's client too slow to keep up is disconnected, and
     /// resumes with its cursor, losing nothing ([`WriteTimeout`]).
     pub sse_stall_timeout: Duration,
+    /// On shutdown, how long the server keeps serving with `/readyz`
+    /// answering 503 before it stops accepting, so that a load balancer
+    /// that polls it stops sending new clients first (0: stop at once).
+    pub shutdown_delay: Duration,
     /// On shutdown, how long open connections get to finish.
     pub shutdown_grace: Duration,
     /// Rate limits and connection caps.
@@ -142,6 +147,7 @@ impl Config {
             long_poll_max: Duration::from_secs(60),
             header_read_timeout: Duration::from_secs(30),
             sse_stall_timeout: Duration::from_secs(10),
+            shutdown_delay: Duration::ZERO,
             shutdown_grace: Duration::from_secs(10),
             protection: Protection::default(),
         }
@@ -157,6 +163,7 @@ impl std::fmt::Debug for Config {
             .field("long_poll_max", &self.long_poll_max)
             .field("header_read_timeout", &self.header_read_timeout)
             .field("sse_stall_timeout", &self.sse_stall_timeout)
+            .field("shutdown_delay", &self.shutdown_delay)
             .field("shutdown_grace", &self.shutdown_grace)
             .field("protection", &self.protection)
             .finish()
@@ -179,6 +186,8 @@ struct Inner<S> {
     auth: Auth,
     metrics: Arc<metrics::Metrics>,
     guards: protect::Guards,
+    /// Set once the server begins to shut down: `/readyz` answers 503.
+    draining: AtomicBool,
     /// Set once the server shuts down: event streams and long polls end.
     closing: watch::Sender<bool>,
 }
@@ -209,6 +218,7 @@ impl<S: Store> App<S> {
                 guards: protect::Guards::new(&config.protection),
                 config,
                 metrics: Arc::default(),
+                draining: AtomicBool::new(false),
                 closing: watch::channel(false).0,
             }),
         }
@@ -237,11 +247,25 @@ impl<S: Store> App<S> {
         &self.inner.guards
     }
 
+    /// Marks the server as shutting down: `GET /readyz` answers 503 from
+    /// now on, and everything else is served as before. [`serve`] calls it
+    /// as soon as its shutdown future resolves, then waits
+    /// [`Config::shutdown_delay`] before it stops accepting.
+    pub fn drain(&self) {
+        self.inner.draining.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether [`App::drain`] or [`App::close_streams`] has been called.
+    pub fn is_shutting_down(&self) -> bool {
+        self.inner.draining.load(Ordering::SeqCst) || *self.inner.closing.borrow()
+    }
+
     /// Ends every event stream and long poll, now and from now on, so that
     /// connections can finish. [`serve`] calls it on shutdown; a program
     /// that mounts [`App::handle`] itself calls it before waiting for its
     /// connections.
     pub fn close_streams(&self) {
+        self.drain();
         self.inner.closing.send_replace(true);
     }
 

@@ -22,10 +22,12 @@ const UNSENT_LOW_WATER: u32 = 128 * 1024;
 /// Serves `app` on `listener` until `shutdown` resolves.
 ///
 /// One task per connection, HTTP/1.1 with keep-alive; a connection whose
-/// writes stay blocked for [`Config::sse_stall_timeout`] is closed
-/// ([`WriteTimeout`]). On shutdown it stops
-/// accepting, ends every event stream and long poll, lets the open requests
-/// finish (for at most [`Config::shutdown_grace`]), then flushes the store.
+/// writes stay blocked for [`Config::sse_stall_timeout`](crate::Config::sse_stall_timeout) is closed
+/// ([`WriteTimeout`]). On shutdown it marks the server as draining
+/// (`/readyz` answers 503) and keeps serving for
+/// [`Config::shutdown_delay`](crate::Config::shutdown_delay), then stops accepting, ends every event stream
+/// and long poll, lets the open requests finish (for at most
+/// [`Config::shutdown_grace`](crate::Config::shutdown_grace)), then flushes the store.
 ///
 /// # Errors
 ///
@@ -43,8 +45,22 @@ pub async fn serve<S: Store>(
     let graceful = GracefulShutdown::new();
     let connections = protect::Connections::new(&app.config().protection);
     let mut shutdown = std::pin::pin!(shutdown);
+    // Set once `shutdown` has resolved: the server still accepts until this
+    // delay (`Config::shutdown_delay`) is over, with `/readyz` answering 503.
+    let mut draining: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
     loop {
         let (stream, peer) = tokio::select! {
+            () = &mut shutdown, if draining.is_none() => {
+                app.drain();
+                let delay = app.config().shutdown_delay;
+                if delay.is_zero() {
+                    break;
+                }
+                tracing::info!(delay_ms = delay.as_millis(), "draining: /readyz answers 503");
+                draining = Some(Box::pin(tokio::time::sleep(delay)));
+                continue;
+            }
+            () = async { draining.as_mut().expect("guarded").await }, if draining.is_some() => break,
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(e) => {
@@ -55,7 +71,6 @@ pub async fn serve<S: Store>(
                     continue;
                 }
             },
-            () = &mut shutdown => break,
         };
         let Some((stream, permit)) = connections.admit(stream, peer.ip()) else {
             continue;

@@ -132,6 +132,11 @@ struct Serve {
     /// Seconds a client may take to send a request head.
     #[arg(long, default_value_t = 30)]
     header_timeout_secs: u64,
+    /// Seconds the server keeps serving on SIGINT or SIGTERM with /readyz
+    /// answering 503, before it stops accepting, so that a load balancer
+    /// polling /readyz sends new clients elsewhere first.
+    #[arg(long, default_value_t = 0)]
+    shutdown_delay_secs: u64,
     /// Seconds open requests get to finish on shutdown.
     #[arg(long, default_value_t = 10)]
     shutdown_grace_secs: u64,
@@ -337,6 +342,7 @@ async fn serve(args: Serve) -> Result<(), BoxError> {
     let mut config = Config::new(secret);
     config.keep_alive = Duration::from_secs(args.keep_alive_secs.max(1));
     config.header_read_timeout = Duration::from_secs(args.header_timeout_secs.max(1));
+    config.shutdown_delay = Duration::from_secs(args.shutdown_delay_secs);
     config.shutdown_grace = Duration::from_secs(args.shutdown_grace_secs);
     args.protection.apply(&mut config);
     let listener = bind(args.listen)?;

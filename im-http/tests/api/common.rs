@@ -109,9 +109,16 @@ impl<S: Store> Server<S> {
         names.map(|n| self.client(n))
     }
 
+    /// Resolves `serve`'s shutdown future and returns at once.
+    pub fn begin_stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            stop.send(()).unwrap();
+        }
+    }
+
     /// Shuts the server down and waits for `serve` to return.
     pub async fn stop(mut self) {
-        self.stop.take().unwrap().send(()).unwrap();
+        self.begin_stop();
         let task = self.task.take().unwrap();
         tokio::time::timeout(WAIT, task)
             .await

@@ -12,6 +12,7 @@ mod membership;
 mod messages;
 mod numbers;
 mod outage;
+mod probes;
 mod service;
 #[cfg(all(feature = "cli", feature = "sled"))]
 mod sled;

@@ -153,6 +153,12 @@ async fn a_store_outage_is_503_with_a_generic_message() {
     down.store(true, Ordering::SeqCst);
     let r = s.anonymous().get("/healthz").await;
     r.assert_error(503, "unavailable");
+    // Not ready while the store is down, but alive: restarting would not help.
+    s.anonymous()
+        .get("/readyz")
+        .await
+        .assert_error(503, "unavailable");
+    assert_eq!(s.anonymous().get("/livez").await.status, 200);
     let r = alice.send("dm:alice:bob", json!({"text": "hi"})).await;
     r.assert_error(503, "unavailable");
     assert!(!r.text().contains("test store"), "{}", r.text());
@@ -174,6 +180,7 @@ async fn a_store_outage_is_503_with_a_generic_message() {
 
     down.store(false, Ordering::SeqCst);
     assert_eq!(s.anonymous().get("/healthz").await.status, 200);
+    assert_eq!(s.anonymous().get("/readyz").await.status, 200);
     let r = alice.send("dm:alice:bob", json!({"text": "hi"})).await;
     assert_eq!((r.status, r.json()["seq"].clone()), (201, json!(1)));
 }
