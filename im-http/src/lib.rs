@@ -116,6 +116,11 @@ pub struct Config {
     pub secret: Vec<u8>,
     /// A `: keep-alive` comment is sent on an idle event stream this often.
     pub keep_alive: Duration,
+    /// The base of the reconnection delay each event stream announces in
+    /// its first line (`retry:`); each stream adds a random jitter of up to
+    /// as much again, so that clients cut off together (a restart) do not
+    /// all come back in the same second.
+    pub sse_retry: Duration,
     /// A long poll's wait when the request names none.
     pub long_poll_default: Duration,
     /// The longest wait a long poll may ask for.
@@ -143,6 +148,7 @@ impl Config {
         Self {
             secret: secret.into(),
             keep_alive: Duration::from_secs(15),
+            sse_retry: Duration::from_secs(3),
             long_poll_default: Duration::from_secs(25),
             long_poll_max: Duration::from_secs(60),
             header_read_timeout: Duration::from_secs(30),
@@ -159,6 +165,7 @@ impl std::fmt::Debug for Config {
         f.debug_struct("Config")
             .field("secret", &"<redacted>")
             .field("keep_alive", &self.keep_alive)
+            .field("sse_retry", &self.sse_retry)
             .field("long_poll_default", &self.long_poll_default)
             .field("long_poll_max", &self.long_poll_max)
             .field("header_read_timeout", &self.header_read_timeout)

@@ -299,6 +299,11 @@ pub struct Sse {
     raw: Vec<u8>,
     text: Vec<u8>,
     pub ended: bool,
+    /// The last `retry:` the stream sent, in milliseconds. A block with
+    /// nothing else is no frame: it is kept here and skipped.
+    pub retry: Option<u64>,
+    /// Body bytes read, for a body with a `Content-Length`.
+    body_read: usize,
 }
 
 impl Sse {
@@ -330,6 +335,8 @@ impl Sse {
             raw: Vec::new(),
             text: Vec::new(),
             ended: false,
+            retry: None,
+            body_read: 0,
         };
         let deadline = tokio::time::Instant::now() + WAIT;
         let end = loop {
@@ -370,8 +377,18 @@ impl Sse {
         }
     }
 
-    /// Moves whole chunks from `raw` to `text`.
+    /// Moves whole chunks from `raw` to `text` (or everything, for a body
+    /// with a `Content-Length`, which ends at that length).
     fn dechunk(&mut self) {
+        if let Some(length) = self.header("content-length") {
+            let length: usize = length.parse().unwrap();
+            self.body_read += self.raw.len();
+            self.text.append(&mut self.raw);
+            if self.body_read >= length {
+                self.ended = true;
+            }
+            return;
+        }
         while let Some(line_end) = find(&self.raw, b"\r\n") {
             let line = std::str::from_utf8(&self.raw[..line_end]).unwrap();
             let size = usize::from_str_radix(line.split(';').next().unwrap().trim(), 16).unwrap();
@@ -398,7 +415,12 @@ impl Sse {
             if let Some(i) = find(&self.text, b"\n\n") {
                 let block = String::from_utf8(self.text[..i].to_vec()).unwrap();
                 self.text.drain(..i + 2);
-                return Some(parse_block(&block));
+                let (retry, frame) = parse_block(&block);
+                self.retry = retry.or(self.retry);
+                match frame {
+                    Some(frame) => return Some(frame),
+                    None => continue,
+                }
             }
             if self.ended || !self.fill(deadline).await {
                 return None;
@@ -428,14 +450,22 @@ impl Sse {
     }
 }
 
-fn parse_block(block: &str) -> Frame {
+/// A block's `retry:` value, and the frame it is (none when it only had a
+/// `retry:` line).
+fn parse_block(block: &str) -> (Option<u64>, Option<Frame>) {
     if let Some(comment) = block.strip_prefix(':') {
-        return Frame::Comment(comment.trim().to_owned());
+        return (None, Some(Frame::Comment(comment.trim().to_owned())));
     }
     let (mut id, mut event, mut data) = (String::new(), String::new(), None);
+    let mut retry = None;
+    let mut fields = 0;
     for line in block.lines() {
         let (field, value) = line.split_once(": ").unwrap_or((line, ""));
+        if field != "retry" {
+            fields += 1;
+        }
         match field {
+            "retry" => retry = Some(value.parse().expect("retry is a number")),
             "id" => id = value.to_owned(),
             "event" => event = value.to_owned(),
             "data" => {
@@ -445,11 +475,15 @@ fn parse_block(block: &str) -> Frame {
             other => panic!("unexpected field {other:?} in {block:?}"),
         }
     }
-    Frame::Event(Event {
+    if fields == 0 {
+        return (retry, None);
+    }
+    let frame = Frame::Event(Event {
         id,
         event,
         data: data.unwrap_or(Value::Null),
-    })
+    });
+    (retry, Some(frame))
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
