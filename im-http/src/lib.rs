@@ -25,6 +25,7 @@
 //! - `write_timeout`: [`WriteTimeout`], which closes a connection whose writes stay
 //!   blocked (a client too slow for its event stream).
 //! - [`auth`]: HS256 bearer tokens.
+//! - `cors`: [`Cors`], which web pages on other origins may call the API.
 //! - [`error`]: [`ApiError`], which alone picks statuses and error codes,
 //!   and [`ErrorChain`](error::ErrorChain), an error with its sources for logs.
 //! - `metrics`: the Prometheus counters of `GET /metrics`.
@@ -76,6 +77,7 @@ use im_engine::{Engine, Store};
 use tokio::sync::watch;
 
 pub mod auth;
+mod cors;
 mod dispatch;
 pub mod error;
 mod extract;
@@ -94,6 +96,7 @@ mod web;
 mod write_timeout;
 
 pub use auth::Auth;
+pub use cors::{Cors, InvalidOrigin};
 pub use error::ApiError;
 pub use protect::{Protection, Rate};
 pub use routes::{ROUTES, Route};
@@ -140,6 +143,8 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// Rate limits and connection caps.
     pub protection: Protection,
+    /// Which web pages on other origins may call the API (off by default).
+    pub cors: Cors,
 }
 
 impl Config {
@@ -156,6 +161,7 @@ impl Config {
             shutdown_delay: Duration::ZERO,
             shutdown_grace: Duration::from_secs(10),
             protection: Protection::default(),
+            cors: Cors::off(),
         }
     }
 }
@@ -173,6 +179,7 @@ impl std::fmt::Debug for Config {
             .field("shutdown_delay", &self.shutdown_delay)
             .field("shutdown_grace", &self.shutdown_grace)
             .field("protection", &self.protection)
+            .field("cors", &self.cors)
             .finish()
     }
 }
@@ -308,14 +315,33 @@ impl<S: Store> App<S> {
         // The match borrows the path; the handler takes the request. A
         // `Uri` clone shares its bytes.
         let uri = req.uri().clone();
-        let (route, matched) = routes::route(&method, uri.path());
-        let name = matched.as_ref().map_or("", |m| m.route.name());
-        let mut resp = match matched {
-            Ok(matched) => dispatch::dispatch(self, req, matched)
-                .await
-                .unwrap_or_else(ApiError::into_response),
-            Err(e) => e.into_response(),
+        let cors = &self.inner.config.cors;
+        let origin = cors
+            .is_on()
+            .then(|| req.headers().get(hyper::header::ORIGIN).cloned())
+            .flatten();
+        let (route, name, answer) = if cors.is_on() && cors::is_preflight(&method, req.headers()) {
+            match routes::methods(uri.path()) {
+                Some((pattern, methods)) => (
+                    pattern,
+                    "preflight",
+                    cors::preflight(cors, req.headers(), methods),
+                ),
+                None => ("unmatched", "", Err(ApiError::NoRoute)),
+            }
+        } else {
+            let (route, matched) = routes::route(&method, uri.path());
+            let name = matched.as_ref().map_or("", |m| m.route.name());
+            let answer = match matched {
+                Ok(matched) => dispatch::dispatch(self, req, matched).await,
+                Err(e) => Err(e),
+            };
+            (route, name, answer)
         };
+        let mut resp = answer.unwrap_or_else(ApiError::into_response);
+        if cors.is_on() {
+            cors::headers(cors, origin.as_ref(), resp.headers_mut());
+        }
         let status = resp.status();
         resp.headers_mut().insert(REQUEST_ID, request_id.clone());
         self.inner.metrics.request(route, status.as_u16());

@@ -246,6 +246,13 @@ pub(crate) fn route<'p>(
     }
 }
 
+/// The pattern of `path` and the methods its routes answer, for a CORS
+/// preflight; `None` when no route has this path.
+pub(crate) fn methods(path: &str) -> Option<(&'static str, &'static [Method])> {
+    let found = ROUTER.at(path).ok()?;
+    Some((found.value.pattern, &found.value.allow))
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;

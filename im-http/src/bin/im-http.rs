@@ -155,8 +155,19 @@ struct Serve {
     /// within this many milliseconds.
     #[arg(long, default_value_t = 2000)]
     redis_timeout_ms: u64,
+    /// An origin whose web pages may call the API and open event streams
+    /// (`https://chat.example.com`); repeat it for more, or `*` for any.
+    /// Without it, answers carry no CORS headers.
+    #[arg(long, value_name = "ORIGIN", value_parser = origin)]
+    cors_origin: Vec<String>,
     #[command(flatten)]
     protection: protection::ProtectionArgs,
+}
+
+/// Checks one `--cors-origin` as the library will read it.
+fn origin(s: &str) -> Result<String, String> {
+    im_http::Cors::allow([s]).map_err(|e| e.to_string())?;
+    Ok(s.to_owned())
 }
 
 #[derive(Debug, Args)]
@@ -345,6 +356,7 @@ async fn serve(args: Serve) -> Result<(), BoxError> {
     config.shutdown_delay = Duration::from_secs(args.shutdown_delay_secs);
     config.shutdown_grace = Duration::from_secs(args.shutdown_grace_secs);
     args.protection.apply(&mut config);
+    config.cors = im_http::Cors::allow(&args.cors_origin)?;
     let listener = bind(args.listen)?;
     match &args.store {
         StoreSpec::Memory => run(listener, MemoryStore::new(), engine_config, config).await,

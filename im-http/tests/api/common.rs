@@ -320,9 +320,12 @@ impl Sse {
         token: &str,
         headers: &[(&str, &str)],
     ) -> Sse {
-        let mut req = format!(
-            "GET {path} HTTP/1.1\r\nhost: {addr}\r\naccept: text/event-stream\r\nauthorization: Bearer {token}\r\n"
-        );
+        let mut req =
+            format!("GET {path} HTTP/1.1\r\nhost: {addr}\r\naccept: text/event-stream\r\n");
+        // An empty token sends none: a browser's EventSource cannot.
+        if !token.is_empty() {
+            req.push_str(&format!("authorization: Bearer {token}\r\n"));
+        }
         for (k, v) in headers {
             req.push_str(&format!("{k}: {v}\r\n"));
         }

@@ -6,6 +6,7 @@ mod binary;
 mod changes;
 mod common;
 mod contacts;
+mod cors;
 mod events;
 mod groups;
 mod membership;
