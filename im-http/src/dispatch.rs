@@ -68,7 +68,7 @@ where
         Handler::Readyz => handlers::readyz(app, route.name()).await,
         Handler::OpenApi => Ok(crate::openapi::response()),
         Handler::Web => crate::web::file(params.file().unwrap_or("index.html"), req.headers()),
-        Handler::Metrics => handlers::metrics(app, caller(actor.as_ref())?),
+        Handler::Metrics => handlers::metrics(app, caller(actor.as_ref())?, req.headers()),
         Handler::Events => {
             let actor = caller(actor.as_ref())?;
             let permit = app.guards().open_stream(actor)?;

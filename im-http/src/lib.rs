@@ -28,7 +28,9 @@
 //! - `cors`: [`Cors`], which web pages on other origins may call the API.
 //! - [`error`]: [`ApiError`], which alone picks statuses and error codes,
 //!   and [`ErrorChain`](error::ErrorChain), an error with its sources for logs.
-//! - `metrics`: the Prometheus counters of `GET /metrics`.
+//! - `metrics`: the Prometheus metrics of `GET /metrics` (with
+//!   `prometheus-client`), the process metrics, and [`serve_metrics`], their
+//!   own listener without a token.
 //! - `web`: the web chat page (`GET /`, `GET /web/{file}`), embedded from
 //!   `im-http/web/`.
 //! - [`openapi`]: the OpenAPI document, checked against [`ROUTES`].
@@ -98,6 +100,7 @@ mod write_timeout;
 pub use auth::Auth;
 pub use cors::{Cors, InvalidOrigin};
 pub use error::ApiError;
+pub use metrics::listener::serve_metrics;
 pub use protect::{Protection, Rate};
 pub use routes::{ROUTES, Route};
 pub use server::serve;
@@ -344,13 +347,16 @@ impl<S: Store> App<S> {
         }
         let status = resp.status();
         resp.headers_mut().insert(REQUEST_ID, request_id.clone());
-        self.inner.metrics.request(route, status.as_u16());
+        let took = started.elapsed();
+        self.inner
+            .metrics
+            .request(&method, route, status.as_u16(), took);
         tracing::info!(
             method = %method,
             route,
             name,
             status = status.as_u16(),
-            duration_ms = %format_args!("{:.3}", started.elapsed().as_secs_f64() * 1000.0),
+            duration_ms = %format_args!("{:.3}", took.as_secs_f64() * 1000.0),
             request_id = request_id.to_str().unwrap_or_default(),
             "request"
         );

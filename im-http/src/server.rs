@@ -3,6 +3,7 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::Request;
@@ -43,7 +44,8 @@ pub async fn serve<S: Store>(
         .timer(TokioTimer::new())
         .header_read_timeout(app.config().header_read_timeout);
     let graceful = GracefulShutdown::new();
-    let connections = protect::Connections::new(&app.config().protection);
+    let connections =
+        protect::Connections::new(&app.config().protection, Arc::clone(app.metrics()));
     let mut shutdown = std::pin::pin!(shutdown);
     // Set once `shutdown` has resolved: the server still accepts until this
     // delay (`Config::shutdown_delay`) is over, with `/readyz` answering 503.
@@ -96,8 +98,9 @@ pub async fn serve<S: Store>(
         // A client too slow to keep up with its event stream is closed here.
         let io = WriteTimeout::new(stream, app.config().sse_stall_timeout);
         let conn = graceful.watch(builder.serve_connection(TokioIo::new(io), service));
+        let gauge = app.metrics().connection();
         tokio::spawn(async move {
-            let _permit = permit;
+            let _permit = (permit, gauge);
             if let Err(e) = conn.await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }

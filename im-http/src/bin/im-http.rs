@@ -98,6 +98,11 @@ struct Serve {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
+    /// Also serve GET /metrics on this address, without a token (on the
+    /// main address it needs an admin token). Bind it where only the
+    /// scraper reaches.
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<SocketAddr>,
     /// Where the data lives: `sled:<dir>` (an embedded database in <dir>),
     /// `memory` (lost on exit), `redis://host:port[/db]` or
     /// `redis+cluster://h1:p1,h2:p2,...` (shared by every node naming it;
@@ -358,8 +363,12 @@ async fn serve(args: Serve) -> Result<(), BoxError> {
     args.protection.apply(&mut config);
     config.cors = im_http::Cors::allow(&args.cors_origin)?;
     let listener = bind(args.listen)?;
+    let listeners = Listeners {
+        main: listener,
+        metrics: args.metrics_listen.map(bind).transpose()?,
+    };
     match &args.store {
-        StoreSpec::Memory => run(listener, MemoryStore::new(), engine_config, config).await,
+        StoreSpec::Memory => run(listeners, MemoryStore::new(), engine_config, config).await,
         #[cfg(feature = "sled")]
         StoreSpec::Sled(dir) => {
             let mut sled_config = im_store_sled::SledConfig::new(dir.clone());
@@ -372,7 +381,7 @@ async fn serve(args: Serve) -> Result<(), BoxError> {
                 tokio::task::spawn_blocking(move || im_store_sled::SledStore::open(sled_config))
                     .await?
                     .map_err(|e| format!("cannot open the sled store: {}", ErrorChain(&e)))?;
-            run(listener, store, engine_config, config).await
+            run(listeners, store, engine_config, config).await
         }
         #[cfg(not(feature = "sled"))]
         StoreSpec::Sled(_) => Err("this build has no sled store (feature `sled`)".into()),
@@ -384,7 +393,7 @@ async fn serve(args: Serve) -> Result<(), BoxError> {
             let store = im_store_redis::RedisStore::open(redis_config)
                 .await
                 .map_err(|e| format!("cannot open the redis store: {}", ErrorChain(&e)))?;
-            run(listener, store, engine_config, config).await
+            run(listeners, store, engine_config, config).await
         }
         #[cfg(not(feature = "redis"))]
         StoreSpec::Redis(url) => {
@@ -408,13 +417,25 @@ fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, BoxError> {
     Ok(socket.listen(4096)?)
 }
 
+/// The addresses `serve` listens on.
+struct Listeners {
+    main: tokio::net::TcpListener,
+    metrics: Option<tokio::net::TcpListener>,
+}
+
 async fn run<S: Store>(
-    listener: tokio::net::TcpListener,
+    listeners: Listeners,
     store: S,
     engine_config: im_engine::Config,
     config: Config,
 ) -> Result<(), BoxError> {
     let app = App::new(Engine::with_config(store, engine_config), config);
+    if let Some(metrics) = listeners.metrics {
+        let addr = metrics.local_addr()?;
+        tracing::info!(metrics_addr = %addr, "serving /metrics without a token");
+        tokio::spawn(im_http::serve_metrics(metrics, app.clone()));
+    }
+    let listener = listeners.main;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "listening");
     im_http::serve(listener, app, shutdown_signal()).await?;
