@@ -25,6 +25,7 @@
 //! - `write_timeout`: [`WriteTimeout`], which closes a connection whose writes stay
 //!   blocked (a client too slow for its event stream).
 //! - [`auth`]: HS256 bearer tokens.
+//! - `client`: [`ClientAddr`], who sent a request, for its log line.
 //! - `cors`: [`Cors`], which web pages on other origins may call the API.
 //! - [`error`]: [`ApiError`], which alone picks statuses and error codes,
 //!   and [`ErrorChain`](error::ErrorChain), an error with its sources for logs.
@@ -79,6 +80,7 @@ use im_engine::{Engine, Store};
 use tokio::sync::watch;
 
 pub mod auth;
+mod client;
 mod cors;
 mod dispatch;
 pub mod error;
@@ -98,6 +100,7 @@ mod web;
 mod write_timeout;
 
 pub use auth::Auth;
+pub use client::ClientAddr;
 pub use cors::{Cors, InvalidOrigin};
 pub use error::ApiError;
 pub use metrics::listener::serve_metrics;
@@ -148,6 +151,11 @@ pub struct Config {
     pub protection: Protection,
     /// Which web pages on other origins may call the API (off by default).
     pub cors: Cors,
+    /// Whether a request's log line names the first address of its
+    /// `X-Forwarded-For` as its client (see [`ClientAddr`]). Only behind a
+    /// reverse proxy that sets that header: a client can write anything in
+    /// it.
+    pub trust_forwarded_for: bool,
 }
 
 impl Config {
@@ -165,6 +173,7 @@ impl Config {
             shutdown_grace: Duration::from_secs(10),
             protection: Protection::default(),
             cors: Cors::off(),
+            trust_forwarded_for: false,
         }
     }
 }
@@ -183,6 +192,7 @@ impl std::fmt::Debug for Config {
             .field("shutdown_grace", &self.shutdown_grace)
             .field("protection", &self.protection)
             .field("cors", &self.cors)
+            .field("trust_forwarded_for", &self.trust_forwarded_for)
             .finish()
     }
 }
@@ -297,7 +307,9 @@ impl<S: Store> App<S> {
     /// Answers one request. Never fails: errors are answers too. Every
     /// answer carries `X-Request-Id` (the request's own, when it has a
     /// sensible one), and one log line names the method, route pattern and
-    /// name ([`Route`]), status, duration and request id.
+    /// name ([`Route`]), status, duration, request id and client (from the
+    /// request's [`ClientAddr`] extension, or its `X-Forwarded-For` with
+    /// [`Config::trust_forwarded_for`]).
     pub async fn handle<B>(&self, req: Request<B>) -> Response<BoxBody>
     where
         B: Body + Send + 'static,
@@ -314,6 +326,11 @@ impl<S: Store> App<S> {
             })
             .cloned()
             .unwrap_or_else(new_request_id);
+        let client = client::client(
+            req.extensions().get::<ClientAddr>().copied(),
+            req.headers(),
+            self.inner.config.trust_forwarded_for,
+        );
         let method = req.method().clone();
         // The match borrows the path; the handler takes the request. A
         // `Uri` clone shares its bytes.
@@ -358,6 +375,7 @@ impl<S: Store> App<S> {
             status = status.as_u16(),
             duration_ms = %format_args!("{:.3}", took.as_secs_f64() * 1000.0),
             request_id = request_id.to_str().unwrap_or_default(),
+            client = %client.as_deref().unwrap_or_default(),
             "request"
         );
         resp

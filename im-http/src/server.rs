@@ -14,7 +14,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use im_engine::Store;
 use tokio::net::TcpListener;
 
-use crate::{App, WriteTimeout, protect};
+use crate::{App, ClientAddr, WriteTimeout, protect};
 
 /// Bytes a connection may hold unsent before it stops counting as writable.
 #[cfg(any(target_os = "linux", target_os = "android"))]
@@ -86,7 +86,8 @@ pub async fn serve<S: Store>(
         let _ = socket2::SockRef::from(&stream).set_tcp_notsent_lowat(UNSENT_LOW_WATER);
         let service = {
             let app = app.clone();
-            service_fn(move |req: Request<hyper::body::Incoming>| {
+            service_fn(move |mut req: Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(ClientAddr(peer));
                 let app = app.clone();
                 // Boxed: hyper keeps room for a request's future for the
                 // whole life of its connection, and every open event

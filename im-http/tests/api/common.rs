@@ -531,6 +531,7 @@ pub fn spawn_serve(
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines() {
             let Ok(line) = line else { break };
+            // `addr=…` in a text log line, `"addr":"…"` in a JSON one.
             if let Some(addr) = line.split("addr=").nth(1) {
                 let _ = tx.send(
                     addr.split_whitespace()
@@ -538,6 +539,8 @@ pub fn spawn_serve(
                         .unwrap_or_default()
                         .to_owned(),
                 );
+            } else if let Some(addr) = line.split("\"addr\":\"").nth(1) {
+                let _ = tx.send(addr.split('"').next().unwrap_or_default().to_owned());
             }
             lines.lock().expect("not poisoned").push(line);
         }

@@ -5,6 +5,8 @@
 mod binary;
 mod changes;
 mod common;
+#[cfg(feature = "cli")]
+mod configuration;
 mod contacts;
 mod cors;
 mod events;
