@@ -11,7 +11,10 @@
 //! # Layout
 //!
 //! - `lib.rs`: [`App`] and [`Config`].
-//! - `server`: [`serve`], the accept loop.
+//! - `server`: [`serve`] and `serve_tls`, the accept loop.
+//! - `conn`: one connection's service, graceful shutdown and, over HTTP/2,
+//!   idle time-out.
+//! - `tls` (feature `tls`): the certificates of `serve_tls`, reloadable.
 //! - `routes`: [`ROUTES`], the route table (method, path pattern, token,
 //!   name, body, handler), and the matcher built from it.
 //! - `dispatch`: what every matched request goes through: token, rate
@@ -81,6 +84,7 @@ use tokio::sync::watch;
 
 pub mod auth;
 mod client;
+mod conn;
 mod cors;
 mod dispatch;
 pub mod error;
@@ -96,6 +100,8 @@ mod routes;
 mod server;
 mod sse;
 mod strict_json;
+#[cfg(feature = "tls")]
+pub mod tls;
 mod web;
 mod write_timeout;
 
@@ -107,6 +113,8 @@ pub use metrics::listener::serve_metrics;
 pub use protect::{Protection, Rate};
 pub use routes::{ROUTES, Route};
 pub use server::serve;
+#[cfg(feature = "tls")]
+pub use server::serve_tls;
 pub use write_timeout::WriteTimeout;
 
 /// The body of every answer.

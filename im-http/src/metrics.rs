@@ -80,6 +80,9 @@ pub(crate) enum Refused {
     MaxConnections,
     /// The client's address holds `--max-connections-per-ip` already.
     MaxConnectionsPerIp,
+    /// Its TLS handshake failed or took longer than the header time-out.
+    #[cfg(feature = "tls")]
+    TlsHandshake,
 }
 
 impl Refused {
@@ -87,6 +90,8 @@ impl Refused {
         match self {
             Self::MaxConnections => "max_connections",
             Self::MaxConnectionsPerIp => "max_connections_per_ip",
+            #[cfg(feature = "tls")]
+            Self::TlsHandshake => "tls_handshake",
         }
     }
 }
@@ -152,7 +157,7 @@ impl Default for Metrics {
         );
         im.register(
             "connections_refused",
-            "Connections closed before their first request, by reason: over a connection cap (answered 503)",
+            "Connections closed before their first request, by reason: over a connection cap (answered 503), or a TLS handshake that failed or timed out",
             refused.clone(),
         );
         Self {

@@ -125,6 +125,14 @@ struct Serve {
     /// Address to listen on.
     #[arg(long, env = "IM_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
+    /// Serve HTTPS (HTTP/2 and HTTP/1.1 by ALPN) with the certificate chain
+    /// in this PEM file, the server's certificate first; needs --tls-key.
+    /// SIGHUP reads both files again, for new connections.
+    #[arg(long, env = "IM_TLS_CERT", value_name = "PEM", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert, in a PEM file (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "IM_TLS_KEY", value_name = "PEM", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// Also serve GET /metrics on this address, without a token (on the
     /// main address it needs an admin token). Bind it where only the
     /// scraper reaches.
@@ -422,6 +430,7 @@ async fn serve(args: Serve) -> Result<(), BoxError> {
     let listeners = Listeners {
         main: listener,
         metrics: args.metrics_listen.map(bind).transpose()?,
+        tls: tls(&args)?,
     };
     match &args.store {
         StoreSpec::Memory => run(listeners, MemoryStore::new(), engine_config, config).await,
@@ -473,10 +482,62 @@ fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, BoxError> {
     Ok(socket.listen(4096)?)
 }
 
-/// The addresses `serve` listens on.
+/// The addresses `serve` listens on, and its certificates.
 struct Listeners {
     main: tokio::net::TcpListener,
     metrics: Option<tokio::net::TcpListener>,
+    tls: Option<Certificates>,
+}
+
+#[cfg(feature = "tls")]
+type Certificates = std::sync::Arc<im_http::tls::Certificates>;
+/// A build without TLS has none.
+#[cfg(not(feature = "tls"))]
+type Certificates = std::convert::Infallible;
+
+/// The certificates of `--tls-cert` and `--tls-key`, if given.
+fn tls(args: &Serve) -> Result<Option<Certificates>, BoxError> {
+    let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) else {
+        return Ok(None);
+    };
+    #[cfg(feature = "tls")]
+    {
+        let certs = im_http::tls::Certificates::load(cert, key)
+            .map_err(|e| format!("cannot use the TLS certificate: {}", ErrorChain(&e)))?;
+        Ok(Some(certs))
+    }
+    #[cfg(not(feature = "tls"))]
+    {
+        Err(format!(
+            "this build has no TLS (feature `tls`) for {} and {}",
+            cert.display(),
+            key.display()
+        )
+        .into())
+    }
+}
+
+/// Reads the certificate files again on each SIGHUP; a failed reload keeps
+/// the certificates in use.
+#[cfg(all(unix, feature = "tls"))]
+async fn reload_on_sighup(certs: Certificates) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangups = match signal(SignalKind::hangup()) {
+        Ok(hangups) => hangups,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch SIGHUP: certificates are read only at start");
+            return;
+        }
+    };
+    while hangups.recv().await.is_some() {
+        match certs.reload() {
+            Ok(()) => tracing::info!("SIGHUP: reloaded the TLS certificate and key"),
+            Err(e) => tracing::error!(
+                error = %ErrorChain(&e),
+                "SIGHUP: kept the TLS certificate in use, the new one cannot be used"
+            ),
+        }
+    }
 }
 
 async fn run<S: Store>(
@@ -493,8 +554,21 @@ async fn run<S: Store>(
     }
     let listener = listeners.main;
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, "listening");
-    im_http::serve(listener, app, shutdown_signal()).await?;
+    match listeners.tls {
+        None => {
+            tracing::info!(%addr, "listening");
+            im_http::serve(listener, app, shutdown_signal()).await?;
+        }
+        #[cfg(feature = "tls")]
+        Some(certs) => {
+            tracing::info!(%addr, "listening with TLS (HTTP/2 and HTTP/1.1)");
+            #[cfg(unix)]
+            tokio::spawn(reload_on_sighup(std::sync::Arc::clone(&certs)));
+            im_http::serve_tls(listener, app, certs, shutdown_signal()).await?;
+        }
+        #[cfg(not(feature = "tls"))]
+        Some(never) => match never {},
+    }
     tracing::info!("stopped");
     Ok(())
 }

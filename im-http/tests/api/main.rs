@@ -19,6 +19,8 @@ mod probes;
 mod service;
 #[cfg(all(feature = "cli", feature = "sled"))]
 mod sled;
+#[cfg(feature = "tls")]
+mod tls;
 mod tokens;
 mod users;
 mod web;
