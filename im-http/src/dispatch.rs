@@ -64,9 +64,11 @@ where
             Ok(handlers::respond(outcome, &actor.user, app.metrics()))
         }
         Handler::Healthz => handlers::healthz(app, route.name()).await,
+        Handler::Livez => Ok(handlers::livez()),
+        Handler::Readyz => handlers::readyz(app, route.name()).await,
         Handler::OpenApi => Ok(crate::openapi::response()),
         Handler::Web => crate::web::file(params.file().unwrap_or("index.html"), req.headers()),
-        Handler::Metrics => handlers::metrics(app, caller(actor.as_ref())?),
+        Handler::Metrics => handlers::metrics(app, caller(actor.as_ref())?, req.headers()),
         Handler::Events => {
             let actor = caller(actor.as_ref())?;
             let permit = app.guards().open_stream(actor)?;

@@ -7,7 +7,7 @@
 //! is answered before the body is read) and its body already read within
 //! the route's limit; it only picks the values out.
 
-use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue};
 use hyper::{Response, StatusCode};
 use im_engine::{
     Actor, Command, ConversationId, FieldPatch, GroupId, HistoryQuery, JoinPolicy, Limits, Outcome,
@@ -418,18 +418,53 @@ pub(crate) async fn healthz<S: Store>(
     Ok(json(StatusCode::OK, &json!({"ok": true})))
 }
 
+/// `GET /livez`: 200 while the process runs. It calls nothing, so a store
+/// outage never gets a healthy process restarted.
+pub(crate) fn livez() -> Response<BoxBody> {
+    json(StatusCode::OK, &json!({"ok": true}))
+}
+
+/// `GET /readyz`: 200 when the store answers and the server is not shutting
+/// down, so a load balancer sends new requests elsewhere while it drains.
+pub(crate) async fn readyz<S: Store>(
+    app: &App<S>,
+    name: &'static str,
+) -> Result<Response<BoxBody>, ApiError> {
+    if app.is_shutting_down() {
+        return Err(ApiError::ShuttingDown);
+    }
+    app.metrics().timed(name, app.engine().ping()).await?;
+    Ok(json(StatusCode::OK, &json!({"ok": true})))
+}
+
 /// `GET /metrics`, for admins.
 pub(crate) fn metrics<S: Store>(
     app: &App<S>,
     actor: &Actor,
+    headers: &HeaderMap,
 ) -> Result<Response<BoxBody>, ApiError> {
     if !actor.admin {
         return Err(ApiError::Forbidden("metrics need an admin token".into()));
     }
-    let mut resp = Response::new(full(app.metrics().render()));
+    Ok(metrics_answer(app, headers))
+}
+
+/// The metrics, in OpenMetrics text when the scraper asks for it (as
+/// Prometheus does), else in the Prometheus text format.
+pub(crate) fn metrics_answer<S: Store>(app: &App<S>, headers: &HeaderMap) -> Response<BoxBody> {
+    let openmetrics = headers
+        .get_all(ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/openmetrics-text"));
+    let mut resp = Response::new(full(app.metrics().render(openmetrics)));
     resp.headers_mut().insert(
         CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        HeaderValue::from_static(if openmetrics {
+            "application/openmetrics-text; version=1.0.0; charset=utf-8"
+        } else {
+            "text/plain; version=0.0.4; charset=utf-8"
+        }),
     );
-    Ok(resp)
+    resp
 }

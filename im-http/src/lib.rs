@@ -10,7 +10,11 @@
 //!
 //! # Layout
 //!
-//! - `lib.rs`: [`App`], [`Config`] and [`serve`], the accept loop.
+//! - `lib.rs`: [`App`] and [`Config`].
+//! - `server`: [`serve`] and `serve_tls`, the accept loop.
+//! - `conn`: one connection's service, graceful shutdown and, over HTTP/2,
+//!   idle time-out.
+//! - `tls` (feature `tls`): the certificates of `serve_tls`, reloadable.
 //! - `routes`: [`ROUTES`], the route table (method, path pattern, token,
 //!   name, body, handler), and the matcher built from it.
 //! - `dispatch`: what every matched request goes through: token, rate
@@ -24,9 +28,13 @@
 //! - `write_timeout`: [`WriteTimeout`], which closes a connection whose writes stay
 //!   blocked (a client too slow for its event stream).
 //! - [`auth`]: HS256 bearer tokens.
+//! - `client`: [`ClientAddr`], who sent a request, for its log line.
+//! - `cors`: [`Cors`], which web pages on other origins may call the API.
 //! - [`error`]: [`ApiError`], which alone picks statuses and error codes,
 //!   and [`ErrorChain`](error::ErrorChain), an error with its sources for logs.
-//! - `metrics`: the Prometheus counters of `GET /metrics`.
+//! - `metrics`: the Prometheus metrics of `GET /metrics` (with
+//!   `prometheus-client`), the process metrics, and [`serve_metrics`], their
+//!   own listener without a token.
 //! - `web`: the web chat page (`GET /`, `GET /web/{file}`), embedded from
 //!   `im-http/web/`.
 //! - [`openapi`]: the OpenAPI document, checked against [`ROUTES`].
@@ -63,22 +71,21 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::combinators::UnsyncBoxBody;
 use hyper::body::Body;
 use hyper::header::HeaderValue;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Request, Response};
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use im_engine::{Engine, Store};
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub mod auth;
+mod client;
+mod conn;
+mod cors;
 mod dispatch;
 pub mod error;
 mod extract;
@@ -90,15 +97,24 @@ mod metrics;
 pub mod openapi;
 mod protect;
 mod routes;
+mod server;
 mod sse;
 mod strict_json;
+#[cfg(feature = "tls")]
+pub mod tls;
 mod web;
 mod write_timeout;
 
 pub use auth::Auth;
+pub use client::ClientAddr;
+pub use cors::{Cors, InvalidOrigin};
 pub use error::ApiError;
+pub use metrics::listener::serve_metrics;
 pub use protect::{Protection, Rate};
 pub use routes::{ROUTES, Route};
+pub use server::serve;
+#[cfg(feature = "tls")]
+pub use server::serve_tls;
 pub use write_timeout::WriteTimeout;
 
 /// The body of every answer.
@@ -117,6 +133,11 @@ pub struct Config {
     pub secret: Vec<u8>,
     /// A `: keep-alive` comment is sent on an idle event stream this often.
     pub keep_alive: Duration,
+    /// The base of the reconnection delay each event stream announces in
+    /// its first line (`retry:`); each stream adds a random jitter of up to
+    /// as much again, so that clients cut off together (a restart) do not
+    /// all come back in the same second.
+    pub sse_retry: Duration,
     /// A long poll's wait when the request names none.
     pub long_poll_default: Duration,
     /// The longest wait a long poll may ask for.
@@ -128,10 +149,21 @@ pub struct Config {
     /// event stream's client too slow to keep up is disconnected, and
     /// resumes with its cursor, losing nothing ([`WriteTimeout`]).
     pub sse_stall_timeout: Duration,
+    /// On shutdown, how long the server keeps serving with `/readyz`
+    /// answering 503 before it stops accepting, so that a load balancer
+    /// that polls it stops sending new clients first (0: stop at once).
+    pub shutdown_delay: Duration,
     /// On shutdown, how long open connections get to finish.
     pub shutdown_grace: Duration,
     /// Rate limits and connection caps.
     pub protection: Protection,
+    /// Which web pages on other origins may call the API (off by default).
+    pub cors: Cors,
+    /// Whether a request's log line names the first address of its
+    /// `X-Forwarded-For` as its client (see [`ClientAddr`]). Only behind a
+    /// reverse proxy that sets that header: a client can write anything in
+    /// it.
+    pub trust_forwarded_for: bool,
 }
 
 impl Config {
@@ -140,12 +172,16 @@ impl Config {
         Self {
             secret: secret.into(),
             keep_alive: Duration::from_secs(15),
+            sse_retry: Duration::from_secs(3),
             long_poll_default: Duration::from_secs(25),
             long_poll_max: Duration::from_secs(60),
             header_read_timeout: Duration::from_secs(30),
             sse_stall_timeout: Duration::from_secs(10),
+            shutdown_delay: Duration::ZERO,
             shutdown_grace: Duration::from_secs(10),
             protection: Protection::default(),
+            cors: Cors::off(),
+            trust_forwarded_for: false,
         }
     }
 }
@@ -155,12 +191,16 @@ impl std::fmt::Debug for Config {
         f.debug_struct("Config")
             .field("secret", &"<redacted>")
             .field("keep_alive", &self.keep_alive)
+            .field("sse_retry", &self.sse_retry)
             .field("long_poll_default", &self.long_poll_default)
             .field("long_poll_max", &self.long_poll_max)
             .field("header_read_timeout", &self.header_read_timeout)
             .field("sse_stall_timeout", &self.sse_stall_timeout)
+            .field("shutdown_delay", &self.shutdown_delay)
             .field("shutdown_grace", &self.shutdown_grace)
             .field("protection", &self.protection)
+            .field("cors", &self.cors)
+            .field("trust_forwarded_for", &self.trust_forwarded_for)
             .finish()
     }
 }
@@ -181,6 +221,8 @@ struct Inner<S> {
     auth: Auth,
     metrics: Arc<metrics::Metrics>,
     guards: protect::Guards,
+    /// Set once the server begins to shut down: `/readyz` answers 503.
+    draining: AtomicBool,
     /// Set once the server shuts down: event streams and long polls end.
     closing: watch::Sender<bool>,
 }
@@ -211,6 +253,7 @@ impl<S: Store> App<S> {
                 guards: protect::Guards::new(&config.protection),
                 config,
                 metrics: Arc::default(),
+                draining: AtomicBool::new(false),
                 closing: watch::channel(false).0,
             }),
         }
@@ -239,11 +282,25 @@ impl<S: Store> App<S> {
         &self.inner.guards
     }
 
+    /// Marks the server as shutting down: `GET /readyz` answers 503 from
+    /// now on, and everything else is served as before. [`serve`] calls it
+    /// as soon as its shutdown future resolves, then waits
+    /// [`Config::shutdown_delay`] before it stops accepting.
+    pub fn drain(&self) {
+        self.inner.draining.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether [`App::drain`] or [`App::close_streams`] has been called.
+    pub fn is_shutting_down(&self) -> bool {
+        self.inner.draining.load(Ordering::SeqCst) || *self.inner.closing.borrow()
+    }
+
     /// Ends every event stream and long poll, now and from now on, so that
     /// connections can finish. [`serve`] calls it on shutdown; a program
     /// that mounts [`App::handle`] itself calls it before waiting for its
     /// connections.
     pub fn close_streams(&self) {
+        self.drain();
         self.inner.closing.send_replace(true);
     }
 
@@ -258,7 +315,9 @@ impl<S: Store> App<S> {
     /// Answers one request. Never fails: errors are answers too. Every
     /// answer carries `X-Request-Id` (the request's own, when it has a
     /// sensible one), and one log line names the method, route pattern and
-    /// name ([`Route`]), status, duration and request id.
+    /// name ([`Route`]), status, duration, request id and client (from the
+    /// request's [`ClientAddr`] extension, or its `X-Forwarded-For` with
+    /// [`Config::trust_forwarded_for`]).
     pub async fn handle<B>(&self, req: Request<B>) -> Response<BoxBody>
     where
         B: Body + Send + 'static,
@@ -275,28 +334,56 @@ impl<S: Store> App<S> {
             })
             .cloned()
             .unwrap_or_else(new_request_id);
+        let client = client::client(
+            req.extensions().get::<ClientAddr>().copied(),
+            req.headers(),
+            self.inner.config.trust_forwarded_for,
+        );
         let method = req.method().clone();
         // The match borrows the path; the handler takes the request. A
         // `Uri` clone shares its bytes.
         let uri = req.uri().clone();
-        let (route, matched) = routes::route(&method, uri.path());
-        let name = matched.as_ref().map_or("", |m| m.route.name());
-        let mut resp = match matched {
-            Ok(matched) => dispatch::dispatch(self, req, matched)
-                .await
-                .unwrap_or_else(ApiError::into_response),
-            Err(e) => e.into_response(),
+        let cors = &self.inner.config.cors;
+        let origin = cors
+            .is_on()
+            .then(|| req.headers().get(hyper::header::ORIGIN).cloned())
+            .flatten();
+        let (route, name, answer) = if cors.is_on() && cors::is_preflight(&method, req.headers()) {
+            match routes::methods(uri.path()) {
+                Some((pattern, methods)) => (
+                    pattern,
+                    "preflight",
+                    cors::preflight(cors, req.headers(), methods),
+                ),
+                None => ("unmatched", "", Err(ApiError::NoRoute)),
+            }
+        } else {
+            let (route, matched) = routes::route(&method, uri.path());
+            let name = matched.as_ref().map_or("", |m| m.route.name());
+            let answer = match matched {
+                Ok(matched) => dispatch::dispatch(self, req, matched).await,
+                Err(e) => Err(e),
+            };
+            (route, name, answer)
         };
+        let mut resp = answer.unwrap_or_else(ApiError::into_response);
+        if cors.is_on() {
+            cors::headers(cors, origin.as_ref(), resp.headers_mut());
+        }
         let status = resp.status();
         resp.headers_mut().insert(REQUEST_ID, request_id.clone());
-        self.inner.metrics.request(route, status.as_u16());
+        let took = started.elapsed();
+        self.inner
+            .metrics
+            .request(&method, route, status.as_u16(), took);
         tracing::info!(
             method = %method,
             route,
             name,
             status = status.as_u16(),
-            duration_ms = %format_args!("{:.3}", started.elapsed().as_secs_f64() * 1000.0),
+            duration_ms = %format_args!("{:.3}", took.as_secs_f64() * 1000.0),
             request_id = request_id.to_str().unwrap_or_default(),
+            client = %client.as_deref().unwrap_or_default(),
             "request"
         );
         resp
@@ -306,91 +393,6 @@ impl<S: Store> App<S> {
 fn new_request_id() -> HeaderValue {
     HeaderValue::from_str(&format!("{:032x}", rand::random::<u128>()))
         .expect("hex digits are a valid header value")
-}
-
-/// Bytes a connection may hold unsent before it stops counting as writable.
-#[cfg(any(target_os = "linux", target_os = "android"))]
-const UNSENT_LOW_WATER: u32 = 128 * 1024;
-
-/// Serves `app` on `listener` until `shutdown` resolves.
-///
-/// One task per connection, HTTP/1.1 with keep-alive; a connection whose
-/// writes stay blocked for [`Config::sse_stall_timeout`] is closed
-/// ([`WriteTimeout`]). On shutdown it stops
-/// accepting, ends every event stream and long poll, lets the open requests
-/// finish (for at most [`Config::shutdown_grace`]), then flushes the store.
-///
-/// # Errors
-///
-/// The store's failure to flush, as an I/O error. Failures to accept a
-/// connection are logged and do not stop the server.
-pub async fn serve<S: Store>(
-    listener: TcpListener,
-    app: App<S>,
-    shutdown: impl Future<Output = ()>,
-) -> std::io::Result<()> {
-    let mut builder = http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(app.config().header_read_timeout);
-    let graceful = GracefulShutdown::new();
-    let connections = protect::Connections::new(&app.config().protection);
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    // Out of file descriptors and the like: wait rather
-                    // than spin, and keep serving the connections we have.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        let Some((stream, permit)) = connections.admit(stream, peer.ip()) else {
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
-        // The socket counts as writable while less than this is unsent, not
-        // once a third of a send buffer autotuned to megabytes has drained:
-        // a client that reads slowly but steadily makes write progress, so
-        // the write time-out below closes only clients that stopped.
-        #[cfg(any(target_os = "linux", target_os = "android"))]
-        let _ = socket2::SockRef::from(&stream).set_tcp_notsent_lowat(UNSENT_LOW_WATER);
-        let service = {
-            let app = app.clone();
-            service_fn(move |req: Request<hyper::body::Incoming>| {
-                let app = app.clone();
-                // Boxed: hyper keeps room for a request's future for the
-                // whole life of its connection, and every open event
-                // stream holds a connection. Boxed, that room is a pointer
-                // and the future itself is freed once it has answered.
-                Box::pin(async move { Ok::<_, Infallible>(app.handle(req).await) })
-            })
-        };
-        // A client too slow to keep up with its event stream is closed here.
-        let io = WriteTimeout::new(stream, app.config().sse_stall_timeout);
-        let conn = graceful.watch(builder.serve_connection(TokioIo::new(io), service));
-        tokio::spawn(async move {
-            let _permit = permit;
-            if let Err(e) = conn.await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
-            }
-        });
-    }
-    drop(listener);
-    tracing::info!("shutting down");
-    app.close_streams();
-    tokio::select! {
-        () = graceful.shutdown() => {}
-        () = tokio::time::sleep(app.config().shutdown_grace) => {
-            tracing::warn!("connections still open after the grace period are dropped");
-        }
-    }
-    app.engine().flush().await.map_err(std::io::Error::other)
 }
 
 /// The workspace README's Rust examples, compiled and run as doctests so

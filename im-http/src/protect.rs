@@ -30,6 +30,7 @@ use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 
 use crate::error::ApiError;
+use crate::metrics::{Metrics, Refused};
 
 /// A token bucket's refill rate and size.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -186,7 +187,6 @@ impl<K: Eq + Hash + Clone> Counts<K> {
         })
     }
 
-    #[cfg(test)]
     fn total(&self) -> usize {
         lock(&self.0).1
     }
@@ -291,6 +291,7 @@ pub(crate) struct Connections {
     open: Arc<Counts<IpAddr>>,
     max: usize,
     per_ip: usize,
+    metrics: Arc<Metrics>,
     /// Refusals being written at once: past this, refused connections are
     /// closed without an answer, so refusing costs little.
     refusing: Arc<Semaphore>,
@@ -300,11 +301,12 @@ pub(crate) struct Connections {
 pub(crate) type ConnectionPermit = Permit<IpAddr>;
 
 impl Connections {
-    pub(crate) fn new(p: &Protection) -> Self {
+    pub(crate) fn new(p: &Protection, metrics: Arc<Metrics>) -> Self {
         Self {
             open: Counts::new(),
             max: p.max_connections,
             per_ip: p.max_connections_per_ip,
+            metrics,
             refusing: Arc::new(Semaphore::new(64)),
         }
     }
@@ -319,7 +321,13 @@ impl Connections {
         if let Some(permit) = self.open.acquire(&ip, self.per_ip, self.max) {
             return Some((stream, permit));
         }
-        tracing::debug!(%ip, "connection refused: over the connection cap");
+        let why = if self.max > 0 && self.open.total() >= self.max {
+            Refused::MaxConnections
+        } else {
+            Refused::MaxConnectionsPerIp
+        };
+        self.metrics.refused(why);
+        tracing::debug!(%ip, ?why, "connection refused: over the connection cap");
         if let Ok(slot) = Arc::clone(&self.refusing).try_acquire_owned() {
             tokio::spawn(async move {
                 let _slot = slot;

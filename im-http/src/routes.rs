@@ -104,6 +104,10 @@ pub(crate) enum Handler {
     Command(fn(&Input<'_>) -> Result<Command, ApiError>),
     /// `GET /healthz`: the store answers.
     Healthz,
+    /// `GET /livez`: the process runs.
+    Livez,
+    /// `GET /readyz`: the store answers and the server is not shutting down.
+    Readyz,
     /// `GET /openapi.json`.
     OpenApi,
     /// `GET /metrics`, for admins.
@@ -149,6 +153,8 @@ use Handler::Command as C;
 #[rustfmt::skip]
 pub const ROUTES: &[Route] = &[
     Route::public(GET, "/healthz", "ping", Handler::Healthz),
+    Route::public(GET, "/livez", "livez", Handler::Livez),
+    Route::public(GET, "/readyz", "readyz", Handler::Readyz),
     Route::public(GET, "/openapi.json", "openapi", Handler::OpenApi),
     Route::public(GET, "/", "web", Handler::Web),
     Route::public(GET, "/web/{file}", "web", Handler::Web),
@@ -238,6 +244,13 @@ pub(crate) fn route<'p>(
         ),
         None => (path.pattern, Err(ApiError::MethodNotAllowed(&path.allow))),
     }
+}
+
+/// The pattern of `path` and the methods its routes answer, for a CORS
+/// preflight; `None` when no route has this path.
+pub(crate) fn methods(path: &str) -> Option<(&'static str, &'static [Method])> {
+    let found = ROUTER.at(path).ok()?;
+    Some((found.value.pattern, &found.value.allow))
 }
 
 #[cfg(test)]

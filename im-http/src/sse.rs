@@ -25,8 +25,8 @@ use pin_project_lite::pin_project;
 use serde::Serialize;
 use tokio::time::{Instant, Sleep};
 
-use crate::error::ApiError;
-use crate::extract::{Query, json};
+use crate::error::{ApiError, ErrorChain};
+use crate::extract::{Query, full, json};
 use crate::protect::StreamPermit;
 use crate::{App, BoxBody};
 
@@ -137,18 +137,34 @@ async fn stream<S: Store>(
     start: Start,
     permit: Option<StreamPermit>,
 ) -> Result<Response<BoxBody>, ApiError> {
+    let config = app.config();
+    let retry = retry_ms(config.sse_retry);
     // Registered before answering: once the client has the response head,
     // every later event reaches it.
-    let events = app.engine().events(actor, start).await?;
-    let config = app.config();
-    let body = EventBody::new(
-        events,
-        actor.user.clone(),
-        config.keep_alive,
-        app.closing(),
-        (app.metrics().sse_stream(), permit),
-    );
-    let mut resp = Response::new(body.boxed_unsync());
+    let body = match app.engine().events(actor, start).await {
+        Ok(events) => EventBody::new(
+            events,
+            actor.user.clone(),
+            config.keep_alive,
+            retry,
+            app.closing(),
+            (app.metrics().sse_stream(), permit),
+        )
+        .boxed_unsync(),
+        Err(e) if e.kind() == im_engine::ErrorKind::Store => {
+            // A browser's EventSource gives up for good on any status but
+            // 200 (its specification says so), so an outage answered 503
+            // would leave every page without live events until reloaded.
+            // A 200 that names a reconnection delay and ends at once makes
+            // it try again by itself; the long poll keeps its 503.
+            tracing::warn!(error = %ErrorChain(&e), "event stream refused: the store is unavailable");
+            full(format!(
+                "retry: {retry}\n\n: the store is unavailable, reconnect later\n\n"
+            ))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let mut resp = Response::new(body);
     let headers = resp.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
@@ -158,7 +174,7 @@ async fn stream<S: Store>(
 }
 
 pin_project! {
-    /// The body of an event stream: each event as a frame, and a keep-alive
+    /// The body of an event stream: a `retry:` line, each event as a frame, and a keep-alive
     /// comment after `keep_alive` without one, until `closing` resolves or
     /// the store fails. `guards` (the open-streams gauge and the user's
     /// stream permit) are held while it lives.
@@ -179,6 +195,8 @@ pin_project! {
         // Whose stream: messages' reactions are counted for it.
         viewer: UserId,
         keep_alive: Duration,
+        // The `retry:` line still to send first, in milliseconds.
+        retry: Option<u64>,
         // When the last frame went out; `idle` is moved on from it only when
         // it fires, so a busy stream does not touch the timer per event.
         last_frame: Instant,
@@ -188,13 +206,21 @@ pin_project! {
 }
 
 impl<E, C, G> EventBody<E, C, G> {
-    fn new(events: E, viewer: UserId, keep_alive: Duration, closing: C, guards: G) -> Self {
+    fn new(
+        events: E,
+        viewer: UserId,
+        keep_alive: Duration,
+        retry_ms: u64,
+        closing: C,
+        guards: G,
+    ) -> Self {
         Self {
             events,
             closing,
             idle: tokio::time::sleep(keep_alive),
             viewer,
             keep_alive,
+            retry: Some(retry_ms),
             last_frame: Instant::now(),
             done: false,
             _guards: guards,
@@ -217,6 +243,11 @@ where
         let mut this = self.project();
         if *this.done {
             return Poll::Ready(None);
+        }
+        if let Some(ms) = this.retry.take() {
+            return Poll::Ready(Some(Ok(Frame::data(Bytes::from(format!(
+                "retry: {ms}\n\n"
+            ))))));
         }
         loop {
             if this.closing.as_mut().poll(cx).is_ready() {
@@ -257,6 +288,15 @@ where
     fn is_end_stream(&self) -> bool {
         self.done
     }
+}
+
+/// The reconnection delay one stream announces: `base` plus a random
+/// jitter of up to `base`, in milliseconds.
+fn retry_ms(base: Duration) -> u64 {
+    let base = u64::try_from(base.as_millis())
+        .unwrap_or(u64::MAX / 2)
+        .max(1);
+    base + rand::random_range(0..base)
 }
 
 /// One event as an SSE frame: `id:`, `event:` and one `data:` line.

@@ -91,67 +91,141 @@ struct SecretArgs {
     /// with the `memory` store, a random one that dies with the process).
     #[arg(long, env = "IM_SECRET", hide_env_values = true)]
     secret: Option<String>,
+    /// Read the secret from this file instead (surrounding whitespace is
+    /// dropped): keeps it out of the process list and the environment, e.g.
+    /// a mounted container secret.
+    #[arg(long, env = "IM_SECRET_FILE", value_name = "PATH")]
+    secret_file: Option<PathBuf>,
+}
+
+impl SecretArgs {
+    /// The secret given by `--secret` or `--secret-file`, if any.
+    fn given(&self) -> Result<Option<Vec<u8>>, BoxError> {
+        match (&self.secret, &self.secret_file) {
+            (Some(_), Some(_)) => {
+                Err("pass one of --secret (IM_SECRET) and --secret-file (IM_SECRET_FILE)".into())
+            }
+            (Some(s), None) => Ok(Some(s.as_bytes().to_vec())),
+            (None, Some(path)) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("cannot read the secret file {}: {e}", path.display()))?;
+                let secret = text.trim();
+                if secret.is_empty() {
+                    return Err(format!("the secret file {} is empty", path.display()).into());
+                }
+                Ok(Some(secret.as_bytes().to_vec()))
+            }
+            (None, None) => Ok(None),
+        }
+    }
 }
 
 #[derive(Debug, Args)]
 struct Serve {
     /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:8080")]
+    #[arg(long, env = "IM_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
+    /// Serve HTTPS (HTTP/2 and HTTP/1.1 by ALPN) with the certificate chain
+    /// in this PEM file, the server's certificate first; needs --tls-key.
+    /// SIGHUP reads both files again, for new connections.
+    #[arg(long, env = "IM_TLS_CERT", value_name = "PEM", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert, in a PEM file (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "IM_TLS_KEY", value_name = "PEM", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Also serve GET /metrics on this address, without a token (on the
+    /// main address it needs an admin token). Bind it where only the
+    /// scraper reaches.
+    #[arg(long, env = "IM_METRICS_LISTEN", value_name = "ADDR")]
+    metrics_listen: Option<SocketAddr>,
     /// Where the data lives: `sled:<dir>` (an embedded database in <dir>),
     /// `memory` (lost on exit), `redis://host:port[/db]` or
     /// `redis+cluster://h1:p1,h2:p2,...` (shared by every node naming it;
     /// needs --secret or IM_SECRET, the same on every node; without TLS:
     /// `rediss://` is refused).
-    #[arg(long, default_value = "sled:./im-data")]
+    #[arg(long, env = "IM_STORE", default_value = "sled:./im-data")]
     store: StoreSpec,
     #[command(flatten)]
     secret: SecretArgs,
     /// Largest message body, in bytes of JSON.
-    #[arg(long, default_value_t = Limits::default().body_bytes)]
+    #[arg(long, env = "IM_MAX_BODY_BYTES", default_value_t = Limits::default().body_bytes)]
     max_body_bytes: usize,
     /// Most fields in a profile or a group.
-    #[arg(long, default_value_t = Limits::default().fields)]
+    #[arg(long, env = "IM_MAX_FIELDS", default_value_t = Limits::default().fields)]
     max_fields: usize,
     /// Largest profile or group field value, in bytes.
-    #[arg(long, default_value_t = Limits::default().field_bytes)]
+    #[arg(long, env = "IM_MAX_FIELD_BYTES", default_value_t = Limits::default().field_bytes)]
     max_field_bytes: usize,
     /// Most members in a group.
-    #[arg(long, default_value_t = Limits::default().group_members)]
+    #[arg(long, env = "IM_MAX_GROUP_MEMBERS", default_value_t = Limits::default().group_members)]
     max_group_members: usize,
     /// Largest page of history or of the conversation list.
-    #[arg(long, default_value_t = Limits::default().page)]
+    #[arg(long, env = "IM_MAX_PAGE", default_value_t = Limits::default().page)]
     max_page: usize,
     /// Events kept per user for resuming streams; an older cursor gets
     /// `event: reset`.
-    #[arg(long, default_value_t = 100_000)]
+    #[arg(long, env = "IM_FEED_RETENTION_EVENTS", default_value_t = 100_000)]
     feed_retention_events: u64,
     /// Seconds between `: keep-alive` comments on an idle event stream.
-    #[arg(long, default_value_t = 15)]
+    #[arg(long, env = "IM_KEEP_ALIVE_SECS", default_value_t = 15)]
     keep_alive_secs: u64,
     /// Seconds a client may take to send a request head.
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, env = "IM_HEADER_TIMEOUT_SECS", default_value_t = 30)]
     header_timeout_secs: u64,
+    /// Seconds the server keeps serving on SIGINT or SIGTERM with /readyz
+    /// answering 503, before it stops accepting, so that a load balancer
+    /// polling /readyz sends new clients elsewhere first.
+    #[arg(long, env = "IM_SHUTDOWN_DELAY_SECS", default_value_t = 0)]
+    shutdown_delay_secs: u64,
     /// Seconds open requests get to finish on shutdown.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, env = "IM_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     shutdown_grace_secs: u64,
     /// sled only: answer writes before they reach the disk and let sled
     /// flush every <MS> milliseconds. Faster, but any crash (a killed
     /// process too) can lose the last <MS> of acknowledged writes. Without
     /// it, every write is flushed and fdatasynced before its answer
     /// (concurrent writes share one sync).
-    #[arg(long, value_name = "MS")]
+    #[arg(long, env = "IM_SLED_PERIODIC_FLUSH_MS", value_name = "MS")]
     sled_periodic_flush_ms: Option<u64>,
     /// redis only: put before every key and channel, so that several
     /// deployments share one Redis.
-    #[arg(long, default_value = "im:")]
+    #[arg(long, env = "IM_REDIS_PREFIX", default_value = "im:")]
     redis_prefix: String,
     /// redis only: every store call fails (503) when Redis has not answered
     /// within this many milliseconds.
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, env = "IM_REDIS_TIMEOUT_MS", default_value_t = 2000)]
     redis_timeout_ms: u64,
+    /// An origin whose web pages may call the API and open event streams
+    /// (`https://chat.example.com`); repeat it for more, or `*` for any.
+    /// Without it, answers carry no CORS headers.
+    #[arg(long, env = "IM_CORS_ORIGIN", value_delimiter = ',', value_name = "ORIGIN", value_parser = origin)]
+    cors_origin: Vec<String>,
+    /// Each request's log line names the first address of its
+    /// X-Forwarded-For as the client, rather than the connection's peer.
+    /// Only behind a reverse proxy that sets that header: a client can
+    /// write anything in it.
+    #[arg(long, env = "IM_TRUST_FORWARDED_FOR")]
+    trust_forwarded_for: bool,
+    /// Log lines as plain text or as JSON objects, one per line.
+    #[arg(long, env = "IM_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(flatten)]
     protection: protection::ProtectionArgs,
+}
+
+/// How log lines are written (to stderr).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// `2026-01-01T00:00:00Z INFO request method=GET …`, coloured on a terminal.
+    Text,
+    /// One JSON object per line, its fields at the top level.
+    Json,
+}
+
+/// Checks one `--cors-origin` as the library will read it.
+fn origin(s: &str) -> Result<String, String> {
+    im_http::Cors::allow([s]).map_err(|e| e.to_string())?;
+    Ok(s.to_owned())
 }
 
 #[derive(Debug, Args)]
@@ -188,14 +262,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Serve(args) => {
-            tracing_subscriber::fmt()
-                .with_env_filter(
-                    tracing_subscriber::EnvFilter::try_from_default_env()
-                        .unwrap_or_else(|_| "info".into()),
-                )
-                .with_writer(std::io::stderr)
-                .with_ansi(std::io::stderr().is_terminal())
-                .init();
+            init_logs(args.log_format);
             let runtime = match tokio::runtime::Runtime::new() {
                 Ok(rt) => rt,
                 Err(e) => {
@@ -216,11 +283,28 @@ fn main() -> ExitCode {
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
+fn init_logs(format: LogFormat) {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => logs
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init(),
+    }
+}
+
 fn token(args: &TokenArgs) -> Result<String, BoxError> {
     let user = UserId::new(&args.uid)?;
     let dir = args.data_dir.as_deref().or(args.store.data_dir());
-    let secret = match (&args.secret.secret, dir) {
-        (Some(s), _) => s.as_bytes().to_vec(),
+    let secret = match (args.secret.given()?, dir) {
+        (Some(s), _) => s,
         (None, Some(dir)) => read_secret(dir)?.ok_or_else(|| {
             format!(
                 "no secret in {}: start the server once, or pass --secret or IM_SECRET",
@@ -305,11 +389,11 @@ fn data_dir_secret(dir: &Path) -> Result<Vec<u8>, BoxError> {
 }
 
 async fn serve(args: Serve) -> Result<(), BoxError> {
-    let secret = match (&args.secret.secret, args.store.data_dir()) {
-        (Some(s), _) => s.as_bytes().to_vec(),
+    let secret = match (args.secret.given()?, args.store.data_dir()) {
+        (Some(s), _) => s,
         (None, Some(dir)) => data_dir_secret(dir)?,
         (None, None) if matches!(args.store, StoreSpec::Redis(_)) => {
-            return Err("a redis store needs --secret or IM_SECRET, the same on every node".into());
+            return Err("a redis store needs --secret or --secret-file (IM_SECRET, IM_SECRET_FILE), the same on every node".into());
         }
         (None, None) => {
             tracing::warn!(
@@ -337,11 +421,19 @@ async fn serve(args: Serve) -> Result<(), BoxError> {
     let mut config = Config::new(secret);
     config.keep_alive = Duration::from_secs(args.keep_alive_secs.max(1));
     config.header_read_timeout = Duration::from_secs(args.header_timeout_secs.max(1));
+    config.shutdown_delay = Duration::from_secs(args.shutdown_delay_secs);
     config.shutdown_grace = Duration::from_secs(args.shutdown_grace_secs);
     args.protection.apply(&mut config);
+    config.cors = im_http::Cors::allow(&args.cors_origin)?;
+    config.trust_forwarded_for = args.trust_forwarded_for;
     let listener = bind(args.listen)?;
+    let listeners = Listeners {
+        main: listener,
+        metrics: args.metrics_listen.map(bind).transpose()?,
+        tls: tls(&args)?,
+    };
     match &args.store {
-        StoreSpec::Memory => run(listener, MemoryStore::new(), engine_config, config).await,
+        StoreSpec::Memory => run(listeners, MemoryStore::new(), engine_config, config).await,
         #[cfg(feature = "sled")]
         StoreSpec::Sled(dir) => {
             let mut sled_config = im_store_sled::SledConfig::new(dir.clone());
@@ -354,7 +446,7 @@ async fn serve(args: Serve) -> Result<(), BoxError> {
                 tokio::task::spawn_blocking(move || im_store_sled::SledStore::open(sled_config))
                     .await?
                     .map_err(|e| format!("cannot open the sled store: {}", ErrorChain(&e)))?;
-            run(listener, store, engine_config, config).await
+            run(listeners, store, engine_config, config).await
         }
         #[cfg(not(feature = "sled"))]
         StoreSpec::Sled(_) => Err("this build has no sled store (feature `sled`)".into()),
@@ -366,7 +458,7 @@ async fn serve(args: Serve) -> Result<(), BoxError> {
             let store = im_store_redis::RedisStore::open(redis_config)
                 .await
                 .map_err(|e| format!("cannot open the redis store: {}", ErrorChain(&e)))?;
-            run(listener, store, engine_config, config).await
+            run(listeners, store, engine_config, config).await
         }
         #[cfg(not(feature = "redis"))]
         StoreSpec::Redis(url) => {
@@ -390,16 +482,93 @@ fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, BoxError> {
     Ok(socket.listen(4096)?)
 }
 
+/// The addresses `serve` listens on, and its certificates.
+struct Listeners {
+    main: tokio::net::TcpListener,
+    metrics: Option<tokio::net::TcpListener>,
+    tls: Option<Certificates>,
+}
+
+#[cfg(feature = "tls")]
+type Certificates = std::sync::Arc<im_http::tls::Certificates>;
+/// A build without TLS has none.
+#[cfg(not(feature = "tls"))]
+type Certificates = std::convert::Infallible;
+
+/// The certificates of `--tls-cert` and `--tls-key`, if given.
+fn tls(args: &Serve) -> Result<Option<Certificates>, BoxError> {
+    let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) else {
+        return Ok(None);
+    };
+    #[cfg(feature = "tls")]
+    {
+        let certs = im_http::tls::Certificates::load(cert, key)
+            .map_err(|e| format!("cannot use the TLS certificate: {}", ErrorChain(&e)))?;
+        Ok(Some(certs))
+    }
+    #[cfg(not(feature = "tls"))]
+    {
+        Err(format!(
+            "this build has no TLS (feature `tls`) for {} and {}",
+            cert.display(),
+            key.display()
+        )
+        .into())
+    }
+}
+
+/// Reads the certificate files again on each SIGHUP; a failed reload keeps
+/// the certificates in use.
+#[cfg(all(unix, feature = "tls"))]
+async fn reload_on_sighup(certs: Certificates) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangups = match signal(SignalKind::hangup()) {
+        Ok(hangups) => hangups,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch SIGHUP: certificates are read only at start");
+            return;
+        }
+    };
+    while hangups.recv().await.is_some() {
+        match certs.reload() {
+            Ok(()) => tracing::info!("SIGHUP: reloaded the TLS certificate and key"),
+            Err(e) => tracing::error!(
+                error = %ErrorChain(&e),
+                "SIGHUP: kept the TLS certificate in use, the new one cannot be used"
+            ),
+        }
+    }
+}
+
 async fn run<S: Store>(
-    listener: tokio::net::TcpListener,
+    listeners: Listeners,
     store: S,
     engine_config: im_engine::Config,
     config: Config,
 ) -> Result<(), BoxError> {
     let app = App::new(Engine::with_config(store, engine_config), config);
+    if let Some(metrics) = listeners.metrics {
+        let addr = metrics.local_addr()?;
+        tracing::info!(metrics_listen = %addr, "serving /metrics without a token");
+        tokio::spawn(im_http::serve_metrics(metrics, app.clone()));
+    }
+    let listener = listeners.main;
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, "listening");
-    im_http::serve(listener, app, shutdown_signal()).await?;
+    match listeners.tls {
+        None => {
+            tracing::info!(%addr, "listening");
+            im_http::serve(listener, app, shutdown_signal()).await?;
+        }
+        #[cfg(feature = "tls")]
+        Some(certs) => {
+            tracing::info!(%addr, "listening with TLS (HTTP/2 and HTTP/1.1)");
+            #[cfg(unix)]
+            tokio::spawn(reload_on_sighup(std::sync::Arc::clone(&certs)));
+            im_http::serve_tls(listener, app, certs, shutdown_signal()).await?;
+        }
+        #[cfg(not(feature = "tls"))]
+        Some(never) => match never {},
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -10,7 +10,7 @@ use crate::common::{Client, WAIT};
 
 const BIN: &str = env!("CARGO_BIN_EXE_im-http");
 
-fn im_http(args: &[&str]) -> Command {
+pub fn im_http(args: &[&str]) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.args(args)
         .env_remove("IM_SECRET")

@@ -109,9 +109,16 @@ impl<S: Store> Server<S> {
         names.map(|n| self.client(n))
     }
 
+    /// Resolves `serve`'s shutdown future and returns at once.
+    pub fn begin_stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            stop.send(()).unwrap();
+        }
+    }
+
     /// Shuts the server down and waits for `serve` to return.
     pub async fn stop(mut self) {
-        self.stop.take().unwrap().send(()).unwrap();
+        self.begin_stop();
         let task = self.task.take().unwrap();
         tokio::time::timeout(WAIT, task)
             .await
@@ -292,6 +299,11 @@ pub struct Sse {
     raw: Vec<u8>,
     text: Vec<u8>,
     pub ended: bool,
+    /// The last `retry:` the stream sent, in milliseconds. A block with
+    /// nothing else is no frame: it is kept here and skipped.
+    pub retry: Option<u64>,
+    /// Body bytes read, for a body with a `Content-Length`.
+    body_read: usize,
 }
 
 impl Sse {
@@ -308,9 +320,12 @@ impl Sse {
         token: &str,
         headers: &[(&str, &str)],
     ) -> Sse {
-        let mut req = format!(
-            "GET {path} HTTP/1.1\r\nhost: {addr}\r\naccept: text/event-stream\r\nauthorization: Bearer {token}\r\n"
-        );
+        let mut req =
+            format!("GET {path} HTTP/1.1\r\nhost: {addr}\r\naccept: text/event-stream\r\n");
+        // An empty token sends none: a browser's EventSource cannot.
+        if !token.is_empty() {
+            req.push_str(&format!("authorization: Bearer {token}\r\n"));
+        }
         for (k, v) in headers {
             req.push_str(&format!("{k}: {v}\r\n"));
         }
@@ -323,6 +338,8 @@ impl Sse {
             raw: Vec::new(),
             text: Vec::new(),
             ended: false,
+            retry: None,
+            body_read: 0,
         };
         let deadline = tokio::time::Instant::now() + WAIT;
         let end = loop {
@@ -363,8 +380,18 @@ impl Sse {
         }
     }
 
-    /// Moves whole chunks from `raw` to `text`.
+    /// Moves whole chunks from `raw` to `text` (or everything, for a body
+    /// with a `Content-Length`, which ends at that length).
     fn dechunk(&mut self) {
+        if let Some(length) = self.header("content-length") {
+            let length: usize = length.parse().unwrap();
+            self.body_read += self.raw.len();
+            self.text.append(&mut self.raw);
+            if self.body_read >= length {
+                self.ended = true;
+            }
+            return;
+        }
         while let Some(line_end) = find(&self.raw, b"\r\n") {
             let line = std::str::from_utf8(&self.raw[..line_end]).unwrap();
             let size = usize::from_str_radix(line.split(';').next().unwrap().trim(), 16).unwrap();
@@ -391,7 +418,12 @@ impl Sse {
             if let Some(i) = find(&self.text, b"\n\n") {
                 let block = String::from_utf8(self.text[..i].to_vec()).unwrap();
                 self.text.drain(..i + 2);
-                return Some(parse_block(&block));
+                let (retry, frame) = parse_block(&block);
+                self.retry = retry.or(self.retry);
+                match frame {
+                    Some(frame) => return Some(frame),
+                    None => continue,
+                }
             }
             if self.ended || !self.fill(deadline).await {
                 return None;
@@ -421,14 +453,22 @@ impl Sse {
     }
 }
 
-fn parse_block(block: &str) -> Frame {
+/// A block's `retry:` value, and the frame it is (none when it only had a
+/// `retry:` line).
+fn parse_block(block: &str) -> (Option<u64>, Option<Frame>) {
     if let Some(comment) = block.strip_prefix(':') {
-        return Frame::Comment(comment.trim().to_owned());
+        return (None, Some(Frame::Comment(comment.trim().to_owned())));
     }
     let (mut id, mut event, mut data) = (String::new(), String::new(), None);
+    let mut retry = None;
+    let mut fields = 0;
     for line in block.lines() {
         let (field, value) = line.split_once(": ").unwrap_or((line, ""));
+        if field != "retry" {
+            fields += 1;
+        }
         match field {
+            "retry" => retry = Some(value.parse().expect("retry is a number")),
             "id" => id = value.to_owned(),
             "event" => event = value.to_owned(),
             "data" => {
@@ -438,11 +478,15 @@ fn parse_block(block: &str) -> Frame {
             other => panic!("unexpected field {other:?} in {block:?}"),
         }
     }
-    Frame::Event(Event {
+    if fields == 0 {
+        return (retry, None);
+    }
+    let frame = Frame::Event(Event {
         id,
         event,
         data: data.unwrap_or(Value::Null),
-    })
+    });
+    (retry, Some(frame))
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
@@ -487,6 +531,7 @@ pub fn spawn_serve(
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines() {
             let Ok(line) = line else { break };
+            // `addr=…` in a text log line, `"addr":"…"` in a JSON one.
             if let Some(addr) = line.split("addr=").nth(1) {
                 let _ = tx.send(
                     addr.split_whitespace()
@@ -494,6 +539,8 @@ pub fn spawn_serve(
                         .unwrap_or_default()
                         .to_owned(),
                 );
+            } else if let Some(addr) = line.split("\"addr\":\"").nth(1) {
+                let _ = tx.send(addr.split('"').next().unwrap_or_default().to_owned());
             }
             lines.lock().expect("not poisoned").push(line);
         }

@@ -443,3 +443,22 @@ async fn shutdown_ends_open_streams() {
     assert_eq!(sse.next_event(WAIT).await, None);
     assert!(sse.ended);
 }
+
+#[tokio::test]
+async fn each_stream_starts_with_a_retry_line_jittered_per_stream() {
+    let s = Server::start_with(|_, c| c.sse_retry = Duration::from_secs(1)).await;
+    s.users(["alice", "bob"]).await;
+    let mut seen = Vec::new();
+    for _ in 0..8 {
+        let mut sse = open(&s, "bob", &[]).await;
+        // Nothing else comes before the keep-alive, so the retry line is the
+        // stream's first block.
+        assert_eq!(sse.next_frame(Duration::from_millis(300)).await, None);
+        assert!(!sse.ended);
+        let retry = sse.retry.expect("a retry: line");
+        assert!((1000..2000).contains(&retry), "{retry}");
+        seen.push(retry);
+    }
+    seen.dedup();
+    assert!(seen.len() > 1, "every stream got the same delay: {seen:?}");
+}

@@ -5,16 +5,22 @@
 mod binary;
 mod changes;
 mod common;
+#[cfg(feature = "cli")]
+mod configuration;
 mod contacts;
+mod cors;
 mod events;
 mod groups;
 mod membership;
 mod messages;
 mod numbers;
 mod outage;
+mod probes;
 mod service;
 #[cfg(all(feature = "cli", feature = "sled"))]
 mod sled;
+#[cfg(feature = "tls")]
+mod tls;
 mod tokens;
 mod users;
 mod web;

@@ -12,7 +12,9 @@ use im_engine::{
 };
 use serde_json::json;
 
-use crate::common::Server;
+use std::time::Duration;
+
+use crate::common::{Frame, Server, Sse, WAIT};
 
 #[derive(Debug, thiserror::Error)]
 #[error("the test store is down")]
@@ -153,6 +155,12 @@ async fn a_store_outage_is_503_with_a_generic_message() {
     down.store(true, Ordering::SeqCst);
     let r = s.anonymous().get("/healthz").await;
     r.assert_error(503, "unavailable");
+    // Not ready while the store is down, but alive: restarting would not help.
+    s.anonymous()
+        .get("/readyz")
+        .await
+        .assert_error(503, "unavailable");
+    assert_eq!(s.anonymous().get("/livez").await.status, 200);
     let r = alice.send("dm:alice:bob", json!({"text": "hi"})).await;
     r.assert_error(503, "unavailable");
     assert!(!r.text().contains("test store"), "{}", r.text());
@@ -174,6 +182,7 @@ async fn a_store_outage_is_503_with_a_generic_message() {
 
     down.store(false, Ordering::SeqCst);
     assert_eq!(s.anonymous().get("/healthz").await.status, 200);
+    assert_eq!(s.anonymous().get("/readyz").await.status, 200);
     let r = alice.send("dm:alice:bob", json!({"text": "hi"})).await;
     assert_eq!((r.status, r.json()["seq"].clone()), (201, json!(1)));
 }
@@ -210,4 +219,42 @@ async fn a_send_answered_503_may_be_stored_and_its_retry_answers_the_original() 
         1,
         "{history}"
     );
+}
+
+/// A browser's EventSource gives up for good on a 503, so a stream opened
+/// during an outage is answered 200 with a `retry:` and a comment, and
+/// ended, and the EventSource reconnects by itself.
+#[tokio::test]
+async fn an_event_stream_opened_during_an_outage_is_told_to_retry() {
+    let down = Arc::new(AtomicBool::new(false));
+    let store = FlakyStore {
+        inner: MemoryStore::new(),
+        down: Arc::clone(&down),
+        lose_sends: Arc::default(),
+    };
+    let s = Server::start_on(store, |_, c| c.sse_retry = Duration::from_secs(2)).await;
+    s.users(["alice", "bob"]).await;
+    down.store(true, Ordering::SeqCst);
+
+    let mut sse = Sse::open(s.addr, "/v1/events", &s.token("bob", false), &[]).await;
+    assert_eq!(sse.status, 200, "{}", sse.head);
+    assert_eq!(
+        sse.header("content-type").as_deref(),
+        Some("text/event-stream")
+    );
+    let Some(Frame::Comment(comment)) = sse.next_frame(WAIT).await else {
+        panic!("a comment")
+    };
+    assert!(comment.contains("unavailable"), "{comment}");
+    let retry = sse.retry.expect("a retry: line before the comment");
+    assert!((2000..4000).contains(&retry), "{retry}");
+    assert_eq!(sse.next_frame(WAIT).await, None);
+    assert!(sse.ended, "the stream ends");
+
+    // Once the store is back, the same request is a live stream.
+    down.store(false, Ordering::SeqCst);
+    let mut sse = Sse::open(s.addr, "/v1/events", &s.token("bob", false), &[]).await;
+    assert_eq!(sse.status, 200);
+    assert_eq!(sse.next_frame(Duration::from_millis(300)).await, None);
+    assert!(!sse.ended);
 }

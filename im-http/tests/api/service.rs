@@ -1,6 +1,6 @@
 use serde_json::json;
 
-use crate::common::{Server, Sse, eventually};
+use crate::common::{Client, Server, Sse, eventually};
 
 #[tokio::test]
 async fn healthz_needs_no_token() {
@@ -39,11 +39,11 @@ async fn metrics_need_an_admin_and_count_requests_messages_and_streams() {
     assert!(r.header("content-type").unwrap().starts_with("text/plain"));
     let text = r.text();
     for line in [
-        r#"im_http_requests_total{route="/v1/users/{uid}",status="201"} 2"#,
-        r#"im_http_requests_total{route="/v1/users/{uid}",status="404"} 1"#,
-        r#"im_http_requests_total{route="/v1/conversations/{cid}/messages",status="201"} 2"#,
-        r#"im_http_requests_total{route="unmatched",status="404"} 1"#,
-        r#"im_http_requests_total{route="/metrics",status="403"} 1"#,
+        r#"im_http_requests_total{method="PUT",route="/v1/users/{uid}",status="201"} 2"#,
+        r#"im_http_requests_total{method="GET",route="/v1/users/{uid}",status="404"} 1"#,
+        r#"im_http_requests_total{method="POST",route="/v1/conversations/{cid}/messages",status="201"} 2"#,
+        r#"im_http_requests_total{method="GET",route="unmatched",status="404"} 1"#,
+        r#"im_http_requests_total{method="GET",route="/metrics",status="403"} 1"#,
         "im_messages_sent_total 2\n",
         "# TYPE im_store_latency_seconds histogram",
         r#"im_store_latency_seconds_count{op="send"} 2"#,
@@ -72,4 +72,93 @@ async fn every_answer_carries_a_request_id() {
     let a = s.anonymous().get("/healthz").await;
     let b = s.anonymous().get("/healthz").await;
     assert_ne!(a.header("x-request-id"), b.header("x-request-id"));
+}
+
+#[tokio::test]
+async fn metrics_have_a_method_label_buckets_past_the_redis_timeout_and_the_process() {
+    let s = Server::start().await;
+    let [alice, _] = s.users(["alice", "bob"]).await;
+    alice.send("dm:alice:bob", json!({})).await;
+    let text = s.admin().get("/metrics").await.text();
+    for line in [
+        r#"im_http_request_duration_seconds_count{method="POST",route="/v1/conversations/{cid}/messages"} 1"#,
+        r#"im_store_latency_seconds_bucket{op="send",le="5"} 1"#,
+        "# TYPE im_connections_open gauge",
+        "# TYPE process_cpu_seconds_total counter",
+        "process_resident_memory_bytes ",
+        "process_open_fds ",
+        "process_max_fds ",
+    ] {
+        assert!(text.contains(line), "{line:?} missing from\n{text}");
+    }
+    // One prefix for the server's own metrics; the process metrics keep
+    // the names every client library exports.
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        assert!(
+            line.starts_with("im_") || line.starts_with("process_"),
+            "{line}"
+        );
+    }
+    // What Prometheus asks for first.
+    let r = s
+        .admin()
+        .request(hyper::Method::GET, "/metrics")
+        .header(
+            "accept",
+            "application/openmetrics-text;version=1.0.0,text/plain;q=0.5",
+        )
+        .send()
+        .await;
+    assert!(
+        r.header("content-type")
+            .unwrap()
+            .starts_with("application/openmetrics-text"),
+        "{:?}",
+        r.headers
+    );
+    assert!(r.text().ends_with("# EOF\n"), "{}", r.text());
+}
+
+#[tokio::test]
+async fn the_metrics_listener_needs_no_token_and_counts_refused_connections() {
+    let s = Server::start_with(|_, c| c.protection.max_connections_per_ip = 1).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let metrics = Client {
+        addr: listener.local_addr().unwrap(),
+        token: None,
+    };
+    tokio::spawn(im_http::serve_metrics(listener, s.app.clone()));
+
+    // One connection held open, so the next one from this address is refused.
+    let held = Sse::open(s.addr, "/v1/events", &s.token("root", true), &[]).await;
+    let r = s.anonymous().get("/healthz").await;
+    r.assert_error(503, "unavailable");
+
+    let r = metrics.get("/metrics").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let text = r.text();
+    for line in [
+        r#"im_connections_refused_total{reason="max_connections_per_ip"} 1"#,
+        "im_connections_open 1\n",
+    ] {
+        assert!(text.contains(line), "{line:?} missing from\n{text}");
+    }
+    // Only /metrics is there.
+    metrics
+        .get("/v1/contacts")
+        .await
+        .assert_error(404, "not_found");
+    metrics.get("/healthz").await.assert_error(404, "not_found");
+    let r = metrics
+        .request(hyper::Method::POST, "/metrics")
+        .send()
+        .await;
+    r.assert_error(405, "method_not_allowed");
+    // The main address still wants an admin token.
+    drop(held);
+    let anonymous = s.anonymous();
+    eventually("the held connection is closed", || async {
+        anonymous.get("/metrics").await.status == 401
+    })
+    .await;
 }

@@ -33,6 +33,8 @@ const CALLERS: [&str; 7] = [
 /// admin).
 const MATRIX: &str = r#"
 GET    /healthz                                   -                               200 200 200 200 200 200 200
+GET    /livez                                     -                               200 200 200 200 200 200 200
+GET    /readyz                                    -                               200 200 200 200 200 200 200
 GET    /openapi.json                              -                               200 200 200 200 200 200 200
 GET    /metrics                                   -                               401 401 401 403 403 403 200
 

@@ -12,35 +12,45 @@ use im_http::{Config, Protection, Rate};
 pub struct ProtectionArgs {
     /// Sends per second per user, sustained (0: unlimited); over it, 429
     /// `rate_limited` with `Retry-After`.
-    #[arg(long, default_value_t = 10.0, value_name = "PER_SEC")]
+    #[arg(
+        long,
+        env = "IM_SEND_RATE",
+        default_value_t = 10.0,
+        value_name = "PER_SEC"
+    )]
     send_rate: f64,
     /// Sends per user at once after a quiet spell.
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, env = "IM_SEND_BURST", default_value_t = 50)]
     send_burst: u32,
     /// Event streams and long polls opened per second per user, sustained
     /// (0: unlimited).
-    #[arg(long, default_value_t = 2.0, value_name = "PER_SEC")]
+    #[arg(
+        long,
+        env = "IM_STREAM_RATE",
+        default_value_t = 2.0,
+        value_name = "PER_SEC"
+    )]
     stream_rate: f64,
     /// Event streams and long polls opened per user at once after a quiet
     /// spell.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, env = "IM_STREAM_BURST", default_value_t = 20)]
     stream_burst: u32,
     /// Event streams and long polls open at once per user (0: unlimited);
     /// one more is 429 `too_many_streams`.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, env = "IM_MAX_STREAMS_PER_USER", default_value_t = 16)]
     max_streams_per_user: usize,
     /// Connections open at once (0: unlimited); more are answered 503 and
     /// closed.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, env = "IM_MAX_CONNECTIONS", default_value_t = 10_000)]
     max_connections: usize,
     /// Connections open at once from one client address (0: unlimited).
     /// Behind a reverse proxy, every client has the proxy's address: raise
     /// it or set 0, and cap connections in the proxy.
-    #[arg(long, default_value_t = 1_000)]
+    #[arg(long, env = "IM_MAX_CONNECTIONS_PER_IP", default_value_t = 1_000)]
     max_connections_per_ip: usize,
     /// The longest `?wait=` a long poll may ask for, in seconds (docs/API.md:
     /// at most 60); a longer one is 400.
-    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(0..=60))]
+    #[arg(long, env = "IM_LONG_POLL_MAX_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(0..=60))]
     long_poll_max_secs: u64,
 }
 
