@@ -99,14 +99,7 @@ impl<S: Store> Engine<S> {
         add: bool,
     ) -> Result<Message, Error> {
         check_reaction_key(key)?;
-        let participant = self.is_participant(conversation, &actor.user).await?;
-        policy::check(
-            actor,
-            Action::Take {
-                conversation,
-                participant,
-            },
-        )?;
+        self.require_taking_part(actor, conversation).await?;
         let message = self.message(actor, conversation, seq).await?;
         let change = MessageChange::React {
             user: actor.user.clone(),

@@ -300,6 +300,23 @@ impl<S: Store> Engine<S> {
         }
     }
 
+    /// Fails unless `c` exists and the actor takes part in it (policy rule
+    /// 5: no admin stands in for a participant).
+    pub(crate) async fn require_taking_part(
+        &self,
+        actor: &Actor,
+        c: &ConversationId,
+    ) -> Result<(), Error> {
+        let participant = self.is_participant(c, &actor.user).await?;
+        policy::check(
+            actor,
+            Action::Take {
+                conversation: c,
+                participant,
+            },
+        )
+    }
+
     /// Fails unless `c` exists and the actor may read it: a participant, or
     /// an admin.
     pub(crate) async fn require_reader(

@@ -11,7 +11,6 @@ use serde::Serialize;
 use crate::data::{ConversationId, Event, Message, Seq};
 use crate::engine::{Actor, Engine, page_limit};
 use crate::error::Error;
-use crate::policy::{self, Action};
 use crate::store::{Changes, EntryChange, Store};
 
 /// A read cursor and what is left unread.
@@ -55,14 +54,7 @@ impl<S: Store> Engine<S> {
         conversation: &ConversationId,
         seq: Option<Seq>,
     ) -> Result<ReadState, Error> {
-        let participant = self.is_participant(conversation, &actor.user).await?;
-        policy::check(
-            actor,
-            Action::Take {
-                conversation,
-                participant,
-            },
-        )?;
+        self.require_taking_part(actor, conversation).await?;
         // The entry first: a read cursor never passes `last_seq`, which
         // only grows, so reading it second keeps `last >= current` even
         // while the same user sends concurrently.

@@ -82,6 +82,50 @@ impl EventData {
     }
 }
 
+impl EventData {
+    /// What a stored event is delivered as, given the message it names as
+    /// it now is (for `message` and `edit` events; `None` when there is no
+    /// such message, and then nothing is delivered).
+    pub(crate) fn resolved(event: Event, message: Option<Message>) -> Option<Self> {
+        Some(match event {
+            Event::Message { .. } => Self::Message(message?),
+            Event::Edit { .. } => Self::Edit(message?),
+            Event::Read { conversation, seq } => Self::Read { conversation, seq },
+            Event::Member {
+                group,
+                user,
+                change,
+            } => Self::Member {
+                group,
+                user,
+                change,
+            },
+            Event::Delete {
+                conversation,
+                seq,
+                deleted_at,
+            } => Self::Delete {
+                conversation,
+                seq,
+                deleted_at,
+            },
+            Event::Reaction {
+                conversation,
+                seq,
+                key,
+                user,
+                change,
+            } => Self::Reaction {
+                conversation,
+                seq,
+                key,
+                user,
+                change,
+            },
+        })
+    }
+}
+
 /// A delivered event and the cursor to resume after it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivered {
@@ -295,52 +339,18 @@ impl<S: Store> Engine<S> {
         }
         for entry in feed.entries {
             pos = entry.pos;
-            let data = match entry.event {
+            let message = match &entry.event {
                 Event::Message { conversation, seq } => {
-                    match self.recent_message(&conversation, seq, entry.ts).await? {
-                        Some(m) => EventData::Message(m),
-                        // The conversation's history was trimmed past it.
-                        None => continue,
-                    }
+                    self.recent_message(conversation, *seq, entry.ts).await?
                 }
-                Event::Read { conversation, seq } => EventData::Read { conversation, seq },
-                Event::Member {
-                    group,
-                    user,
-                    change,
-                } => EventData::Member {
-                    group,
-                    user,
-                    change,
-                },
                 Event::Edit { conversation, seq } => {
-                    match self.stored_message(&conversation, seq).await? {
-                        Some(m) => EventData::Edit(m),
-                        None => continue,
-                    }
+                    self.stored_message(conversation, *seq).await?
                 }
-                Event::Delete {
-                    conversation,
-                    seq,
-                    deleted_at,
-                } => EventData::Delete {
-                    conversation,
-                    seq,
-                    deleted_at,
-                },
-                Event::Reaction {
-                    conversation,
-                    seq,
-                    key,
-                    user,
-                    change,
-                } => EventData::Reaction {
-                    conversation,
-                    seq,
-                    key,
-                    user,
-                    change,
-                },
+                _ => None,
+            };
+            // A message the conversation's history no longer holds.
+            let Some(data) = EventData::resolved(entry.event, message) else {
+                continue;
             };
             out.push(Delivered {
                 cursor: self.cursor(pos),

@@ -801,50 +801,15 @@ impl Model {
     /// What a stored event is delivered as: a message, or an edit, as the
     /// message now is.
     fn resolve(&self, event: &Event) -> Option<EventData> {
-        let message = |c: &ConversationId, seq: &Seq| {
-            self.logs
-                .get(c)
+        let message = match event {
+            Event::Message { conversation, seq } | Event::Edit { conversation, seq } => self
+                .logs
+                .get(conversation)
                 .and_then(|l| l.get((*seq as usize).wrapping_sub(1)))
-                .cloned()
+                .cloned(),
+            _ => None,
         };
-        Some(match event.clone() {
-            Event::Message { conversation, seq } => {
-                EventData::Message(message(&conversation, &seq)?)
-            }
-            Event::Edit { conversation, seq } => EventData::Edit(message(&conversation, &seq)?),
-            Event::Read { conversation, seq } => EventData::Read { conversation, seq },
-            Event::Member {
-                group,
-                user,
-                change,
-            } => EventData::Member {
-                group,
-                user,
-                change,
-            },
-            Event::Delete {
-                conversation,
-                seq,
-                deleted_at,
-            } => EventData::Delete {
-                conversation,
-                seq,
-                deleted_at,
-            },
-            Event::Reaction {
-                conversation,
-                seq,
-                key,
-                user,
-                change,
-            } => EventData::Reaction {
-                conversation,
-                seq,
-                key,
-                user,
-                change,
-            },
-        })
+        EventData::resolved(event.clone(), message)
     }
 
     /// The time of the newest event of every feed, to check retention by age
