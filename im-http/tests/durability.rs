@@ -30,7 +30,6 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use common::{Client, WAIT};
-use im_engine::UserId;
 use serde_json::json;
 
 const BIN: &str = env!("CARGO_BIN_EXE_im-http");
@@ -94,13 +93,7 @@ impl Traced {
     }
 
     fn client(&self, user: &str, admin: bool) -> Client {
-        let token = im_http::Auth::new(SECRET.as_bytes())
-            .token(&UserId::new(user).unwrap(), admin, None)
-            .unwrap();
-        Client {
-            addr: self.addr,
-            token: Some(token),
-        }
+        Client::signed(self.addr, SECRET, user, admin)
     }
 
     /// SIGTERM to the server, and waits until strace (which exits with it)

@@ -21,7 +21,6 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use common::{Client, Sse, WAIT};
-use im_engine::UserId;
 use im_store_redis::testing::{RedisServer, shared_cluster_url, shared_url, skip, unique_prefix};
 use serde_json::{Value, json};
 
@@ -50,13 +49,7 @@ impl Node {
     }
 
     fn client(&self, user: &str, admin: bool) -> Client {
-        let token = im_http::Auth::new(SECRET.as_bytes())
-            .token(&UserId::new(user).unwrap(), admin, None)
-            .unwrap();
-        Client {
-            addr: self.addr,
-            token: Some(token),
-        }
+        Client::signed(self.addr, SECRET, user, admin)
     }
 
     async fn sse(&self, user: &str, headers: &[(&str, &str)], path: &str) -> Sse {

@@ -185,6 +185,20 @@ impl Resp {
 }
 
 impl Client {
+    /// A client of the server at `addr` acting as `user`, with a token
+    /// signed with `secret` (a server spawned with `--secret`). Used by the
+    /// test crates that spawn the binary (`durability`, `redis_nodes`).
+    #[allow(dead_code)]
+    pub fn signed(addr: SocketAddr, secret: &str, user: &str, admin: bool) -> Client {
+        let token = im_http::Auth::new(secret.as_bytes())
+            .token(&UserId::new(user).unwrap(), admin, None)
+            .unwrap();
+        Client {
+            addr,
+            token: Some(token),
+        }
+    }
+
     pub fn with_token(&self, token: &str) -> Client {
         Client {
             addr: self.addr,
