@@ -11,6 +11,7 @@ use crate::engine::{Actor, Engine};
 use crate::feed::{EventPage, Start};
 use crate::group::GroupView;
 use crate::message::{HistoryPage, SendRequest};
+use crate::moderation::{JoinRequest, Joined, Marked};
 use crate::store::Store;
 use crate::unread::{ConversationView, ReadState};
 use crate::user::Profile;
@@ -38,6 +39,8 @@ pub enum Command {
         id: GroupId,
         fields: FieldPatch,
         join: Option<JoinPolicy>,
+        /// Hand the group to this member.
+        owner: Option<UserId>,
     },
     Group {
         id: GroupId,
@@ -52,6 +55,38 @@ pub enum Command {
     Leave {
         group: GroupId,
         user: UserId,
+    },
+    Requests {
+        group: GroupId,
+    },
+    Withdraw {
+        group: GroupId,
+        user: UserId,
+    },
+    Ban {
+        group: GroupId,
+        user: UserId,
+    },
+    Unban {
+        group: GroupId,
+        user: UserId,
+    },
+    Bans {
+        group: GroupId,
+    },
+    Block {
+        id: UserId,
+    },
+    Unblock {
+        id: UserId,
+    },
+    Blocks,
+    Suspend {
+        id: UserId,
+        suspended: bool,
+    },
+    Erase {
+        id: UserId,
     },
     Send {
         conversation: ConversationId,
@@ -110,6 +145,11 @@ pub enum Outcome {
     /// A group, and whether it was created.
     Group(GroupView, bool),
     Members(Vec<Member>),
+    /// A join request was recorded (or was there).
+    Requested,
+    Requests(Vec<JoinRequest>),
+    /// Blocks or bans.
+    Marked(Vec<Marked>),
     /// A message, and whether it is new.
     Sent(Message, bool),
     History(HistoryPage),
@@ -127,6 +167,7 @@ impl<S: Store> Engine<S> {
     ///
     /// Those of the operation it names.
     pub async fn execute(&self, actor: &Actor, command: Command) -> Result<Outcome, Error> {
+        self.refuse_suspended(actor)?;
         Ok(match command {
             Command::PutUser { id, fields } => {
                 let (p, created) = self.put_user(actor, &id, fields).await?;
@@ -136,20 +177,48 @@ impl<S: Store> Engine<S> {
             Command::Link { id } => self.link(actor, &id).await.map(|()| Outcome::Done)?,
             Command::Unlink { id } => self.unlink(actor, &id).await.map(|()| Outcome::Done)?,
             Command::Contacts => Outcome::Contacts(self.contacts(actor).await?),
-            Command::PutGroup { id, fields, join } => {
-                let (g, created) = self.put_group(actor, &id, fields, join).await?;
+            Command::PutGroup {
+                id,
+                fields,
+                join,
+                owner,
+            } => {
+                let owner = owner.as_ref();
+                let (g, created) = self.update_group(actor, &id, fields, join, owner).await?;
                 Outcome::Group(g, created)
             }
             Command::Group { id } => Outcome::Group(self.group(actor, &id).await?, false),
             Command::Members { id } => Outcome::Members(self.members(actor, &id).await?),
-            Command::Join { group, user } => self
-                .join(actor, &group, &user)
-                .await
-                .map(|()| Outcome::Done)?,
+            Command::Join { group, user } => match self.join(actor, &group, &user).await? {
+                Joined::Member => Outcome::Done,
+                Joined::Requested => Outcome::Requested,
+            },
             Command::Leave { group, user } => self
                 .leave(actor, &group, &user)
                 .await
                 .map(|()| Outcome::Done)?,
+            Command::Requests { group } => Outcome::Requests(self.requests(actor, &group).await?),
+            Command::Withdraw { group, user } => {
+                self.withdraw(actor, &group, &user).await?;
+                Outcome::Done
+            }
+            Command::Ban { group, user } => {
+                self.ban(actor, &group, &user).await?;
+                Outcome::Done
+            }
+            Command::Unban { group, user } => {
+                self.unban(actor, &group, &user).await?;
+                Outcome::Done
+            }
+            Command::Bans { group } => Outcome::Marked(self.bans(actor, &group).await?),
+            Command::Block { id } => self.block(actor, &id).await.map(|()| Outcome::Done)?,
+            Command::Unblock { id } => self.unblock(actor, &id).await.map(|()| Outcome::Done)?,
+            Command::Blocks => Outcome::Marked(self.blocks(actor).await?),
+            Command::Suspend { id, suspended } => {
+                self.suspend(actor, &id, suspended).await?;
+                Outcome::Done
+            }
+            Command::Erase { id } => self.erase(actor, &id).await.map(|()| Outcome::Done)?,
             Command::Send {
                 conversation,
                 request,

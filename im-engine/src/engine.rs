@@ -160,8 +160,10 @@ pub(crate) struct Inner<S> {
     pub(crate) streams: tokio::sync::Mutex<HashMap<UserId, usize>>,
     /// Messages sent or read lately, for the live streams (see `feed.rs`).
     pub(crate) recent: crate::feed::RecentMessages,
-    /// Users known to exist (users are never deleted).
+    /// Users known to exist (see [`Engine::require_user`]).
     pub(crate) known_users: quick_cache::sync::Cache<UserId, ()>,
+    /// The suspended users, as last read.
+    pub(crate) suspensions: crate::moderation::Suspensions,
 }
 
 /// How many users [`Inner::known_users`] remembers.
@@ -204,6 +206,7 @@ impl<S: Store> Engine<S> {
                 streams: Default::default(),
                 recent: crate::feed::RecentMessages::new(),
                 known_users: quick_cache::sync::Cache::new(KNOWN_USERS),
+                suspensions: crate::moderation::Suspensions::new(),
             }),
         }
     }
@@ -255,9 +258,12 @@ impl<S: Store> Engine<S> {
         &self.inner.config.limits
     }
 
-    /// Fails with 404 unless the user exists. Users are never deleted, so
-    /// one found once is remembered, and a send between known users reads
-    /// no profile.
+    /// Fails with 404 unless the user exists. A user found once is
+    /// remembered, so a send between known users reads no profile; only an
+    /// erasure forgets one (on this engine: another engine sharing the
+    /// store may take an erased user for existing until it restarts, which
+    /// lets a direct message to it commit, into a conversation nobody
+    /// reads).
     pub(crate) async fn require_user(&self, id: &UserId) -> Result<(), Error> {
         if self.inner.known_users.get(id).is_some() {
             return Ok(());
@@ -265,6 +271,10 @@ impl<S: Store> Engine<S> {
         self.user_record(id).await?;
         self.inner.known_users.insert(id.clone(), ());
         Ok(())
+    }
+
+    pub(crate) fn forget_user(&self, id: &UserId) {
+        self.inner.known_users.remove(id);
     }
 
     /// The user's record; 404 unless it exists.

@@ -69,6 +69,7 @@ mod engine;
 mod feed;
 mod group;
 mod message;
+mod moderation;
 mod policy;
 mod unread;
 mod user;
@@ -79,7 +80,7 @@ pub mod testing;
 
 pub use data::id;
 pub use data::{
-    Body, Contact, ConvEntry, ConversationId, Epoch, Event, Feed, FeedEntry, FieldPatch, Fields,
+    Body, Contact, ContactNews, ConvEntry, ConversationId, Epoch, Event, Feed, FeedEntry, FieldPatch, Fields,
     Group, GroupId, JoinPolicy, MAX_CLIENT_ID, MAX_REACTION_KEY, MAX_REACTION_KEYS, Member,
     Membership, Message, NewMessage, Presence, ReactionChange, Reactions, Role, Seq, Timestamp,
     User, UserId,
@@ -94,6 +95,7 @@ pub use engine::{Actor, Clock, Config, Engine, Limits, Retention, SystemClock};
 pub use feed::{Cursor, Delivered, EventData, EventPage, ResetReason, Start};
 pub use group::GroupView;
 pub use message::{HistoryPage, HistoryQuery, SendRequest};
+pub use moderation::{JoinRequest, Joined, Marked};
 pub use unread::{ConversationView, ReadState};
 pub use user::{PresenceGuard, Profile};
 pub use view::{ConversationRowView, EventDataView, HistoryView, MessageView, ReactionCount};

@@ -6,7 +6,7 @@ use crate::data::{FieldPatch, Fields, Presence, Timestamp, User, UserId};
 use crate::engine::{Actor, Engine, Limits};
 use crate::error::Error;
 use crate::policy::{self, Action};
-use crate::store::{Changes, Store};
+use crate::store::{Changes, Marks, Store};
 
 /// A user as answered: the stored user and its presence.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -21,6 +21,9 @@ pub struct Profile {
     pub online: bool,
     /// See [`Presence::last_seen`].
     pub last_seen: Option<Timestamp>,
+    /// Whether the user is suspended: shown to admins only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suspended: Option<bool>,
 }
 
 /// Checks a patch against the limits without looking at stored data.
@@ -104,9 +107,14 @@ impl<S: Store> Engine<S> {
     ///
     /// [`Error::NotFound`], [`Error::Store`].
     pub async fn user(&self, actor: &Actor, id: &UserId) -> Result<Profile, Error> {
-        let _ = actor; // Anyone reads a profile (policy rule 2).
+        // Anyone reads a profile (policy rule 2); admins see more.
         let user = self.user_record(id).await?;
-        self.profile_of(user).await
+        let mut profile = self.profile_of(user).await?;
+        if actor.admin {
+            let mark = self.store().mark(&Marks::Suspended, id).await;
+            profile.suspended = Some(mark.map_err(Error::store)?.is_some());
+        }
+        Ok(profile)
     }
 
     /// A user's presence; anyone may read it.
@@ -131,6 +139,7 @@ impl<S: Store> Engine<S> {
             created_at: user.created_at,
             online: p.online,
             last_seen: p.last_seen,
+            suspended: None,
         })
     }
 

@@ -11,9 +11,9 @@ use crate::data::{
     Membership, Message, Presence, Seq, Timestamp, User, UserId,
 };
 use crate::store::{
-    Changes, ContactChange, EntryChange, FeedTrim, MemberChange, MemberUpdate, MessageChange,
-    MessageUpdate, MessageUpdated, Outgoing, Recipients, Sent, Store, StoreError, Updated,
-    apply_change,
+    Changes, ContactChange, EntryChange, FeedTrim, Mark, MarkChange, Marks, MemberChange,
+    MemberUpdate, MessageChange, MessageUpdate, MessageUpdated, Outgoing, Recipients, Sent, Store,
+    StoreError, Updated, apply_change,
 };
 
 /// A store that keeps everything in memory. Cloning it shares the data.
@@ -35,6 +35,23 @@ struct State {
     entries: HashMap<UserId, BTreeMap<ConversationId, ConvEntry>>,
     feeds: HashMap<UserId, UserFeed>,
     presence: HashMap<UserId, Presence>,
+    marks: HashMap<Marks, BTreeMap<UserId, Mark>>,
+}
+
+impl State {
+    fn marked(&self, set: &Marks, user: &UserId) -> bool {
+        marks_has(&self.marks, set, user)
+    }
+
+    /// Whether one of a direct conversation's two users blocks the other.
+    fn blocked(&self, users: &[UserId]) -> bool {
+        match users {
+            [a, b] => {
+                self.marked(&Marks::Blocks(a.clone()), b) || self.marked(&Marks::Blocks(b.clone()), a)
+            }
+            _ => false,
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -61,6 +78,10 @@ impl UserFeed {
             }
         }
     }
+}
+
+fn marks_has(marks: &HashMap<Marks, BTreeMap<UserId, Mark>>, set: &Marks, user: &UserId) -> bool {
+    marks.get(set).is_some_and(|m| m.contains_key(user))
 }
 
 impl Default for MemoryStore {
@@ -109,6 +130,7 @@ impl Store for MemoryStore {
         let (sent, recipients) = {
             let mut st = self.state();
             let recipients = match &send.recipients {
+                Recipients::Users(users) if st.blocked(users) => return Ok(Sent::Blocked),
                 Recipients::Users(users) => users.clone(),
                 Recipients::Members(g) => {
                     let members = st.members.get(g);
@@ -219,6 +241,9 @@ impl Store for MemoryStore {
                 MemberChange::Put(m) if members.contains_key(&m.id) => {
                     return Ok(Updated::Unchanged);
                 }
+                MemberChange::Put(m) if marks_has(&st.marks, &Marks::Bans(u.group.clone()), &m.id) => {
+                    return Ok(Updated::Banned);
+                }
                 MemberChange::Put(_) if members.len() >= u.max_members => {
                     return Ok(Updated::Full);
                 }
@@ -307,6 +332,20 @@ impl Store for MemoryStore {
                     .entry(user.clone())
                     .or_default()
                     .append(*ts, event.clone(), changes.trim);
+            }
+            for (set, change) in &changes.marks {
+                let marks = st.marks.entry(set.clone()).or_default();
+                match change {
+                    MarkChange::Put(m) => marks.insert(m.user.clone(), m.clone()),
+                    MarkChange::Remove(user) => marks.remove(user),
+                };
+            }
+            for user in &changes.erase {
+                st.users.remove(user);
+                if let Some(feed) = st.feeds.get_mut(user) {
+                    feed.trimmed = feed.head;
+                    feed.entries.clear();
+                }
             }
         }
         self.notifier.wake(changes.events.iter().map(|(u, ..)| u));
@@ -435,6 +474,24 @@ impl Store for MemoryStore {
 
     async fn presence(&self, user: &UserId) -> Result<Presence, Infallible> {
         Ok(self.state().presence.get(user).copied().unwrap_or_default())
+    }
+
+    async fn marks(&self, set: &Marks) -> Result<Vec<Mark>, Infallible> {
+        Ok(self
+            .state()
+            .marks
+            .get(set)
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default())
+    }
+
+    async fn mark(&self, set: &Marks, user: &UserId) -> Result<Option<Mark>, Infallible> {
+        Ok(self
+            .state()
+            .marks
+            .get(set)
+            .and_then(|m| m.get(user))
+            .cloned())
     }
 
     async fn ping(&self) -> Result<(), Infallible> {

@@ -22,9 +22,11 @@ use crate::data::{
 };
 pub use crate::error::StoreError;
 
+mod marks;
 mod memory;
 mod notify;
 
+pub use marks::{Mark, MarkChange, Marks};
 pub use memory::MemoryStore;
 pub use notify::Notifier;
 
@@ -76,6 +78,8 @@ pub enum Updated {
     Unchanged,
     /// The group has `max_members` members: nothing was written.
     Full,
+    /// A join of a user in the group's [`Marks::Bans`]: nothing was written.
+    Banned,
 }
 
 /// Feed retention, applied by a write to every feed it appends to, after
@@ -260,6 +264,10 @@ pub enum Sent {
     /// The recipients are [`Recipients::Members`] and the sender is not one
     /// of them at the commit: nothing was written.
     NotMember,
+    /// The recipients are the two [`Recipients::Users`] of a direct
+    /// conversation and one of them blocks the other ([`Marks::Blocks`]) at
+    /// the commit: nothing was written.
+    Blocked,
 }
 
 /// A change to a user's contact set.
@@ -314,6 +322,12 @@ pub struct Changes {
     pub entries: Vec<(UserId, EntryChange)>,
     /// Events to append, each to its user's feed, with their time.
     pub events: Vec<(UserId, Timestamp, Event)>,
+    /// Changes to sets of marks.
+    pub marks: Vec<(Marks, MarkChange)>,
+    /// Users to erase, last: the user record goes, and every event of its
+    /// feed (its positions are kept, so a new user of that id starts after
+    /// them). Its other data the engine removes with the changes above.
+    pub erase: Vec<UserId>,
     /// The retention to apply to the feeds appended to.
     pub trim: FeedTrim,
 }
@@ -337,6 +351,9 @@ pub trait Store: Send + Sync + 'static {
     ///
     /// 0. for [`Recipients::Members`], reads the group's members; when the
     ///    sender is not one, returns [`Sent::NotMember`] and writes nothing;
+    ///    for two [`Recipients::Users`], reads their [`Marks::Blocks`]; when
+    ///    either blocks the other, returns [`Sent::Blocked`] and writes
+    ///    nothing;
     /// 1. if `client_id` is set and the sender already sent that id in the
     ///    conversation, returns [`Sent::Duplicate`] with the stored message
     ///    and writes nothing;
@@ -352,7 +369,8 @@ pub trait Store: Send + Sync + 'static {
     /// order with every send to the group ([`Recipients::Members`]):
     ///
     /// - [`MemberChange::Put`] (a join): unless the user is a member already
-    ///   ([`Updated::Unchanged`]) or the group has `max_members`
+    ///   ([`Updated::Unchanged`]), is in the group's [`Marks::Bans`]
+    ///   ([`Updated::Banned`]) or the group has `max_members`
     ///   ([`Updated::Full`]), adds the member, gives it the conversation's
     ///   index entry with `read_seq` at the conversation's `last_seq` at
     ///   this commit and `activity` `at`, and appends
@@ -475,6 +493,16 @@ pub trait Store: Send + Sync + 'static {
     /// Whether a user is online, and when its last stream closed.
     fn presence(&self, user: &UserId)
     -> impl Future<Output = Result<Presence, Self::Error>> + Send;
+
+    /// Every mark of one set, by user id.
+    fn marks(&self, set: &Marks) -> impl Future<Output = Result<Vec<Mark>, Self::Error>> + Send;
+
+    /// One user's mark in a set, if marked.
+    fn mark(
+        &self,
+        set: &Marks,
+        user: &UserId,
+    ) -> impl Future<Output = Result<Option<Mark>, Self::Error>> + Send;
 
     /// Whether the store answers (for health checks).
     fn ping(&self) -> impl Future<Output = Result<(), Self::Error>> + Send;

@@ -1054,6 +1054,7 @@ pub async fn everything_survives_reopen<F: StoreFactory>() {
                 id: g.clone(),
                 fields: Default::default(),
                 join: Some(JoinPolicy::Open),
+                owner: None,
             },
         ),
         (
