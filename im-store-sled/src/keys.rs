@@ -28,6 +28,10 @@
 //! | `userpos_event`          | `f user 0xFF pos(u64 BE)`              | `ts` ++ [`Event`](im_engine::Event) JSON         |
 //! | `user_feedfloor`         | `b user`                               | `head` of the feed when it was trimmed empty     |
 //! | `user_lastseen`          | `t user`                               | `ts`                                             |
+//! | `setuser_since`          | `k set 0xFF user`                      | `since` (a mark: see below)                      |
+//!
+//! A mark's `set` names its [`Marks`] set as text: `requests:<group>`,
+//! `bans:<group>`, `blocks:<user>` or `suspended`.
 //!
 //! The first letter of each key is its kind tag, one ASCII byte, directly
 //! followed by the rest (`e alice 0xFF group:g` is the bytes
@@ -53,6 +57,7 @@
 //!   own. A send that reaches only some holders (the `Store` contract
 //!   allows it) writes those holders' entries instead.
 
+use im_engine::store::Marks;
 use im_engine::{ConversationId, GroupId, Seq, UserId};
 
 /// Separates the parts of a composite key; never part of an id.
@@ -92,6 +97,8 @@ pub(crate) mod kind {
     pub(crate) const USER_FEEDFLOOR: u8 = b'b';
     /// `user` -> when its last stream closed.
     pub(crate) const USER_LASTSEEN: u8 = b't';
+    /// `set 0xFF user` -> since when the user is marked.
+    pub(crate) const SETUSER_SINCE: u8 = b'k';
 
     /// The kind's name, for error messages.
     pub(crate) fn name(kind: u8) -> &'static str {
@@ -107,6 +114,7 @@ pub(crate) mod kind {
             USERPOS_EVENT => "userpos_event",
             USER_FEEDFLOOR => "user_feedfloor",
             USER_LASTSEEN => "user_lastseen",
+            SETUSER_SINCE => "setuser_since",
             _ => "unknown kind",
         }
     }
@@ -212,6 +220,34 @@ pub(crate) fn feed_floor(user: &UserId) -> Vec<u8> {
 /// `t user`.
 pub(crate) fn last_seen(user: &UserId) -> Vec<u8> {
     key(kind::USER_LASTSEEN, &[user.as_str().as_bytes()])
+}
+
+/// A set of marks as key text.
+fn mark_set(set: &Marks) -> String {
+    match set {
+        Marks::Requests(g) => format!("requests:{g}"),
+        Marks::Bans(g) => format!("bans:{g}"),
+        Marks::Blocks(u) => format!("blocks:{u}"),
+        Marks::Suspended => "suspended".into(),
+    }
+}
+
+/// `k set 0xFF user`.
+pub(crate) fn mark(set: &Marks, user: &UserId) -> Vec<u8> {
+    key(
+        kind::SETUSER_SINCE,
+        &[mark_set(set).as_bytes(), user.as_str().as_bytes()],
+    )
+}
+
+/// `k set 0xFF`: the prefix of every mark of `set`.
+pub(crate) fn marks(set: &Marks) -> Vec<u8> {
+    prefix(kind::SETUSER_SINCE, &mark_set(set))
+}
+
+/// The user of a [`mark`] key of `set`.
+pub(crate) fn decode_mark(set: &Marks, key: &[u8]) -> Option<UserId> {
+    user_id(key.strip_prefix(marks(set).as_slice())?)
 }
 
 /// `key` without its kind tag, when the tag is `kind`.

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use im_engine::store::{
-    Changes, MemberUpdate, MessageUpdate, MessageUpdated, Outgoing, Recipients, Sent, Updated,
+    Changes, Mark, Marks, MemberUpdate, MessageUpdate, MessageUpdated, Outgoing, Recipients, Sent, Updated,
 };
 use im_engine::{
     Contact, ConvEntry, ConversationId, Epoch, Feed, Group, GroupId, Member, Message, Notifier,
@@ -277,7 +277,7 @@ impl Store for SledStore {
         let wrote = match sent {
             Sent::New(_) => 2 * recipients.len(),
             Sent::Duplicate(_) => keys,
-            Sent::NotMember => return Ok(sent),
+            Sent::NotMember | Sent::Blocked => return Ok(sent),
         };
         self.durable(wrote).await?;
         self.notifier.wake(&recipients);
@@ -321,7 +321,9 @@ impl Store for SledStore {
             + changes.groups.len()
             + changes.members.len()
             + changes.entries.len()
-            + changes.events.len();
+            + changes.events.len()
+            + changes.marks.len()
+            + changes.erase.len();
         self.write(changes, keys, Writer::commit).await?;
         self.durable(keys).await?;
         self.notifier.wake(changes.events.iter().map(|(u, ..)| u));
@@ -441,6 +443,23 @@ impl Store for SledStore {
         Ok(Presence { online, last_seen })
     }
 
+    async fn marks(&self, set: &Marks) -> Result<Vec<Mark>> {
+        self.trees
+            .records
+            .scan_prefix(keys::marks(set))
+            .map(|kv| {
+                let (k, v) = kv?;
+                mark(set, &k, &v)
+            })
+            .collect()
+    }
+
+    async fn mark(&self, set: &Marks, user: &UserId) -> Result<Option<Mark>> {
+        let key = keys::mark(set, user);
+        let value = self.trees.records.get(&key)?;
+        value.map(|v| mark(set, &key, &v)).transpose()
+    }
+
     async fn ping(&self) -> Result<()> {
         self.trees.meta.get(meta::VERSION)?;
         Ok(())
@@ -449,4 +468,13 @@ impl Store for SledStore {
     async fn flush(&self) -> Result<()> {
         self.group_commit.flushed().await
     }
+}
+
+/// A stored mark, decoded.
+fn mark(set: &Marks, key: &[u8], value: &[u8]) -> Result<Mark> {
+    let what = kind::name(kind::SETUSER_SINCE);
+    let user = keys::decode_mark(set, key)
+        .ok_or_else(|| Error::Corrupt(format!("bad key in {what}: {key:?}")))?;
+    let since = codec::to_u64(what, value)?;
+    Ok(Mark { user, since })
 }

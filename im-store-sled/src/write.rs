@@ -20,7 +20,7 @@ use std::sync::{Mutex, MutexGuard};
 use sled::IVec;
 
 use im_engine::store::{
-    Changes, ContactChange, EntryChange, MemberChange, MemberUpdate, MessageChange, MessageUpdate,
+    Changes, MarkChange, Marks, ContactChange, EntryChange, MemberChange, MemberUpdate, MessageChange, MessageUpdate,
     MessageUpdated, Outgoing, Recipients, Sent, Updated, apply_change,
 };
 use im_engine::{ConversationId, Event, GroupId, Membership, Message, UserId};
@@ -203,6 +203,15 @@ fn member_ids(p: &Batch<'_>, group: &GroupId) -> Result<Vec<UserId>> {
         .collect()
 }
 
+/// Whether one of a direct conversation's two users blocks the other.
+fn blocked(p: &Batch<'_>, users: &[UserId]) -> Result<bool> {
+    let [a, b] = users else {
+        return Ok(false);
+    };
+    Ok(p.get(&keys::mark(&Marks::Blocks(a.clone()), b))?.is_some()
+        || p.get(&keys::mark(&Marks::Blocks(b.clone()), a))?.is_some())
+}
+
 /// A change to one message: the message rewritten whole (a delete keeps
 /// no body in it), and the event in every recipient's feed.
 fn update_message(
@@ -246,6 +255,7 @@ fn send(p: &mut Batch<'_>, known: &mut Known, out: &Outgoing) -> Result<(Sent, V
     // Read under the writer's lock, like everything this batch decides on:
     // no join or leave lands between this read and the batch.
     let recipients = match &out.recipients {
+        Recipients::Users(users) if blocked(p, users)? => return Ok((Sent::Blocked, Vec::new())),
         Recipients::Users(users) => users.clone(),
         Recipients::Members(group) => {
             let members = member_ids(p, group)?;
@@ -348,6 +358,17 @@ fn commit(
         let b = known.bounds(p.tree, user)?;
         feed::append(p, b, user, event.clone(), changes.trim)?;
     }
+    for (set, change) in &changes.marks {
+        match change {
+            MarkChange::Put(m) => p.insert(keys::mark(set, &m.user), m.since.to_be_bytes().to_vec()),
+            MarkChange::Remove(user) => p.remove(keys::mark(set, user)),
+        }
+    }
+    for user in &changes.erase {
+        p.remove(keys::user(user));
+        let b = known.bounds(p.tree, user)?;
+        feed::clear(p, b, user);
+    }
     Ok(())
 }
 
@@ -363,6 +384,9 @@ fn update_member(
         MemberChange::Put(m) => {
             if members.contains(&m.id) {
                 return Ok((Updated::Unchanged, Vec::new()));
+            }
+            if p.get(&keys::mark(&Marks::Bans(u.group.clone()), &m.id))?.is_some() {
+                return Ok((Updated::Banned, Vec::new()));
             }
             if members.len() >= u.max_members {
                 return Ok((Updated::Full, Vec::new()));
