@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use im_engine::store::{
-    Changes, MemberUpdate, MessageUpdate, MessageUpdated, Outgoing, Sent, Updated,
+    Changes, Mark, Marks, MemberUpdate, MessageUpdate, MessageUpdated, Outgoing, Sent, Updated,
 };
 use im_engine::{
     Contact, ConvEntry, ConversationId, Epoch, Feed, Group, GroupId, Member, Message, Notifier,
@@ -263,6 +263,35 @@ impl Store for RedisStore {
         .await
     }
 
+    async fn marks(&self, set: &Marks) -> Result<Vec<Mark>> {
+        self.read(async {
+            let all: Vec<(String, String)> = self
+                .shared
+                .conn()
+                .hgetall(self.shared.keys.marks(set))
+                .await?;
+            let mut marks = all
+                .iter()
+                .map(|(u, since)| mark(u, since))
+                .collect::<Result<Vec<_>>>()?;
+            marks.sort_by(|a, b| a.user.cmp(&b.user));
+            Ok(marks)
+        })
+        .await
+    }
+
+    async fn mark(&self, set: &Marks, user: &UserId) -> Result<Option<Mark>> {
+        self.read(async {
+            let since: Option<String> = self
+                .shared
+                .conn()
+                .hget(self.shared.keys.marks(set), user.as_str())
+                .await?;
+            since.map(|s| mark(user.as_str(), &s)).transpose()
+        })
+        .await
+    }
+
     async fn member(&self, group: &GroupId, user: &UserId) -> Result<Option<Member>> {
         self.read(async {
             let json: Option<String> = self
@@ -402,4 +431,14 @@ impl Store for RedisStore {
     async fn flush(&self) -> Result<()> {
         self.ping().await
     }
+}
+
+/// A stored mark, decoded.
+fn mark(user: &str, since: &str) -> Result<Mark> {
+    Ok(Mark {
+        user: UserId::new(user).map_err(|_| corrupt(format!("marked user {user:?}")))?,
+        since: since
+            .parse()
+            .map_err(|_| corrupt(format!("mark time {since:?}")))?,
+    })
 }

@@ -18,9 +18,7 @@ impl<S: Store> Engine<S> {
     /// [`Error::Invalid`] for the caller itself, [`Error::NotFound`] when
     /// either user does not exist, [`Error::Store`].
     pub async fn block(&self, actor: &Actor, id: &UserId) -> Result<(), Error> {
-        if actor.user == *id {
-            return Err(Error::Invalid("a user cannot block itself".into()));
-        }
+        not_itself(actor, id)?;
         self.require_user(&actor.user).await?;
         self.require_user(id).await?;
         let set = Marks::Blocks(actor.user.clone());
@@ -38,8 +36,10 @@ impl<S: Store> Engine<S> {
     ///
     /// # Errors
     ///
-    /// [`Error::NotFound`] when either user does not exist, [`Error::Store`].
+    /// [`Error::Invalid`] for the caller itself, [`Error::NotFound`] when
+    /// either user does not exist, [`Error::Store`].
     pub async fn unblock(&self, actor: &Actor, id: &UserId) -> Result<(), Error> {
+        not_itself(actor, id)?;
         self.require_user(&actor.user).await?;
         self.require_user(id).await?;
         let set = Marks::Blocks(actor.user.clone());
@@ -80,6 +80,13 @@ impl<S: Store> Engine<S> {
         };
         self.store().commit(&changes).await.map_err(Error::store)
     }
+}
+
+fn not_itself(actor: &Actor, id: &UserId) -> Result<(), Error> {
+    if actor.user == *id {
+        return Err(Error::Invalid("a user cannot block itself".into()));
+    }
+    Ok(())
 }
 
 /// The refusal of a direct message between two users one of whom blocks

@@ -593,6 +593,9 @@ impl Model {
                 Ok(Outcome::Done)
             }
             Command::Unblock { id } => {
+                if me == id {
+                    return err(ErrorKind::Invalid);
+                }
                 self.user_exists(me)?;
                 self.user_exists(id)?;
                 self.blocks.entry(me.clone()).or_default().remove(id);
