@@ -148,8 +148,8 @@ pub enum Outcome {
     /// A join request was recorded (or was there).
     Requested,
     Requests(Vec<JoinRequest>),
-    /// Blocks or bans.
-    Marked(Vec<Marked>),
+    Blocks(Vec<Marked>),
+    Bans(Vec<Marked>),
     /// A message, and whether it is new.
     Sent(Message, bool),
     History(HistoryPage),
@@ -210,10 +210,10 @@ impl<S: Store> Engine<S> {
                 self.unban(actor, &group, &user).await?;
                 Outcome::Done
             }
-            Command::Bans { group } => Outcome::Marked(self.bans(actor, &group).await?),
+            Command::Bans { group } => Outcome::Bans(self.bans(actor, &group).await?),
             Command::Block { id } => self.block(actor, &id).await.map(|()| Outcome::Done)?,
             Command::Unblock { id } => self.unblock(actor, &id).await.map(|()| Outcome::Done)?,
-            Command::Blocks => Outcome::Marked(self.blocks(actor).await?),
+            Command::Blocks => Outcome::Blocks(self.blocks(actor).await?),
             Command::Suspend { id, suspended } => {
                 self.suspend(actor, &id, suspended).await?;
                 Outcome::Done

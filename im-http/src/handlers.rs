@@ -144,9 +144,11 @@ pub(crate) fn send_body_limit(l: &Limits) -> usize {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct FieldsBody {
+pub(crate) struct UserBody {
     #[serde(default)]
     pub(crate) fields: FieldPatch,
+    #[serde(default)]
+    pub(crate) suspended: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -156,6 +158,8 @@ pub(crate) struct GroupBody {
     pub(crate) fields: FieldPatch,
     #[serde(default)]
     pub(crate) join: Option<JoinPolicy>,
+    #[serde(default)]
+    pub(crate) owner: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -209,12 +213,45 @@ pub(crate) fn user(i: &Input<'_>) -> Result<Command, ApiError> {
     })
 }
 
-/// `PUT /v1/users/{uid}`.
+/// `PUT /v1/users/{uid}`: fields, or (alone) `suspended`.
 pub(crate) fn put_user(i: &Input<'_>) -> Result<Command, ApiError> {
-    let body: FieldsBody = i.json()?.unwrap_or_default();
-    Ok(Command::PutUser {
+    let body: UserBody = i.json()?.unwrap_or_default();
+    let id = i.params.user()?;
+    match body.suspended {
+        Some(_) if !body.fields.is_empty() => Err(ApiError::BadJson(
+            "\"suspended\" is set alone, without \"fields\"".into(),
+        )),
+        Some(suspended) => Ok(Command::Suspend { id, suspended }),
+        None => Ok(Command::PutUser {
+            id,
+            fields: body.fields,
+        }),
+    }
+}
+
+/// `DELETE /v1/users/{uid}`.
+pub(crate) fn erase_user(i: &Input<'_>) -> Result<Command, ApiError> {
+    Ok(Command::Erase {
         id: i.params.user()?,
-        fields: body.fields,
+    })
+}
+
+/// `GET /v1/blocks`.
+pub(crate) fn blocks(_: &Input<'_>) -> Result<Command, ApiError> {
+    Ok(Command::Blocks)
+}
+
+/// `PUT /v1/blocks/{uid}`.
+pub(crate) fn block(i: &Input<'_>) -> Result<Command, ApiError> {
+    Ok(Command::Block {
+        id: i.params.user()?,
+    })
+}
+
+/// `DELETE /v1/blocks/{uid}`.
+pub(crate) fn unblock(i: &Input<'_>) -> Result<Command, ApiError> {
+    Ok(Command::Unblock {
+        id: i.params.user()?,
     })
 }
 
@@ -251,6 +288,7 @@ pub(crate) fn put_group(i: &Input<'_>) -> Result<Command, ApiError> {
         id: i.params.group()?,
         fields: body.fields,
         join: body.join,
+        owner: body.owner.map(UserId::new).transpose()?,
     })
 }
 
@@ -272,6 +310,44 @@ pub(crate) fn join(i: &Input<'_>) -> Result<Command, ApiError> {
 /// `DELETE /v1/groups/{gid}/members/{uid}`.
 pub(crate) fn leave(i: &Input<'_>) -> Result<Command, ApiError> {
     Ok(Command::Leave {
+        group: i.params.group()?,
+        user: i.params.user()?,
+    })
+}
+
+/// `GET /v1/groups/{gid}/requests`.
+pub(crate) fn requests(i: &Input<'_>) -> Result<Command, ApiError> {
+    Ok(Command::Requests {
+        group: i.params.group()?,
+    })
+}
+
+/// `DELETE /v1/groups/{gid}/requests/{uid}`.
+pub(crate) fn withdraw(i: &Input<'_>) -> Result<Command, ApiError> {
+    Ok(Command::Withdraw {
+        group: i.params.group()?,
+        user: i.params.user()?,
+    })
+}
+
+/// `GET /v1/groups/{gid}/bans`.
+pub(crate) fn bans(i: &Input<'_>) -> Result<Command, ApiError> {
+    Ok(Command::Bans {
+        group: i.params.group()?,
+    })
+}
+
+/// `PUT /v1/groups/{gid}/bans/{uid}`.
+pub(crate) fn ban(i: &Input<'_>) -> Result<Command, ApiError> {
+    Ok(Command::Ban {
+        group: i.params.group()?,
+        user: i.params.user()?,
+    })
+}
+
+/// `DELETE /v1/groups/{gid}/bans/{uid}`.
+pub(crate) fn unban(i: &Input<'_>) -> Result<Command, ApiError> {
+    Ok(Command::Unban {
         group: i.params.group()?,
         user: i.params.user()?,
     })
@@ -377,6 +453,10 @@ pub(crate) fn respond(outcome: Outcome, viewer: &UserId, metrics: &Metrics) -> R
         Outcome::Contacts(contacts) => json(ok, &json!({ "contacts": contacts })),
         Outcome::Group(group, created) => json(created_or_ok(created), &group),
         Outcome::Members(members) => json(ok, &json!({ "members": members })),
+        Outcome::Requested => json(StatusCode::ACCEPTED, &json!({"status": "requested"})),
+        Outcome::Requests(requests) => json(ok, &json!({ "requests": requests })),
+        Outcome::Blocks(blocks) => json(ok, &json!({ "blocks": blocks })),
+        Outcome::Bans(bans) => json(ok, &json!({ "bans": bans })),
         Outcome::Sent(message, new) => {
             if new {
                 metrics.message_sent();

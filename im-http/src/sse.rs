@@ -260,7 +260,8 @@ where
                     None => continue,
                 },
                 Poll::Ready(Some(Err(e))) => {
-                    tracing::warn!(error = %e, "event stream ended by a store error");
+                    // A store error, or the user's suspension.
+                    tracing::info!(error = %e, "event stream ended");
                     *this.done = true;
                     return Poll::Ready(None);
                 }

@@ -577,7 +577,7 @@ impl Model {
                 if !(actor.admin || g.owner == *me) {
                     return err(ErrorKind::Forbidden);
                 }
-                Ok(Outcome::Marked(Self::newest_first(self.bans.get(group))))
+                Ok(Outcome::Bans(Self::newest_first(self.bans.get(group))))
             }
             Command::Block { id } => {
                 if me == id {
@@ -603,7 +603,7 @@ impl Model {
             }
             Command::Blocks => {
                 self.user_exists(me)?;
-                Ok(Outcome::Marked(Self::newest_first(self.blocks.get(me))))
+                Ok(Outcome::Blocks(Self::newest_first(self.blocks.get(me))))
             }
             Command::Suspend { id, suspended } => {
                 if !actor.admin {

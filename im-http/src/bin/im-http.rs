@@ -206,6 +206,11 @@ struct Serve {
     /// write anything in it.
     #[arg(long, env = "IM_TRUST_FORWARDED_FOR")]
     trust_forwarded_for: bool,
+    /// How often, in milliseconds, the server reads which users are
+    /// suspended: a suspension made through another node sharing the store
+    /// takes effect here within this time (through this node, at once).
+    #[arg(long, env = "IM_SUSPENSION_REFRESH_MS", default_value_t = 500, value_parser = clap::value_parser!(u64).range(50..))]
+    suspension_refresh_ms: u64,
     /// Log lines as plain text or as JSON objects, one per line.
     #[arg(long, env = "IM_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -426,6 +431,7 @@ async fn serve(args: Serve) -> Result<(), BoxError> {
     args.protection.apply(&mut config);
     config.cors = im_http::Cors::allow(&args.cors_origin)?;
     config.trust_forwarded_for = args.trust_forwarded_for;
+    config.suspension_refresh = Duration::from_millis(args.suspension_refresh_ms);
     let listener = bind(args.listen)?;
     let listeners = Listeners {
         main: listener,

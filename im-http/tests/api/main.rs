@@ -13,6 +13,7 @@ mod events;
 mod groups;
 mod membership;
 mod messages;
+mod moderation;
 mod numbers;
 mod outage;
 mod probes;

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use im_engine::store::{
-    Changes, MemberUpdate, MessageUpdate, MessageUpdated, Outgoing, Sent, Updated,
+    Changes, Mark, Marks, MemberUpdate, MessageUpdate, MessageUpdated, Outgoing, Sent, Updated,
 };
 use im_engine::{
     Contact, ConvEntry, ConversationId, Epoch, Feed, Group, GroupId, Member, MemoryStore, Message,
@@ -132,6 +132,14 @@ impl Store for FlakyStore {
     async fn presence(&self, user: &UserId) -> Result<Presence, Down> {
         self.check()?;
         self.inner.presence(user).await.map_err(never)
+    }
+    async fn marks(&self, set: &Marks) -> Result<Vec<Mark>, Down> {
+        self.check()?;
+        self.inner.marks(set).await.map_err(never)
+    }
+    async fn mark(&self, set: &Marks, user: &UserId) -> Result<Option<Mark>, Down> {
+        self.check()?;
+        self.inner.mark(set, user).await.map_err(never)
     }
     async fn ping(&self) -> Result<(), Down> {
         self.check()
