@@ -6,6 +6,8 @@
 //! - Redis SIGKILLed under a send load: 503s with the JSON error body
 //!   within a bounded time, recovery without restarting im-http, and every
 //!   acknowledged message still there (appendonly);
+//! - a suspension through node A closes a stream on node B within a
+//!   second;
 //! - `cross_node_latency` (ignored by default) measures send-through-A to
 //!   event-on-B latency:
 //!   `cargo test --release -p im-http --test redis_nodes -- --ignored --nocapture`.
@@ -166,6 +168,58 @@ async fn two_nodes_share_one_redis_cluster() {
         return;
     }
     two_nodes_share_one_store(&shared_cluster_url()).await;
+}
+
+/// An admin suspends a user through node A: its stream on node B closes
+/// within a second (B reads the suspended users every 500 ms by default),
+/// and B refuses its requests; lifted through A, B serves it again.
+async fn a_suspension_reaches_every_node(url: &str) {
+    let prefix = unique_prefix();
+    let (a, b) = (
+        Node::start(url, &prefix, 2000),
+        Node::start(url, &prefix, 2000),
+    );
+    create_users(&a, &["carol"]).await;
+    let mut live = b.sse("carol", &[], "/v1/events").await;
+    let r = a
+        .client("root", true)
+        .put("/v1/users/carol", json!({"suspended": true}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let suspended = Instant::now();
+    while live.next_frame(WAIT).await.is_some() {}
+    let took = suspended.elapsed();
+    assert!(took < Duration::from_secs(1), "node B's stream stayed open {took:?}");
+    b.client("carol", false)
+        .get("/v1/conversations")
+        .await
+        .assert_error(403, "suspended");
+
+    let r = a
+        .client("root", true)
+        .put("/v1/users/carol", json!({"suspended": false}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    common::eventually("carol served by B again", || async {
+        b.client("carol", false).get("/v1/conversations").await.status == 200
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suspension_reaches_every_node_on_one_redis() {
+    if skip() {
+        return;
+    }
+    a_suspension_reaches_every_node(&shared_url()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suspension_reaches_every_node_on_a_redis_cluster() {
+    if skip() {
+        return;
+    }
+    a_suspension_reaches_every_node(&shared_cluster_url()).await;
 }
 
 #[test]
