@@ -17,7 +17,10 @@
 //   nodes), never as HTML. The server's Content-Security-Policy refuses
 //   inline scripts as a second line of defence;
 // - messages change: an edit, a delete or a reaction arrives as an `edit`,
-//   `delete` or `reaction` event and is applied in place, in every window.
+//   `delete` or `reaction` event and is applied in place, in every window;
+// - people: a group's members, join requests and bans (its owner approves,
+//   refuses, bans and unbans), and blocking the other user of a direct
+//   conversation, are in the conversation's header.
 'use strict';
 
 // The reactions offered at one click; any other text can be typed.
@@ -182,9 +185,10 @@ function colour(id) {
   return `c${n % 8}`;
 }
 
-function showError(message) {
+function showError(message, notice = false) {
   const el = $('sidebar-error');
   el.textContent = message;
+  el.classList.toggle('notice', notice);
   el.hidden = false;
   clearTimeout(showError.timer);
   showError.timer = setTimeout(() => { el.hidden = true; }, 8000);
@@ -371,11 +375,18 @@ function connect() {
     refreshConversations();
   });
   on('member', (d) => {
+    // Removed (or banned): the group goes from the list, even one with no
+    // message yet, which the list would otherwise keep.
+    if (d.user === state.me && d.change === 'left') state.convs.delete(`group:${d.group}`);
     refreshConversations();
     if (state.open && state.open.id === `group:${d.group}`) loadHeader(state.open);
     if (d.user === state.me && d.change === 'left' && state.open && state.open.id === `group:${d.group}`) {
       showError(`You are no longer a member of ${d.group}.`);
     }
+  });
+  on('join_request', (d) => {
+    showError(`${d.user} asks to join ${d.group}.`, true);
+    if (state.open && state.open.id === `group:${d.group}`) loadHeader(state.open);
   });
   on('reset', () => {
     // The server could not resume from our cursor: start again from what
@@ -615,7 +626,7 @@ async function onCreateGroup(e) {
     if (err.status !== 404) return showError(err.message);
   }
   try {
-    await api('PUT', `/v1/groups/${enc(gid)}`, { join: $('group-open').checked ? 'open' : 'invite' });
+    await api('PUT', `/v1/groups/${enc(gid)}`, { join: $('group-join-policy').value });
     input.value = '';
     addGroupLocally(gid);
   } catch (err) {
@@ -630,11 +641,16 @@ async function onJoinGroup(e) {
   const gid = input.value.trim();
   if (!ID_RE.test(gid)) return showError('A group id is 1 to 64 letters, digits, "_", "." or "-".');
   try {
-    await api('PUT', `/v1/groups/${enc(gid)}/members/${enc(state.me)}`);
+    const answer = await api('PUT', `/v1/groups/${enc(gid)}/members/${enc(state.me)}`);
     input.value = '';
+    // An `approval` group: the owner lets us in, and the `member` event
+    // brings the group into the list then.
+    if (answer && answer.status === 'requested') return showError(`Asked the owner of ${gid} to let you in.`, true);
     addGroupLocally(gid);
   } catch (err) {
-    showError(err.status === 404 ? `There is no group "${gid}".` : `Could not join ${gid}: ${err.message}`);
+    const why = { 404: `There is no group "${gid}".` }[err.status]
+      || (err.code === 'banned' ? `You are banned from ${gid}.` : `Could not join ${gid}: ${err.message}`);
+    showError(why);
   }
   return undefined;
 }
@@ -652,6 +668,7 @@ async function openConversation(id) {
   $('open-conversation').hidden = false;
   $('conv-title').textContent = open.kind === 'group' ? `# ${open.with}` : open.with;
   $('conv-sub').textContent = '';
+  $('conv-tools').replaceChildren();
   renderConversations();
   renderMessages({ stick: true });
   $('composer-input').focus();
@@ -710,16 +727,96 @@ async function loadHeader(open) {
         open.owner = g.owner;
         renderMessages({});
       }
-      $('conv-sub').textContent = `${g.members} member${g.members === 1 ? '' : 's'} · ${g.join === 'open' ? 'open group' : 'invite only'} · owner ${g.owner}`;
+      const join = { open: 'open group', invite: 'invite only', approval: 'joins need approval' }[g.join];
+      $('conv-sub').textContent = `${g.members} member${g.members === 1 ? '' : 's'} · ${join} · owner ${g.owner}`;
+      await renderPeople(open, g);
     } else {
       const u = await api('GET', `/v1/users/${enc(open.with)}`);
       if (state.open !== open) return;
       $('conv-sub').textContent = u.online ? 'online'
         : u.last_seen ? `last seen ${shortTime(u.last_seen)}` : 'offline';
+      await renderBlock(open);
     }
   } catch {
     // The header is a nicety; the conversation works without it.
   }
+}
+
+// ---------------------------------------------------------------- people
+
+// A group's members, and for its owner the join requests and bans, each
+// with what the owner may do about it.
+async function renderPeople(open, g) {
+  const owner = g.owner === state.me;
+  const base = `/v1/groups/${enc(g.id)}`;
+  const [members, requests, bans] = await Promise.all([
+    api('GET', `${base}/members`).then((r) => r.members).catch(() => null),
+    owner ? api('GET', `${base}/requests`).then((r) => r.requests) : [],
+    owner ? api('GET', `${base}/bans`).then((r) => r.bans) : [],
+  ]);
+  if (state.open !== open) return;
+  const act = (label, title, method, path) => h('button', {
+    type: 'button',
+    class: 'act',
+    title,
+    onclick: async () => {
+      try {
+        await api(method, path);
+      } catch (err) {
+        showError(err.message);
+      }
+      loadHeader(open);
+    },
+  }, label);
+  const list = (cls, label, rows) => rows.length === 0 ? null
+    : h('section', { class: cls }, h('h3', { text: label }), h('ul', {}, rows));
+  const summary = `people${requests.length ? ` · ${requests.length} asking to join` : ''}`;
+  const memberRows = (members || []).map((m) => h('li', { 'data-user': m.id },
+    h('span', { text: m.role === 'owner' ? `${m.id} (owner)` : m.id }),
+    owner && m.id !== state.me
+      ? act('Ban', `Remove ${m.id} and refuse its return`, 'PUT', `${base}/bans/${enc(m.id)}`) : null));
+  const requestRows = requests.map((r) => h('li', { 'data-request': r.user },
+    h('span', { text: r.user }),
+    act('Approve', `Let ${r.user} in`, 'PUT', `${base}/members/${enc(r.user)}`),
+    act('Refuse', `Refuse ${r.user}'s request`, 'DELETE', `${base}/requests/${enc(r.user)}`)));
+  const banRows = bans.map((b) => h('li', { 'data-ban': b.id },
+    h('span', { text: b.id }),
+    act('Unban', `Lift the ban of ${b.id}`, 'DELETE', `${base}/bans/${enc(b.id)}`)));
+  const panel = h('details', { id: 'people', class: 'people', open: open.peopleOpen },
+    h('summary', { text: summary }),
+    h('div', { class: 'people-panel' },
+      list('members', 'Members', memberRows),
+      list('requests', 'Asking to join', requestRows),
+      list('bans', 'Banned', banRows)));
+  panel.addEventListener('toggle', () => { open.peopleOpen = panel.open; });
+  $('conv-tools').replaceChildren(panel);
+}
+
+// Block or unblock the other user of a direct conversation.
+async function renderBlock(open) {
+  let blocks;
+  try {
+    blocks = (await api('GET', '/v1/blocks')).blocks;
+  } catch {
+    return;
+  }
+  if (state.open !== open) return;
+  const blocked = blocks.some((b) => b.id === open.with);
+  const button = h('button', {
+    id: 'block-toggle',
+    type: 'button',
+    class: 'act',
+    title: blocked ? `Let ${open.with} write to you again` : `Hear nothing from ${open.with} here`,
+    onclick: async () => {
+      try {
+        await api(blocked ? 'DELETE' : 'PUT', `/v1/blocks/${enc(open.with)}`);
+      } catch (err) {
+        showError(err.message);
+      }
+      loadHeader(open);
+    },
+  }, blocked ? 'Unblock' : 'Block');
+  $('conv-tools').replaceChildren(blocked ? h('span', { class: 'sub', text: 'blocked' }) : '', button);
 }
 
 async function loadOlder() {
