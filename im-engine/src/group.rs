@@ -273,13 +273,21 @@ impl<S: Store> Engine<S> {
                 .map_err(Error::store)?;
             let mut changes = Changes::default();
             if let Some(old) = old {
-                changes
-                    .members
-                    .push((id.clone(), MemberChange::Put(Member { role: Role::Member, ..old })));
+                changes.members.push((
+                    id.clone(),
+                    MemberChange::Put(Member {
+                        role: Role::Member,
+                        ..old
+                    }),
+                ));
             }
-            changes
-                .members
-                .push((id.clone(), MemberChange::Put(Member { role: Role::Owner, ..new })));
+            changes.members.push((
+                id.clone(),
+                MemberChange::Put(Member {
+                    role: Role::Owner,
+                    ..new
+                }),
+            ));
             group.owner = owner.clone();
             changes.groups.push(group);
             self.store().commit(&changes).await.map_err(Error::store)?;

@@ -80,10 +80,10 @@ pub mod testing;
 
 pub use data::id;
 pub use data::{
-    Body, Contact, ContactNews, ConvEntry, ConversationId, Epoch, Event, Feed, FeedEntry, FieldPatch, Fields,
-    Group, GroupId, JoinPolicy, MAX_CLIENT_ID, MAX_REACTION_KEY, MAX_REACTION_KEYS, Member,
-    Membership, Message, NewMessage, Presence, ReactionChange, Reactions, Role, Seq, Timestamp,
-    User, UserId,
+    Body, Contact, ContactNews, ConvEntry, ConversationId, Epoch, Event, Feed, FeedEntry,
+    FieldPatch, Fields, Group, GroupId, JoinPolicy, MAX_CLIENT_ID, MAX_REACTION_KEY,
+    MAX_REACTION_KEYS, Member, Membership, Message, NewMessage, Presence, ReactionChange,
+    Reactions, Role, Seq, Timestamp, User, UserId,
 };
 pub use error::{Error, ErrorChain, ErrorKind, StoreError};
 pub use store::{MemoryStore, Notifier, Store};

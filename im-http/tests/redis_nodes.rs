@@ -189,7 +189,10 @@ async fn a_suspension_reaches_every_node(url: &str) {
     let suspended = Instant::now();
     while live.next_frame(WAIT).await.is_some() {}
     let took = suspended.elapsed();
-    assert!(took < Duration::from_secs(1), "node B's stream stayed open {took:?}");
+    assert!(
+        took < Duration::from_secs(1),
+        "node B's stream stayed open {took:?}"
+    );
     b.client("carol", false)
         .get("/v1/conversations")
         .await
@@ -201,7 +204,11 @@ async fn a_suspension_reaches_every_node(url: &str) {
         .await;
     assert_eq!(r.status, 200, "{}", r.text());
     common::eventually("carol served by B again", || async {
-        b.client("carol", false).get("/v1/conversations").await.status == 200
+        b.client("carol", false)
+            .get("/v1/conversations")
+            .await
+            .status
+            == 200
     })
     .await;
 }

@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use im_engine::store::{
-    Changes, Mark, Marks, MemberUpdate, MessageUpdate, MessageUpdated, Outgoing, Recipients, Sent, Updated,
+    Changes, Mark, Marks, MemberUpdate, MessageUpdate, MessageUpdated, Outgoing, Recipients, Sent,
+    Updated,
 };
 use im_engine::{
     Contact, ConvEntry, ConversationId, Epoch, Feed, Group, GroupId, Member, Message, Notifier,

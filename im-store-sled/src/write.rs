@@ -20,8 +20,9 @@ use std::sync::{Mutex, MutexGuard};
 use sled::IVec;
 
 use im_engine::store::{
-    Changes, MarkChange, Marks, ContactChange, EntryChange, MemberChange, MemberUpdate, MessageChange, MessageUpdate,
-    MessageUpdated, Outgoing, Recipients, Sent, Updated, apply_change,
+    Changes, ContactChange, EntryChange, MarkChange, Marks, MemberChange, MemberUpdate,
+    MessageChange, MessageUpdate, MessageUpdated, Outgoing, Recipients, Sent, Updated,
+    apply_change,
 };
 use im_engine::{ConversationId, Event, GroupId, Membership, Message, UserId};
 
@@ -360,7 +361,9 @@ fn commit(
     }
     for (set, change) in &changes.marks {
         match change {
-            MarkChange::Put(m) => p.insert(keys::mark(set, &m.user), m.since.to_be_bytes().to_vec()),
+            MarkChange::Put(m) => {
+                p.insert(keys::mark(set, &m.user), m.since.to_be_bytes().to_vec())
+            }
             MarkChange::Remove(user) => p.remove(keys::mark(set, user)),
         }
     }
@@ -385,7 +388,9 @@ fn update_member(
             if members.contains(&m.id) {
                 return Ok((Updated::Unchanged, Vec::new()));
             }
-            if p.get(&keys::mark(&Marks::Bans(u.group.clone()), &m.id))?.is_some() {
+            if p.get(&keys::mark(&Marks::Bans(u.group.clone()), &m.id))?
+                .is_some()
+            {
                 return Ok((Updated::Banned, Vec::new()));
             }
             if members.len() >= u.max_members {

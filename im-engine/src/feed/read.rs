@@ -7,8 +7,8 @@ use serde::Serialize;
 
 use super::{Cursor, ResetReason, Start};
 use crate::data::{
-    ContactNews,
-    ConversationId, Event, GroupId, Membership, Message, ReactionChange, Seq, Timestamp, UserId,
+    ContactNews, ConversationId, Event, GroupId, Membership, Message, ReactionChange, Seq,
+    Timestamp, UserId,
 };
 use crate::engine::{Actor, Engine};
 use crate::error::Error;

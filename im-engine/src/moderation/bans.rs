@@ -40,7 +40,13 @@ impl<S: Store> Engine<S> {
         let set = Marks::Bans(id.clone());
         let now = self.now();
         let mut changes = Changes::default();
-        if self.store().mark(&set, user).await.map_err(Error::store)?.is_none() {
+        if self
+            .store()
+            .mark(&set, user)
+            .await
+            .map_err(Error::store)?
+            .is_none()
+        {
             changes.marks.push((
                 set,
                 MarkChange::Put(Mark {

@@ -22,7 +22,13 @@ impl<S: Store> Engine<S> {
         self.require_user(&actor.user).await?;
         self.require_user(id).await?;
         let set = Marks::Blocks(actor.user.clone());
-        if self.store().mark(&set, id).await.map_err(Error::store)?.is_some() {
+        if self
+            .store()
+            .mark(&set, id)
+            .await
+            .map_err(Error::store)?
+            .is_some()
+        {
             return Ok(());
         }
         let mark = Mark {

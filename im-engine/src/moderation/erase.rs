@@ -88,7 +88,11 @@ impl<S: Store> Engine<S> {
     }
 
     /// Erases the bodies of `user`'s messages in `conversation`.
-    async fn erase_messages(&self, conversation: &ConversationId, user: &UserId) -> Result<(), Error> {
+    async fn erase_messages(
+        &self,
+        conversation: &ConversationId,
+        user: &UserId,
+    ) -> Result<(), Error> {
         let last = self
             .store()
             .last_seq(conversation)

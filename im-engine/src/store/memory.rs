@@ -47,7 +47,8 @@ impl State {
     fn blocked(&self, users: &[UserId]) -> bool {
         match users {
             [a, b] => {
-                self.marked(&Marks::Blocks(a.clone()), b) || self.marked(&Marks::Blocks(b.clone()), a)
+                self.marked(&Marks::Blocks(a.clone()), b)
+                    || self.marked(&Marks::Blocks(b.clone()), a)
             }
             _ => false,
         }
@@ -241,7 +242,9 @@ impl Store for MemoryStore {
                 MemberChange::Put(m) if members.contains_key(&m.id) => {
                     return Ok(Updated::Unchanged);
                 }
-                MemberChange::Put(m) if marks_has(&st.marks, &Marks::Bans(u.group.clone()), &m.id) => {
+                MemberChange::Put(m)
+                    if marks_has(&st.marks, &Marks::Bans(u.group.clone()), &m.id) =>
+                {
                     return Ok(Updated::Banned);
                 }
                 MemberChange::Put(_) if members.len() >= u.max_members => {

@@ -93,6 +93,7 @@ macro_rules! store_conformance_tests {
             feeds_drop_events_older_than_the_retention_age,
             concurrent_sends_get_dense_seqs,
             membership_changes_are_ordered_with_sends,
+            blocks_and_bans_are_decided_at_the_commit,
             contacts_linked_in_one_millisecond_list_newest_first,
             a_deleted_body_is_nowhere,
             live_stream_switches_from_replay_without_gap,

@@ -9,9 +9,9 @@ use crate::data::{Epoch, Membership};
 use crate::engine::{Actor, Limits};
 use crate::feed::{Cursor, Delivered, EventData, EventPage, ResetReason, Start};
 use crate::{
-    Contact, ContactNews, ContactView, JoinRequest, Marked, ConvEntry, ConversationId, ConversationView, ErrorKind, Event, GroupId,
-    GroupView, HistoryPage, JoinPolicy, Member, Message, ReactionChange, ReadState, Role, Seq,
-    Timestamp, UserId,
+    Contact, ContactNews, ContactView, ConvEntry, ConversationId, ConversationView, ErrorKind,
+    Event, GroupId, GroupView, HistoryPage, JoinPolicy, JoinRequest, Marked, Member, Message,
+    ReactionChange, ReadState, Role, Seq, Timestamp, UserId,
 };
 use crate::{Group, Profile};
 
@@ -211,7 +211,11 @@ impl Model {
         }
     }
 
-    fn marked<K: Ord>(sets: &BTreeMap<K, BTreeMap<UserId, Timestamp>>, key: &K, user: &UserId) -> bool {
+    fn marked<K: Ord>(
+        sets: &BTreeMap<K, BTreeMap<UserId, Timestamp>>,
+        key: &K,
+        user: &UserId,
+    ) -> bool {
         sets.get(key).is_some_and(|s| s.contains_key(user))
     }
 

@@ -34,8 +34,13 @@ fn ok(r: &crate::common::Resp) {
 }
 
 async fn join_approval(alice: &Client, bob: &Client) {
-    let r = alice.put("/v1/groups/club", json!({"join": "approval"})).await;
-    assert_eq!((r.status, r.json()["join"].clone()), (201, json!("approval")));
+    let r = alice
+        .put("/v1/groups/club", json!({"join": "approval"}))
+        .await;
+    assert_eq!(
+        (r.status, r.json()["join"].clone()),
+        (201, json!("approval"))
+    );
     for _ in 0..2 {
         let r = bob.put("/v1/groups/club/members/bob", json!(null)).await;
         assert_eq!((r.status, r.json()), (202, json!({"status": "requested"})));
@@ -56,10 +61,21 @@ async fn join_approval(alice: &Client, bob: &Client) {
         .assert_error(403, "forbidden");
     // The requester withdraws; asks again; the owner approves.
     ok(&bob.delete("/v1/groups/club/requests/bob").await);
-    assert_eq!(alice.get("/v1/groups/club/requests").await.json(), json!({"requests": []}));
-    assert_eq!(bob.put("/v1/groups/club/members/bob", json!(null)).await.status, 202);
+    assert_eq!(
+        alice.get("/v1/groups/club/requests").await.json(),
+        json!({"requests": []})
+    );
+    assert_eq!(
+        bob.put("/v1/groups/club/members/bob", json!(null))
+            .await
+            .status,
+        202
+    );
     ok(&alice.put("/v1/groups/club/members/bob", json!(null)).await);
-    assert_eq!(alice.get("/v1/groups/club/requests").await.json(), json!({"requests": []}));
+    assert_eq!(
+        alice.get("/v1/groups/club/requests").await.json(),
+        json!({"requests": []})
+    );
     assert_eq!(bob.get("/v1/groups/club/members").await.status, 200);
     // A member asking again is a member.
     ok(&bob.put("/v1/groups/club/members/bob", json!(null)).await);
@@ -88,12 +104,25 @@ async fn contacts_and_blocks(alice: &Client, bob: &Client, carol: &Client) {
     ok(&alice.put("/v1/contacts/bob", json!(null)).await);
     assert!(events(bob, "contact").await.is_empty());
     ok(&alice.send("group:club", json!({"t": "in the group"})).await);
-    let history = bob.get("/v1/conversations/dm:alice:bob/messages").await.json();
-    assert_eq!(history["messages"].as_array().unwrap().len(), 1, "{history}");
+    let history = bob
+        .get("/v1/conversations/dm:alice:bob/messages")
+        .await
+        .json();
+    assert_eq!(
+        history["messages"].as_array().unwrap().len(),
+        1,
+        "{history}"
+    );
     // Lifted, messages flow again.
     ok(&bob.delete("/v1/blocks/alice").await);
     assert_eq!(bob.get("/v1/blocks").await.json(), json!({"blocks": []}));
-    assert_eq!(alice.send("dm:alice:bob", json!({"t": "again"})).await.status, 201);
+    assert_eq!(
+        alice
+            .send("dm:alice:bob", json!({"t": "again"}))
+            .await
+            .status,
+        201
+    );
     bob.put("/v1/blocks/bob", json!(null))
         .await
         .assert_error(400, "invalid_request");
@@ -123,14 +152,19 @@ async fn bans(alice: &Client, bob: &Client) {
         .assert_error(409, "conflict");
     ok(&alice.delete("/v1/groups/club/bans/bob").await);
     ok(&alice.put("/v1/groups/club/members/bob", json!(null)).await);
-    assert_eq!(bob.send("group:club", json!({"t": "back"})).await.status, 201);
+    assert_eq!(
+        bob.send("group:club", json!({"t": "back"})).await.status,
+        201
+    );
 }
 
 async fn suspension<S: Store>(s: &Server<S>, carol: &Client) {
     let admin = s.admin();
     let mut stream = Sse::open(s.addr, "/v1/events", &s.token("carol", false), &[]).await;
     assert_eq!(stream.status, 200, "{}", stream.head);
-    ok(&admin.put("/v1/users/carol", json!({"suspended": true})).await);
+    ok(&admin
+        .put("/v1/users/carol", json!({"suspended": true}))
+        .await);
     let suspended = Instant::now();
     while stream.next_frame(WAIT).await.is_some() {}
     assert!(
@@ -152,14 +186,19 @@ async fn suspension<S: Store>(s: &Server<S>, carol: &Client) {
     let seen = s.client("bob").get("/v1/users/carol").await.json();
     assert!(seen.get("suspended").is_none(), "{seen}");
     admin
-        .put("/v1/users/carol", json!({"suspended": true, "fields": {"a": "b"}}))
+        .put(
+            "/v1/users/carol",
+            json!({"suspended": true, "fields": {"a": "b"}}),
+        )
         .await
         .assert_error(400, "bad_json");
     carol
         .put("/v1/users/carol", json!({"suspended": false}))
         .await
         .assert_error(403, "suspended");
-    ok(&admin.put("/v1/users/carol", json!({"suspended": false})).await);
+    ok(&admin
+        .put("/v1/users/carol", json!({"suspended": false}))
+        .await);
     assert_eq!(carol.get("/v1/conversations").await.status, 200);
     s.client("bob")
         .put("/v1/users/carol", json!({"suspended": true}))
@@ -169,7 +208,10 @@ async fn suspension<S: Store>(s: &Server<S>, carol: &Client) {
 
 async fn hand_over_and_erasure<S: Store>(s: &Server<S>, alice: &Client, bob: &Client) {
     let admin = s.admin();
-    admin.delete("/v1/users/alice").await.assert_error(409, "owner");
+    admin
+        .delete("/v1/users/alice")
+        .await
+        .assert_error(409, "owner");
     alice
         .put("/v1/groups/club", json!({"owner": "carol"}))
         .await
@@ -185,15 +227,24 @@ async fn hand_over_and_erasure<S: Store>(s: &Server<S>, alice: &Client, bob: &Cl
             .find(|m| m["id"] == u)
             .map(|m| m["role"].clone())
     };
-    assert_eq!((role("alice"), role("bob")), (Some(json!("member")), Some(json!("owner"))));
+    assert_eq!(
+        (role("alice"), role("bob")),
+        (Some(json!("member")), Some(json!("owner")))
+    );
 
     alice
         .delete("/v1/users/bob")
         .await
         .assert_error(403, "forbidden");
     ok(&admin.delete("/v1/users/alice").await);
-    admin.get("/v1/users/alice").await.assert_error(404, "not_found");
-    let history = bob.get("/v1/conversations/group:club/messages").await.json();
+    admin
+        .get("/v1/users/alice")
+        .await
+        .assert_error(404, "not_found");
+    let history = bob
+        .get("/v1/conversations/group:club/messages")
+        .await
+        .json();
     let messages = history["messages"].as_array().unwrap();
     assert!(messages.iter().any(|m| m["from"] == "alice"), "{history}");
     for m in messages {
@@ -210,13 +261,23 @@ async fn hand_over_and_erasure<S: Store>(s: &Server<S>, alice: &Client, bob: &Cl
         .assert_error(404, "not_found");
     let members = bob.get("/v1/groups/club/members").await.json();
     assert!(
-        members["members"].as_array().unwrap().iter().all(|m| m["id"] != "alice"),
+        members["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["id"] != "alice"),
         "{members}"
     );
     // The id is free again, for a new user with nothing of the old one's.
     assert_eq!(admin.put("/v1/users/alice", json!({})).await.status, 201);
-    assert_eq!(alice.get("/v1/conversations").await.json(), json!({"conversations": []}));
-    assert_eq!(alice.get("/v1/contacts").await.json(), json!({"contacts": []}));
+    assert_eq!(
+        alice.get("/v1/conversations").await.json(),
+        json!({"conversations": []})
+    );
+    assert_eq!(
+        alice.get("/v1/contacts").await.json(),
+        json!({"contacts": []})
+    );
     assert!(feed(alice).await.is_empty());
 }
 

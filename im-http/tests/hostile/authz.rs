@@ -174,14 +174,27 @@ pub async fn seed(s: &Server) {
     for c in ["dm:alice:bob", "group:g1"] {
         assert_eq!(alice.send(c, json!({"text": "hi"})).await.status, 201);
     }
-    let g3 = alice.put("/v1/groups/g3", json!({"join": "approval"})).await;
+    let g3 = alice
+        .put("/v1/groups/g3", json!({"join": "approval"}))
+        .await;
     assert_eq!(g3.status, 201);
     let erin = s.client("erin");
-    assert_eq!(erin.put("/v1/groups/g3/members/erin", json!(null)).await.status, 202);
-    for step in ["/v1/groups/g1/members/frank", "/v1/groups/g1/bans/frank", "/v1/blocks/gina"] {
+    assert_eq!(
+        erin.put("/v1/groups/g3/members/erin", json!(null))
+            .await
+            .status,
+        202
+    );
+    for step in [
+        "/v1/groups/g1/members/frank",
+        "/v1/groups/g1/bans/frank",
+        "/v1/blocks/gina",
+    ] {
         assert_eq!(alice.put(step, json!(null)).await.status, 200, "{step}");
     }
-    let r = admin.put("/v1/users/hank", json!({"suspended": true})).await;
+    let r = admin
+        .put("/v1/users/hank", json!({"suspended": true}))
+        .await;
     assert_eq!(r.status, 200, "{}", r.text());
 }
 
