@@ -204,9 +204,10 @@ fn member_ids(p: &Batch<'_>, group: &GroupId) -> Result<Vec<UserId>> {
         .collect()
 }
 
-/// Whether one of a direct conversation's two users blocks the other.
-fn blocked(p: &Batch<'_>, users: &[UserId]) -> Result<bool> {
-    let [a, b] = users else {
+/// Whether `c` is a direct conversation one of whose users blocks the
+/// other.
+fn blocked(p: &Batch<'_>, c: &ConversationId) -> Result<bool> {
+    let ConversationId::Direct(a, b) = c else {
         return Ok(false);
     };
     Ok(p.get(&keys::mark(&Marks::Blocks(a.clone()), b))?.is_some()
@@ -255,8 +256,10 @@ fn send(p: &mut Batch<'_>, known: &mut Known, out: &Outgoing) -> Result<(Sent, V
     let m = &out.message;
     // Read under the writer's lock, like everything this batch decides on:
     // no join or leave lands between this read and the batch.
+    if blocked(p, &m.conversation)? {
+        return Ok((Sent::Blocked, Vec::new()));
+    }
     let recipients = match &out.recipients {
-        Recipients::Users(users) if blocked(p, users)? => return Ok((Sent::Blocked, Vec::new())),
         Recipients::Users(users) => users.clone(),
         Recipients::Members(group) => {
             let members = member_ids(p, group)?;

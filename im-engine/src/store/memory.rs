@@ -43,14 +43,15 @@ impl State {
         marks_has(&self.marks, set, user)
     }
 
-    /// Whether one of a direct conversation's two users blocks the other.
-    fn blocked(&self, users: &[UserId]) -> bool {
-        match users {
-            [a, b] => {
+    /// Whether `c` is a direct conversation one of whose users blocks the
+    /// other.
+    fn blocked(&self, c: &ConversationId) -> bool {
+        match c {
+            ConversationId::Direct(a, b) => {
                 self.marked(&Marks::Blocks(a.clone()), b)
                     || self.marked(&Marks::Blocks(b.clone()), a)
             }
-            _ => false,
+            ConversationId::Group(_) => false,
         }
     }
 }
@@ -130,8 +131,10 @@ impl Store for MemoryStore {
         let m = &send.message;
         let (sent, recipients) = {
             let mut st = self.state();
+            if st.blocked(&m.conversation) {
+                return Ok(Sent::Blocked);
+            }
             let recipients = match &send.recipients {
-                Recipients::Users(users) if st.blocked(users) => return Ok(Sent::Blocked),
                 Recipients::Users(users) => users.clone(),
                 Recipients::Members(g) => {
                     let members = st.members.get(g);

@@ -264,9 +264,8 @@ pub enum Sent {
     /// The recipients are [`Recipients::Members`] and the sender is not one
     /// of them at the commit: nothing was written.
     NotMember,
-    /// The recipients are the two [`Recipients::Users`] of a direct
-    /// conversation and one of them blocks the other ([`Marks::Blocks`]) at
-    /// the commit: nothing was written.
+    /// The conversation is a direct one and one of its two users blocks
+    /// the other ([`Marks::Blocks`]) at the commit: nothing was written.
     Blocked,
 }
 
@@ -351,8 +350,8 @@ pub trait Store: Send + Sync + 'static {
     ///
     /// 0. for [`Recipients::Members`], reads the group's members; when the
     ///    sender is not one, returns [`Sent::NotMember`] and writes nothing;
-    ///    for two [`Recipients::Users`], reads their [`Marks::Blocks`]; when
-    ///    either blocks the other, returns [`Sent::Blocked`] and writes
+    ///    for a direct conversation, reads its two users' [`Marks::Blocks`];
+    ///    when either blocks the other, returns [`Sent::Blocked`] and writes
     ///    nothing;
     /// 1. if `client_id` is set and the sender already sent that id in the
     ///    conversation, returns [`Sent::Duplicate`] with the stored message
