@@ -46,14 +46,16 @@
 //!    groups and members, messages, index entries, feed events; and
 //!    `error`, [`Error`] and [`StoreError`].
 //! 2. [`store`]: the [`Store`] trait and its atomic writes, the
-//!    [`Notifier`] stores wake, and [`MemoryStore`].
+//!    [`Notifier`] stores wake, the [`SignalBus`] signals reach streams
+//!    by, and [`MemoryStore`].
 //! 3. The engine: `engine` ([`Engine`], [`Config`], [`Limits`], [`Actor`]),
 //!    `policy` (every authorization rule, in one file),
 //!    and one module per area for its operations and answers: `user`,
 //!    `contact`, `group`, `message` (send, history), `change` (edits,
 //!    deletes, reactions), `unread` (read
 //!    cursors, the conversation list), `feed` (cursors, reads, the live
-//!    stream); `view`: what a caller is shown of messages (reactions
+//!    stream), `signals` (typing, presence, receipts: what goes only to
+//!    the streams open at the moment); `view`: what a caller is shown of messages (reactions
 //!    counted for it); `command`: every operation as one [`Command`] value.
 //! - `testing` (feature `testing`): the conformance suite every store runs.
 //!   For tests only; it carries no stability promise.
@@ -70,6 +72,7 @@ mod feed;
 mod group;
 mod message;
 mod policy;
+mod signals;
 mod unread;
 mod user;
 mod view;
@@ -84,8 +87,9 @@ pub use data::{
     Membership, Message, NewMessage, Presence, ReactionChange, Reactions, Role, Seq, Timestamp,
     User, UserId,
 };
+pub use data::{Addressed, Signal};
 pub use error::{Error, ErrorChain, ErrorKind, StoreError};
-pub use store::{MemoryStore, Notifier, Store};
+pub use store::{MemoryStore, Notifier, SignalBus, Store};
 
 pub use change::ReactionList;
 pub use command::{Command, Outcome};
@@ -95,5 +99,6 @@ pub use feed::{Cursor, Delivered, EventData, EventPage, ResetReason, Start};
 pub use group::GroupView;
 pub use message::{HistoryPage, HistoryQuery, SendRequest};
 pub use unread::{ConversationView, ReadState};
-pub use user::{PresenceGuard, Profile};
+pub use signals::{PresenceGuard, ReadCursor, ReadsPage, TYPING_EVERY, TYPING_HOLD};
+pub use user::Profile;
 pub use view::{ConversationRowView, EventDataView, HistoryView, MessageView, ReactionCount};
