@@ -214,7 +214,10 @@ impl<S: Store> Engine<S> {
                 conversation,
                 after,
                 limit,
-            } => Outcome::Reads(self.reads(actor, &conversation, after.as_ref(), limit).await?),
+            } => Outcome::Reads(
+                self.reads(actor, &conversation, after.as_ref(), limit)
+                    .await?,
+            ),
         })
     }
 }

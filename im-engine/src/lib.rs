@@ -81,13 +81,13 @@ mod view;
 pub mod testing;
 
 pub use data::id;
+pub use data::{Addressed, Signal};
 pub use data::{
     Body, Contact, ConvEntry, ConversationId, Epoch, Event, Feed, FeedEntry, FieldPatch, Fields,
     Group, GroupId, JoinPolicy, MAX_CLIENT_ID, MAX_REACTION_KEY, MAX_REACTION_KEYS, Member,
     Membership, Message, NewMessage, Presence, ReactionChange, Reactions, Role, Seq, Timestamp,
     User, UserId,
 };
-pub use data::{Addressed, Signal};
 pub use error::{Error, ErrorChain, ErrorKind, StoreError};
 pub use store::{MemoryStore, Notifier, SignalBus, Store};
 
@@ -98,7 +98,7 @@ pub use engine::{Actor, Clock, Config, Engine, Limits, Retention, SystemClock};
 pub use feed::{Cursor, Delivered, EventData, EventPage, ResetReason, Start};
 pub use group::GroupView;
 pub use message::{HistoryPage, HistoryQuery, SendRequest};
-pub use unread::{ConversationView, ReadState};
 pub use signals::{PresenceGuard, ReadCursor, ReadsPage, TYPING_EVERY, TYPING_HOLD};
+pub use unread::{ConversationView, ReadState};
 pub use user::Profile;
 pub use view::{ConversationRowView, EventDataView, HistoryView, MessageView, ReactionCount};

@@ -196,7 +196,10 @@ async fn signals_cross_nodes(url: &str) {
 
     let alice_on_a = a.sse("alice", &[], "/v1/events").await;
     let online = signal(&mut bob_on_b, "presence").await;
-    assert_eq!((&online["user"], &online["online"]), (&json!("alice"), &json!(true)));
+    assert_eq!(
+        (&online["user"], &online["online"]),
+        (&json!("alice"), &json!(true))
+    );
 
     let r = alice
         .post("/v1/conversations/dm:alice:bob/typing", json!({}))
@@ -208,7 +211,9 @@ async fn signals_cross_nodes(url: &str) {
     );
 
     assert_eq!(bob.send("dm:alice:bob", json!({"t": 1})).await.status, 201);
-    let r = alice.post("/v1/conversations/dm:alice:bob/read", json!({})).await;
+    let r = alice
+        .post("/v1/conversations/dm:alice:bob/read", json!({}))
+        .await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(
         signal(&mut bob_on_b, "receipt").await,
@@ -217,7 +222,10 @@ async fn signals_cross_nodes(url: &str) {
 
     drop(alice_on_a);
     let offline = signal(&mut bob_on_b, "presence").await;
-    assert_eq!((&offline["user"], &offline["online"]), (&json!("alice"), &json!(false)));
+    assert_eq!(
+        (&offline["user"], &offline["online"]),
+        (&json!("alice"), &json!(false))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -124,7 +124,10 @@ pub(crate) async fn publish(s: &Shared, addressed: &Addressed) -> Result<()> {
     let json = serde_json::to_string(addressed).map_err(|e| corrupt(e.to_string()))?;
     let payload = format!("{SIGNAL}{:016x}\n{json}", s.node);
     let (cmd, channel) = if s.cluster() {
-        ("SPUBLISH", s.keys.shard_channel(keys::shard(first.as_str())))
+        (
+            "SPUBLISH",
+            s.keys.shard_channel(keys::shard(first.as_str())),
+        )
     } else {
         ("PUBLISH", s.keys.channel())
     };

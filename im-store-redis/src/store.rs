@@ -8,9 +8,8 @@ use im_engine::store::{
     Changes, MemberUpdate, MessageUpdate, MessageUpdated, Outgoing, Sent, Updated,
 };
 use im_engine::{
-    Contact, ConvEntry, ConversationId, Epoch, Feed, Group, GroupId, Member, Message, Notifier,
-    Addressed, SignalBus,
-    Presence, Seq, Store, Timestamp, User, UserId,
+    Addressed, Contact, ConvEntry, ConversationId, Epoch, Feed, Group, GroupId, Member, Message,
+    Notifier, Presence, Seq, SignalBus, Store, Timestamp, User, UserId,
 };
 use redis::{AsyncCommands, Value};
 

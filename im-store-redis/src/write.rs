@@ -744,9 +744,7 @@ fn ops(s: &Shared, changes: &Changes) -> Result<Vec<(Owner, Op)>> {
         // script, and the contact itself, which the engine reads to decide
         // whether a link happened, must land last (see `commit`).
         let reverse = match change {
-            ContactChange::Put(_) => {
-                Op::HSet(k.followers(contact), owner.to_string(), "1".into())
-            }
+            ContactChange::Put(_) => Op::HSet(k.followers(contact), owner.to_string(), "1".into()),
             ContactChange::Remove(_) => Op::HDel(k.followers(contact), owner.to_string()),
         };
         ops.push((Owner::User(contact.clone()), reverse));

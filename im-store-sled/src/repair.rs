@@ -60,6 +60,32 @@ pub(crate) fn drop_stray_group_entries(
     Ok(dropped.values().sum::<u64>() as usize)
 }
 
+/// Writes `contactowner_` from `ownercontact_contact`, unless an earlier
+/// open did. Answers how many contacts it indexed.
+pub(crate) fn index_followers(records: &sled::Tree, meta_tree: &sled::Tree) -> Result<usize> {
+    if meta_tree.get(meta::FOLLOWERS_INDEXED)?.is_some() {
+        return Ok(0);
+    }
+    let mut batch = sled::Batch::default();
+    let mut n = 0;
+    for kv in records.scan_prefix([kind::OWNERCONTACT_CONTACT]) {
+        let (key, _) = kv?;
+        let bad = || Error::Corrupt(format!("bad contact key {key:?}"));
+        let owner = key
+            .iter()
+            .position(|&b| b == keys::SEP)
+            .and_then(|at| std::str::from_utf8(&key[1..at]).ok())
+            .and_then(|o| im_engine::UserId::new(o).ok())
+            .ok_or_else(bad)?;
+        let contact = keys::last_user(&key).ok_or_else(bad)?;
+        batch.insert(keys::contact_owner(&contact, &owner), Vec::new());
+        n += 1;
+    }
+    records.apply_batch(batch)?;
+    meta_tree.insert(meta::FOLLOWERS_INDEXED, &[1u8][..])?;
+    Ok(n)
+}
+
 #[cfg(test)]
 mod tests {
     use im_engine::store::{Changes, EntryChange};
@@ -118,30 +144,4 @@ mod tests {
             .unwrap();
         assert_eq!(ConvState::decode(&state.unwrap()).unwrap().holders, 1);
     }
-}
-
-/// Writes `contactowner_` from `ownercontact_contact`, unless an earlier
-/// open did. Answers how many contacts it indexed.
-pub(crate) fn index_followers(records: &sled::Tree, meta_tree: &sled::Tree) -> Result<usize> {
-    if meta_tree.get(meta::FOLLOWERS_INDEXED)?.is_some() {
-        return Ok(0);
-    }
-    let mut batch = sled::Batch::default();
-    let mut n = 0;
-    for kv in records.scan_prefix([kind::OWNERCONTACT_CONTACT]) {
-        let (key, _) = kv?;
-        let bad = || Error::Corrupt(format!("bad contact key {key:?}"));
-        let owner = key
-            .iter()
-            .position(|&b| b == keys::SEP)
-            .and_then(|at| std::str::from_utf8(&key[1..at]).ok())
-            .and_then(|o| im_engine::UserId::new(o).ok())
-            .ok_or_else(bad)?;
-        let contact = keys::last_user(&key).ok_or_else(bad)?;
-        batch.insert(keys::contact_owner(&contact, &owner), Vec::new());
-        n += 1;
-    }
-    records.apply_batch(batch)?;
-    meta_tree.insert(meta::FOLLOWERS_INDEXED, &[1u8][..])?;
-    Ok(n)
 }

@@ -11,8 +11,7 @@ use im_engine::store::{
 };
 use im_engine::{
     Contact, ConvEntry, ConversationId, Epoch, Feed, Group, GroupId, Member, Message, Notifier,
-    SignalBus,
-    Presence, Seq, Store, Timestamp, User, UserId,
+    Presence, Seq, SignalBus, Store, Timestamp, User, UserId,
 };
 use serde::de::DeserializeOwned;
 

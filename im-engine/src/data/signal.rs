@@ -70,7 +70,9 @@ impl Signal {
                 conversation,
                 user,
                 read_seq,
-            } => serde_json::json!({"conversation": conversation, "user": user, "read_seq": read_seq}),
+            } => {
+                serde_json::json!({"conversation": conversation, "user": user, "read_seq": read_seq})
+            }
         };
         data.to_string()
     }

@@ -231,7 +231,10 @@ mod tests {
         let engine = Engine::new(MemoryStore::new());
         let root = Actor::admin(UserId::new("root").unwrap());
         for u in ["alice", "bob"] {
-            engine.put_user(&root, &UserId::new(u).unwrap(), Default::default()).await.unwrap();
+            engine
+                .put_user(&root, &UserId::new(u).unwrap(), Default::default())
+                .await
+                .unwrap();
         }
         let alice = Actor::user(UserId::new("alice").unwrap());
         let bob = Actor::user(UserId::new("bob").unwrap());

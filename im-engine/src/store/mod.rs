@@ -20,8 +20,8 @@
 use std::future::Future;
 
 use crate::data::{
-    Addressed, Body, Contact, ConvEntry, ConversationId, Epoch, Event, Feed, Group, GroupId, Member, Message,
-    NewMessage, Presence, ReactionChange, Seq, Timestamp, User, UserId,
+    Addressed, Body, Contact, ConvEntry, ConversationId, Epoch, Event, Feed, Group, GroupId,
+    Member, Message, NewMessage, Presence, ReactionChange, Seq, Timestamp, User, UserId,
 };
 pub use crate::error::StoreError;
 

@@ -41,10 +41,16 @@ async fn fixture<F: StoreFactory>() -> (Engine<F::Store>, F::Data) {
     let engine = Engine::with_config(store, config);
     let root = Actor::admin(uid("root"));
     for u in ["alice", "bob", "carol", "dave"] {
-        engine.put_user(&root, &uid(u), Default::default()).await.unwrap();
+        engine
+            .put_user(&root, &uid(u), Default::default())
+            .await
+            .unwrap();
     }
     let g = GroupId::new("g").unwrap();
-    engine.put_group(&me("alice"), &g, Default::default(), None).await.unwrap();
+    engine
+        .put_group(&me("alice"), &g, Default::default(), None)
+        .await
+        .unwrap();
     for u in ["bob", "carol"] {
         engine.join(&me("alice"), &g, &uid(u)).await.unwrap();
     }
@@ -107,7 +113,10 @@ pub async fn typing_reaches_the_other_participants<F: StoreFactory>() {
     let (engine, _data) = fixture::<F>().await;
     let [mut alice, mut bob, mut carol, mut dave] =
         ["alice", "bob", "carol", "dave"].map(|u| listen(&engine, u));
-    engine.typing(&me("alice"), &conv("group:g"), true).await.unwrap();
+    engine
+        .typing(&me("alice"), &conv("group:g"), true)
+        .await
+        .unwrap();
     let typing = Signal::Typing {
         conversation: conv("group:g"),
         user: uid("alice"),
@@ -118,10 +127,16 @@ pub async fn typing_reaches_the_other_participants<F: StoreFactory>() {
     silent(&mut alice, "the typer").await;
     silent(&mut dave, "a stranger").await;
     assert_eq!(
-        engine.typing(&me("dave"), &conv("group:g"), true).await.map_err(|e| e.kind()),
+        engine
+            .typing(&me("dave"), &conv("group:g"), true)
+            .await
+            .map_err(|e| e.kind()),
         Err(ErrorKind::Forbidden)
     );
-    engine.typing(&me("bob"), &conv("dm:alice:bob"), true).await.unwrap();
+    engine
+        .typing(&me("bob"), &conv("dm:alice:bob"), true)
+        .await
+        .unwrap();
     let got = expect(&mut alice, "alice").await;
     assert!(matches!(got, Signal::Typing { user, .. } if user == uid("bob")));
     silent(&mut carol, "carol, outside the direct conversation").await;
@@ -135,8 +150,14 @@ pub async fn receipts_reach_the_other_participants<F: StoreFactory>() {
         ["alice", "bob", "carol", "dave"].map(|u| listen(&engine, u));
     let body = crate::Body::new(r#"{"t":1}"#, 1024).unwrap();
     let send = crate::SendRequest::new(body);
-    engine.send(&me("alice"), &conv("group:g"), send.clone()).await.unwrap();
-    engine.mark_read(&me("bob"), &conv("group:g"), None).await.unwrap();
+    engine
+        .send(&me("alice"), &conv("group:g"), send.clone())
+        .await
+        .unwrap();
+    engine
+        .mark_read(&me("bob"), &conv("group:g"), None)
+        .await
+        .unwrap();
     let receipt = Signal::Receipt {
         conversation: conv("group:g"),
         user: uid("bob"),
@@ -146,18 +167,39 @@ pub async fn receipts_reach_the_other_participants<F: StoreFactory>() {
     assert_eq!(expect(&mut carol, "carol").await, receipt);
     silent(&mut bob, "the reader").await;
     // Reading again moves nothing and tells nobody.
-    engine.mark_read(&me("bob"), &conv("group:g"), None).await.unwrap();
+    engine
+        .mark_read(&me("bob"), &conv("group:g"), None)
+        .await
+        .unwrap();
     silent(&mut alice, "alice, for a cursor that did not move").await;
 
-    engine.send(&me("alice"), &conv("dm:alice:bob"), send.clone()).await.unwrap();
-    engine.mark_read(&me("bob"), &conv("dm:alice:bob"), None).await.unwrap();
-    assert!(matches!(expect(&mut alice, "alice").await, Signal::Receipt { read_seq: 1, .. }));
+    engine
+        .send(&me("alice"), &conv("dm:alice:bob"), send.clone())
+        .await
+        .unwrap();
+    engine
+        .mark_read(&me("bob"), &conv("dm:alice:bob"), None)
+        .await
+        .unwrap();
+    assert!(matches!(
+        expect(&mut alice, "alice").await,
+        Signal::Receipt { read_seq: 1, .. }
+    ));
     silent(&mut carol, "carol, outside the direct conversation").await;
 
     // Four members: over this fixture's limit of three.
-    engine.join(&me("alice"), &GroupId::new("g").unwrap(), &uid("dave")).await.unwrap();
-    engine.send(&me("alice"), &conv("group:g"), send).await.unwrap();
-    engine.mark_read(&me("bob"), &conv("group:g"), None).await.unwrap();
+    engine
+        .join(&me("alice"), &GroupId::new("g").unwrap(), &uid("dave"))
+        .await
+        .unwrap();
+    engine
+        .send(&me("alice"), &conv("group:g"), send)
+        .await
+        .unwrap();
+    engine
+        .mark_read(&me("bob"), &conv("group:g"), None)
+        .await
+        .unwrap();
     silent(&mut alice, "alice, in a group over the receipt limit").await;
     silent(&mut dave, "dave").await;
 }
@@ -174,17 +216,34 @@ pub async fn reads_list_every_participant<F: StoreFactory>() {
     }
     engine.mark_read(&me("bob"), &g, Some(1)).await.unwrap();
     let page = engine.reads(&me("alice"), &g, None, Some(2)).await.unwrap();
-    let got: Vec<_> = page.reads.iter().map(|r| (r.user.as_str(), r.read_seq)).collect();
+    let got: Vec<_> = page
+        .reads
+        .iter()
+        .map(|r| (r.user.as_str(), r.read_seq))
+        .collect();
     assert_eq!((got, page.has_more), (vec![("alice", 0), ("bob", 1)], true));
-    let page = engine.reads(&me("alice"), &g, Some(&uid("bob")), Some(2)).await.unwrap();
-    let got: Vec<_> = page.reads.iter().map(|r| (r.user.as_str(), r.read_seq)).collect();
+    let page = engine
+        .reads(&me("alice"), &g, Some(&uid("bob")), Some(2))
+        .await
+        .unwrap();
+    let got: Vec<_> = page
+        .reads
+        .iter()
+        .map(|r| (r.user.as_str(), r.read_seq))
+        .collect();
     assert_eq!((got, page.has_more), (vec![("carol", 2)], false));
     assert_eq!(
-        engine.reads(&me("dave"), &g, None, None).await.map_err(|e| e.kind()),
+        engine
+            .reads(&me("dave"), &g, None, None)
+            .await
+            .map_err(|e| e.kind()),
         Err(ErrorKind::Forbidden)
     );
     assert_eq!(
-        engine.reads(&me("alice"), &g, None, Some(0)).await.map_err(|e| e.kind()),
+        engine
+            .reads(&me("alice"), &g, None, Some(0))
+            .await
+            .map_err(|e| e.kind()),
         Err(ErrorKind::Invalid)
     );
 }
@@ -198,7 +257,9 @@ pub async fn presence_reaches_followers_after_the_grace<F: StoreFactory>() {
     let [mut bob, mut carol] = ["bob", "carol"].map(|u| listen(&engine, u));
     let first = engine.connect(&me("alice")).await.unwrap();
     let got = expect(&mut bob, "bob").await;
-    assert!(matches!(got, Signal::Presence { ref user, online: true, .. } if *user == uid("alice")));
+    assert!(
+        matches!(got, Signal::Presence { ref user, online: true, .. } if *user == uid("alice"))
+    );
     silent(&mut carol, "carol, who has no contact alice").await;
     let second = engine.connect(&me("alice")).await.unwrap();
     drop(first);
@@ -216,7 +277,14 @@ pub async fn presence_reaches_followers_after_the_grace<F: StoreFactory>() {
     );
     let got = expect(&mut bob, "bob").await;
     assert!(
-        matches!(got, Signal::Presence { online: false, last_seen: Some(_), .. }),
+        matches!(
+            got,
+            Signal::Presence {
+                online: false,
+                last_seen: Some(_),
+                ..
+            }
+        ),
         "{got:?}"
     );
     assert!(!engine.user(&me("bob"), &uid("alice")).await.unwrap().online);

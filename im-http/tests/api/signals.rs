@@ -75,7 +75,10 @@ async fn typing_reaches_only_the_other_participants_open_streams() {
         .iter()
         .map(|e| e["event"].clone())
         .collect();
-    assert!(!names.contains(&json!("typing")), "a long poll got {polled}");
+    assert!(
+        !names.contains(&json!("typing")),
+        "a long poll got {polled}"
+    );
     // A replay holds stored events only.
     let mut replay = open(&s, "bob", "?after=0").await;
     while let Some(e) = replay.next_event(QUIET).await {
@@ -114,7 +117,9 @@ async fn a_moved_read_cursor_reaches_the_other_participants_and_reads_lists_it()
     for sse in [&mut alice_sse, &mut bob_sse] {
         assert_eq!(sse.next_event(WAIT).await.unwrap().event, "message");
     }
-    let r = bob.post("/v1/conversations/dm:alice:bob/read", json!({})).await;
+    let r = bob
+        .post("/v1/conversations/dm:alice:bob/read", json!({}))
+        .await;
     assert_eq!(r.status, 200);
     assert_eq!(
         signal(&mut alice_sse, "receipt").await,
