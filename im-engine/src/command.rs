@@ -12,6 +12,7 @@ use crate::feed::{EventPage, Start};
 use crate::group::GroupView;
 use crate::message::{HistoryPage, SendRequest};
 use crate::moderation::{JoinRequest, Joined, Marked};
+use crate::signals::ReadsPage;
 use crate::store::Store;
 use crate::unread::{ConversationView, ReadState};
 use crate::user::Profile;
@@ -127,6 +128,17 @@ pub enum Command {
     Conversations {
         limit: Option<usize>,
     },
+    /// Start or stop typing (a signal: nothing is stored).
+    Typing {
+        conversation: ConversationId,
+        typing: bool,
+    },
+    /// Every participant's read cursor.
+    Reads {
+        conversation: ConversationId,
+        after: Option<UserId>,
+        limit: Option<usize>,
+    },
     /// Read the caller's feed without waiting.
     Feed {
         start: Start,
@@ -158,6 +170,9 @@ pub enum Outcome {
     Reactions(ReactionList),
     Conversations(Vec<ConversationView>),
     Feed(EventPage),
+    Reads(ReadsPage),
+    /// A signal went out (or was coalesced); there is nothing to answer.
+    Signalled,
 }
 
 impl<S: Store> Engine<S> {
@@ -257,6 +272,21 @@ impl<S: Store> Engine<S> {
                 Outcome::Conversations(self.conversations(actor, limit).await?)
             }
             Command::Feed { start, limit } => Outcome::Feed(self.feed(actor, start, limit).await?),
+            Command::Typing {
+                conversation,
+                typing,
+            } => self
+                .typing(actor, &conversation, typing)
+                .await
+                .map(|()| Outcome::Signalled)?,
+            Command::Reads {
+                conversation,
+                after,
+                limit,
+            } => Outcome::Reads(
+                self.reads(actor, &conversation, after.as_ref(), limit)
+                    .await?,
+            ),
         })
     }
 }

@@ -94,6 +94,13 @@ pub struct Config {
     /// anyway, so a lost notification (a pub/sub message across nodes) costs
     /// latency, never an event.
     pub recheck: Duration,
+    /// After a user's last stream here closes, how long it stays online
+    /// before it is recorded offline and its contacts hear of it; a stream
+    /// opened meanwhile announces nothing.
+    pub presence_grace: Duration,
+    /// Read receipts go to the other participants of direct conversations
+    /// and of groups with at most this many members.
+    pub receipts_max_group: usize,
 }
 
 impl Default for Config {
@@ -102,6 +109,8 @@ impl Default for Config {
             limits: Limits::default(),
             retention: Retention::default(),
             recheck: Duration::from_secs(5),
+            presence_grace: Duration::from_secs(5),
+            receipts_max_group: 100,
         }
     }
 }
@@ -157,7 +166,9 @@ pub(crate) struct Inner<S> {
     pub(crate) clock: Arc<dyn Clock>,
     /// Open live streams per user in this process; guarded by an async mutex
     /// so that presence changes reach the store in the order they happened.
-    pub(crate) streams: tokio::sync::Mutex<HashMap<UserId, usize>>,
+    pub(crate) streams: tokio::sync::Mutex<HashMap<UserId, crate::signals::Streams>>,
+    /// Who is typing where, through this process (see `signals`).
+    pub(crate) typing: crate::signals::TypingTable,
     /// Messages sent or read lately, for the live streams (see `feed.rs`).
     pub(crate) recent: crate::feed::RecentMessages,
     /// Users known to exist (see [`Engine::require_user`]).
@@ -204,6 +215,7 @@ impl<S: Store> Engine<S> {
                 config,
                 clock,
                 streams: Default::default(),
+                typing: Default::default(),
                 recent: crate::feed::RecentMessages::new(),
                 known_users: quick_cache::sync::Cache::new(KNOWN_USERS),
                 suspensions: crate::moderation::Suspensions::new(),

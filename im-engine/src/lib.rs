@@ -46,14 +46,16 @@
 //!    groups and members, messages, index entries, feed events; and
 //!    `error`, [`Error`] and [`StoreError`].
 //! 2. [`store`]: the [`Store`] trait and its atomic writes, the
-//!    [`Notifier`] stores wake, and [`MemoryStore`].
+//!    [`Notifier`] stores wake, the [`SignalBus`] signals reach streams
+//!    by, and [`MemoryStore`].
 //! 3. The engine: `engine` ([`Engine`], [`Config`], [`Limits`], [`Actor`]),
 //!    `policy` (every authorization rule, in one file),
 //!    and one module per area for its operations and answers: `user`,
 //!    `contact`, `group`, `message` (send, history), `change` (edits,
 //!    deletes, reactions), `unread` (read
 //!    cursors, the conversation list), `feed` (cursors, reads, the live
-//!    stream); `view`: what a caller is shown of messages (reactions
+//!    stream), `signals` (typing, presence, receipts: what goes only to
+//!    the streams open at the moment); `view`: what a caller is shown of messages (reactions
 //!    counted for it); `command`: every operation as one [`Command`] value.
 //! - `testing` (feature `testing`): the conformance suite every store runs.
 //!   For tests only; it carries no stability promise.
@@ -71,6 +73,7 @@ mod group;
 mod message;
 mod moderation;
 mod policy;
+mod signals;
 mod unread;
 mod user;
 mod view;
@@ -79,6 +82,7 @@ mod view;
 pub mod testing;
 
 pub use data::id;
+pub use data::{Addressed, Signal};
 pub use data::{
     Body, Contact, ContactNews, ConvEntry, ConversationId, Epoch, Event, Feed, FeedEntry,
     FieldPatch, Fields, Group, GroupId, JoinPolicy, MAX_CLIENT_ID, MAX_REACTION_KEY,
@@ -86,7 +90,7 @@ pub use data::{
     Reactions, Role, Seq, Timestamp, User, UserId,
 };
 pub use error::{Error, ErrorChain, ErrorKind, StoreError};
-pub use store::{MemoryStore, Notifier, Store};
+pub use store::{MemoryStore, Notifier, SignalBus, Store};
 
 pub use change::ReactionList;
 pub use command::{Command, Outcome};
@@ -96,6 +100,7 @@ pub use feed::{Cursor, Delivered, EventData, EventPage, ResetReason, Start};
 pub use group::GroupView;
 pub use message::{HistoryPage, HistoryQuery, SendRequest};
 pub use moderation::{JoinRequest, Joined, Marked};
+pub use signals::{PresenceGuard, ReadCursor, ReadsPage, TYPING_EVERY, TYPING_HOLD};
 pub use unread::{ConversationView, ReadState};
-pub use user::{PresenceGuard, Profile};
+pub use user::Profile;
 pub use view::{ConversationRowView, EventDataView, HistoryView, MessageView, ReactionCount};

@@ -443,6 +443,35 @@ pub(crate) fn mark_read(i: &Input<'_>) -> Result<Command, ApiError> {
     })
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TypingBody {
+    #[serde(default = "yes")]
+    typing: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `POST /v1/conversations/{cid}/typing`.
+pub(crate) fn typing(i: &Input<'_>) -> Result<Command, ApiError> {
+    let body: Option<TypingBody> = i.json()?;
+    Ok(Command::Typing {
+        conversation: i.params.conversation()?,
+        typing: body.is_none_or(|b| b.typing),
+    })
+}
+
+/// `GET /v1/conversations/{cid}/reads`: `?after=<uid>&limit=`.
+pub(crate) fn reads(i: &Input<'_>) -> Result<Command, ApiError> {
+    Ok(Command::Reads {
+        conversation: i.params.conversation()?,
+        after: i.query.get("after").map(UserId::new).transpose()?,
+        limit: i.query.number("limit")?,
+    })
+}
+
 /// The answer to what a command answered, as `viewer` sees it (messages'
 /// reactions are counted for it).
 pub(crate) fn respond(outcome: Outcome, viewer: &UserId, metrics: &Metrics) -> Response<BoxBody> {
@@ -478,7 +507,15 @@ pub(crate) fn respond(outcome: Outcome, viewer: &UserId, metrics: &Metrics) -> R
             json(ok, &json!({ "reactions": rows }))
         }
         Outcome::Feed(poll) => crate::sse::poll_answer(&poll, viewer),
+        Outcome::Reads(page) => json(ok, &page),
+        Outcome::Signalled => no_content(),
     }
+}
+
+fn no_content() -> Response<BoxBody> {
+    let mut resp = Response::new(full(Vec::new()));
+    *resp.status_mut() = StatusCode::NO_CONTENT;
+    resp
 }
 
 fn created_or_ok(created: bool) -> StatusCode {

@@ -188,6 +188,8 @@ pub const ROUTES: &[Route] = &[
     Route::token(PUT, "/v1/conversations/{cid}/messages/{seq}/reactions/{key}", "react", C(h::react)).throttled(),
     Route::token(DELETE, "/v1/conversations/{cid}/messages/{seq}/reactions/{key}", "unreact", C(h::unreact)).throttled(),
     Route::token(POST, "/v1/conversations/{cid}/read", "mark_read", C(h::mark_read)).body(h::small_body_limit, false),
+    Route::token(GET, "/v1/conversations/{cid}/reads", "reads", C(h::reads)),
+    Route::token(POST, "/v1/conversations/{cid}/typing", "typing", C(h::typing)).body(h::small_body_limit, false).throttled(),
     Route::token(GET, "/v1/events", "events", Handler::Events),
 ];
 

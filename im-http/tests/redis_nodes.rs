@@ -3,6 +3,8 @@
 //!
 //! - what is sent through node A reaches an SSE client on node B once, in
 //!   order; a cursor from A resumes on B; presence spans the nodes;
+//! - typing, presence and receipts raised on node A reach a stream on
+//!   node B (signals cross nodes over the store's pub/sub);
 //! - Redis SIGKILLed under a send load: 503s with the JSON error body
 //!   within a bounded time, recovery without restarting im-http, and every
 //!   acknowledged message still there (appendonly);
@@ -44,6 +46,7 @@ impl Node {
             // These tests load the store on purpose; rate limits have tests
             // of their own.
             .args(["--send-rate", "0"])
+            .args(["--presence-grace-ms", "300"])
             .env_remove("IM_SECRET")
             .env("RUST_LOG", "info");
         let (child, addr, _log) = common::spawn_serve(cmd);
@@ -227,6 +230,79 @@ async fn a_suspension_reaches_every_node_on_a_redis_cluster() {
         return;
     }
     a_suspension_reaches_every_node(&shared_cluster_url()).await;
+}
+
+/// The next signal (an event without `id:`) named `event`, skipping
+/// stored events.
+async fn signal(sse: &mut Sse, event: &str) -> Value {
+    loop {
+        let e = sse.next_event(WAIT).await.expect("a signal");
+        if e.id.is_empty() {
+            assert_eq!(e.event, event, "{e:?}");
+            return e.data;
+        }
+    }
+}
+
+async fn signals_cross_nodes(url: &str) {
+    let prefix = unique_prefix();
+    let (a, b) = (
+        Node::start(url, &prefix, 2000),
+        Node::start(url, &prefix, 2000),
+    );
+    create_users(&a, &["alice", "bob"]).await;
+    let (alice, bob) = (a.client("alice", false), b.client("bob", false));
+    assert_eq!(bob.put("/v1/contacts/alice", json!({})).await.status, 200);
+    let mut bob_on_b = b.sse("bob", &[], "/v1/events").await;
+
+    let alice_on_a = a.sse("alice", &[], "/v1/events").await;
+    let online = signal(&mut bob_on_b, "presence").await;
+    assert_eq!(
+        (&online["user"], &online["online"]),
+        (&json!("alice"), &json!(true))
+    );
+
+    let r = alice
+        .post("/v1/conversations/dm:alice:bob/typing", json!({}))
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text());
+    assert_eq!(
+        signal(&mut bob_on_b, "typing").await,
+        json!({"conversation": "dm:alice:bob", "user": "alice", "typing": true})
+    );
+
+    assert_eq!(bob.send("dm:alice:bob", json!({"t": 1})).await.status, 201);
+    let r = alice
+        .post("/v1/conversations/dm:alice:bob/read", json!({}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        signal(&mut bob_on_b, "receipt").await,
+        json!({"conversation": "dm:alice:bob", "user": "alice", "read_seq": 1})
+    );
+
+    drop(alice_on_a);
+    let offline = signal(&mut bob_on_b, "presence").await;
+    assert_eq!(
+        (&offline["user"], &offline["online"]),
+        (&json!("alice"), &json!(false))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signals_cross_nodes_on_one_redis() {
+    if skip() {
+        return;
+    }
+    signals_cross_nodes(&shared_url()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signals_cross_nodes_on_a_redis_cluster() {
+    if skip() {
+        return;
+    }
+    signals_cross_nodes(&shared_cluster_url()).await;
 }
 
 #[test]

@@ -20,7 +20,11 @@
 //   `delete` or `reaction` event and is applied in place, in every window;
 // - people: a group's members, join requests and bans (its owner approves,
 //   refuses, bans and unbans), and blocking the other user of a direct
-//   conversation, are in the conversation's header.
+//   conversation, are in the conversation's header;
+// - signals (`typing`, `presence`, `receipt`) come on the same stream
+//   without `id:`: a typing line under the conversation, contacts' online
+//   dots that change live (no polling), "seen" under your newest read
+//   message in a direct conversation and "read by k" in a small group.
 'use strict';
 
 // The reactions offered at one click; any other text can be typed.
@@ -28,7 +32,10 @@ const QUICK_REACTIONS = ['👍', '❤️', '😂', '🎉'];
 
 const TOKEN_KEY = 'im-http.token';
 const PAGE = 50;
-const CONTACTS_EVERY_MS = 15000;
+// A typing signal holds this long unless repeated (the server's 6 s, and a
+// little more); ours is repeated every few seconds while typing goes on.
+const TYPING_HOLD_MS = 6500;
+const TYPING_REPEAT_MS = 3000;
 const ID_RE = /^[A-Za-z0-9_.-]{1,64}$/;
 
 const $ = (id) => document.getElementById(id);
@@ -45,7 +52,9 @@ const state = {
   opened: false, // the stream has been open at least once
   reconnectTimer: null,
   backoff: 1000,
-  contactsTimer: null,
+  typing: new Map(), // conversation -> Map(user -> timer): who types there
+  typingSent: 0, // when our last `typing: true` went out
+  reads: new Map(), // user -> read_seq, in the open conversation
   listInFlight: false,
   listDirty: false,
   readInFlight: false,
@@ -227,6 +236,7 @@ function boot() {
   });
   input.addEventListener('input', () => {
     input.rows = Math.min(6, input.value.split('\n').length);
+    sendTyping(!input.value);
   });
   $('older').addEventListener('click', loadOlder);
   $('messages').addEventListener('scroll', () => {
@@ -277,8 +287,8 @@ function signIn(token) {
   // At once, for a quick answer to a bad token; the stream's `open` event
   // fetches the list again once no event can slip between the two.
   refreshConversations();
+  // Presence then changes live (`event: presence`): no polling.
   refreshContacts();
-  state.contactsTimer = setInterval(refreshContacts, CONTACTS_EVERY_MS);
   const wanted = decodeURIComponent(location.hash.slice(1));
   if (wanted) openConversation(wanted);
 }
@@ -287,11 +297,11 @@ function signOut(error) {
   state.era += 1;
   if (state.es) state.es.close();
   clearTimeout(state.reconnectTimer);
-  clearInterval(state.contactsTimer);
+  for (const users of state.typing.values()) for (const t of users.values()) clearTimeout(t);
   for (const p of state.pending.values()) clearTimeout(p.timer);
   Object.assign(state, {
     token: null, me: null, convs: new Map(), open: null, pending: new Map(), contacts: [],
-    es: null, lastEventId: null, opened: false, backoff: 1000,
+    es: null, lastEventId: null, opened: false, backoff: 1000, typing: new Map(), reads: new Map(),
     listInFlight: false, listDirty: false, readInFlight: false, readDirty: false,
   });
   sessionStorage.removeItem(TOKEN_KEY);
@@ -388,6 +398,14 @@ function connect() {
     showError(`${d.user} asks to join ${d.group}.`, true);
     if (state.open && state.open.id === `group:${d.group}`) loadHeader(state.open);
   });
+  // Signals: no `id:`, never replayed, only news of the moment.
+  on('typing', onTyping);
+  on('presence', onPresence);
+  on('receipt', (d) => {
+    if (!isOpen(d.conversation)) return;
+    state.reads.set(d.user, Math.max(state.reads.get(d.user) || 0, d.read_seq));
+    renderMessages({});
+  });
   on('reset', () => {
     // The server could not resume from our cursor: start again from what
     // it holds, and refetch everything we show.
@@ -419,6 +437,70 @@ function resync() {
       attemptSend(p);
     }
   }
+}
+
+function onTyping(d) {
+  const users = state.typing.get(d.conversation) || new Map();
+  clearTimeout(users.get(d.user));
+  if (d.typing) {
+    users.set(d.user, setTimeout(() => onTyping({ ...d, typing: false }), TYPING_HOLD_MS));
+  } else {
+    users.delete(d.user);
+  }
+  state.typing.set(d.conversation, users);
+  renderTyping();
+}
+
+function renderTyping() {
+  const users = state.open ? [...(state.typing.get(state.open.id) || new Map()).keys()] : [];
+  $('typing').textContent = users.length === 0 ? ''
+    : users.length === 1 ? `${users[0]} is typing…`
+      : `${users.slice(0, 3).join(', ')} are typing…`;
+}
+
+function onPresence(d) {
+  const c = state.contacts.find((x) => x.id === d.user);
+  if (c) {
+    c.online = d.online;
+    renderContacts();
+  }
+  if (state.open && state.open.kind === 'dm' && state.open.with === d.user) loadHeader(state.open);
+}
+
+// Tells the others we type: at most once per TYPING_REPEAT_MS while it
+// goes on; `stop` when the message went or the box was emptied.
+function sendTyping(stop) {
+  if (!state.open) return;
+  const now = Date.now();
+  if (!stop && now - state.typingSent < TYPING_REPEAT_MS) return;
+  if (stop && !state.typingSent) return;
+  state.typingSent = stop ? 0 : now;
+  api('POST', `/v1/conversations/${enc(state.open.id)}/typing`, { typing: !stop }).catch(() => {});
+}
+
+// Every participant's read cursor of the open conversation, for "seen".
+async function loadReads(open) {
+  try {
+    const data = await api('GET', `/v1/conversations/${enc(open.id)}/reads?limit=100`);
+    if (state.open !== open) return;
+    state.reads = new Map(data.reads.map((r) => [r.user, r.read_seq]));
+    renderMessages({});
+  } catch {
+    // Receipts are a nicety; the conversation works without them.
+  }
+}
+
+// "seen" (direct) or "read by k" (small groups) under my newest message
+// that others have read.
+function receiptFor(open, m) {
+  if (m.from !== state.me) return null;
+  const mine = open.messages.filter((x) => x.from === state.me);
+  const readers = [...state.reads].filter(([u, seq]) => u !== state.me && seq >= m.seq).length;
+  if (readers === 0) return null;
+  const newerRead = mine.some((x) => x.seq > m.seq
+    && [...state.reads].some(([u, seq]) => u !== state.me && seq >= x.seq));
+  if (newerRead) return null;
+  return h('span', { class: 'receipt' }, open.kind === 'dm' ? 'seen' : `read by ${readers}`);
 }
 
 function onMessage(msg) {
@@ -672,7 +754,10 @@ async function openConversation(id) {
   renderConversations();
   renderMessages({ stick: true });
   $('composer-input').focus();
+  state.reads = new Map();
+  renderTyping();
   loadHeader(open);
+  loadReads(open);
   await reloadOpen();
 }
 
@@ -910,7 +995,8 @@ function messageItem(open, m, cont, lastOfRun) {
         onclick: () => react(open, m, r.key, !r.me),
       }, `${r.key} ${r.count}`))) : null,
     deleted ? null : messageActions(open, m, mine, text),
-    meta ? h('span', { class: 'meta' }, meta) : null);
+    meta ? h('span', { class: 'meta' }, meta) : null,
+    receiptFor(open, m));
 }
 
 // The quote of the message replied to, as far as it is loaded.
@@ -997,6 +1083,7 @@ function onSend() {
   if (!state.open || !text.trim()) return;
   input.value = '';
   input.rows = 1;
+  sendTyping(true);
   const p = {
     client_id: newClientId(), conv: state.open.id, text, reply_to: state.replyTo ? state.replyTo.seq : null,
     status: 'sending', attempts: 0, timer: null,

@@ -68,6 +68,26 @@ impl Keys {
         self.user_key(u, "contacts")
     }
 
+    /// `P{u:U}:followers`: who has `U` in their contacts (field: the
+    /// owner; value `1`).
+    pub(crate) fn followers(&self, u: &UserId) -> String {
+        self.user_key(u, "followers")
+    }
+
+    /// Every contacts hash, for the upgrade to format 3.
+    pub(crate) fn contacts_pattern(&self) -> String {
+        self.pattern("{u:*}:contacts")
+    }
+
+    /// The owner of a [`contacts`](Self::contacts) key.
+    pub(crate) fn contacts_owner(&self, key: &str) -> Option<UserId> {
+        let id = key
+            .strip_prefix(&self.prefix)?
+            .strip_prefix("{u:")?
+            .strip_suffix("}:contacts")?;
+        UserId::new(id).ok()
+    }
+
     /// `P{u:U}:entries`.
     pub(crate) fn entries(&self, u: &UserId) -> String {
         self.user_key(u, "entries")

@@ -753,10 +753,18 @@ fn ops(s: &Shared, changes: &Changes) -> Result<Vec<(Owner, Op)>> {
     }
     for (owner, change) in &changes.contacts {
         let key = k.contacts(owner);
-        let op = match change {
-            ContactChange::Put(c) => Op::HSet(key, c.id.to_string(), to_json(c)?),
-            ContactChange::Remove(id) => Op::HDel(key, id.to_string()),
+        let (contact, op) = match change {
+            ContactChange::Put(c) => (&c.id, Op::HSet(key, c.id.to_string(), to_json(c)?)),
+            ContactChange::Remove(id) => (id, Op::HDel(key, id.to_string())),
         };
+        // The reverse index first: on a cluster each slot's part is its own
+        // script, and the contact itself, which the engine reads to decide
+        // whether a link happened, must land last (see `commit`).
+        let reverse = match change {
+            ContactChange::Put(_) => Op::HSet(k.followers(contact), owner.to_string(), "1".into()),
+            ContactChange::Remove(_) => Op::HDel(k.followers(contact), owner.to_string()),
+        };
+        ops.push((Owner::User(contact.clone()), reverse));
         ops.push((Owner::User(owner.clone()), op));
     }
     for g in &changes.groups {

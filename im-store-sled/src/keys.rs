@@ -19,6 +19,7 @@
 //! |--------------------------|----------------------------------------|--------------------------------------------------|
 //! | `userid_user`            | `u user`                               | [`User`](im_engine::User), JSON                  |
 //! | `ownercontact_contact`   | `c owner 0xFF contact`                 | [`Contact`](im_engine::Contact), JSON            |
+//! | `contactowner_`          | `w contact 0xFF owner`                 | empty: `owner` has `contact` in its contacts     |
 //! | `groupid_group`          | `g group`                              | [`Group`](im_engine::Group), JSON                |
 //! | `groupuser_member`       | `m group 0xFF user`                    | [`Member`](im_engine::Member), JSON              |
 //! | `conv_state`             | `s conv`                               | `last_seq` `activity` `activity_seq` `holders`   |
@@ -78,6 +79,9 @@ pub(crate) mod kind {
     pub(crate) const USERID_USER: u8 = b'u';
     /// `owner 0xFF contact` -> contact.
     pub(crate) const OWNERCONTACT_CONTACT: u8 = b'c';
+    /// `contact 0xFF owner` -> nothing: the reverse of
+    /// [`OWNERCONTACT_CONTACT`], written in the same batch.
+    pub(crate) const CONTACTOWNER_: u8 = b'w';
     /// `group` -> group.
     pub(crate) const GROUPID_GROUP: u8 = b'g';
     /// `group 0xFF user` -> member.
@@ -105,6 +109,7 @@ pub(crate) mod kind {
         match kind {
             USERID_USER => "userid_user",
             OWNERCONTACT_CONTACT => "ownercontact_contact",
+            CONTACTOWNER_ => "contactowner_",
             GROUPID_GROUP => "groupid_group",
             GROUPUSER_MEMBER => "groupuser_member",
             CONV_STATE => "conv_state",
@@ -128,6 +133,8 @@ pub(crate) mod meta {
     pub(crate) const EPOCH: &[u8] = b"epoch";
     /// Present once stray group entries were removed (see `repair`).
     pub(crate) const GROUP_ENTRIES_CHECKED: &[u8] = b"group_entries_checked";
+    /// Present once `contactowner_` was built from the contacts (see `repair`).
+    pub(crate) const FOLLOWERS_INDEXED: &[u8] = b"followers_indexed";
 }
 
 /// `kind part 0xFF part …`.
@@ -166,6 +173,20 @@ pub(crate) fn owner_contact(owner: &UserId, contact: &UserId) -> Vec<u8> {
         kind::OWNERCONTACT_CONTACT,
         &[owner.as_str().as_bytes(), contact.as_str().as_bytes()],
     )
+}
+
+/// `w contact 0xFF owner`.
+pub(crate) fn contact_owner(contact: &UserId, owner: &UserId) -> Vec<u8> {
+    key(
+        kind::CONTACTOWNER_,
+        &[contact.as_str().as_bytes(), owner.as_str().as_bytes()],
+    )
+}
+
+/// The last part of a composite key, as a user id.
+pub(crate) fn last_user(key: &[u8]) -> Option<UserId> {
+    let at = key.iter().rposition(|&b| b == SEP)?;
+    UserId::new(std::str::from_utf8(&key[at + 1..]).ok()?).ok()
 }
 
 /// `g group`.

@@ -12,7 +12,7 @@ use im_engine::store::{
 };
 use im_engine::{
     Contact, ConvEntry, ConversationId, Epoch, Feed, Group, GroupId, Member, Message, Notifier,
-    Presence, Seq, Store, Timestamp, User, UserId,
+    Presence, Seq, SignalBus, Store, Timestamp, User, UserId,
 };
 use serde::de::DeserializeOwned;
 
@@ -39,6 +39,7 @@ pub struct SledStore {
     group_commit: GroupCommit,
     durability: Durability,
     notifier: Notifier,
+    signals: SignalBus,
     epoch: Epoch,
     /// Users with a live stream in this process. Presence is process-local:
     /// after a restart everyone is offline, so it is not stored.
@@ -106,6 +107,11 @@ impl SledStore {
             }
         };
         let trees = Trees::open(&db, meta)?;
+        let indexed = repair::index_followers(&trees.records, &trees.meta)?;
+        if indexed > 0 {
+            db.flush()?;
+            tracing::info!(contacts = indexed, "indexed who has whom in their contacts");
+        }
         let repaired = repair::drop_stray_group_entries(&trees.records, &trees.meta)?;
         if repaired > 0 {
             db.flush()?;
@@ -130,6 +136,7 @@ impl SledStore {
             group_commit,
             durability: config.durability,
             notifier: Notifier::new(),
+            signals: SignalBus::new(),
             epoch,
             online: Mutex::default(),
             path,
@@ -261,6 +268,10 @@ impl Store for SledStore {
         &self.notifier
     }
 
+    fn signals(&self) -> &SignalBus {
+        &self.signals
+    }
+
     async fn send(&self, send: &Outgoing) -> Result<Sent> {
         // An entry read and a feed event written per recipient. A group's
         // recipients are read inside the write; its entry holders are
@@ -341,6 +352,19 @@ impl Store for SledStore {
 
     async fn contacts(&self, owner: &UserId) -> Result<Vec<Contact>> {
         self.scan(kind::OWNERCONTACT_CONTACT, owner.as_str())
+    }
+
+    async fn followers(&self, user: &UserId) -> Result<Vec<UserId>> {
+        let prefix = keys::prefix(kind::CONTACTOWNER_, user.as_str());
+        self.trees
+            .records
+            .scan_prefix(prefix)
+            .map(|kv| {
+                let (key, _) = kv?;
+                keys::last_user(&key)
+                    .ok_or_else(|| Error::Corrupt(format!("bad contactowner_ key {key:?}")))
+            })
+            .collect()
     }
 
     async fn group(&self, id: &GroupId) -> Result<Option<Group>> {

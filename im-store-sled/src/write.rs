@@ -328,8 +328,14 @@ fn commit(
     }
     for (owner, change) in &changes.contacts {
         match change {
-            ContactChange::Put(c) => p.insert(keys::owner_contact(owner, &c.id), codec::json(c)?),
-            ContactChange::Remove(id) => p.remove(keys::owner_contact(owner, id)),
+            ContactChange::Put(c) => {
+                p.insert(keys::owner_contact(owner, &c.id), codec::json(c)?);
+                p.insert(keys::contact_owner(&c.id, owner), Vec::new());
+            }
+            ContactChange::Remove(id) => {
+                p.remove(keys::owner_contact(owner, id));
+                p.remove(keys::contact_owner(id, owner));
+            }
         }
     }
     for g in &changes.groups {

@@ -10,6 +10,7 @@ pub mod event;
 pub mod group;
 pub mod id;
 pub mod message;
+pub mod signal;
 pub mod user;
 
 /// Milliseconds since the Unix epoch.
@@ -23,4 +24,5 @@ pub use id::{ConversationId, GroupId, UserId};
 pub use message::{
     Body, MAX_CLIENT_ID, MAX_REACTION_KEY, MAX_REACTION_KEYS, Message, NewMessage, Reactions, Seq,
 };
+pub use signal::{Addressed, Signal};
 pub use user::{FieldPatch, Fields, Presence, User};

@@ -16,7 +16,8 @@ impl<S: Store> Engine<S> {
     /// Erases a user (admins only, policy rule 2): the bodies of its
     /// messages in the conversations of its list are erased (they become
     /// deleted messages), it leaves every group, and its profile (password
-    /// included), contacts, blocks, conversation list and feed go. Its id
+    /// included), contacts (and its place in others'), blocks, conversation
+    /// list and feed go. Its id
     /// may then be created again, as a new user.
     ///
     /// Each step is a write of its own, so a failure part way leaves the
@@ -60,6 +61,7 @@ impl<S: Store> Engine<S> {
                 .map_err(Error::store)?;
         }
         let contacts = self.store().contacts(id).await.map_err(Error::store)?;
+        let followers = self.store().followers(id).await.map_err(Error::store)?;
         let blocks = Marks::Blocks(id.clone());
         let blocked = self.store().marks(&blocks).await.map_err(Error::store)?;
         let entries = self.store().entries(id).await.map_err(Error::store)?;
@@ -67,6 +69,11 @@ impl<S: Store> Engine<S> {
             contacts: contacts
                 .into_iter()
                 .map(|c| (id.clone(), ContactChange::Remove(c.id)))
+                .chain(
+                    followers
+                        .into_iter()
+                        .map(|f| (f, ContactChange::Remove(id.clone()))),
+                )
                 .collect(),
             entries: entries
                 .into_iter()

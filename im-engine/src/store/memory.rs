@@ -5,7 +5,9 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use super::Notifier;
+use std::collections::BTreeSet;
+
+use super::{Notifier, SignalBus};
 use crate::data::{
     Contact, ConvEntry, ConversationId, Epoch, Event, Feed, FeedEntry, Group, GroupId, Member,
     Membership, Message, Presence, Seq, Timestamp, User, UserId,
@@ -21,6 +23,7 @@ use crate::store::{
 pub struct MemoryStore {
     state: Arc<Mutex<State>>,
     notifier: Notifier,
+    signals: SignalBus,
     epoch: Epoch,
 }
 
@@ -28,6 +31,8 @@ pub struct MemoryStore {
 struct State {
     users: HashMap<UserId, User>,
     contacts: HashMap<UserId, BTreeMap<UserId, Contact>>,
+    /// The reverse of `contacts`: who has a user in theirs.
+    followers: HashMap<UserId, BTreeSet<UserId>>,
     groups: HashMap<GroupId, Group>,
     members: HashMap<GroupId, BTreeMap<UserId, Member>>,
     logs: HashMap<ConversationId, Vec<Message>>,
@@ -98,6 +103,7 @@ impl MemoryStore {
         Self {
             state: Arc::default(),
             notifier: Notifier::new(),
+            signals: SignalBus::new(),
             epoch: Epoch::random(),
         }
     }
@@ -125,6 +131,10 @@ impl Store for MemoryStore {
 
     fn notifier(&self) -> &Notifier {
         &self.notifier
+    }
+
+    fn signals(&self) -> &SignalBus {
+        &self.signals
     }
 
     async fn send(&self, send: &Outgoing) -> Result<Sent, Infallible> {
@@ -302,10 +312,22 @@ impl Store for MemoryStore {
             }
             for (owner, change) in &changes.contacts {
                 let set = st.contacts.entry(owner.clone()).or_default();
-                match change {
-                    ContactChange::Put(c) => set.insert(c.id.clone(), c.clone()),
-                    ContactChange::Remove(id) => set.remove(id),
+                let id = match change {
+                    ContactChange::Put(c) => {
+                        set.insert(c.id.clone(), c.clone());
+                        &c.id
+                    }
+                    ContactChange::Remove(id) => {
+                        set.remove(id);
+                        id
+                    }
                 };
+                let followers = st.followers.entry(id.clone()).or_default();
+                if matches!(change, ContactChange::Put(_)) {
+                    followers.insert(owner.clone());
+                } else {
+                    followers.remove(owner);
+                }
             }
             for g in &changes.groups {
                 st.groups.insert(g.id.clone(), g.clone());
@@ -377,6 +399,15 @@ impl Store for MemoryStore {
             .contacts
             .get(owner)
             .map(|s| s.values().cloned().collect())
+            .unwrap_or_default())
+    }
+
+    async fn followers(&self, user: &UserId) -> Result<Vec<UserId>, Infallible> {
+        Ok(self
+            .state()
+            .followers
+            .get(user)
+            .map(|s| s.iter().cloned().collect())
             .unwrap_or_default())
     }
 

@@ -13,19 +13,24 @@
 //! Both must be atomic and, when they return `Ok`, durable as the store
 //! promises. After either, the store wakes its [`Notifier`] for every user
 //! whose feed grew, so live streams (on every node sharing the store) read on.
+//!
+//! Signals (typing, presence, receipts) are no writes: [`Store::publish`]
+//! hands one to the [`SignalBus`] of every process sharing the store.
 
 use std::future::Future;
 
 use crate::data::{
-    Body, Contact, ConvEntry, ConversationId, Epoch, Event, Feed, Group, GroupId, Member, Message,
-    NewMessage, Presence, ReactionChange, Seq, Timestamp, User, UserId,
+    Addressed, Body, Contact, ConvEntry, ConversationId, Epoch, Event, Feed, Group, GroupId,
+    Member, Message, NewMessage, Presence, ReactionChange, Seq, Timestamp, User, UserId,
 };
 pub use crate::error::StoreError;
 
+mod bus;
 mod marks;
 mod memory;
 mod notify;
 
+pub use bus::{BACKLOG, SignalBus, SignalReceiver};
 pub use marks::{Mark, MarkChange, Marks};
 pub use memory::MemoryStore;
 pub use notify::Notifier;
@@ -346,6 +351,22 @@ pub trait Store: Send + Sync + 'static {
     /// The notifier this store wakes when feeds grow.
     fn notifier(&self) -> &Notifier;
 
+    /// This process's signal bus, which [`Store::publish`] delivers to.
+    fn signals(&self) -> &SignalBus;
+
+    /// Hands a signal to the streams of the users it names, on every
+    /// process sharing this store, and writes nothing. A store of one
+    /// process delivers it to its own bus (the default); one shared by many
+    /// carries it over its pub/sub, with no connection per stream. Signals
+    /// are news of the moment: one lost on the way is not retried.
+    fn publish(
+        &self,
+        addressed: &Addressed,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send {
+        self.signals().deliver(addressed);
+        std::future::ready(Ok(()))
+    }
+
     /// Stores a message, atomically with all it implies:
     ///
     /// 0. for [`Recipients::Members`], reads the group's members; when the
@@ -423,6 +444,14 @@ pub trait Store: Send + Sync + 'static {
         &self,
         owner: &UserId,
     ) -> impl Future<Output = Result<Vec<Contact>, Self::Error>> + Send;
+
+    /// Who has `user` in their contacts, in any order: the reverse of
+    /// [`Store::contacts`], kept by the store atomically with every
+    /// [`ContactChange`] (presence goes to these users).
+    fn followers(
+        &self,
+        user: &UserId,
+    ) -> impl Future<Output = Result<Vec<UserId>, Self::Error>> + Send;
 
     /// A group.
     fn group(

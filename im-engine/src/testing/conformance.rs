@@ -56,8 +56,17 @@ async fn fixture_with<F: StoreFactory>(
     (engine, data, clock)
 }
 
+/// The configuration of the cases: a user goes offline 20 ms after its
+/// last stream closes.
+fn config() -> Config {
+    Config {
+        presence_grace: Duration::from_millis(20),
+        ..Config::default()
+    }
+}
+
 async fn fixture<F: StoreFactory>() -> (Engine<F::Store>, F::Data) {
-    let (engine, data, _) = fixture_with::<F>(Config::default()).await;
+    let (engine, data, _) = fixture_with::<F>(config()).await;
     (engine, data)
 }
 
@@ -320,7 +329,7 @@ pub async fn group_policy_and_owner_rules<F: StoreFactory>() {
             group_members: 3,
             ..Limits::default()
         },
-        ..Config::default()
+        ..config()
     };
     let (engine, _data, _) = fixture_with::<F>(config).await;
     let g = gid("g");
@@ -467,7 +476,7 @@ pub async fn unread_counts_follow_read_cursors<F: StoreFactory>() {
 
 /// The conversation list puts the most recent activity first.
 pub async fn conversation_list_is_ordered_by_activity<F: StoreFactory>() {
-    let (engine, _data, clock) = fixture_with::<F>(Config::default()).await;
+    let (engine, _data, clock) = fixture_with::<F>(config()).await;
     clock.set(10);
     send(&engine, "bob", "dm:alice:bob", 1).await;
     clock.set(20);
@@ -545,7 +554,7 @@ pub async fn cursors_from_other_stores_or_trimmed_feeds_reset<F: StoreFactory>()
             events: Some(3),
             age: None,
         },
-        ..Config::default()
+        ..config()
     };
     let (engine, _data, _) = fixture_with::<F>(config).await;
     for n in 1..=6 {
@@ -603,7 +612,7 @@ pub async fn feeds_drop_events_older_than_the_retention_age<F: StoreFactory>() {
     };
     let (engine, _data, clock) = fixture_with::<F>(Config {
         retention,
-        ..Config::default()
+        ..config()
     })
     .await;
     clock.set(1_000);
@@ -1123,7 +1132,7 @@ pub async fn blocks_and_bans_are_decided_at_the_commit<F: StoreFactory>() {
 
 /// Every kind of state reads back the same after the store is reopened.
 pub async fn everything_survives_reopen<F: StoreFactory>() {
-    let (engine, data, clock) = fixture_with::<F>(Config::default()).await;
+    let (engine, data, clock) = fixture_with::<F>(config()).await;
     let g = gid("g");
     let name: crate::FieldPatch = [("name".to_string(), Some("Alice".to_string()))].into();
     let script = [

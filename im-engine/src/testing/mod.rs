@@ -21,6 +21,7 @@
 pub mod comparison;
 pub mod conformance;
 pub mod model;
+pub mod signals;
 pub mod state_machine;
 pub mod subscription;
 
@@ -99,6 +100,14 @@ macro_rules! store_conformance_tests {
             live_stream_switches_from_replay_without_gap,
             everything_survives_reopen,
         );
+        $crate::store_conformance_tests!(@signals $f;
+            followers_follow_contact_changes,
+            typing_reaches_the_other_participants,
+            receipts_reach_the_other_participants,
+            reads_list_every_participant,
+            presence_reaches_followers_after_the_grace,
+            presence_skips_whom_the_user_blocks,
+        );
 
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn random_writes_read_back_like_memory_store() {
@@ -114,6 +123,14 @@ macro_rules! store_conformance_tests {
         fn subscriptions_see_each_event_after_their_cursor_once() {
             $crate::testing::subscription::run::<$f>();
         }
+    };
+    (@signals $f:ty; $($case:ident,)*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                $crate::testing::signals::$case::<$f>().await;
+            }
+        )*
     };
     (@async $f:ty; $($case:ident,)*) => {
         $(

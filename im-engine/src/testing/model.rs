@@ -819,6 +819,37 @@ impl Model {
                 ))
             }
             Command::Feed { start, limit } => Ok(Outcome::Feed(self.feed(me, *start, *limit))),
+            Command::Typing { conversation, .. } => {
+                if !self.participants(conversation)?.contains(me) {
+                    return err(ErrorKind::Forbidden);
+                }
+                Ok(Outcome::Signalled)
+            }
+            Command::Reads {
+                conversation,
+                after,
+                limit,
+            } => {
+                let limit = self.limit(*limit, 100, self.limits.events_page)?;
+                self.require_reader(actor, conversation)?;
+                let mut users = self.participants(conversation)?;
+                users.sort();
+                users.retain(|u| after.as_ref().is_none_or(|a| u > a));
+                let has_more = users.len() > limit;
+                users.truncate(limit);
+                let reads = users
+                    .into_iter()
+                    .map(|user| crate::ReadCursor {
+                        read_seq: self
+                            .entries
+                            .get(&user)
+                            .and_then(|e| e.get(conversation))
+                            .map_or(0, |e| e.read_seq),
+                        user,
+                    })
+                    .collect();
+                Ok(Outcome::Reads(crate::ReadsPage { reads, has_more }))
+            }
             Command::Edit {
                 conversation,
                 seq,
@@ -974,6 +1005,9 @@ impl Model {
             self.remove_member(g, id);
         }
         self.contacts.remove(id);
+        for set in self.contacts.values_mut() {
+            set.remove(id);
+        }
         self.entries.remove(id);
         self.blocks.remove(id);
         self.suspended.remove(id);

@@ -198,6 +198,8 @@ fn command() -> impl Strategy<Value = Command> {
         2 => (conversation(), 0..6u64).prop_map(|(conversation, seq)| Command::Delete { conversation, seq }),
         3 => (conversation(), 0..6u64, reaction_key(), any::<bool>()).prop_map(|(conversation, seq, key, add)| Command::React { conversation, seq, key, add }),
         1 => (conversation(), 0..6u64).prop_map(|(conversation, seq)| Command::Reactions { conversation, seq }),
+        1 => (conversation(), any::<bool>()).prop_map(|(conversation, typing)| Command::Typing { conversation, typing }),
+        2 => (conversation(), prop::option::of(user()), limit()).prop_map(|(conversation, after, limit)| Command::Reads { conversation, after, limit }),
         6 => moderation(),
     ]
 }

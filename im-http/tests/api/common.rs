@@ -50,6 +50,9 @@ impl<S: Store> Server<S> {
         // These tests send in bursts; tests/hostile/ tests the rate limits.
         config.protection.send_rate = None;
         config.protection.stream_rate = None;
+        // Users go offline soon after their last stream closes; the
+        // presence tests set their own grace.
+        engine_config.presence_grace = Duration::from_millis(100);
         tweak(&mut engine_config, &mut config);
         let app = App::new(Engine::with_config(store, engine_config), config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

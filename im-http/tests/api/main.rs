@@ -18,6 +18,7 @@ mod numbers;
 mod outage;
 mod probes;
 mod service;
+mod signals;
 #[cfg(all(feature = "cli", feature = "sled"))]
 mod sled;
 #[cfg(feature = "tls")]

@@ -58,6 +58,9 @@ impl Store for FlakyStore {
     fn notifier(&self) -> &Notifier {
         self.inner.notifier()
     }
+    fn signals(&self) -> &im_engine::SignalBus {
+        self.inner.signals()
+    }
     async fn send(&self, send: &Outgoing) -> Result<Sent, Down> {
         self.check()?;
         let sent = self.inner.send(send).await.map_err(never)?;
@@ -89,6 +92,10 @@ impl Store for FlakyStore {
     async fn contacts(&self, owner: &UserId) -> Result<Vec<Contact>, Down> {
         self.check()?;
         self.inner.contacts(owner).await.map_err(never)
+    }
+    async fn followers(&self, user: &UserId) -> Result<Vec<UserId>, Down> {
+        self.check()?;
+        self.inner.followers(user).await.map_err(never)
     }
     async fn group(&self, id: &GroupId) -> Result<Option<Group>, Down> {
         self.check()?;

@@ -81,6 +81,13 @@ GET    /v1/conversations/group:g1/messages/1      -                             
 POST   /v1/conversations/dm:alice:bob/read        {}                              401 401 401 403 200 200 403  403 403 403 403
 POST   /v1/conversations/group:g1/read            {}                              401 401 401 403 200 200 403  403 403 403 403
 
+# Live signals: participants type (an admin is none, as for the read
+# cursor); participants and admins read every participant's cursor.
+POST   /v1/conversations/dm:alice:bob/typing      {"typing":true}                 401 401 401 403 204 204 403
+POST   /v1/conversations/group:g1/typing          -                               401 401 401 403 204 204 403
+GET    /v1/conversations/dm:alice:bob/reads       -                               401 401 401 403 200 200 200
+GET    /v1/conversations/group:g1/reads           -                               401 401 401 403 200 200 200
+
 # Messages that change: the sender edits its message (or an admin); the
 # sender or the group's owner deletes it (or an admin); participants react
 # (an admin, no participant, has no reaction of its own) and read the
