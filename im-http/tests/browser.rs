@@ -2,7 +2,10 @@
 //! binary on a sled directory, and `tests/browser/chat.mjs` driving two
 //! windows of headless Chromium with playwright-core. Halfway through, the
 //! script asks for a server restart (same port, same data) and checks that
-//! the pages resume without losing or doubling a message.
+//! the pages resume without losing or doubling a message. Live signals are
+//! checked as the pages show them: the typing line, "seen" under a read
+//! message, and a contact's dot following sign-out, sign-in and a closed
+//! window (the server's presence grace is 1 s here).
 //!
 //! Needs Debian's `chromium` and `node_modules` in `tests/browser/`;
 //! `scripts/deps/browser.sh` (run by `./scripts/test`) installs both. Without
@@ -41,6 +44,8 @@ impl Server {
             .arg("--store")
             .arg(format!("sled:{}", data.display()))
             .args(["--secret", SECRET])
+            // The page's presence checks wait out the grace three times.
+            .args(["--presence-grace-ms", "1000"])
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(log)

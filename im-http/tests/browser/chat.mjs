@@ -113,6 +113,22 @@ async function openConv(page, id) {
   await until(`${id} to open`, async () => (await page.locator('#conversations li.active').getAttribute('data-id')) === id);
 }
 
+// The typing line under the open conversation ('' when nobody types).
+const typingLine = (page) => page.locator('#typing').textContent();
+
+// A contact's dot and word in the contact list: 'online' or 'offline'.
+async function presenceOf(page, user) {
+  const li = page.locator(`#contacts li[data-id="${user}"]`);
+  if ((await li.count()) !== 1) return null;
+  const dot = (await li.locator('.dot.online').count()) === 1 ? 'online' : 'offline';
+  const word = await li.locator('.seen').textContent();
+  return dot === word ? word : `dot ${dot}, word ${word}`;
+}
+
+async function presenceIs(who, page, user, want, timeout = TIMEOUT) {
+  await until(`${who} to see ${user} ${want}`, async () => (await presenceOf(page, user)) === want, timeout);
+}
+
 async function api(token, method, path, body) {
   const r = await fetch(URL_ + path, {
     method,
@@ -174,6 +190,34 @@ async function moderation(A, B) {
   await A.locator('#message-list li.failed button.retry').click();
   await seesMessage('bob', B, 'can you hear me?');
   await A.screenshot({ path: `${SHOTS}/moderation.png` });
+}
+
+// Alice's dot in bob's contacts follows her page live: sign-out, sign-in,
+// closing the window. The server's presence grace is 1 s here.
+async function presence(A, B) {
+  // A page that polled for presence would ask for the contacts again.
+  const polls = [];
+  B.on('request', (r) => {
+    if (new URL(r.url()).pathname === '/v1/contacts' && r.method() === 'GET') polls.push(Date.now());
+  });
+  await presenceIs('bob', B, 'alice', 'online');
+
+  log('alice signs out: her dot in bob\'s contacts goes offline, without bob asking');
+  await A.locator('#signout').click();
+  await until('alice\'s page to show the sign-in form', () => A.locator('#signin').isVisible());
+  await presenceIs('bob', B, 'alice', 'offline', 5000);
+
+  log('alice signs in again: online again');
+  await A.locator('#token-input').fill(ALICE);
+  await A.locator('#signin-form button[type=submit]').click();
+  await until('alice\'s stream to be live', async () => (await A.locator('#status').textContent()) === 'live');
+  await presenceIs('bob', B, 'alice', 'online', 5000);
+
+  log('alice closes her window: offline again');
+  await A.close();
+  await presenceIs('bob', B, 'alice', 'offline', 5000);
+  check(polls.length === 0, `bob's page fetched the contacts ${polls.length} times instead of hearing presence`);
+  await B.screenshot({ path: `${SHOTS}/presence.png` });
 }
 
 // ---------------------------------------------------------------- the test
@@ -254,6 +298,10 @@ try {
   await A.locator('#contact-input').fill('bob');
   await A.locator('#contact-form button').click();
   await until('bob to be an online contact', () => A.locator('#contacts li[data-id="bob"] .dot.online').count());
+  log('bob adds alice as a contact: she is online');
+  await B.locator('#contact-input').fill('alice');
+  await B.locator('#contact-form button').click();
+  await presenceIs('bob', B, 'alice', 'online');
 
   log('alice starts a direct conversation; bob counts unread messages while it is closed');
   await A.locator('#dm-input').fill('bob');
@@ -267,6 +315,7 @@ try {
   await send(A, hostile);
   await badgeIs('bob', B, DM, 3);
   check(/^\(3\)/.test(await B.title()), `bob's title counts unread: ${await B.title()}`);
+  check(await count(A, '#message-list .receipt') === 0, 'alice sees a receipt before bob read anything');
 
   log('bob opens it: the badge clears and the messages are there, as text');
   await openConv(B, DM);
@@ -281,6 +330,15 @@ try {
     return list.conversations.find((c) => c.id === DM).unread === 0;
   });
 
+  log('bob\'s read comes to alice as a receipt: "seen" under her newest message, and only there');
+  await until('alice to see "seen" under her newest message', async () => {
+    const last = A.locator('#message-list li.msg').last();
+    return (await last.locator('.bubble').textContent()) === hostile
+      && (await last.locator('.receipt').allTextContents()).join() === 'seen';
+  });
+  check(await count(A, '#message-list .receipt') === 1, 'one "seen", under the newest message bob read');
+  check(await count(B, '#message-list .receipt') === 0, 'bob sees a receipt under messages he did not send');
+
   log('bob replies; alice, whose conversation is open, sees it live and has nothing unread');
   await send(B, 'hello alice');
   await seesMessage('alice', A, 'hello alice');
@@ -289,6 +347,24 @@ try {
     const list = await api(ALICE, 'GET', '/v1/conversations');
     return list.conversations.find((c) => c.id === DM).unread === 0;
   });
+
+  log('alice types: bob sees it under their conversation, and it goes when she empties the box');
+  // Well under the page's own 6.5 s hold: the line must go because the
+  // server said `typing: false`, not because nothing was repeated.
+  const PROMPT = 4000;
+  await A.locator('#composer-input').fill('a draft');
+  await until('bob to see alice typing', async () => (await typingLine(B)) === 'alice is typing…');
+  // (Bob's own `false` after his reply may still be on its way: the server
+  // holds a change inside the second to its end.)
+  check(!(await typingLine(A)).includes('alice'), `alice is told about her own typing: ${await typingLine(A)}`);
+  await A.locator('#composer-input').fill('');
+  await until('bob\'s typing line to clear when alice empties the box', async () => (await typingLine(B)) === '', PROMPT);
+  log('alice types again and sends: the line goes with the message');
+  await A.locator('#composer-input').fill('typed and sent');
+  await until('bob to see alice typing again', async () => (await typingLine(B)) === 'alice is typing…');
+  await A.locator('#composer-input').press('Enter');
+  await seesMessage('bob', B, 'typed and sent');
+  await until('bob\'s typing line to clear after alice sent', async () => (await typingLine(B)) === '', PROMPT);
 
   log('alice creates an open group, bob joins it by id');
   await A.locator('#group-tools summary').click();
@@ -469,6 +545,7 @@ try {
   await A.screenshot({ path: `${SHOTS}/overview.png` });
 
   await moderation(A, B);
+  await presence(A, B);
 
   check(pageErrors.length === 0, `errors in the pages: ${pageErrors.join('; ')}`);
   log(`screenshots in ${SHOTS}`);
