@@ -2,6 +2,8 @@
 //! and the memory an idle stream costs; each beside a bare hyper SSE
 //! broadcaster fed the same way.
 
+use std::ops::RangeInclusive;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -14,20 +16,47 @@ use crate::report::{Report, Row, quantile};
 use crate::seed::uid;
 use crate::server::{Kind, SECRET};
 
-struct Subscribers {
+/// What a subscriber makes of a frame: the latency in ms of each delivery
+/// it holds, given the time it arrived (µs since the epoch).
+pub type Measure = Arc<dyn Fn(&[u8], u64, &mut Vec<f64>) + Send + Sync>;
+
+/// The latency of each `"t":<micros>` stamp in a frame.
+pub fn stamped() -> Measure {
+    Arc::new(|frame, now, out| {
+        out.extend(stamps(frame).map(|t| now.saturating_sub(t) as f64 / 1000.0));
+    })
+}
+
+/// Open event streams, counting deliveries and their latencies.
+pub struct Subscribers {
     latencies: Arc<Mutex<Vec<f64>>>,
-    received: Arc<std::sync::atomic::AtomicU64>,
+    received: Arc<AtomicU64>,
     _tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
-/// Opens `n` streams (users `u1` … for im-http) and records each stamp's
-/// latency.
-async fn subscribe(port: u16, kind: Kind, n: usize) -> Subscribers {
+/// Deliveries of one load: their rate and latency quantiles.
+pub struct Delivery {
+    /// Deliveries per second, over the sending time and the drain.
+    pub per_sec: f64,
+    /// Median latency, ms.
+    pub p50: f64,
+    /// 99th percentile latency, ms.
+    pub p99: f64,
+}
+
+/// Opens one stream per user of `users` (`u<i>` for im-http; the bare
+/// broadcaster takes no user) and records each delivery's latency.
+pub async fn subscribe(
+    port: u16,
+    kind: Kind,
+    users: RangeInclusive<usize>,
+    measure: Measure,
+) -> Subscribers {
     let auth = Auth::new(SECRET);
     let latencies = Arc::new(Mutex::new(Vec::new()));
-    let received = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let mut tasks = Vec::with_capacity(n);
-    for i in 1..=n {
+    let received = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::with_capacity(users.clone().count());
+    for i in users {
         let (path, token) = match kind {
             Kind::BareSse => ("/events".to_string(), String::new()),
             _ => (
@@ -39,14 +68,16 @@ async fn subscribe(port: u16, kind: Kind, n: usize) -> Subscribers {
             .await
             .expect("open an event stream");
         let (latencies, received) = (Arc::clone(&latencies), Arc::clone(&received));
+        let measure = Arc::clone(&measure);
         tasks.push(tokio::spawn(async move {
+            let mut got = Vec::new();
             while let Some(frame) = events.next().await {
-                let now = now_us();
-                let mut latencies = latencies.lock().expect("not poisoned");
-                for t in stamps(&frame) {
-                    latencies.push(now.saturating_sub(t) as f64 / 1000.0);
-                    received.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                measure(&frame, now_us(), &mut got);
+                if got.is_empty() {
+                    continue;
                 }
+                received.fetch_add(got.len() as u64, Ordering::Relaxed);
+                latencies.lock().expect("not poisoned").append(&mut got);
             }
         }));
     }
@@ -57,14 +88,27 @@ async fn subscribe(port: u16, kind: Kind, n: usize) -> Subscribers {
     }
 }
 
-struct Delivery {
-    per_sec: f64,
-    p50: f64,
-    p99: f64,
+impl Subscribers {
+    /// Waits (up to 20 s) until `expected` deliveries arrived, then takes
+    /// what arrived since the last call; `start` is when sending began.
+    pub async fn drain(&self, expected: u64, start: Instant) -> Delivery {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.received.load(Ordering::Relaxed) < expected && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let received = self.received.swap(0, Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let mut latencies = std::mem::take(&mut *self.latencies.lock().expect("not poisoned"));
+        Delivery {
+            per_sec: received as f64 / start.elapsed().as_secs_f64(),
+            p50: quantile(&mut latencies, 0.5),
+            p99: quantile(&mut latencies, 0.99),
+        }
+    }
 }
 
 /// Sends at `rate` for `secs`, then waits for the streams to drain.
-async fn deliver(
+pub async fn deliver(
     port: u16,
     kind: Kind,
     subs: &Subscribers,
@@ -93,21 +137,7 @@ async fn deliver(
             .expect("send");
         assert!(status < 300, "a send answered {status}");
     }
-    let expected = total * subscribers as u64;
-    let drain = Instant::now() + Duration::from_secs(20);
-    while subs.received.load(std::sync::atomic::Ordering::Relaxed) < expected
-        && Instant::now() < drain
-    {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let received = subs.received.swap(0, std::sync::atomic::Ordering::Relaxed);
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    let mut latencies = std::mem::take(&mut *subs.latencies.lock().expect("not poisoned"));
-    Delivery {
-        per_sec: received as f64 / start.elapsed().as_secs_f64(),
-        p50: quantile(&mut latencies, 0.5),
-        p99: quantile(&mut latencies, 0.99),
-    }
+    subs.drain(total * subscribers as u64, start).await
 }
 
 /// Runs the SSE fan-out and idle-stream figures.
@@ -115,8 +145,8 @@ pub async fn run(report: &mut Report, scale: &Scale) {
     let n = scale.fanout_subscribers;
     let im = Server::start(Kind::ImMemory, n + 1, n + 1, None).await;
     let bare = Server::start(Kind::BareSse, 0, 0, None).await;
-    let im_subs = subscribe(im.port, Kind::ImMemory, n).await;
-    let bare_subs = subscribe(bare.port, Kind::BareSse, n).await;
+    let im_subs = subscribe(im.port, Kind::ImMemory, 1..=n, stamped()).await;
+    let bare_subs = subscribe(bare.port, Kind::BareSse, 1..=n, stamped()).await;
     for &rate in &scale.rates {
         let b = deliver(bare.port, Kind::BareSse, &bare_subs, n, rate, scale.secs).await;
         let m = deliver(im.port, Kind::ImMemory, &im_subs, n, rate, scale.secs).await;
@@ -153,7 +183,7 @@ pub async fn run(report: &mut Report, scale: &Scale) {
         let server = Server::start(kind, streams + 1, 0, None).await;
         tokio::time::sleep(Duration::from_millis(300)).await;
         let before = server.rss_kib();
-        let subs = subscribe(server.port, kind, streams).await;
+        let subs = subscribe(server.port, kind, 1..=streams, stamped()).await;
         tokio::time::sleep(Duration::from_secs(1)).await;
         let after = server.rss_kib();
         drop(subs);

@@ -11,7 +11,7 @@
 //! Layout: `report` (rows, table, JSON), `server` (the servers under test,
 //! run as child processes by `child`), `client` (HTTP and SSE clients),
 //! `seed` (test data through the store), and one module per group of
-//! figures: `http_send`, `engine_send`, `fanout`, `store_figures`;
+//! figures: `http_send`, `engine_send`, `fanout`, `signals`, `store_figures`;
 //! `redis_bench` starts the Redis servers and measures the Redis ceiling.
 
 mod changes;
@@ -24,6 +24,7 @@ mod redis_bench;
 mod report;
 mod seed;
 mod server;
+mod signals;
 mod store_figures;
 
 use std::path::PathBuf;
@@ -41,6 +42,10 @@ pub struct Scale {
     pub fanout_subscribers: usize,
     /// Send rates of the fan-out figure.
     pub rates: Vec<u32>,
+    /// Members of the typing group, every one streaming.
+    pub signal_members: usize,
+    /// Typing signals per second into it.
+    pub signal_rate: u32,
     /// Streams held open for the idle-memory figure.
     pub idle_streams: usize,
     /// Members of the big group.
@@ -58,6 +63,8 @@ impl Scale {
             engine_secs: 3.0,
             fanout_subscribers: 1000,
             rates: vec![10, 100, 500],
+            signal_members: 1000,
+            signal_rate: 100,
             idle_streams: 10_000,
             big_group: 10_000,
             resume_events: 10_000,
@@ -71,6 +78,8 @@ impl Scale {
             engine_secs: 0.25,
             fanout_subscribers: 20,
             rates: vec![20],
+            signal_members: 20,
+            signal_rate: 10,
             idle_streams: 50,
             big_group: 300,
             resume_events: 100,
@@ -90,7 +99,7 @@ struct Cli {
     /// Where to write the JSON report.
     #[arg(long, default_value = "target/bench/report.json")]
     json: PathBuf,
-    /// Run only these groups: http, engine, changes, fanout, store.
+    /// Run only these groups: http, engine, changes, fanout, signals, store.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
 }
@@ -171,6 +180,10 @@ fn main() -> std::process::ExitCode {
         if wants("fanout") {
             eprintln!("SSE fan-out and idle streams:");
             fanout::run(&mut report, &scale).await;
+        }
+        if wants("signals") {
+            eprintln!("typing signals into a group, every member streaming:");
+            signals::run(&mut report, &scale).await;
         }
         if wants("store") {
             eprintln!("big group and resume:");

@@ -31,6 +31,7 @@ fn every_figure_is_produced() {
         "edit, memory",
         "reaction, sled durable",
         "SSE fan-out",
+        "typing into a",
         "idle SSE memory",
         "every feed",
         "replay",
