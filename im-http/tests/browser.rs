@@ -24,7 +24,8 @@ use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_im-http");
 const SECRET: &str = "browser test secret";
-/// The whole browser run, restart included, takes about 20 s.
+/// The whole browser run, restart and presence checks included, takes about
+/// 25 s.
 const RUN_LIMIT: Duration = Duration::from_secs(120);
 
 /// `im-http serve` on a sled directory and a fixed port.
