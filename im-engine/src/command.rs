@@ -11,6 +11,7 @@ use crate::engine::{Actor, Engine};
 use crate::feed::{EventPage, Start};
 use crate::group::GroupView;
 use crate::message::{HistoryPage, SendRequest};
+use crate::page::{ListQuery, Page};
 use crate::store::Store;
 use crate::unread::{ConversationView, ReadState};
 use crate::user::Profile;
@@ -33,7 +34,9 @@ pub enum Command {
     Unlink {
         id: UserId,
     },
-    Contacts,
+    Contacts {
+        query: ListQuery,
+    },
     PutGroup {
         id: GroupId,
         fields: FieldPatch,
@@ -44,6 +47,7 @@ pub enum Command {
     },
     Members {
         id: GroupId,
+        query: ListQuery,
     },
     Join {
         group: GroupId,
@@ -90,7 +94,7 @@ pub enum Command {
         seq: Seq,
     },
     Conversations {
-        limit: Option<usize>,
+        query: ListQuery,
     },
     /// Read the caller's feed without waiting.
     Feed {
@@ -106,17 +110,17 @@ pub enum Outcome {
     /// A profile, and whether it was created.
     Profile(Profile, bool),
     Done,
-    Contacts(Vec<ContactView>),
+    Contacts(Page<ContactView>),
     /// A group, and whether it was created.
     Group(GroupView, bool),
-    Members(Vec<Member>),
+    Members(Page<Member>),
     /// A message, and whether it is new.
     Sent(Message, bool),
     History(HistoryPage),
     Message(Message),
     Read(ReadState),
     Reactions(ReactionList),
-    Conversations(Vec<ConversationView>),
+    Conversations(Page<ConversationView>),
     Feed(EventPage),
 }
 
@@ -135,13 +139,15 @@ impl<S: Store> Engine<S> {
             Command::User { id } => Outcome::Profile(self.user(actor, &id).await?, false),
             Command::Link { id } => self.link(actor, &id).await.map(|()| Outcome::Done)?,
             Command::Unlink { id } => self.unlink(actor, &id).await.map(|()| Outcome::Done)?,
-            Command::Contacts => Outcome::Contacts(self.contacts(actor).await?),
+            Command::Contacts { query } => Outcome::Contacts(self.contacts(actor, &query).await?),
             Command::PutGroup { id, fields, join } => {
                 let (g, created) = self.put_group(actor, &id, fields, join).await?;
                 Outcome::Group(g, created)
             }
             Command::Group { id } => Outcome::Group(self.group(actor, &id).await?, false),
-            Command::Members { id } => Outcome::Members(self.members(actor, &id).await?),
+            Command::Members { id, query } => {
+                Outcome::Members(self.members(actor, &id, &query).await?)
+            }
             Command::Join { group, user } => self
                 .join(actor, &group, &user)
                 .await
@@ -184,8 +190,8 @@ impl<S: Store> Engine<S> {
             Command::Reactions { conversation, seq } => {
                 Outcome::Reactions(self.reactions(actor, &conversation, seq).await?)
             }
-            Command::Conversations { limit } => {
-                Outcome::Conversations(self.conversations(actor, limit).await?)
+            Command::Conversations { query } => {
+                Outcome::Conversations(self.conversation_page(actor, &query).await?)
             }
             Command::Feed { start, limit } => Outcome::Feed(self.feed(actor, start, limit).await?),
         })

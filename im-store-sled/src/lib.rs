@@ -98,6 +98,7 @@ mod feed;
 mod flush;
 mod index;
 mod migrate;
+mod page;
 mod repair;
 mod store;
 mod write;

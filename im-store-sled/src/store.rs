@@ -449,4 +449,13 @@ impl Store for SledStore {
     async fn flush(&self) -> Result<()> {
         self.group_commit.flushed().await
     }
+
+    async fn members_after(
+        &self,
+        group: &GroupId,
+        after: Option<&UserId>,
+        limit: usize,
+    ) -> Result<Vec<Member>> {
+        self.members_page(group, after, limit)
+    }
 }

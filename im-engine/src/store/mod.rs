@@ -481,4 +481,22 @@ pub trait Store: Send + Sync + 'static {
 
     /// Makes every acknowledged write durable (for shutdown).
     fn flush(&self) -> impl Future<Output = Result<(), Self::Error>> + Send;
+
+    /// Up to `limit` members of a group with an id after `after` (from the
+    /// first without it), by id. This default reads every member; a store
+    /// whose members are ordered by id reads only the page.
+    fn members_after(
+        &self,
+        group: &GroupId,
+        after: Option<&UserId>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Member>, Self::Error>> + Send {
+        async move {
+            let mut members = self.members(group).await?;
+            members.retain(|m| after.is_none_or(|a| m.id > *a));
+            members.sort_by(|a, b| a.id.cmp(&b.id));
+            members.truncate(limit);
+            Ok(members)
+        }
+    }
 }
