@@ -5,6 +5,9 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+#[path = "memory_export.rs"]
+mod export;
+
 use super::Notifier;
 use crate::data::{
     Contact, ConvEntry, ConversationId, Epoch, Event, Feed, FeedEntry, Group, GroupId, Member,

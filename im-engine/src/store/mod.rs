@@ -22,11 +22,13 @@ use crate::data::{
 };
 pub use crate::error::StoreError;
 
+pub mod export;
 mod memory;
 mod notify;
 
 pub use memory::MemoryStore;
 pub use notify::Notifier;
+pub use export::{ImportError, Importer, Record, Snapshot};
 
 /// A message on its way: the message and who receives it.
 #[derive(Debug, Clone)]

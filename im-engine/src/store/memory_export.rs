@@ -1,0 +1,65 @@
+//! [`Snapshot`] for [`MemoryStore`]: everything copied under its lock, so
+//! the export is one instant of the store.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::hash::Hash;
+
+use futures_core::Stream;
+
+use super::MemoryStore;
+use crate::store::export::{Record, Snapshot};
+
+/// The map's entries ordered by key, so that exports are reproducible.
+fn sorted<K: Ord + Hash, V>(map: &HashMap<K, V>) -> Vec<(&K, &V)> {
+    let mut all: Vec<_> = map.iter().collect();
+    all.sort_by(|a, b| a.0.cmp(b.0));
+    all
+}
+
+impl Snapshot for MemoryStore {
+    fn export(&self) -> impl Stream<Item = Result<Record, Infallible>> + Send + '_ {
+        let records = {
+            let st = self.state();
+            let mut out = Vec::new();
+            for (id, user) in sorted(&st.users) {
+                let last_seen = st.presence.get(id).and_then(|p| p.last_seen);
+                let user = user.clone();
+                out.push(Record::User { user, last_seen });
+            }
+            for (_, group) in sorted(&st.groups) {
+                let group = group.clone();
+                out.push(Record::Group { group });
+            }
+            for (group, members) in sorted(&st.members) {
+                for member in members.values().cloned() {
+                    let group = group.clone();
+                    out.push(Record::Member { group, member });
+                }
+            }
+            for (owner, contacts) in sorted(&st.contacts) {
+                for contact in contacts.values().cloned() {
+                    let owner = owner.clone();
+                    out.push(Record::Contact { owner, contact });
+                }
+            }
+            for (_, log) in sorted(&st.logs) {
+                for message in log.iter().cloned() {
+                    out.push(Record::Message { message });
+                }
+            }
+            for (user, entries) in sorted(&st.entries) {
+                for entry in entries.values().cloned() {
+                    let user = user.clone();
+                    out.push(Record::Entry { user, entry });
+                }
+            }
+            out
+        };
+        async_stream::stream! {
+            for r in records {
+                yield Ok(r);
+            }
+        }
+    }
+}
