@@ -94,6 +94,7 @@ pub mod fuzzing;
 mod codec;
 mod db;
 mod error;
+mod export;
 mod feed;
 mod flush;
 mod index;

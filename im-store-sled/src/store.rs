@@ -34,7 +34,7 @@ const INLINE_WRITE_KEYS: usize = 512;
 #[derive(Debug)]
 pub struct SledStore {
     pub(crate) trees: Trees,
-    writer: Arc<Writer>,
+    pub(crate) writer: Arc<Writer>,
     group_commit: GroupCommit,
     durability: Durability,
     notifier: Notifier,
