@@ -23,6 +23,7 @@ mod codec;
 mod conn;
 mod drains;
 mod error;
+mod export;
 mod live;
 mod migrate;
 mod scripts;

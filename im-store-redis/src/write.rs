@@ -461,7 +461,11 @@ async fn update_single(
         .arg(reactor(u))
         .arg(k.channel())
         .arg(payload(s.node, []))
-        .arg(if users.is_empty() { "group" } else { "users" });
+        // By the recipients' kind: an empty list of users is no group.
+        .arg(match &u.recipients {
+            Recipients::Members(_) => "group",
+            Recipients::Users(_) => "users",
+        });
     for user in users {
         inv.arg(user.as_str());
     }
