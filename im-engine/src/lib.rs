@@ -66,6 +66,7 @@ mod change;
 mod command;
 mod contact;
 mod engine;
+mod export;
 mod feed;
 mod group;
 mod message;

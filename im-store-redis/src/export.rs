@@ -1,5 +1,5 @@
-//! [`Snapshot`] for [`RedisStore`]: each key read whole, entries before
-//! messages.
+//! [`Store::export`] for [`RedisStore`]: each key read whole, entries
+//! before messages.
 //!
 //! Redis has no snapshot of many keys that a client can read at leisure
 //! (`MULTI` over the whole store would stop every other client meanwhile,
@@ -17,7 +17,7 @@
 //! but the messages is kept in memory until the messages are streamed.
 
 use futures_util::Stream;
-use im_engine::store::{Record, Snapshot};
+use im_engine::store::Record;
 use im_engine::{ConversationId, GroupId, Store, UserId};
 
 use crate::error::{Error, Result};
@@ -27,8 +27,9 @@ use crate::store::RedisStore;
 /// Messages read per call.
 const MESSAGES_PER_READ: u64 = 500;
 
-impl Snapshot for RedisStore {
-    fn export(&self) -> impl Stream<Item = Result<Record>> + Send + '_ {
+impl RedisStore {
+    /// Every record, in export order.
+    pub(crate) fn records(&self) -> impl Stream<Item = Result<Record>> + Send + '_ {
         async_stream::try_stream! {
             let (mut later, mut entries) = (Vec::new(), Vec::new());
             for id in self.ids("{u:*}:user", "{u:", "}:user").await? {

@@ -1,5 +1,5 @@
-//! [`Snapshot`] for [`SledStore`]: the records read under the writer's
-//! lock.
+//! [`Store::export`](im_engine::Store::export) for [`SledStore`]: the
+//! records read under the writer's lock.
 //!
 //! Every write of the store is one batch applied under [`Writer`]'s lock
 //! (`write.rs`), so while an export holds it nothing lands: it copies every
@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use futures_core::Stream;
 use im_engine::ConversationId;
-use im_engine::store::{Record, Snapshot};
+use im_engine::store::Record;
 use sled::IVec;
 
 use crate::codec::{self, ConvState, Entry};
@@ -36,8 +36,9 @@ const EXPORTED: [u8; 7] = [
     kind::USER_LASTSEEN,
 ];
 
-impl Snapshot for SledStore {
-    fn export(&self) -> impl Stream<Item = Result<Record>> + Send + '_ {
+impl SledStore {
+    /// Every record, in export order.
+    pub(crate) fn records(&self) -> impl Stream<Item = Result<Record>> + Send + 'static {
         let (tree, writer) = (self.trees.records.clone(), Arc::clone(&self.writer));
         async_stream::try_stream! {
             let copy = move || writer.frozen(|| read(&tree));

@@ -450,6 +450,10 @@ impl Store for SledStore {
         self.group_commit.flushed().await
     }
 
+    fn export(&self) -> impl futures_core::Stream<Item = Result<im_engine::store::Record>> + Send {
+        self.records()
+    }
+
     async fn members_after(
         &self,
         group: &GroupId,

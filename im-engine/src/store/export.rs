@@ -6,14 +6,16 @@
 //! were last seen), groups, members, contacts, every conversation's
 //! messages (oldest first, with their edited or deleted state, reply and
 //! reactions) and every user's conversation index entries (read cursor and
-//! activity). Unread counts follow from entries and messages.
+//! activity). Unread counts follow from entries and messages. The last
+//! line ([`Record::End`]) counts the records between, so that an import
+//! refuses an export cut short.
 //!
 //! Event feeds are not exported: an import starts every feed empty, in a
 //! store with a new epoch, so a client that resumes its event stream with a
 //! cursor from before gets `event: reset` (`unknown`) and refetches its
 //! conversation list and histories, as after any wipe.
 //!
-//! Each store says how its export is consistent ([`Snapshot::export`]);
+//! Each store says how its export is consistent ([`Store::export`]);
 //! [`Importer`] loads records through the [`Store`] writes every store has,
 //! so it needs nothing of the target store but that it is empty.
 
@@ -90,6 +92,11 @@ pub enum Record {
         /// The entry.
         entry: ConvEntry,
     },
+    /// The last line: how many records came between it and the first.
+    End {
+        /// Their number.
+        records: u64,
+    },
 }
 
 impl Record {
@@ -112,16 +119,9 @@ impl Record {
             Self::Contact { .. } => 4,
             Self::Message { .. } => 5,
             Self::Entry { .. } => 6,
+            Self::End { .. } => 7,
         }
     }
-}
-
-/// A store that can export a snapshot of itself.
-pub trait Snapshot: Store {
-    /// Every record of the store but the format line, in [`Record::rank`]
-    /// order, read as one consistent snapshot as far as the store can
-    /// (its docs say how far).
-    fn export(&self) -> impl Stream<Item = Result<Record, Self::Error>> + Send + '_;
 }
 
 /// Why an import stopped.
@@ -146,6 +146,9 @@ pub enum ImportError {
         /// What is wrong.
         message: String,
     },
+    /// The input stopped before the end line: an export cut short.
+    #[error("the export ends without its end line: it was cut short")]
+    Truncated,
     /// The store failed.
     #[error("the target store failed")]
     Store(#[source] StoreError),
@@ -160,7 +163,7 @@ fn store_error(e: impl Into<StoreError>) -> ImportError {
 /// # Errors
 ///
 /// The store's.
-pub async fn is_empty<S: Snapshot>(store: &S) -> Result<bool, S::Error> {
+pub async fn is_empty<S: Store>(store: &S) -> Result<bool, S::Error> {
     let mut records = std::pin::pin!(store.export());
     let first = next(&mut records).await;
     first.transpose().map(|r| r.is_none())
@@ -182,6 +185,7 @@ pub struct Importer<'a, S> {
     changes: Changes,
     queued: usize,
     last: Option<(ConversationId, Seq)>,
+    ended: bool,
     /// Records loaded so far.
     pub records: u64,
 }
@@ -196,6 +200,7 @@ impl<'a, S: Store> Importer<'a, S> {
             changes: Changes::default(),
             queued: 0,
             last: None,
+            ended: false,
             records: 0,
         }
     }
@@ -209,6 +214,9 @@ impl<'a, S: Store> Importer<'a, S> {
     pub async fn record(&mut self, record: Record) -> Result<(), ImportError> {
         self.line += 1;
         let line = self.line;
+        if self.ended {
+            return Err(self.invalid("a record after the end line"));
+        }
         match record {
             Record::Format { format, version } => {
                 if line != 1 {
@@ -220,6 +228,16 @@ impl<'a, S: Store> Importer<'a, S> {
                 return Ok(());
             }
             _ if line == 1 => return Err(ImportError::Format { line }),
+            Record::End { records } => {
+                if records != self.records {
+                    let n = self.records;
+                    return Err(self.invalid(format!(
+                        "the end line counts {records} records, the export holds {n}"
+                    )));
+                }
+                self.ended = true;
+                return Ok(());
+            }
             Record::User { user, last_seen } => {
                 if let Some(at) = last_seen {
                     let id = user.id.clone();
@@ -263,10 +281,15 @@ impl<'a, S: Store> Importer<'a, S> {
     ///
     /// # Errors
     ///
-    /// [`ImportError::Format`] for an empty input, [`ImportError::Store`].
+    /// [`ImportError::Format`] for an empty input,
+    /// [`ImportError::Truncated`] without the end line (what was loaded
+    /// stays), [`ImportError::Store`].
     pub async fn finish(mut self) -> Result<u64, ImportError> {
         if self.line == 0 {
             return Err(ImportError::Format { line: 1 });
+        }
+        if !self.ended {
+            return Err(ImportError::Truncated);
         }
         self.flush().await?;
         self.store.flush().await.map_err(store_error)?;

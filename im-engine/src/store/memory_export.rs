@@ -1,14 +1,11 @@
-//! [`Snapshot`] for [`MemoryStore`]: everything copied under its lock, so
-//! the export is one instant of the store.
+//! [`Store::export`](crate::Store::export) for [`MemoryStore`]: everything
+//! copied under its lock, so the export is one instant of the store.
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::hash::Hash;
 
-use futures_core::Stream;
-
 use super::MemoryStore;
-use crate::store::export::{Record, Snapshot};
+use crate::store::export::Record;
 
 /// The map's entries ordered by key, so that exports are reproducible.
 fn sorted<K: Ord + Hash, V>(map: &HashMap<K, V>) -> Vec<(&K, &V)> {
@@ -17,9 +14,10 @@ fn sorted<K: Ord + Hash, V>(map: &HashMap<K, V>) -> Vec<(&K, &V)> {
     all
 }
 
-impl Snapshot for MemoryStore {
-    fn export(&self) -> impl Stream<Item = Result<Record, Infallible>> + Send + '_ {
-        let records = {
+impl MemoryStore {
+    /// Every record, in export order.
+    pub(super) fn records(&self) -> Vec<Record> {
+        {
             let st = self.state();
             let mut out = Vec::new();
             for (id, user) in sorted(&st.users) {
@@ -55,11 +53,6 @@ impl Snapshot for MemoryStore {
                 }
             }
             out
-        };
-        async_stream::stream! {
-            for r in records {
-                yield Ok(r);
-            }
         }
     }
 }

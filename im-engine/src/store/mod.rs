@@ -16,6 +16,8 @@
 
 use std::future::Future;
 
+use futures_core::Stream;
+
 use crate::data::{
     Body, Contact, ConvEntry, ConversationId, Epoch, Event, Feed, Group, GroupId, Member, Message,
     NewMessage, Presence, ReactionChange, Seq, Timestamp, User, UserId,
@@ -28,7 +30,7 @@ mod notify;
 
 pub use memory::MemoryStore;
 pub use notify::Notifier;
-pub use export::{ImportError, Importer, Record, Snapshot};
+pub use export::{ImportError, Importer, Record};
 
 /// A message on its way: the message and who receives it.
 #[derive(Debug, Clone)]
@@ -483,6 +485,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Makes every acknowledged write durable (for shutdown).
     fn flush(&self) -> impl Future<Output = Result<(), Self::Error>> + Send;
+
+    /// Every record of the store but the format line, in
+    /// [`Record::rank`] order, for an export ([`export`]), read as one
+    /// consistent snapshot as far as the store can (its docs say how far).
+    fn export(&self) -> impl Stream<Item = Result<Record, Self::Error>> + Send + '_;
 
     /// Up to `limit` members of a group with an id after `after` (from the
     /// first without it), by id. This default reads every member; a store

@@ -133,6 +133,12 @@ impl Store for FlakyStore {
         self.check()?;
         self.inner.presence(user).await.map_err(never)
     }
+    fn export(
+        &self,
+    ) -> impl futures_util::Stream<Item = Result<im_engine::store::Record, Down>> + Send + '_ {
+        use futures_util::StreamExt;
+        self.inner.export().map(|r| r.map_err(never))
+    }
     async fn ping(&self) -> Result<(), Down> {
         self.check()
     }
