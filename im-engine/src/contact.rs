@@ -4,8 +4,8 @@ use serde::Serialize;
 
 use crate::data::{Contact, Timestamp, UserId};
 use crate::engine::{Actor, Engine, page_limit};
-use crate::page::{self, LIST_PAGE_DEFAULT, LIST_PAGE_MAX, ListQuery, Page};
 use crate::error::Error;
+use crate::page::{self, LIST_PAGE_DEFAULT, LIST_PAGE_MAX, ListQuery, Page};
 use crate::store::{Changes, ContactChange, Store};
 
 /// A contact as answered, with its presence.

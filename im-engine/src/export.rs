@@ -5,8 +5,8 @@ use futures_core::Stream;
 use crate::engine::{Actor, Engine};
 use crate::error::{Error, StoreError};
 use crate::policy::{self, Action};
-use crate::store::export::{Record, next};
 use crate::store::Store;
+use crate::store::export::{Record, lines, next};
 
 impl<S: Store> Engine<S> {
     /// Every record of the store as an export's lines: the format line,
@@ -24,22 +24,10 @@ impl<S: Store> Engine<S> {
         policy::check(actor, Action::Export)?;
         let engine = self.clone();
         Ok(async_stream::stream! {
-            yield Ok(Record::format());
-            let mut records = std::pin::pin!(engine.store().export());
-            let mut n = 0;
-            while let Some(record) = next(&mut records).await {
-                match record {
-                    Ok(record) => {
-                        n += 1;
-                        yield Ok(record);
-                    }
-                    Err(e) => {
-                        yield Err(e.into());
-                        return;
-                    }
-                }
+            let mut lines = std::pin::pin!(lines(engine.store()));
+            while let Some(line) = next(&mut lines).await {
+                yield line;
             }
-            yield Ok(Record::End { records: n });
         })
     }
 }

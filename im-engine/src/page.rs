@@ -119,7 +119,9 @@ pub(crate) fn contact_key(c: &Contact) -> String {
 }
 
 /// A conversation's place in the list: its activity and id.
-pub(crate) fn entry_cursor(after: Option<&str>) -> Result<Option<(Timestamp, ConversationId)>, Error> {
+pub(crate) fn entry_cursor(
+    after: Option<&str>,
+) -> Result<Option<(Timestamp, ConversationId)>, Error> {
     let Some(after) = after else { return Ok(None) };
     let (activity, id) = after.split_once(':').ok_or_else(bad_cursor)?;
     let id: ConversationId = id.parse().map_err(|_| bad_cursor())?;
@@ -132,7 +134,10 @@ pub(crate) fn entry_key(e: &ConvEntry) -> String {
 }
 
 /// The conversation list's order: most recent activity first, ties by id.
-pub(crate) fn entry_order(a: (Timestamp, &ConversationId), b: (Timestamp, &ConversationId)) -> Ordering {
+pub(crate) fn entry_order(
+    a: (Timestamp, &ConversationId),
+    b: (Timestamp, &ConversationId),
+) -> Ordering {
     b.0.cmp(&a.0).then_with(|| a.1.cmp(b.1))
 }
 

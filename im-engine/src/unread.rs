@@ -10,8 +10,8 @@ use serde::Serialize;
 
 use crate::data::{ConversationId, Event, Message, Seq};
 use crate::engine::{Actor, Engine, page_limit};
-use crate::page::{self, ListQuery, Page};
 use crate::error::Error;
+use crate::page::{self, ListQuery, Page};
 use crate::store::{Changes, EntryChange, Store};
 
 /// A read cursor and what is left unread.

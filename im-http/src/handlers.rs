@@ -10,9 +10,8 @@
 use hyper::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue};
 use hyper::{Response, StatusCode};
 use im_engine::{
-    Actor, Command, ConversationId, FieldPatch, GroupId, HistoryQuery, JoinPolicy, Limits, ListQuery,
-    Outcome,
-    SendRequest, Seq, Store, UserId,
+    Actor, Command, ConversationId, FieldPatch, GroupId, HistoryQuery, JoinPolicy, Limits,
+    ListQuery, Outcome, SendRequest, Seq, Store, UserId,
 };
 use serde::Deserialize;
 use serde::de::DeserializeOwned;

@@ -52,7 +52,7 @@ impl RedisStore {
             for id in self.ids("{g:*}:group", "{g:", "}:group").await? {
                 let g = GroupId::new(id.as_str()).map_err(|_| bad_key(&id))?;
                 let Some(group) = self.group(&g).await? else { continue };
-                yield Record::Group { group };
+                yield Record::Group(group);
                 let mut members = self.members(&g).await?;
                 members.sort_by(|a, b| a.id.cmp(&b.id));
                 for member in members {
@@ -71,7 +71,7 @@ impl RedisStore {
                 while from <= last {
                     let to = last.min(from + MESSAGES_PER_READ - 1);
                     for message in self.messages(&c, from, to).await? {
-                        yield Record::Message { message };
+                        yield Record::Message(message);
                     }
                     from = to + 1;
                 }

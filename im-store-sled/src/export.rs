@@ -90,9 +90,7 @@ fn decode(pairs: &[(IVec, IVec)]) -> Result<Vec<Record>> {
                 let last_seen = last_seen.get(&user.id).copied();
                 Record::User { user, last_seen }
             }
-            kind::GROUPID_GROUP => Record::Group {
-                group: codec::from_json(k[0], v)?,
-            },
+            kind::GROUPID_GROUP => Record::Group(codec::from_json(k[0], v)?),
             kind::GROUPUSER_MEMBER => Record::Member {
                 group: keys::decode_group_user(k).ok_or_else(bad)?.0,
                 member: codec::from_json(k[0], v)?,
@@ -101,9 +99,7 @@ fn decode(pairs: &[(IVec, IVec)]) -> Result<Vec<Record>> {
                 owner: keys::decode_owner_contact(k).ok_or_else(bad)?.0,
                 contact: codec::from_json(k[0], v)?,
             },
-            kind::CONVSEQ_MESSAGE => Record::Message {
-                message: codec::from_json(k[0], v)?,
-            },
+            kind::CONVSEQ_MESSAGE => Record::Message(codec::from_json(k[0], v)?),
             kind::USERCONV_ENTRY => {
                 let (user, conversation) = keys::decode_user_conv(k).ok_or_else(bad)?;
                 let entry = conv_entry(&states, conversation, v)?;

@@ -257,7 +257,6 @@ pub(crate) fn decode_user(key: &[u8]) -> Option<UserId> {
     user_id(body(kind::USERID_USER, key)?)
 }
 
-#[cfg(any(test, feature = "fuzzing"))]
 /// The parts of an [`owner_contact`] key.
 pub(crate) fn decode_owner_contact(key: &[u8]) -> Option<(UserId, UserId)> {
     let (owner, contact) = split(body(kind::OWNERCONTACT_CONTACT, key)?)?;
@@ -319,7 +318,6 @@ pub(crate) fn decode_feed_floor(key: &[u8]) -> Option<UserId> {
     user_id(body(kind::USER_FEEDFLOOR, key)?)
 }
 
-#[cfg(any(test, feature = "fuzzing"))]
 /// The user of a [`last_seen`] key.
 pub(crate) fn decode_last_seen(key: &[u8]) -> Option<UserId> {
     user_id(body(kind::USER_LASTSEEN, key)?)

@@ -41,9 +41,12 @@ pub const EXPORT_VERSION: u32 = 1;
 /// Records kept before [`Importer`] commits them as one change set.
 const BATCH: usize = 500;
 
-/// One line of an export.
+/// One line of an export: an object whose one key names the kind of
+/// record (`{"message": {…}}`). Externally tagged, because serde reads a
+/// message's body (raw JSON) only straight from the input, never from the
+/// buffer that an internal tag needs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Record {
     /// The first line: which format, which version.
     Format {
@@ -61,10 +64,7 @@ pub enum Record {
         last_seen: Option<Timestamp>,
     },
     /// A group.
-    Group {
-        /// The group.
-        group: Group,
-    },
+    Group(Group),
     /// A member of a group.
     Member {
         /// The group.
@@ -81,10 +81,7 @@ pub enum Record {
     },
     /// A message as it now is. A conversation's messages come in seq
     /// order, from 1 without gaps.
-    Message {
-        /// The message.
-        message: Message,
-    },
+    Message(Message),
     /// A user's index entry for a conversation.
     Entry {
         /// Whose entry.
@@ -114,10 +111,10 @@ impl Record {
         match self {
             Self::Format { .. } => 0,
             Self::User { .. } => 1,
-            Self::Group { .. } => 2,
+            Self::Group(_) => 2,
             Self::Member { .. } => 3,
             Self::Contact { .. } => 4,
-            Self::Message { .. } => 5,
+            Self::Message(_) => 5,
             Self::Entry { .. } => 6,
             Self::End { .. } => 7,
         }
@@ -156,6 +153,30 @@ pub enum ImportError {
 
 fn store_error(e: impl Into<StoreError>) -> ImportError {
     ImportError::Store(e.into())
+}
+
+/// Every line of an export of `store`: the format line, the store's
+/// records ([`Store::export`]) and the end line that counts them. The
+/// stream ends after the first error.
+pub fn lines<S: Store>(store: &S) -> impl Stream<Item = Result<Record, StoreError>> + Send + '_ {
+    async_stream::stream! {
+        yield Ok(Record::format());
+        let mut records = std::pin::pin!(store.export());
+        let mut n = 0;
+        while let Some(record) = next(&mut records).await {
+            match record {
+                Ok(record) => {
+                    n += 1;
+                    yield Ok(record);
+                }
+                Err(e) => {
+                    yield Err(e.into());
+                    return;
+                }
+            }
+        }
+        yield Ok(Record::End { records: n });
+    }
 }
 
 /// Whether `store` holds nothing an export would hold.
@@ -248,9 +269,11 @@ impl<'a, S: Store> Importer<'a, S> {
                 }
                 self.changes.users.push(user);
             }
-            Record::Group { group } => self.changes.groups.push(group),
+            Record::Group(group) => self.changes.groups.push(group),
             Record::Member { group, member } => {
-                self.changes.members.push((group, MemberChange::Put(member)));
+                self.changes
+                    .members
+                    .push((group, MemberChange::Put(member)));
             }
             Record::Contact { owner, contact } => {
                 self.changes
@@ -260,7 +283,7 @@ impl<'a, S: Store> Importer<'a, S> {
             Record::Entry { user, entry } => {
                 self.changes.entries.push((user, EntryChange::Put(entry)));
             }
-            Record::Message { message } => {
+            Record::Message(message) => {
                 // Users, groups and members land before the messages that
                 // name them.
                 self.flush().await?;
@@ -373,7 +396,10 @@ impl<'a, S: Store> Importer<'a, S> {
             };
             let done = self.store.update_message(&update).await;
             if !matches!(done.map_err(store_error)?, MessageUpdated::Changed(_)) {
-                return Err(self.invalid(format!("{} message {} did not apply", m.conversation, m.seq)));
+                return Err(self.invalid(format!(
+                    "{} message {} did not apply",
+                    m.conversation, m.seq
+                )));
             }
         }
         Ok(())

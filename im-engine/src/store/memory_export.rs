@@ -27,7 +27,7 @@ impl MemoryStore {
             }
             for (_, group) in sorted(&st.groups) {
                 let group = group.clone();
-                out.push(Record::Group { group });
+                out.push(Record::Group(group));
             }
             for (group, members) in sorted(&st.members) {
                 for member in members.values().cloned() {
@@ -43,7 +43,7 @@ impl MemoryStore {
             }
             for (_, log) in sorted(&st.logs) {
                 for message in log.iter().cloned() {
-                    out.push(Record::Message { message });
+                    out.push(Record::Message(message));
                 }
             }
             for (user, entries) in sorted(&st.entries) {

@@ -28,9 +28,9 @@ pub mod export;
 mod memory;
 mod notify;
 
+pub use export::{ImportError, Importer, Record};
 pub use memory::MemoryStore;
 pub use notify::Notifier;
-pub use export::{ImportError, Importer, Record};
 
 /// A message on its way: the message and who receives it.
 #[derive(Debug, Clone)]

@@ -349,7 +349,11 @@ pub async fn group_policy_and_owner_rules<F: StoreFactory>() {
         ErrorKind::Forbidden
     );
     let members = engine.members(&me("bob"), &g, &all()).await.unwrap();
-    let roles: Vec<_> = members.items.iter().map(|m| (m.id.as_str(), m.role)).collect();
+    let roles: Vec<_> = members
+        .items
+        .iter()
+        .map(|m| (m.id.as_str(), m.role))
+        .collect();
     assert_eq!(roles, [("alice", Role::Owner), ("bob", Role::Member)]);
     assert_eq!(
         kind(engine.members(&me("carol"), &g, &all()).await),
@@ -1131,7 +1135,12 @@ pub async fn everything_survives_reopen<F: StoreFactory>() {
                     query: all(),
                 },
             ),
-            (a.clone(), Command::Conversations { query: crate::ListQuery::default() }),
+            (
+                a.clone(),
+                Command::Conversations {
+                    query: crate::ListQuery::default(),
+                },
+            ),
             (
                 a.clone(),
                 Command::Feed {

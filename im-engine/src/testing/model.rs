@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, VecDeque};
 use crate::command::{Command, Outcome};
 use crate::data::{Epoch, Membership};
 use crate::engine::{Actor, Limits};
-use crate::page::{self, LIST_PAGE_DEFAULT, LIST_PAGE_MAX, Page};
 use crate::feed::{Cursor, Delivered, EventData, EventPage, ResetReason, Start};
+use crate::page::{self, LIST_PAGE_DEFAULT, LIST_PAGE_MAX, Page};
 use crate::{
     Contact, ContactView, ConvEntry, ConversationId, ConversationView, ErrorKind, Event, GroupId,
     GroupView, HistoryPage, JoinPolicy, Member, Message, ReactionChange, ReadState, Role, Seq,
@@ -836,7 +836,11 @@ fn model_page<T>(list: Vec<T>, start: usize, limit: usize, key: fn(&T) -> String
     let rest = list.len().saturating_sub(start);
     let items: Vec<T> = list.into_iter().skip(start).take(limit).collect();
     let has_more = rest > limit;
-    let next = if has_more { items.last().map(key) } else { None };
+    let next = if has_more {
+        items.last().map(key)
+    } else {
+        None
+    };
     Page {
         items,
         has_more,

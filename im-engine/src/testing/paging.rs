@@ -63,13 +63,22 @@ pub async fn lists_page_with_cursors<F: StoreFactory>() {
     let one = engine.contacts(&me("alice"), &all()).await.unwrap();
     assert!(!one.has_more);
     assert_eq!(one.items.len(), 25);
-    assert_eq!(walk(4, async |q| engine.contacts(&me("alice"), &q).await).await, one.items);
+    assert_eq!(
+        walk(4, async |q| engine.contacts(&me("alice"), &q).await).await,
+        one.items
+    );
 
     let query = ListQuery::default();
-    let one = engine.conversation_page(&me("alice"), &query).await.unwrap();
+    let one = engine
+        .conversation_page(&me("alice"), &query)
+        .await
+        .unwrap();
     assert_eq!(one.items.len(), 26, "25 direct conversations and the group");
     assert_eq!(
-        walk(3, async |q| engine.conversation_page(&me("alice"), &q).await).await,
+        walk(3, async |q| engine
+            .conversation_page(&me("alice"), &q)
+            .await)
+        .await,
         one.items
     );
 

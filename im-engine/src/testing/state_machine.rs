@@ -17,8 +17,8 @@ use crate::data::Epoch;
 use crate::engine::{Actor, Clock, Config, Engine, Limits, Retention};
 use crate::feed::{Cursor, Start};
 use crate::{
-    Body, ConversationId, ErrorKind, GroupId, HistoryQuery, JoinPolicy, ListQuery, SendRequest, Store,
-    Timestamp, UserId,
+    Body, ConversationId, ErrorKind, GroupId, HistoryQuery, JoinPolicy, ListQuery, SendRequest,
+    Store, Timestamp, UserId,
 };
 
 /// The users commands name; `u9` is never created.
@@ -446,14 +446,14 @@ impl<F: StoreFactory> StateMachineTest for EngineTest<F> {
         let mut model = state.model.clone();
         for u in USERS.map(uid) {
             let me = Actor::user(u.clone());
-            walk_pages(sys, &mut model, &me, |query| Command::Conversations { query });
+            walk_pages(sys, &mut model, &me, |query| Command::Conversations {
+                query,
+            });
             walk_pages(sys, &mut model, &me, |query| Command::Contacts { query });
-            for command in [
-                Command::Feed {
-                    start: Start::Oldest,
-                    limit: 100,
-                },
-            ] {
+            for command in [Command::Feed {
+                start: Start::Oldest,
+                limit: 100,
+            }] {
                 let want = model.apply(&me, &command);
                 assert_eq!(
                     sys.run(&me, command.clone()),

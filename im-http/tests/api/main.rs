@@ -10,6 +10,7 @@ mod configuration;
 mod contacts;
 mod cors;
 mod events;
+mod export;
 mod groups;
 mod membership;
 mod messages;

@@ -48,7 +48,10 @@ async fn everything(engine: &Engine<SledStore>) -> Vec<String> {
             "{:?}",
             engine.user(&Actor::admin(uid("root")), &uid(name)).await
         ));
-        out.push(format!("{:?}", engine.contacts(&me, &ListQuery::default()).await));
+        out.push(format!(
+            "{:?}",
+            engine.contacts(&me, &ListQuery::default()).await
+        ));
         out.push(format!("{:?}", engine.conversations(&me, None).await));
         out.push(format!(
             "{:?}",
