@@ -16,6 +16,7 @@ mod membership;
 mod messages;
 mod numbers;
 mod outage;
+mod paging;
 mod probes;
 mod service;
 #[cfg(all(feature = "cli", feature = "sled"))]

@@ -92,6 +92,14 @@ GET    /v1/conversations/group:g1/messages/1/reactions -                        
 
 # Each caller's own feed.
 GET    /v1/events?wait=0                          -                               401 401 401 200 200 200 200
+
+# Paging: the same rules on every page; a bad cursor is 400 after the token.
+GET    /v1/contacts?limit=1&after=1:1:bob         -                               401 401 401 200 200 200 200
+GET    /v1/groups/g1/members?limit=1&after=alice  -                               401 401 401 403 200 200 200
+GET    /v1/conversations?after=bad                -                               401 401 401 400 400 400 400
+
+# The whole store, for admins only.
+GET    /v1/admin/export                           -                               401 401 401 403 403 403 200
 "#;
 
 struct Row {
