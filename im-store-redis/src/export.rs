@@ -37,15 +37,10 @@ impl RedisStore {
                 let Some(profile) = self.user(&user).await? else { continue };
                 let last_seen = self.presence(&user).await?.last_seen;
                 yield Record::User { user: profile, last_seen };
-                // Hashes answer in no order: sort, so exports compare.
-                let mut contacts = self.contacts(&user).await?;
-                contacts.sort_by(|a, b| a.id.cmp(&b.id));
-                let mut index = self.entries(&user).await?;
-                index.sort_by(|a, b| a.conversation.cmp(&b.conversation));
-                for contact in contacts {
+                for contact in self.contacts(&user).await? {
                     later.push(Record::Contact { owner: user.clone(), contact });
                 }
-                for entry in index {
+                for entry in self.entries(&user).await? {
                     entries.push(Record::Entry { user: user.clone(), entry });
                 }
             }
@@ -53,14 +48,13 @@ impl RedisStore {
                 let g = GroupId::new(id.as_str()).map_err(|_| bad_key(&id))?;
                 let Some(group) = self.group(&g).await? else { continue };
                 yield Record::Group(group);
-                let mut members = self.members(&g).await?;
-                members.sort_by(|a, b| a.id.cmp(&b.id));
-                for member in members {
+                for member in self.members(&g).await? {
                     later.push(Record::Member { group: g.clone(), member });
                 }
             }
-            // Members, then contacts.
-            later.sort_by_key(Record::rank);
+            // Hashes answer in no order: sort as every export does.
+            later.sort_by_cached_key(Record::sort_key);
+            entries.sort_by_cached_key(Record::sort_key);
             for record in later {
                 yield record;
             }

@@ -108,7 +108,8 @@ fn decode(pairs: &[(IVec, IVec)]) -> Result<Vec<Record>> {
             _ => continue,
         });
     }
-    out.sort_by_key(Record::rank);
+    // Key order is not text order (`bo 0xFF …` sorts after `bob …`).
+    out.sort_by_cached_key(Record::sort_key);
     Ok(out)
 }
 

@@ -119,6 +119,25 @@ impl Record {
             Self::End { .. } => 7,
         }
     }
+
+    /// The order of an export: by kind ([`Record::rank`]), then by the id
+    /// the record is filed under (the user, the group, the contacts'
+    /// owner, the conversation) as text, then by the second id as text (a
+    /// member, a contact, an entry's conversation) or the seq (a message).
+    /// Every store exports in this order, so exports of the same data are
+    /// the same line for line, whatever the store.
+    pub fn sort_key(&self) -> (u8, String, String, Seq) {
+        let (first, second, seq) = match self {
+            Self::Format { .. } | Self::End { .. } => (String::new(), String::new(), 0),
+            Self::User { user, .. } => (user.id.to_string(), String::new(), 0),
+            Self::Group(g) => (g.id.to_string(), String::new(), 0),
+            Self::Member { group, member } => (group.to_string(), member.id.to_string(), 0),
+            Self::Contact { owner, contact } => (owner.to_string(), contact.id.to_string(), 0),
+            Self::Message(m) => (m.conversation.to_string(), String::new(), m.seq),
+            Self::Entry { user, entry } => (user.to_string(), entry.conversation.to_string(), 0),
+        };
+        (self.rank(), first, second, seq)
+    }
 }
 
 /// Why an import stopped.

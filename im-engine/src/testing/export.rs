@@ -106,6 +106,17 @@ pub async fn export_and_import_round_trip<F: StoreFactory>() {
         .await
         .unwrap();
     engine.mark_read(&me("bob"), &dm, Some(2)).await.unwrap();
+    // An id that begins another: sled's key order (`bo 0xFF …` after
+    // `bob`) is not the export's text order.
+    engine
+        .put_user(&root(), &uid("bo"), Default::default())
+        .await
+        .unwrap();
+    engine.join(&me("bo"), &g, &uid("bo")).await.unwrap();
+    engine.link(&me("bo"), &uid("bob")).await.unwrap();
+    engine.link(&me("bob"), &uid("bo")).await.unwrap();
+    send(&engine, "bo", "dm:bo:bob", 5).await;
+    send(&engine, "bob", "dm:alice:bob", 6).await;
     let presence = engine.store().set_presence(&uid("carol"), false, 77).await;
     presence.map_err(Into::<StoreError>::into).unwrap();
 
