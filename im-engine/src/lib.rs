@@ -46,15 +46,18 @@
 //!    groups and members, messages, index entries, feed events; and
 //!    `error`, [`Error`] and [`StoreError`].
 //! 2. [`store`]: the [`Store`] trait and its atomic writes, the
-//!    [`Notifier`] stores wake, and [`MemoryStore`].
+//!    [`Notifier`] stores wake, [`MemoryStore`], and
+//!    [`store::export`]: the export format and the importer.
 //! 3. The engine: `engine` ([`Engine`], [`Config`], [`Limits`], [`Actor`]),
 //!    `policy` (every authorization rule, in one file),
 //!    and one module per area for its operations and answers: `user`,
 //!    `contact`, `group`, `message` (send, history), `change` (edits,
 //!    deletes, reactions), `unread` (read
 //!    cursors, the conversation list), `feed` (cursors, reads, the live
-//!    stream); `view`: what a caller is shown of messages (reactions
-//!    counted for it); `command`: every operation as one [`Command`] value.
+//!    stream); `page`: list pages and their cursors ([`ListQuery`],
+//!    [`Page`]); `export`: the admins' export; `view`: what a caller is
+//!    shown of messages (reactions counted for it); `command`: every
+//!    operation as one [`Command`] value.
 //! - `testing` (feature `testing`): the conformance suite every store runs.
 //!   For tests only; it carries no stability promise.
 
