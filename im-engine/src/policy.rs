@@ -35,6 +35,7 @@
 //!    caller's own: they name no one else's. While either of two users
 //!    blocks the other, no direct message between them commits (the store
 //!    checks it at the commit).
+//! 7. The store: only an admin exports it whole.
 
 use crate::data::{ConversationId, Group, GroupId, JoinPolicy, Message, UserId};
 use crate::engine::Actor;
@@ -84,6 +85,8 @@ pub(crate) enum Action<'a> {
     },
     /// Replace a message's body.
     Edit { message: &'a Message },
+    /// Export the whole store.
+    Export,
     /// Delete a message; `group_owner`: its group's owner, for a group's.
     Delete {
         message: &'a Message,
@@ -126,6 +129,8 @@ pub(crate) fn check(actor: &Actor, action: Action<'_>) -> Result<(), Error> {
                 group_owner,
             } => message.from == *me || group_owner == Some(me),
             Action::Take { participant, .. } | Action::Read { participant, .. } => participant,
+            // Rule 7: no one but an admin, who stands in above.
+            Action::Export => false,
         };
     if !allowed {
         return Err(forbidden(action));
@@ -194,5 +199,6 @@ pub(crate) fn forbidden(action: Action<'_>) -> Error {
         Action::Take { conversation, .. } | Action::Read { conversation, .. } => {
             format!("not a participant of {conversation}")
         }
+        Action::Export => "only an admin may export the store".into(),
     })
 }

@@ -117,6 +117,8 @@ pub(crate) enum Handler {
     /// `GET /v1/events`: an event stream or a long poll, which hold the
     /// request open and so are no engine command.
     Events,
+    /// `GET /v1/admin/export`: the store as JSON Lines, streamed.
+    Export,
 }
 
 /// The body a route reads.
@@ -191,6 +193,7 @@ pub const ROUTES: &[Route] = &[
     Route::token(GET, "/v1/conversations/{cid}/reads", "reads", C(h::reads)),
     Route::token(POST, "/v1/conversations/{cid}/typing", "typing", C(h::typing)).body(h::small_body_limit, false).throttled(),
     Route::token(GET, "/v1/events", "events", Handler::Events),
+    Route::token(GET, "/v1/admin/export", "export", Handler::Export),
 ];
 
 /// A request matched to its route, with its raw path parameters.
