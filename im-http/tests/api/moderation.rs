@@ -270,14 +270,10 @@ async fn hand_over_and_erasure<S: Store>(s: &Server<S>, alice: &Client, bob: &Cl
     );
     // The id is free again, for a new user with nothing of the old one's.
     assert_eq!(admin.put("/v1/users/alice", json!({})).await.status, 201);
-    assert_eq!(
-        alice.get("/v1/conversations").await.json(),
-        json!({"conversations": []})
-    );
-    assert_eq!(
-        alice.get("/v1/contacts").await.json(),
-        json!({"contacts": []})
-    );
+    let list = alice.get("/v1/conversations").await.json();
+    assert_eq!(list["conversations"], json!([]), "{list}");
+    let contacts = alice.get("/v1/contacts").await.json();
+    assert_eq!(contacts["contacts"], json!([]), "{contacts}");
     assert!(feed(alice).await.is_empty());
 }
 
