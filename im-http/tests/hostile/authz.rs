@@ -83,10 +83,10 @@ POST   /v1/conversations/group:g1/read            {}                            
 
 # Live signals: participants type (an admin is none, as for the read
 # cursor); participants and admins read every participant's cursor.
-POST   /v1/conversations/dm:alice:bob/typing      {"typing":true}                 401 401 401 403 204 204 403
-POST   /v1/conversations/group:g1/typing          -                               401 401 401 403 204 204 403
-GET    /v1/conversations/dm:alice:bob/reads       -                               401 401 401 403 200 200 200
-GET    /v1/conversations/group:g1/reads           -                               401 401 401 403 200 200 200
+POST   /v1/conversations/dm:alice:bob/typing      {"typing":true}                 401 401 401 403 204 204 403  403 403 403 403
+POST   /v1/conversations/group:g1/typing          -                               401 401 401 403 204 204 403  403 403 403 403
+GET    /v1/conversations/dm:alice:bob/reads       -                               401 401 401 403 200 200 200  403 403 403 403
+GET    /v1/conversations/group:g1/reads           -                               401 401 401 403 200 200 200  403 403 403 403
 
 # Messages that change: the sender edits its message (or an admin); the
 # sender or the group's owner deletes it (or an admin); participants react
