@@ -11,6 +11,7 @@ use crate::engine::{Actor, Engine};
 use crate::feed::{EventPage, Start};
 use crate::group::GroupView;
 use crate::message::{HistoryPage, SendRequest};
+use crate::password::Password;
 use crate::store::Store;
 use crate::unread::{ConversationView, ReadState};
 use crate::user::Profile;
@@ -26,6 +27,11 @@ pub enum Command {
     },
     User {
         id: UserId,
+    },
+    SetPassword {
+        id: UserId,
+        password: Password,
+        old_password: Option<Password>,
     },
     Link {
         id: UserId,
@@ -106,6 +112,8 @@ pub enum Outcome {
     /// A profile, and whether it was created.
     Profile(Profile, bool),
     Done,
+    /// Done, with nothing to answer.
+    NoContent,
     Contacts(Vec<ContactView>),
     /// A group, and whether it was created.
     Group(GroupView, bool),
@@ -133,6 +141,14 @@ impl<S: Store> Engine<S> {
                 Outcome::Profile(p, created)
             }
             Command::User { id } => Outcome::Profile(self.user(actor, &id).await?, false),
+            Command::SetPassword {
+                id,
+                password,
+                old_password,
+            } => self
+                .set_password(actor, &id, &password, old_password.as_ref())
+                .await
+                .map(|()| Outcome::NoContent)?,
             Command::Link { id } => self.link(actor, &id).await.map(|()| Outcome::Done)?,
             Command::Unlink { id } => self.unlink(actor, &id).await.map(|()| Outcome::Done)?,
             Command::Contacts => Outcome::Contacts(self.contacts(actor).await?),

@@ -162,7 +162,15 @@ pub(crate) struct Inner<S> {
     pub(crate) recent: crate::feed::RecentMessages,
     /// Users known to exist (users are never deleted).
     pub(crate) known_users: quick_cache::sync::Cache<UserId, ()>,
+    /// Hashes and checks passwords off the async workers.
+    pub(crate) hasher: crate::password::Hasher,
+    /// Locks that serialize the read-modify-write of a user record in this
+    /// process (see [`Engine::lock_user`]), one per stripe of user ids.
+    user_writes: Box<[tokio::sync::Mutex<()>]>,
 }
+
+/// How many stripes [`Inner::user_writes`] has.
+const USER_WRITE_STRIPES: usize = 64;
 
 /// How many users [`Inner::known_users`] remembers.
 const KNOWN_USERS: usize = 16_384;
@@ -204,6 +212,10 @@ impl<S: Store> Engine<S> {
                 streams: Default::default(),
                 recent: crate::feed::RecentMessages::new(),
                 known_users: quick_cache::sync::Cache::new(KNOWN_USERS),
+                hasher: crate::password::Hasher::new(),
+                user_writes: (0..USER_WRITE_STRIPES)
+                    .map(|_| Default::default())
+                    .collect(),
             }),
         }
     }
@@ -265,6 +277,20 @@ impl<S: Store> Engine<S> {
         self.user_record(id).await?;
         self.inner.known_users.insert(id.clone(), ());
         Ok(())
+    }
+
+    /// Holds off every other write of `id`'s record in this process while
+    /// the guard lives, so that a profile patch and a password change, each
+    /// a read of the whole record then a write of it, cannot undo each
+    /// other.
+    pub(crate) async fn lock_user(&self, id: &UserId) -> tokio::sync::MutexGuard<'_, ()> {
+        use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+        let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(id);
+        let stripes = &self.inner.user_writes;
+        // The remainder is below the stripe count, so it fits a usize.
+        #[allow(clippy::cast_possible_truncation)]
+        let i = (hash % stripes.len() as u64) as usize;
+        stripes[i].lock().await
     }
 
     /// The user's record; 404 unless it exists.

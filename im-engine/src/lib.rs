@@ -48,7 +48,8 @@
 //! 2. [`store`]: the [`Store`] trait and its atomic writes, the
 //!    [`Notifier`] stores wake, and [`MemoryStore`].
 //! 3. The engine: `engine` ([`Engine`], [`Config`], [`Limits`], [`Actor`]),
-//!    `policy` (every authorization rule, in one file),
+//!    `policy` (every authorization rule, in one file), `password`
+//!    (Argon2id hashes, computed off the async workers),
 //!    and one module per area for its operations and answers: `user`,
 //!    `contact`, `group`, `message` (send, history), `change` (edits,
 //!    deletes, reactions), `unread` (read
@@ -69,6 +70,7 @@ mod engine;
 mod feed;
 mod group;
 mod message;
+mod password;
 mod policy;
 mod unread;
 mod user;
@@ -81,8 +83,8 @@ pub use data::id;
 pub use data::{
     Body, Contact, ConvEntry, ConversationId, Epoch, Event, Feed, FeedEntry, FieldPatch, Fields,
     Group, GroupId, JoinPolicy, MAX_CLIENT_ID, MAX_REACTION_KEY, MAX_REACTION_KEYS, Member,
-    Membership, Message, NewMessage, Presence, ReactionChange, Reactions, Role, Seq, Timestamp,
-    User, UserId,
+    Membership, Message, NewMessage, PasswordHash, Presence, ReactionChange, Reactions, Role, Seq,
+    Timestamp, User, UserId,
 };
 pub use error::{Error, ErrorChain, ErrorKind, StoreError};
 pub use store::{MemoryStore, Notifier, Store};
@@ -94,6 +96,7 @@ pub use engine::{Actor, Clock, Config, Engine, Limits, Retention, SystemClock};
 pub use feed::{Cursor, Delivered, EventData, EventPage, ResetReason, Start};
 pub use group::GroupView;
 pub use message::{HistoryPage, HistoryQuery, SendRequest};
+pub use password::{MAX_PASSWORD, MIN_PASSWORD, Password};
 pub use unread::{ConversationView, ReadState};
 pub use user::{PresenceGuard, Profile};
 pub use view::{ConversationRowView, EventDataView, HistoryView, MessageView, ReactionCount};

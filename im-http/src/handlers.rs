@@ -7,6 +7,7 @@
 //! is answered before the body is read) and its body already read within
 //! the route's limit; it only picks the values out.
 
+use bytes::Bytes;
 use hyper::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue};
 use hyper::{Response, StatusCode};
 use im_engine::{
@@ -374,6 +375,11 @@ pub(crate) fn respond(outcome: Outcome, viewer: &UserId, metrics: &Metrics) -> R
     match outcome {
         Outcome::Profile(profile, created) => json(created_or_ok(created), &profile),
         Outcome::Done => json(ok, &json!({"ok": true})),
+        Outcome::NoContent => {
+            let mut resp = Response::new(full(Bytes::new()));
+            *resp.status_mut() = StatusCode::NO_CONTENT;
+            resp
+        }
         Outcome::Contacts(contacts) => json(ok, &json!({ "contacts": contacts })),
         Outcome::Group(group, created) => json(created_or_ok(created), &group),
         Outcome::Members(members) => json(ok, &json!({ "members": members })),

@@ -23,4 +23,4 @@ pub use id::{ConversationId, GroupId, UserId};
 pub use message::{
     Body, MAX_CLIENT_ID, MAX_REACTION_KEY, MAX_REACTION_KEYS, Message, NewMessage, Reactions, Seq,
 };
-pub use user::{FieldPatch, Fields, Presence, User};
+pub use user::{FieldPatch, Fields, PasswordHash, Presence, User};

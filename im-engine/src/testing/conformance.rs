@@ -14,7 +14,7 @@ use crate::{
     JoinPolicy, Limits, Message, Outcome, Retention, Role, SendRequest, Store, UserId,
 };
 
-fn uid(s: &str) -> UserId {
+pub(super) fn uid(s: &str) -> UserId {
     UserId::new(s).expect("valid test id")
 }
 
@@ -30,17 +30,17 @@ fn body(n: usize) -> Body {
     Body::new(&format!(r#"{{"n":{n}}}"#), 1024).expect("valid test body")
 }
 
-fn me(s: &str) -> Actor {
+pub(super) fn me(s: &str) -> Actor {
     Actor::user(uid(s))
 }
 
-fn root() -> Actor {
+pub(super) fn root() -> Actor {
     Actor::admin(uid("root"))
 }
 
 /// A store from `F` under an engine with `config` and a manual clock at 1,
 /// with users alice, bob and carol.
-async fn fixture_with<F: StoreFactory>(
+pub(super) async fn fixture_with<F: StoreFactory>(
     config: Config,
 ) -> (Engine<F::Store>, F::Data, Arc<ManualClock>) {
     let (store, data) = F::open().await;
@@ -73,7 +73,7 @@ fn seqs(messages: &[Message]) -> Vec<u64> {
     messages.iter().map(|m| m.seq).collect()
 }
 
-fn kind<T: std::fmt::Debug>(r: Result<T, crate::Error>) -> ErrorKind {
+pub(super) fn kind<T: std::fmt::Debug>(r: Result<T, crate::Error>) -> ErrorKind {
     r.expect_err("expected an error").kind()
 }
 

@@ -13,7 +13,7 @@ use crate::{
     GroupView, HistoryPage, JoinPolicy, Member, Message, ReactionChange, ReadState, Role, Seq,
     Timestamp, UserId,
 };
-use crate::{Group, Profile};
+use crate::{Group, Password, Profile};
 
 /// The epoch the model writes in its cursors; the test maps the store's own
 /// to it before comparing.
@@ -47,6 +47,7 @@ pub struct Model {
     /// Events kept per feed.
     pub keep: u64,
     users: BTreeMap<UserId, Profile>,
+    passwords: BTreeMap<UserId, Password>,
     contacts: BTreeMap<UserId, BTreeMap<UserId, Contact>>,
     groups: BTreeMap<GroupId, Group>,
     members: BTreeMap<GroupId, BTreeMap<UserId, Member>>,
@@ -67,6 +68,7 @@ impl Model {
             limits,
             keep,
             users: BTreeMap::new(),
+            passwords: BTreeMap::new(),
             contacts: BTreeMap::new(),
             groups: BTreeMap::new(),
             members: BTreeMap::new(),
@@ -226,12 +228,32 @@ impl Model {
                 self.users.insert(id.clone(), p.clone());
                 Ok(Outcome::Profile(p, created))
             }
-            Command::User { id } => self
-                .users
-                .get(id)
-                .cloned()
-                .map(|p| Outcome::Profile(p, false))
-                .ok_or(ErrorKind::NotFound),
+            Command::User { id } => {
+                let mut p = self.users.get(id).cloned().ok_or(ErrorKind::NotFound)?;
+                if !(actor.admin || me == id) {
+                    p.fields.retain(|name, _| !name.starts_with('_'));
+                }
+                Ok(Outcome::Profile(p, false))
+            }
+            Command::SetPassword {
+                id,
+                password,
+                old_password,
+            } => {
+                if !password.is_acceptable() {
+                    return err(ErrorKind::Invalid);
+                }
+                self.user_exists(id)?;
+                let old_ok = match self.passwords.get(id) {
+                    Some(current) => old_password.as_ref() == Some(current),
+                    None => true,
+                };
+                if !(actor.admin || (me == id && old_ok)) {
+                    return err(ErrorKind::Forbidden);
+                }
+                self.passwords.insert(id.clone(), password.clone());
+                Ok(Outcome::NoContent)
+            }
             Command::Link { id } => {
                 if me == id {
                     return err(ErrorKind::Invalid);

@@ -17,8 +17,8 @@ use crate::data::Epoch;
 use crate::engine::{Actor, Clock, Config, Engine, Limits, Retention};
 use crate::feed::{Cursor, Start};
 use crate::{
-    Body, ConversationId, ErrorKind, GroupId, HistoryQuery, JoinPolicy, SendRequest, Store,
-    Timestamp, UserId,
+    Body, ConversationId, ErrorKind, GroupId, HistoryQuery, JoinPolicy, Password, SendRequest,
+    Store, Timestamp, UserId,
 };
 
 /// The users commands name; `u9` is never created.
@@ -118,11 +118,17 @@ fn conversation() -> impl Strategy<Value = ConversationId> {
 }
 
 fn patch() -> impl Strategy<Value = crate::FieldPatch> {
-    let name = prop::sample::select(vec!["name", "bio", "x", "y", ""]).prop_map(String::from);
+    let name = prop::sample::select(vec!["name", "bio", "x", "_p", ""]).prop_map(String::from);
     let value = prop::option::of(
         prop::sample::select(vec!["a", "bb", "much-too-long"]).prop_map(String::from),
     );
     prop::collection::btree_map(name, value, 0..3)
+}
+
+/// Two passwords and one too short. Each use costs an Argon2 hash or two,
+/// so they come seldom.
+fn password() -> impl Strategy<Value = Password> {
+    prop::sample::select(vec!["password1", "password2", "short"]).prop_map(Password::new)
 }
 
 fn body() -> impl Strategy<Value = Body> {
@@ -174,7 +180,9 @@ fn command() -> impl Strategy<Value = Command> {
     let limit = || prop::option::of(0..6usize);
     prop_oneof![
         2 => (user(), patch()).prop_map(|(id, fields)| Command::PutUser { id, fields }),
-        1 => user().prop_map(|id| Command::User { id }),
+        2 => user().prop_map(|id| Command::User { id }),
+        1 => (user(), password(), prop::option::of(password()))
+            .prop_map(|(id, password, old_password)| Command::SetPassword { id, password, old_password }),
         2 => user().prop_map(|id| Command::Link { id }),
         1 => user().prop_map(|id| Command::Unlink { id }),
         1 => Just(Command::Contacts),
