@@ -34,8 +34,10 @@ where
     } else {
         None
     };
-    if route.throttle == Throttle::Sends {
-        app.guards().limit_sends(caller(actor.as_ref())?)?;
+    match route.throttle {
+        Throttle::None => {}
+        Throttle::Sends => app.guards().limit_sends(caller(actor.as_ref())?)?,
+        Throttle::PasswordGuess => app.guards().limit_password_guess(caller(actor.as_ref())?)?,
     }
     let params = Params::parse(&matched.params)?;
     match route.handler {
@@ -69,6 +71,7 @@ where
         Handler::OpenApi => Ok(crate::openapi::response()),
         Handler::Web => crate::web::file(params.file().unwrap_or("index.html"), req.headers()),
         Handler::Metrics => handlers::metrics(app, caller(actor.as_ref())?, req.headers()),
+        Handler::Login => crate::login::login(app, req, route).await,
         Handler::Events => {
             let actor = caller(actor.as_ref())?;
             let permit = app.guards().open_stream(actor)?;

@@ -12,7 +12,7 @@ use hyper::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue};
 use hyper::{Response, StatusCode};
 use im_engine::{
     Actor, Command, ConversationId, FieldPatch, GroupId, HistoryQuery, JoinPolicy, Limits, Outcome,
-    SendRequest, Seq, Store, UserId,
+    Password, SendRequest, Seq, Store, UserId,
 };
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -136,6 +136,12 @@ pub(crate) fn fields_body_limit(l: &Limits) -> usize {
         .saturating_add(SMALL_BODY)
 }
 
+/// The largest body of a password change or a login: two passwords at
+/// their longest, every byte escaped (`\u0000`), and the envelope.
+pub(crate) fn password_body_limit(_: &Limits) -> usize {
+    2 * 6 * im_engine::MAX_PASSWORD + SMALL_BODY
+}
+
 /// The largest send body: the message body at its limit, plus room for
 /// `client_id`, `from` and the envelope. A body between the message limit
 /// and this is read and answered 413 by the engine's own check.
@@ -169,6 +175,14 @@ pub(crate) struct SendBody {
     pub(crate) from: Option<String>,
     #[serde(default)]
     pub(crate) reply_to: Option<Seq>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PasswordBody {
+    pub(crate) password: Password,
+    #[serde(default)]
+    pub(crate) old_password: Option<Password>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -216,6 +230,18 @@ pub(crate) fn put_user(i: &Input<'_>) -> Result<Command, ApiError> {
     Ok(Command::PutUser {
         id: i.params.user()?,
         fields: body.fields,
+    })
+}
+
+/// `PUT /v1/users/{uid}/password`.
+pub(crate) fn set_password(i: &Input<'_>) -> Result<Command, ApiError> {
+    let body: PasswordBody = i
+        .json()?
+        .ok_or_else(|| ApiError::BadJson("a request body is required".into()))?;
+    Ok(Command::SetPassword {
+        id: i.params.user()?,
+        password: body.password,
+        old_password: body.old_password,
     })
 }
 

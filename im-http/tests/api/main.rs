@@ -11,6 +11,7 @@ mod contacts;
 mod cors;
 mod events;
 mod groups;
+mod login;
 mod membership;
 mod messages;
 mod numbers;
