@@ -50,6 +50,8 @@ impl<S: Store> Server<S> {
         // These tests send in bursts; tests/hostile/ tests the rate limits.
         config.protection.send_rate = None;
         config.protection.stream_rate = None;
+        config.protection.login_rate_user = None;
+        config.protection.login_rate_addr = None;
         tweak(&mut engine_config, &mut config);
         let app = App::new(Engine::with_config(store, engine_config), config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
