@@ -42,8 +42,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         assert!(task.await??.is_some());
     }
     let rate = f64::from(n * 4) / t.elapsed().as_secs_f64();
-    println!("one login (right password): {:.1} ms", one.as_secs_f64() * 1e3);
-    println!("one login (unknown user):   {:.1} ms", unknown.as_secs_f64() * 1e3);
+    println!(
+        "one login (right password): {:.1} ms",
+        one.as_secs_f64() * 1e3
+    );
+    println!(
+        "one login (unknown user):   {:.1} ms",
+        unknown.as_secs_f64() * 1e3
+    );
     println!("logins/s on {cores} cores:       {rate:.0}");
     Ok(())
 }
