@@ -94,6 +94,8 @@ pub struct Config {
     /// anyway, so a lost notification (a pub/sub message across nodes) costs
     /// latency, never an event.
     pub recheck: Duration,
+    /// What hashing a new password costs.
+    pub password_cost: crate::password::PasswordCost,
 }
 
 impl Default for Config {
@@ -102,6 +104,7 @@ impl Default for Config {
             limits: Limits::default(),
             retention: Retention::default(),
             recheck: Duration::from_secs(5),
+            password_cost: Default::default(),
         }
     }
 }
@@ -204,6 +207,7 @@ impl<S: Store> Engine<S> {
 
     /// An engine with `config` and its own clock (for tests).
     pub fn with_clock(store: S, config: Config, clock: Arc<dyn Clock>) -> Self {
+        let password_cost = config.password_cost;
         Self {
             inner: Arc::new(Inner {
                 store,
@@ -212,7 +216,7 @@ impl<S: Store> Engine<S> {
                 streams: Default::default(),
                 recent: crate::feed::RecentMessages::new(),
                 known_users: quick_cache::sync::Cache::new(KNOWN_USERS),
-                hasher: crate::password::Hasher::new(),
+                hasher: crate::password::Hasher::new(password_cost),
                 user_writes: (0..USER_WRITE_STRIPES)
                     .map(|_| Default::default())
                     .collect(),

@@ -96,7 +96,7 @@ pub use engine::{Actor, Clock, Config, Engine, Limits, Retention, SystemClock};
 pub use feed::{Cursor, Delivered, EventData, EventPage, ResetReason, Start};
 pub use group::GroupView;
 pub use message::{HistoryPage, HistoryQuery, SendRequest};
-pub use password::{MAX_PASSWORD, MIN_PASSWORD, Password};
+pub use password::{MAX_PASSWORD, MIN_PASSWORD, Password, PasswordCost};
 pub use unread::{ConversationView, ReadState};
 pub use user::{PresenceGuard, Profile};
 pub use view::{ConversationRowView, EventDataView, HistoryView, MessageView, ReactionCount};

@@ -8,10 +8,10 @@
 //! a flood of logins waits in line instead of taking every blocking thread
 //! and a gigabyte of memory.
 
-use std::sync::LazyLock;
+use std::sync::OnceLock;
 
 use argon2::password_hash::{PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Argon2, PasswordHash as Phc};
+use argon2::{Algorithm, Argon2, Params, PasswordHash as Phc, Version};
 use tokio::sync::Semaphore;
 
 use crate::data::PasswordHash;
@@ -52,17 +52,46 @@ impl std::fmt::Debug for Password {
     }
 }
 
-/// A hash of no one's password, of the same parameters as every stored
-/// one: checking a password against it takes as long as against a real
-/// one, so an unknown user and a wrong password are answered alike.
-static DUMMY: LazyLock<PasswordHash> = LazyLock::new(|| {
-    let random: [u8; 16] = rand::random();
-    hash_now(&Password(format!("{random:x?}"))).expect("the default parameters hash anything")
-});
+/// What a new Argon2id hash costs. The default is the `argon2` crate's
+/// (19 MiB, two passes, one lane: RFC 9106's and OWASP's recommendation);
+/// lower it only for tests. A stored hash is checked with the cost it was
+/// made with, so raising it later keeps old passwords working.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PasswordCost {
+    /// Memory, in KiB (at least 8 per lane).
+    pub memory_kib: u32,
+    /// Passes over the memory (at least 1).
+    pub passes: u32,
+    /// Lanes (at least 1).
+    pub lanes: u32,
+}
 
-fn hash_now(password: &Password) -> Result<PasswordHash, argon2::password_hash::Error> {
+impl Default for PasswordCost {
+    fn default() -> Self {
+        Self {
+            memory_kib: Params::DEFAULT_M_COST,
+            passes: Params::DEFAULT_T_COST,
+            lanes: Params::DEFAULT_P_COST,
+        }
+    }
+}
+
+impl PasswordCost {
+    /// The hasher of this cost; the crate's default where the cost is out
+    /// of the ranges Argon2 allows.
+    fn argon2(self) -> Argon2<'static> {
+        let params =
+            Params::new(self.memory_kib, self.passes, self.lanes, None).unwrap_or_default();
+        Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+    }
+}
+
+fn hash_now(
+    argon2: &Argon2<'_>,
+    password: &Password,
+) -> Result<PasswordHash, argon2::password_hash::Error> {
     let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>())?;
-    let phc = Argon2::default().hash_password(password.bytes(), &salt)?;
+    let phc = argon2.hash_password(password.bytes(), &salt)?;
     Ok(PasswordHash(phc.to_string()))
 }
 
@@ -71,28 +100,38 @@ fn hash_now(password: &Password) -> Result<PasswordHash, argon2::password_hash::
 /// # Errors
 ///
 /// [`StoreError::Corrupt`] when the stored hash is not a PHC string.
-fn verify_now(password: &Password, hash: &PasswordHash) -> Result<bool, StoreError> {
+fn verify_now(
+    argon2: &Argon2<'_>,
+    password: &Password,
+    hash: &PasswordHash,
+) -> Result<bool, StoreError> {
     let phc = Phc::new(&hash.0)
         .map_err(|_| StoreError::Corrupt("a stored password hash is not a PHC string".into()))?;
     // The parameters come from the stored string, so hashes made with other
     // parameters (stronger ones, later) still verify.
-    Ok(Argon2::default()
-        .verify_password(password.bytes(), &phc)
-        .is_ok())
+    Ok(argon2.verify_password(password.bytes(), &phc).is_ok())
 }
 
 /// Hashes and checks passwords off the async workers, at most one per core
 /// at once.
 #[derive(Debug)]
 pub(crate) struct Hasher {
+    argon2: Argon2<'static>,
     permits: Semaphore,
+    /// A hash of no one's password, of the same cost as every new one:
+    /// checking a password against it takes as long as against a real one,
+    /// so an unknown user and a wrong password are answered alike. Made
+    /// on first use.
+    dummy: OnceLock<PasswordHash>,
 }
 
 impl Hasher {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(cost: PasswordCost) -> Self {
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
         Self {
+            argon2: cost.argon2(),
             permits: Semaphore::new(cores),
+            dummy: OnceLock::new(),
         }
     }
 
@@ -113,10 +152,20 @@ impl Hasher {
 
     /// A new hash of `password`, with a fresh random salt.
     pub(crate) async fn hash(&self, password: &Password) -> Result<PasswordHash, Error> {
-        let password = password.clone();
-        self.run(move || hash_now(&password))
+        let (argon2, password) = (self.argon2.clone(), password.clone());
+        self.run(move || hash_now(&argon2, &password))
             .await?
             .map_err(|e| Error::store(StoreError::backend(e)))
+    }
+
+    async fn dummy(&self) -> Result<PasswordHash, Error> {
+        if let Some(dummy) = self.dummy.get() {
+            return Ok(dummy.clone());
+        }
+        let random: [u8; 16] = rand::random();
+        let made = self.hash(&Password(format!("{random:x?}"))).await?;
+        // Two first uses at once make two; either will do.
+        Ok(self.dummy.get_or_init(|| made).clone())
     }
 
     /// Whether `password` matches `hash`; against a dummy hash, in the same
@@ -127,13 +176,13 @@ impl Hasher {
         password: &Password,
         hash: Option<&PasswordHash>,
     ) -> Result<bool, Error> {
-        let password = password.clone();
+        let (argon2, password) = (self.argon2.clone(), password.clone());
         let (hash, real) = match hash {
             Some(h) => (h.clone(), true),
-            None => (DUMMY.clone(), false),
+            None => (self.dummy().await?, false),
         };
         let matches = self
-            .run(move || verify_now(&password, &hash))
+            .run(move || verify_now(&argon2, &password, &hash))
             .await?
             .map_err(Error::store)?;
         Ok(matches && real)
@@ -146,7 +195,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_hash_is_argon2id_and_checks_only_its_password() {
-        let hasher = Hasher::new();
+        let hasher = Hasher::new(PasswordCost::default());
         let pw = Password::new("correct horse");
         let hash = hasher.hash(&pw).await.unwrap();
         assert!(
@@ -163,10 +212,28 @@ mod tests {
         assert!(!hasher.verify(&pw, None).await.unwrap());
     }
 
+    #[tokio::test]
+    async fn a_hash_of_another_cost_still_checks() {
+        let cheap = PasswordCost {
+            memory_kib: 64,
+            passes: 1,
+            lanes: 1,
+        };
+        let pw = Password::new("correct horse");
+        let hash = Hasher::new(cheap).hash(&pw).await.unwrap();
+        assert!(
+            hash.0.starts_with("$argon2id$v=19$m=64,t=1,p=1$"),
+            "{}",
+            hash.0
+        );
+        let hasher = Hasher::new(PasswordCost::default());
+        assert!(hasher.verify(&pw, Some(&hash)).await.unwrap());
+    }
+
     #[test]
     fn debug_shows_neither_password_nor_hash() {
         let pw = Password::new("hunter2hunter2");
-        let hash = hash_now(&pw).unwrap();
+        let hash = hash_now(&PasswordCost::default().argon2(), &pw).unwrap();
         let shown = format!("{pw:?} {hash:?}");
         assert!(
             !shown.contains("hunter2") && !shown.contains("argon2"),
@@ -185,8 +252,9 @@ mod tests {
     #[test]
     fn a_stored_hash_that_is_no_phc_string_is_corrupt_data() {
         let bad = PasswordHash("plain text".into());
+        let argon2 = PasswordCost::default().argon2();
         assert!(matches!(
-            verify_now(&Password::new("whatever1"), &bad),
+            verify_now(&argon2, &Password::new("whatever1"), &bad),
             Err(StoreError::Corrupt(_))
         ));
     }

@@ -223,8 +223,26 @@ impl ReferenceStateMachine for Reference {
     }
 
     fn transitions(state: &State) -> BoxedStrategy<Transition> {
+        // A user's own profile (with private fields, which others must
+        // not see) and password: random actors rarely name themselves.
+        let own_profile = (user(), patch()).prop_map(|(id, fields)| {
+            Transition::Do(Actor::user(id.clone()), Command::PutUser { id, fields })
+        });
+        let own_password = (user(), password(), prop::option::of(password())).prop_map(
+            |(id, password, old_password)| {
+                let actor = Actor::user(id.clone());
+                let command = Command::SetPassword {
+                    id,
+                    password,
+                    old_password,
+                };
+                Transition::Do(actor, command)
+            },
+        );
         let random = prop_oneof![
             30 => (actor(), command()).prop_map(|(a, c)| Transition::Do(a, c)),
+            2 => own_profile,
+            3 => own_password,
             2 => (0..3u64).prop_map(Transition::Tick),
             1 => Just(Transition::Reopen),
         ];
@@ -333,6 +351,12 @@ fn engine_config() -> Config {
             events: Some(KEEP),
             age: None,
         },
+        // Cheap hashes: the sequences set and check many passwords.
+        password_cost: crate::PasswordCost {
+            memory_kib: 64,
+            passes: 1,
+            lanes: 1,
+        },
         ..Config::default()
     }
 }
@@ -440,9 +464,13 @@ impl<F: StoreFactory> StateMachineTest for EngineTest<F> {
     fn check_invariants(sys: &System<F>, state: &State) {
         F::check(sys.engine().store());
         let mut model = state.model.clone();
-        for u in USERS.map(uid) {
+        let users = USERS.map(uid);
+        for (i, u) in users.iter().enumerate() {
             let me = Actor::user(u.clone());
+            // The next user's profile: private fields stay hidden.
+            let next = users[(i + 1) % users.len()].clone();
             for command in [
+                Command::User { id: next },
                 Command::Conversations { limit: Some(4) },
                 Command::Feed {
                     start: Start::Oldest,
