@@ -126,7 +126,11 @@ impl<S: Store> Engine<S> {
     }
 
     /// Applies `change` to `message` in one store write.
-    async fn change(&self, message: &Message, change: MessageChange) -> Result<Message, Error> {
+    pub(crate) async fn change(
+        &self,
+        message: &Message,
+        change: MessageChange,
+    ) -> Result<Message, Error> {
         let conversation = &message.conversation;
         let update = MessageUpdate {
             conversation: conversation.clone(),

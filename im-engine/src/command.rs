@@ -11,7 +11,9 @@ use crate::engine::{Actor, Engine};
 use crate::feed::{EventPage, Start};
 use crate::group::GroupView;
 use crate::message::{HistoryPage, SendRequest};
+use crate::moderation::{JoinRequest, Joined, Marked};
 use crate::password::Password;
+use crate::signals::ReadsPage;
 use crate::store::Store;
 use crate::unread::{ConversationView, ReadState};
 use crate::user::Profile;
@@ -44,6 +46,8 @@ pub enum Command {
         id: GroupId,
         fields: FieldPatch,
         join: Option<JoinPolicy>,
+        /// Hand the group to this member.
+        owner: Option<UserId>,
     },
     Group {
         id: GroupId,
@@ -58,6 +62,38 @@ pub enum Command {
     Leave {
         group: GroupId,
         user: UserId,
+    },
+    Requests {
+        group: GroupId,
+    },
+    Withdraw {
+        group: GroupId,
+        user: UserId,
+    },
+    Ban {
+        group: GroupId,
+        user: UserId,
+    },
+    Unban {
+        group: GroupId,
+        user: UserId,
+    },
+    Bans {
+        group: GroupId,
+    },
+    Block {
+        id: UserId,
+    },
+    Unblock {
+        id: UserId,
+    },
+    Blocks,
+    Suspend {
+        id: UserId,
+        suspended: bool,
+    },
+    Erase {
+        id: UserId,
     },
     Send {
         conversation: ConversationId,
@@ -98,6 +134,17 @@ pub enum Command {
     Conversations {
         limit: Option<usize>,
     },
+    /// Start or stop typing (a signal: nothing is stored).
+    Typing {
+        conversation: ConversationId,
+        typing: bool,
+    },
+    /// Every participant's read cursor.
+    Reads {
+        conversation: ConversationId,
+        after: Option<UserId>,
+        limit: Option<usize>,
+    },
     /// Read the caller's feed without waiting.
     Feed {
         start: Start,
@@ -118,6 +165,11 @@ pub enum Outcome {
     /// A group, and whether it was created.
     Group(GroupView, bool),
     Members(Vec<Member>),
+    /// A join request was recorded (or was there).
+    Requested,
+    Requests(Vec<JoinRequest>),
+    Blocks(Vec<Marked>),
+    Bans(Vec<Marked>),
     /// A message, and whether it is new.
     Sent(Message, bool),
     History(HistoryPage),
@@ -126,6 +178,9 @@ pub enum Outcome {
     Reactions(ReactionList),
     Conversations(Vec<ConversationView>),
     Feed(EventPage),
+    Reads(ReadsPage),
+    /// A signal went out (or was coalesced); there is nothing to answer.
+    Signalled,
 }
 
 impl<S: Store> Engine<S> {
@@ -135,6 +190,7 @@ impl<S: Store> Engine<S> {
     ///
     /// Those of the operation it names.
     pub async fn execute(&self, actor: &Actor, command: Command) -> Result<Outcome, Error> {
+        self.refuse_suspended(actor)?;
         Ok(match command {
             Command::PutUser { id, fields } => {
                 let (p, created) = self.put_user(actor, &id, fields).await?;
@@ -152,20 +208,48 @@ impl<S: Store> Engine<S> {
             Command::Link { id } => self.link(actor, &id).await.map(|()| Outcome::Done)?,
             Command::Unlink { id } => self.unlink(actor, &id).await.map(|()| Outcome::Done)?,
             Command::Contacts => Outcome::Contacts(self.contacts(actor).await?),
-            Command::PutGroup { id, fields, join } => {
-                let (g, created) = self.put_group(actor, &id, fields, join).await?;
+            Command::PutGroup {
+                id,
+                fields,
+                join,
+                owner,
+            } => {
+                let owner = owner.as_ref();
+                let (g, created) = self.update_group(actor, &id, fields, join, owner).await?;
                 Outcome::Group(g, created)
             }
             Command::Group { id } => Outcome::Group(self.group(actor, &id).await?, false),
             Command::Members { id } => Outcome::Members(self.members(actor, &id).await?),
-            Command::Join { group, user } => self
-                .join(actor, &group, &user)
-                .await
-                .map(|()| Outcome::Done)?,
+            Command::Join { group, user } => match self.join(actor, &group, &user).await? {
+                Joined::Member => Outcome::Done,
+                Joined::Requested => Outcome::Requested,
+            },
             Command::Leave { group, user } => self
                 .leave(actor, &group, &user)
                 .await
                 .map(|()| Outcome::Done)?,
+            Command::Requests { group } => Outcome::Requests(self.requests(actor, &group).await?),
+            Command::Withdraw { group, user } => {
+                self.withdraw(actor, &group, &user).await?;
+                Outcome::Done
+            }
+            Command::Ban { group, user } => {
+                self.ban(actor, &group, &user).await?;
+                Outcome::Done
+            }
+            Command::Unban { group, user } => {
+                self.unban(actor, &group, &user).await?;
+                Outcome::Done
+            }
+            Command::Bans { group } => Outcome::Bans(self.bans(actor, &group).await?),
+            Command::Block { id } => self.block(actor, &id).await.map(|()| Outcome::Done)?,
+            Command::Unblock { id } => self.unblock(actor, &id).await.map(|()| Outcome::Done)?,
+            Command::Blocks => Outcome::Blocks(self.blocks(actor).await?),
+            Command::Suspend { id, suspended } => {
+                self.suspend(actor, &id, suspended).await?;
+                Outcome::Done
+            }
+            Command::Erase { id } => self.erase(actor, &id).await.map(|()| Outcome::Done)?,
             Command::Send {
                 conversation,
                 request,
@@ -204,6 +288,21 @@ impl<S: Store> Engine<S> {
                 Outcome::Conversations(self.conversations(actor, limit).await?)
             }
             Command::Feed { start, limit } => Outcome::Feed(self.feed(actor, start, limit).await?),
+            Command::Typing {
+                conversation,
+                typing,
+            } => self
+                .typing(actor, &conversation, typing)
+                .await
+                .map(|()| Outcome::Signalled)?,
+            Command::Reads {
+                conversation,
+                after,
+                limit,
+            } => Outcome::Reads(
+                self.reads(actor, &conversation, after.as_ref(), limit)
+                    .await?,
+            ),
         })
     }
 }

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::data::{Contact, Timestamp, UserId};
+use crate::data::{Contact, ContactNews, Event, Timestamp, UserId};
 use crate::engine::{Actor, Engine};
 use crate::error::Error;
 use crate::store::{Changes, ContactChange, Store};
@@ -20,7 +20,8 @@ pub struct ContactView {
 
 impl<S: Store> Engine<S> {
     /// Adds `id` to the caller's contacts; adding it again keeps the first
-    /// `since`.
+    /// `since`. A new link tells `id` with a stored `contact` event in the
+    /// same commit, unless `id` blocks the caller.
     ///
     /// # Errors
     ///
@@ -40,13 +41,25 @@ impl<S: Store> Engine<S> {
         if contacts.iter().any(|c| c.id == *id) {
             return Ok(());
         }
+        let now = self.now();
         let contact = Contact {
             id: id.clone(),
-            since: self.now(),
+            since: now,
             order: contacts.iter().map(|c| c.order).max().unwrap_or(0) + 1,
         };
-        self.change_contact(actor, ContactChange::Put(contact))
-            .await
+        let mut changes = Changes {
+            contacts: vec![(actor.user.clone(), ContactChange::Put(contact))],
+            trim: self.feed_trim(),
+            ..Changes::default()
+        };
+        if !self.blocks_user(id, &actor.user).await? {
+            let event = Event::Contact {
+                user: actor.user.clone(),
+                change: ContactNews::Added,
+            };
+            changes.events.push((id.clone(), now, event));
+        }
+        self.store().commit(&changes).await.map_err(Error::store)
     }
 
     /// Removes `id` from the caller's contacts, if there.

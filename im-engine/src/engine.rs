@@ -96,6 +96,13 @@ pub struct Config {
     pub recheck: Duration,
     /// What hashing a new password costs.
     pub password_cost: crate::password::PasswordCost,
+    /// After a user's last stream here closes, how long it stays online
+    /// before it is recorded offline and its contacts hear of it; a stream
+    /// opened meanwhile announces nothing.
+    pub presence_grace: Duration,
+    /// Read receipts go to the other participants of direct conversations
+    /// and of groups with at most this many members.
+    pub receipts_max_group: usize,
 }
 
 impl Default for Config {
@@ -105,6 +112,8 @@ impl Default for Config {
             retention: Retention::default(),
             recheck: Duration::from_secs(5),
             password_cost: Default::default(),
+            presence_grace: Duration::from_secs(5),
+            receipts_max_group: 100,
         }
     }
 }
@@ -160,16 +169,20 @@ pub(crate) struct Inner<S> {
     pub(crate) clock: Arc<dyn Clock>,
     /// Open live streams per user in this process; guarded by an async mutex
     /// so that presence changes reach the store in the order they happened.
-    pub(crate) streams: tokio::sync::Mutex<HashMap<UserId, usize>>,
+    pub(crate) streams: tokio::sync::Mutex<HashMap<UserId, crate::signals::Streams>>,
+    /// Who is typing where, through this process (see `signals`).
+    pub(crate) typing: crate::signals::TypingTable,
     /// Messages sent or read lately, for the live streams (see `feed.rs`).
     pub(crate) recent: crate::feed::RecentMessages,
-    /// Users known to exist (users are never deleted).
+    /// Users known to exist (see [`Engine::require_user`]).
     pub(crate) known_users: quick_cache::sync::Cache<UserId, ()>,
     /// Hashes and checks passwords off the async workers.
     pub(crate) hasher: crate::password::Hasher,
     /// Locks that serialize the read-modify-write of a user record in this
     /// process (see [`Engine::lock_user`]), one per stripe of user ids.
     user_writes: Box<[tokio::sync::Mutex<()>]>,
+    /// The suspended users, as last read.
+    pub(crate) suspensions: crate::moderation::Suspensions,
 }
 
 /// How many stripes [`Inner::user_writes`] has.
@@ -214,12 +227,14 @@ impl<S: Store> Engine<S> {
                 config,
                 clock,
                 streams: Default::default(),
+                typing: Default::default(),
                 recent: crate::feed::RecentMessages::new(),
                 known_users: quick_cache::sync::Cache::new(KNOWN_USERS),
                 hasher: crate::password::Hasher::new(password_cost),
                 user_writes: (0..USER_WRITE_STRIPES)
                     .map(|_| Default::default())
                     .collect(),
+                suspensions: crate::moderation::Suspensions::new(),
             }),
         }
     }
@@ -271,9 +286,12 @@ impl<S: Store> Engine<S> {
         &self.inner.config.limits
     }
 
-    /// Fails with 404 unless the user exists. Users are never deleted, so
-    /// one found once is remembered, and a send between known users reads
-    /// no profile.
+    /// Fails with 404 unless the user exists. A user found once is
+    /// remembered, so a send between known users reads no profile; only an
+    /// erasure forgets one (on this engine: another engine sharing the
+    /// store may take an erased user for existing until it restarts, which
+    /// lets a direct message to it commit, into a conversation nobody
+    /// reads).
     pub(crate) async fn require_user(&self, id: &UserId) -> Result<(), Error> {
         if self.inner.known_users.get(id).is_some() {
             return Ok(());
@@ -295,6 +313,10 @@ impl<S: Store> Engine<S> {
         #[allow(clippy::cast_possible_truncation)]
         let i = (hash % stripes.len() as u64) as usize;
         stripes[i].lock().await
+    }
+
+    pub(crate) fn forget_user(&self, id: &UserId) {
+        self.inner.known_users.remove(id);
     }
 
     /// The user's record; 404 unless it exists.

@@ -39,6 +39,22 @@ pub enum Error {
     /// [`ErrorKind::Conflict`], code `too_many_reactions`).
     #[error("{0}")]
     TooManyReactions(String),
+    /// A direct message between a user and one who blocks it, or whom it
+    /// blocks (kind [`ErrorKind::Forbidden`], code `blocked`).
+    #[error("{0}")]
+    Blocked(String),
+    /// The user is banned from the group (kind [`ErrorKind::Forbidden`],
+    /// code `banned`).
+    #[error("{0}")]
+    Banned(String),
+    /// The caller is suspended (kind [`ErrorKind::Forbidden`], code
+    /// `suspended`).
+    #[error("{0}")]
+    Suspended(String),
+    /// The user owns a group, which must pass to another member first (kind
+    /// [`ErrorKind::Conflict`], code `owner`).
+    #[error("{0}")]
+    Owner(String),
     /// The store failed; the operation may or may not have been applied only
     /// when the store says so (a send is atomic: it landed whole or not at all).
     #[error("store unavailable")]
@@ -67,8 +83,12 @@ impl Error {
             Self::Invalid(_) => ErrorKind::Invalid,
             Self::TooLarge(_) => ErrorKind::TooLarge,
             Self::NotFound(_) => ErrorKind::NotFound,
-            Self::Forbidden(_) => ErrorKind::Forbidden,
-            Self::Conflict(_) | Self::Deleted(_) | Self::TooManyReactions(_) => ErrorKind::Conflict,
+            Self::Forbidden(_) | Self::Blocked(_) | Self::Banned(_) | Self::Suspended(_) => {
+                ErrorKind::Forbidden
+            }
+            Self::Conflict(_) | Self::Deleted(_) | Self::TooManyReactions(_) | Self::Owner(_) => {
+                ErrorKind::Conflict
+            }
             Self::InvalidReply(_) => ErrorKind::Invalid,
             Self::Store(_) => ErrorKind::Store,
         }
@@ -81,6 +101,10 @@ impl Error {
             Self::InvalidReply(_) => Some("invalid_reply"),
             Self::Deleted(_) => Some("deleted"),
             Self::TooManyReactions(_) => Some("too_many_reactions"),
+            Self::Blocked(_) => Some("blocked"),
+            Self::Banned(_) => Some("banned"),
+            Self::Suspended(_) => Some("suspended"),
+            Self::Owner(_) => Some("owner"),
             _ => None,
         }
     }

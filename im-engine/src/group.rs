@@ -8,6 +8,7 @@ use crate::data::{
 };
 use crate::engine::{Actor, Engine};
 use crate::error::Error;
+use crate::moderation::{Joined, banned};
 use crate::policy::{self, Action};
 use crate::store::{Changes, EntryChange, MemberChange, MemberUpdate, Store, Updated};
 use crate::user::{apply_patch, check_patch};
@@ -135,15 +136,30 @@ impl<S: Store> Engine<S> {
     }
 
     /// Adds `user` to a group: the user itself when the group is open, its
-    /// owner or an admin always. Adding a member again changes nothing.
+    /// owner or an admin always (approving the user's request, if any).
+    /// Adding a member again changes nothing. The user itself, asking to
+    /// join an `approval` group, records a request instead
+    /// ([`Joined::Requested`]).
     ///
     /// # Errors
     ///
     /// [`Error::NotFound`] for an unknown group or user, [`Error::Forbidden`],
-    /// [`Error::Conflict`] when the group is full, [`Error::Store`].
-    pub async fn join(&self, actor: &Actor, id: &GroupId, user: &UserId) -> Result<(), Error> {
+    /// [`Error::Banned`] for a banned user, [`Error::Conflict`] when the
+    /// group is full, [`Error::Store`].
+    pub async fn join(&self, actor: &Actor, id: &GroupId, user: &UserId) -> Result<Joined, Error> {
         let group = self.require_group(id).await?;
         self.require_user(user).await?;
+        if group.join == JoinPolicy::Approval
+            && actor.user == *user
+            && group.owner != *user
+            && !actor.admin
+        {
+            let member = self.store().member(id, user).await.map_err(Error::store)?;
+            return match member {
+                Some(_) => Ok(Joined::Member),
+                None => self.request_join(actor, &group, user).await,
+            };
+        }
         policy::check(
             actor,
             Action::AddMember {
@@ -164,7 +180,11 @@ impl<S: Store> Engine<S> {
             trim: self.feed_trim(),
         };
         match self.store().update_member(&update).await {
-            Ok(Updated::Changed | Updated::Unchanged) => Ok(()),
+            Ok(Updated::Changed | Updated::Unchanged) => {
+                self.clear_request(id, user).await?;
+                Ok(Joined::Member)
+            }
+            Ok(Updated::Banned) => Err(banned(id, user)),
             Ok(Updated::Full) => Err(Error::Conflict(format!(
                 "{id} is full ({} members)",
                 self.limits().group_members
@@ -202,5 +222,76 @@ impl<S: Store> Engine<S> {
             .await
             .map(drop)
             .map_err(Error::store)
+    }
+}
+
+impl<S: Store> Engine<S> {
+    /// Checks that the actor may hand group `id` to `owner`, and answers the
+    /// group and the new owner's membership.
+    async fn check_hand_over(
+        &self,
+        actor: &Actor,
+        id: &GroupId,
+        owner: &UserId,
+    ) -> Result<(Group, Member), Error> {
+        let group = self.require_group(id).await?;
+        policy::check(actor, Action::UpdateGroup { group: &group })?;
+        let member = self.store().member(id, owner).await.map_err(Error::store)?;
+        let member = member.ok_or_else(|| {
+            Error::Conflict(format!("{owner} must be a member of {id} to own it"))
+        })?;
+        Ok((group, member))
+    }
+
+    /// Updates a group as [`Engine::put_group`] does, then, when `owner` is
+    /// given, hands the group to that member (policy rule 3): the old owner
+    /// stays a member. A bad hand-over is refused before anything changes.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`Engine::put_group`], and [`Error::Conflict`] when `owner`
+    /// is no member.
+    pub async fn update_group(
+        &self,
+        actor: &Actor,
+        id: &GroupId,
+        patch: FieldPatch,
+        join: Option<JoinPolicy>,
+        owner: Option<&UserId>,
+    ) -> Result<(GroupView, bool), Error> {
+        let Some(owner) = owner else {
+            return self.put_group(actor, id, patch, join).await;
+        };
+        self.check_hand_over(actor, id, owner).await?;
+        self.put_group(actor, id, patch, join).await?;
+        let (mut group, new) = self.check_hand_over(actor, id, owner).await?;
+        if group.owner != *owner {
+            let old = self
+                .store()
+                .member(id, &group.owner)
+                .await
+                .map_err(Error::store)?;
+            let mut changes = Changes::default();
+            if let Some(old) = old {
+                changes.members.push((
+                    id.clone(),
+                    MemberChange::Put(Member {
+                        role: Role::Member,
+                        ..old
+                    }),
+                ));
+            }
+            changes.members.push((
+                id.clone(),
+                MemberChange::Put(Member {
+                    role: Role::Owner,
+                    ..new
+                }),
+            ));
+            group.owner = owner.clone();
+            changes.groups.push(group);
+            self.store().commit(&changes).await.map_err(Error::store)?;
+        }
+        Ok((self.group(actor, id).await?, false))
     }
 }

@@ -46,7 +46,8 @@
 //!    groups and members, messages, index entries, feed events; and
 //!    `error`, [`Error`] and [`StoreError`].
 //! 2. [`store`]: the [`Store`] trait and its atomic writes, the
-//!    [`Notifier`] stores wake, and [`MemoryStore`].
+//!    [`Notifier`] stores wake, the [`SignalBus`] signals reach streams
+//!    by, and [`MemoryStore`].
 //! 3. The engine: `engine` ([`Engine`], [`Config`], [`Limits`], [`Actor`]),
 //!    `policy` (every authorization rule, in one file), `password`
 //!    (Argon2id hashes, computed off the async workers),
@@ -54,7 +55,8 @@
 //!    `contact`, `group`, `message` (send, history), `change` (edits,
 //!    deletes, reactions), `unread` (read
 //!    cursors, the conversation list), `feed` (cursors, reads, the live
-//!    stream); `view`: what a caller is shown of messages (reactions
+//!    stream), `signals` (typing, presence, receipts: what goes only to
+//!    the streams open at the moment); `view`: what a caller is shown of messages (reactions
 //!    counted for it); `command`: every operation as one [`Command`] value.
 //! - `testing` (feature `testing`): the conformance suite every store runs.
 //!   For tests only; it carries no stability promise.
@@ -70,8 +72,10 @@ mod engine;
 mod feed;
 mod group;
 mod message;
+mod moderation;
 mod password;
 mod policy;
+mod signals;
 mod unread;
 mod user;
 mod view;
@@ -80,14 +84,15 @@ mod view;
 pub mod testing;
 
 pub use data::id;
+pub use data::{Addressed, Signal};
 pub use data::{
-    Body, Contact, ConvEntry, ConversationId, Epoch, Event, Feed, FeedEntry, FieldPatch, Fields,
-    Group, GroupId, JoinPolicy, MAX_CLIENT_ID, MAX_REACTION_KEY, MAX_REACTION_KEYS, Member,
-    Membership, Message, NewMessage, PasswordHash, Presence, ReactionChange, Reactions, Role, Seq,
-    Timestamp, User, UserId,
+    Body, Contact, ContactNews, ConvEntry, ConversationId, Epoch, Event, Feed, FeedEntry,
+    FieldPatch, Fields, Group, GroupId, JoinPolicy, MAX_CLIENT_ID, MAX_REACTION_KEY,
+    MAX_REACTION_KEYS, Member, Membership, Message, NewMessage, PasswordHash, Presence,
+    ReactionChange, Reactions, Role, Seq, Timestamp, User, UserId,
 };
 pub use error::{Error, ErrorChain, ErrorKind, StoreError};
-pub use store::{MemoryStore, Notifier, Store};
+pub use store::{MemoryStore, Notifier, SignalBus, Store};
 
 pub use change::ReactionList;
 pub use command::{Command, Outcome};
@@ -96,7 +101,9 @@ pub use engine::{Actor, Clock, Config, Engine, Limits, Retention, SystemClock};
 pub use feed::{Cursor, Delivered, EventData, EventPage, ResetReason, Start};
 pub use group::GroupView;
 pub use message::{HistoryPage, HistoryQuery, SendRequest};
+pub use moderation::{JoinRequest, Joined, Marked};
 pub use password::{MAX_PASSWORD, MIN_PASSWORD, Password, PasswordCost};
+pub use signals::{PresenceGuard, ReadCursor, ReadsPage, TYPING_EVERY, TYPING_HOLD};
 pub use unread::{ConversationView, ReadState};
-pub use user::{PresenceGuard, Profile};
+pub use user::Profile;
 pub use view::{ConversationRowView, EventDataView, HistoryView, MessageView, ReactionCount};

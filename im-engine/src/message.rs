@@ -135,6 +135,8 @@ impl<S: Store> Engine<S> {
                 conversation,
                 participant: false,
             })),
+            // Rule 6, decided by the store at the commit.
+            Sent::Blocked => Err(crate::moderation::blocked(conversation)),
         }
     }
 

@@ -15,19 +15,26 @@
 //!    as a participant, but has no read cursor of its own there. A group's
 //!    owner is never removed from it, by anyone (the group would have no
 //!    owner; 409).
-//! 2. Users: an admin creates them; a user changes its own profile. Anyone
-//!    reads a profile and a group.
-//! 3. Groups: any user creates one and owns it; its owner updates it.
+//! 2. Users: an admin creates them, suspends them and erases them; a user
+//!    changes its own profile. Anyone reads a profile and a group. A
+//!    suspended user may do nothing at all (checked before any rule).
+//! 3. Groups: any user creates one and owns it; its owner updates it and
+//!    hands it to another member.
 //! 4. Members: a group's members list them. Its owner adds and removes
-//!    anyone; a user adds itself to an open group, and removes itself from
-//!    any.
+//!    anyone; a user adds itself to an open group, asks to join an
+//!    `approval` group (its owner approves by adding it), withdraws its own
+//!    request, and removes itself from any. The owner lists the requests,
+//!    withdraws any, and bans and unbans users; nobody adds a banned user,
+//!    which the store checks again at the join's commit.
 //! 5. Conversations: a participant (one of a direct conversation's two
 //!    users, a member of a group) reads, sends, reacts and moves its read
 //!    cursor; only an admin sends as another user. A message's sender edits
 //!    it; its sender or its group's owner deletes it (a participant still:
 //!    a former member keeps no access).
-//! 6. Contacts, the conversation list and the event feed are the caller's
-//!    own: they name no one else's.
+//! 6. Contacts, blocks, the conversation list and the event feed are the
+//!    caller's own: they name no one else's. While either of two users
+//!    blocks the other, no direct message between them commits (the store
+//!    checks it at the commit).
 //! 7. Passwords: a user sets its own, giving the one it replaces once one
 //!    is set; an admin sets anyone's without it. Logging in needs no
 //!    actor: whoever gives a user's password acts as that user, never as
@@ -52,6 +59,20 @@ pub(crate) enum Action<'a> {
     AddMember { group: &'a Group, user: &'a UserId },
     /// Remove `user` from a group.
     RemoveMember { group: &'a Group, user: &'a UserId },
+    /// Ask to join an `approval` group as `user`.
+    RequestJoin { group: &'a Group, user: &'a UserId },
+    /// List a group's join requests.
+    ListRequests { group: &'a Group },
+    /// Withdraw `user`'s request to join a group.
+    Withdraw { group: &'a Group, user: &'a UserId },
+    /// Ban or unban `user`, or list the bans, of a group (`user` is `None`
+    /// for the list).
+    Ban {
+        group: &'a Group,
+        user: Option<&'a UserId>,
+    },
+    /// Suspend `user`, lift its suspension, or erase it.
+    Administer { user: &'a UserId },
     /// Send a message as `from` (not yet knowing whether `from` takes part:
     /// see [`Action::Take`]).
     SendAs { from: &'a UserId },
@@ -100,7 +121,12 @@ pub(crate) fn check(actor: &Actor, action: Action<'_>) -> Result<(), Error> {
             Action::AddMember { group, user } => {
                 group.owner == *me || (me == user && group.join == JoinPolicy::Open)
             }
-            Action::RemoveMember { group, user } => group.owner == *me || me == user,
+            Action::RemoveMember { group, user } | Action::Withdraw { group, user } => {
+                group.owner == *me || me == user
+            }
+            Action::RequestJoin { user, .. } => me == user,
+            Action::ListRequests { group } | Action::Ban { group, .. } => group.owner == *me,
+            Action::Administer { .. } => false,
             // Rule 5.
             Action::SendAs { from } => from == me,
             Action::Edit { message } => message.from == *me,
@@ -116,7 +142,11 @@ pub(crate) fn check(actor: &Actor, action: Action<'_>) -> Result<(), Error> {
         return Err(forbidden(action));
     }
     // Rule 1's exception.
-    if let Action::RemoveMember { group, user } = action
+    if let Action::RemoveMember { group, user }
+    | Action::Ban {
+        group,
+        user: Some(user),
+    } = action
         && group.owner == *user
     {
         return Err(Error::Conflict(format!(
@@ -163,6 +193,23 @@ pub(crate) fn forbidden(action: Action<'_>) -> Error {
             "only the owner of {} or an admin may remove others",
             group.id
         ),
+        Action::RequestJoin { group, .. } => {
+            format!("only the user itself may ask to join {}", group.id)
+        }
+        Action::ListRequests { group } => format!(
+            "only the owner of {} or an admin may list its join requests",
+            group.id
+        ),
+        Action::Withdraw { group, .. } => format!(
+            "only the requester, the owner of {} or an admin may withdraw a request",
+            group.id
+        ),
+        Action::Ban { group, .. } => {
+            format!("only the owner of {} or an admin may ban", group.id)
+        }
+        Action::Administer { user } => {
+            format!("only an admin may suspend or erase {user}")
+        }
         Action::SendAs { .. } => "only an admin may send as another user".into(),
         Action::Edit { message } => format!(
             "only {} or an admin may edit message {} of {}",

@@ -103,6 +103,7 @@ impl<S: Store> Engine<S> {
             ..Changes::default()
         };
         self.store().commit(&changes).await.map_err(Error::store)?;
+        self.receipt(&actor.user, conversation, seq).await;
         Ok(ReadState {
             read_seq: seq,
             unread: last - seq,

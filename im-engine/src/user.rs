@@ -7,7 +7,7 @@ use crate::engine::{Actor, Engine, Limits};
 use crate::error::Error;
 use crate::password::Password;
 use crate::policy::{self, Action};
-use crate::store::{Changes, Store};
+use crate::store::{Changes, Marks, Store};
 
 /// A user as answered: the stored user and its presence.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -22,6 +22,9 @@ pub struct Profile {
     pub online: bool,
     /// See [`Presence::last_seen`].
     pub last_seen: Option<Timestamp>,
+    /// Whether the user is suspended: shown to admins only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suspended: Option<bool>,
 }
 
 /// Checks a patch against the limits without looking at stored data.
@@ -179,10 +182,15 @@ impl<S: Store> Engine<S> {
     ///
     /// [`Error::NotFound`], [`Error::Store`].
     pub async fn user(&self, actor: &Actor, id: &UserId) -> Result<Profile, Error> {
-        // Anyone reads a profile (policy rule 2), its private fields
-        // only the user itself and admins (rule 8).
+        // Anyone reads a profile (policy rule 2), its private fields only
+        // the user itself and admins (rule 8); admins see more.
         let user = self.user_record(id).await?;
-        self.profile_of(actor, user).await
+        let mut profile = self.profile_of(actor, user).await?;
+        if actor.admin {
+            let mark = self.store().mark(&Marks::Suspended, id).await;
+            profile.suspended = Some(mark.map_err(Error::store)?.is_some());
+        }
+        Ok(profile)
     }
 
     /// A user's presence; anyone may read it.
@@ -212,63 +220,7 @@ impl<S: Store> Engine<S> {
             created_at: user.created_at,
             online: p.online,
             last_seen: p.last_seen,
+            suspended: None,
         })
-    }
-
-    /// Marks one more live stream of the actor's user as open; the user is
-    /// online until the returned guard and all others like it are dropped.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Store`] when the presence could not be recorded.
-    pub async fn connect(&self, actor: &Actor) -> Result<PresenceGuard<S>, Error> {
-        let user = &actor.user;
-        let mut streams = self.inner.streams.lock().await;
-        let n = streams.entry(user.clone()).or_insert(0);
-        *n += 1;
-        if *n == 1
-            && let Err(e) = self.store().set_presence(user, true, self.now()).await
-        {
-            streams.remove(user);
-            return Err(Error::store(e));
-        }
-        Ok(PresenceGuard {
-            engine: self.clone(),
-            user: Some(user.clone()),
-        })
-    }
-
-    async fn disconnect(&self, user: UserId) {
-        let mut streams = self.inner.streams.lock().await;
-        let Some(n) = streams.get_mut(&user) else {
-            return;
-        };
-        *n -= 1;
-        if *n == 0 {
-            streams.remove(&user);
-            // Nobody waits for this answer: a failure leaves the user shown
-            // online until its next stream closes, which is all we can do.
-            let _ = self.store().set_presence(&user, false, self.now()).await;
-        }
-    }
-}
-
-/// Keeps a user online while it lives; see [`Engine::connect`].
-///
-/// Dropping it records the close on a spawned task, so it must be dropped
-/// inside a Tokio runtime (a stream body always is).
-#[derive(Debug)]
-pub struct PresenceGuard<S: Store> {
-    engine: Engine<S>,
-    user: Option<UserId>,
-}
-
-impl<S: Store> Drop for PresenceGuard<S> {
-    fn drop(&mut self) {
-        let Some(user) = self.user.take() else { return };
-        let engine = self.engine.clone();
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(async move { engine.disconnect(user).await });
-        }
     }
 }

@@ -30,7 +30,10 @@ where
 {
     let route = matched.route;
     let actor = if route.needs_token() {
-        Some(app.auth().authenticate(req.headers(), req.uri().query())?)
+        let actor = app.auth().authenticate(req.headers(), req.uri().query())?;
+        // From memory: no store read (see the engine's `suspension`).
+        app.engine().refuse_suspended(&actor)?;
+        Some(actor)
     } else {
         None
     };

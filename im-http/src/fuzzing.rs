@@ -15,7 +15,7 @@ use im_engine::{ConversationId, Cursor, GroupId, Limits, Start, UserId};
 use crate::auth::Auth;
 use crate::error::ApiError;
 use crate::extract::Query;
-use crate::handlers::{self, FieldsBody, GroupBody, Params, ReadBody, SendBody};
+use crate::handlers::{self, GroupBody, Params, ReadBody, SendBody, UserBody};
 
 /// The secret tokens are checked against.
 pub const SECRET: &[u8] = b"fuzzing secret";
@@ -35,7 +35,7 @@ pub fn json_body(data: &[u8]) {
     let limits = Limits::default();
     let parsed_strictly = crate::strict_json::check(body).is_ok();
     let result = match which % 4 {
-        0 => crate::strict_json::parse::<FieldsBody>(body).map(|_| ()),
+        0 => crate::strict_json::parse::<UserBody>(body).map(|_| ()),
         1 => crate::strict_json::parse::<GroupBody>(body).map(|_| ()),
         2 => crate::strict_json::parse::<SendBody>(body).and_then(|b| {
             let request = handlers::send_request(b, &limits)?;

@@ -151,9 +151,11 @@ pub(crate) fn send_body_limit(l: &Limits) -> usize {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct FieldsBody {
+pub(crate) struct UserBody {
     #[serde(default)]
     pub(crate) fields: FieldPatch,
+    #[serde(default)]
+    pub(crate) suspended: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -163,6 +165,8 @@ pub(crate) struct GroupBody {
     pub(crate) fields: FieldPatch,
     #[serde(default)]
     pub(crate) join: Option<JoinPolicy>,
+    #[serde(default)]
+    pub(crate) owner: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -224,12 +228,45 @@ pub(crate) fn user(i: &Input<'_>) -> Result<Command, ApiError> {
     })
 }
 
-/// `PUT /v1/users/{uid}`.
+/// `PUT /v1/users/{uid}`: fields, or (alone) `suspended`.
 pub(crate) fn put_user(i: &Input<'_>) -> Result<Command, ApiError> {
-    let body: FieldsBody = i.json()?.unwrap_or_default();
-    Ok(Command::PutUser {
+    let body: UserBody = i.json()?.unwrap_or_default();
+    let id = i.params.user()?;
+    match body.suspended {
+        Some(_) if !body.fields.is_empty() => Err(ApiError::BadJson(
+            "\"suspended\" is set alone, without \"fields\"".into(),
+        )),
+        Some(suspended) => Ok(Command::Suspend { id, suspended }),
+        None => Ok(Command::PutUser {
+            id,
+            fields: body.fields,
+        }),
+    }
+}
+
+/// `DELETE /v1/users/{uid}`.
+pub(crate) fn erase_user(i: &Input<'_>) -> Result<Command, ApiError> {
+    Ok(Command::Erase {
         id: i.params.user()?,
-        fields: body.fields,
+    })
+}
+
+/// `GET /v1/blocks`.
+pub(crate) fn blocks(_: &Input<'_>) -> Result<Command, ApiError> {
+    Ok(Command::Blocks)
+}
+
+/// `PUT /v1/blocks/{uid}`.
+pub(crate) fn block(i: &Input<'_>) -> Result<Command, ApiError> {
+    Ok(Command::Block {
+        id: i.params.user()?,
+    })
+}
+
+/// `DELETE /v1/blocks/{uid}`.
+pub(crate) fn unblock(i: &Input<'_>) -> Result<Command, ApiError> {
+    Ok(Command::Unblock {
+        id: i.params.user()?,
     })
 }
 
@@ -278,6 +315,7 @@ pub(crate) fn put_group(i: &Input<'_>) -> Result<Command, ApiError> {
         id: i.params.group()?,
         fields: body.fields,
         join: body.join,
+        owner: body.owner.map(UserId::new).transpose()?,
     })
 }
 
@@ -299,6 +337,44 @@ pub(crate) fn join(i: &Input<'_>) -> Result<Command, ApiError> {
 /// `DELETE /v1/groups/{gid}/members/{uid}`.
 pub(crate) fn leave(i: &Input<'_>) -> Result<Command, ApiError> {
     Ok(Command::Leave {
+        group: i.params.group()?,
+        user: i.params.user()?,
+    })
+}
+
+/// `GET /v1/groups/{gid}/requests`.
+pub(crate) fn requests(i: &Input<'_>) -> Result<Command, ApiError> {
+    Ok(Command::Requests {
+        group: i.params.group()?,
+    })
+}
+
+/// `DELETE /v1/groups/{gid}/requests/{uid}`.
+pub(crate) fn withdraw(i: &Input<'_>) -> Result<Command, ApiError> {
+    Ok(Command::Withdraw {
+        group: i.params.group()?,
+        user: i.params.user()?,
+    })
+}
+
+/// `GET /v1/groups/{gid}/bans`.
+pub(crate) fn bans(i: &Input<'_>) -> Result<Command, ApiError> {
+    Ok(Command::Bans {
+        group: i.params.group()?,
+    })
+}
+
+/// `PUT /v1/groups/{gid}/bans/{uid}`.
+pub(crate) fn ban(i: &Input<'_>) -> Result<Command, ApiError> {
+    Ok(Command::Ban {
+        group: i.params.group()?,
+        user: i.params.user()?,
+    })
+}
+
+/// `DELETE /v1/groups/{gid}/bans/{uid}`.
+pub(crate) fn unban(i: &Input<'_>) -> Result<Command, ApiError> {
+    Ok(Command::Unban {
         group: i.params.group()?,
         user: i.params.user()?,
     })
@@ -394,6 +470,35 @@ pub(crate) fn mark_read(i: &Input<'_>) -> Result<Command, ApiError> {
     })
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TypingBody {
+    #[serde(default = "yes")]
+    typing: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `POST /v1/conversations/{cid}/typing`.
+pub(crate) fn typing(i: &Input<'_>) -> Result<Command, ApiError> {
+    let body: Option<TypingBody> = i.json()?;
+    Ok(Command::Typing {
+        conversation: i.params.conversation()?,
+        typing: body.is_none_or(|b| b.typing),
+    })
+}
+
+/// `GET /v1/conversations/{cid}/reads`: `?after=<uid>&limit=`.
+pub(crate) fn reads(i: &Input<'_>) -> Result<Command, ApiError> {
+    Ok(Command::Reads {
+        conversation: i.params.conversation()?,
+        after: i.query.get("after").map(UserId::new).transpose()?,
+        limit: i.query.number("limit")?,
+    })
+}
+
 /// The answer to what a command answered, as `viewer` sees it (messages'
 /// reactions are counted for it).
 pub(crate) fn respond(outcome: Outcome, viewer: &UserId, metrics: &Metrics) -> Response<BoxBody> {
@@ -409,6 +514,10 @@ pub(crate) fn respond(outcome: Outcome, viewer: &UserId, metrics: &Metrics) -> R
         Outcome::Contacts(contacts) => json(ok, &json!({ "contacts": contacts })),
         Outcome::Group(group, created) => json(created_or_ok(created), &group),
         Outcome::Members(members) => json(ok, &json!({ "members": members })),
+        Outcome::Requested => json(StatusCode::ACCEPTED, &json!({"status": "requested"})),
+        Outcome::Requests(requests) => json(ok, &json!({ "requests": requests })),
+        Outcome::Blocks(blocks) => json(ok, &json!({ "blocks": blocks })),
+        Outcome::Bans(bans) => json(ok, &json!({ "bans": bans })),
         Outcome::Sent(message, new) => {
             if new {
                 metrics.message_sent();
@@ -430,7 +539,15 @@ pub(crate) fn respond(outcome: Outcome, viewer: &UserId, metrics: &Metrics) -> R
             json(ok, &json!({ "reactions": rows }))
         }
         Outcome::Feed(poll) => crate::sse::poll_answer(&poll, viewer),
+        Outcome::Reads(page) => json(ok, &page),
+        Outcome::Signalled => no_content(),
     }
+}
+
+fn no_content() -> Response<BoxBody> {
+    let mut resp = Response::new(full(Vec::new()));
+    *resp.status_mut() = StatusCode::NO_CONTENT;
+    resp
 }
 
 fn created_or_ok(created: bool) -> StatusCode {

@@ -168,6 +168,10 @@ pub struct Config {
     /// reverse proxy that sets that header: a client can write anything in
     /// it.
     pub trust_forwarded_for: bool,
+    /// How often the server reads which users are suspended, so that a
+    /// suspension made through another node sharing the store takes effect
+    /// here (a suspension through this node takes effect at once).
+    pub suspension_refresh: Duration,
 }
 
 impl Config {
@@ -187,6 +191,7 @@ impl Config {
             protection: Protection::default(),
             cors: Cors::off(),
             trust_forwarded_for: false,
+            suspension_refresh: Duration::from_millis(500),
         }
     }
 }
@@ -207,6 +212,7 @@ impl std::fmt::Debug for Config {
             .field("protection", &self.protection)
             .field("cors", &self.cors)
             .field("trust_forwarded_for", &self.trust_forwarded_for)
+            .field("suspension_refresh", &self.suspension_refresh)
             .finish()
     }
 }

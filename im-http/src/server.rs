@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use im_engine::Store;
+use im_engine::{ErrorChain, Store};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::conn::{self, Shutdown};
@@ -71,6 +71,29 @@ type Acceptor = tokio_rustls::TlsAcceptor;
 #[cfg(not(feature = "tls"))]
 type Acceptor = std::convert::Infallible;
 
+/// Reads the suspended users now, then every `Config::suspension_refresh`
+/// until the returned guard drops. A store that fails the first read is
+/// read again at the next interval.
+async fn watch_suspensions<S: Store>(app: &App<S>) -> AbortOnDrop {
+    let engine = app.engine().clone();
+    if let Err(e) = engine.refresh_suspensions().await {
+        tracing::warn!(error = %ErrorChain(&e), "could not read the suspended users");
+    }
+    let every = app.config().suspension_refresh;
+    AbortOnDrop(tokio::spawn(async move {
+        engine.watch_suspensions(every).await;
+    }))
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 async fn run<S: Store>(
     listener: TcpListener,
     app: App<S>,
@@ -81,6 +104,7 @@ async fn run<S: Store>(
     http1
         .timer(TokioTimer::new())
         .header_read_timeout(app.config().header_read_timeout);
+    let _suspensions = watch_suspensions(&app).await;
     let open = Shutdown::new();
     let connections =
         protect::Connections::new(&app.config().protection, Arc::clone(app.metrics()));

@@ -2,7 +2,7 @@
 //! stream, or as a long poll for clients that ask for JSON.
 //!
 //! A stream is the response body itself: it reads the engine's live
-//! stream, adds keep-alive comments and watches for shutdown, and runs only
+//! stream and the user's signals (typing, presence, receipts), adds keep-alive comments and watches for shutdown, and runs only
 //! when hyper pulls it, as fast as the client reads; no task and no buffer
 //! of its own. A client so far behind that the connection's writes stay
 //! blocked for [`Config::sse_stall_timeout`](crate::Config::sse_stall_timeout)
@@ -11,6 +11,7 @@
 
 use std::convert::Infallible;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -20,7 +21,7 @@ use http_body_util::BodyExt;
 use hyper::body::{Body, Frame};
 use hyper::header::{ACCEPT, CACHE_CONTROL, CONTENT_TYPE, HeaderMap, HeaderValue};
 use hyper::{Response, StatusCode};
-use im_engine::{Actor, Delivered, Start, Store, UserId};
+use im_engine::{Actor, Delivered, Signal, Start, Store, UserId};
 use pin_project_lite::pin_project;
 use serde::Serialize;
 use tokio::time::{Instant, Sleep};
@@ -140,10 +141,12 @@ async fn stream<S: Store>(
     let config = app.config();
     let retry = retry_ms(config.sse_retry);
     // Registered before answering: once the client has the response head,
-    // every later event reaches it.
+    // every later event and signal reaches it.
+    let signals = app.engine().signals(actor);
     let body = match app.engine().events(actor, start).await {
         Ok(events) => EventBody::new(
             events,
+            signals,
             actor.user.clone(),
             config.keep_alive,
             retry,
@@ -174,7 +177,8 @@ async fn stream<S: Store>(
 }
 
 pin_project! {
-    /// The body of an event stream: a `retry:` line, each event as a frame, and a keep-alive
+    /// The body of an event stream: a `retry:` line, each event and each
+    /// signal (without `id:`) as a frame, and a keep-alive
     /// comment after `keep_alive` without one, until `closing` resolves or
     /// the store fails. `guards` (the open-streams gauge and the user's
     /// stream permit) are held while it lives.
@@ -185,9 +189,11 @@ pin_project! {
     /// time-out. Written by hand rather than as an `async_stream` because
     /// every idle stream holds one: a generator keeps both the values it
     /// was given and the copies it pinned, twice the size.
-    struct EventBody<E, C, G> {
+    struct EventBody<E, Sg, C, G> {
         #[pin]
         events: E,
+        #[pin]
+        signals: Sg,
         #[pin]
         closing: C,
         #[pin]
@@ -205,9 +211,11 @@ pin_project! {
     }
 }
 
-impl<E, C, G> EventBody<E, C, G> {
+impl<E, Sg, C, G> EventBody<E, Sg, C, G> {
+    #[allow(clippy::too_many_arguments)]
     fn new(
         events: E,
+        signals: Sg,
         viewer: UserId,
         keep_alive: Duration,
         retry_ms: u64,
@@ -216,6 +224,7 @@ impl<E, C, G> EventBody<E, C, G> {
     ) -> Self {
         Self {
             events,
+            signals,
             closing,
             idle: tokio::time::sleep(keep_alive),
             viewer,
@@ -228,9 +237,10 @@ impl<E, C, G> EventBody<E, C, G> {
     }
 }
 
-impl<E, C, G> Body for EventBody<E, C, G>
+impl<E, Sg, C, G> Body for EventBody<E, Sg, C, G>
 where
     E: Stream<Item = Result<Delivered, im_engine::Error>>,
+    Sg: Stream<Item = Arc<Signal>>,
     C: Future<Output = ()>,
 {
     type Data = Bytes;
@@ -260,7 +270,8 @@ where
                     None => continue,
                 },
                 Poll::Ready(Some(Err(e))) => {
-                    tracing::warn!(error = %e, "event stream ended by a store error");
+                    // A store error, or the user's suspension.
+                    tracing::info!(error = %e, "event stream ended");
                     *this.done = true;
                     return Poll::Ready(None);
                 }
@@ -269,6 +280,10 @@ where
                     return Poll::Ready(None);
                 }
                 Poll::Pending => {
+                    if let Poll::Ready(Some(signal)) = this.signals.as_mut().poll_next(cx) {
+                        *this.last_frame = Instant::now();
+                        return Poll::Ready(Some(Ok(Frame::data(encode_signal(&signal)))));
+                    }
                     ready!(this.idle.as_mut().poll(cx));
                     let due = *this.last_frame + *this.keep_alive;
                     if Instant::now() < due {
@@ -297,6 +312,16 @@ fn retry_ms(base: Duration) -> u64 {
         .unwrap_or(u64::MAX / 2)
         .max(1);
     base + rand::random_range(0..base)
+}
+
+/// One signal as an SSE frame: `event:` and one `data:` line, no `id:`
+/// (a signal is never replayed, so it moves no cursor).
+fn encode_signal(signal: &Signal) -> Bytes {
+    Bytes::from(format!(
+        "event: {}\ndata: {}\n\n",
+        signal.name(),
+        signal.data_json()
+    ))
 }
 
 /// One event as an SSE frame: `id:`, `event:` and one `data:` line.

@@ -3,9 +3,13 @@
 //!
 //! - what is sent through node A reaches an SSE client on node B once, in
 //!   order; a cursor from A resumes on B; presence spans the nodes;
+//! - typing, presence and receipts raised on node A reach a stream on
+//!   node B (signals cross nodes over the store's pub/sub);
 //! - Redis SIGKILLed under a send load: 503s with the JSON error body
 //!   within a bounded time, recovery without restarting im-http, and every
 //!   acknowledged message still there (appendonly);
+//! - a suspension through node A closes a stream on node B within a
+//!   second;
 //! - `cross_node_latency` (ignored by default) measures send-through-A to
 //!   event-on-B latency:
 //!   `cargo test --release -p im-http --test redis_nodes -- --ignored --nocapture`.
@@ -42,6 +46,7 @@ impl Node {
             // These tests load the store on purpose; rate limits have tests
             // of their own.
             .args(["--send-rate", "0"])
+            .args(["--presence-grace-ms", "300"])
             .env_remove("IM_SECRET")
             .env("RUST_LOG", "info");
         let (child, addr, _log) = common::spawn_serve(cmd);
@@ -166,6 +171,138 @@ async fn two_nodes_share_one_redis_cluster() {
         return;
     }
     two_nodes_share_one_store(&shared_cluster_url()).await;
+}
+
+/// An admin suspends a user through node A: its stream on node B closes
+/// within a second (B reads the suspended users every 500 ms by default),
+/// and B refuses its requests; lifted through A, B serves it again.
+async fn a_suspension_reaches_every_node(url: &str) {
+    let prefix = unique_prefix();
+    let (a, b) = (
+        Node::start(url, &prefix, 2000),
+        Node::start(url, &prefix, 2000),
+    );
+    create_users(&a, &["carol"]).await;
+    let mut live = b.sse("carol", &[], "/v1/events").await;
+    let r = a
+        .client("root", true)
+        .put("/v1/users/carol", json!({"suspended": true}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let suspended = Instant::now();
+    while live.next_frame(WAIT).await.is_some() {}
+    let took = suspended.elapsed();
+    assert!(
+        took < Duration::from_secs(1),
+        "node B's stream stayed open {took:?}"
+    );
+    b.client("carol", false)
+        .get("/v1/conversations")
+        .await
+        .assert_error(403, "suspended");
+
+    let r = a
+        .client("root", true)
+        .put("/v1/users/carol", json!({"suspended": false}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    common::eventually("carol served by B again", || async {
+        b.client("carol", false)
+            .get("/v1/conversations")
+            .await
+            .status
+            == 200
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suspension_reaches_every_node_on_one_redis() {
+    if skip() {
+        return;
+    }
+    a_suspension_reaches_every_node(&shared_url()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suspension_reaches_every_node_on_a_redis_cluster() {
+    if skip() {
+        return;
+    }
+    a_suspension_reaches_every_node(&shared_cluster_url()).await;
+}
+
+/// The next signal (an event without `id:`) named `event`, skipping
+/// stored events.
+async fn signal(sse: &mut Sse, event: &str) -> Value {
+    loop {
+        let e = sse.next_event(WAIT).await.expect("a signal");
+        if e.id.is_empty() {
+            assert_eq!(e.event, event, "{e:?}");
+            return e.data;
+        }
+    }
+}
+
+async fn signals_cross_nodes(url: &str) {
+    let prefix = unique_prefix();
+    let (a, b) = (
+        Node::start(url, &prefix, 2000),
+        Node::start(url, &prefix, 2000),
+    );
+    create_users(&a, &["alice", "bob"]).await;
+    let (alice, bob) = (a.client("alice", false), b.client("bob", false));
+    assert_eq!(bob.put("/v1/contacts/alice", json!({})).await.status, 200);
+    let mut bob_on_b = b.sse("bob", &[], "/v1/events").await;
+
+    let alice_on_a = a.sse("alice", &[], "/v1/events").await;
+    let online = signal(&mut bob_on_b, "presence").await;
+    assert_eq!(
+        (&online["user"], &online["online"]),
+        (&json!("alice"), &json!(true))
+    );
+
+    let r = alice
+        .post("/v1/conversations/dm:alice:bob/typing", json!({}))
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text());
+    assert_eq!(
+        signal(&mut bob_on_b, "typing").await,
+        json!({"conversation": "dm:alice:bob", "user": "alice", "typing": true})
+    );
+
+    assert_eq!(bob.send("dm:alice:bob", json!({"t": 1})).await.status, 201);
+    let r = alice
+        .post("/v1/conversations/dm:alice:bob/read", json!({}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        signal(&mut bob_on_b, "receipt").await,
+        json!({"conversation": "dm:alice:bob", "user": "alice", "read_seq": 1})
+    );
+
+    drop(alice_on_a);
+    let offline = signal(&mut bob_on_b, "presence").await;
+    assert_eq!(
+        (&offline["user"], &offline["online"]),
+        (&json!("alice"), &json!(false))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signals_cross_nodes_on_one_redis() {
+    if skip() {
+        return;
+    }
+    signals_cross_nodes(&shared_url()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signals_cross_nodes_on_a_redis_cluster() {
+    if skip() {
+        return;
+    }
+    signals_cross_nodes(&shared_cluster_url()).await;
 }
 
 #[test]

@@ -17,7 +17,14 @@
 //   nodes), never as HTML. The server's Content-Security-Policy refuses
 //   inline scripts as a second line of defence;
 // - messages change: an edit, a delete or a reaction arrives as an `edit`,
-//   `delete` or `reaction` event and is applied in place, in every window.
+//   `delete` or `reaction` event and is applied in place, in every window;
+// - people: a group's members, join requests and bans (its owner approves,
+//   refuses, bans and unbans), and blocking the other user of a direct
+//   conversation, are in the conversation's header;
+// - signals (`typing`, `presence`, `receipt`) come on the same stream
+//   without `id:`: a typing line under the conversation, contacts' online
+//   dots that change live (no polling), "seen" under your newest read
+//   message in a direct conversation and "read by k" in a small group.
 'use strict';
 
 // The reactions offered at one click; any other text can be typed.
@@ -25,7 +32,10 @@ const QUICK_REACTIONS = ['👍', '❤️', '😂', '🎉'];
 
 const TOKEN_KEY = 'im-http.token';
 const PAGE = 50;
-const CONTACTS_EVERY_MS = 15000;
+// A typing signal holds this long unless repeated (the server's 6 s, and a
+// little more); ours is repeated every few seconds while typing goes on.
+const TYPING_HOLD_MS = 6500;
+const TYPING_REPEAT_MS = 3000;
 const ID_RE = /^[A-Za-z0-9_.-]{1,64}$/;
 
 const $ = (id) => document.getElementById(id);
@@ -42,7 +52,9 @@ const state = {
   opened: false, // the stream has been open at least once
   reconnectTimer: null,
   backoff: 1000,
-  contactsTimer: null,
+  typing: new Map(), // conversation -> Map(user -> timer): who types there
+  typingSent: 0, // when our last `typing: true` went out
+  reads: new Map(), // user -> read_seq, in the open conversation
   listInFlight: false,
   listDirty: false,
   readInFlight: false,
@@ -182,9 +194,10 @@ function colour(id) {
   return `c${n % 8}`;
 }
 
-function showError(message) {
+function showError(message, notice = false) {
   const el = $('sidebar-error');
   el.textContent = message;
+  el.classList.toggle('notice', notice);
   el.hidden = false;
   clearTimeout(showError.timer);
   showError.timer = setTimeout(() => { el.hidden = true; }, 8000);
@@ -224,6 +237,7 @@ function boot() {
   });
   input.addEventListener('input', () => {
     input.rows = Math.min(6, input.value.split('\n').length);
+    sendTyping(!input.value);
   });
   $('older').addEventListener('click', loadOlder);
   $('messages').addEventListener('scroll', () => {
@@ -313,8 +327,8 @@ function signIn(token) {
   // At once, for a quick answer to a bad token; the stream's `open` event
   // fetches the list again once no event can slip between the two.
   refreshConversations();
+  // Presence then changes live (`event: presence`): no polling.
   refreshContacts();
-  state.contactsTimer = setInterval(refreshContacts, CONTACTS_EVERY_MS);
   const wanted = decodeURIComponent(location.hash.slice(1));
   if (wanted) openConversation(wanted);
 }
@@ -323,11 +337,11 @@ function signOut(error) {
   state.era += 1;
   if (state.es) state.es.close();
   clearTimeout(state.reconnectTimer);
-  clearInterval(state.contactsTimer);
+  for (const users of state.typing.values()) for (const t of users.values()) clearTimeout(t);
   for (const p of state.pending.values()) clearTimeout(p.timer);
   Object.assign(state, {
     token: null, me: null, convs: new Map(), open: null, pending: new Map(), contacts: [],
-    es: null, lastEventId: null, opened: false, backoff: 1000,
+    es: null, lastEventId: null, opened: false, backoff: 1000, typing: new Map(), reads: new Map(),
     listInFlight: false, listDirty: false, readInFlight: false, readDirty: false,
   });
   sessionStorage.removeItem(TOKEN_KEY);
@@ -411,11 +425,26 @@ function connect() {
     refreshConversations();
   });
   on('member', (d) => {
+    // Removed (or banned): the group goes from the list, even one with no
+    // message yet, which the list would otherwise keep.
+    if (d.user === state.me && d.change === 'left') state.convs.delete(`group:${d.group}`);
     refreshConversations();
     if (state.open && state.open.id === `group:${d.group}`) loadHeader(state.open);
     if (d.user === state.me && d.change === 'left' && state.open && state.open.id === `group:${d.group}`) {
       showError(`You are no longer a member of ${d.group}.`);
     }
+  });
+  on('join_request', (d) => {
+    showError(`${d.user} asks to join ${d.group}.`, true);
+    if (state.open && state.open.id === `group:${d.group}`) loadHeader(state.open);
+  });
+  // Signals: no `id:`, never replayed, only news of the moment.
+  on('typing', onTyping);
+  on('presence', onPresence);
+  on('receipt', (d) => {
+    if (!isOpen(d.conversation)) return;
+    state.reads.set(d.user, Math.max(state.reads.get(d.user) || 0, d.read_seq));
+    renderMessages({});
   });
   on('reset', () => {
     // The server could not resume from our cursor: start again from what
@@ -448,6 +477,70 @@ function resync() {
       attemptSend(p);
     }
   }
+}
+
+function onTyping(d) {
+  const users = state.typing.get(d.conversation) || new Map();
+  clearTimeout(users.get(d.user));
+  if (d.typing) {
+    users.set(d.user, setTimeout(() => onTyping({ ...d, typing: false }), TYPING_HOLD_MS));
+  } else {
+    users.delete(d.user);
+  }
+  state.typing.set(d.conversation, users);
+  renderTyping();
+}
+
+function renderTyping() {
+  const users = state.open ? [...(state.typing.get(state.open.id) || new Map()).keys()] : [];
+  $('typing').textContent = users.length === 0 ? ''
+    : users.length === 1 ? `${users[0]} is typing…`
+      : `${users.slice(0, 3).join(', ')} are typing…`;
+}
+
+function onPresence(d) {
+  const c = state.contacts.find((x) => x.id === d.user);
+  if (c) {
+    c.online = d.online;
+    renderContacts();
+  }
+  if (state.open && state.open.kind === 'dm' && state.open.with === d.user) loadHeader(state.open);
+}
+
+// Tells the others we type: at most once per TYPING_REPEAT_MS while it
+// goes on; `stop` when the message went or the box was emptied.
+function sendTyping(stop) {
+  if (!state.open) return;
+  const now = Date.now();
+  if (!stop && now - state.typingSent < TYPING_REPEAT_MS) return;
+  if (stop && !state.typingSent) return;
+  state.typingSent = stop ? 0 : now;
+  api('POST', `/v1/conversations/${enc(state.open.id)}/typing`, { typing: !stop }).catch(() => {});
+}
+
+// Every participant's read cursor of the open conversation, for "seen".
+async function loadReads(open) {
+  try {
+    const data = await api('GET', `/v1/conversations/${enc(open.id)}/reads?limit=100`);
+    if (state.open !== open) return;
+    state.reads = new Map(data.reads.map((r) => [r.user, r.read_seq]));
+    renderMessages({});
+  } catch {
+    // Receipts are a nicety; the conversation works without them.
+  }
+}
+
+// "seen" (direct) or "read by k" (small groups) under my newest message
+// that others have read.
+function receiptFor(open, m) {
+  if (m.from !== state.me) return null;
+  const mine = open.messages.filter((x) => x.from === state.me);
+  const readers = [...state.reads].filter(([u, seq]) => u !== state.me && seq >= m.seq).length;
+  if (readers === 0) return null;
+  const newerRead = mine.some((x) => x.seq > m.seq
+    && [...state.reads].some(([u, seq]) => u !== state.me && seq >= x.seq));
+  if (newerRead) return null;
+  return h('span', { class: 'receipt' }, open.kind === 'dm' ? 'seen' : `read by ${readers}`);
 }
 
 function onMessage(msg) {
@@ -655,7 +748,7 @@ async function onCreateGroup(e) {
     if (err.status !== 404) return showError(err.message);
   }
   try {
-    await api('PUT', `/v1/groups/${enc(gid)}`, { join: $('group-open').checked ? 'open' : 'invite' });
+    await api('PUT', `/v1/groups/${enc(gid)}`, { join: $('group-join-policy').value });
     input.value = '';
     addGroupLocally(gid);
   } catch (err) {
@@ -670,11 +763,16 @@ async function onJoinGroup(e) {
   const gid = input.value.trim();
   if (!ID_RE.test(gid)) return showError('A group id is 1 to 64 letters, digits, "_", "." or "-".');
   try {
-    await api('PUT', `/v1/groups/${enc(gid)}/members/${enc(state.me)}`);
+    const answer = await api('PUT', `/v1/groups/${enc(gid)}/members/${enc(state.me)}`);
     input.value = '';
+    // An `approval` group: the owner lets us in, and the `member` event
+    // brings the group into the list then.
+    if (answer && answer.status === 'requested') return showError(`Asked the owner of ${gid} to let you in.`, true);
     addGroupLocally(gid);
   } catch (err) {
-    showError(err.status === 404 ? `There is no group "${gid}".` : `Could not join ${gid}: ${err.message}`);
+    const why = { 404: `There is no group "${gid}".` }[err.status]
+      || (err.code === 'banned' ? `You are banned from ${gid}.` : `Could not join ${gid}: ${err.message}`);
+    showError(why);
   }
   return undefined;
 }
@@ -692,10 +790,14 @@ async function openConversation(id) {
   $('open-conversation').hidden = false;
   $('conv-title').textContent = open.kind === 'group' ? `# ${open.with}` : open.with;
   $('conv-sub').textContent = '';
+  $('conv-tools').replaceChildren();
   renderConversations();
   renderMessages({ stick: true });
   $('composer-input').focus();
+  state.reads = new Map();
+  renderTyping();
   loadHeader(open);
+  loadReads(open);
   await reloadOpen();
 }
 
@@ -750,16 +852,96 @@ async function loadHeader(open) {
         open.owner = g.owner;
         renderMessages({});
       }
-      $('conv-sub').textContent = `${g.members} member${g.members === 1 ? '' : 's'} · ${g.join === 'open' ? 'open group' : 'invite only'} · owner ${g.owner}`;
+      const join = { open: 'open group', invite: 'invite only', approval: 'joins need approval' }[g.join];
+      $('conv-sub').textContent = `${g.members} member${g.members === 1 ? '' : 's'} · ${join} · owner ${g.owner}`;
+      await renderPeople(open, g);
     } else {
       const u = await api('GET', `/v1/users/${enc(open.with)}`);
       if (state.open !== open) return;
       $('conv-sub').textContent = u.online ? 'online'
         : u.last_seen ? `last seen ${shortTime(u.last_seen)}` : 'offline';
+      await renderBlock(open);
     }
   } catch {
     // The header is a nicety; the conversation works without it.
   }
+}
+
+// ---------------------------------------------------------------- people
+
+// A group's members, and for its owner the join requests and bans, each
+// with what the owner may do about it.
+async function renderPeople(open, g) {
+  const owner = g.owner === state.me;
+  const base = `/v1/groups/${enc(g.id)}`;
+  const [members, requests, bans] = await Promise.all([
+    api('GET', `${base}/members`).then((r) => r.members).catch(() => null),
+    owner ? api('GET', `${base}/requests`).then((r) => r.requests) : [],
+    owner ? api('GET', `${base}/bans`).then((r) => r.bans) : [],
+  ]);
+  if (state.open !== open) return;
+  const act = (label, title, method, path) => h('button', {
+    type: 'button',
+    class: 'act',
+    title,
+    onclick: async () => {
+      try {
+        await api(method, path);
+      } catch (err) {
+        showError(err.message);
+      }
+      loadHeader(open);
+    },
+  }, label);
+  const list = (cls, label, rows) => rows.length === 0 ? null
+    : h('section', { class: cls }, h('h3', { text: label }), h('ul', {}, rows));
+  const summary = `people${requests.length ? ` · ${requests.length} asking to join` : ''}`;
+  const memberRows = (members || []).map((m) => h('li', { 'data-user': m.id },
+    h('span', { text: m.role === 'owner' ? `${m.id} (owner)` : m.id }),
+    owner && m.id !== state.me
+      ? act('Ban', `Remove ${m.id} and refuse its return`, 'PUT', `${base}/bans/${enc(m.id)}`) : null));
+  const requestRows = requests.map((r) => h('li', { 'data-request': r.user },
+    h('span', { text: r.user }),
+    act('Approve', `Let ${r.user} in`, 'PUT', `${base}/members/${enc(r.user)}`),
+    act('Refuse', `Refuse ${r.user}'s request`, 'DELETE', `${base}/requests/${enc(r.user)}`)));
+  const banRows = bans.map((b) => h('li', { 'data-ban': b.id },
+    h('span', { text: b.id }),
+    act('Unban', `Lift the ban of ${b.id}`, 'DELETE', `${base}/bans/${enc(b.id)}`)));
+  const panel = h('details', { id: 'people', class: 'people', open: open.peopleOpen },
+    h('summary', { text: summary }),
+    h('div', { class: 'people-panel' },
+      list('members', 'Members', memberRows),
+      list('requests', 'Asking to join', requestRows),
+      list('bans', 'Banned', banRows)));
+  panel.addEventListener('toggle', () => { open.peopleOpen = panel.open; });
+  $('conv-tools').replaceChildren(panel);
+}
+
+// Block or unblock the other user of a direct conversation.
+async function renderBlock(open) {
+  let blocks;
+  try {
+    blocks = (await api('GET', '/v1/blocks')).blocks;
+  } catch {
+    return;
+  }
+  if (state.open !== open) return;
+  const blocked = blocks.some((b) => b.id === open.with);
+  const button = h('button', {
+    id: 'block-toggle',
+    type: 'button',
+    class: 'act',
+    title: blocked ? `Let ${open.with} write to you again` : `Hear nothing from ${open.with} here`,
+    onclick: async () => {
+      try {
+        await api(blocked ? 'DELETE' : 'PUT', `/v1/blocks/${enc(open.with)}`);
+      } catch (err) {
+        showError(err.message);
+      }
+      loadHeader(open);
+    },
+  }, blocked ? 'Unblock' : 'Block');
+  $('conv-tools').replaceChildren(blocked ? h('span', { class: 'sub', text: 'blocked' }) : '', button);
 }
 
 async function loadOlder() {
@@ -853,7 +1035,8 @@ function messageItem(open, m, cont, lastOfRun) {
         onclick: () => react(open, m, r.key, !r.me),
       }, `${r.key} ${r.count}`))) : null,
     deleted ? null : messageActions(open, m, mine, text),
-    meta ? h('span', { class: 'meta' }, meta) : null);
+    meta ? h('span', { class: 'meta' }, meta) : null,
+    receiptFor(open, m));
 }
 
 // The quote of the message replied to, as far as it is loaded.
@@ -940,6 +1123,7 @@ function onSend() {
   if (!state.open || !text.trim()) return;
   input.value = '';
   input.rows = 1;
+  sendTyping(true);
   const p = {
     client_id: newClientId(), conv: state.open.id, text, reply_to: state.replyTo ? state.replyTo.seq : null,
     status: 'sending', attempts: 0, timer: null,

@@ -21,6 +21,7 @@
 //! The table of every key, its type, what it holds and why is in the crate
 //! docs (`README.md`); this module builds the names.
 
+use im_engine::store::Marks;
 use im_engine::{ConversationId, GroupId, UserId};
 
 /// How many fan-out marker shards and notification channels a cluster uses.
@@ -67,6 +68,26 @@ impl Keys {
         self.user_key(u, "contacts")
     }
 
+    /// `P{u:U}:followers`: who has `U` in their contacts (field: the
+    /// owner; value `1`).
+    pub(crate) fn followers(&self, u: &UserId) -> String {
+        self.user_key(u, "followers")
+    }
+
+    /// Every contacts hash, for the upgrade to format 3.
+    pub(crate) fn contacts_pattern(&self) -> String {
+        self.pattern("{u:*}:contacts")
+    }
+
+    /// The owner of a [`contacts`](Self::contacts) key.
+    pub(crate) fn contacts_owner(&self, key: &str) -> Option<UserId> {
+        let id = key
+            .strip_prefix(&self.prefix)?
+            .strip_prefix("{u:")?
+            .strip_suffix("}:contacts")?;
+        UserId::new(id).ok()
+    }
+
     /// `P{u:U}:entries`.
     pub(crate) fn entries(&self, u: &UserId) -> String {
         self.user_key(u, "entries")
@@ -108,6 +129,26 @@ impl Keys {
     /// changes among its messages on a cluster.
     pub(crate) fn member_seq(&self, c: &ConversationId) -> String {
         self.conv_key(c, "mseq")
+    }
+
+    /// A set of marks, a hash `user -> since`, where the write it guards
+    /// commits: `P{c:group:G}:requests` and `P{c:group:G}:bans` beside the
+    /// members (a join reads the bans), `P{u:U}:blocks` (the list the user
+    /// reads), `P{meta}:suspended`.
+    pub(crate) fn marks(&self, set: &Marks) -> String {
+        match set {
+            Marks::Requests(g) => self.conv_key(&ConversationId::group(g.clone()), "requests"),
+            Marks::Bans(g) => self.conv_key(&ConversationId::group(g.clone()), "bans"),
+            Marks::Blocks(u) => self.user_key(u, "blocks"),
+            Marks::Suspended => format!("{}{{meta}}:suspended", self.prefix),
+        }
+    }
+
+    /// `P{c:dm:A:B}:blocks`, a hash `blocker -> since`: the blocks between a
+    /// direct conversation's two users, in its slot, where a send commits
+    /// and reads them.
+    pub(crate) fn dm_blocks(&self, c: &ConversationId) -> String {
+        self.conv_key(c, "blocks")
     }
 
     /// The prefix, as the Lua scripts build user keys from it.

@@ -1,11 +1,12 @@
 //! What runs beside the calls: one pub/sub subscription per process that
-//! wakes the local streams of users whose feeds grew on another node, the
+//! wakes the local streams of users whose feeds grew on another node and
+//! hands other nodes' signals to the local signal bus, the
 //! node heartbeat that keeps this node's presence fields alive, and (on a
 //! cluster) the sweep that finishes fan-outs left by crashed nodes.
 
 use std::time::Duration;
 
-use im_engine::{Presence, Timestamp, UserId};
+use im_engine::{Addressed, Presence, Timestamp, UserId};
 use redis::aio::{ConnectionLike, ConnectionManager};
 use redis::{AsyncCommands, IntoConnectionInfo, ProtocolVersion, PushInfo, PushKind, Value};
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
@@ -13,7 +14,7 @@ use tokio::task::JoinHandle;
 
 use crate::codec;
 use crate::conn::{self, Conn, Target, bounded};
-use crate::error::Result;
+use crate::error::{Result, corrupt};
 use crate::keys::{self, SHARDS};
 use crate::scripts;
 use crate::store::Shared;
@@ -106,12 +107,65 @@ async fn recovery(s: Shared, every: Duration) {
     }
 }
 
+/// Marks a signal's payload: `S<node>` then one line of JSON
+/// ([`Addressed`]). A feed notification starts with the node's hex id,
+/// never with `S`.
+const SIGNAL: char = 'S';
+
+/// Publishes a signal to every node (this one included, at once), on the
+/// channel the feed notifications use: on a cluster, the shard channel of
+/// its first recipient. One message per signal, however many recipients
+/// and streams.
+pub(crate) async fn publish(s: &Shared, addressed: &Addressed) -> Result<()> {
+    s.signals.deliver(addressed);
+    let Some(first) = addressed.to.first() else {
+        return Ok(());
+    };
+    let json = serde_json::to_string(addressed).map_err(|e| corrupt(e.to_string()))?;
+    let payload = format!("{SIGNAL}{:016x}\n{json}", s.node);
+    let (cmd, channel) = if s.cluster() {
+        (
+            "SPUBLISH",
+            s.keys.shard_channel(keys::shard(first.as_str())),
+        )
+    } else {
+        ("PUBLISH", s.keys.channel())
+    };
+    s.bounded(async {
+        let _: Value = redis::cmd(cmd)
+            .arg(channel)
+            .arg(payload)
+            .query_async(&mut s.conn())
+            .await?;
+        Ok(())
+    })
+    .await
+}
+
+/// Hands another node's signal to the local bus.
+fn deliver_signal(s: &Shared, payload: &str) {
+    let Some((origin, json)) = payload[SIGNAL.len_utf8()..].split_once('\n') else {
+        return;
+    };
+    if u64::from_str_radix(origin, 16).ok() == Some(s.node) {
+        return;
+    }
+    match serde_json::from_str::<Addressed>(json) {
+        Ok(addressed) => s.signals.deliver(&addressed),
+        Err(e) => tracing::debug!(error = %e, "ignored a malformed signal"),
+    }
+}
+
 /// Wakes the local streams of the users a notification names, unless this
-/// node sent it (it woke them itself).
+/// node sent it (it woke them itself); hands a signal to the local bus.
 fn deliver(s: &Shared, push: &PushInfo) {
     let Some(payload) = push.data.get(1).and_then(|v| codec::text(v).ok()) else {
         return;
     };
+    if payload.starts_with(SIGNAL) {
+        deliver_signal(s, &payload);
+        return;
+    }
     let mut lines = payload.lines();
     let origin = lines.next().and_then(|n| u64::from_str_radix(n, 16).ok());
     if origin == Some(s.node) {

@@ -12,8 +12,12 @@
 //! Every node must be stopped for the upgrade: a node of
 //! format 1 still running would keep writing the old keys (and a node of
 //! format 1 refuses to open a store of format 2).
+//!
+//! Format 3 adds `P{u:U}:followers`, who has each user in their contacts
+//! (presence goes to them). Upgrading writes it from every contacts hash;
+//! a crash before the version lands writes the same fields again.
 
-use im_engine::GroupId;
+use im_engine::{GroupId, UserId};
 use redis::AsyncCommands;
 
 use crate::error::{Result, corrupt};
@@ -45,6 +49,36 @@ pub(crate) async fn members_v1_to_v2(s: &Shared) -> Result<usize> {
         .await?;
     }
     Ok(old.len())
+}
+
+/// Writes every user's followers from the contacts hashes. Answers how
+/// many contacts it indexed.
+pub(crate) async fn followers_v2_to_v3(s: &Shared) -> Result<usize> {
+    let hashes = s
+        .bounded(keys_matching(s, &s.keys.contacts_pattern()))
+        .await?;
+    let mut n = 0;
+    for key in &hashes {
+        let owner = s
+            .keys
+            .contacts_owner(key)
+            .ok_or_else(|| corrupt(format!("contacts key {key:?}")))?;
+        n += s
+            .bounded(async {
+                let ids: Vec<String> = s.conn().hkeys(key).await?;
+                for id in &ids {
+                    let contact =
+                        UserId::new(id).map_err(|_| corrupt(format!("contact {id:?}")))?;
+                    let _: u64 = s
+                        .conn()
+                        .hset(s.keys.followers(&contact), owner.as_str(), 1)
+                        .await?;
+                }
+                Ok(ids.len())
+            })
+            .await?;
+    }
+    Ok(n)
 }
 
 /// Removes every index entry of a group whose user is no member of it.

@@ -123,24 +123,26 @@ end
 
 /// A whole send on a single Redis.
 ///
-/// KEYS: client ids, seq counter, log, changed messages, then (entries,
-/// feed, feedmeta) per recipient. ARGV: from, ts, body, client id (`''`
-/// for none), conversation, keep, min_ts, channel (`''`: no publish),
-/// payload, reply_to (`''` for none), then the recipients. Answers
-/// `{1, seq}`, or `{0, seq, fields, changed}` for a repeated client id
-/// (`fields` of its log entry, or `changed`, its record once changed).
+/// KEYS: client ids, seq counter, log, changed messages, the direct
+/// conversation's blocks, then (entries, feed, feedmeta) per recipient.
+/// ARGV: from, ts, body, client id (`''` for none), conversation, keep,
+/// min_ts, channel (`''`: no publish), payload, reply_to (`''` for none),
+/// then the recipients. Answers `{1, seq}`, `{0, seq, fields, changed}`
+/// for a repeated client id (`fields` of its log entry, or `changed`, its
+/// record once changed), or `{3}` when one of the two blocks the other.
 pub(crate) static SEND_ALL: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         prelude!(),
         r#"
 local from, ts, body, cid, conv = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local keep, min_ts = tonumber(ARGV[6]), tonumber(ARGV[7])
+if redis.call('EXISTS', KEYS[5]) == 1 then return {3} end
 local dup = duplicate_changed(duplicate(KEYS[1], KEYS[3], from, cid), KEYS[4])
 if dup then return dup end
 local seq = append_message(KEYS[1], KEYS[2], KEYS[3], from, ts, body, cid, ARGV[10])
 local event = message_event(conv, seq)
-for i = 1, (#KEYS - 4) / 3 do
-  local k = 3 * i + 1
+for i = 1, (#KEYS - 5) / 3 do
+  local k = 3 * i + 2
   apply_message(KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], conv, seq, event, ts, ARGV[10 + i] == from,
     true, keep, min_ts)
 end
@@ -186,10 +188,11 @@ return {1, seq, members}
 
 /// A join (`op` `+`) or leave (`-`) on a single Redis, whole.
 ///
-/// KEYS: members, the conversation's seq counter. ARGV: op, user, member
-/// JSON, max members, at, event JSON, keep, min_ts, conversation, key
-/// prefix, channel (`''`: no publish), the payload's first line. Answers
-/// `{1, members told}`, `{0}` (nothing to do) or `{2}` (the group is full).
+/// KEYS: members, the conversation's seq counter, bans. ARGV: op, user,
+/// member JSON, max members, at, event JSON, keep, min_ts, conversation,
+/// key prefix, channel (`''`: no publish), the payload's first line.
+/// Answers `{1, members told}`, `{0}` (nothing to do), `{2}` (the group is
+/// full) or `{3}` (the user is banned).
 pub(crate) static MEMBER_ALL: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         prelude!(),
@@ -199,6 +202,7 @@ local keep, min_ts, conv, prefix = tonumber(ARGV[7]), tonumber(ARGV[8]), ARGV[9]
 local is_member = redis.call('HEXISTS', KEYS[1], user) == 1
 if op == '+' then
   if is_member then return {0} end
+  if redis.call('HEXISTS', KEYS[3], user) == 1 then return {3} end
   if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[4]) then return {2} end
   redis.call('HSET', KEYS[1], user, ARGV[3])
   local last = redis.call('GET', KEYS[2]) or '0'
@@ -226,25 +230,29 @@ return {1, members}
 /// The conversation-slot half of a send on a cluster: the commit point.
 ///
 /// KEYS: client ids, seq counter, log, pending, changed messages, and for
-/// a group its members. ARGV: from, ts, body, client id, the pending
-/// record's tail up to its recipients `ts|keep|min_ts|from|`, the
-/// recipients `u1,u2,…` (a group's are read here instead, in the step that
-/// commits), reply_to (`''` for none). Answers
-/// `{1, seq, first pending records, recipients}`, `{0, seq, fields,
-/// changed}` for a repeated client id, or `{2}` when the sender is no
-/// member of the group.
+/// a group its members, for a direct conversation its blocks. ARGV: from,
+/// ts, body, client id, the pending record's tail up to its recipients
+/// `ts|keep|min_ts|from|`, the recipients `u1,u2,…` (`''` for a group,
+/// whose are read here instead, in the step that commits), reply_to (`''`
+/// for none). Answers `{1, seq, first pending records, recipients}`,
+/// `{0, seq, fields, changed}` for a repeated client id, `{2}` when the
+/// sender is no member of the group, or `{3}` when one of a direct
+/// conversation's users blocks the other.
 pub(crate) static SEND_CONV: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         prelude!(),
         r#"
 local from, ts, body, cid = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local recipients = ARGV[6]
-if KEYS[6] then
+local group = recipients == ''
+if group then
   if redis.call('HEXISTS', KEYS[6], from) == 0 then return {2} end
+elseif redis.call('EXISTS', KEYS[6]) == 1 then
+  return {3}
 end
 local dup = duplicate_changed(duplicate(KEYS[1], KEYS[3], from, cid), KEYS[5])
 if dup then return dup end
-if KEYS[6] then recipients = table.concat(redis.call('HKEYS', KEYS[6]), ',') end
+if group then recipients = table.concat(redis.call('HKEYS', KEYS[6]), ',') end
 local seq = append_message(KEYS[1], KEYS[2], KEYS[3], from, ts, body, cid, ARGV[7])
 redis.call('ZADD', KEYS[4], seq, string.format('%d|', seq) .. ARGV[5] .. recipients)
 return {1, seq, redis.call('ZRANGE', KEYS[4], 0, 63), recipients}
@@ -259,10 +267,10 @@ return {1, seq, redis.call('ZRANGE', KEYS[4], 0, 63), recipients}
 /// fan-out applies it to every member in the same order as the messages
 /// around it.
 ///
-/// KEYS: members, seq counter, pending, membership counter. ARGV: op, user,
-/// member JSON, max members, the record's `ts|keep|min_ts|` part, event
-/// JSON. Answers `{1, first pending records}`, `{0}` (nothing to do) or
-/// `{2}` (full).
+/// KEYS: members, seq counter, pending, membership counter, bans. ARGV:
+/// op, user, member JSON, max members, the record's `ts|keep|min_ts|` part,
+/// event JSON. Answers `{1, first pending records}`, `{0}` (nothing to
+/// do), `{2}` (full) or `{3}` (banned).
 pub(crate) static MEMBER_CONV: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
@@ -270,6 +278,7 @@ local op, user = ARGV[1], ARGV[2]
 local is_member = redis.call('HEXISTS', KEYS[1], user) == 1
 if op == '+' then
   if is_member then return {0} end
+  if redis.call('HEXISTS', KEYS[5], user) == 1 then return {3} end
   if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[4]) then return {2} end
   redis.call('HSET', KEYS[1], user, ARGV[3])
 elseif not is_member then
@@ -475,7 +484,8 @@ return {entries, changed}
 /// publish), payload, then the ops:
 /// `set k value`, `hset k field value`, `hdel k field`,
 /// `read k conversation seq` (raise an existing entry's read cursor),
-/// `feed kfeed kmeta ts event keep min_ts`.
+/// `feed kfeed kmeta ts event keep min_ts`, `del k`, `clear kfeed kmeta`
+/// (drop every event of a feed, keeping its head).
 pub(crate) static APPLY: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         prelude!(),
@@ -502,6 +512,14 @@ while i <= #ARGV do
       end
     end
     i = i + 4
+  elseif op == 'del' then
+    redis.call('DEL', k)
+    i = i + 2
+  elseif op == 'clear' then
+    local meta = KEYS[tonumber(ARGV[i + 2])]
+    redis.call('DEL', k)
+    redis.call('HSET', meta, 'trimmed', redis.call('HGET', meta, 'head') or '0')
+    i = i + 3
   elseif op == 'feed' then
     feed_append(k, KEYS[tonumber(ARGV[i + 2])], ARGV[i + 3], ARGV[i + 4],
       tonumber(ARGV[i + 5]), tonumber(ARGV[i + 6]))

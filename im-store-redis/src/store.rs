@@ -5,11 +5,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use im_engine::store::{
-    Changes, MemberUpdate, MessageUpdate, MessageUpdated, Outgoing, Sent, Updated,
+    Changes, Mark, Marks, MemberUpdate, MessageUpdate, MessageUpdated, Outgoing, Sent, Updated,
 };
 use im_engine::{
-    Contact, ConvEntry, ConversationId, Epoch, Feed, Group, GroupId, Member, Message, Notifier,
-    Presence, Seq, Store, Timestamp, User, UserId,
+    Addressed, Contact, ConvEntry, ConversationId, Epoch, Feed, Group, GroupId, Member, Message,
+    Notifier, Presence, Seq, SignalBus, Store, Timestamp, User, UserId,
 };
 use redis::{AsyncCommands, Value};
 
@@ -36,6 +36,8 @@ pub(crate) struct Shared {
     pub(crate) conn: Conn,
     pub(crate) keys: Keys,
     pub(crate) notifier: Notifier,
+    /// This process's signal bus, which the subscription also delivers to.
+    pub(crate) signals: SignalBus,
     /// This process's random id: its presence fields, heartbeat, and the
     /// origin of its notifications.
     pub(crate) node: u64,
@@ -82,6 +84,7 @@ impl RedisStore {
             conn,
             keys,
             notifier: Notifier::new(),
+            signals: SignalBus::new(),
             node: rand::random(),
             timeout: config.timeout,
             node_ttl: config.node_ttl,
@@ -169,19 +172,23 @@ async fn meta(s: &Shared) -> Result<Epoch> {
         .ok_or_else(|| corrupt("store version"))?;
     match version {
         FORMAT_VERSION => {}
-        1 => {
-            let moved = migrate::members_v1_to_v2(s).await?;
-            let dropped = migrate::drop_stray_group_entries(s).await?;
+        1 | 2 => {
+            if version == 1 {
+                let moved = migrate::members_v1_to_v2(s).await?;
+                let dropped = migrate::drop_stray_group_entries(s).await?;
+                tracing::info!(
+                    groups = moved,
+                    stray_entries = dropped,
+                    "upgraded the Redis store from format 1 to 2"
+                );
+            }
+            let indexed = migrate::followers_v2_to_v3(s).await?;
             s.bounded(async {
                 let _: () = s.conn().hset(&key, "version", FORMAT_VERSION).await?;
                 Ok(())
             })
             .await?;
-            tracing::info!(
-                groups = moved,
-                stray_entries = dropped,
-                "upgraded the Redis store from format 1 to 2"
-            );
+            tracing::info!(contacts = indexed, "upgraded the Redis store to format 3");
         }
         found => {
             return Err(Error::UnsupportedVersion {
@@ -205,6 +212,14 @@ impl Store for RedisStore {
 
     fn notifier(&self) -> &Notifier {
         &self.shared.notifier
+    }
+
+    fn signals(&self) -> &SignalBus {
+        &self.shared.signals
+    }
+
+    async fn publish(&self, addressed: &Addressed) -> Result<()> {
+        live::publish(&self.shared, addressed).await
     }
 
     async fn send(&self, send: &Outgoing) -> Result<Sent> {
@@ -255,10 +270,53 @@ impl Store for RedisStore {
         .await
     }
 
+    async fn followers(&self, user: &UserId) -> Result<Vec<UserId>> {
+        self.read(async {
+            let ids: Vec<String> = self
+                .shared
+                .conn()
+                .hkeys(self.shared.keys.followers(user))
+                .await?;
+            ids.iter()
+                .map(|id| UserId::new(id).map_err(|_| corrupt(format!("follower {id:?}"))))
+                .collect()
+        })
+        .await
+    }
+
     async fn group(&self, id: &GroupId) -> Result<Option<Group>> {
         self.read(async {
             let json: Option<String> = self.shared.conn().get(self.shared.keys.group(id)).await?;
             json.map(|j| from_json("group", &j)).transpose()
+        })
+        .await
+    }
+
+    async fn marks(&self, set: &Marks) -> Result<Vec<Mark>> {
+        self.read(async {
+            let all: Vec<(String, String)> = self
+                .shared
+                .conn()
+                .hgetall(self.shared.keys.marks(set))
+                .await?;
+            let mut marks = all
+                .iter()
+                .map(|(u, since)| mark(u, since))
+                .collect::<Result<Vec<_>>>()?;
+            marks.sort_by(|a, b| a.user.cmp(&b.user));
+            Ok(marks)
+        })
+        .await
+    }
+
+    async fn mark(&self, set: &Marks, user: &UserId) -> Result<Option<Mark>> {
+        self.read(async {
+            let since: Option<String> = self
+                .shared
+                .conn()
+                .hget(self.shared.keys.marks(set), user.as_str())
+                .await?;
+            since.map(|s| mark(user.as_str(), &s)).transpose()
         })
         .await
     }
@@ -402,4 +460,14 @@ impl Store for RedisStore {
     async fn flush(&self) -> Result<()> {
         self.ping().await
     }
+}
+
+/// A stored mark, decoded.
+fn mark(user: &str, since: &str) -> Result<Mark> {
+    Ok(Mark {
+        user: UserId::new(user).map_err(|_| corrupt(format!("marked user {user:?}")))?,
+        since: since
+            .parse()
+            .map_err(|_| corrupt(format!("mark time {since:?}")))?,
+    })
 }

@@ -24,8 +24,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::future::join_all;
 use im_engine::store::{
-    Changes, ContactChange, EntryChange, MemberChange, MemberUpdate, MessageChange, MessageUpdate,
-    MessageUpdated, Outgoing, Recipients, Sent, Updated, apply_change,
+    Changes, ContactChange, EntryChange, MarkChange, Marks, MemberChange, MemberUpdate,
+    MessageChange, MessageUpdate, MessageUpdated, Outgoing, Recipients, Sent, Updated,
+    apply_change,
 };
 use im_engine::{ConversationId, Event, GroupId, Membership, Message, Seq, Timestamp, UserId};
 use redis::{AsyncCommands, Value};
@@ -76,8 +77,10 @@ pub(crate) async fn send(s: &Shared, out: &Outgoing) -> Result<Sent> {
 fn decode_sent(out: &Outgoing, v: &Value) -> Result<Sent> {
     let items = codec::array(v)?;
     let flag = codec::number(items.first().ok_or_else(|| corrupt("send script answer"))?)?;
-    if flag == 2 {
-        return Ok(Sent::NotMember);
+    match flag {
+        2 => return Ok(Sent::NotMember),
+        3 => return Ok(Sent::Blocked),
+        _ => {}
     }
     let seq = codec::number(items.get(1).ok_or_else(|| corrupt("send script answer"))?)?;
     let m = &out.message;
@@ -166,7 +169,8 @@ async fn send_single(s: &Shared, out: &Outgoing) -> Result<(Sent, Vec<UserId>)> 
     inv.key(k.client_ids(c))
         .key(k.seq(c))
         .key(k.log(c))
-        .key(k.changed(c));
+        .key(k.changed(c))
+        .key(k.dm_blocks(c));
     for u in users {
         inv.key(k.entries(u)).key(k.feed(u)).key(k.feed_meta(u));
     }
@@ -255,7 +259,10 @@ pub(crate) async fn commit_conv(
         .key(k.pending(c))
         .key(k.changed(c));
     let listed = match &out.recipients {
-        Recipients::Users(users) => codec::user_list(users),
+        Recipients::Users(users) => {
+            inv.key(k.dm_blocks(c));
+            codec::user_list(users)
+        }
         Recipients::Members(g) => {
             inv.key(k.members(g));
             String::new()
@@ -308,6 +315,7 @@ pub(crate) async fn update_member(s: &Shared, u: &MemberUpdate) -> Result<Update
                         .key(k.seq(&c))
                         .key(k.pending(&c))
                         .key(k.member_seq(&c))
+                        .key(k.marks(&Marks::Bans(u.group.clone())))
                         .arg(op)
                         .arg(user.as_str())
                         .arg(&member)
@@ -326,6 +334,7 @@ pub(crate) async fn update_member(s: &Shared, u: &MemberUpdate) -> Result<Update
                 let v: Value = scripts::MEMBER_ALL
                     .key(k.members(&u.group))
                     .key(k.seq(&c))
+                    .key(k.marks(&Marks::Bans(u.group.clone())))
                     .arg(op)
                     .arg(user.as_str())
                     .arg(&member)
@@ -579,6 +588,7 @@ fn decode_updated(items: &[Value]) -> Result<Updated> {
         1 => Ok(Updated::Changed),
         0 => Ok(Updated::Unchanged),
         2 => Ok(Updated::Full),
+        3 => Ok(Updated::Banned),
         n => Err(corrupt(format!("membership script answer {n}"))),
     }
 }
@@ -711,6 +721,10 @@ enum Owner {
     User(UserId),
     /// A group's members, in its conversation's slot.
     Members(GroupId),
+    /// A direct conversation's blocks, in its slot.
+    Conv(ConversationId),
+    /// The store-wide sets.
+    Meta,
     Group(GroupId),
 }
 
@@ -722,6 +736,9 @@ enum Op {
     HDel(String, String),
     Read(String, String, u64),
     Feed(String, String, Timestamp, String),
+    Del(String),
+    /// Drop every event of a feed, keeping its head.
+    Clear(String, String),
 }
 
 /// The ops of `changes` in field order, each with its owner.
@@ -736,10 +753,18 @@ fn ops(s: &Shared, changes: &Changes) -> Result<Vec<(Owner, Op)>> {
     }
     for (owner, change) in &changes.contacts {
         let key = k.contacts(owner);
-        let op = match change {
-            ContactChange::Put(c) => Op::HSet(key, c.id.to_string(), to_json(c)?),
-            ContactChange::Remove(id) => Op::HDel(key, id.to_string()),
+        let (contact, op) = match change {
+            ContactChange::Put(c) => (&c.id, Op::HSet(key, c.id.to_string(), to_json(c)?)),
+            ContactChange::Remove(id) => (id, Op::HDel(key, id.to_string())),
         };
+        // The reverse index first: on a cluster each slot's part is its own
+        // script, and the contact itself, which the engine reads to decide
+        // whether a link happened, must land last (see `commit`).
+        let reverse = match change {
+            ContactChange::Put(_) => Op::HSet(k.followers(contact), owner.to_string(), "1".into()),
+            ContactChange::Remove(_) => Op::HDel(k.followers(contact), owner.to_string()),
+        };
+        ops.push((Owner::User(contact.clone()), reverse));
         ops.push((Owner::User(owner.clone()), op));
     }
     for g in &changes.groups {
@@ -777,6 +802,33 @@ fn ops(s: &Shared, changes: &Changes) -> Result<Vec<(Owner, Op)>> {
             Op::Feed(k.feed(user), k.feed_meta(user), *ts, to_json(event)?),
         ));
     }
+    for (set, change) in &changes.marks {
+        let (user, since) = match change {
+            MarkChange::Put(m) => (&m.user, Some(m.since)),
+            MarkChange::Remove(u) => (u, None),
+        };
+        let op = |key, field: &UserId| match since {
+            Some(since) => Op::HSet(key, field.to_string(), since.to_string()),
+            None => Op::HDel(key, field.to_string()),
+        };
+        let owner = match set {
+            Marks::Requests(g) | Marks::Bans(g) => Owner::Members(g.clone()),
+            Marks::Blocks(u) => Owner::User(u.clone()),
+            Marks::Suspended => Owner::Meta,
+        };
+        ops.push((owner, op(k.marks(set), user)));
+        // A block is also kept where a direct send commits.
+        if let Marks::Blocks(blocker) = set {
+            let dm = ConversationId::direct(blocker.clone(), user.clone())
+                .map_err(|_| corrupt(format!("{blocker} blocks itself")))?;
+            ops.push((Owner::Conv(dm.clone()), op(k.dm_blocks(&dm), blocker)));
+        }
+    }
+    for user in &changes.erase {
+        let owner = Owner::User(user.clone());
+        ops.push((owner.clone(), Op::Del(k.user(user))));
+        ops.push((owner, Op::Clear(k.feed(user), k.feed_meta(user))));
+    }
     Ok(ops)
 }
 
@@ -803,6 +855,8 @@ async fn apply(s: &Shared, ops: &[&Op], changes: &Changes, notify: Option<String
             Op::Read(key, c, seq) => {
                 args.extend(["read".into(), intern(key), c.clone(), seq.to_string()]);
             }
+            Op::Del(key) => args.extend(["del".into(), intern(key)]),
+            Op::Clear(feed, meta) => args.extend(["clear".into(), intern(feed), intern(meta)]),
             Op::Feed(feed, meta, ts, event) => args.extend([
                 "feed".into(),
                 intern(feed),
@@ -860,7 +914,7 @@ pub(crate) async fn commit(s: &Shared, changes: &Changes) -> Result<()> {
             // appearance.
             order.sort_by_key(|o| match o {
                 Owner::User(_) => 0,
-                Owner::Members(_) => 1,
+                Owner::Members(_) | Owner::Conv(_) | Owner::Meta => 1,
                 Owner::Group(_) => 2,
             });
             for owner in order {

@@ -103,6 +103,16 @@ pub(crate) fn read(tree: &sled::Tree, user: &UserId, after: u64, limit: usize) -
     }
 }
 
+/// Drops every event of `user`'s feed, whose bounds are `b`, keeping its
+/// head in its floor.
+pub(crate) fn clear(p: &mut Batch<'_>, b: &mut Bounds, user: &UserId) {
+    for pos in b.trimmed + 1..=b.head {
+        p.remove(keys::user_pos(user, pos));
+    }
+    b.trimmed = b.head;
+    p.insert(keys::feed_floor(user), b.head.to_be_bytes().to_vec());
+}
+
 /// Appends an encoded event to `user`'s feed, whose bounds are `b`, then
 /// applies `trim`: drops the oldest events while the feed holds more than
 /// `keep` or the oldest is older than `min_ts`. A feed trimmed to nothing

@@ -19,6 +19,7 @@
 //! |--------------------------|----------------------------------------|--------------------------------------------------|
 //! | `userid_user`            | `u user`                               | [`User`](im_engine::User), JSON                  |
 //! | `ownercontact_contact`   | `c owner 0xFF contact`                 | [`Contact`](im_engine::Contact), JSON            |
+//! | `contactowner_`          | `w contact 0xFF owner`                 | empty: `owner` has `contact` in its contacts     |
 //! | `groupid_group`          | `g group`                              | [`Group`](im_engine::Group), JSON                |
 //! | `groupuser_member`       | `m group 0xFF user`                    | [`Member`](im_engine::Member), JSON              |
 //! | `conv_state`             | `s conv`                               | `last_seq` `activity` `activity_seq` `holders`   |
@@ -28,6 +29,10 @@
 //! | `userpos_event`          | `f user 0xFF pos(u64 BE)`              | `ts` ++ [`Event`](im_engine::Event) JSON         |
 //! | `user_feedfloor`         | `b user`                               | `head` of the feed when it was trimmed empty     |
 //! | `user_lastseen`          | `t user`                               | `ts`                                             |
+//! | `setuser_since`          | `k set 0xFF user`                      | `since` (a mark: see below)                      |
+//!
+//! A mark's `set` names its [`Marks`] set as text: `requests:<group>`,
+//! `bans:<group>`, `blocks:<user>` or `suspended`.
 //!
 //! The first letter of each key is its kind tag, one ASCII byte, directly
 //! followed by the rest (`e alice 0xFF group:g` is the bytes
@@ -53,6 +58,7 @@
 //!   own. A send that reaches only some holders (the `Store` contract
 //!   allows it) writes those holders' entries instead.
 
+use im_engine::store::Marks;
 use im_engine::{ConversationId, GroupId, Seq, UserId};
 
 /// Separates the parts of a composite key; never part of an id.
@@ -73,6 +79,9 @@ pub(crate) mod kind {
     pub(crate) const USERID_USER: u8 = b'u';
     /// `owner 0xFF contact` -> contact.
     pub(crate) const OWNERCONTACT_CONTACT: u8 = b'c';
+    /// `contact 0xFF owner` -> nothing: the reverse of
+    /// [`OWNERCONTACT_CONTACT`], written in the same batch.
+    pub(crate) const CONTACTOWNER_: u8 = b'w';
     /// `group` -> group.
     pub(crate) const GROUPID_GROUP: u8 = b'g';
     /// `group 0xFF user` -> member.
@@ -92,12 +101,15 @@ pub(crate) mod kind {
     pub(crate) const USER_FEEDFLOOR: u8 = b'b';
     /// `user` -> when its last stream closed.
     pub(crate) const USER_LASTSEEN: u8 = b't';
+    /// `set 0xFF user` -> since when the user is marked.
+    pub(crate) const SETUSER_SINCE: u8 = b'k';
 
     /// The kind's name, for error messages.
     pub(crate) fn name(kind: u8) -> &'static str {
         match kind {
             USERID_USER => "userid_user",
             OWNERCONTACT_CONTACT => "ownercontact_contact",
+            CONTACTOWNER_ => "contactowner_",
             GROUPID_GROUP => "groupid_group",
             GROUPUSER_MEMBER => "groupuser_member",
             CONV_STATE => "conv_state",
@@ -107,6 +119,7 @@ pub(crate) mod kind {
             USERPOS_EVENT => "userpos_event",
             USER_FEEDFLOOR => "user_feedfloor",
             USER_LASTSEEN => "user_lastseen",
+            SETUSER_SINCE => "setuser_since",
             _ => "unknown kind",
         }
     }
@@ -120,6 +133,8 @@ pub(crate) mod meta {
     pub(crate) const EPOCH: &[u8] = b"epoch";
     /// Present once stray group entries were removed (see `repair`).
     pub(crate) const GROUP_ENTRIES_CHECKED: &[u8] = b"group_entries_checked";
+    /// Present once `contactowner_` was built from the contacts (see `repair`).
+    pub(crate) const FOLLOWERS_INDEXED: &[u8] = b"followers_indexed";
 }
 
 /// `kind part 0xFF part …`.
@@ -158,6 +173,20 @@ pub(crate) fn owner_contact(owner: &UserId, contact: &UserId) -> Vec<u8> {
         kind::OWNERCONTACT_CONTACT,
         &[owner.as_str().as_bytes(), contact.as_str().as_bytes()],
     )
+}
+
+/// `w contact 0xFF owner`.
+pub(crate) fn contact_owner(contact: &UserId, owner: &UserId) -> Vec<u8> {
+    key(
+        kind::CONTACTOWNER_,
+        &[contact.as_str().as_bytes(), owner.as_str().as_bytes()],
+    )
+}
+
+/// The last part of a composite key, as a user id.
+pub(crate) fn last_user(key: &[u8]) -> Option<UserId> {
+    let at = key.iter().rposition(|&b| b == SEP)?;
+    UserId::new(std::str::from_utf8(&key[at + 1..]).ok()?).ok()
 }
 
 /// `g group`.
@@ -212,6 +241,34 @@ pub(crate) fn feed_floor(user: &UserId) -> Vec<u8> {
 /// `t user`.
 pub(crate) fn last_seen(user: &UserId) -> Vec<u8> {
     key(kind::USER_LASTSEEN, &[user.as_str().as_bytes()])
+}
+
+/// A set of marks as key text.
+fn mark_set(set: &Marks) -> String {
+    match set {
+        Marks::Requests(g) => format!("requests:{g}"),
+        Marks::Bans(g) => format!("bans:{g}"),
+        Marks::Blocks(u) => format!("blocks:{u}"),
+        Marks::Suspended => "suspended".into(),
+    }
+}
+
+/// `k set 0xFF user`.
+pub(crate) fn mark(set: &Marks, user: &UserId) -> Vec<u8> {
+    key(
+        kind::SETUSER_SINCE,
+        &[mark_set(set).as_bytes(), user.as_str().as_bytes()],
+    )
+}
+
+/// `k set 0xFF`: the prefix of every mark of `set`.
+pub(crate) fn marks(set: &Marks) -> Vec<u8> {
+    prefix(kind::SETUSER_SINCE, &mark_set(set))
+}
+
+/// The user of a [`mark`] key of `set`.
+pub(crate) fn decode_mark(set: &Marks, key: &[u8]) -> Option<UserId> {
+    user_id(key.strip_prefix(marks(set).as_slice())?)
 }
 
 /// `key` without its kind tag, when the tag is `kind`.

@@ -9,6 +9,11 @@
 //! count in the conversation's `holders`), then records in `meta` that it
 //! did. A crash before that record makes the next open check again, which
 //! finds nothing more to remove.
+//!
+//! Builds before live signals kept no `contactowner_` (who has a user in
+//! their contacts, which presence is sent to): the first open of this
+//! build writes it from the contacts, then records that it did. Writing it
+//! again after a crash writes the same keys.
 
 use std::collections::HashMap;
 
@@ -53,6 +58,32 @@ pub(crate) fn drop_stray_group_entries(
     records.apply_batch(batch)?;
     meta_tree.insert(meta::GROUP_ENTRIES_CHECKED, &[1u8][..])?;
     Ok(dropped.values().sum::<u64>() as usize)
+}
+
+/// Writes `contactowner_` from `ownercontact_contact`, unless an earlier
+/// open did. Answers how many contacts it indexed.
+pub(crate) fn index_followers(records: &sled::Tree, meta_tree: &sled::Tree) -> Result<usize> {
+    if meta_tree.get(meta::FOLLOWERS_INDEXED)?.is_some() {
+        return Ok(0);
+    }
+    let mut batch = sled::Batch::default();
+    let mut n = 0;
+    for kv in records.scan_prefix([kind::OWNERCONTACT_CONTACT]) {
+        let (key, _) = kv?;
+        let bad = || Error::Corrupt(format!("bad contact key {key:?}"));
+        let owner = key
+            .iter()
+            .position(|&b| b == keys::SEP)
+            .and_then(|at| std::str::from_utf8(&key[1..at]).ok())
+            .and_then(|o| im_engine::UserId::new(o).ok())
+            .ok_or_else(bad)?;
+        let contact = keys::last_user(&key).ok_or_else(bad)?;
+        batch.insert(keys::contact_owner(&contact, &owner), Vec::new());
+        n += 1;
+    }
+    records.apply_batch(batch)?;
+    meta_tree.insert(meta::FOLLOWERS_INDEXED, &[1u8][..])?;
+    Ok(n)
 }
 
 #[cfg(test)]

@@ -7,11 +7,12 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use im_engine::store::{
-    Changes, MemberUpdate, MessageUpdate, MessageUpdated, Outgoing, Recipients, Sent, Updated,
+    Changes, Mark, Marks, MemberUpdate, MessageUpdate, MessageUpdated, Outgoing, Recipients, Sent,
+    Updated,
 };
 use im_engine::{
     Contact, ConvEntry, ConversationId, Epoch, Feed, Group, GroupId, Member, Message, Notifier,
-    Presence, Seq, Store, Timestamp, User, UserId,
+    Presence, Seq, SignalBus, Store, Timestamp, User, UserId,
 };
 use serde::de::DeserializeOwned;
 
@@ -38,6 +39,7 @@ pub struct SledStore {
     group_commit: GroupCommit,
     durability: Durability,
     notifier: Notifier,
+    signals: SignalBus,
     epoch: Epoch,
     /// Users with a live stream in this process. Presence is process-local:
     /// after a restart everyone is offline, so it is not stored.
@@ -105,6 +107,11 @@ impl SledStore {
             }
         };
         let trees = Trees::open(&db, meta)?;
+        let indexed = repair::index_followers(&trees.records, &trees.meta)?;
+        if indexed > 0 {
+            db.flush()?;
+            tracing::info!(contacts = indexed, "indexed who has whom in their contacts");
+        }
         let repaired = repair::drop_stray_group_entries(&trees.records, &trees.meta)?;
         if repaired > 0 {
             db.flush()?;
@@ -129,6 +136,7 @@ impl SledStore {
             group_commit,
             durability: config.durability,
             notifier: Notifier::new(),
+            signals: SignalBus::new(),
             epoch,
             online: Mutex::default(),
             path,
@@ -260,6 +268,10 @@ impl Store for SledStore {
         &self.notifier
     }
 
+    fn signals(&self) -> &SignalBus {
+        &self.signals
+    }
+
     async fn send(&self, send: &Outgoing) -> Result<Sent> {
         // An entry read and a feed event written per recipient. A group's
         // recipients are read inside the write; its entry holders are
@@ -277,7 +289,7 @@ impl Store for SledStore {
         let wrote = match sent {
             Sent::New(_) => 2 * recipients.len(),
             Sent::Duplicate(_) => keys,
-            Sent::NotMember => return Ok(sent),
+            Sent::NotMember | Sent::Blocked => return Ok(sent),
         };
         self.durable(wrote).await?;
         self.notifier.wake(&recipients);
@@ -321,7 +333,9 @@ impl Store for SledStore {
             + changes.groups.len()
             + changes.members.len()
             + changes.entries.len()
-            + changes.events.len();
+            + changes.events.len()
+            + changes.marks.len()
+            + changes.erase.len();
         self.write(changes, keys, Writer::commit).await?;
         self.durable(keys).await?;
         self.notifier.wake(changes.events.iter().map(|(u, ..)| u));
@@ -338,6 +352,19 @@ impl Store for SledStore {
 
     async fn contacts(&self, owner: &UserId) -> Result<Vec<Contact>> {
         self.scan(kind::OWNERCONTACT_CONTACT, owner.as_str())
+    }
+
+    async fn followers(&self, user: &UserId) -> Result<Vec<UserId>> {
+        let prefix = keys::prefix(kind::CONTACTOWNER_, user.as_str());
+        self.trees
+            .records
+            .scan_prefix(prefix)
+            .map(|kv| {
+                let (key, _) = kv?;
+                keys::last_user(&key)
+                    .ok_or_else(|| Error::Corrupt(format!("bad contactowner_ key {key:?}")))
+            })
+            .collect()
     }
 
     async fn group(&self, id: &GroupId) -> Result<Option<Group>> {
@@ -441,6 +468,23 @@ impl Store for SledStore {
         Ok(Presence { online, last_seen })
     }
 
+    async fn marks(&self, set: &Marks) -> Result<Vec<Mark>> {
+        self.trees
+            .records
+            .scan_prefix(keys::marks(set))
+            .map(|kv| {
+                let (k, v) = kv?;
+                mark(set, &k, &v)
+            })
+            .collect()
+    }
+
+    async fn mark(&self, set: &Marks, user: &UserId) -> Result<Option<Mark>> {
+        let key = keys::mark(set, user);
+        let value = self.trees.records.get(&key)?;
+        value.map(|v| mark(set, &key, &v)).transpose()
+    }
+
     async fn ping(&self) -> Result<()> {
         self.trees.meta.get(meta::VERSION)?;
         Ok(())
@@ -449,4 +493,13 @@ impl Store for SledStore {
     async fn flush(&self) -> Result<()> {
         self.group_commit.flushed().await
     }
+}
+
+/// A stored mark, decoded.
+fn mark(set: &Marks, key: &[u8], value: &[u8]) -> Result<Mark> {
+    let what = kind::name(kind::SETUSER_SINCE);
+    let user = keys::decode_mark(set, key)
+        .ok_or_else(|| Error::Corrupt(format!("bad key in {what}: {key:?}")))?;
+    let since = codec::to_u64(what, value)?;
+    Ok(Mark { user, since })
 }

@@ -20,8 +20,9 @@ use std::sync::{Mutex, MutexGuard};
 use sled::IVec;
 
 use im_engine::store::{
-    Changes, ContactChange, EntryChange, MemberChange, MemberUpdate, MessageChange, MessageUpdate,
-    MessageUpdated, Outgoing, Recipients, Sent, Updated, apply_change,
+    Changes, ContactChange, EntryChange, MarkChange, Marks, MemberChange, MemberUpdate,
+    MessageChange, MessageUpdate, MessageUpdated, Outgoing, Recipients, Sent, Updated,
+    apply_change,
 };
 use im_engine::{ConversationId, Event, GroupId, Membership, Message, UserId};
 
@@ -203,6 +204,16 @@ fn member_ids(p: &Batch<'_>, group: &GroupId) -> Result<Vec<UserId>> {
         .collect()
 }
 
+/// Whether `c` is a direct conversation one of whose users blocks the
+/// other.
+fn blocked(p: &Batch<'_>, c: &ConversationId) -> Result<bool> {
+    let ConversationId::Direct(a, b) = c else {
+        return Ok(false);
+    };
+    Ok(p.get(&keys::mark(&Marks::Blocks(a.clone()), b))?.is_some()
+        || p.get(&keys::mark(&Marks::Blocks(b.clone()), a))?.is_some())
+}
+
 /// A change to one message: the message rewritten whole (a delete keeps
 /// no body in it), and the event in every recipient's feed.
 fn update_message(
@@ -245,6 +256,9 @@ fn send(p: &mut Batch<'_>, known: &mut Known, out: &Outgoing) -> Result<(Sent, V
     let m = &out.message;
     // Read under the writer's lock, like everything this batch decides on:
     // no join or leave lands between this read and the batch.
+    if blocked(p, &m.conversation)? {
+        return Ok((Sent::Blocked, Vec::new()));
+    }
     let recipients = match &out.recipients {
         Recipients::Users(users) => users.clone(),
         Recipients::Members(group) => {
@@ -314,8 +328,14 @@ fn commit(
     }
     for (owner, change) in &changes.contacts {
         match change {
-            ContactChange::Put(c) => p.insert(keys::owner_contact(owner, &c.id), codec::json(c)?),
-            ContactChange::Remove(id) => p.remove(keys::owner_contact(owner, id)),
+            ContactChange::Put(c) => {
+                p.insert(keys::owner_contact(owner, &c.id), codec::json(c)?);
+                p.insert(keys::contact_owner(&c.id, owner), Vec::new());
+            }
+            ContactChange::Remove(id) => {
+                p.remove(keys::owner_contact(owner, id));
+                p.remove(keys::contact_owner(id, owner));
+            }
         }
     }
     for g in &changes.groups {
@@ -348,6 +368,19 @@ fn commit(
         let b = known.bounds(p.tree, user)?;
         feed::append(p, b, user, event.clone(), changes.trim)?;
     }
+    for (set, change) in &changes.marks {
+        match change {
+            MarkChange::Put(m) => {
+                p.insert(keys::mark(set, &m.user), m.since.to_be_bytes().to_vec())
+            }
+            MarkChange::Remove(user) => p.remove(keys::mark(set, user)),
+        }
+    }
+    for user in &changes.erase {
+        p.remove(keys::user(user));
+        let b = known.bounds(p.tree, user)?;
+        feed::clear(p, b, user);
+    }
     Ok(())
 }
 
@@ -363,6 +396,11 @@ fn update_member(
         MemberChange::Put(m) => {
             if members.contains(&m.id) {
                 return Ok((Updated::Unchanged, Vec::new()));
+            }
+            if p.get(&keys::mark(&Marks::Bans(u.group.clone()), &m.id))?
+                .is_some()
+            {
+                return Ok((Updated::Banned, Vec::new()));
             }
             if members.len() >= u.max_members {
                 return Ok((Updated::Full, Vec::new()));

@@ -85,6 +85,29 @@ pub enum Event {
         /// Added or removed.
         change: ReactionChange,
     },
+    /// A user asks to join a group the receiver owns.
+    #[serde(rename = "join_request")]
+    JoinRequest {
+        /// The group.
+        group: GroupId,
+        /// Who asks.
+        user: UserId,
+    },
+    /// A user added the receiver to its contacts.
+    Contact {
+        /// Who.
+        user: UserId,
+        /// What happened.
+        change: ContactNews,
+    },
+}
+
+/// A change to who has a user in their contacts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ContactNews {
+    /// The user added the receiver to its contacts.
+    Added,
 }
 
 /// Whether a reaction was added or removed.

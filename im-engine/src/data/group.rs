@@ -16,6 +16,8 @@ pub enum JoinPolicy {
     /// Only the owner (or an admin) adds members. The default.
     #[default]
     Invite,
+    /// A user asks to join; the owner (or an admin) approves.
+    Approval,
 }
 
 /// A member's role.

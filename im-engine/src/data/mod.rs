@@ -10,6 +10,7 @@ pub mod event;
 pub mod group;
 pub mod id;
 pub mod message;
+pub mod signal;
 pub mod user;
 
 /// Milliseconds since the Unix epoch.
@@ -17,10 +18,11 @@ pub type Timestamp = u64;
 
 pub use contact::Contact;
 pub use entry::ConvEntry;
-pub use event::{Epoch, Event, Feed, FeedEntry, Membership, ReactionChange};
+pub use event::{ContactNews, Epoch, Event, Feed, FeedEntry, Membership, ReactionChange};
 pub use group::{Group, JoinPolicy, Member, Role};
 pub use id::{ConversationId, GroupId, UserId};
 pub use message::{
     Body, MAX_CLIENT_ID, MAX_REACTION_KEY, MAX_REACTION_KEYS, Message, NewMessage, Reactions, Seq,
 };
+pub use signal::{Addressed, Signal};
 pub use user::{FieldPatch, Fields, PasswordHash, Presence, User};

@@ -30,6 +30,7 @@ impl<S: Store> Engine<S> {
         limit: Option<usize>,
     ) -> Result<EventPage, Error> {
         let limit = crate::engine::page_limit(limit, 100, self.limits().events_page)?;
+        self.refuse_suspended(actor)?;
         let user = &actor.user;
         self.require_user(user).await?;
         let _online = self.connect(actor).await?;
@@ -62,7 +63,8 @@ impl<S: Store> Engine<S> {
     /// wake-ups before it reads, and reads the feed after every wake-up, so
     /// nothing falls between the replay and the live part however they race.
     /// The stream holds the user online while it lives, and never ends by
-    /// itself unless the store fails (the error is its last item).
+    /// itself unless the store fails or the user is suspended (the error is
+    /// its last item).
     ///
     /// # Errors
     ///
@@ -72,10 +74,12 @@ impl<S: Store> Engine<S> {
         actor: &Actor,
         start: Start,
     ) -> Result<impl Stream<Item = Result<Delivered, Error>> + Send + 'static, Error> {
+        self.refuse_suspended(actor)?;
         let user = &actor.user;
         self.require_user(user).await?;
         let online = self.connect(actor).await?;
         let mut wake = self.store().notifier().subscribe(user);
+        let mut suspension = self.suspension_watch(user);
         let (mut pos, reset) = self.resolve(user, start).await?;
         let engine = self.clone();
         let user = user.clone();
@@ -93,7 +97,16 @@ impl<S: Store> Engine<S> {
                 for event in batch {
                     yield event;
                 }
-                if !more && !wait_for(&mut wake, None, engine.config().recheck).await {
+                if more {
+                    continue;
+                }
+                let woken = tokio::select! {
+                    alive = wait_for(&mut wake, None, engine.config().recheck) => Ok(alive),
+                    () = suspension.suspended() => {
+                        Err(Error::Suspended(format!("{user} is suspended")))
+                    }
+                };
+                if !woken? {
                     break;
                 }
             }

@@ -7,7 +7,8 @@ use serde::Serialize;
 
 use super::{Cursor, ResetReason, Start};
 use crate::data::{
-    ConversationId, Event, GroupId, Membership, Message, ReactionChange, Seq, Timestamp, UserId,
+    ContactNews, ConversationId, Event, GroupId, Membership, Message, ReactionChange, Seq,
+    Timestamp, UserId,
 };
 use crate::engine::{Actor, Engine};
 use crate::error::Error;
@@ -59,6 +60,20 @@ pub enum EventData {
         /// Added or removed.
         change: ReactionChange,
     },
+    /// A user asks to join a group the caller owns.
+    JoinRequest {
+        /// The group.
+        group: GroupId,
+        /// Who asks.
+        user: UserId,
+    },
+    /// A user added the caller to its contacts.
+    Contact {
+        /// Who.
+        user: UserId,
+        /// What happened.
+        change: ContactNews,
+    },
     /// The stream starts over from the oldest event kept.
     Reset {
         /// Why.
@@ -68,7 +83,7 @@ pub enum EventData {
 
 impl EventData {
     /// The SSE event name: `message`, `read`, `member`, `edit`, `delete`,
-    /// `reaction` or `reset`.
+    /// `reaction`, `join_request`, `contact` or `reset`.
     pub fn name(&self) -> &'static str {
         match self {
             Self::Message(_) => "message",
@@ -77,6 +92,8 @@ impl EventData {
             Self::Edit(_) => "edit",
             Self::Delete { .. } => "delete",
             Self::Reaction { .. } => "reaction",
+            Self::JoinRequest { .. } => "join_request",
+            Self::Contact { .. } => "contact",
             Self::Reset { .. } => "reset",
         }
     }
@@ -122,6 +139,8 @@ impl EventData {
                 user,
                 change,
             },
+            Event::JoinRequest { group, user } => Self::JoinRequest { group, user },
+            Event::Contact { user, change } => Self::Contact { user, change },
         })
     }
 }

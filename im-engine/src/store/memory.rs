@@ -5,15 +5,17 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use super::Notifier;
+use std::collections::BTreeSet;
+
+use super::{Notifier, SignalBus};
 use crate::data::{
     Contact, ConvEntry, ConversationId, Epoch, Event, Feed, FeedEntry, Group, GroupId, Member,
     Membership, Message, Presence, Seq, Timestamp, User, UserId,
 };
 use crate::store::{
-    Changes, ContactChange, EntryChange, FeedTrim, MemberChange, MemberUpdate, MessageChange,
-    MessageUpdate, MessageUpdated, Outgoing, Recipients, Sent, Store, StoreError, Updated,
-    apply_change,
+    Changes, ContactChange, EntryChange, FeedTrim, Mark, MarkChange, Marks, MemberChange,
+    MemberUpdate, MessageChange, MessageUpdate, MessageUpdated, Outgoing, Recipients, Sent, Store,
+    StoreError, Updated, apply_change,
 };
 
 /// A store that keeps everything in memory. Cloning it shares the data.
@@ -21,6 +23,7 @@ use crate::store::{
 pub struct MemoryStore {
     state: Arc<Mutex<State>>,
     notifier: Notifier,
+    signals: SignalBus,
     epoch: Epoch,
 }
 
@@ -28,6 +31,8 @@ pub struct MemoryStore {
 struct State {
     users: HashMap<UserId, User>,
     contacts: HashMap<UserId, BTreeMap<UserId, Contact>>,
+    /// The reverse of `contacts`: who has a user in theirs.
+    followers: HashMap<UserId, BTreeSet<UserId>>,
     groups: HashMap<GroupId, Group>,
     members: HashMap<GroupId, BTreeMap<UserId, Member>>,
     logs: HashMap<ConversationId, Vec<Message>>,
@@ -35,6 +40,25 @@ struct State {
     entries: HashMap<UserId, BTreeMap<ConversationId, ConvEntry>>,
     feeds: HashMap<UserId, UserFeed>,
     presence: HashMap<UserId, Presence>,
+    marks: HashMap<Marks, BTreeMap<UserId, Mark>>,
+}
+
+impl State {
+    fn marked(&self, set: &Marks, user: &UserId) -> bool {
+        marks_has(&self.marks, set, user)
+    }
+
+    /// Whether `c` is a direct conversation one of whose users blocks the
+    /// other.
+    fn blocked(&self, c: &ConversationId) -> bool {
+        match c {
+            ConversationId::Direct(a, b) => {
+                self.marked(&Marks::Blocks(a.clone()), b)
+                    || self.marked(&Marks::Blocks(b.clone()), a)
+            }
+            ConversationId::Group(_) => false,
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -63,6 +87,10 @@ impl UserFeed {
     }
 }
 
+fn marks_has(marks: &HashMap<Marks, BTreeMap<UserId, Mark>>, set: &Marks, user: &UserId) -> bool {
+    marks.get(set).is_some_and(|m| m.contains_key(user))
+}
+
 impl Default for MemoryStore {
     fn default() -> Self {
         Self::new()
@@ -75,6 +103,7 @@ impl MemoryStore {
         Self {
             state: Arc::default(),
             notifier: Notifier::new(),
+            signals: SignalBus::new(),
             epoch: Epoch::random(),
         }
     }
@@ -104,10 +133,17 @@ impl Store for MemoryStore {
         &self.notifier
     }
 
+    fn signals(&self) -> &SignalBus {
+        &self.signals
+    }
+
     async fn send(&self, send: &Outgoing) -> Result<Sent, Infallible> {
         let m = &send.message;
         let (sent, recipients) = {
             let mut st = self.state();
+            if st.blocked(&m.conversation) {
+                return Ok(Sent::Blocked);
+            }
             let recipients = match &send.recipients {
                 Recipients::Users(users) => users.clone(),
                 Recipients::Members(g) => {
@@ -219,6 +255,11 @@ impl Store for MemoryStore {
                 MemberChange::Put(m) if members.contains_key(&m.id) => {
                     return Ok(Updated::Unchanged);
                 }
+                MemberChange::Put(m)
+                    if marks_has(&st.marks, &Marks::Bans(u.group.clone()), &m.id) =>
+                {
+                    return Ok(Updated::Banned);
+                }
                 MemberChange::Put(_) if members.len() >= u.max_members => {
                     return Ok(Updated::Full);
                 }
@@ -271,10 +312,22 @@ impl Store for MemoryStore {
             }
             for (owner, change) in &changes.contacts {
                 let set = st.contacts.entry(owner.clone()).or_default();
-                match change {
-                    ContactChange::Put(c) => set.insert(c.id.clone(), c.clone()),
-                    ContactChange::Remove(id) => set.remove(id),
+                let id = match change {
+                    ContactChange::Put(c) => {
+                        set.insert(c.id.clone(), c.clone());
+                        &c.id
+                    }
+                    ContactChange::Remove(id) => {
+                        set.remove(id);
+                        id
+                    }
                 };
+                let followers = st.followers.entry(id.clone()).or_default();
+                if matches!(change, ContactChange::Put(_)) {
+                    followers.insert(owner.clone());
+                } else {
+                    followers.remove(owner);
+                }
             }
             for g in &changes.groups {
                 st.groups.insert(g.id.clone(), g.clone());
@@ -308,6 +361,20 @@ impl Store for MemoryStore {
                     .or_default()
                     .append(*ts, event.clone(), changes.trim);
             }
+            for (set, change) in &changes.marks {
+                let marks = st.marks.entry(set.clone()).or_default();
+                match change {
+                    MarkChange::Put(m) => marks.insert(m.user.clone(), m.clone()),
+                    MarkChange::Remove(user) => marks.remove(user),
+                };
+            }
+            for user in &changes.erase {
+                st.users.remove(user);
+                if let Some(feed) = st.feeds.get_mut(user) {
+                    feed.trimmed = feed.head;
+                    feed.entries.clear();
+                }
+            }
         }
         self.notifier.wake(changes.events.iter().map(|(u, ..)| u));
         Ok(())
@@ -332,6 +399,15 @@ impl Store for MemoryStore {
             .contacts
             .get(owner)
             .map(|s| s.values().cloned().collect())
+            .unwrap_or_default())
+    }
+
+    async fn followers(&self, user: &UserId) -> Result<Vec<UserId>, Infallible> {
+        Ok(self
+            .state()
+            .followers
+            .get(user)
+            .map(|s| s.iter().cloned().collect())
             .unwrap_or_default())
     }
 
@@ -435,6 +511,24 @@ impl Store for MemoryStore {
 
     async fn presence(&self, user: &UserId) -> Result<Presence, Infallible> {
         Ok(self.state().presence.get(user).copied().unwrap_or_default())
+    }
+
+    async fn marks(&self, set: &Marks) -> Result<Vec<Mark>, Infallible> {
+        Ok(self
+            .state()
+            .marks
+            .get(set)
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default())
+    }
+
+    async fn mark(&self, set: &Marks, user: &UserId) -> Result<Option<Mark>, Infallible> {
+        Ok(self
+            .state()
+            .marks
+            .get(set)
+            .and_then(|m| m.get(user))
+            .cloned())
     }
 
     async fn ping(&self) -> Result<(), Infallible> {

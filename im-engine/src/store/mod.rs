@@ -13,18 +13,25 @@
 //! Both must be atomic and, when they return `Ok`, durable as the store
 //! promises. After either, the store wakes its [`Notifier`] for every user
 //! whose feed grew, so live streams (on every node sharing the store) read on.
+//!
+//! Signals (typing, presence, receipts) are no writes: [`Store::publish`]
+//! hands one to the [`SignalBus`] of every process sharing the store.
 
 use std::future::Future;
 
 use crate::data::{
-    Body, Contact, ConvEntry, ConversationId, Epoch, Event, Feed, Group, GroupId, Member, Message,
-    NewMessage, Presence, ReactionChange, Seq, Timestamp, User, UserId,
+    Addressed, Body, Contact, ConvEntry, ConversationId, Epoch, Event, Feed, Group, GroupId,
+    Member, Message, NewMessage, Presence, ReactionChange, Seq, Timestamp, User, UserId,
 };
 pub use crate::error::StoreError;
 
+mod bus;
+mod marks;
 mod memory;
 mod notify;
 
+pub use bus::{BACKLOG, SignalBus, SignalReceiver};
+pub use marks::{Mark, MarkChange, Marks};
 pub use memory::MemoryStore;
 pub use notify::Notifier;
 
@@ -76,6 +83,8 @@ pub enum Updated {
     Unchanged,
     /// The group has `max_members` members: nothing was written.
     Full,
+    /// A join of a user in the group's [`Marks::Bans`]: nothing was written.
+    Banned,
 }
 
 /// Feed retention, applied by a write to every feed it appends to, after
@@ -260,6 +269,9 @@ pub enum Sent {
     /// The recipients are [`Recipients::Members`] and the sender is not one
     /// of them at the commit: nothing was written.
     NotMember,
+    /// The conversation is a direct one and one of its two users blocks
+    /// the other ([`Marks::Blocks`]) at the commit: nothing was written.
+    Blocked,
 }
 
 /// A change to a user's contact set.
@@ -314,6 +326,12 @@ pub struct Changes {
     pub entries: Vec<(UserId, EntryChange)>,
     /// Events to append, each to its user's feed, with their time.
     pub events: Vec<(UserId, Timestamp, Event)>,
+    /// Changes to sets of marks.
+    pub marks: Vec<(Marks, MarkChange)>,
+    /// Users to erase, last: the user record goes, and every event of its
+    /// feed (its positions are kept, so a new user of that id starts after
+    /// them). Its other data the engine removes with the changes above.
+    pub erase: Vec<UserId>,
     /// The retention to apply to the feeds appended to.
     pub trim: FeedTrim,
 }
@@ -333,10 +351,29 @@ pub trait Store: Send + Sync + 'static {
     /// The notifier this store wakes when feeds grow.
     fn notifier(&self) -> &Notifier;
 
+    /// This process's signal bus, which [`Store::publish`] delivers to.
+    fn signals(&self) -> &SignalBus;
+
+    /// Hands a signal to the streams of the users it names, on every
+    /// process sharing this store, and writes nothing. A store of one
+    /// process delivers it to its own bus (the default); one shared by many
+    /// carries it over its pub/sub, with no connection per stream. Signals
+    /// are news of the moment: one lost on the way is not retried.
+    fn publish(
+        &self,
+        addressed: &Addressed,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send {
+        self.signals().deliver(addressed);
+        std::future::ready(Ok(()))
+    }
+
     /// Stores a message, atomically with all it implies:
     ///
     /// 0. for [`Recipients::Members`], reads the group's members; when the
     ///    sender is not one, returns [`Sent::NotMember`] and writes nothing;
+    ///    for a direct conversation, reads its two users' [`Marks::Blocks`];
+    ///    when either blocks the other, returns [`Sent::Blocked`] and writes
+    ///    nothing;
     /// 1. if `client_id` is set and the sender already sent that id in the
     ///    conversation, returns [`Sent::Duplicate`] with the stored message
     ///    and writes nothing;
@@ -352,7 +389,8 @@ pub trait Store: Send + Sync + 'static {
     /// order with every send to the group ([`Recipients::Members`]):
     ///
     /// - [`MemberChange::Put`] (a join): unless the user is a member already
-    ///   ([`Updated::Unchanged`]) or the group has `max_members`
+    ///   ([`Updated::Unchanged`]), is in the group's [`Marks::Bans`]
+    ///   ([`Updated::Banned`]) or the group has `max_members`
     ///   ([`Updated::Full`]), adds the member, gives it the conversation's
     ///   index entry with `read_seq` at the conversation's `last_seq` at
     ///   this commit and `activity` `at`, and appends
@@ -406,6 +444,14 @@ pub trait Store: Send + Sync + 'static {
         &self,
         owner: &UserId,
     ) -> impl Future<Output = Result<Vec<Contact>, Self::Error>> + Send;
+
+    /// Who has `user` in their contacts, in any order: the reverse of
+    /// [`Store::contacts`], kept by the store atomically with every
+    /// [`ContactChange`] (presence goes to these users).
+    fn followers(
+        &self,
+        user: &UserId,
+    ) -> impl Future<Output = Result<Vec<UserId>, Self::Error>> + Send;
 
     /// A group.
     fn group(
@@ -475,6 +521,16 @@ pub trait Store: Send + Sync + 'static {
     /// Whether a user is online, and when its last stream closed.
     fn presence(&self, user: &UserId)
     -> impl Future<Output = Result<Presence, Self::Error>> + Send;
+
+    /// Every mark of one set, by user id.
+    fn marks(&self, set: &Marks) -> impl Future<Output = Result<Vec<Mark>, Self::Error>> + Send;
+
+    /// One user's mark in a set, if marked.
+    fn mark(
+        &self,
+        set: &Marks,
+        user: &UserId,
+    ) -> impl Future<Output = Result<Option<Mark>, Self::Error>> + Send;
 
     /// Whether the store answers (for health checks).
     fn ping(&self) -> impl Future<Output = Result<(), Self::Error>> + Send;

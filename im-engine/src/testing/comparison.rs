@@ -6,8 +6,8 @@
 //! all the same.
 
 use crate::store::{
-    Changes, ContactChange, EntryChange, FeedTrim, MemberChange, MemberUpdate, MessageChange,
-    MessageUpdate, Outgoing, Recipients, Store,
+    Changes, ContactChange, EntryChange, FeedTrim, Mark, MarkChange, Marks, MemberChange,
+    MemberUpdate, MessageChange, MessageUpdate, Outgoing, Recipients, Store,
 };
 use crate::{
     Body, Contact, ConvEntry, ConversationId, Event, Group, GroupId, JoinPolicy, Member,
@@ -254,7 +254,30 @@ fn random_changes(rng: &mut Rng, now: u64, last: impl Fn(&ConversationId) -> u64
         c.events
             .push((user, now.saturating_sub(rng.below(3)), event));
     }
+    for _ in 0..rng.below(4) {
+        let (set, user) = (random_marks(rng), uid(rng.pick(&USERS)));
+        if set == Marks::Blocks(user.clone()) {
+            continue; // Nobody blocks itself: the engine checks.
+        }
+        c.marks.push(if rng.below(3) == 0 {
+            (set, MarkChange::Remove(user))
+        } else {
+            (set, MarkChange::Put(Mark { user, since: now }))
+        });
+    }
+    if rng.below(8) == 0 {
+        c.erase.push(uid(rng.pick(&USERS)));
+    }
     c
+}
+
+fn random_marks(rng: &mut Rng) -> Marks {
+    match rng.below(4) {
+        0 => Marks::Requests(gid(rng.pick(&["g", "h"]))),
+        1 => Marks::Bans(gid(rng.pick(&["g", "h"]))),
+        2 => Marks::Blocks(uid(rng.pick(&USERS))),
+        _ => Marks::Suspended,
+    }
 }
 
 /// Every read of both stores, for comparison.
@@ -300,6 +323,21 @@ async fn snapshot<S: Store>(s: &S) -> Vec<String> {
                 let f = s.feed(&u, after, limit).await.expect("the read succeeds");
                 out.push(format!("feed {u} {after} {limit} {f:?}"));
             }
+        }
+    }
+    let mut sets = vec![Marks::Suspended];
+    for u in USERS.map(uid) {
+        sets.push(Marks::Blocks(u));
+    }
+    for g in ["g", "h"].map(gid) {
+        sets.extend([Marks::Requests(g.clone()), Marks::Bans(g)]);
+    }
+    for set in sets {
+        let marks = s.marks(&set).await.expect("the read succeeds");
+        out.push(format!("marks {set:?} {marks:?}"));
+        for u in USERS.map(uid) {
+            let mark = s.mark(&set, &u).await.expect("the read succeeds");
+            out.push(format!("mark {set:?} {u} {mark:?}"));
         }
     }
     for g in ["g", "h"].map(gid) {

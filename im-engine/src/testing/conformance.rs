@@ -56,8 +56,17 @@ pub(super) async fn fixture_with<F: StoreFactory>(
     (engine, data, clock)
 }
 
+/// The configuration of the cases: a user goes offline 20 ms after its
+/// last stream closes.
+fn config() -> Config {
+    Config {
+        presence_grace: Duration::from_millis(20),
+        ..Config::default()
+    }
+}
+
 async fn fixture<F: StoreFactory>() -> (Engine<F::Store>, F::Data) {
-    let (engine, data, _) = fixture_with::<F>(Config::default()).await;
+    let (engine, data, _) = fixture_with::<F>(config()).await;
     (engine, data)
 }
 
@@ -320,7 +329,7 @@ pub async fn group_policy_and_owner_rules<F: StoreFactory>() {
             group_members: 3,
             ..Limits::default()
         },
-        ..Config::default()
+        ..config()
     };
     let (engine, _data, _) = fixture_with::<F>(config).await;
     let g = gid("g");
@@ -467,7 +476,7 @@ pub async fn unread_counts_follow_read_cursors<F: StoreFactory>() {
 
 /// The conversation list puts the most recent activity first.
 pub async fn conversation_list_is_ordered_by_activity<F: StoreFactory>() {
-    let (engine, _data, clock) = fixture_with::<F>(Config::default()).await;
+    let (engine, _data, clock) = fixture_with::<F>(config()).await;
     clock.set(10);
     send(&engine, "bob", "dm:alice:bob", 1).await;
     clock.set(20);
@@ -545,7 +554,7 @@ pub async fn cursors_from_other_stores_or_trimmed_feeds_reset<F: StoreFactory>()
             events: Some(3),
             age: None,
         },
-        ..Config::default()
+        ..config()
     };
     let (engine, _data, _) = fixture_with::<F>(config).await;
     for n in 1..=6 {
@@ -603,7 +612,7 @@ pub async fn feeds_drop_events_older_than_the_retention_age<F: StoreFactory>() {
     };
     let (engine, _data, clock) = fixture_with::<F>(Config {
         retention,
-        ..Config::default()
+        ..config()
     })
     .await;
     clock.set(1_000);
@@ -1034,9 +1043,96 @@ pub async fn live_stream_switches_from_replay_without_gap<F: StoreFactory>() {
     }
 }
 
+/// A block and a ban are decided at the commit, like membership: senders
+/// racing a block see their direct messages refused from the block's
+/// commit on, so the conversation does not grow after the block was
+/// acknowledged; a user racing to rejoin an open group is never a member
+/// after the ban was acknowledged.
+pub async fn blocks_and_bans_are_decided_at_the_commit<F: StoreFactory>() {
+    let (engine, _data) = fixture::<F>().await;
+    let dm = conv("dm:alice:bob");
+    let mut senders = Vec::new();
+    for t in 0..3 {
+        let engine = engine.clone();
+        let dm = dm.clone();
+        senders.push(tokio::spawn(async move {
+            // Bounded, so that a store that never refuses fails the test
+            // rather than hanging it.
+            for n in 0..20_000 {
+                let sent = engine
+                    .send(&me("alice"), &dm, SendRequest::new(body(t * 100_000 + n)))
+                    .await;
+                match sent {
+                    Ok(_) => tokio::task::yield_now().await,
+                    Err(crate::Error::Blocked(_)) => return,
+                    Err(e) => panic!("send failed: {e}"),
+                }
+            }
+        }));
+    }
+    // Let some through first.
+    while engine.store().last_seq(&dm).await.unwrap() < 10 {
+        tokio::task::yield_now().await;
+    }
+    engine.block(&me("bob"), &uid("alice")).await.unwrap();
+    let at_block = engine.store().last_seq(&dm).await.unwrap();
+    for s in senders {
+        s.await.expect("sender task");
+    }
+    assert_eq!(
+        engine.store().last_seq(&dm).await.unwrap(),
+        at_block,
+        "a direct message committed after the block was acknowledged"
+    );
+
+    let g = gid("g");
+    engine
+        .put_group(&me("alice"), &g, Default::default(), Some(JoinPolicy::Open))
+        .await
+        .unwrap();
+    let churn = {
+        let engine = engine.clone();
+        let g = g.clone();
+        tokio::spawn(async move {
+            for _ in 0..5_000 {
+                match engine.join(&me("carol"), &g, &uid("carol")).await {
+                    Ok(_) => {}
+                    Err(crate::Error::Banned(_)) => return,
+                    Err(e) => panic!("join failed: {e}"),
+                }
+                engine.leave(&me("carol"), &g, &uid("carol")).await.unwrap();
+            }
+        })
+    };
+    while engine
+        .store()
+        .member(&g, &uid("carol"))
+        .await
+        .unwrap()
+        .is_none()
+    {
+        tokio::task::yield_now().await;
+    }
+    engine.ban(&me("alice"), &g, &uid("carol")).await.unwrap();
+    churn.await.expect("join task");
+    assert!(
+        engine
+            .store()
+            .member(&g, &uid("carol"))
+            .await
+            .unwrap()
+            .is_none(),
+        "a banned user joined after its ban was acknowledged"
+    );
+    assert_eq!(
+        kind(engine.join(&me("alice"), &g, &uid("carol")).await),
+        ErrorKind::Forbidden
+    );
+}
+
 /// Every kind of state reads back the same after the store is reopened.
 pub async fn everything_survives_reopen<F: StoreFactory>() {
-    let (engine, data, clock) = fixture_with::<F>(Config::default()).await;
+    let (engine, data, clock) = fixture_with::<F>(config()).await;
     let g = gid("g");
     let name: crate::FieldPatch = [("name".to_string(), Some("Alice".to_string()))].into();
     let script = [
@@ -1054,6 +1150,7 @@ pub async fn everything_survives_reopen<F: StoreFactory>() {
                 id: g.clone(),
                 fields: Default::default(),
                 join: Some(JoinPolicy::Open),
+                owner: None,
             },
         ),
         (

@@ -22,6 +22,7 @@ pub mod accounts;
 pub mod comparison;
 pub mod conformance;
 pub mod model;
+pub mod signals;
 pub mod state_machine;
 pub mod subscription;
 
@@ -99,10 +100,19 @@ macro_rules! store_conformance_tests {
             feeds_drop_events_older_than_the_retention_age,
             concurrent_sends_get_dense_seqs,
             membership_changes_are_ordered_with_sends,
+            blocks_and_bans_are_decided_at_the_commit,
             contacts_linked_in_one_millisecond_list_newest_first,
             a_deleted_body_is_nowhere,
             live_stream_switches_from_replay_without_gap,
             everything_survives_reopen,
+        );
+        $crate::store_conformance_tests!(@signals $f;
+            followers_follow_contact_changes,
+            typing_reaches_the_other_participants,
+            receipts_reach_the_other_participants,
+            reads_list_every_participant,
+            presence_reaches_followers_after_the_grace,
+            presence_skips_whom_the_user_blocks,
         );
 
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -119,6 +129,14 @@ macro_rules! store_conformance_tests {
         fn subscriptions_see_each_event_after_their_cursor_once() {
             $crate::testing::subscription::run::<$f>();
         }
+    };
+    (@signals $f:ty; $($case:ident,)*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                $crate::testing::signals::$case::<$f>().await;
+            }
+        )*
     };
     (@async $f:ty, $module:ident; $($case:ident,)*) => {
         $(

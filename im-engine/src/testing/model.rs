@@ -2,16 +2,16 @@
 //! straight-line code, with none of the engine's structure. The property test
 //! runs every command against both and compares the answers.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::command::{Command, Outcome};
 use crate::data::{Epoch, Membership};
 use crate::engine::{Actor, Limits};
 use crate::feed::{Cursor, Delivered, EventData, EventPage, ResetReason, Start};
 use crate::{
-    Contact, ContactView, ConvEntry, ConversationId, ConversationView, ErrorKind, Event, GroupId,
-    GroupView, HistoryPage, JoinPolicy, Member, Message, ReactionChange, ReadState, Role, Seq,
-    Timestamp, UserId,
+    Contact, ContactNews, ContactView, ConvEntry, ConversationId, ConversationView, ErrorKind,
+    Event, GroupId, GroupView, HistoryPage, JoinPolicy, JoinRequest, Marked, Member, Message,
+    ReactionChange, ReadState, Role, Seq, Timestamp, UserId,
 };
 use crate::{Group, Password, Profile};
 
@@ -54,6 +54,10 @@ pub struct Model {
     logs: BTreeMap<ConversationId, Vec<Message>>,
     entries: BTreeMap<UserId, BTreeMap<ConversationId, ConvEntry>>,
     feeds: BTreeMap<UserId, ModelFeed>,
+    requests: BTreeMap<GroupId, BTreeMap<UserId, Timestamp>>,
+    bans: BTreeMap<GroupId, BTreeMap<UserId, Timestamp>>,
+    blocks: BTreeMap<UserId, BTreeMap<UserId, Timestamp>>,
+    suspended: BTreeSet<UserId>,
 }
 
 fn err<T>(kind: ErrorKind) -> Result<T, ErrorKind> {
@@ -75,6 +79,10 @@ impl Model {
             logs: BTreeMap::new(),
             entries: BTreeMap::new(),
             feeds: BTreeMap::new(),
+            requests: BTreeMap::new(),
+            bans: BTreeMap::new(),
+            blocks: BTreeMap::new(),
+            suspended: BTreeSet::new(),
         }
     }
 
@@ -205,8 +213,68 @@ impl Model {
         }
     }
 
+    fn marked<K: Ord>(
+        sets: &BTreeMap<K, BTreeMap<UserId, Timestamp>>,
+        key: &K,
+        user: &UserId,
+    ) -> bool {
+        sets.get(key).is_some_and(|s| s.contains_key(user))
+    }
+
+    /// Whether one of a direct conversation's users blocks the other.
+    fn blocked(&self, c: &ConversationId) -> bool {
+        match c {
+            ConversationId::Direct(a, b) => {
+                Self::marked(&self.blocks, a, b) || Self::marked(&self.blocks, b, a)
+            }
+            ConversationId::Group(_) => false,
+        }
+    }
+
+    /// Marks as a list answers them: newest first, ties by id.
+    fn newest_first(set: Option<&BTreeMap<UserId, Timestamp>>) -> Vec<Marked> {
+        let mut list: Vec<Marked> = set
+            .into_iter()
+            .flatten()
+            .map(|(id, since)| Marked {
+                id: id.clone(),
+                since: *since,
+            })
+            .collect();
+        list.sort_by(|a, b| (b.since, &a.id).cmp(&(a.since, &b.id)));
+        list
+    }
+
+    /// `user` leaves `group`, if a member: every member hears of it.
+    fn remove_member(&mut self, group: &GroupId, user: &UserId) {
+        let members = self.group_members(group);
+        if !members.contains(user) {
+            return;
+        }
+        let data = Event::Member {
+            group: group.clone(),
+            user: user.clone(),
+            change: Membership::Left,
+        };
+        for m in &members {
+            self.push_event(m, data.clone());
+        }
+        self.members.entry(group.clone()).or_default().remove(user);
+        self.entries
+            .entry(user.clone())
+            .or_default()
+            .remove(&ConversationId::group(group.clone()));
+    }
+
     /// Applies one command as `actor`, as the engine should.
     pub fn apply(&mut self, actor: &Actor, command: &Command) -> Answer {
+        if self.suspended.contains(&actor.user) {
+            return err(ErrorKind::Forbidden);
+        }
+        self.apply_unsuspended(actor, command)
+    }
+
+    fn apply_unsuspended(&mut self, actor: &Actor, command: &Command) -> Answer {
         let me = &actor.user;
         let now = self.now;
         match command {
@@ -223,6 +291,7 @@ impl Model {
                     created_at: now,
                     online: false,
                     last_seen: None,
+                    suspended: None,
                 });
                 p.fields = self.merged(p.fields, fields)?;
                 self.users.insert(id.clone(), p.clone());
@@ -232,6 +301,9 @@ impl Model {
                 let mut p = self.users.get(id).cloned().ok_or(ErrorKind::NotFound)?;
                 if !(actor.admin || me == id) {
                     p.fields.retain(|name, _| !name.starts_with('_'));
+                }
+                if actor.admin {
+                    p.suspended = Some(self.suspended.contains(id));
                 }
                 Ok(Outcome::Profile(p, false))
             }
@@ -261,12 +333,25 @@ impl Model {
                 self.user_exists(me)?;
                 self.user_exists(id)?;
                 let set = self.contacts.entry(me.clone()).or_default();
+                if set.contains_key(id) {
+                    return Ok(Outcome::Done);
+                }
                 let order = set.values().map(|c| c.order).max().unwrap_or(0) + 1;
-                set.entry(id.clone()).or_insert(Contact {
-                    id: id.clone(),
-                    since: now,
-                    order,
-                });
+                set.insert(
+                    id.clone(),
+                    Contact {
+                        id: id.clone(),
+                        since: now,
+                        order,
+                    },
+                );
+                if !Self::marked(&self.blocks, id, me) {
+                    let event = Event::Contact {
+                        user: me.clone(),
+                        change: ContactNews::Added,
+                    };
+                    self.push_event(id, event);
+                }
                 Ok(Outcome::Done)
             }
             Command::Unlink { id } => {
@@ -293,7 +378,21 @@ impl Model {
                         .collect(),
                 ))
             }
-            Command::PutGroup { id, fields, join } => {
+            Command::PutGroup {
+                id,
+                fields,
+                join,
+                owner,
+            } => {
+                if let Some(o) = owner {
+                    let g = self.group_of(id)?;
+                    if !(actor.admin || g.owner == *me) {
+                        return err(ErrorKind::Forbidden);
+                    }
+                    if !self.group_members(id).contains(o) {
+                        return err(ErrorKind::Conflict);
+                    }
+                }
                 self.check_patch(fields)?;
                 let (mut g, created) = match self.groups.get(id) {
                     Some(g) if g.owner == *me || actor.admin => (g.clone(), false),
@@ -339,6 +438,18 @@ impl Model {
                     };
                     self.push_event(me, data);
                 }
+                if let Some(o) = owner
+                    && g.owner != *o
+                {
+                    let members = self.members.entry(id.clone()).or_default();
+                    if let Some(old) = members.get_mut(&g.owner) {
+                        old.role = Role::Member;
+                    }
+                    if let Some(new) = members.get_mut(o) {
+                        new.role = Role::Owner;
+                    }
+                    g.owner = o.clone();
+                }
                 self.groups.insert(id.clone(), g);
                 Ok(Outcome::Group(self.group_view(id), created))
             }
@@ -362,12 +473,34 @@ impl Model {
             Command::Join { group, user } => {
                 let g = self.group_of(group)?;
                 self.user_exists(user)?;
+                let members = self.group_members(group);
+                if g.join == JoinPolicy::Approval && me == user && g.owner != *me && !actor.admin {
+                    if members.contains(user) {
+                        return Ok(Outcome::Done);
+                    }
+                    if Self::marked(&self.bans, group, user) {
+                        return err(ErrorKind::Forbidden);
+                    }
+                    let requests = self.requests.entry(group.clone()).or_default();
+                    if !requests.contains_key(user) {
+                        requests.insert(user.clone(), now);
+                        let event = Event::JoinRequest {
+                            group: group.clone(),
+                            user: user.clone(),
+                        };
+                        self.push_event(&g.owner, event);
+                    }
+                    return Ok(Outcome::Requested);
+                }
                 if !(actor.admin || g.owner == *me || (me == user && g.join == JoinPolicy::Open)) {
                     return err(ErrorKind::Forbidden);
                 }
-                let members = self.group_members(group);
                 if members.contains(user) {
+                    self.requests.entry(group.clone()).or_default().remove(user);
                     return Ok(Outcome::Done);
+                }
+                if Self::marked(&self.bans, group, user) {
+                    return err(ErrorKind::Forbidden);
                 }
                 if members.len() >= self.limits.group_members {
                     return err(ErrorKind::Conflict);
@@ -398,6 +531,7 @@ impl Model {
                 for m in self.group_members(group) {
                     self.push_event(&m, data.clone());
                 }
+                self.requests.entry(group.clone()).or_default().remove(user);
                 Ok(Outcome::Done)
             }
             Command::Leave { group, user } => {
@@ -409,25 +543,109 @@ impl Model {
                 if g.owner == *user {
                     return err(ErrorKind::Conflict);
                 }
-                let members = self.group_members(group);
-                if !members.contains(user) {
-                    return Ok(Outcome::Done);
-                }
-                let data = Event::Member {
-                    group: group.clone(),
-                    user: user.clone(),
-                    change: Membership::Left,
-                };
-                for m in &members {
-                    self.push_event(m, data.clone());
-                }
-                self.members.entry(group.clone()).or_default().remove(user);
-                self.entries
-                    .entry(user.clone())
-                    .or_default()
-                    .remove(&ConversationId::group(group.clone()));
+                self.remove_member(group, user);
                 Ok(Outcome::Done)
             }
+            Command::Requests { group } => {
+                let g = self.group_of(group)?;
+                if !(actor.admin || g.owner == *me) {
+                    return err(ErrorKind::Forbidden);
+                }
+                let mut list: Vec<JoinRequest> = self
+                    .requests
+                    .get(group)
+                    .into_iter()
+                    .flatten()
+                    .map(|(user, since)| JoinRequest {
+                        user: user.clone(),
+                        since: *since,
+                    })
+                    .collect();
+                list.sort_by(|a, b| (a.since, &a.user).cmp(&(b.since, &b.user)));
+                Ok(Outcome::Requests(list))
+            }
+            Command::Withdraw { group, user } => {
+                let g = self.group_of(group)?;
+                self.user_exists(user)?;
+                if !(actor.admin || g.owner == *me || me == user) {
+                    return err(ErrorKind::Forbidden);
+                }
+                self.requests.entry(group.clone()).or_default().remove(user);
+                Ok(Outcome::Done)
+            }
+            Command::Ban { group, user } => {
+                let g = self.group_of(group)?;
+                self.user_exists(user)?;
+                if !(actor.admin || g.owner == *me) {
+                    return err(ErrorKind::Forbidden);
+                }
+                if g.owner == *user {
+                    return err(ErrorKind::Conflict);
+                }
+                self.bans
+                    .entry(group.clone())
+                    .or_default()
+                    .entry(user.clone())
+                    .or_insert(now);
+                self.requests.entry(group.clone()).or_default().remove(user);
+                self.remove_member(group, user);
+                Ok(Outcome::Done)
+            }
+            Command::Unban { group, user } => {
+                let g = self.group_of(group)?;
+                self.user_exists(user)?;
+                if !(actor.admin || g.owner == *me) {
+                    return err(ErrorKind::Forbidden);
+                }
+                self.bans.entry(group.clone()).or_default().remove(user);
+                Ok(Outcome::Done)
+            }
+            Command::Bans { group } => {
+                let g = self.group_of(group)?;
+                if !(actor.admin || g.owner == *me) {
+                    return err(ErrorKind::Forbidden);
+                }
+                Ok(Outcome::Bans(Self::newest_first(self.bans.get(group))))
+            }
+            Command::Block { id } => {
+                if me == id {
+                    return err(ErrorKind::Invalid);
+                }
+                self.user_exists(me)?;
+                self.user_exists(id)?;
+                self.blocks
+                    .entry(me.clone())
+                    .or_default()
+                    .entry(id.clone())
+                    .or_insert(now);
+                Ok(Outcome::Done)
+            }
+            Command::Unblock { id } => {
+                if me == id {
+                    return err(ErrorKind::Invalid);
+                }
+                self.user_exists(me)?;
+                self.user_exists(id)?;
+                self.blocks.entry(me.clone()).or_default().remove(id);
+                Ok(Outcome::Done)
+            }
+            Command::Blocks => {
+                self.user_exists(me)?;
+                Ok(Outcome::Blocks(Self::newest_first(self.blocks.get(me))))
+            }
+            Command::Suspend { id, suspended } => {
+                if !actor.admin {
+                    return err(ErrorKind::Forbidden);
+                }
+                self.user_exists(id)?;
+                if *suspended {
+                    self.suspended.insert(id.clone());
+                } else {
+                    self.suspended.remove(id);
+                }
+                Ok(Outcome::Done)
+            }
+            Command::Erase { id } => self.erase(actor, id),
             Command::Send {
                 conversation,
                 request,
@@ -458,7 +676,7 @@ impl Model {
                 {
                     return err(ErrorKind::Invalid);
                 }
-                if !recipients.contains(&from) {
+                if !recipients.contains(&from) || self.blocked(conversation) {
                     return err(ErrorKind::Forbidden);
                 }
                 let log = self.logs.entry(conversation.clone()).or_default();
@@ -625,6 +843,37 @@ impl Model {
                 ))
             }
             Command::Feed { start, limit } => Ok(Outcome::Feed(self.feed(me, *start, *limit))),
+            Command::Typing { conversation, .. } => {
+                if !self.participants(conversation)?.contains(me) {
+                    return err(ErrorKind::Forbidden);
+                }
+                Ok(Outcome::Signalled)
+            }
+            Command::Reads {
+                conversation,
+                after,
+                limit,
+            } => {
+                let limit = self.limit(*limit, 100, self.limits.events_page)?;
+                self.require_reader(actor, conversation)?;
+                let mut users = self.participants(conversation)?;
+                users.sort();
+                users.retain(|u| after.as_ref().is_none_or(|a| u > a));
+                let has_more = users.len() > limit;
+                users.truncate(limit);
+                let reads = users
+                    .into_iter()
+                    .map(|user| crate::ReadCursor {
+                        read_seq: self
+                            .entries
+                            .get(&user)
+                            .and_then(|e| e.get(conversation))
+                            .map_or(0, |e| e.read_seq),
+                        user,
+                    })
+                    .collect();
+                Ok(Outcome::Reads(crate::ReadsPage { reads, has_more }))
+            }
             Command::Edit {
                 conversation,
                 seq,
@@ -731,6 +980,68 @@ impl Model {
                 Ok(Outcome::Reactions(m.reactions.into_iter().collect()))
             }
         }
+    }
+
+    fn erase(&mut self, actor: &Actor, id: &UserId) -> Answer {
+        if !actor.admin {
+            return err(ErrorKind::Forbidden);
+        }
+        self.user_exists(id)?;
+        let convs: Vec<ConversationId> = self
+            .entries
+            .get(id)
+            .map(|e| e.keys().cloned().collect())
+            .unwrap_or_default();
+        let mut groups = Vec::new();
+        for c in &convs {
+            if let ConversationId::Group(g) = c {
+                if self.group_of(g)?.owner == *id {
+                    return err(ErrorKind::Conflict);
+                }
+                groups.push(g.clone());
+            }
+        }
+        let now = self.now;
+        for c in &convs {
+            let mine: Vec<Seq> = self
+                .logs
+                .get(c)
+                .into_iter()
+                .flatten()
+                .filter(|m| m.from == *id && m.deleted_at.is_none())
+                .map(|m| m.seq)
+                .collect();
+            for seq in mine {
+                let event = Event::Delete {
+                    conversation: c.clone(),
+                    seq,
+                    deleted_at: now,
+                };
+                self.change(c, seq, event, |m| {
+                    m.body = None;
+                    m.edited_at = None;
+                    m.reactions.clear();
+                    m.deleted_at = Some(now);
+                })?;
+            }
+        }
+        for g in &groups {
+            self.remove_member(g, id);
+        }
+        self.contacts.remove(id);
+        for set in self.contacts.values_mut() {
+            set.remove(id);
+        }
+        self.entries.remove(id);
+        self.blocks.remove(id);
+        self.suspended.remove(id);
+        self.users.remove(id);
+        self.passwords.remove(id);
+        if let Some(feed) = self.feeds.get_mut(id) {
+            feed.trimmed = feed.head;
+            feed.events.clear();
+        }
+        Ok(Outcome::Done)
     }
 
     /// A message the actor may read: the conversation exists, the actor

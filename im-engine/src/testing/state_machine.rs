@@ -69,6 +69,7 @@ fn setup() -> Vec<(Actor, Command)> {
             id: g0,
             fields: Default::default(),
             join: Some(JoinPolicy::Open),
+            owner: None,
         },
     ));
     steps
@@ -186,8 +187,8 @@ fn command() -> impl Strategy<Value = Command> {
         2 => user().prop_map(|id| Command::Link { id }),
         1 => user().prop_map(|id| Command::Unlink { id }),
         1 => Just(Command::Contacts),
-        2 => (group(), patch(), prop::option::of(prop_oneof![Just(JoinPolicy::Open), Just(JoinPolicy::Invite)]))
-            .prop_map(|(id, fields, join)| Command::PutGroup { id, fields, join }),
+        2 => (group(), patch(), prop::option::of(join_policy()), prop::option::weighted(0.2, user()))
+            .prop_map(|(id, fields, join, owner)| Command::PutGroup { id, fields, join, owner }),
         1 => group().prop_map(|id| Command::Group { id }),
         1 => group().prop_map(|id| Command::Members { id }),
         3 => (group(), user()).prop_map(|(group, user)| Command::Join { group, user }),
@@ -205,6 +206,33 @@ fn command() -> impl Strategy<Value = Command> {
         2 => (conversation(), 0..6u64).prop_map(|(conversation, seq)| Command::Delete { conversation, seq }),
         3 => (conversation(), 0..6u64, reaction_key(), any::<bool>()).prop_map(|(conversation, seq, key, add)| Command::React { conversation, seq, key, add }),
         1 => (conversation(), 0..6u64).prop_map(|(conversation, seq)| Command::Reactions { conversation, seq }),
+        1 => (conversation(), any::<bool>()).prop_map(|(conversation, typing)| Command::Typing { conversation, typing }),
+        2 => (conversation(), prop::option::of(user()), limit()).prop_map(|(conversation, after, limit)| Command::Reads { conversation, after, limit }),
+        6 => moderation(),
+    ]
+}
+
+fn join_policy() -> impl Strategy<Value = JoinPolicy> {
+    prop_oneof![
+        Just(JoinPolicy::Open),
+        Just(JoinPolicy::Invite),
+        Just(JoinPolicy::Approval)
+    ]
+}
+
+/// Join requests, bans, blocks, suspension and erasure.
+fn moderation() -> impl Strategy<Value = Command> {
+    prop_oneof![
+        1 => group().prop_map(|group| Command::Requests { group }),
+        1 => (group(), user()).prop_map(|(group, user)| Command::Withdraw { group, user }),
+        1 => (group(), user()).prop_map(|(group, user)| Command::Ban { group, user }),
+        1 => (group(), user()).prop_map(|(group, user)| Command::Unban { group, user }),
+        1 => group().prop_map(|group| Command::Bans { group }),
+        2 => user().prop_map(|id| Command::Block { id }),
+        2 => user().prop_map(|id| Command::Unblock { id }),
+        1 => Just(Command::Blocks),
+        1 => (user(), any::<bool>()).prop_map(|(id, suspended)| Command::Suspend { id, suspended }),
+        1 => user().prop_map(|id| Command::Erase { id }),
     ]
 }
 
@@ -451,11 +479,12 @@ impl<F: StoreFactory> StateMachineTest for EngineTest<F> {
                     .try_into_store()
                     .expect("no other engine handle is alive");
                 let store = sys.rt.block_on(F::reopen(store, &sys.data));
-                sys.engine = Some(Engine::with_clock(
-                    store,
-                    engine_config(),
-                    sys.clock.clone(),
-                ));
+                let engine = Engine::with_clock(store, engine_config(), sys.clock.clone());
+                // What a server does when it starts.
+                sys.rt
+                    .block_on(engine.refresh_suspensions())
+                    .expect("suspensions read");
+                sys.engine = Some(engine);
             }
         }
         sys

@@ -169,6 +169,15 @@ struct Serve {
     /// Seconds between `: keep-alive` comments on an idle event stream.
     #[arg(long, env = "IM_KEEP_ALIVE_SECS", default_value_t = 15)]
     keep_alive_secs: u64,
+    /// Milliseconds a user stays online after its last event stream
+    /// closed; a stream opened within it announces nothing to its contacts
+    /// (a page reload, a reconnect).
+    #[arg(long, env = "IM_PRESENCE_GRACE_MS", default_value_t = 5000)]
+    presence_grace_ms: u64,
+    /// Read receipts go live to the other members of groups up to this
+    /// size (and always in direct conversations).
+    #[arg(long, env = "IM_RECEIPTS_MAX_GROUP", default_value_t = im_engine::Config::default().receipts_max_group)]
+    receipts_max_group: usize,
     /// Seconds a client may take to send a request head.
     #[arg(long, env = "IM_HEADER_TIMEOUT_SECS", default_value_t = 30)]
     header_timeout_secs: u64,
@@ -210,6 +219,11 @@ struct Serve {
     /// write anything in it.
     #[arg(long, env = "IM_TRUST_FORWARDED_FOR")]
     trust_forwarded_for: bool,
+    /// How often, in milliseconds, the server reads which users are
+    /// suspended: a suspension made through another node sharing the store
+    /// takes effect here within this time (through this node, at once).
+    #[arg(long, env = "IM_SUSPENSION_REFRESH_MS", default_value_t = 500, value_parser = clap::value_parser!(u64).range(50..))]
+    suspension_refresh_ms: u64,
     /// Log lines as plain text or as JSON objects, one per line.
     #[arg(long, env = "IM_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -420,6 +434,8 @@ async fn serve(args: Serve) -> Result<(), BoxError> {
             events: Some(args.feed_retention_events),
             ..Retention::default()
         },
+        presence_grace: Duration::from_millis(args.presence_grace_ms),
+        receipts_max_group: args.receipts_max_group,
         ..im_engine::Config::default()
     };
     let mut config = Config::new(secret);
@@ -431,6 +447,7 @@ async fn serve(args: Serve) -> Result<(), BoxError> {
     args.protection.apply(&mut config);
     config.cors = im_http::Cors::allow(&args.cors_origin)?;
     config.trust_forwarded_for = args.trust_forwarded_for;
+    config.suspension_refresh = Duration::from_millis(args.suspension_refresh_ms);
     let listener = bind(args.listen)?;
     let listeners = Listeners {
         main: listener,

@@ -52,6 +52,9 @@ impl<S: Store> Server<S> {
         config.protection.stream_rate = None;
         config.protection.login_rate_user = None;
         config.protection.login_rate_addr = None;
+        // Users go offline soon after their last stream closes; the
+        // presence tests set their own grace.
+        engine_config.presence_grace = Duration::from_millis(100);
         tweak(&mut engine_config, &mut config);
         let app = App::new(Engine::with_config(store, engine_config), config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

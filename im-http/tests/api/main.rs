@@ -14,10 +14,12 @@ mod groups;
 mod login;
 mod membership;
 mod messages;
+mod moderation;
 mod numbers;
 mod outage;
 mod probes;
 mod service;
+mod signals;
 #[cfg(all(feature = "cli", feature = "sled"))]
 mod sled;
 #[cfg(feature = "tls")]

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use im_engine::store::{
-    Changes, MemberUpdate, MessageUpdate, MessageUpdated, Outgoing, Sent, Updated,
+    Changes, Mark, Marks, MemberUpdate, MessageUpdate, MessageUpdated, Outgoing, Sent, Updated,
 };
 use im_engine::{
     Contact, ConvEntry, ConversationId, Epoch, Feed, Group, GroupId, Member, MemoryStore, Message,
@@ -58,6 +58,9 @@ impl Store for FlakyStore {
     fn notifier(&self) -> &Notifier {
         self.inner.notifier()
     }
+    fn signals(&self) -> &im_engine::SignalBus {
+        self.inner.signals()
+    }
     async fn send(&self, send: &Outgoing) -> Result<Sent, Down> {
         self.check()?;
         let sent = self.inner.send(send).await.map_err(never)?;
@@ -89,6 +92,10 @@ impl Store for FlakyStore {
     async fn contacts(&self, owner: &UserId) -> Result<Vec<Contact>, Down> {
         self.check()?;
         self.inner.contacts(owner).await.map_err(never)
+    }
+    async fn followers(&self, user: &UserId) -> Result<Vec<UserId>, Down> {
+        self.check()?;
+        self.inner.followers(user).await.map_err(never)
     }
     async fn group(&self, id: &GroupId) -> Result<Option<Group>, Down> {
         self.check()?;
@@ -132,6 +139,14 @@ impl Store for FlakyStore {
     async fn presence(&self, user: &UserId) -> Result<Presence, Down> {
         self.check()?;
         self.inner.presence(user).await.map_err(never)
+    }
+    async fn marks(&self, set: &Marks) -> Result<Vec<Mark>, Down> {
+        self.check()?;
+        self.inner.marks(set).await.map_err(never)
+    }
+    async fn mark(&self, set: &Marks, user: &UserId) -> Result<Option<Mark>, Down> {
+        self.check()?;
+        self.inner.mark(set, user).await.map_err(never)
     }
     async fn ping(&self) -> Result<(), Down> {
         self.check()

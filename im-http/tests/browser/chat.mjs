@@ -131,6 +131,53 @@ async function history(token, id) {
   return page.messages.map((m) => m.body.text);
 }
 
+// Join approval, a ban from the member list, and a block, on the pages.
+async function moderation(A, B) {
+  const text = (p, sel) => p.locator(sel).textContent();
+  const showTools = async (p) => {
+    if (!(await p.locator('#group-tools').evaluate((d) => d.open))) await p.locator('#group-tools summary').click();
+  };
+
+  log('alice creates a group joined by approval; bob asks; alice approves in its header');
+  await showTools(A);
+  await A.locator('#group-join-policy').selectOption('approval');
+  await A.locator('#group-create-input').fill('club');
+  await A.locator('#group-create-form button').click();
+  await until('the club to open', async () => (await text(A, '#conv-title')) === '# club');
+  await showTools(B);
+  await B.locator('#group-join-input').fill('club');
+  await B.locator('#group-join-form button').click();
+  await until('bob to be told he asked', async () => (await text(B, '#sidebar-error')).includes('Asked the owner of club'));
+  check(await count(B, '#conversations li[data-id="group:club"]') === 0, 'bob is in the club before approval');
+  await until('alice to see the request', async () => (await text(A, '#people summary')).includes('1 asking to join'));
+  await A.locator('#people summary').click();
+  await A.locator('#people li[data-request="bob"] button', { hasText: 'Approve' }).click();
+  await until('bob to get the club', () => count(B, '#conversations li[data-id="group:club"]'));
+  await until('alice to see bob among the members', () => count(A, '#people li[data-user="bob"]'));
+
+  log('alice bans bob from the member list: the club leaves his list, and he cannot come back');
+  await A.locator('#people li[data-user="bob"] button', { hasText: 'Ban' }).click();
+  await until('the club to leave bob\'s list', async () => (await count(B, '#conversations li[data-id="group:club"]')) === 0);
+  await until('alice to see the ban', () => count(A, '#people li[data-ban="bob"]'));
+  const back = await fetch(`${URL_}/v1/groups/club/members/bob`, { method: 'PUT', headers: { Authorization: `Bearer ${BOB}` } });
+  check(back.status === 403 && (await back.json()).error.code === 'banned', `a banned bob joined again: ${back.status}`);
+
+  log('bob blocks alice in their direct conversation: her message is refused until he unblocks');
+  await openConv(B, DM);
+  await until('the block button', async () => (await text(B, '#block-toggle')) === 'Block');
+  await B.locator('#block-toggle').click();
+  await until('bob to have blocked alice', async () => (await text(B, '#block-toggle')) === 'Unblock');
+  await openConv(A, DM);
+  await send(A, 'can you hear me?');
+  await until('alice\'s message to be refused', async () => (await count(A, '#message-list li.failed')) === 1
+    && (await text(A, '#message-list li.failed .meta')).includes('blocks'));
+  await B.locator('#block-toggle').click();
+  await until('bob to have unblocked alice', async () => (await text(B, '#block-toggle')) === 'Block');
+  await A.locator('#message-list li.failed button.retry').click();
+  await seesMessage('bob', B, 'can you hear me?');
+  await A.screenshot({ path: `${SHOTS}/moderation.png` });
+}
+
 // ---------------------------------------------------------------- the test
 
 if (!existsSync(CHROMIUM)) fail(`no Chromium at ${CHROMIUM}: install Debian's chromium package (scripts/deps/browser.sh does)`);
@@ -152,8 +199,9 @@ async function openWindow(name) {
   page.on('console', (m) => {
     // The browser logs each refused connection while the server is down,
     // the 503 this test answers once, the 404 of the group lookup before
-    // the group is created, and the 401 of bob's wrong password.
-    if (m.type() === 'error' && !/net::ERR_|status of (401|404|503)/.test(m.text())) {
+    // the group is created, the 403 of a send while blocked, and the 401
+    // of bob's wrong password.
+    if (m.type() === 'error' && !/net::ERR_|status of (401|403|404|503)/.test(m.text())) {
       pageErrors.push(`${name} console: ${m.text()}`);
     }
   });
@@ -431,6 +479,8 @@ try {
   await seesMessage('alice', A, 'standup notes are in the wiki');
   await badgeIs('alice', A, GROUP, 0);
   await A.screenshot({ path: `${SHOTS}/overview.png` });
+
+  await moderation(A, B);
 
   log('bob signs out and back in by pasting a token');
   await B.locator('#signout').click();

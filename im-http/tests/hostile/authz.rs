@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use crate::common::{Client, SECRET, Server};
 
 /// The kinds of caller, in the order of the matrix's columns.
-const CALLERS: [&str; 7] = [
+const CALLERS: [&str; 11] = [
     "no token",
     "bad token",
     "expired",
@@ -27,82 +27,126 @@ const CALLERS: [&str; 7] = [
     "member",
     "owner",
     "admin",
+    "requester",
+    "banned",
+    "blocked",
+    "suspended",
 ];
 
 /// Every route of docs/API.md, with a case for each rule of who may call it:
 /// method, path, body (`-` for none), then the status for each caller of
 /// [`CALLERS`] (no token, bad token, expired, stranger, member, owner,
-/// admin).
+/// admin; then requester, banned, blocked, suspended).
 const MATRIX: &str = r#"
-GET    /healthz                                   -                               200 200 200 200 200 200 200
-GET    /livez                                     -                               200 200 200 200 200 200 200
-GET    /readyz                                    -                               200 200 200 200 200 200 200
-GET    /openapi.json                              -                               200 200 200 200 200 200 200
-GET    /metrics                                   -                               401 401 401 403 403 403 200
+GET    /healthz                                   -                               200 200 200 200 200 200 200  200 200 200 200
+GET    /livez                                     -                               200 200 200 200 200 200 200  200 200 200 200
+GET    /readyz                                    -                               200 200 200 200 200 200 200  200 200 200 200
+GET    /openapi.json                              -                               200 200 200 200 200 200 200  200 200 200 200
+GET    /metrics                                   -                               401 401 401 403 403 403 200  403 403 403 403
 
 # Anyone with a token reads a profile; only an admin creates one; the user
 # itself (or an admin) updates it.
-GET    /v1/users/alice                            -                               401 401 401 200 200 200 200
-PUT    /v1/users/alice                            {"fields":{"name":"A"}}         401 401 401 403 403 200 200
-PUT    /v1/users/dave                             {}                              401 401 401 403 403 403 201
+GET    /v1/users/alice                            -                               401 401 401 200 200 200 200  200 200 200 403
+PUT    /v1/users/alice                            {"fields":{"name":"A"}}         401 401 401 403 403 200 200  403 403 403 403
+PUT    /v1/users/dave                             {}                              401 401 401 403 403 403 201  403 403 403 403
 
 # Contacts are the caller's own (alice is the owner here: no one is its own
 # contact).
-GET    /v1/contacts                               -                               401 401 401 200 200 200 200
-PUT    /v1/contacts/alice                         -                               401 401 401 200 200 400 200
-DELETE /v1/contacts/alice                         -                               401 401 401 200 200 200 200
+GET    /v1/contacts                               -                               401 401 401 200 200 200 200  200 200 200 403
+PUT    /v1/contacts/alice                         -                               401 401 401 200 200 400 200  200 200 200 403
+DELETE /v1/contacts/alice                         -                               401 401 401 200 200 200 200  200 200 200 403
 
 # Groups: anyone reads one and creates one; the owner (or an admin) updates
 # it and adds members to an invite-only group; members (and admins) list
 # members; a member quits by itself, the owner removes anyone; the owner
 # cannot leave its own group.
-GET    /v1/groups/g1                              -                               401 401 401 200 200 200 200
-PUT    /v1/groups/g1                              {"fields":{"topic":"x"}}        401 401 401 403 403 200 200
-PUT    /v1/groups/g2                              {}                              401 401 401 201 201 201 201
-GET    /v1/groups/g1/members                      -                               401 401 401 403 200 200 200
-PUT    /v1/groups/g1/members/carol                -                               401 401 401 403 403 200 200
-DELETE /v1/groups/g1/members/bob                  -                               401 401 401 403 200 200 200
-DELETE /v1/groups/g1/members/alice                -                               401 401 401 403 403 409 409
+GET    /v1/groups/g1                              -                               401 401 401 200 200 200 200  200 200 200 403
+PUT    /v1/groups/g1                              {"fields":{"topic":"x"}}        401 401 401 403 403 200 200  403 403 403 403
+PUT    /v1/groups/g2                              {}                              401 401 401 201 201 201 201  201 201 201 403
+GET    /v1/groups/g1/members                      -                               401 401 401 403 200 200 200  403 403 403 403
+PUT    /v1/groups/g1/members/carol                -                               401 401 401 403 403 200 200  403 403 403 403
+DELETE /v1/groups/g1/members/bob                  -                               401 401 401 403 200 200 200  403 403 403 403
+DELETE /v1/groups/g1/members/alice                -                               401 401 401 403 403 409 409  403 403 403 403
 
 # Conversations: participants only. An admin reads any of them and sends
 # as a participant with `from`; as itself it is no participant and has no
 # read cursor there. Only an admin may use `from`.
-GET    /v1/conversations                          -                               401 401 401 200 200 200 200
-POST   /v1/conversations/dm:alice:bob/messages    {"body":{"t":1}}                401 401 401 403 201 201 403
-POST   /v1/conversations/group:g1/messages        {"body":{"t":1}}                401 401 401 403 201 201 403
-POST   /v1/conversations/dm:alice:bob/messages    {"body":{"t":1},"from":"alice"} 401 401 401 403 403 201 201
-POST   /v1/conversations/group:g1/messages        {"body":{"t":1},"from":"bob"}   401 401 401 403 201 403 201
-GET    /v1/conversations/dm:alice:bob/messages    -                               401 401 401 403 200 200 200
-GET    /v1/conversations/group:g1/messages        -                               401 401 401 403 200 200 200
-GET    /v1/conversations/dm:alice:bob/messages/1  -                               401 401 401 403 200 200 200
-GET    /v1/conversations/group:g1/messages/1      -                               401 401 401 403 200 200 200
-POST   /v1/conversations/dm:alice:bob/read        {}                              401 401 401 403 200 200 403
-POST   /v1/conversations/group:g1/read            {}                              401 401 401 403 200 200 403
+GET    /v1/conversations                          -                               401 401 401 200 200 200 200  200 200 200 403
+POST   /v1/conversations/dm:alice:bob/messages    {"body":{"t":1}}                401 401 401 403 201 201 403  403 403 403 403
+POST   /v1/conversations/group:g1/messages        {"body":{"t":1}}                401 401 401 403 201 201 403  403 403 403 403
+POST   /v1/conversations/dm:alice:bob/messages    {"body":{"t":1},"from":"alice"} 401 401 401 403 403 201 201  403 403 403 403
+POST   /v1/conversations/group:g1/messages        {"body":{"t":1},"from":"bob"}   401 401 401 403 201 403 201  403 403 403 403
+GET    /v1/conversations/dm:alice:bob/messages    -                               401 401 401 403 200 200 200  403 403 403 403
+GET    /v1/conversations/group:g1/messages        -                               401 401 401 403 200 200 200  403 403 403 403
+GET    /v1/conversations/dm:alice:bob/messages/1  -                               401 401 401 403 200 200 200  403 403 403 403
+GET    /v1/conversations/group:g1/messages/1      -                               401 401 401 403 200 200 200  403 403 403 403
+POST   /v1/conversations/dm:alice:bob/read        {}                              401 401 401 403 200 200 403  403 403 403 403
+POST   /v1/conversations/group:g1/read            {}                              401 401 401 403 200 200 403  403 403 403 403
+
+# Live signals: participants type (an admin is none, as for the read
+# cursor); participants and admins read every participant's cursor.
+POST   /v1/conversations/dm:alice:bob/typing      {"typing":true}                 401 401 401 403 204 204 403
+POST   /v1/conversations/group:g1/typing          -                               401 401 401 403 204 204 403
+GET    /v1/conversations/dm:alice:bob/reads       -                               401 401 401 403 200 200 200
+GET    /v1/conversations/group:g1/reads           -                               401 401 401 403 200 200 200
 
 # Messages that change: the sender edits its message (or an admin); the
 # sender or the group's owner deletes it (or an admin); participants react
 # (an admin, no participant, has no reaction of its own) and read the
 # reactions (as admins do). alice sent message 1 of both conversations.
-PATCH  /v1/conversations/dm:alice:bob/messages/1  {"body":{"t":2}}                401 401 401 403 403 200 200
-PATCH  /v1/conversations/group:g1/messages/1      {"body":{"t":2}}                401 401 401 403 403 200 200
-DELETE /v1/conversations/dm:alice:bob/messages/1  -                               401 401 401 403 403 200 200
-DELETE /v1/conversations/group:g1/messages/1      -                               401 401 401 403 403 200 200
-PUT    /v1/conversations/dm:alice:bob/messages/1/reactions/ok -                   401 401 401 403 200 200 403
-PUT    /v1/conversations/group:g1/messages/1/reactions/ok -                       401 401 401 403 200 200 403
-DELETE /v1/conversations/group:g1/messages/1/reactions/ok -                       401 401 401 403 200 200 403
-GET    /v1/conversations/group:g1/messages/1/reactions -                          401 401 401 403 200 200 200
+PATCH  /v1/conversations/dm:alice:bob/messages/1  {"body":{"t":2}}                401 401 401 403 403 200 200  403 403 403 403
+PATCH  /v1/conversations/group:g1/messages/1      {"body":{"t":2}}                401 401 401 403 403 200 200  403 403 403 403
+DELETE /v1/conversations/dm:alice:bob/messages/1  -                               401 401 401 403 403 200 200  403 403 403 403
+DELETE /v1/conversations/group:g1/messages/1      -                               401 401 401 403 403 200 200  403 403 403 403
+PUT    /v1/conversations/dm:alice:bob/messages/1/reactions/ok -                   401 401 401 403 200 200 403  403 403 403 403
+PUT    /v1/conversations/group:g1/messages/1/reactions/ok -                       401 401 401 403 200 200 403  403 403 403 403
+DELETE /v1/conversations/group:g1/messages/1/reactions/ok -                       401 401 401 403 200 200 403  403 403 403 403
+GET    /v1/conversations/group:g1/messages/1/reactions -                          401 401 401 403 200 200 200  403 403 403 403
 
 # Passwords: the user itself sets its own, with the old one once it has one
 # (alice has one, carol none); an admin sets anyone's without it. Logging in
-# takes no token, and any token sent along is not looked at.
-PUT    /v1/users/alice/password                   {"password":"new-password","old_password":"alice-password"} 401 401 401 403 403 204 204
-PUT    /v1/users/alice/password                   {"password":"new-password"}     401 401 401 403 403 403 204
-PUT    /v1/users/carol/password                   {"password":"new-password"}     401 401 401 204 403 403 204
-POST   /v1/login                                  {"user":"alice","password":"alice-password"} 200 200 200 200 200 200 200
-POST   /v1/login                                  {"user":"alice","password":"new-password"} 401 401 401 401 401 401 401
+# takes no token, and any token sent along is not looked at (a suspended
+# user's neither: the token it gets is refused where it is used).
+PUT    /v1/users/alice/password                   {"password":"new-password","old_password":"alice-password"} 401 401 401 403 403 204 204  403 403 403 403
+PUT    /v1/users/alice/password                   {"password":"new-password"}     401 401 401 403 403 403 204  403 403 403 403
+PUT    /v1/users/carol/password                   {"password":"new-password"}     401 401 401 204 403 403 204  403 403 403 403
+POST   /v1/login                                  {"user":"alice","password":"alice-password"} 200 200 200 200 200 200 200  200 200 200 200
+POST   /v1/login                                  {"user":"alice","password":"new-password"} 401 401 401 401 401 401 401  401 401 401 401
 
 # Each caller's own feed.
-GET    /v1/events?wait=0                          -                               401 401 401 200 200 200 200
+GET    /v1/events?wait=0                          -                               401 401 401 200 200 200 200  200 200 200 403
+# Join requests (g3's join is approval; erin asked to join it): the user
+# itself asks (202); the owner (or an admin) approves by adding it, lists
+# the requests; the requester, the owner or an admin withdraws one.
+PUT    /v1/groups/g3/members/erin                 -                               401 401 401 403 403 200 200  202 403 403 403
+PUT    /v1/groups/g3/members/carol                -                               401 401 401 202 403 200 200  403 403 403 403
+GET    /v1/groups/g3/requests                     -                               401 401 401 403 403 200 200  403 403 403 403
+DELETE /v1/groups/g3/requests/erin                -                               401 401 401 403 403 200 200  200 403 403 403
+
+# Bans (frank is banned from g1): the owner (or an admin) bans, lifts and
+# lists them; nobody adds a banned user back; the owner is never banned.
+GET    /v1/groups/g1/bans                         -                               401 401 401 403 403 200 200  403 403 403 403
+PUT    /v1/groups/g1/bans/bob                     -                               401 401 401 403 403 200 200  403 403 403 403
+PUT    /v1/groups/g1/bans/alice                   -                               401 401 401 403 403 409 409  403 403 403 403
+DELETE /v1/groups/g1/bans/frank                   -                               401 401 401 403 403 200 200  403 403 403 403
+PUT    /v1/groups/g1/members/frank                -                               401 401 401 403 403 403 403  403 403 403 403
+
+# Blocks are the caller's own (alice blocks gina): no one blocks itself;
+# no direct message between gina and alice commits, whoever sends it.
+GET    /v1/blocks                                 -                               401 401 401 200 200 200 200  200 200 200 403
+PUT    /v1/blocks/alice                           -                               401 401 401 200 200 400 200  200 200 200 403
+DELETE /v1/blocks/alice                           -                               401 401 401 200 200 400 200  200 200 200 403
+POST   /v1/conversations/dm:alice:gina/messages   {"body":{"t":1}}                401 401 401 403 403 403 403  403 403 403 403
+POST   /v1/conversations/dm:alice:gina/messages   {"body":{"t":1},"from":"alice"} 401 401 401 403 403 403 403  403 403 403 403
+
+# Admins suspend and erase users (hank is suspended, and may do nothing);
+# a user who owns a group is erased once the group has another owner,
+# which its owner (or an admin) hands over to a member.
+PUT    /v1/users/carol                            {"suspended":true}              401 401 401 403 403 403 200  403 403 403 403
+PUT    /v1/users/hank                             {"suspended":false}             401 401 401 403 403 403 200  403 403 403 403
+DELETE /v1/users/carol                            -                               401 401 401 403 403 403 200  403 403 403 403
+DELETE /v1/users/alice                            -                               401 401 401 403 403 403 409  403 403 403 403
+PUT    /v1/groups/g1                              {"owner":"bob"}                 401 401 401 403 403 200 200  403 403 403 403
 "#;
 
 struct Row {
@@ -131,7 +175,9 @@ fn matrix() -> Vec<Row> {
 
 pub async fn seed(s: &Server) {
     let admin = s.admin();
-    for u in ["root", "alice", "bob", "carol"] {
+    for u in [
+        "root", "alice", "bob", "carol", "erin", "frank", "gina", "hank",
+    ] {
         let r = admin.put(&format!("/v1/users/{u}"), json!({})).await;
         assert_eq!(r.status, 201, "{}", r.text());
     }
@@ -147,6 +193,28 @@ pub async fn seed(s: &Server) {
     for c in ["dm:alice:bob", "group:g1"] {
         assert_eq!(alice.send(c, json!({"text": "hi"})).await.status, 201);
     }
+    let g3 = alice
+        .put("/v1/groups/g3", json!({"join": "approval"}))
+        .await;
+    assert_eq!(g3.status, 201);
+    let erin = s.client("erin");
+    assert_eq!(
+        erin.put("/v1/groups/g3/members/erin", json!(null))
+            .await
+            .status,
+        202
+    );
+    for step in [
+        "/v1/groups/g1/members/frank",
+        "/v1/groups/g1/bans/frank",
+        "/v1/blocks/gina",
+    ] {
+        assert_eq!(alice.put(step, json!(null)).await.status, 200, "{step}");
+    }
+    let r = admin
+        .put("/v1/users/hank", json!({"suspended": true}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
     let r = admin
         .put(
             "/v1/users/alice/password",
@@ -180,6 +248,10 @@ fn caller(s: &Server, kind: &str) -> Client {
         "member" => s.client("bob"),
         "owner" => s.client("alice"),
         "admin" => s.admin(),
+        "requester" => s.client("erin"),
+        "banned" => s.client("frank"),
+        "blocked" => s.client("gina"),
+        "suspended" => s.client("hank"),
         other => unreachable!("{other}"),
     }
 }
@@ -208,7 +280,9 @@ pub async fn snapshot(s: &Server) -> Value {
         }
         out.insert(key, json!({"status": r.status, "body": v}));
     };
-    for u in ["root", "alice", "bob", "carol", "dave"] {
+    for u in [
+        "root", "alice", "bob", "carol", "dave", "erin", "frank", "gina", "hank",
+    ] {
         put(
             format!("user {u}"),
             admin.get(&format!("/v1/users/{u}")).await,
@@ -227,6 +301,7 @@ pub async fn snapshot(s: &Server) -> Value {
             format!("conversations {u}"),
             me.get("/v1/conversations").await,
         );
+        put(format!("blocks {u}"), me.get("/v1/blocks").await);
         put(
             format!("feed {u}"),
             me.request(Method::GET, "/v1/events?after=0&wait=0")
@@ -235,17 +310,21 @@ pub async fn snapshot(s: &Server) -> Value {
                 .await,
         );
     }
-    for g in ["g1", "g2"] {
-        put(
-            format!("group {g}"),
-            admin.get(&format!("/v1/groups/{g}")).await,
-        );
-        put(
-            format!("members {g}"),
-            admin.get(&format!("/v1/groups/{g}/members")).await,
-        );
+    for g in ["g1", "g2", "g3"] {
+        for what in ["", "/members", "/requests", "/bans"] {
+            put(
+                format!("group {g}{what}"),
+                admin.get(&format!("/v1/groups/{g}{what}")).await,
+            );
+        }
     }
-    for c in ["dm:alice:bob", "group:g1", "dm:alice:carol", "dm:bob:carol"] {
+    for c in [
+        "dm:alice:bob",
+        "group:g1",
+        "dm:alice:carol",
+        "dm:bob:carol",
+        "dm:alice:gina",
+    ] {
         put(
             format!("history {c}"),
             admin.get(&format!("/v1/conversations/{c}/messages")).await,
