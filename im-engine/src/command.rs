@@ -12,6 +12,7 @@ use crate::feed::{EventPage, Start};
 use crate::group::GroupView;
 use crate::message::{HistoryPage, SendRequest};
 use crate::moderation::{JoinRequest, Joined, Marked};
+use crate::page::{ListQuery, Page};
 use crate::password::Password;
 use crate::signals::ReadsPage;
 use crate::store::Store;
@@ -41,7 +42,9 @@ pub enum Command {
     Unlink {
         id: UserId,
     },
-    Contacts,
+    Contacts {
+        query: ListQuery,
+    },
     PutGroup {
         id: GroupId,
         fields: FieldPatch,
@@ -54,6 +57,7 @@ pub enum Command {
     },
     Members {
         id: GroupId,
+        query: ListQuery,
     },
     Join {
         group: GroupId,
@@ -132,7 +136,7 @@ pub enum Command {
         seq: Seq,
     },
     Conversations {
-        limit: Option<usize>,
+        query: ListQuery,
     },
     /// Start or stop typing (a signal: nothing is stored).
     Typing {
@@ -161,10 +165,10 @@ pub enum Outcome {
     Done,
     /// Done, with nothing to answer.
     NoContent,
-    Contacts(Vec<ContactView>),
+    Contacts(Page<ContactView>),
     /// A group, and whether it was created.
     Group(GroupView, bool),
-    Members(Vec<Member>),
+    Members(Page<Member>),
     /// A join request was recorded (or was there).
     Requested,
     Requests(Vec<JoinRequest>),
@@ -176,7 +180,7 @@ pub enum Outcome {
     Message(Message),
     Read(ReadState),
     Reactions(ReactionList),
-    Conversations(Vec<ConversationView>),
+    Conversations(Page<ConversationView>),
     Feed(EventPage),
     Reads(ReadsPage),
     /// A signal went out (or was coalesced); there is nothing to answer.
@@ -207,7 +211,7 @@ impl<S: Store> Engine<S> {
                 .map(|()| Outcome::NoContent)?,
             Command::Link { id } => self.link(actor, &id).await.map(|()| Outcome::Done)?,
             Command::Unlink { id } => self.unlink(actor, &id).await.map(|()| Outcome::Done)?,
-            Command::Contacts => Outcome::Contacts(self.contacts(actor).await?),
+            Command::Contacts { query } => Outcome::Contacts(self.contacts(actor, &query).await?),
             Command::PutGroup {
                 id,
                 fields,
@@ -219,7 +223,9 @@ impl<S: Store> Engine<S> {
                 Outcome::Group(g, created)
             }
             Command::Group { id } => Outcome::Group(self.group(actor, &id).await?, false),
-            Command::Members { id } => Outcome::Members(self.members(actor, &id).await?),
+            Command::Members { id, query } => {
+                Outcome::Members(self.members(actor, &id, &query).await?)
+            }
             Command::Join { group, user } => match self.join(actor, &group, &user).await? {
                 Joined::Member => Outcome::Done,
                 Joined::Requested => Outcome::Requested,
@@ -284,8 +290,8 @@ impl<S: Store> Engine<S> {
             Command::Reactions { conversation, seq } => {
                 Outcome::Reactions(self.reactions(actor, &conversation, seq).await?)
             }
-            Command::Conversations { limit } => {
-                Outcome::Conversations(self.conversations(actor, limit).await?)
+            Command::Conversations { query } => {
+                Outcome::Conversations(self.conversation_page(actor, &query).await?)
             }
             Command::Feed { start, limit } => Outcome::Feed(self.feed(actor, start, limit).await?),
             Command::Typing {

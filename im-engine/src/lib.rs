@@ -47,7 +47,8 @@
 //!    `error`, [`Error`] and [`StoreError`].
 //! 2. [`store`]: the [`Store`] trait and its atomic writes, the
 //!    [`Notifier`] stores wake, the [`SignalBus`] signals reach streams
-//!    by, and [`MemoryStore`].
+//!    by, [`MemoryStore`], and [`store::export`]: the export format and
+//!    the importer.
 //! 3. The engine: `engine` ([`Engine`], [`Config`], [`Limits`], [`Actor`]),
 //!    `policy` (every authorization rule, in one file), `password`
 //!    (Argon2id hashes, computed off the async workers),
@@ -56,8 +57,10 @@
 //!    deletes, reactions), `unread` (read
 //!    cursors, the conversation list), `feed` (cursors, reads, the live
 //!    stream), `signals` (typing, presence, receipts: what goes only to
-//!    the streams open at the moment); `view`: what a caller is shown of messages (reactions
-//!    counted for it); `command`: every operation as one [`Command`] value.
+//!    the streams open at the moment); `page`: list pages and their
+//!    cursors ([`ListQuery`], [`Page`]); `export`: the admins' export;
+//!    `view`: what a caller is shown of messages (reactions counted for
+//!    it); `command`: every operation as one [`Command`] value.
 //! - `testing` (feature `testing`): the conformance suite every store runs.
 //!   For tests only; it carries no stability promise.
 
@@ -69,10 +72,12 @@ mod change;
 mod command;
 mod contact;
 mod engine;
+mod export;
 mod feed;
 mod group;
 mod message;
 mod moderation;
+mod page;
 mod password;
 mod policy;
 mod signals;
@@ -102,6 +107,7 @@ pub use feed::{Cursor, Delivered, EventData, EventPage, ResetReason, Start};
 pub use group::GroupView;
 pub use message::{HistoryPage, HistoryQuery, SendRequest};
 pub use moderation::{JoinRequest, Joined, Marked};
+pub use page::{LIST_PAGE_DEFAULT, LIST_PAGE_MAX, ListQuery, Page};
 pub use password::{MAX_PASSWORD, MIN_PASSWORD, Password, PasswordCost};
 pub use signals::{PresenceGuard, ReadCursor, ReadsPage, TYPING_EVERY, TYPING_HOLD};
 pub use unread::{ConversationView, ReadState};

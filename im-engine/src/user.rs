@@ -105,7 +105,7 @@ impl<S: Store> Engine<S> {
     }
 
     /// Sets `id`'s password: the user itself, with `old` once it has one,
-    /// or an admin, without (policy rule 7). Only its Argon2id hash is kept;
+    /// or an admin, without (policy rule 8). Only its Argon2id hash is kept;
     /// a profile patch keeps it.
     ///
     /// # Errors
@@ -160,7 +160,7 @@ impl<S: Store> Engine<S> {
     /// for a wrong password, a user without one, or no such user, all
     /// answered in about the same time (a password is checked against a
     /// dummy hash where there is none). Logging in makes no one an admin
-    /// (policy rule 7). A password not 8 to 1024 bytes long matches no one
+    /// (policy rule 8). A password not 8 to 1024 bytes long matches no one
     /// and is answered at once.
     ///
     /// # Errors
@@ -183,7 +183,7 @@ impl<S: Store> Engine<S> {
     /// [`Error::NotFound`], [`Error::Store`].
     pub async fn user(&self, actor: &Actor, id: &UserId) -> Result<Profile, Error> {
         // Anyone reads a profile (policy rule 2), its private fields only
-        // the user itself and admins (rule 8); admins see more.
+        // the user itself and admins (rule 9); admins see more.
         let user = self.user_record(id).await?;
         let mut profile = self.profile_of(actor, user).await?;
         if actor.admin {

@@ -75,6 +75,7 @@ where
         Handler::Web => crate::web::file(params.file().unwrap_or("index.html"), req.headers()),
         Handler::Metrics => handlers::metrics(app, caller(actor.as_ref())?, req.headers()),
         Handler::Login => crate::login::login(app, req, route).await,
+        Handler::Export => crate::export::answer(app, caller(actor.as_ref())?).await,
         Handler::Events => {
             let actor = caller(actor.as_ref())?;
             let permit = app.guards().open_stream(actor)?;

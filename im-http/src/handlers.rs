@@ -11,8 +11,8 @@ use bytes::Bytes;
 use hyper::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue};
 use hyper::{Response, StatusCode};
 use im_engine::{
-    Actor, Command, ConversationId, FieldPatch, GroupId, HistoryQuery, JoinPolicy, Limits, Outcome,
-    Password, SendRequest, Seq, Store, UserId,
+    Actor, Command, ConversationId, FieldPatch, GroupId, HistoryQuery, JoinPolicy, Limits,
+    ListQuery, Outcome, Password, SendRequest, Seq, Store, UserId,
 };
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -282,9 +282,19 @@ pub(crate) fn set_password(i: &Input<'_>) -> Result<Command, ApiError> {
     })
 }
 
+/// The query of a list page: `after`, `limit`.
+pub(crate) fn list_query(q: &Query) -> Result<ListQuery, ApiError> {
+    Ok(ListQuery {
+        after: q.get("after").map(str::to_owned),
+        limit: q.number("limit")?,
+    })
+}
+
 /// `GET /v1/contacts`.
-pub(crate) fn contacts(_: &Input<'_>) -> Result<Command, ApiError> {
-    Ok(Command::Contacts)
+pub(crate) fn contacts(i: &Input<'_>) -> Result<Command, ApiError> {
+    Ok(Command::Contacts {
+        query: list_query(i.query)?,
+    })
 }
 
 /// `PUT /v1/contacts/{uid}`.
@@ -323,6 +333,7 @@ pub(crate) fn put_group(i: &Input<'_>) -> Result<Command, ApiError> {
 pub(crate) fn members(i: &Input<'_>) -> Result<Command, ApiError> {
     Ok(Command::Members {
         id: i.params.group()?,
+        query: list_query(i.query)?,
     })
 }
 
@@ -383,7 +394,7 @@ pub(crate) fn unban(i: &Input<'_>) -> Result<Command, ApiError> {
 /// `GET /v1/conversations`.
 pub(crate) fn conversations(i: &Input<'_>) -> Result<Command, ApiError> {
     Ok(Command::Conversations {
-        limit: i.query.number("limit")?,
+        query: list_query(i.query)?,
     })
 }
 
@@ -511,9 +522,9 @@ pub(crate) fn respond(outcome: Outcome, viewer: &UserId, metrics: &Metrics) -> R
             *resp.status_mut() = StatusCode::NO_CONTENT;
             resp
         }
-        Outcome::Contacts(contacts) => json(ok, &json!({ "contacts": contacts })),
+        Outcome::Contacts(p) => json(ok, &listed("contacts", &p.items, p.has_more, &p.next)),
         Outcome::Group(group, created) => json(created_or_ok(created), &group),
-        Outcome::Members(members) => json(ok, &json!({ "members": members })),
+        Outcome::Members(p) => json(ok, &listed("members", &p.items, p.has_more, &p.next)),
         Outcome::Requested => json(StatusCode::ACCEPTED, &json!({"status": "requested"})),
         Outcome::Requests(requests) => json(ok, &json!({ "requests": requests })),
         Outcome::Blocks(blocks) => json(ok, &json!({ "blocks": blocks })),
@@ -527,9 +538,9 @@ pub(crate) fn respond(outcome: Outcome, viewer: &UserId, metrics: &Metrics) -> R
         Outcome::History(page) => json(ok, &page.view(viewer)),
         Outcome::Message(message) => json(ok, &message.view(viewer)),
         Outcome::Read(state) => json(ok, &state),
-        Outcome::Conversations(list) => {
-            let rows: Vec<_> = list.iter().map(|c| c.view(viewer)).collect();
-            json(ok, &json!({ "conversations": rows }))
+        Outcome::Conversations(p) => {
+            let rows: Vec<_> = p.items.iter().map(|c| c.view(viewer)).collect();
+            json(ok, &listed("conversations", &rows, p.has_more, &p.next))
         }
         Outcome::Reactions(list) => {
             let rows: Vec<_> = list
@@ -616,4 +627,14 @@ pub(crate) fn metrics_answer<S: Store>(app: &App<S>, headers: &HeaderMap) -> Res
         }),
     );
     resp
+}
+
+/// A page of a list: `{"<name>": [...], "has_more": bool, "next": cursor or null}`.
+fn listed<T: serde::Serialize>(
+    name: &str,
+    items: &[T],
+    has_more: bool,
+    next: &Option<String>,
+) -> serde_json::Value {
+    json!({ name: items, "has_more": has_more, "next": next })
 }

@@ -89,6 +89,7 @@ mod conn;
 mod cors;
 mod dispatch;
 pub mod error;
+mod export;
 mod extract;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]

@@ -126,6 +126,8 @@ pub(crate) enum Handler {
     /// `POST /v1/login`: a password for a token, which the server signs;
     /// it has no caller to run a command as.
     Login,
+    /// `GET /v1/admin/export`: the store as JSON Lines, streamed.
+    Export,
 }
 
 /// The body a route reads.
@@ -204,6 +206,7 @@ pub const ROUTES: &[Route] = &[
     Route::token(GET, "/v1/conversations/{cid}/reads", "reads", C(h::reads)),
     Route::token(POST, "/v1/conversations/{cid}/typing", "typing", C(h::typing)).body(h::small_body_limit, false).throttled(),
     Route::token(GET, "/v1/events", "events", Handler::Events),
+    Route::token(GET, "/v1/admin/export", "export", Handler::Export),
 ];
 
 /// A request matched to its route, with its raw path parameters.

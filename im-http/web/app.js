@@ -669,8 +669,18 @@ function renderConversations() {
 async function refreshContacts() {
   if (!state.token) return;
   try {
-    const data = await api('GET', '/v1/contacts');
-    state.contacts = data.contacts;
+    // Pages of up to 1000, newest link first, following `next`; the side
+    // bar shows at most the first few thousand.
+    const contacts = [];
+    let after = null;
+    for (let page = 0; page < 5; page++) {
+      const query = after === null ? '' : `&after=${enc(after)}`;
+      const data = await api('GET', `/v1/contacts?limit=1000${query}`);
+      contacts.push(...data.contacts);
+      if (!data.has_more) break;
+      after = data.next;
+    }
+    state.contacts = contacts;
     renderContacts();
   } catch (e) {
     if (e.code !== 'signed_out' && e.status !== 0) showError(`Could not load contacts: ${e.message}`);

@@ -19,6 +19,8 @@
 
 use std::future::Future;
 
+use futures_core::Stream;
+
 use crate::data::{
     Addressed, Body, Contact, ConvEntry, ConversationId, Epoch, Event, Feed, Group, GroupId,
     Member, Message, NewMessage, Presence, ReactionChange, Seq, Timestamp, User, UserId,
@@ -26,11 +28,13 @@ use crate::data::{
 pub use crate::error::StoreError;
 
 mod bus;
+pub mod export;
 mod marks;
 mod memory;
 mod notify;
 
 pub use bus::{BACKLOG, SignalBus, SignalReceiver};
+pub use export::{ImportError, Importer, Record};
 pub use marks::{Mark, MarkChange, Marks};
 pub use memory::MemoryStore;
 pub use notify::Notifier;
@@ -537,4 +541,27 @@ pub trait Store: Send + Sync + 'static {
 
     /// Makes every acknowledged write durable (for shutdown).
     fn flush(&self) -> impl Future<Output = Result<(), Self::Error>> + Send;
+
+    /// Every record of the store but the format line, in
+    /// [`Record::rank`] order, for an export ([`export`]), read as one
+    /// consistent snapshot as far as the store can (its docs say how far).
+    fn export(&self) -> impl Stream<Item = Result<Record, Self::Error>> + Send + '_;
+
+    /// Up to `limit` members of a group with an id after `after` (from the
+    /// first without it), by id. This default reads every member; a store
+    /// whose members are ordered by id reads only the page.
+    fn members_after(
+        &self,
+        group: &GroupId,
+        after: Option<&UserId>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Member>, Self::Error>> + Send {
+        async move {
+            let mut members = self.members(group).await?;
+            members.retain(|m| after.is_none_or(|a| m.id > *a));
+            members.sort_by(|a, b| a.id.cmp(&b.id));
+            members.truncate(limit);
+            Ok(members)
+        }
+    }
 }

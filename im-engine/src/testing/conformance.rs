@@ -18,15 +18,15 @@ pub(super) fn uid(s: &str) -> UserId {
     UserId::new(s).expect("valid test id")
 }
 
-fn gid(s: &str) -> GroupId {
+pub(super) fn gid(s: &str) -> GroupId {
     GroupId::new(s).expect("valid test id")
 }
 
-fn conv(s: &str) -> ConversationId {
+pub(super) fn conv(s: &str) -> ConversationId {
     s.parse().expect("valid test conversation")
 }
 
-fn body(n: usize) -> Body {
+pub(super) fn body(n: usize) -> Body {
     Body::new(&format!(r#"{{"n":{n}}}"#), 1024).expect("valid test body")
 }
 
@@ -36,6 +36,11 @@ pub(super) fn me(s: &str) -> Actor {
 
 pub(super) fn root() -> Actor {
     Actor::admin(uid("root"))
+}
+
+/// The first page of a list, as large as it may be.
+pub(super) fn all() -> crate::ListQuery {
+    crate::ListQuery::first(crate::LIST_PAGE_MAX)
 }
 
 /// A store from `F` under an engine with `config` and a manual clock at 1,
@@ -65,12 +70,12 @@ fn config() -> Config {
     }
 }
 
-async fn fixture<F: StoreFactory>() -> (Engine<F::Store>, F::Data) {
+pub(super) async fn fixture<F: StoreFactory>() -> (Engine<F::Store>, F::Data) {
     let (engine, data, _) = fixture_with::<F>(config()).await;
     (engine, data)
 }
 
-async fn send<S: Store>(engine: &Engine<S>, from: &str, c: &str, n: usize) -> Message {
+pub(super) async fn send<S: Store>(engine: &Engine<S>, from: &str, c: &str, n: usize) -> Message {
     engine
         .send(&me(from), &conv(c), SendRequest::new(body(n)))
         .await
@@ -352,11 +357,15 @@ pub async fn group_policy_and_owner_rules<F: StoreFactory>() {
         kind(engine.join(&me("bob"), &g, &uid("carol")).await),
         ErrorKind::Forbidden
     );
-    let members = engine.members(&me("bob"), &g).await.unwrap();
-    let roles: Vec<_> = members.iter().map(|m| (m.id.as_str(), m.role)).collect();
+    let members = engine.members(&me("bob"), &g, &all()).await.unwrap();
+    let roles: Vec<_> = members
+        .items
+        .iter()
+        .map(|m| (m.id.as_str(), m.role))
+        .collect();
     assert_eq!(roles, [("alice", Role::Owner), ("bob", Role::Member)]);
     assert_eq!(
-        kind(engine.members(&me("carol"), &g).await),
+        kind(engine.members(&me("carol"), &g, &all()).await),
         ErrorKind::Forbidden
     );
     assert_eq!(
@@ -774,11 +783,11 @@ pub async fn contacts_linked_in_one_millisecond_list_newest_first<F: StoreFactor
     let ids = |list: Vec<crate::ContactView>| -> Vec<String> {
         list.into_iter().map(|c| c.id.to_string()).collect()
     };
-    let list = engine.contacts(&me("alice")).await.unwrap();
+    let list = engine.contacts(&me("alice"), &all()).await.unwrap().items;
     assert_eq!(ids(list), ["aaron", "bob", "carol"]);
     engine.unlink(&me("alice"), &uid("carol")).await.unwrap();
     engine.link(&me("alice"), &uid("carol")).await.unwrap();
-    let list = engine.contacts(&me("alice")).await.unwrap();
+    let list = engine.contacts(&me("alice"), &all()).await.unwrap().items;
     assert_eq!(ids(list), ["carol", "aaron", "bob"]);
 }
 
@@ -1214,10 +1223,21 @@ pub async fn everything_survives_reopen<F: StoreFactory>() {
         let a = me(u);
         [
             (a.clone(), Command::User { id: a.user.clone() }),
-            (a.clone(), Command::Contacts),
+            (a.clone(), Command::Contacts { query: all() }),
             (a.clone(), Command::Group { id: g.clone() }),
-            (root(), Command::Members { id: g.clone() }),
-            (a.clone(), Command::Conversations { limit: None }),
+            (
+                root(),
+                Command::Members {
+                    id: g.clone(),
+                    query: all(),
+                },
+            ),
+            (
+                a.clone(),
+                Command::Conversations {
+                    query: crate::ListQuery::default(),
+                },
+            ),
             (
                 a.clone(),
                 Command::Feed {

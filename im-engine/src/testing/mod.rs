@@ -21,7 +21,9 @@
 pub mod accounts;
 pub mod comparison;
 pub mod conformance;
+pub mod export;
 pub mod model;
+pub mod paging;
 pub mod signals;
 pub mod state_machine;
 pub mod subscription;
@@ -118,6 +120,16 @@ macro_rules! store_conformance_tests {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn random_writes_read_back_like_memory_store() {
             $crate::testing::comparison::random_writes_read_back_like_memory_store::<$f>().await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn export_and_import_round_trip() {
+            $crate::testing::export::export_and_import_round_trip::<$f>().await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn lists_page_with_cursors() {
+            $crate::testing::paging::lists_page_with_cursors::<$f>().await;
         }
 
         #[test]

@@ -8,6 +8,7 @@ use crate::command::{Command, Outcome};
 use crate::data::{Epoch, Membership};
 use crate::engine::{Actor, Limits};
 use crate::feed::{Cursor, Delivered, EventData, EventPage, ResetReason, Start};
+use crate::page::{self, LIST_PAGE_DEFAULT, LIST_PAGE_MAX, Page};
 use crate::{
     Contact, ContactNews, ContactView, ConvEntry, ConversationId, ConversationView, ErrorKind,
     Event, GroupId, GroupView, HistoryPage, JoinPolicy, JoinRequest, Marked, Member, Message,
@@ -360,7 +361,9 @@ impl Model {
                 self.contacts.entry(me.clone()).or_default().remove(id);
                 Ok(Outcome::Done)
             }
-            Command::Contacts => {
+            Command::Contacts { query } => {
+                let limit = self.limit(query.limit, LIST_PAGE_DEFAULT, LIST_PAGE_MAX)?;
+                let after = page::contact_cursor(query.after.as_deref()).map_err(|e| e.kind())?;
                 self.user_exists(me)?;
                 let mut list: Vec<_> = self
                     .contacts
@@ -368,15 +371,15 @@ impl Model {
                     .map(|s| s.values().cloned().collect())
                     .unwrap_or_default();
                 list.sort_by(Contact::newest_first);
-                Ok(Outcome::Contacts(
-                    list.into_iter()
-                        .map(|c| ContactView {
-                            id: c.id,
-                            since: c.since,
-                            online: false,
-                        })
-                        .collect(),
-                ))
+                let start = after.map_or(0, |a| {
+                    list.partition_point(|c| Contact::newest_first(c, &a).is_le())
+                });
+                let page = model_page(list, start, limit, page::contact_key);
+                Ok(Outcome::Contacts(page.map(|c| ContactView {
+                    id: c.id,
+                    since: c.since,
+                    online: false,
+                })))
             }
             Command::PutGroup {
                 id,
@@ -457,9 +460,11 @@ impl Model {
                 self.group_of(id)?;
                 Ok(Outcome::Group(self.group_view(id), false))
             }
-            Command::Members { id } => {
+            Command::Members { id, query } => {
+                let limit = self.limit(query.limit, LIST_PAGE_DEFAULT, LIST_PAGE_MAX)?;
+                let after = page::member_cursor(query.after.as_deref()).map_err(|e| e.kind())?;
                 self.group_of(id)?;
-                let mut list: Vec<Member> = self
+                let list: Vec<Member> = self
                     .members
                     .get(id)
                     .map(|m| m.values().cloned().collect())
@@ -467,8 +472,11 @@ impl Model {
                 if !actor.admin && !list.iter().any(|m| m.id == *me) {
                     return err(ErrorKind::Forbidden);
                 }
-                list.sort_by(|a, b| (a.since, &a.id).cmp(&(b.since, &b.id)));
-                Ok(Outcome::Members(list))
+                // The map is keyed by user id: already in page order.
+                let start = after.map_or(0, |a| list.partition_point(|m| m.id <= a));
+                Ok(Outcome::Members(model_page(list, start, limit, |m| {
+                    m.id.to_string()
+                })))
             }
             Command::Join { group, user } => {
                 let g = self.group_of(group)?;
@@ -812,8 +820,9 @@ impl Model {
                     unread: last - seq,
                 }))
             }
-            Command::Conversations { limit } => {
-                let limit = self.limit(*limit, 50, self.limits.page)?;
+            Command::Conversations { query } => {
+                let limit = self.limit(query.limit, 50, self.limits.page)?;
+                let after = page::entry_cursor(query.after.as_deref()).map_err(|e| e.kind())?;
                 self.user_exists(me)?;
                 let mut list: Vec<ConvEntry> = self
                     .entries
@@ -823,24 +832,23 @@ impl Model {
                 list.sort_by(|a, b| {
                     (b.activity, &a.conversation).cmp(&(a.activity, &b.conversation))
                 });
-                list.truncate(limit);
-                Ok(Outcome::Conversations(
-                    list.into_iter()
-                        .map(|e| {
-                            let log = self.logs.get(&e.conversation);
-                            let last = log.and_then(|l| l.last()).cloned();
-                            let last_seq = last.as_ref().map_or(0, |m| m.seq);
-                            ConversationView {
-                                id: e.conversation.clone(),
-                                kind: e.conversation.kind(),
-                                with: e.conversation.with(me).to_owned(),
-                                last,
-                                unread: last_seq - e.read_seq,
-                                read_seq: e.read_seq,
-                            }
-                        })
-                        .collect(),
-                ))
+                let start = after.map_or(0, |(at, id)| {
+                    list.partition_point(|e| (at, &e.conversation) <= (e.activity, &id))
+                });
+                let page = model_page(list, start, limit, page::entry_key);
+                Ok(Outcome::Conversations(page.map(|e| {
+                    let log = self.logs.get(&e.conversation);
+                    let last = log.and_then(|l| l.last()).cloned();
+                    let last_seq = last.as_ref().map_or(0, |m| m.seq);
+                    ConversationView {
+                        id: e.conversation.clone(),
+                        kind: e.conversation.kind(),
+                        with: e.conversation.with(me).to_owned(),
+                        last,
+                        unread: last_seq - e.read_seq,
+                        read_seq: e.read_seq,
+                    }
+                })))
             }
             Command::Feed { start, limit } => Ok(Outcome::Feed(self.feed(me, *start, *limit))),
             Command::Typing { conversation, .. } => {
@@ -1152,5 +1160,23 @@ impl Model {
             .get(user)
             .and_then(|f| f.events.back())
             .map(|e| e.ts)
+    }
+}
+
+/// `limit` items of the sorted `list` from `start`, with the cursor of the
+/// last when more follow.
+fn model_page<T>(list: Vec<T>, start: usize, limit: usize, key: fn(&T) -> String) -> Page<T> {
+    let rest = list.len().saturating_sub(start);
+    let items: Vec<T> = list.into_iter().skip(start).take(limit).collect();
+    let has_more = rest > limit;
+    let next = if has_more {
+        items.last().map(key)
+    } else {
+        None
+    };
+    Page {
+        items,
+        has_more,
+        next,
     }
 }

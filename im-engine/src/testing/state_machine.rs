@@ -17,8 +17,8 @@ use crate::data::Epoch;
 use crate::engine::{Actor, Clock, Config, Engine, Limits, Retention};
 use crate::feed::{Cursor, Start};
 use crate::{
-    Body, ConversationId, ErrorKind, GroupId, HistoryQuery, JoinPolicy, Password, SendRequest,
-    Store, Timestamp, UserId,
+    Body, ConversationId, ErrorKind, GroupId, HistoryQuery, JoinPolicy, ListQuery, Password,
+    SendRequest, Store, Timestamp, UserId,
 };
 
 /// The users commands name; `u9` is never created.
@@ -176,6 +176,18 @@ fn start() -> impl Strategy<Value = Start> {
     ]
 }
 
+/// A list page: small limits (0 is refused), and cursors of every list's
+/// shape, some well formed for the list asked, some not.
+fn list_query() -> impl Strategy<Value = ListQuery> {
+    let after = prop_oneof![
+        2 => Just(None),
+        1 => user().prop_map(|u| Some(u.to_string())),
+        1 => (0..4u64, 0..3u64, user()).prop_map(|(t, o, u)| Some(format!("{t}:{o}:{u}"))),
+        1 => (0..4u64, conversation()).prop_map(|(t, c)| Some(format!("{t}:{c}"))),
+    ];
+    (after, prop::option::of(0..4usize)).prop_map(|(after, limit)| ListQuery { after, limit })
+}
+
 fn command() -> impl Strategy<Value = Command> {
     let seq = || prop::option::of(0..8u64);
     let limit = || prop::option::of(0..6usize);
@@ -186,11 +198,11 @@ fn command() -> impl Strategy<Value = Command> {
             .prop_map(|(id, password, old_password)| Command::SetPassword { id, password, old_password }),
         2 => user().prop_map(|id| Command::Link { id }),
         1 => user().prop_map(|id| Command::Unlink { id }),
-        1 => Just(Command::Contacts),
+        1 => list_query().prop_map(|query| Command::Contacts { query }),
         2 => (group(), patch(), prop::option::of(join_policy()), prop::option::weighted(0.2, user()))
             .prop_map(|(id, fields, join, owner)| Command::PutGroup { id, fields, join, owner }),
         1 => group().prop_map(|id| Command::Group { id }),
-        1 => group().prop_map(|id| Command::Members { id }),
+        1 => (group(), list_query()).prop_map(|(id, query)| Command::Members { id, query }),
         3 => (group(), user()).prop_map(|(group, user)| Command::Join { group, user }),
         2 => (group(), user()).prop_map(|(group, user)| Command::Leave { group, user }),
         10 => (conversation(), send_request()).prop_map(|(conversation, request)| Command::Send { conversation, request }),
@@ -200,7 +212,7 @@ fn command() -> impl Strategy<Value = Command> {
         }),
         1 => (conversation(), 0..6u64).prop_map(|(conversation, seq)| Command::Message { conversation, seq }),
         3 => (conversation(), seq()).prop_map(|(conversation, seq)| Command::MarkRead { conversation, seq }),
-        2 => limit().prop_map(|limit| Command::Conversations { limit }),
+        2 => list_query().prop_map(|query| Command::Conversations { query }),
         3 => (start(), 1..8usize).prop_map(|(start, limit)| Command::Feed { start, limit }),
         2 => (conversation(), 0..6u64, body()).prop_map(|(conversation, seq, body)| Command::Edit { conversation, seq, body }),
         2 => (conversation(), 0..6u64).prop_map(|(conversation, seq)| Command::Delete { conversation, seq }),
@@ -498,21 +510,33 @@ impl<F: StoreFactory> StateMachineTest for EngineTest<F> {
             let me = Actor::user(u.clone());
             // The next user's profile: private fields stay hidden.
             let next = users[(i + 1) % users.len()].clone();
-            for command in [
-                Command::User { id: next },
-                Command::Conversations { limit: Some(4) },
-                Command::Feed {
-                    start: Start::Oldest,
-                    limit: 100,
-                },
-            ] {
-                let want = model.apply(&me, &command);
-                assert_eq!(
-                    sys.run(&me, command.clone()),
-                    want,
-                    "{me:?} ran {command:?}"
-                );
-            }
+            let command = Command::User { id: next };
+            let want = model.apply(&me, &command);
+            assert_eq!(
+                sys.run(&me, command.clone()),
+                want,
+                "{me:?} ran {command:?}"
+            );
+            walk_pages(sys, &mut model, &me, |query| Command::Conversations {
+                query,
+            });
+            walk_pages(sys, &mut model, &me, |query| Command::Contacts { query });
+            let command = Command::Feed {
+                start: Start::Oldest,
+                limit: 100,
+            };
+            let want = model.apply(&me, &command);
+            assert_eq!(
+                sys.run(&me, command.clone()),
+                want,
+                "{me:?} ran {command:?}"
+            );
+        }
+        for g in GROUPS.map(|g| GroupId::new(g).expect("valid test id")) {
+            walk_pages(sys, &mut model, &root(), |query| Command::Members {
+                id: g.clone(),
+                query,
+            });
         }
         for conversation in model.conversation_ids() {
             let command = Command::History {
@@ -555,4 +579,34 @@ pub fn run<F: StoreFactory>() {
     if let Err(e) = result {
         panic!("the store disagrees with the model: {e}");
     }
+}
+
+/// Reads a whole list two items a page, following `next`, from the store
+/// and the model, and checks every page is the same.
+fn walk_pages<F: StoreFactory>(
+    sys: &System<F>,
+    model: &mut Model,
+    actor: &Actor,
+    command: impl Fn(ListQuery) -> Command,
+) {
+    let mut after = None;
+    for _ in 0..100 {
+        let c = command(ListQuery {
+            after: after.take(),
+            limit: Some(2),
+        });
+        let want = model.apply(actor, &c);
+        let got = sys.run(actor, c.clone());
+        assert_eq!(got, want, "{actor:?} ran {c:?}");
+        after = match got {
+            Ok(Outcome::Conversations(p)) => p.next,
+            Ok(Outcome::Contacts(p)) => p.next,
+            Ok(Outcome::Members(p)) => p.next,
+            _ => None,
+        };
+        if after.is_none() {
+            return;
+        }
+    }
+    panic!("{actor:?} paged 100 times without reaching the end");
 }

@@ -10,6 +10,8 @@ use std::time::Duration;
 
 #[path = "im-http/protection.rs"]
 mod protection;
+#[path = "im-http/snapshot.rs"]
+mod snapshot;
 
 use clap::{Args, Parser, Subcommand};
 use im_engine::{Engine, Limits, MemoryStore, Retention, Store, UserId};
@@ -31,6 +33,11 @@ enum Command {
     /// Print a token signed with the server's secret, e.g.
     /// `TOKEN=$(im-http token alice)`.
     Token(TokenArgs),
+    /// Write a stopped server's store as JSON Lines (a running server's:
+    /// `GET /v1/admin/export`).
+    Export(snapshot::ExportArgs),
+    /// Load an export into an empty store of any kind.
+    Import(snapshot::ImportArgs),
 }
 
 /// Where the data lives.
@@ -279,6 +286,8 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Export(args) => offline("export", snapshot::export(args)),
+        Command::Import(args) => offline("import", snapshot::import(args)),
         Command::Serve(args) => {
             init_logs(args.log_format);
             let runtime = match tokio::runtime::Runtime::new() {
@@ -300,6 +309,24 @@ fn main() -> ExitCode {
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Runs `export` or `import` to its end: the count of records on stderr,
+/// or the error.
+fn offline(name: &str, task: impl Future<Output = Result<u64, BoxError>>) -> ExitCode {
+    let done = tokio::runtime::Runtime::new()
+        .map_err(BoxError::from)
+        .and_then(|rt| rt.block_on(task));
+    match done {
+        Ok(n) => {
+            eprintln!("im-http {name}: {n} records");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("im-http {name}: {}", ErrorChain(e.as_ref()));
+            ExitCode::FAILURE
+        }
+    }
+}
 
 /// Logs to stderr, filtered by `RUST_LOG` (default `info`).
 fn init_logs(format: LogFormat) {

@@ -147,6 +147,14 @@ PUT    /v1/users/hank                             {"suspended":false}           
 DELETE /v1/users/carol                            -                               401 401 401 403 403 403 200  403 403 403 403
 DELETE /v1/users/alice                            -                               401 401 401 403 403 403 409  403 403 403 403
 PUT    /v1/groups/g1                              {"owner":"bob"}                 401 401 401 403 403 200 200  403 403 403 403
+
+# Paging: the same rules on every page; a bad cursor is 400 after the token.
+GET    /v1/contacts?limit=1&after=1:1:bob         -                               401 401 401 200 200 200 200  200 200 200 403
+GET    /v1/groups/g1/members?limit=1&after=alice  -                               401 401 401 403 200 200 200  403 403 403 403
+GET    /v1/conversations?after=bad                -                               401 401 401 400 400 400 400  400 400 400 403
+
+# The whole store, for admins only.
+GET    /v1/admin/export                           -                               401 401 401 403 403 403 200  403 403 403 403
 "#;
 
 struct Row {
