@@ -13,6 +13,7 @@ use crate::group::GroupView;
 use crate::message::{HistoryPage, SendRequest};
 use crate::moderation::{JoinRequest, Joined, Marked};
 use crate::page::{ListQuery, Page};
+use crate::password::Password;
 use crate::signals::ReadsPage;
 use crate::store::Store;
 use crate::unread::{ConversationView, ReadState};
@@ -29,6 +30,11 @@ pub enum Command {
     },
     User {
         id: UserId,
+    },
+    SetPassword {
+        id: UserId,
+        password: Password,
+        old_password: Option<Password>,
     },
     Link {
         id: UserId,
@@ -157,6 +163,8 @@ pub enum Outcome {
     /// A profile, and whether it was created.
     Profile(Profile, bool),
     Done,
+    /// Done, with nothing to answer.
+    NoContent,
     Contacts(Page<ContactView>),
     /// A group, and whether it was created.
     Group(GroupView, bool),
@@ -193,6 +201,14 @@ impl<S: Store> Engine<S> {
                 Outcome::Profile(p, created)
             }
             Command::User { id } => Outcome::Profile(self.user(actor, &id).await?, false),
+            Command::SetPassword {
+                id,
+                password,
+                old_password,
+            } => self
+                .set_password(actor, &id, &password, old_password.as_ref())
+                .await
+                .map(|()| Outcome::NoContent)?,
             Command::Link { id } => self.link(actor, &id).await.map(|()| Outcome::Done)?,
             Command::Unlink { id } => self.unlink(actor, &id).await.map(|()| Outcome::Done)?,
             Command::Contacts { query } => Outcome::Contacts(self.contacts(actor, &query).await?),

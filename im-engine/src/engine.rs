@@ -94,6 +94,8 @@ pub struct Config {
     /// anyway, so a lost notification (a pub/sub message across nodes) costs
     /// latency, never an event.
     pub recheck: Duration,
+    /// What hashing a new password costs.
+    pub password_cost: crate::password::PasswordCost,
     /// After a user's last stream here closes, how long it stays online
     /// before it is recorded offline and its contacts hear of it; a stream
     /// opened meanwhile announces nothing.
@@ -109,6 +111,7 @@ impl Default for Config {
             limits: Limits::default(),
             retention: Retention::default(),
             recheck: Duration::from_secs(5),
+            password_cost: Default::default(),
             presence_grace: Duration::from_secs(5),
             receipts_max_group: 100,
         }
@@ -173,9 +176,17 @@ pub(crate) struct Inner<S> {
     pub(crate) recent: crate::feed::RecentMessages,
     /// Users known to exist (see [`Engine::require_user`]).
     pub(crate) known_users: quick_cache::sync::Cache<UserId, ()>,
+    /// Hashes and checks passwords off the async workers.
+    pub(crate) hasher: crate::password::Hasher,
+    /// Locks that serialize the read-modify-write of a user record in this
+    /// process (see [`Engine::lock_user`]), one per stripe of user ids.
+    user_writes: Box<[tokio::sync::Mutex<()>]>,
     /// The suspended users, as last read.
     pub(crate) suspensions: crate::moderation::Suspensions,
 }
+
+/// How many stripes [`Inner::user_writes`] has.
+const USER_WRITE_STRIPES: usize = 64;
 
 /// How many users [`Inner::known_users`] remembers.
 const KNOWN_USERS: usize = 16_384;
@@ -209,6 +220,7 @@ impl<S: Store> Engine<S> {
 
     /// An engine with `config` and its own clock (for tests).
     pub fn with_clock(store: S, config: Config, clock: Arc<dyn Clock>) -> Self {
+        let password_cost = config.password_cost;
         Self {
             inner: Arc::new(Inner {
                 store,
@@ -218,6 +230,10 @@ impl<S: Store> Engine<S> {
                 typing: Default::default(),
                 recent: crate::feed::RecentMessages::new(),
                 known_users: quick_cache::sync::Cache::new(KNOWN_USERS),
+                hasher: crate::password::Hasher::new(password_cost),
+                user_writes: (0..USER_WRITE_STRIPES)
+                    .map(|_| Default::default())
+                    .collect(),
                 suspensions: crate::moderation::Suspensions::new(),
             }),
         }
@@ -283,6 +299,20 @@ impl<S: Store> Engine<S> {
         self.user_record(id).await?;
         self.inner.known_users.insert(id.clone(), ());
         Ok(())
+    }
+
+    /// Holds off every other write of `id`'s record in this process while
+    /// the guard lives, so that a profile patch and a password change, each
+    /// a read of the whole record then a write of it, cannot undo each
+    /// other.
+    pub(crate) async fn lock_user(&self, id: &UserId) -> tokio::sync::MutexGuard<'_, ()> {
+        use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+        let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(id);
+        let stripes = &self.inner.user_writes;
+        // The remainder is below the stripe count, so it fits a usize.
+        #[allow(clippy::cast_possible_truncation)]
+        let i = (hash % stripes.len() as u64) as usize;
+        stripes[i].lock().await
     }
 
     pub(crate) fn forget_user(&self, id: &UserId) {

@@ -50,7 +50,8 @@
 //!    by, [`MemoryStore`], and [`store::export`]: the export format and
 //!    the importer.
 //! 3. The engine: `engine` ([`Engine`], [`Config`], [`Limits`], [`Actor`]),
-//!    `policy` (every authorization rule, in one file),
+//!    `policy` (every authorization rule, in one file), `password`
+//!    (Argon2id hashes, computed off the async workers),
 //!    and one module per area for its operations and answers: `user`,
 //!    `contact`, `group`, `message` (send, history), `change` (edits,
 //!    deletes, reactions), `unread` (read
@@ -77,6 +78,7 @@ mod group;
 mod message;
 mod moderation;
 mod page;
+mod password;
 mod policy;
 mod signals;
 mod unread;
@@ -91,8 +93,8 @@ pub use data::{Addressed, Signal};
 pub use data::{
     Body, Contact, ContactNews, ConvEntry, ConversationId, Epoch, Event, Feed, FeedEntry,
     FieldPatch, Fields, Group, GroupId, JoinPolicy, MAX_CLIENT_ID, MAX_REACTION_KEY,
-    MAX_REACTION_KEYS, Member, Membership, Message, NewMessage, Presence, ReactionChange,
-    Reactions, Role, Seq, Timestamp, User, UserId,
+    MAX_REACTION_KEYS, Member, Membership, Message, NewMessage, PasswordHash, Presence,
+    ReactionChange, Reactions, Role, Seq, Timestamp, User, UserId,
 };
 pub use error::{Error, ErrorChain, ErrorKind, StoreError};
 pub use store::{MemoryStore, Notifier, SignalBus, Store};
@@ -106,6 +108,7 @@ pub use group::GroupView;
 pub use message::{HistoryPage, HistoryQuery, SendRequest};
 pub use moderation::{JoinRequest, Joined, Marked};
 pub use page::{LIST_PAGE_DEFAULT, LIST_PAGE_MAX, ListQuery, Page};
+pub use password::{MAX_PASSWORD, MIN_PASSWORD, Password, PasswordCost};
 pub use signals::{PresenceGuard, ReadCursor, ReadsPage, TYPING_EVERY, TYPING_HOLD};
 pub use unread::{ConversationView, ReadState};
 pub use user::Profile;

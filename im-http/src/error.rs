@@ -28,6 +28,10 @@ pub enum ApiError {
     /// No token, or a token that is expired, malformed or wrongly signed.
     #[error("{0}")]
     Unauthorized(String),
+    /// A login named a user that does not exist, has no password, or has
+    /// another one: the same answer for each.
+    #[error("wrong user or password")]
+    BadCredentials,
     /// The caller is authenticated but may not use this route.
     #[error("{0}")]
     Forbidden(String),
@@ -95,6 +99,7 @@ impl ApiError {
             Self::BadJson(_) => (StatusCode::BAD_REQUEST, "bad_json"),
             Self::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
             Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::BadCredentials => (StatusCode::UNAUTHORIZED, "bad_credentials"),
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             Self::NoRoute => (StatusCode::NOT_FOUND, "not_found"),
             Self::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),

@@ -7,11 +7,12 @@
 //! is answered before the body is read) and its body already read within
 //! the route's limit; it only picks the values out.
 
+use bytes::Bytes;
 use hyper::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue};
 use hyper::{Response, StatusCode};
 use im_engine::{
     Actor, Command, ConversationId, FieldPatch, GroupId, HistoryQuery, JoinPolicy, Limits,
-    ListQuery, Outcome, SendRequest, Seq, Store, UserId,
+    ListQuery, Outcome, Password, SendRequest, Seq, Store, UserId,
 };
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -135,6 +136,12 @@ pub(crate) fn fields_body_limit(l: &Limits) -> usize {
         .saturating_add(SMALL_BODY)
 }
 
+/// The largest body of a password change or a login: two passwords at
+/// their longest, every byte escaped (`\u0000`), and the envelope.
+pub(crate) fn password_body_limit(_: &Limits) -> usize {
+    2 * 6 * im_engine::MAX_PASSWORD + SMALL_BODY
+}
+
 /// The largest send body: the message body at its limit, plus room for
 /// `client_id`, `from` and the envelope. A body between the message limit
 /// and this is read and answered 413 by the engine's own check.
@@ -172,6 +179,14 @@ pub(crate) struct SendBody {
     pub(crate) from: Option<String>,
     #[serde(default)]
     pub(crate) reply_to: Option<Seq>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PasswordBody {
+    pub(crate) password: Password,
+    #[serde(default)]
+    pub(crate) old_password: Option<Password>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -252,6 +267,18 @@ pub(crate) fn block(i: &Input<'_>) -> Result<Command, ApiError> {
 pub(crate) fn unblock(i: &Input<'_>) -> Result<Command, ApiError> {
     Ok(Command::Unblock {
         id: i.params.user()?,
+    })
+}
+
+/// `PUT /v1/users/{uid}/password`.
+pub(crate) fn set_password(i: &Input<'_>) -> Result<Command, ApiError> {
+    let body: PasswordBody = i
+        .json()?
+        .ok_or_else(|| ApiError::BadJson("a request body is required".into()))?;
+    Ok(Command::SetPassword {
+        id: i.params.user()?,
+        password: body.password,
+        old_password: body.old_password,
     })
 }
 
@@ -490,6 +517,11 @@ pub(crate) fn respond(outcome: Outcome, viewer: &UserId, metrics: &Metrics) -> R
     match outcome {
         Outcome::Profile(profile, created) => json(created_or_ok(created), &profile),
         Outcome::Done => json(ok, &json!({"ok": true})),
+        Outcome::NoContent => {
+            let mut resp = Response::new(full(Bytes::new()));
+            *resp.status_mut() = StatusCode::NO_CONTENT;
+            resp
+        }
         Outcome::Contacts(p) => json(ok, &listed("contacts", &p.items, p.has_more, &p.next)),
         Outcome::Group(group, created) => json(created_or_ok(created), &group),
         Outcome::Members(p) => json(ok, &listed("members", &p.items, p.has_more, &p.next)),

@@ -25,6 +25,7 @@
 //! - `extract`: JSON bodies within a size limit, query parameters, JSON
 //!   answers.
 //! - `sse`: `GET /v1/events`, as an SSE stream or a long poll.
+//! - `login`: `POST /v1/login`, a password for a token.
 //! - `write_timeout`: [`WriteTimeout`], which closes a connection whose writes stay
 //!   blocked (a client too slow for its event stream).
 //! - [`auth`]: HS256 bearer tokens.
@@ -94,6 +95,7 @@ mod extract;
 #[doc(hidden)]
 pub mod fuzzing;
 mod handlers;
+mod login;
 mod metrics;
 pub mod openapi;
 mod protect;
@@ -156,6 +158,8 @@ pub struct Config {
     pub shutdown_delay: Duration,
     /// On shutdown, how long open connections get to finish.
     pub shutdown_grace: Duration,
+    /// How long a token that `POST /v1/login` answers is valid.
+    pub login_ttl: Duration,
     /// Rate limits and connection caps.
     pub protection: Protection,
     /// Which web pages on other origins may call the API (off by default).
@@ -184,6 +188,7 @@ impl Config {
             sse_stall_timeout: Duration::from_secs(10),
             shutdown_delay: Duration::ZERO,
             shutdown_grace: Duration::from_secs(10),
+            login_ttl: Duration::from_secs(24 * 60 * 60),
             protection: Protection::default(),
             cors: Cors::off(),
             trust_forwarded_for: false,
@@ -204,6 +209,7 @@ impl std::fmt::Debug for Config {
             .field("sse_stall_timeout", &self.sse_stall_timeout)
             .field("shutdown_delay", &self.shutdown_delay)
             .field("shutdown_grace", &self.shutdown_grace)
+            .field("login_ttl", &self.login_ttl)
             .field("protection", &self.protection)
             .field("cors", &self.cors)
             .field("trust_forwarded_for", &self.trust_forwarded_for)

@@ -87,7 +87,7 @@ fn seqs(messages: &[Message]) -> Vec<u64> {
     messages.iter().map(|m| m.seq).collect()
 }
 
-fn kind<T: std::fmt::Debug>(r: Result<T, crate::Error>) -> ErrorKind {
+pub(super) fn kind<T: std::fmt::Debug>(r: Result<T, crate::Error>) -> ErrorKind {
     r.expect_err("expected an error").kind()
 }
 

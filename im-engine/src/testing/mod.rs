@@ -10,14 +10,15 @@
 //! im_engine::store_conformance_tests!(Sled);
 //! ```
 //!
-//! That gives one test per case of [`conformance`], the model-based property
-//! test of [`model`], the subscription property test of [`subscription`]
-//! and the store-level comparison with `MemoryStore` of [`comparison`],
+//! That gives one test per case of [`conformance`] and [`accounts`], the
+//! model-based property test of [`model`], the subscription property test
+//! of [`subscription`] and the store-level comparison with `MemoryStore` of [`comparison`],
 //! each against fresh stores from the factory.
 //!
 //! `PROPTEST_CASES` sets how many cases the property tests run (default in
 //! [`cases`]).
 
+pub mod accounts;
 pub mod comparison;
 pub mod conformance;
 pub mod export;
@@ -84,7 +85,12 @@ pub fn cases(default: u32) -> u32 {
 #[macro_export]
 macro_rules! store_conformance_tests {
     ($f:ty) => {
-        $crate::store_conformance_tests!(@async $f;
+        $crate::store_conformance_tests!(@async $f, accounts;
+            passwords_are_set_and_checked,
+            a_field_patch_keeps_the_password,
+            private_fields_are_shown_to_the_user_and_admins,
+        );
+        $crate::store_conformance_tests!(@async $f, conformance;
             users_are_created_by_admins_and_merged,
             direct_messages_are_numbered_and_paged,
             client_id_makes_sends_idempotent,
@@ -144,11 +150,11 @@ macro_rules! store_conformance_tests {
             }
         )*
     };
-    (@async $f:ty; $($case:ident,)*) => {
+    (@async $f:ty, $module:ident; $($case:ident,)*) => {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $case() {
-                $crate::testing::conformance::$case::<$f>().await;
+                $crate::testing::$module::$case::<$f>().await;
             }
         )*
     };

@@ -14,7 +14,7 @@ use crate::{
     Event, GroupId, GroupView, HistoryPage, JoinPolicy, JoinRequest, Marked, Member, Message,
     ReactionChange, ReadState, Role, Seq, Timestamp, UserId,
 };
-use crate::{Group, Profile};
+use crate::{Group, Password, Profile};
 
 /// The epoch the model writes in its cursors; the test maps the store's own
 /// to it before comparing.
@@ -48,6 +48,7 @@ pub struct Model {
     /// Events kept per feed.
     pub keep: u64,
     users: BTreeMap<UserId, Profile>,
+    passwords: BTreeMap<UserId, Password>,
     contacts: BTreeMap<UserId, BTreeMap<UserId, Contact>>,
     groups: BTreeMap<GroupId, Group>,
     members: BTreeMap<GroupId, BTreeMap<UserId, Member>>,
@@ -72,6 +73,7 @@ impl Model {
             limits,
             keep,
             users: BTreeMap::new(),
+            passwords: BTreeMap::new(),
             contacts: BTreeMap::new(),
             groups: BTreeMap::new(),
             members: BTreeMap::new(),
@@ -298,10 +300,32 @@ impl Model {
             }
             Command::User { id } => {
                 let mut p = self.users.get(id).cloned().ok_or(ErrorKind::NotFound)?;
+                if !(actor.admin || me == id) {
+                    p.fields.retain(|name, _| !name.starts_with('_'));
+                }
                 if actor.admin {
                     p.suspended = Some(self.suspended.contains(id));
                 }
                 Ok(Outcome::Profile(p, false))
+            }
+            Command::SetPassword {
+                id,
+                password,
+                old_password,
+            } => {
+                if !password.is_acceptable() {
+                    return err(ErrorKind::Invalid);
+                }
+                self.user_exists(id)?;
+                let old_ok = match self.passwords.get(id) {
+                    Some(current) => old_password.as_ref() == Some(current),
+                    None => true,
+                };
+                if !(actor.admin || (me == id && old_ok)) {
+                    return err(ErrorKind::Forbidden);
+                }
+                self.passwords.insert(id.clone(), password.clone());
+                Ok(Outcome::NoContent)
             }
             Command::Link { id } => {
                 if me == id {
@@ -1020,6 +1044,7 @@ impl Model {
         self.blocks.remove(id);
         self.suspended.remove(id);
         self.users.remove(id);
+        self.passwords.remove(id);
         if let Some(feed) = self.feeds.get_mut(id) {
             feed.trimmed = feed.head;
             feed.events.clear();

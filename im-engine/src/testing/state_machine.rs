@@ -17,8 +17,8 @@ use crate::data::Epoch;
 use crate::engine::{Actor, Clock, Config, Engine, Limits, Retention};
 use crate::feed::{Cursor, Start};
 use crate::{
-    Body, ConversationId, ErrorKind, GroupId, HistoryQuery, JoinPolicy, ListQuery, SendRequest,
-    Store, Timestamp, UserId,
+    Body, ConversationId, ErrorKind, GroupId, HistoryQuery, JoinPolicy, ListQuery, Password,
+    SendRequest, Store, Timestamp, UserId,
 };
 
 /// The users commands name; `u9` is never created.
@@ -119,11 +119,17 @@ fn conversation() -> impl Strategy<Value = ConversationId> {
 }
 
 fn patch() -> impl Strategy<Value = crate::FieldPatch> {
-    let name = prop::sample::select(vec!["name", "bio", "x", "y", ""]).prop_map(String::from);
+    let name = prop::sample::select(vec!["name", "bio", "x", "_p", ""]).prop_map(String::from);
     let value = prop::option::of(
         prop::sample::select(vec!["a", "bb", "much-too-long"]).prop_map(String::from),
     );
     prop::collection::btree_map(name, value, 0..3)
+}
+
+/// Two passwords and one too short. Each use costs an Argon2 hash or two,
+/// so they come seldom.
+fn password() -> impl Strategy<Value = Password> {
+    prop::sample::select(vec!["password1", "password2", "short"]).prop_map(Password::new)
 }
 
 fn body() -> impl Strategy<Value = Body> {
@@ -187,7 +193,9 @@ fn command() -> impl Strategy<Value = Command> {
     let limit = || prop::option::of(0..6usize);
     prop_oneof![
         2 => (user(), patch()).prop_map(|(id, fields)| Command::PutUser { id, fields }),
-        1 => user().prop_map(|id| Command::User { id }),
+        2 => user().prop_map(|id| Command::User { id }),
+        1 => (user(), password(), prop::option::of(password()))
+            .prop_map(|(id, password, old_password)| Command::SetPassword { id, password, old_password }),
         2 => user().prop_map(|id| Command::Link { id }),
         1 => user().prop_map(|id| Command::Unlink { id }),
         1 => list_query().prop_map(|query| Command::Contacts { query }),
@@ -255,8 +263,26 @@ impl ReferenceStateMachine for Reference {
     }
 
     fn transitions(state: &State) -> BoxedStrategy<Transition> {
+        // A user's own profile (with private fields, which others must
+        // not see) and password: random actors rarely name themselves.
+        let own_profile = (user(), patch()).prop_map(|(id, fields)| {
+            Transition::Do(Actor::user(id.clone()), Command::PutUser { id, fields })
+        });
+        let own_password = (user(), password(), prop::option::of(password())).prop_map(
+            |(id, password, old_password)| {
+                let actor = Actor::user(id.clone());
+                let command = Command::SetPassword {
+                    id,
+                    password,
+                    old_password,
+                };
+                Transition::Do(actor, command)
+            },
+        );
         let random = prop_oneof![
             30 => (actor(), command()).prop_map(|(a, c)| Transition::Do(a, c)),
+            2 => own_profile,
+            3 => own_password,
             2 => (0..3u64).prop_map(Transition::Tick),
             1 => Just(Transition::Reopen),
         ];
@@ -364,6 +390,12 @@ fn engine_config() -> Config {
         retention: Retention {
             events: Some(KEEP),
             age: None,
+        },
+        // Cheap hashes: the sequences set and check many passwords.
+        password_cost: crate::PasswordCost {
+            memory_kib: 64,
+            passes: 1,
+            lanes: 1,
         },
         ..Config::default()
     }
@@ -473,8 +505,18 @@ impl<F: StoreFactory> StateMachineTest for EngineTest<F> {
     fn check_invariants(sys: &System<F>, state: &State) {
         F::check(sys.engine().store());
         let mut model = state.model.clone();
-        for u in USERS.map(uid) {
+        let users = USERS.map(uid);
+        for (i, u) in users.iter().enumerate() {
             let me = Actor::user(u.clone());
+            // The next user's profile: private fields stay hidden.
+            let next = users[(i + 1) % users.len()].clone();
+            let command = Command::User { id: next };
+            let want = model.apply(&me, &command);
+            assert_eq!(
+                sys.run(&me, command.clone()),
+                want,
+                "{me:?} ran {command:?}"
+            );
             walk_pages(sys, &mut model, &me, |query| Command::Conversations {
                 query,
             });

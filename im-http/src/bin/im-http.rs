@@ -193,6 +193,10 @@ struct Serve {
     /// polling /readyz sends new clients elsewhere first.
     #[arg(long, env = "IM_SHUTDOWN_DELAY_SECS", default_value_t = 0)]
     shutdown_delay_secs: u64,
+    /// How long a token that `POST /v1/login` answers is valid, e.g. `24h`,
+    /// `30m`, `7days`.
+    #[arg(long, env = "IM_LOGIN_TTL", default_value = "24h", value_parser = humantime::parse_duration)]
+    login_ttl: Duration,
     /// Seconds open requests get to finish on shutdown.
     #[arg(long, env = "IM_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     shutdown_grace_secs: u64,
@@ -466,6 +470,7 @@ async fn serve(args: Serve) -> Result<(), BoxError> {
     config.header_read_timeout = Duration::from_secs(args.header_timeout_secs.max(1));
     config.shutdown_delay = Duration::from_secs(args.shutdown_delay_secs);
     config.shutdown_grace = Duration::from_secs(args.shutdown_grace_secs);
+    config.login_ttl = args.login_ttl;
     args.protection.apply(&mut config);
     config.cors = im_http::Cors::allow(&args.cors_origin)?;
     config.trust_forwarded_for = args.trust_forwarded_for;

@@ -50,6 +50,8 @@ impl<S: Store> Server<S> {
         // These tests send in bursts; tests/hostile/ tests the rate limits.
         config.protection.send_rate = None;
         config.protection.stream_rate = None;
+        config.protection.login_rate_user = None;
+        config.protection.login_rate_addr = None;
         // Users go offline soon after their last stream closes; the
         // presence tests set their own grace.
         engine_config.presence_grace = Duration::from_millis(100);

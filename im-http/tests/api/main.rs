@@ -12,6 +12,7 @@ mod cors;
 mod events;
 mod export;
 mod groups;
+mod login;
 mod membership;
 mod messages;
 mod moderation;

@@ -5,13 +5,15 @@
 //! Every cell runs on a fresh server seeded the same way, so cells do not
 //! depend on each other: users root, alice, bob, carol; alice's group `g1`
 //! (invite only) with bob in it; one message from alice in `dm:alice:bob`
-//! and one in `group:g1`. Callers: no token, a token signed with another
+//! and one in `group:g1`; alice's password `alice-password` (carol has
+//! none). Callers: no token, a token signed with another
 //! secret, an expired token, carol (a stranger to the group and the
 //! conversation), bob (member, participant), alice (owner: of the group, of
 //! her own profile; a participant of the direct conversation) and root
 //! with an admin token.
 
 use hyper::Method;
+use im_engine::Store;
 use serde_json::{Value, json};
 
 use crate::common::{Client, SECRET, Server};
@@ -100,6 +102,16 @@ PUT    /v1/conversations/dm:alice:bob/messages/1/reactions/ok -                 
 PUT    /v1/conversations/group:g1/messages/1/reactions/ok -                       401 401 401 403 200 200 403  403 403 403 403
 DELETE /v1/conversations/group:g1/messages/1/reactions/ok -                       401 401 401 403 200 200 403  403 403 403 403
 GET    /v1/conversations/group:g1/messages/1/reactions -                          401 401 401 403 200 200 200  403 403 403 403
+
+# Passwords: the user itself sets its own, with the old one once it has one
+# (alice has one, carol none); an admin sets anyone's without it. Logging in
+# takes no token, and any token sent along is not looked at (a suspended
+# user's neither: the token it gets is refused where it is used).
+PUT    /v1/users/alice/password                   {"password":"new-password","old_password":"alice-password"} 401 401 401 403 403 204 204  403 403 403 403
+PUT    /v1/users/alice/password                   {"password":"new-password"}     401 401 401 403 403 403 204  403 403 403 403
+PUT    /v1/users/carol/password                   {"password":"new-password"}     401 401 401 204 403 403 204  403 403 403 403
+POST   /v1/login                                  {"user":"alice","password":"alice-password"} 200 200 200 200 200 200 200  200 200 200 200
+POST   /v1/login                                  {"user":"alice","password":"new-password"} 401 401 401 401 401 401 401  401 401 401 401
 
 # Each caller's own feed.
 GET    /v1/events?wait=0                          -                               401 401 401 200 200 200 200  200 200 200 403
@@ -211,6 +223,13 @@ pub async fn seed(s: &Server) {
         .put("/v1/users/hank", json!({"suspended": true}))
         .await;
     assert_eq!(r.status, 200, "{}", r.text());
+    let r = admin
+        .put(
+            "/v1/users/alice/password",
+            json!({"password": "alice-password"}),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text());
 }
 
 fn caller(s: &Server, kind: &str) -> Client {
@@ -250,6 +269,13 @@ fn caller(s: &Server, kind: &str) -> Client {
 pub async fn snapshot(s: &Server) -> Value {
     let admin = s.admin();
     let mut out = serde_json::Map::new();
+    for u in ["root", "alice", "bob", "carol", "dave"] {
+        // The stored password hash, which no answer shows: a new one (a
+        // new salt) on every change.
+        let stored = s.app.engine().store().user(&u.parse().unwrap()).await;
+        let hash = stored.unwrap().map(|user| user.password);
+        out.insert(format!("password {u}"), serde_json::to_value(hash).unwrap());
+    }
     let mut put = |key: String, r: crate::common::Resp| {
         let mut v = if r.body.is_empty() {
             Value::Null
