@@ -253,7 +253,7 @@ impl<S: Store> Engine<S> {
             Command::Blocks => Outcome::Blocks(self.blocks(actor).await?),
             Command::Suspend { id, suspended } => {
                 self.suspend(actor, &id, suspended).await?;
-                Outcome::Done
+                Outcome::Profile(self.user(actor, &id).await?, false)
             }
             Command::Erase { id } => self.erase(actor, &id).await.map(|()| Outcome::Done)?,
             Command::Send {

@@ -651,7 +651,8 @@ impl Model {
                 } else {
                     self.suspended.remove(id);
                 }
-                Ok(Outcome::Done)
+                // The profile as an admin sees it.
+                self.apply_unsuspended(actor, &Command::User { id: id.clone() })
             }
             Command::Erase { id } => self.erase(actor, id),
             Command::Send {
