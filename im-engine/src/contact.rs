@@ -59,7 +59,7 @@ impl<S: Store> Engine<S> {
             };
             changes.events.push((id.clone(), now, event));
         }
-        self.store().commit(&changes).await.map_err(Error::store)
+        self.commit(&changes).await
     }
 
     /// Removes `id` from the caller's contacts, if there.
@@ -87,7 +87,7 @@ impl<S: Store> Engine<S> {
             contacts: vec![(actor.user.clone(), change)],
             ..Changes::default()
         };
-        self.store().commit(&changes).await.map_err(Error::store)
+        self.commit(&changes).await
     }
 
     /// The caller's contacts, newest link first ([`Contact::newest_first`]).

@@ -68,6 +68,7 @@ mod contact;
 mod engine;
 mod feed;
 mod group;
+mod hooks;
 mod message;
 mod moderation;
 mod policy;
@@ -91,9 +92,13 @@ pub use store::{MemoryStore, Notifier, Store};
 pub use change::ReactionList;
 pub use command::{Command, Outcome};
 pub use contact::ContactView;
-pub use engine::{Actor, Clock, Config, Engine, Limits, Retention, SystemClock};
+pub use engine::{Actor, Clock, Config, Engine, EngineBuilder, Limits, Retention, SystemClock};
 pub use feed::{Cursor, Delivered, EventData, EventPage, ResetReason, Start};
 pub use group::GroupView;
+pub use hooks::{
+    Committed, HOOK_UNAVAILABLE, HookConfig, HookFuture, Hooks, MAX_REFUSAL_MESSAGE, OnTimeout,
+    REFUSED, Verdict, is_valid_code,
+};
 pub use message::{HistoryPage, HistoryQuery, SendRequest};
 pub use moderation::{JoinRequest, Joined, Marked};
 pub use unread::{ConversationView, ReadState};

@@ -91,13 +91,11 @@ impl<S: Store> Engine<S> {
             created_at: self.now(),
         });
         apply_patch(&mut user.fields, patch, self.limits())?;
-        self.store()
-            .commit(&Changes {
-                users: vec![user.clone()],
-                ..Changes::default()
-            })
-            .await
-            .map_err(Error::store)?;
+        self.commit(&Changes {
+            users: vec![user.clone()],
+            ..Changes::default()
+        })
+        .await?;
         Ok((self.profile_of(user).await?, created))
     }
 

@@ -54,10 +54,7 @@ impl<S: Store> Engine<S> {
                 max_members: self.limits().group_members,
                 trim: self.feed_trim(),
             };
-            self.store()
-                .update_member(&update)
-                .await
-                .map_err(Error::store)?;
+            self.update_member(&update).await?;
         }
         let contacts = self.store().contacts(id).await.map_err(Error::store)?;
         let blocks = Marks::Blocks(id.clone());
@@ -82,7 +79,7 @@ impl<S: Store> Engine<S> {
         changes
             .marks
             .push((Marks::Suspended, MarkChange::Remove(id.clone())));
-        self.store().commit(&changes).await.map_err(Error::store)?;
+        self.commit(&changes).await?;
         self.forget_user(id);
         Ok(())
     }
