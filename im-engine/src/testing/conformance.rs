@@ -6,6 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::StoreFactory;
+pub use super::hook_cases::{
+    a_refused_send_stores_nothing_and_answers_the_hooks_code,
+    a_rewritten_body_is_what_history_shows,
+    a_send_hook_out_of_time_refuses_or_allows_as_configured,
+    after_commit_never_delays_a_send_and_hears_each_event_once,
+};
 use super::state_machine::ManualClock;
 use crate::data::{Epoch, Membership};
 use crate::feed::{Cursor, EventData, ResetReason, Start};
@@ -14,27 +20,27 @@ use crate::{
     JoinPolicy, Limits, Message, Outcome, Retention, Role, SendRequest, Store, UserId,
 };
 
-fn uid(s: &str) -> UserId {
+pub(crate) fn uid(s: &str) -> UserId {
     UserId::new(s).expect("valid test id")
 }
 
-fn gid(s: &str) -> GroupId {
+pub(crate) fn gid(s: &str) -> GroupId {
     GroupId::new(s).expect("valid test id")
 }
 
-fn conv(s: &str) -> ConversationId {
+pub(crate) fn conv(s: &str) -> ConversationId {
     s.parse().expect("valid test conversation")
 }
 
-fn body(n: usize) -> Body {
+pub(crate) fn body(n: usize) -> Body {
     Body::new(&format!(r#"{{"n":{n}}}"#), 1024).expect("valid test body")
 }
 
-fn me(s: &str) -> Actor {
+pub(crate) fn me(s: &str) -> Actor {
     Actor::user(uid(s))
 }
 
-fn root() -> Actor {
+pub(crate) fn root() -> Actor {
     Actor::admin(uid("root"))
 }
 
@@ -73,12 +79,12 @@ fn seqs(messages: &[Message]) -> Vec<u64> {
     messages.iter().map(|m| m.seq).collect()
 }
 
-fn kind<T: std::fmt::Debug>(r: Result<T, crate::Error>) -> ErrorKind {
+pub(crate) fn kind<T: std::fmt::Debug>(r: Result<T, crate::Error>) -> ErrorKind {
     r.expect_err("expected an error").kind()
 }
 
 /// All message events in `user`'s feed, as (conversation, seq).
-async fn feed_messages<S: Store>(engine: &Engine<S>, user: &str) -> Vec<(String, u64)> {
+pub(crate) async fn feed_messages<S: Store>(engine: &Engine<S>, user: &str) -> Vec<(String, u64)> {
     let poll = engine
         .feed(&me(user), Start::Oldest, 100_000)
         .await

@@ -20,6 +20,7 @@
 
 pub mod comparison;
 pub mod conformance;
+mod hook_cases;
 pub mod model;
 pub mod state_machine;
 pub mod subscription;
@@ -98,6 +99,10 @@ macro_rules! store_conformance_tests {
             a_deleted_body_is_nowhere,
             live_stream_switches_from_replay_without_gap,
             everything_survives_reopen,
+            a_refused_send_stores_nothing_and_answers_the_hooks_code,
+            a_rewritten_body_is_what_history_shows,
+            a_send_hook_out_of_time_refuses_or_allows_as_configured,
+            after_commit_never_delays_a_send_and_hears_each_event_once,
         );
 
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
