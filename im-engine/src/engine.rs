@@ -414,6 +414,12 @@ impl<S: Store> EngineBuilder<S> {
         self
     }
 
+    /// The host's hooks if any (`None`: the default, no hooks).
+    pub fn maybe_hooks(mut self, hooks: Option<Arc<dyn Hooks>>) -> Self {
+        self.hooks = hooks;
+        self
+    }
+
     /// The engine.
     pub fn build(self) -> Engine<S> {
         Engine {

@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::{Committed, Hooks};
 
 enum Item {
-    Event(Committed),
+    Event(Box<Committed>),
     /// Answered once every event queued before it has been delivered.
     Barrier(oneshot::Sender<()>),
 }
@@ -54,7 +54,7 @@ impl AfterCommit {
         for e in events {
             // The receiver lives while this sender does: the task ends only
             // once every sender is gone.
-            let _ = tx.send(Item::Event(e));
+            let _ = tx.send(Item::Event(Box::new(e)));
         }
     }
 

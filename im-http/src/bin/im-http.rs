@@ -10,6 +10,8 @@ use std::time::Duration;
 
 #[path = "im-http/protection.rs"]
 mod protection;
+#[path = "im-http/send_hook.rs"]
+mod send_hook;
 
 use clap::{Args, Parser, Subcommand};
 use im_engine::{Engine, Limits, MemoryStore, Retention, Store, UserId};
@@ -216,6 +218,8 @@ struct Serve {
     log_format: LogFormat,
     #[command(flatten)]
     protection: protection::ProtectionArgs,
+    #[command(flatten)]
+    send_hook: send_hook::SendHookArgs,
 }
 
 /// How log lines are written (to stderr).
@@ -421,8 +425,10 @@ async fn serve(args: Serve) -> Result<(), BoxError> {
             events: Some(args.feed_retention_events),
             ..Retention::default()
         },
+        hooks: args.send_hook.config(),
         ..im_engine::Config::default()
     };
+    let hooks = args.send_hook.hooks()?;
     let mut config = Config::new(secret);
     config.keep_alive = Duration::from_secs(args.keep_alive_secs.max(1));
     config.header_read_timeout = Duration::from_secs(args.header_timeout_secs.max(1));
@@ -439,7 +445,14 @@ async fn serve(args: Serve) -> Result<(), BoxError> {
         tls: tls(&args)?,
     };
     match &args.store {
-        StoreSpec::Memory => run(listeners, MemoryStore::new(), engine_config, config).await,
+        StoreSpec::Memory => {
+            run(
+                listeners,
+                engine(MemoryStore::new(), engine_config, hooks),
+                config,
+            )
+            .await
+        }
         #[cfg(feature = "sled")]
         StoreSpec::Sled(dir) => {
             let mut sled_config = im_store_sled::SledConfig::new(dir.clone());
@@ -452,7 +465,7 @@ async fn serve(args: Serve) -> Result<(), BoxError> {
                 tokio::task::spawn_blocking(move || im_store_sled::SledStore::open(sled_config))
                     .await?
                     .map_err(|e| format!("cannot open the sled store: {}", ErrorChain(&e)))?;
-            run(listeners, store, engine_config, config).await
+            run(listeners, engine(store, engine_config, hooks), config).await
         }
         #[cfg(not(feature = "sled"))]
         StoreSpec::Sled(_) => Err("this build has no sled store (feature `sled`)".into()),
@@ -464,7 +477,7 @@ async fn serve(args: Serve) -> Result<(), BoxError> {
             let store = im_store_redis::RedisStore::open(redis_config)
                 .await
                 .map_err(|e| format!("cannot open the redis store: {}", ErrorChain(&e)))?;
-            run(listeners, store, engine_config, config).await
+            run(listeners, engine(store, engine_config, hooks), config).await
         }
         #[cfg(not(feature = "redis"))]
         StoreSpec::Redis(url) => {
@@ -546,13 +559,24 @@ async fn reload_on_sighup(certs: Certificates) {
     }
 }
 
+/// The engine over `store`, with the send hook if one is configured.
+fn engine<S: Store>(
+    store: S,
+    config: im_engine::Config,
+    hooks: Option<std::sync::Arc<dyn im_engine::Hooks>>,
+) -> Engine<S> {
+    Engine::builder(store)
+        .config(config)
+        .maybe_hooks(hooks)
+        .build()
+}
+
 async fn run<S: Store>(
     listeners: Listeners,
-    store: S,
-    engine_config: im_engine::Config,
+    engine: Engine<S>,
     config: Config,
 ) -> Result<(), BoxError> {
-    let app = App::new(Engine::with_config(store, engine_config), config);
+    let app = App::new(engine, config);
     if let Some(metrics) = listeners.metrics {
         let addr = metrics.local_addr()?;
         tracing::info!(metrics_listen = %addr, "serving /metrics without a token");

@@ -17,6 +17,7 @@ mod moderation;
 mod numbers;
 mod outage;
 mod probes;
+mod send_hook;
 mod service;
 #[cfg(all(feature = "cli", feature = "sled"))]
 mod sled;
