@@ -60,7 +60,7 @@ impl<S: Store> Engine<S> {
             };
             changes.events.push((id.clone(), now, event));
         }
-        self.store().commit(&changes).await.map_err(Error::store)
+        self.commit(&changes).await
     }
 
     /// Removes `id` from the caller's contacts, if there.
@@ -88,7 +88,7 @@ impl<S: Store> Engine<S> {
             contacts: vec![(actor.user.clone(), change)],
             ..Changes::default()
         };
-        self.store().commit(&changes).await.map_err(Error::store)
+        self.commit(&changes).await
     }
 
     /// A page of the caller's contacts, newest link first

@@ -99,7 +99,7 @@ impl<S: Store> Engine<S> {
             group.join = join;
         }
         changes.groups.push(group);
-        self.store().commit(&changes).await.map_err(Error::store)?;
+        self.commit(&changes).await?;
         Ok((self.group(actor, id).await?, created))
     }
 
@@ -197,17 +197,16 @@ impl<S: Store> Engine<S> {
             max_members: self.limits().group_members,
             trim: self.feed_trim(),
         };
-        match self.store().update_member(&update).await {
-            Ok(Updated::Changed | Updated::Unchanged) => {
+        match self.update_member(&update).await? {
+            Updated::Changed | Updated::Unchanged => {
                 self.clear_request(id, user).await?;
                 Ok(Joined::Member)
             }
-            Ok(Updated::Banned) => Err(banned(id, user)),
-            Ok(Updated::Full) => Err(Error::Conflict(format!(
+            Updated::Banned => Err(banned(id, user)),
+            Updated::Full => Err(Error::Conflict(format!(
                 "{id} is full ({} members)",
                 self.limits().group_members
             ))),
-            Err(e) => Err(Error::store(e)),
         }
     }
 
@@ -235,11 +234,7 @@ impl<S: Store> Engine<S> {
             max_members: self.limits().group_members,
             trim: self.feed_trim(),
         };
-        self.store()
-            .update_member(&update)
-            .await
-            .map(drop)
-            .map_err(Error::store)
+        self.update_member(&update).await.map(drop)
     }
 }
 
@@ -308,7 +303,7 @@ impl<S: Store> Engine<S> {
             ));
             group.owner = owner.clone();
             changes.groups.push(group);
-            self.store().commit(&changes).await.map_err(Error::store)?;
+            self.commit(&changes).await?;
         }
         Ok((self.group(actor, id).await?, false))
     }

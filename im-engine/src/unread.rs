@@ -103,7 +103,7 @@ impl<S: Store> Engine<S> {
             trim: self.feed_trim(),
             ..Changes::default()
         };
-        self.store().commit(&changes).await.map_err(Error::store)?;
+        self.commit(&changes).await?;
         self.receipt(&actor.user, conversation, seq).await;
         Ok(ReadState {
             read_seq: seq,

@@ -94,13 +94,11 @@ impl<S: Store> Engine<S> {
             password: None,
         });
         apply_patch(&mut user.fields, patch, self.limits())?;
-        self.store()
-            .commit(&Changes {
-                users: vec![user.clone()],
-                ..Changes::default()
-            })
-            .await
-            .map_err(Error::store)?;
+        self.commit(&Changes {
+            users: vec![user.clone()],
+            ..Changes::default()
+        })
+        .await?;
         Ok((self.profile_of(actor, user).await?, created))
     }
 
@@ -147,13 +145,11 @@ impl<S: Store> Engine<S> {
             },
         )?;
         user.password = Some(self.inner.hasher.hash(password).await?);
-        self.store()
-            .commit(&Changes {
-                users: vec![user],
-                ..Changes::default()
-            })
-            .await
-            .map_err(Error::store)
+        self.commit(&Changes {
+            users: vec![user],
+            ..Changes::default()
+        })
+        .await
     }
 
     /// Who `password` logs in as: `Some(user)` when it is `user`'s; `None`

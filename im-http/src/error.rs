@@ -80,7 +80,7 @@ struct ErrorDetail<'a> {
 impl ApiError {
     /// The status and the stable machine-readable code of the answer,
     /// decided together so that they cannot drift apart.
-    fn status_and_code(&self) -> (StatusCode, &'static str) {
+    fn status_and_code(&self) -> (StatusCode, &str) {
         use im_engine::ErrorKind as K;
         match self {
             Self::Engine(e) => {
@@ -93,7 +93,8 @@ impl ApiError {
                     K::Conflict => (StatusCode::CONFLICT, "conflict"),
                     K::Store => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
                 };
-                // The engine's own code where it has one (`deleted`, …).
+                // The engine's own code where it has one (`deleted`, a
+                // send hook's refusal, …).
                 (status, e.code().unwrap_or(code))
             }
             Self::BadJson(_) => (StatusCode::BAD_REQUEST, "bad_json"),
@@ -121,8 +122,9 @@ impl ApiError {
         self.status_and_code().0
     }
 
-    /// The stable machine-readable code of the answer.
-    pub fn code(&self) -> &'static str {
+    /// The stable machine-readable code of the answer (a send hook's
+    /// refusal answers the hook's own).
+    pub fn code(&self) -> &str {
         self.status_and_code().1
     }
 

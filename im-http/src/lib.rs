@@ -42,6 +42,8 @@
 //! - `protect`: rate limits, the per-user stream cap, connection caps
 //!   ([`Protection`]).
 //! - `strict_json`: request bodies without duplicate keys or deep nesting.
+//! - `send_hook`: [`SendHook`], the engine's before-send hook over HTTP
+//!   (`--send-hook-url`).
 //! - `fuzzing` (hidden, feature `fuzzing`): what the fuzz targets in
 //!   `fuzz/` run.
 //! - `src/bin/im-http.rs`: the binary (feature `cli`).
@@ -100,6 +102,7 @@ mod metrics;
 pub mod openapi;
 mod protect;
 mod routes;
+mod send_hook;
 mod server;
 mod sse;
 mod strict_json;
@@ -115,6 +118,7 @@ pub use error::ApiError;
 pub use metrics::listener::serve_metrics;
 pub use protect::{Protection, Rate};
 pub use routes::{ROUTES, Route};
+pub use send_hook::{InvalidHookUrl, SendHook};
 pub use server::serve;
 #[cfg(feature = "tls")]
 pub use server::serve_tls;

@@ -59,7 +59,7 @@ impl<S: Store> Engine<S> {
             Marks::Requests(id.clone()),
             MarkChange::Remove(user.clone()),
         ));
-        self.store().commit(&changes).await.map_err(Error::store)?;
+        self.commit(&changes).await?;
         let update = MemberUpdate {
             group: id.clone(),
             change: MemberChange::Remove(user.clone()),
@@ -67,11 +67,7 @@ impl<S: Store> Engine<S> {
             max_members: self.limits().group_members,
             trim: self.feed_trim(),
         };
-        self.store()
-            .update_member(&update)
-            .await
-            .map(drop)
-            .map_err(Error::store)
+        self.update_member(&update).await.map(drop)
     }
 
     /// Lifts a ban (the owner, an admin); lifting none changes nothing.
@@ -93,7 +89,7 @@ impl<S: Store> Engine<S> {
             marks: vec![(Marks::Bans(id.clone()), MarkChange::Remove(user.clone()))],
             ..Changes::default()
         };
-        self.store().commit(&changes).await.map_err(Error::store)
+        self.commit(&changes).await
     }
 
     /// A group's bans, newest first (the owner, an admin).

@@ -84,7 +84,7 @@ impl<S: Store> Engine<S> {
             marks,
             ..Changes::default()
         };
-        self.store().commit(&changes).await.map_err(Error::store)
+        self.commit(&changes).await
     }
 }
 

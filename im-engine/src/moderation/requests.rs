@@ -57,7 +57,7 @@ impl<S: Store> Engine<S> {
             trim: self.feed_trim(),
             ..Changes::default()
         };
-        self.store().commit(&changes).await.map_err(Error::store)?;
+        self.commit(&changes).await?;
         Ok(Joined::Requested)
     }
 
@@ -77,7 +77,7 @@ impl<S: Store> Engine<S> {
             marks: vec![(set, MarkChange::Remove(user.clone()))],
             ..Changes::default()
         };
-        self.store().commit(&changes).await.map_err(Error::store)
+        self.commit(&changes).await
     }
 
     /// A group's pending join requests, oldest first; for its owner and

@@ -206,25 +206,18 @@ pub fn apply_change(
     at: Timestamp,
     max_reaction_keys: usize,
 ) -> Result<Event, Refusal> {
-    let (conversation, seq) = (message.conversation.clone(), message.seq);
     match change {
-        MessageChange::Delete if message.is_deleted() => Err(Refusal::Unchanged),
+        MessageChange::Delete if message.is_deleted() => return Err(Refusal::Unchanged),
         MessageChange::Delete => {
             message.body = None;
             message.edited_at = None;
             message.reactions.clear();
             message.deleted_at = Some(at);
-            Ok(Event::Delete {
-                conversation,
-                seq,
-                deleted_at: at,
-            })
         }
-        _ if message.is_deleted() => Err(Refusal::Deleted),
+        _ if message.is_deleted() => return Err(Refusal::Deleted),
         MessageChange::Edit(body) => {
             message.body = Some(body.clone());
             message.edited_at = Some(at);
-            Ok(Event::Edit { conversation, seq })
         }
         MessageChange::React { user, key, add } => {
             let users = message.reactions.get(key);
@@ -247,18 +240,38 @@ pub fn apply_change(
                     message.reactions.remove(key);
                 }
             }
-            Ok(Event::Reaction {
-                conversation,
-                seq,
-                key: key.clone(),
-                user: user.clone(),
-                change: if *add {
-                    ReactionChange::Added
-                } else {
-                    ReactionChange::Removed
-                },
-            })
         }
+    }
+    Ok(change_event(&message.conversation, message.seq, change, at))
+}
+
+/// The event a change of message `seq` of `conversation` at `at` appends,
+/// once [`apply_change`] found it to change something.
+pub fn change_event(
+    conversation: &ConversationId,
+    seq: Seq,
+    change: &MessageChange,
+    at: Timestamp,
+) -> Event {
+    let conversation = conversation.clone();
+    match change {
+        MessageChange::Delete => Event::Delete {
+            conversation,
+            seq,
+            deleted_at: at,
+        },
+        MessageChange::Edit(_) => Event::Edit { conversation, seq },
+        MessageChange::React { user, key, add } => Event::Reaction {
+            conversation,
+            seq,
+            key: key.clone(),
+            user: user.clone(),
+            change: if *add {
+                ReactionChange::Added
+            } else {
+                ReactionChange::Removed
+            },
+        },
     }
 }
 

@@ -6,6 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::StoreFactory;
+pub use super::hook_cases::{
+    a_refused_send_stores_nothing_and_answers_the_hooks_code,
+    a_rewritten_body_is_what_history_shows,
+    a_send_hook_out_of_time_refuses_or_allows_as_configured,
+    after_commit_never_delays_a_send_and_hears_each_event_once,
+};
 use super::state_machine::ManualClock;
 use crate::data::{Epoch, Membership};
 use crate::feed::{Cursor, EventData, ResetReason, Start};
@@ -14,27 +20,27 @@ use crate::{
     JoinPolicy, Limits, Message, Outcome, Retention, Role, SendRequest, Store, UserId,
 };
 
-pub(super) fn uid(s: &str) -> UserId {
+pub(crate) fn uid(s: &str) -> UserId {
     UserId::new(s).expect("valid test id")
 }
 
-pub(super) fn gid(s: &str) -> GroupId {
+pub(crate) fn gid(s: &str) -> GroupId {
     GroupId::new(s).expect("valid test id")
 }
 
-pub(super) fn conv(s: &str) -> ConversationId {
+pub(crate) fn conv(s: &str) -> ConversationId {
     s.parse().expect("valid test conversation")
 }
 
-pub(super) fn body(n: usize) -> Body {
+pub(crate) fn body(n: usize) -> Body {
     Body::new(&format!(r#"{{"n":{n}}}"#), 1024).expect("valid test body")
 }
 
-pub(super) fn me(s: &str) -> Actor {
+pub(crate) fn me(s: &str) -> Actor {
     Actor::user(uid(s))
 }
 
-pub(super) fn root() -> Actor {
+pub(crate) fn root() -> Actor {
     Actor::admin(uid("root"))
 }
 
@@ -87,12 +93,12 @@ fn seqs(messages: &[Message]) -> Vec<u64> {
     messages.iter().map(|m| m.seq).collect()
 }
 
-pub(super) fn kind<T: std::fmt::Debug>(r: Result<T, crate::Error>) -> ErrorKind {
+pub(crate) fn kind<T: std::fmt::Debug>(r: Result<T, crate::Error>) -> ErrorKind {
     r.expect_err("expected an error").kind()
 }
 
 /// All message events in `user`'s feed, as (conversation, seq).
-async fn feed_messages<S: Store>(engine: &Engine<S>, user: &str) -> Vec<(String, u64)> {
+pub(crate) async fn feed_messages<S: Store>(engine: &Engine<S>, user: &str) -> Vec<(String, u64)> {
     let poll = engine
         .feed(&me(user), Start::Oldest, 100_000)
         .await
@@ -1308,4 +1314,17 @@ pub async fn everything_survives_reopen<F: StoreFactory>() {
         2,
         "numbering continues"
     );
+}
+
+/// An erased user's suspension goes with it: a new user of that id may act.
+pub async fn an_erased_users_suspension_goes_with_it<F: StoreFactory>() {
+    let (engine, _data) = fixture::<F>().await;
+    engine.suspend(&root(), &uid("carol"), true).await.unwrap();
+    engine.erase(&root(), &uid("carol")).await.unwrap();
+    engine
+        .put_user(&root(), &uid("carol"), Default::default())
+        .await
+        .unwrap();
+    let list = engine.execute(&me("carol"), Command::Blocks).await;
+    assert!(list.is_ok(), "the new carol is refused: {list:?}");
 }

@@ -22,6 +22,7 @@ pub mod accounts;
 pub mod comparison;
 pub mod conformance;
 pub mod export;
+mod hook_cases;
 pub mod model;
 pub mod paging;
 pub mod signals;
@@ -103,10 +104,15 @@ macro_rules! store_conformance_tests {
             concurrent_sends_get_dense_seqs,
             membership_changes_are_ordered_with_sends,
             blocks_and_bans_are_decided_at_the_commit,
+            an_erased_users_suspension_goes_with_it,
             contacts_linked_in_one_millisecond_list_newest_first,
             a_deleted_body_is_nowhere,
             live_stream_switches_from_replay_without_gap,
             everything_survives_reopen,
+            a_refused_send_stores_nothing_and_answers_the_hooks_code,
+            a_rewritten_body_is_what_history_shows,
+            a_send_hook_out_of_time_refuses_or_allows_as_configured,
+            after_commit_never_delays_a_send_and_hears_each_event_once,
         );
         $crate::store_conformance_tests!(@signals $f;
             followers_follow_contact_changes,

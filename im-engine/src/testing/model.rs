@@ -59,6 +59,9 @@ pub struct Model {
     bans: BTreeMap<GroupId, BTreeMap<UserId, Timestamp>>,
     blocks: BTreeMap<UserId, BTreeMap<UserId, Timestamp>>,
     suspended: BTreeSet<UserId>,
+    /// What the last command committed, each event once: `(user, ts,
+    /// event)` with the user only for the events of one user's feed.
+    committed: Vec<(Option<UserId>, Timestamp, Event)>,
 }
 
 fn err<T>(kind: ErrorKind) -> Result<T, ErrorKind> {
@@ -84,7 +87,15 @@ impl Model {
             bans: BTreeMap::new(),
             blocks: BTreeMap::new(),
             suspended: BTreeSet::new(),
+            committed: Vec::new(),
         }
+    }
+
+    /// The events the last command committed, each once, as an
+    /// after-commit hook should hear of them: `(user, ts, event)`, `user`
+    /// set only for the events of one user's feed.
+    pub fn committed(&self) -> &[(Option<UserId>, Timestamp, Event)] {
+        &self.committed
     }
 
     /// The ids of every user created so far.
@@ -111,6 +122,13 @@ impl Model {
     }
 
     fn push_event(&mut self, user: &UserId, event: Event) {
+        // A conversation's or group's event is one event however many feeds
+        // get it; a user's own event is that user's.
+        let owner = (!crate::Committed::is_shared(&event)).then(|| user.clone());
+        let once = (owner, self.now, event.clone());
+        if once.0.is_some() || !self.committed.contains(&once) {
+            self.committed.push(once);
+        }
         let (now, keep) = (self.now, self.keep);
         let feed = self.feeds.entry(user.clone()).or_default();
         feed.head += 1;
@@ -269,6 +287,7 @@ impl Model {
 
     /// Applies one command as `actor`, as the engine should.
     pub fn apply(&mut self, actor: &Actor, command: &Command) -> Answer {
+        self.committed.clear();
         if self.suspended.contains(&actor.user) {
             return err(ErrorKind::Forbidden);
         }

@@ -3,8 +3,8 @@
 //! comparing every answer and, after every step, every user's conversation
 //! list (unread counts, order), feed and every conversation's history.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, TestRunner};
@@ -17,8 +17,8 @@ use crate::data::Epoch;
 use crate::engine::{Actor, Clock, Config, Engine, Limits, Retention};
 use crate::feed::{Cursor, Start};
 use crate::{
-    Body, ConversationId, ErrorKind, GroupId, HistoryQuery, JoinPolicy, ListQuery, Password,
-    SendRequest, Store, Timestamp, UserId,
+    Body, Committed, ConversationId, ErrorKind, Event, GroupId, HistoryQuery, HookFuture, Hooks,
+    JoinPolicy, ListQuery, Password, SendRequest, Store, Timestamp, UserId,
 };
 
 /// The users commands name; `u9` is never created.
@@ -353,12 +353,31 @@ impl Clock for ManualClock {
     }
 }
 
+/// An after-commit hook that keeps every event it hears of.
+#[derive(Debug, Default)]
+pub struct Recorder(Mutex<Vec<Committed>>);
+
+impl Recorder {
+    /// Every event heard of since the last call.
+    pub fn take(&self) -> Vec<Committed> {
+        std::mem::take(&mut *self.0.lock().expect("not poisoned"))
+    }
+}
+
+impl Hooks for Recorder {
+    fn after_commit<'a>(&'a self, event: &'a Committed) -> HookFuture<'a, ()> {
+        self.0.lock().expect("not poisoned").push(event.clone());
+        Box::pin(std::future::ready(()))
+    }
+}
+
 /// The engine under test, over a store from `F`.
 pub struct System<F: StoreFactory> {
     rt: tokio::runtime::Runtime,
     engine: Option<Engine<F::Store>>,
     data: F::Data,
     clock: Arc<ManualClock>,
+    recorder: Arc<Recorder>,
 }
 
 impl<F: StoreFactory> std::fmt::Debug for System<F> {
@@ -372,6 +391,37 @@ impl<F: StoreFactory> std::fmt::Debug for System<F> {
 impl<F: StoreFactory> System<F> {
     fn engine(&self) -> &Engine<F::Store> {
         self.engine.as_ref().expect("engine is open")
+    }
+
+    fn open(&self, store: F::Store) -> Engine<F::Store> {
+        Engine::builder(store)
+            .config(engine_config())
+            .clock(self.clock.clone())
+            .hooks(self.recorder.clone())
+            .build()
+    }
+
+    /// What the after-commit hook heard of since the last call, as
+    /// `(user, ts, event)` in a canonical order, each message event checked
+    /// to carry its message.
+    fn heard(&self) -> Vec<(Option<UserId>, Timestamp, Event)> {
+        self.rt.block_on(self.engine().drain_hooks());
+        let mut heard: Vec<_> = self
+            .recorder
+            .take()
+            .into_iter()
+            .map(|c| {
+                if let Event::Message { conversation, seq } | Event::Edit { conversation, seq } =
+                    &c.event
+                {
+                    let m = c.message.as_ref().expect("a message event carries it");
+                    assert_eq!((&m.conversation, m.seq), (conversation, *seq));
+                }
+                (c.user, c.ts, c.event)
+            })
+            .collect();
+        canonical(&mut heard);
+        heard
     }
 
     fn run(&self, actor: &Actor, command: Command) -> Result<Outcome, ErrorKind> {
@@ -445,6 +495,12 @@ fn to_model_epoch(outcome: Outcome, epoch: Epoch) -> Outcome {
     }
 }
 
+/// Sorts events of one step, whose order among themselves the engine and
+/// the model need not share.
+fn canonical(events: &mut [(Option<UserId>, Timestamp, Event)]) {
+    events.sort_by_cached_key(|e| format!("{e:?}"));
+}
+
 /// The system side of the state machine, generic over the store factory.
 #[derive(Debug)]
 pub struct EngineTest<F>(std::marker::PhantomData<F>);
@@ -459,19 +515,20 @@ impl<F: StoreFactory> StateMachineTest for EngineTest<F> {
             .build()
             .expect("a runtime");
         let (store, data) = rt.block_on(F::open());
-        let clock = Arc::new(ManualClock::default());
-        let engine = Engine::with_clock(store, engine_config(), clock.clone());
-        let sys = System {
+        let mut sys = System {
             rt,
-            engine: Some(engine),
+            engine: None,
             data,
-            clock,
+            clock: Arc::new(ManualClock::default()),
+            recorder: Arc::default(),
         };
+        sys.engine = Some(sys.open(store));
         sys.clock.set(1);
         for (actor, command) in setup() {
             sys.run(&actor, command)
                 .expect("setup succeeds on the store");
         }
+        sys.heard();
         sys.clock.set(state.model.now);
         sys
     }
@@ -483,15 +540,24 @@ impl<F: StoreFactory> StateMachineTest for EngineTest<F> {
                 let got = sys.run(&actor, command.clone());
                 let want = state.last.as_ref().expect("the model answered");
                 assert_eq!(&got, want, "{actor:?} ran {command:?}");
+                // The after-commit hook heard of each event once.
+                let mut committed = state.model.committed().to_vec();
+                canonical(&mut committed);
+                assert_eq!(
+                    sys.heard(),
+                    committed,
+                    "{actor:?} ran {command:?}: the after-commit hook heard"
+                );
             }
             Transition::Tick(_) => {}
             Transition::Reopen => {
+                assert_eq!(sys.heard(), [], "events without a command");
                 let engine = sys.engine.take().expect("engine is open");
                 let store = engine
                     .try_into_store()
                     .expect("no other engine handle is alive");
                 let store = sys.rt.block_on(F::reopen(store, &sys.data));
-                let engine = Engine::with_clock(store, engine_config(), sys.clock.clone());
+                let engine = sys.open(store);
                 // What a server does when it starts.
                 sys.rt
                     .block_on(engine.refresh_suspensions())

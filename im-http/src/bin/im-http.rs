@@ -10,6 +10,8 @@ use std::time::Duration;
 
 #[path = "im-http/protection.rs"]
 mod protection;
+#[path = "im-http/send_hook.rs"]
+mod send_hook;
 #[path = "im-http/snapshot.rs"]
 mod snapshot;
 
@@ -236,6 +238,8 @@ struct Serve {
     log_format: LogFormat,
     #[command(flatten)]
     protection: protection::ProtectionArgs,
+    #[command(flatten)]
+    send_hook: send_hook::SendHookArgs,
 }
 
 /// How log lines are written (to stderr).
@@ -463,8 +467,10 @@ async fn serve(args: Serve) -> Result<(), BoxError> {
         },
         presence_grace: Duration::from_millis(args.presence_grace_ms),
         receipts_max_group: args.receipts_max_group,
+        hooks: args.send_hook.config(),
         ..im_engine::Config::default()
     };
+    let hooks = args.send_hook.hooks()?;
     let mut config = Config::new(secret);
     config.keep_alive = Duration::from_secs(args.keep_alive_secs.max(1));
     config.header_read_timeout = Duration::from_secs(args.header_timeout_secs.max(1));
@@ -482,7 +488,14 @@ async fn serve(args: Serve) -> Result<(), BoxError> {
         tls: tls(&args)?,
     };
     match &args.store {
-        StoreSpec::Memory => run(listeners, MemoryStore::new(), engine_config, config).await,
+        StoreSpec::Memory => {
+            run(
+                listeners,
+                engine(MemoryStore::new(), engine_config, hooks),
+                config,
+            )
+            .await
+        }
         #[cfg(feature = "sled")]
         StoreSpec::Sled(dir) => {
             let mut sled_config = im_store_sled::SledConfig::new(dir.clone());
@@ -495,7 +508,7 @@ async fn serve(args: Serve) -> Result<(), BoxError> {
                 tokio::task::spawn_blocking(move || im_store_sled::SledStore::open(sled_config))
                     .await?
                     .map_err(|e| format!("cannot open the sled store: {}", ErrorChain(&e)))?;
-            run(listeners, store, engine_config, config).await
+            run(listeners, engine(store, engine_config, hooks), config).await
         }
         #[cfg(not(feature = "sled"))]
         StoreSpec::Sled(_) => Err("this build has no sled store (feature `sled`)".into()),
@@ -507,7 +520,7 @@ async fn serve(args: Serve) -> Result<(), BoxError> {
             let store = im_store_redis::RedisStore::open(redis_config)
                 .await
                 .map_err(|e| format!("cannot open the redis store: {}", ErrorChain(&e)))?;
-            run(listeners, store, engine_config, config).await
+            run(listeners, engine(store, engine_config, hooks), config).await
         }
         #[cfg(not(feature = "redis"))]
         StoreSpec::Redis(url) => {
@@ -589,13 +602,24 @@ async fn reload_on_sighup(certs: Certificates) {
     }
 }
 
+/// The engine over `store`, with the send hook if one is configured.
+fn engine<S: Store>(
+    store: S,
+    config: im_engine::Config,
+    hooks: Option<std::sync::Arc<dyn im_engine::Hooks>>,
+) -> Engine<S> {
+    Engine::builder(store)
+        .config(config)
+        .maybe_hooks(hooks)
+        .build()
+}
+
 async fn run<S: Store>(
     listeners: Listeners,
-    store: S,
-    engine_config: im_engine::Config,
+    engine: Engine<S>,
     config: Config,
 ) -> Result<(), BoxError> {
-    let app = App::new(Engine::with_config(store, engine_config), config);
+    let app = App::new(engine, config);
     if let Some(metrics) = listeners.metrics {
         let addr = metrics.local_addr()?;
         tracing::info!(metrics_listen = %addr, "serving /metrics without a token");

@@ -45,6 +45,15 @@ impl<S: Store> Server<S> {
         store: S,
         tweak: impl FnOnce(&mut im_engine::Config, &mut Config),
     ) -> Self {
+        Self::start_hooked(store, None, tweak).await
+    }
+
+    /// A server whose engine has `hooks`.
+    pub async fn start_hooked(
+        store: S,
+        hooks: Option<std::sync::Arc<dyn im_engine::Hooks>>,
+        tweak: impl FnOnce(&mut im_engine::Config, &mut Config),
+    ) -> Self {
         let mut engine_config = im_engine::Config::default();
         let mut config = Config::new(SECRET);
         // These tests send in bursts; tests/hostile/ tests the rate limits.
@@ -56,7 +65,11 @@ impl<S: Store> Server<S> {
         // presence tests set their own grace.
         engine_config.presence_grace = Duration::from_millis(100);
         tweak(&mut engine_config, &mut config);
-        let app = App::new(Engine::with_config(store, engine_config), config);
+        let engine = Engine::builder(store)
+            .config(engine_config)
+            .maybe_hooks(hooks)
+            .build();
+        let app = App::new(engine, config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();

@@ -162,8 +162,13 @@ async fn suspension<S: Store>(s: &Server<S>, carol: &Client) {
     let admin = s.admin();
     let mut stream = Sse::open(s.addr, "/v1/events", &s.token("carol", false), &[]).await;
     assert_eq!(stream.status, 200, "{}", stream.head);
-    let r = admin.put("/v1/users/carol", json!({"suspended": true})).await;
-    assert_eq!((r.status, r.json()["suspended"].clone()), (200, json!(true)));
+    let r = admin
+        .put("/v1/users/carol", json!({"suspended": true}))
+        .await;
+    assert_eq!(
+        (r.status, r.json()["suspended"].clone()),
+        (200, json!(true))
+    );
     let suspended = Instant::now();
     while stream.next_frame(WAIT).await.is_some() {}
     assert!(
