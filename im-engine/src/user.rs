@@ -161,6 +161,7 @@ impl<S: Store> Engine<S> {
     ///
     /// # Errors
     ///
+    /// [`Error::Suspended`] for the right password of a suspended user,
     /// [`Error::Store`].
     pub async fn login(&self, user: &UserId, password: &Password) -> Result<Option<Actor>, Error> {
         if !password.is_acceptable() {
@@ -169,7 +170,12 @@ impl<S: Store> Engine<S> {
         let record = self.store().user(user).await.map_err(Error::store)?;
         let hash = record.as_ref().and_then(|u| u.password.as_ref());
         let matches = self.inner.hasher.verify(password, hash).await?;
-        Ok(matches.then(|| Actor::user(user.clone())))
+        let actor = matches.then(|| Actor::user(user.clone()));
+        if let Some(actor) = &actor {
+            // Told only to whoever knows the password.
+            self.refuse_suspended(actor)?;
+        }
+        Ok(actor)
     }
 
     /// A user's profile; anyone may read it.

@@ -87,6 +87,31 @@ async fn a_password_logs_in_with_a_user_token_for_a_day() {
 }
 
 #[tokio::test]
+async fn a_suspended_user_is_told_so_only_with_its_password() {
+    let s = server(None, None).await;
+    let [alice] = s.users(["alice"]).await;
+    let r = set_password(&alice, "alice", json!({"password": PASSWORD})).await;
+    assert_eq!(r.status, 204, "{}", r.text());
+    let r = s
+        .admin()
+        .put("/v1/users/alice", json!({"suspended": true}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    login(&s, "alice", "a wrong password")
+        .await
+        .assert_error(401, "bad_credentials");
+    login(&s, "alice", PASSWORD)
+        .await
+        .assert_error(403, "suspended");
+    let r = s
+        .admin()
+        .put("/v1/users/alice", json!({"suspended": false}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(login(&s, "alice", PASSWORD).await.status, 200);
+}
+
+#[tokio::test]
 async fn an_unknown_user_and_a_wrong_password_are_answered_alike() {
     let s = server(None, None).await;
     let [alice] = s.users(["alice"]).await;
