@@ -584,3 +584,58 @@ pub fn spawn_serve(
         .expect("a socket address");
     (child, addr, log)
 }
+
+/// A Redis store under a fresh prefix at `url`, or `None` when the person
+/// running the tests asked to skip Redis (`IM_SKIP_REDIS=1`).
+#[cfg(feature = "redis")]
+#[allow(dead_code)]
+pub async fn redis_store(url: impl FnOnce() -> String) -> Option<im_store_redis::RedisStore> {
+    use im_store_redis::testing::{skip, unique_prefix};
+    if skip() {
+        return None;
+    }
+    let config = im_store_redis::RedisConfig::new(url()).prefix(unique_prefix());
+    Some(im_store_redis::RedisStore::open(config).await.unwrap())
+}
+
+/// A module `$name` of one test per store, each running `$scenario`
+/// (an `async fn` generic over the store, named as seen from inside the
+/// module) on memory, sled, one Redis and the Redis Cluster.
+#[allow(unused_macros)] // by the test binaries that share this file
+macro_rules! every_store {
+    ($name:ident, $scenario:path) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn memory() {
+                $scenario(im_engine::MemoryStore::new()).await;
+            }
+
+            #[cfg(feature = "sled")]
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sled() {
+                let dir = tempfile::tempdir().unwrap();
+                $scenario(crate::sled::open(dir.path()).await).await;
+            }
+
+            #[cfg(feature = "redis")]
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn one_redis() {
+                let url = im_store_redis::testing::shared_url;
+                if let Some(store) = crate::common::redis_store(url).await {
+                    $scenario(store).await;
+                }
+            }
+
+            #[cfg(feature = "redis")]
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn redis_cluster() {
+                let url = im_store_redis::testing::shared_cluster_url;
+                if let Some(store) = crate::common::redis_store(url).await {
+                    $scenario(store).await;
+                }
+            }
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use every_store;

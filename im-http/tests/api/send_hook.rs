@@ -13,7 +13,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use im_engine::{MemoryStore, OnTimeout, Store};
+use im_engine::{OnTimeout, Store};
 use im_http::SendHook;
 use serde_json::{Value, json};
 
@@ -141,74 +141,7 @@ async fn the_send_hook_refuses_rewrites_and_allows<S: Store>(store: S) {
     assert_eq!(list["conversations"][0]["unread"], 1, "{list}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_send_hook_refuses_rewrites_and_allows_on_memory() {
-    the_send_hook_refuses_rewrites_and_allows(MemoryStore::new()).await;
-}
-
-#[cfg(feature = "sled")]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_send_hook_refuses_rewrites_and_allows_on_sled() {
-    let dir = tempfile::tempdir().unwrap();
-    the_send_hook_refuses_rewrites_and_allows(crate::sled::open(dir.path()).await).await;
-}
-
-/// A hook that answers late, answers 5xx or cannot be reached refuses the
-/// send with `hook_unavailable` by default, and lets it through with
-/// `OnTimeout::Allow`.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_late_failing_or_unreachable_hook_follows_the_time_out_policy() {
-    let (url, _) = receiver().await;
-    // A port nobody listens on.
-    let closed = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        format!("http://{}/hook", l.local_addr().unwrap())
-    };
-    for (url, text) in [(&url, "slow"), (&url, "boom"), (&closed, "hello")] {
-        let s = hooked(MemoryStore::new(), url, 200, OnTimeout::Refuse).await;
-        let [alice, _] = s.users(["alice", "bob"]).await;
-        let r = alice.send("dm:alice:bob", json!({ "text": text })).await;
-        r.assert_error(403, "hook_unavailable");
-        let history = alice.get("/v1/conversations/dm:alice:bob/messages").await;
-        assert_eq!(texts(&history.json()), Vec::<String>::new());
-
-        let s = hooked(MemoryStore::new(), url, 200, OnTimeout::Allow).await;
-        let [alice, _] = s.users(["alice", "bob"]).await;
-        let r = alice.send("dm:alice:bob", json!({ "text": text })).await;
-        assert_eq!(r.status, 201, "{text} on {url}: {}", r.text());
-    }
-}
-
-#[test]
-fn a_send_hook_url_must_be_plain_http() {
-    for bad in ["", "ftp://x/hook", "https://x/hook", "/hook", "http://"] {
-        assert!(SendHook::new(bad).is_err(), "{bad:?}");
-    }
-    assert!(SendHook::new("http://127.0.0.1:9/hook").is_ok());
-}
-
-#[cfg(feature = "redis")]
-mod redis {
-    use im_store_redis::testing::{shared_cluster_url, shared_url, skip, unique_prefix};
-    use im_store_redis::{RedisConfig, RedisStore};
-
-    async fn on(url: impl FnOnce() -> String) {
-        // Only when the person running the tests asked (IM_SKIP_REDIS=1).
-        if skip() {
-            return;
-        }
-        let config = RedisConfig::new(url()).prefix(unique_prefix());
-        let store = RedisStore::open(config).await.unwrap();
-        super::the_send_hook_refuses_rewrites_and_allows(store).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn the_send_hook_refuses_rewrites_and_allows_on_one_redis() {
-        on(shared_url).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn the_send_hook_refuses_rewrites_and_allows_on_a_redis_cluster() {
-        on(shared_cluster_url).await;
-    }
-}
+crate::common::every_store!(
+    on_every_store,
+    super::the_send_hook_refuses_rewrites_and_allows
+);
