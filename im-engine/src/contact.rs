@@ -6,7 +6,7 @@ use crate::data::{Contact, ContactNews, Event, Timestamp, UserId};
 use crate::engine::{Actor, Engine, page_limit};
 use crate::error::Error;
 use crate::page::{self, LIST_PAGE_DEFAULT, LIST_PAGE_MAX, ListQuery, Page};
-use crate::store::{Changes, ContactChange, Store};
+use crate::store::{Changes, ContactChange, Marks, Store};
 
 /// A contact as answered, with its presence.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -53,7 +53,10 @@ impl<S: Store> Engine<S> {
             trim: self.feed_trim(),
             ..Changes::default()
         };
-        if !self.blocks_user(id, &actor.user).await? {
+        if !self
+            .is_marked(&Marks::Blocks(id.clone()), &actor.user)
+            .await?
+        {
             let event = Event::Contact {
                 user: actor.user.clone(),
                 change: ContactNews::Added,

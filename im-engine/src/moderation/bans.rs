@@ -11,9 +11,9 @@ impl<S: Store> Engine<S> {
     /// Fails with [`Error::Banned`] when `user` is banned from `group`.
     pub(crate) async fn refuse_banned(&self, group: &GroupId, user: &UserId) -> Result<(), Error> {
         let set = Marks::Bans(group.clone());
-        match self.store().mark(&set, user).await.map_err(Error::store)? {
-            Some(_) => Err(banned(group, user)),
-            None => Ok(()),
+        match self.is_marked(&set, user).await? {
+            true => Err(banned(group, user)),
+            false => Ok(()),
         }
     }
 
@@ -40,13 +40,7 @@ impl<S: Store> Engine<S> {
         let set = Marks::Bans(id.clone());
         let now = self.now();
         let mut changes = Changes::default();
-        if self
-            .store()
-            .mark(&set, user)
-            .await
-            .map_err(Error::store)?
-            .is_none()
-        {
+        if !self.is_marked(&set, user).await? {
             changes.marks.push((
                 set,
                 MarkChange::Put(Mark {
