@@ -1,13 +1,17 @@
 //! Sends through the engine in process, on each store, with 1 and 64
 //! concurrent senders, to direct conversations and to a 100-member group;
 //! beside raw writes of the same shape: sled batches, or `EVALSHA` of a
-//! minimal send script on the same Redis.
+//! minimal send script on the same Redis; and on memory with trivial
+//! hooks, beside the same without hooks.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use im_engine::{Actor, Body, ConversationId, Engine, MemoryStore, SendRequest, Store};
+use im_engine::{
+    Actor, Body, Committed, ConversationId, Engine, HookFuture, Hooks, MemoryStore, NewMessage,
+    SendRequest, Store, Verdict,
+};
 
 use crate::Scale;
 use crate::redis_bench::Deployment;
@@ -116,6 +120,8 @@ enum Ceiling<'a> {
     Sled,
     /// `EVALSHA` of a minimal send script on the same Redis deployment.
     Redis(&'a Deployment),
+    /// The same sends on a seeded memory engine without hooks.
+    Unhooked(Engine<MemoryStore>),
 }
 
 impl Ceiling<'_> {
@@ -124,6 +130,10 @@ impl Ceiling<'_> {
     async fn measure(&self, shape: Shape, senders: usize, secs: f64) -> Option<(f64, String)> {
         match self {
             Self::None => None,
+            Self::Unhooked(engine) => Some((
+                rate(engine, shape, senders, secs).await,
+                "the same on memory without hooks".to_owned(),
+            )),
             Self::Sled => {
                 let writers = senders.min(8);
                 let ceiling =
@@ -162,6 +172,32 @@ impl Ceiling<'_> {
     }
 }
 
+/// The users and the group every figure sends as and to.
+async fn seed_engine<S: Store>(engine: &Engine<S>) {
+    seed::users(engine, 2 * 64).await.expect("seed users");
+    seed::group(engine, "g", GROUP)
+        .await
+        .expect("seed the group");
+}
+
+/// Hooks that allow every send and count the events they hear of: the
+/// cost of the hooks themselves.
+#[derive(Debug, Default)]
+struct Trivial {
+    events: AtomicU64,
+}
+
+impl Hooks for Trivial {
+    fn before_send<'a>(&'a self, _: &'a NewMessage) -> HookFuture<'a, Verdict> {
+        Box::pin(std::future::ready(Verdict::Allow))
+    }
+
+    fn after_commit<'a>(&'a self, _: &'a Committed) -> HookFuture<'a, ()> {
+        self.events.fetch_add(1, Ordering::Relaxed);
+        Box::pin(std::future::ready(()))
+    }
+}
+
 async fn each_shape<S: Store>(
     report: &mut Report,
     store_name: &str,
@@ -169,10 +205,7 @@ async fn each_shape<S: Store>(
     secs: f64,
     ceiling: Ceiling<'_>,
 ) {
-    seed::users(&engine, 2 * 64).await.expect("seed users");
-    seed::group(&engine, "g", GROUP)
-        .await
-        .expect("seed the group");
+    seed_engine(&engine).await;
     for shape in [Shape::Direct, Shape::Group] {
         for senders in [1, 64] {
             let value = rate(&engine, shape, senders, secs).await;
@@ -207,6 +240,19 @@ pub async fn run(report: &mut Report, scale: &Scale, redis: &[Deployment]) {
         Engine::new(MemoryStore::new()),
         secs,
         Ceiling::None,
+    )
+    .await;
+    let unhooked = Engine::new(MemoryStore::new());
+    seed_engine(&unhooked).await;
+    let hooked = Engine::builder(MemoryStore::new())
+        .hooks(Arc::new(Trivial::default()))
+        .build();
+    each_shape(
+        report,
+        "memory with trivial hooks",
+        hooked,
+        secs,
+        Ceiling::Unhooked(unhooked),
     )
     .await;
     let dir = tempfile::tempdir().expect("a temporary directory");

@@ -8,11 +8,12 @@
 
 use std::collections::BTreeSet;
 
-use crate::data::{Body, ConversationId, MAX_REACTION_KEY, Message, Seq, UserId};
+use crate::data::{Body, ConversationId, Event, MAX_REACTION_KEY, Message, Seq, UserId};
 use crate::engine::{Actor, Engine};
 use crate::error::Error;
+use crate::hooks::Committed;
 use crate::policy::{self, Action};
-use crate::store::{MessageChange, MessageUpdate, MessageUpdated, Store};
+use crate::store::{MessageChange, MessageUpdate, MessageUpdated, Store, change_event};
 
 /// A message's reactions as listed: each key and who reacted with it.
 pub type ReactionList = Vec<(String, BTreeSet<UserId>)>;
@@ -45,12 +46,7 @@ impl<S: Store> Engine<S> {
         seq: Seq,
         body: Body,
     ) -> Result<Message, Error> {
-        if body.get().len() > self.limits().body_bytes {
-            return Err(Error::TooLarge(format!(
-                "a message body is at most {} bytes",
-                self.limits().body_bytes
-            )));
-        }
+        self.check_body(&body)?;
         let message = self.message(actor, conversation, seq).await?;
         policy::check(actor, Action::Edit { message: &message })?;
         self.change(&message, MessageChange::Edit(body)).await
@@ -148,6 +144,18 @@ impl<S: Store> Engine<S> {
             .map_err(Error::store)?;
         // Whatever happened, the cache has no business answering for it.
         self.forget_message(conversation, message.seq);
+        if let MessageUpdated::Changed(m) = &updated
+            && self.reporting()
+        {
+            let event = change_event(conversation, m.seq, &update.change, update.at);
+            let edited = matches!(event, Event::Edit { .. });
+            self.report([Committed {
+                user: None,
+                ts: update.at,
+                event,
+                message: edited.then(|| m.clone()),
+            }]);
+        }
         let what = || format!("message {} of {conversation}", message.seq);
         match updated {
             MessageUpdated::Changed(m) | MessageUpdated::Unchanged(m) => Ok(m),

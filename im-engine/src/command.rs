@@ -12,6 +12,8 @@ use crate::feed::{EventPage, Start};
 use crate::group::GroupView;
 use crate::message::{HistoryPage, SendRequest};
 use crate::moderation::{JoinRequest, Joined, Marked};
+use crate::page::{ListQuery, Page};
+use crate::password::Password;
 use crate::signals::ReadsPage;
 use crate::store::Store;
 use crate::unread::{ConversationView, ReadState};
@@ -29,13 +31,20 @@ pub enum Command {
     User {
         id: UserId,
     },
+    SetPassword {
+        id: UserId,
+        password: Password,
+        old_password: Option<Password>,
+    },
     Link {
         id: UserId,
     },
     Unlink {
         id: UserId,
     },
-    Contacts,
+    Contacts {
+        query: ListQuery,
+    },
     PutGroup {
         id: GroupId,
         fields: FieldPatch,
@@ -48,6 +57,7 @@ pub enum Command {
     },
     Members {
         id: GroupId,
+        query: ListQuery,
     },
     Join {
         group: GroupId,
@@ -126,7 +136,7 @@ pub enum Command {
         seq: Seq,
     },
     Conversations {
-        limit: Option<usize>,
+        query: ListQuery,
     },
     /// Start or stop typing (a signal: nothing is stored).
     Typing {
@@ -153,10 +163,12 @@ pub enum Outcome {
     /// A profile, and whether it was created.
     Profile(Profile, bool),
     Done,
-    Contacts(Vec<ContactView>),
+    /// Done, with nothing to answer.
+    NoContent,
+    Contacts(Page<ContactView>),
     /// A group, and whether it was created.
     Group(GroupView, bool),
-    Members(Vec<Member>),
+    Members(Page<Member>),
     /// A join request was recorded (or was there).
     Requested,
     Requests(Vec<JoinRequest>),
@@ -168,7 +180,7 @@ pub enum Outcome {
     Message(Message),
     Read(ReadState),
     Reactions(ReactionList),
-    Conversations(Vec<ConversationView>),
+    Conversations(Page<ConversationView>),
     Feed(EventPage),
     Reads(ReadsPage),
     /// A signal went out (or was coalesced); there is nothing to answer.
@@ -189,9 +201,17 @@ impl<S: Store> Engine<S> {
                 Outcome::Profile(p, created)
             }
             Command::User { id } => Outcome::Profile(self.user(actor, &id).await?, false),
+            Command::SetPassword {
+                id,
+                password,
+                old_password,
+            } => self
+                .set_password(actor, &id, &password, old_password.as_ref())
+                .await
+                .map(|()| Outcome::NoContent)?,
             Command::Link { id } => self.link(actor, &id).await.map(|()| Outcome::Done)?,
             Command::Unlink { id } => self.unlink(actor, &id).await.map(|()| Outcome::Done)?,
-            Command::Contacts => Outcome::Contacts(self.contacts(actor).await?),
+            Command::Contacts { query } => Outcome::Contacts(self.contacts(actor, &query).await?),
             Command::PutGroup {
                 id,
                 fields,
@@ -203,7 +223,9 @@ impl<S: Store> Engine<S> {
                 Outcome::Group(g, created)
             }
             Command::Group { id } => Outcome::Group(self.group(actor, &id).await?, false),
-            Command::Members { id } => Outcome::Members(self.members(actor, &id).await?),
+            Command::Members { id, query } => {
+                Outcome::Members(self.members(actor, &id, &query).await?)
+            }
             Command::Join { group, user } => match self.join(actor, &group, &user).await? {
                 Joined::Member => Outcome::Done,
                 Joined::Requested => Outcome::Requested,
@@ -231,7 +253,7 @@ impl<S: Store> Engine<S> {
             Command::Blocks => Outcome::Blocks(self.blocks(actor).await?),
             Command::Suspend { id, suspended } => {
                 self.suspend(actor, &id, suspended).await?;
-                Outcome::Done
+                Outcome::Profile(self.user(actor, &id).await?, false)
             }
             Command::Erase { id } => self.erase(actor, &id).await.map(|()| Outcome::Done)?,
             Command::Send {
@@ -268,8 +290,8 @@ impl<S: Store> Engine<S> {
             Command::Reactions { conversation, seq } => {
                 Outcome::Reactions(self.reactions(actor, &conversation, seq).await?)
             }
-            Command::Conversations { limit } => {
-                Outcome::Conversations(self.conversations(actor, limit).await?)
+            Command::Conversations { query } => {
+                Outcome::Conversations(self.conversation_page(actor, &query).await?)
             }
             Command::Feed { start, limit } => Outcome::Feed(self.feed(actor, start, limit).await?),
             Command::Typing {

@@ -3,9 +3,10 @@
 use serde::Serialize;
 
 use crate::data::{Contact, ContactNews, Event, Timestamp, UserId};
-use crate::engine::{Actor, Engine};
+use crate::engine::{Actor, Engine, page_limit};
 use crate::error::Error;
-use crate::store::{Changes, ContactChange, Store};
+use crate::page::{self, LIST_PAGE_DEFAULT, LIST_PAGE_MAX, ListQuery, Page};
+use crate::store::{Changes, ContactChange, Marks, Store};
 
 /// A contact as answered, with its presence.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -52,14 +53,17 @@ impl<S: Store> Engine<S> {
             trim: self.feed_trim(),
             ..Changes::default()
         };
-        if !self.blocks_user(id, &actor.user).await? {
+        if !self
+            .is_marked(&Marks::Blocks(id.clone()), &actor.user)
+            .await?
+        {
             let event = Event::Contact {
                 user: actor.user.clone(),
                 change: ContactNews::Added,
             };
             changes.events.push((id.clone(), now, event));
         }
-        self.store().commit(&changes).await.map_err(Error::store)
+        self.commit(&changes).await
     }
 
     /// Removes `id` from the caller's contacts, if there.
@@ -87,31 +91,49 @@ impl<S: Store> Engine<S> {
             contacts: vec![(actor.user.clone(), change)],
             ..Changes::default()
         };
-        self.store().commit(&changes).await.map_err(Error::store)
+        self.commit(&changes).await
     }
 
-    /// The caller's contacts, newest link first ([`Contact::newest_first`]).
+    /// A page of the caller's contacts, newest link first
+    /// ([`Contact::newest_first`]). The store has no index in that order,
+    /// so every contact is read and sorted; only the page's presence is.
     ///
     /// # Errors
     ///
-    /// [`Error::NotFound`] when the caller does not exist, [`Error::Store`].
-    pub async fn contacts(&self, actor: &Actor) -> Result<Vec<ContactView>, Error> {
+    /// [`Error::NotFound`] when the caller does not exist, [`Error::Invalid`]
+    /// for a bad cursor or limit, [`Error::Store`].
+    pub async fn contacts(
+        &self,
+        actor: &Actor,
+        query: &ListQuery,
+    ) -> Result<Page<ContactView>, Error> {
+        let limit = page_limit(query.limit, LIST_PAGE_DEFAULT, LIST_PAGE_MAX)?;
+        let after = page::contact_cursor(query.after.as_deref())?;
         self.require_user(&actor.user).await?;
         let mut contacts = self
             .store()
             .contacts(&actor.user)
             .await
             .map_err(Error::store)?;
+        if let Some(after) = &after {
+            contacts.retain(|c| Contact::newest_first(after, c).is_lt());
+        }
         contacts.sort_by(Contact::newest_first);
-        let mut out = Vec::with_capacity(contacts.len());
-        for c in contacts {
+        contacts.truncate(limit + 1);
+        let page = Page::cut(contacts, limit, page::contact_key);
+        let mut items = Vec::with_capacity(page.items.len());
+        for c in &page.items {
             let online = self.presence_of(&c.id).await?.online;
-            out.push(ContactView {
-                id: c.id,
+            items.push(ContactView {
+                id: c.id.clone(),
                 since: c.since,
                 online,
             });
         }
-        Ok(out)
+        Ok(Page {
+            items,
+            has_more: page.has_more,
+            next: page.next,
+        })
     }
 }

@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::data::{ConversationId, Timestamp, UserId};
 use crate::error::Error;
+use crate::hooks::{AfterCommit, HookConfig, Hooks};
 use crate::policy::{self, Action};
 use crate::store::Store;
 
@@ -94,6 +95,8 @@ pub struct Config {
     /// anyway, so a lost notification (a pub/sub message across nodes) costs
     /// latency, never an event.
     pub recheck: Duration,
+    /// What hashing a new password costs.
+    pub password_cost: crate::password::PasswordCost,
     /// After a user's last stream here closes, how long it stays online
     /// before it is recorded offline and its contacts hear of it; a stream
     /// opened meanwhile announces nothing.
@@ -101,6 +104,8 @@ pub struct Config {
     /// Read receipts go to the other participants of direct conversations
     /// and of groups with at most this many members.
     pub receipts_max_group: usize,
+    /// The hooks' time limit and what a time-out does.
+    pub hooks: HookConfig,
 }
 
 impl Default for Config {
@@ -109,8 +114,10 @@ impl Default for Config {
             limits: Limits::default(),
             retention: Retention::default(),
             recheck: Duration::from_secs(5),
+            password_cost: Default::default(),
             presence_grace: Duration::from_secs(5),
             receipts_max_group: 100,
+            hooks: HookConfig::default(),
         }
     }
 }
@@ -173,9 +180,19 @@ pub(crate) struct Inner<S> {
     pub(crate) recent: crate::feed::RecentMessages,
     /// Users known to exist (see [`Engine::require_user`]).
     pub(crate) known_users: quick_cache::sync::Cache<UserId, ()>,
+    /// Hashes and checks passwords off the async workers.
+    pub(crate) hasher: crate::password::Hasher,
+    /// Locks that serialize the read-modify-write of a user record in this
+    /// process (see [`Engine::lock_user`]), one per stripe of user ids.
+    user_writes: Box<[tokio::sync::Mutex<()>]>,
     /// The suspended users, as last read.
     pub(crate) suspensions: crate::moderation::Suspensions,
+    /// The host's hooks and the queue of their after-commit events.
+    pub(crate) hooks: Option<AfterCommit>,
 }
+
+/// How many stripes [`Inner::user_writes`] has.
+const USER_WRITE_STRIPES: usize = 64;
 
 /// How many users [`Inner::known_users`] remembers.
 const KNOWN_USERS: usize = 16_384;
@@ -209,17 +226,16 @@ impl<S: Store> Engine<S> {
 
     /// An engine with `config` and its own clock (for tests).
     pub fn with_clock(store: S, config: Config, clock: Arc<dyn Clock>) -> Self {
-        Self {
-            inner: Arc::new(Inner {
-                store,
-                config,
-                clock,
-                streams: Default::default(),
-                typing: Default::default(),
-                recent: crate::feed::RecentMessages::new(),
-                known_users: quick_cache::sync::Cache::new(KNOWN_USERS),
-                suspensions: crate::moderation::Suspensions::new(),
-            }),
+        Self::builder(store).config(config).clock(clock).build()
+    }
+
+    /// A builder, for an engine with hooks (or any other setting).
+    pub fn builder(store: S) -> EngineBuilder<S> {
+        EngineBuilder {
+            store,
+            config: Config::default(),
+            clock: Arc::new(SystemClock),
+            hooks: None,
         }
     }
 
@@ -270,6 +286,17 @@ impl<S: Store> Engine<S> {
         &self.inner.config.limits
     }
 
+    /// Fails unless a message body is within the body limit.
+    pub(crate) fn check_body(&self, body: &crate::Body) -> Result<(), Error> {
+        let max = self.limits().body_bytes;
+        if body.get().len() > max {
+            return Err(Error::TooLarge(format!(
+                "a message body is at most {max} bytes"
+            )));
+        }
+        Ok(())
+    }
+
     /// Fails with 404 unless the user exists. A user found once is
     /// remembered, so a send between known users reads no profile; only an
     /// erasure forgets one (on this engine: another engine sharing the
@@ -283,6 +310,20 @@ impl<S: Store> Engine<S> {
         self.user_record(id).await?;
         self.inner.known_users.insert(id.clone(), ());
         Ok(())
+    }
+
+    /// Holds off every other write of `id`'s record in this process while
+    /// the guard lives, so that a profile patch and a password change, each
+    /// a read of the whole record then a write of it, cannot undo each
+    /// other.
+    pub(crate) async fn lock_user(&self, id: &UserId) -> tokio::sync::MutexGuard<'_, ()> {
+        use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+        let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(id);
+        let stripes = &self.inner.user_writes;
+        // The remainder is below the stripe count, so it fits a usize.
+        #[allow(clippy::cast_possible_truncation)]
+        let i = (hash % stripes.len() as u64) as usize;
+        stripes[i].lock().await
     }
 
     pub(crate) fn forget_user(&self, id: &UserId) {
@@ -354,6 +395,87 @@ impl<S: Store> Engine<S> {
                 participant,
             },
         )
+    }
+}
+
+/// Builds an [`Engine`]: [`Engine::builder`], then the settings that
+/// differ from the defaults, then [`build`](Self::build).
+///
+/// ```
+/// use std::sync::Arc;
+/// use im_engine::{Config, Engine, Hooks, MemoryStore};
+///
+/// struct Quiet;
+/// impl Hooks for Quiet {}
+///
+/// let engine = Engine::builder(MemoryStore::new())
+///     .config(Config::default())
+///     .hooks(Arc::new(Quiet))
+///     .build();
+/// # drop(engine);
+/// ```
+pub struct EngineBuilder<S> {
+    store: S,
+    config: Config,
+    clock: Arc<dyn Clock>,
+    hooks: Option<Arc<dyn Hooks>>,
+}
+
+impl<S> std::fmt::Debug for EngineBuilder<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineBuilder")
+            .field("config", &self.config)
+            .field("hooks", &self.hooks.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: Store> EngineBuilder<S> {
+    /// The configuration (default: [`Config::default`]).
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The clock (default: [`SystemClock`]).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The host's hooks (default: none, which allows every send and
+    /// reports no event).
+    pub fn hooks(mut self, hooks: Arc<dyn Hooks>) -> Self {
+        self.hooks = Some(hooks);
+        self
+    }
+
+    /// The host's hooks if any (`None`: the default, no hooks).
+    pub fn maybe_hooks(mut self, hooks: Option<Arc<dyn Hooks>>) -> Self {
+        self.hooks = hooks;
+        self
+    }
+
+    /// The engine.
+    pub fn build(self) -> Engine<S> {
+        let password_cost = self.config.password_cost;
+        Engine {
+            inner: Arc::new(Inner {
+                store: self.store,
+                config: self.config,
+                clock: self.clock,
+                streams: Default::default(),
+                typing: Default::default(),
+                recent: crate::feed::RecentMessages::new(),
+                known_users: quick_cache::sync::Cache::new(KNOWN_USERS),
+                hasher: crate::password::Hasher::new(password_cost),
+                user_writes: (0..USER_WRITE_STRIPES)
+                    .map(|_| Default::default())
+                    .collect(),
+                suspensions: crate::moderation::Suspensions::new(),
+                hooks: self.hooks.map(AfterCommit::new),
+            }),
+        }
     }
 }
 

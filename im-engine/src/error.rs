@@ -55,6 +55,15 @@ pub enum Error {
     /// [`ErrorKind::Conflict`], code `owner`).
     #[error("{0}")]
     Owner(String),
+    /// The host's before-send hook refused the message (kind
+    /// [`ErrorKind::Forbidden`], code: the hook's own).
+    #[error("{message}")]
+    Refused {
+        /// The hook's code: lowercase snake_case, 1 to 64 characters.
+        code: String,
+        /// The hook's message.
+        message: String,
+    },
     /// The store failed; the operation may or may not have been applied only
     /// when the store says so (a send is atomic: it landed whole or not at all).
     #[error("store unavailable")]
@@ -83,9 +92,11 @@ impl Error {
             Self::Invalid(_) => ErrorKind::Invalid,
             Self::TooLarge(_) => ErrorKind::TooLarge,
             Self::NotFound(_) => ErrorKind::NotFound,
-            Self::Forbidden(_) | Self::Blocked(_) | Self::Banned(_) | Self::Suspended(_) => {
-                ErrorKind::Forbidden
-            }
+            Self::Forbidden(_)
+            | Self::Blocked(_)
+            | Self::Banned(_)
+            | Self::Suspended(_)
+            | Self::Refused { .. } => ErrorKind::Forbidden,
             Self::Conflict(_) | Self::Deleted(_) | Self::TooManyReactions(_) | Self::Owner(_) => {
                 ErrorKind::Conflict
             }
@@ -96,8 +107,9 @@ impl Error {
 
     /// The machine-readable code of the errors that have one of their own;
     /// `None` for the others, which their [`kind`](Self::kind) names.
-    pub fn code(&self) -> Option<&'static str> {
+    pub fn code(&self) -> Option<&str> {
         match self {
+            Self::Refused { code, .. } => Some(code),
             Self::InvalidReply(_) => Some("invalid_reply"),
             Self::Deleted(_) => Some("deleted"),
             Self::TooManyReactions(_) => Some("too_many_reactions"),

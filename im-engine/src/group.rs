@@ -6,9 +6,10 @@ use crate::data::{
     ConvEntry, Event, FieldPatch, Fields, Group, GroupId, JoinPolicy, Member, Membership, Role,
     Timestamp, UserId,
 };
-use crate::engine::{Actor, Engine};
+use crate::engine::{Actor, Engine, page_limit};
 use crate::error::Error;
 use crate::moderation::{Joined, banned};
+use crate::page::{self, LIST_PAGE_DEFAULT, LIST_PAGE_MAX, ListQuery, Page};
 use crate::policy::{self, Action};
 use crate::store::{Changes, EntryChange, MemberChange, MemberUpdate, Store, Updated};
 use crate::user::{apply_patch, check_patch};
@@ -98,7 +99,7 @@ impl<S: Store> Engine<S> {
             group.join = join;
         }
         changes.groups.push(group);
-        self.store().commit(&changes).await.map_err(Error::store)?;
+        self.commit(&changes).await?;
         Ok((self.group(actor, id).await?, created))
     }
 
@@ -121,18 +122,35 @@ impl<S: Store> Engine<S> {
         })
     }
 
-    /// A group's members, oldest first (ties by id); for members and admins.
+    /// A page of a group's members, by user id; for members and admins.
+    /// Reads only the page where the store can ([`Store::members_after`]).
     ///
     /// # Errors
     ///
-    /// [`Error::NotFound`], [`Error::Forbidden`], [`Error::Store`].
-    pub async fn members(&self, actor: &Actor, id: &GroupId) -> Result<Vec<Member>, Error> {
+    /// [`Error::NotFound`], [`Error::Forbidden`], [`Error::Invalid`] for a
+    /// bad cursor or limit, [`Error::Store`].
+    pub async fn members(
+        &self,
+        actor: &Actor,
+        id: &GroupId,
+        query: &ListQuery,
+    ) -> Result<Page<Member>, Error> {
+        let limit = page_limit(query.limit, LIST_PAGE_DEFAULT, LIST_PAGE_MAX)?;
+        let after = page::member_cursor(query.after.as_deref())?;
         self.require_group(id).await?;
-        let mut members = self.store().members(id).await.map_err(Error::store)?;
-        let member = members.iter().any(|m| m.id == actor.user);
+        let member = self
+            .store()
+            .member(id, &actor.user)
+            .await
+            .map_err(Error::store)?
+            .is_some();
         policy::check(actor, Action::ListMembers { group: id, member })?;
-        members.sort_by(|a, b| a.since.cmp(&b.since).then_with(|| a.id.cmp(&b.id)));
-        Ok(members)
+        let members = self
+            .store()
+            .members_after(id, after.as_ref(), limit + 1)
+            .await
+            .map_err(Error::store)?;
+        Ok(Page::cut(members, limit, |m| m.id.to_string()))
     }
 
     /// Adds `user` to a group: the user itself when the group is open, its
@@ -179,17 +197,16 @@ impl<S: Store> Engine<S> {
             max_members: self.limits().group_members,
             trim: self.feed_trim(),
         };
-        match self.store().update_member(&update).await {
-            Ok(Updated::Changed | Updated::Unchanged) => {
+        match self.update_member(&update).await? {
+            Updated::Changed | Updated::Unchanged => {
                 self.clear_request(id, user).await?;
                 Ok(Joined::Member)
             }
-            Ok(Updated::Banned) => Err(banned(id, user)),
-            Ok(Updated::Full) => Err(Error::Conflict(format!(
+            Updated::Banned => Err(banned(id, user)),
+            Updated::Full => Err(Error::Conflict(format!(
                 "{id} is full ({} members)",
                 self.limits().group_members
             ))),
-            Err(e) => Err(Error::store(e)),
         }
     }
 
@@ -217,11 +234,7 @@ impl<S: Store> Engine<S> {
             max_members: self.limits().group_members,
             trim: self.feed_trim(),
         };
-        self.store()
-            .update_member(&update)
-            .await
-            .map(drop)
-            .map_err(Error::store)
+        self.update_member(&update).await.map(drop)
     }
 }
 
@@ -290,7 +303,7 @@ impl<S: Store> Engine<S> {
             ));
             group.owner = owner.clone();
             changes.groups.push(group);
-            self.store().commit(&changes).await.map_err(Error::store)?;
+            self.commit(&changes).await?;
         }
         Ok((self.group(actor, id).await?, false))
     }

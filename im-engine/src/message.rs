@@ -6,9 +6,10 @@
 
 use serde::Serialize;
 
-use crate::data::{Body, ConversationId, MAX_CLIENT_ID, Message, NewMessage, Seq, UserId};
+use crate::data::{Body, ConversationId, Event, MAX_CLIENT_ID, Message, NewMessage, Seq, UserId};
 use crate::engine::{Actor, Engine, page_limit};
 use crate::error::Error;
+use crate::hooks::Committed;
 use crate::policy::{self, Action};
 use crate::store::{self, Sent, Store};
 
@@ -66,8 +67,10 @@ impl<S: Store> Engine<S> {
     ///
     /// # Errors
     ///
-    /// [`Error::Invalid`] for a bad `client_id`, [`Error::Forbidden`] for a
-    /// non-participant or a non-admin `from`, [`Error::NotFound`],
+    /// [`Error::Invalid`] for a bad `client_id`, [`Error::TooLarge`] for a
+    /// body over the limit (also one a hook put in), [`Error::Forbidden`]
+    /// for a non-participant or a non-admin `from`, [`Error::NotFound`],
+    /// [`Error::Refused`] when the before-send hook refuses it,
     /// [`Error::Store`].
     pub async fn send(
         &self,
@@ -82,12 +85,7 @@ impl<S: Store> Engine<S> {
                 "client_id is 1 to {MAX_CLIENT_ID} characters"
             )));
         }
-        if req.body.get().len() > self.limits().body_bytes {
-            return Err(Error::TooLarge(format!(
-                "a message body is at most {} bytes",
-                self.limits().body_bytes
-            )));
-        }
+        self.check_body(&req.body)?;
         let from = req.from.unwrap_or_else(|| actor.user.clone());
         policy::check(actor, Action::SendAs { from: &from })?;
         self.require_user(&from).await?;
@@ -114,21 +112,35 @@ impl<S: Store> Engine<S> {
                 )));
             }
         }
+        let message = NewMessage {
+            conversation: conversation.clone(),
+            from,
+            ts: self.now(),
+            body: req.body,
+            client_id: req.client_id,
+            reply_to: req.reply_to,
+        };
         let send = store::Outgoing {
-            message: NewMessage {
-                conversation: conversation.clone(),
-                from,
-                ts: self.now(),
-                body: req.body,
-                client_id: req.client_id,
-                reply_to: req.reply_to,
-            },
+            message: self.before_send(message).await?,
             recipients,
             trim: self.feed_trim(),
         };
         let sent = self.store().send(&send).await.map_err(Error::store)?;
         match sent {
-            Sent::New(m) => Ok((m, true)),
+            Sent::New(m) => {
+                if self.reporting() {
+                    self.report([Committed {
+                        user: None,
+                        ts: m.ts,
+                        event: Event::Message {
+                            conversation: m.conversation.clone(),
+                            seq: m.seq,
+                        },
+                        message: Some(m.clone()),
+                    }]);
+                }
+                Ok((m, true))
+            }
             Sent::Duplicate(m) => Ok((m, false)),
             // Rule 5, decided by the store at the commit.
             Sent::NotMember => Err(policy::forbidden(Action::Take {

@@ -35,6 +35,13 @@
 //!    caller's own: they name no one else's. While either of two users
 //!    blocks the other, no direct message between them commits (the store
 //!    checks it at the commit).
+//! 7. The store: only an admin exports it whole.
+//! 8. Passwords: a user sets its own, giving the one it replaces once one
+//!    is set; an admin sets anyone's without it. Logging in needs no
+//!    actor: whoever gives a user's password acts as that user, never as
+//!    an admin.
+//! 9. Private fields: a profile's fields named `_…` are shown only to the
+//!    user itself and to admins.
 
 use crate::data::{ConversationId, Group, GroupId, JoinPolicy, Message, UserId};
 use crate::engine::Actor;
@@ -84,11 +91,16 @@ pub(crate) enum Action<'a> {
     },
     /// Replace a message's body.
     Edit { message: &'a Message },
+    /// Export the whole store.
+    Export,
     /// Delete a message; `group_owner`: its group's owner, for a group's.
     Delete {
         message: &'a Message,
         group_owner: Option<&'a UserId>,
     },
+    /// Set `user`'s password. `old_matches`: whether the caller gave the
+    /// password it replaces, when [`needs_old_password`] says it must.
+    SetPassword { user: &'a UserId, old_matches: bool },
 }
 
 /// Whether `actor` may do `action`: `Ok`, or the error to answer.
@@ -126,6 +138,10 @@ pub(crate) fn check(actor: &Actor, action: Action<'_>) -> Result<(), Error> {
                 group_owner,
             } => message.from == *me || group_owner == Some(me),
             Action::Take { participant, .. } | Action::Read { participant, .. } => participant,
+            // Rule 8.
+            Action::SetPassword { user, old_matches } => me == user && old_matches,
+            // Rule 7: no one but an admin, who stands in above.
+            Action::Export => false,
         };
     if !allowed {
         return Err(forbidden(action));
@@ -144,6 +160,23 @@ pub(crate) fn check(actor: &Actor, action: Action<'_>) -> Result<(), Error> {
         )));
     }
     Ok(())
+}
+
+/// Whether `actor` must give `user`'s current password to set a new one
+/// (rule 8): the user itself once it has one. Asked before [`check`], so
+/// that the costly check of the old password runs only when it counts.
+pub(crate) fn needs_old_password(actor: &Actor, user: &UserId, has_password: bool) -> bool {
+    !actor.admin && actor.user == *user && has_password
+}
+
+/// Whether `actor` sees `user`'s private fields, those named `_…` (rule 9).
+pub(crate) fn sees_private_fields(actor: &Actor, user: &UserId) -> bool {
+    actor.admin || actor.user == *user
+}
+
+/// Whether a profile field is private (rule 9).
+pub(crate) fn is_private_field(name: &str) -> bool {
+    name.starts_with('_')
 }
 
 /// The refusal of `action`, for a check the store made (a sender no longer
@@ -194,5 +227,12 @@ pub(crate) fn forbidden(action: Action<'_>) -> Error {
         Action::Take { conversation, .. } | Action::Read { conversation, .. } => {
             format!("not a participant of {conversation}")
         }
+        Action::SetPassword {
+            old_matches: false, ..
+        } => "old_password is missing or wrong".into(),
+        Action::SetPassword { user, .. } => {
+            format!("only {user} or an admin may set this password")
+        }
+        Action::Export => "only an admin may export the store".into(),
     })
 }

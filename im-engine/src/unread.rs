@@ -11,6 +11,7 @@ use serde::Serialize;
 use crate::data::{ConversationId, Event, Message, Seq};
 use crate::engine::{Actor, Engine, page_limit};
 use crate::error::Error;
+use crate::page::{self, ListQuery, Page};
 use crate::store::{Changes, EntryChange, Store};
 
 /// A read cursor and what is left unread.
@@ -102,7 +103,7 @@ impl<S: Store> Engine<S> {
             trim: self.feed_trim(),
             ..Changes::default()
         };
-        self.store().commit(&changes).await.map_err(Error::store)?;
+        self.commit(&changes).await?;
         self.receipt(&actor.user, conversation, seq).await;
         Ok(ReadState {
             read_seq: seq,
@@ -110,33 +111,53 @@ impl<S: Store> Engine<S> {
         })
     }
 
-    /// The caller's conversations, most recent activity first (ties by id),
-    /// each with its newest message and unread count.
+    /// The first `limit` of the caller's conversations (see
+    /// [`Engine::conversation_page`]).
     ///
     /// # Errors
     ///
-    /// [`Error::Invalid`] for a bad limit, [`Error::NotFound`] when the
-    /// caller does not exist, [`Error::Store`].
+    /// As [`Engine::conversation_page`].
     pub async fn conversations(
         &self,
         actor: &Actor,
         limit: Option<usize>,
     ) -> Result<Vec<ConversationView>, Error> {
-        let limit = page_limit(limit, 50, self.limits().page)?;
+        let query = ListQuery { after: None, limit };
+        Ok(self.conversation_page(actor, &query).await?.items)
+    }
+
+    /// A page of the caller's conversations, most recent activity first
+    /// (ties by id), each with its newest message and unread count. The
+    /// store keeps no index in that order, so every entry is read and
+    /// sorted; only the page's messages are read.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Invalid`] for a bad cursor or limit, [`Error::NotFound`]
+    /// when the caller does not exist, [`Error::Store`].
+    pub async fn conversation_page(
+        &self,
+        actor: &Actor,
+        query: &ListQuery,
+    ) -> Result<Page<ConversationView>, Error> {
+        let limit = page_limit(query.limit, 50, self.limits().page)?;
+        let after = page::entry_cursor(query.after.as_deref())?;
         self.require_user(&actor.user).await?;
         let mut entries = self
             .store()
             .entries(&actor.user)
             .await
             .map_err(Error::store)?;
+        if let Some((at, id)) = &after {
+            entries.retain(|e| page::entry_order((*at, id), (e.activity, &e.conversation)).is_lt());
+        }
         entries.sort_by(|a, b| {
-            b.activity
-                .cmp(&a.activity)
-                .then_with(|| a.conversation.cmp(&b.conversation))
+            page::entry_order((a.activity, &a.conversation), (b.activity, &b.conversation))
         });
-        entries.truncate(limit);
-        let mut out = Vec::with_capacity(entries.len());
-        for e in entries {
+        entries.truncate(limit + 1);
+        let page = Page::cut(entries, limit, page::entry_key);
+        let mut items = Vec::with_capacity(page.items.len());
+        for e in page.items {
             let last_seq = self
                 .store()
                 .last_seq(&e.conversation)
@@ -151,7 +172,7 @@ impl<S: Store> Engine<S> {
                     .map_err(Error::store)?
                     .pop()
             };
-            out.push(ConversationView {
+            items.push(ConversationView {
                 kind: e.conversation.kind(),
                 with: e.conversation.with(&actor.user).to_owned(),
                 unread: last_seq.saturating_sub(e.read_seq),
@@ -160,6 +181,10 @@ impl<S: Store> Engine<S> {
                 id: e.conversation,
             });
         }
-        Ok(out)
+        Ok(Page {
+            items,
+            has_more: page.has_more,
+            next: page.next,
+        })
     }
 }

@@ -98,6 +98,28 @@ impl Auth {
         ttl: Option<Duration>,
     ) -> Result<String, TokenError> {
         let exp = ttl.map(|ttl| now().saturating_add(ttl).as_secs());
+        self.token_expiring(user, admin, exp)
+    }
+
+    /// A user's (not an admin's) token valid for `ttl`, and when it
+    /// expires, in milliseconds since the epoch: what a login answers.
+    ///
+    /// # Errors
+    ///
+    /// [`TokenError`] if signing fails, which HS256 does not in practice.
+    pub fn login_token(&self, user: &UserId, ttl: Duration) -> Result<(String, u64), TokenError> {
+        // `exp` is in whole seconds; the answer says the same instant.
+        let exp = now().saturating_add(ttl).as_secs();
+        let token = self.token_expiring(user, false, Some(exp))?;
+        Ok((token, exp.saturating_mul(1000)))
+    }
+
+    fn token_expiring(
+        &self,
+        user: &UserId,
+        admin: bool,
+        exp: Option<u64>,
+    ) -> Result<String, TokenError> {
         let claims = Claims {
             sub: user.to_string(),
             exp,

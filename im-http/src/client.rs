@@ -27,6 +27,19 @@ pub(crate) fn client(
     peer.map(|ClientAddr(addr)| addr.to_string())
 }
 
+/// The address of the client a request's rate limits count against: as
+/// [`client`], without the port.
+pub(crate) fn client_ip(
+    peer: Option<ClientAddr>,
+    headers: &HeaderMap,
+    trust_forwarded_for: bool,
+) -> Option<IpAddr> {
+    if trust_forwarded_for && let Some(ip) = forwarded_for(headers) {
+        return Some(ip);
+    }
+    peer.map(|ClientAddr(addr)| addr.ip())
+}
+
 /// The first address of the first `X-Forwarded-For` header, the one the
 /// first proxy saw, if it is an IP address (a port or brackets are not).
 fn forwarded_for(headers: &HeaderMap) -> Option<IpAddr> {

@@ -37,8 +37,10 @@ where
     } else {
         None
     };
-    if route.throttle == Throttle::Sends {
-        app.guards().limit_sends(caller(actor.as_ref())?)?;
+    match route.throttle {
+        Throttle::None => {}
+        Throttle::Sends => app.guards().limit_sends(caller(actor.as_ref())?)?,
+        Throttle::PasswordGuess => app.guards().limit_password_guess(caller(actor.as_ref())?)?,
     }
     let params = Params::parse(&matched.params)?;
     match route.handler {
@@ -72,6 +74,8 @@ where
         Handler::OpenApi => Ok(crate::openapi::response()),
         Handler::Web => crate::web::file(params.file().unwrap_or("index.html"), req.headers()),
         Handler::Metrics => handlers::metrics(app, caller(actor.as_ref())?, req.headers()),
+        Handler::Login => crate::login::login(app, req, route).await,
+        Handler::Export => crate::export::answer(app, caller(actor.as_ref())?).await,
         Handler::Events => {
             let actor = caller(actor.as_ref())?;
             let permit = app.guards().open_stream(actor)?;

@@ -28,6 +28,10 @@ pub enum ApiError {
     /// No token, or a token that is expired, malformed or wrongly signed.
     #[error("{0}")]
     Unauthorized(String),
+    /// A login named a user that does not exist, has no password, or has
+    /// another one: the same answer for each.
+    #[error("wrong user or password")]
+    BadCredentials,
     /// The caller is authenticated but may not use this route.
     #[error("{0}")]
     Forbidden(String),
@@ -76,7 +80,7 @@ struct ErrorDetail<'a> {
 impl ApiError {
     /// The status and the stable machine-readable code of the answer,
     /// decided together so that they cannot drift apart.
-    fn status_and_code(&self) -> (StatusCode, &'static str) {
+    fn status_and_code(&self) -> (StatusCode, &str) {
         use im_engine::ErrorKind as K;
         match self {
             Self::Engine(e) => {
@@ -89,12 +93,14 @@ impl ApiError {
                     K::Conflict => (StatusCode::CONFLICT, "conflict"),
                     K::Store => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
                 };
-                // The engine's own code where it has one (`deleted`, …).
+                // The engine's own code where it has one (`deleted`, a
+                // send hook's refusal, …).
                 (status, e.code().unwrap_or(code))
             }
             Self::BadJson(_) => (StatusCode::BAD_REQUEST, "bad_json"),
             Self::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
             Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::BadCredentials => (StatusCode::UNAUTHORIZED, "bad_credentials"),
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             Self::NoRoute => (StatusCode::NOT_FOUND, "not_found"),
             Self::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
@@ -116,8 +122,9 @@ impl ApiError {
         self.status_and_code().0
     }
 
-    /// The stable machine-readable code of the answer.
-    pub fn code(&self) -> &'static str {
+    /// The stable machine-readable code of the answer (a send hook's
+    /// refusal answers the hook's own).
+    pub fn code(&self) -> &str {
         self.status_and_code().1
     }
 

@@ -7,11 +7,12 @@
 //! is answered before the body is read) and its body already read within
 //! the route's limit; it only picks the values out.
 
+use bytes::Bytes;
 use hyper::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue};
 use hyper::{Response, StatusCode};
 use im_engine::{
-    Actor, Command, ConversationId, FieldPatch, GroupId, HistoryQuery, JoinPolicy, Limits, Outcome,
-    SendRequest, Seq, Store, UserId,
+    Actor, Command, ConversationId, FieldPatch, GroupId, HistoryQuery, JoinPolicy, Limits,
+    ListQuery, Outcome, Password, SendRequest, Seq, Store, UserId,
 };
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -135,6 +136,12 @@ pub(crate) fn fields_body_limit(l: &Limits) -> usize {
         .saturating_add(SMALL_BODY)
 }
 
+/// The largest body of a password change or a login: two passwords at
+/// their longest, every byte escaped (`\u0000`), and the envelope.
+pub(crate) fn password_body_limit(_: &Limits) -> usize {
+    2 * 6 * im_engine::MAX_PASSWORD + SMALL_BODY
+}
+
 /// The largest send body: the message body at its limit, plus room for
 /// `client_id`, `from` and the envelope. A body between the message limit
 /// and this is read and answered 413 by the engine's own check.
@@ -172,6 +179,14 @@ pub(crate) struct SendBody {
     pub(crate) from: Option<String>,
     #[serde(default)]
     pub(crate) reply_to: Option<Seq>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PasswordBody {
+    pub(crate) password: Password,
+    #[serde(default)]
+    pub(crate) old_password: Option<Password>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -255,9 +270,31 @@ pub(crate) fn unblock(i: &Input<'_>) -> Result<Command, ApiError> {
     })
 }
 
+/// `PUT /v1/users/{uid}/password`.
+pub(crate) fn set_password(i: &Input<'_>) -> Result<Command, ApiError> {
+    let body: PasswordBody = i
+        .json()?
+        .ok_or_else(|| ApiError::BadJson("a request body is required".into()))?;
+    Ok(Command::SetPassword {
+        id: i.params.user()?,
+        password: body.password,
+        old_password: body.old_password,
+    })
+}
+
+/// The query of a list page: `after`, `limit`.
+pub(crate) fn list_query(q: &Query) -> Result<ListQuery, ApiError> {
+    Ok(ListQuery {
+        after: q.get("after").map(str::to_owned),
+        limit: q.number("limit")?,
+    })
+}
+
 /// `GET /v1/contacts`.
-pub(crate) fn contacts(_: &Input<'_>) -> Result<Command, ApiError> {
-    Ok(Command::Contacts)
+pub(crate) fn contacts(i: &Input<'_>) -> Result<Command, ApiError> {
+    Ok(Command::Contacts {
+        query: list_query(i.query)?,
+    })
 }
 
 /// `PUT /v1/contacts/{uid}`.
@@ -296,6 +333,7 @@ pub(crate) fn put_group(i: &Input<'_>) -> Result<Command, ApiError> {
 pub(crate) fn members(i: &Input<'_>) -> Result<Command, ApiError> {
     Ok(Command::Members {
         id: i.params.group()?,
+        query: list_query(i.query)?,
     })
 }
 
@@ -356,7 +394,7 @@ pub(crate) fn unban(i: &Input<'_>) -> Result<Command, ApiError> {
 /// `GET /v1/conversations`.
 pub(crate) fn conversations(i: &Input<'_>) -> Result<Command, ApiError> {
     Ok(Command::Conversations {
-        limit: i.query.number("limit")?,
+        query: list_query(i.query)?,
     })
 }
 
@@ -479,9 +517,14 @@ pub(crate) fn respond(outcome: Outcome, viewer: &UserId, metrics: &Metrics) -> R
     match outcome {
         Outcome::Profile(profile, created) => json(created_or_ok(created), &profile),
         Outcome::Done => json(ok, &json!({"ok": true})),
-        Outcome::Contacts(contacts) => json(ok, &json!({ "contacts": contacts })),
+        Outcome::NoContent => {
+            let mut resp = Response::new(full(Bytes::new()));
+            *resp.status_mut() = StatusCode::NO_CONTENT;
+            resp
+        }
+        Outcome::Contacts(p) => json(ok, &listed("contacts", &p.items, p.has_more, &p.next)),
         Outcome::Group(group, created) => json(created_or_ok(created), &group),
-        Outcome::Members(members) => json(ok, &json!({ "members": members })),
+        Outcome::Members(p) => json(ok, &listed("members", &p.items, p.has_more, &p.next)),
         Outcome::Requested => json(StatusCode::ACCEPTED, &json!({"status": "requested"})),
         Outcome::Requests(requests) => json(ok, &json!({ "requests": requests })),
         Outcome::Blocks(blocks) => json(ok, &json!({ "blocks": blocks })),
@@ -495,9 +538,9 @@ pub(crate) fn respond(outcome: Outcome, viewer: &UserId, metrics: &Metrics) -> R
         Outcome::History(page) => json(ok, &page.view(viewer)),
         Outcome::Message(message) => json(ok, &message.view(viewer)),
         Outcome::Read(state) => json(ok, &state),
-        Outcome::Conversations(list) => {
-            let rows: Vec<_> = list.iter().map(|c| c.view(viewer)).collect();
-            json(ok, &json!({ "conversations": rows }))
+        Outcome::Conversations(p) => {
+            let rows: Vec<_> = p.items.iter().map(|c| c.view(viewer)).collect();
+            json(ok, &listed("conversations", &rows, p.has_more, &p.next))
         }
         Outcome::Reactions(list) => {
             let rows: Vec<_> = list
@@ -584,4 +627,14 @@ pub(crate) fn metrics_answer<S: Store>(app: &App<S>, headers: &HeaderMap) -> Res
         }),
     );
     resp
+}
+
+/// A page of a list: `{"<name>": [...], "has_more": bool, "next": cursor or null}`.
+fn listed<T: serde::Serialize>(
+    name: &str,
+    items: &[T],
+    has_more: bool,
+    next: &Option<String>,
+) -> serde_json::Value {
+    json!({ name: items, "has_more": has_more, "next": next })
 }

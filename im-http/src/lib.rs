@@ -25,6 +25,7 @@
 //! - `extract`: JSON bodies within a size limit, query parameters, JSON
 //!   answers.
 //! - `sse`: `GET /v1/events`, as an SSE stream or a long poll.
+//! - `login`: `POST /v1/login`, a password for a token.
 //! - `write_timeout`: [`WriteTimeout`], which closes a connection whose writes stay
 //!   blocked (a client too slow for its event stream).
 //! - [`auth`]: HS256 bearer tokens.
@@ -41,6 +42,8 @@
 //! - `protect`: rate limits, the per-user stream cap, connection caps
 //!   ([`Protection`]).
 //! - `strict_json`: request bodies without duplicate keys or deep nesting.
+//! - `send_hook`: [`SendHook`], the engine's before-send hook over HTTP
+//!   (`--send-hook-url`).
 //! - `fuzzing` (hidden, feature `fuzzing`): what the fuzz targets in
 //!   `fuzz/` run.
 //! - `src/bin/im-http.rs`: the binary (feature `cli`).
@@ -88,15 +91,18 @@ mod conn;
 mod cors;
 mod dispatch;
 pub mod error;
+mod export;
 mod extract;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
 mod handlers;
+mod login;
 mod metrics;
 pub mod openapi;
 mod protect;
 mod routes;
+mod send_hook;
 mod server;
 mod sse;
 mod strict_json;
@@ -112,6 +118,7 @@ pub use error::ApiError;
 pub use metrics::listener::serve_metrics;
 pub use protect::{Protection, Rate};
 pub use routes::{ROUTES, Route};
+pub use send_hook::{InvalidHookUrl, SendHook};
 pub use server::serve;
 #[cfg(feature = "tls")]
 pub use server::serve_tls;
@@ -155,6 +162,8 @@ pub struct Config {
     pub shutdown_delay: Duration,
     /// On shutdown, how long open connections get to finish.
     pub shutdown_grace: Duration,
+    /// How long a token that `POST /v1/login` answers is valid.
+    pub login_ttl: Duration,
     /// Rate limits and connection caps.
     pub protection: Protection,
     /// Which web pages on other origins may call the API (off by default).
@@ -183,6 +192,7 @@ impl Config {
             sse_stall_timeout: Duration::from_secs(10),
             shutdown_delay: Duration::ZERO,
             shutdown_grace: Duration::from_secs(10),
+            login_ttl: Duration::from_secs(24 * 60 * 60),
             protection: Protection::default(),
             cors: Cors::off(),
             trust_forwarded_for: false,
@@ -203,6 +213,7 @@ impl std::fmt::Debug for Config {
             .field("sse_stall_timeout", &self.sse_stall_timeout)
             .field("shutdown_delay", &self.shutdown_delay)
             .field("shutdown_grace", &self.shutdown_grace)
+            .field("login_ttl", &self.login_ttl)
             .field("protection", &self.protection)
             .field("cors", &self.cors)
             .field("trust_forwarded_for", &self.trust_forwarded_for)

@@ -5,6 +5,12 @@
 //!   limit is `429 rate_limited` with `Retry-After`. The buckets are
 //!   bounded: a bucket that has refilled is the same as none and is
 //!   forgotten first when the table is full.
+//! - Rate limits on password guesses: logins per user id named (whether it
+//!   exists or not) and per client address, and password changes per user
+//!   (which check the old password); the same `429 rate_limited`. A
+//!   successful login empties the user's count, never the address's (a
+//!   client that logs in to its own account must not earn guesses at
+//!   others').
 //! - A cap on each user's open event streams and long polls: one more is
 //!   `429 too_many_streams` with `Retry-After` (a limit on the caller's use
 //!   that lifts by itself, not a conflict with any resource's state).
@@ -60,6 +66,13 @@ pub struct Protection {
     pub send_rate: Option<Rate>,
     /// Event streams and long polls opened per user (`None`: unlimited).
     pub stream_rate: Option<Rate>,
+    /// Logins per user id, and password changes per user (`None`:
+    /// unlimited).
+    pub login_rate_user: Option<Rate>,
+    /// Logins per client address (`None`: unlimited). Behind a reverse
+    /// proxy every client has the proxy's address, unless the server trusts
+    /// its `X-Forwarded-For` ([`Config::trust_forwarded_for`](crate::Config::trust_forwarded_for)).
+    pub login_rate_addr: Option<Rate>,
     /// The most users whose rate buckets are kept at once.
     pub rate_users: usize,
     /// Event streams and long polls open at once per user (0: unlimited).
@@ -76,6 +89,8 @@ impl Default for Protection {
         Self {
             send_rate: Rate::new(10.0, 50),
             stream_rate: Rate::new(2.0, 20),
+            login_rate_user: Rate::new(5.0 / 60.0, 5),
+            login_rate_addr: Rate::new(20.0 / 60.0, 20),
             rate_users: 100_000,
             streams_per_user: 16,
             max_connections: 10_000,
@@ -95,22 +110,30 @@ struct Bucket {
     at: Instant,
 }
 
-/// One token bucket per user, at most `max` of them.
+/// One token bucket per key (a user, an address), at most `max` of them.
 #[derive(Debug)]
-struct Buckets {
+struct Buckets<K = UserId> {
     rate: Rate,
     max: usize,
-    map: Mutex<HashMap<UserId, Bucket>>,
+    map: Mutex<HashMap<K, Bucket>>,
 }
 
-impl Buckets {
+impl<K: Eq + Hash + Clone> Buckets<K> {
+    fn new(rate: Rate, max: usize) -> Self {
+        Self {
+            rate,
+            max,
+            map: Mutex::default(),
+        }
+    }
+
     fn level(&self, b: &Bucket, now: Instant) -> f64 {
         let refill = now.saturating_duration_since(b.at).as_secs_f64() * self.rate.per_second;
         (b.tokens + refill).min(f64::from(self.rate.burst))
     }
 
     /// Takes a token for `user`, or answers how long until there is one.
-    fn take(&self, user: &UserId, now: Instant) -> Result<(), Duration> {
+    fn take(&self, user: &K, now: Instant) -> Result<(), Duration> {
         let mut map = lock(&self.map);
         if !map.contains_key(user) && map.len() >= self.max.max(1) {
             self.evict(&mut map, now);
@@ -137,11 +160,11 @@ impl Buckets {
 
     /// Makes room: forgets every full bucket (the same as none), and when
     /// every user is still busy, the fullest eighth, which only refills them.
-    fn evict(&self, map: &mut HashMap<UserId, Bucket>, now: Instant) {
+    fn evict(&self, map: &mut HashMap<K, Bucket>, now: Instant) {
         let full = f64::from(self.rate.burst);
         map.retain(|_, b| self.level(b, now) < full);
         if map.len() >= self.max.max(1) {
-            let mut levels: Vec<(f64, UserId)> = map
+            let mut levels: Vec<(f64, K)> = map
                 .iter()
                 .map(|(u, b)| (self.level(b, now), u.clone()))
                 .collect();
@@ -150,6 +173,11 @@ impl Buckets {
                 map.remove(&u);
             }
         }
+    }
+
+    /// Forgets `key`'s bucket: it is full again.
+    fn refill(&self, key: &K) {
+        lock(&self.map).remove(key);
     }
 
     #[cfg(test)]
@@ -222,6 +250,8 @@ pub(crate) type StreamPermit = Permit<UserId>;
 pub(crate) struct Guards {
     sends: Option<Buckets>,
     streams: Option<Buckets>,
+    login_users: Option<Buckets>,
+    login_addrs: Option<Buckets<IpAddr>>,
     open: Arc<Counts<UserId>>,
     streams_per_user: usize,
 }
@@ -231,16 +261,11 @@ const STREAM_RETRY: Duration = Duration::from_secs(5);
 
 impl Guards {
     pub(crate) fn new(p: &Protection) -> Self {
-        let buckets = |rate: Option<Rate>| {
-            rate.map(|rate| Buckets {
-                rate,
-                max: p.rate_users,
-                map: Mutex::default(),
-            })
-        };
         Self {
-            sends: buckets(p.send_rate),
-            streams: buckets(p.stream_rate),
+            sends: p.send_rate.map(|r| Buckets::new(r, p.rate_users)),
+            streams: p.stream_rate.map(|r| Buckets::new(r, p.rate_users)),
+            login_users: p.login_rate_user.map(|r| Buckets::new(r, p.rate_users)),
+            login_addrs: p.login_rate_addr.map(|r| Buckets::new(r, p.rate_users)),
             open: Counts::new(),
             streams_per_user: p.streams_per_user,
         }
@@ -254,6 +279,36 @@ impl Guards {
     /// [`ApiError::RateLimited`] over the user's send rate.
     pub(crate) fn limit_sends(&self, actor: &Actor) -> Result<(), ApiError> {
         take(self.sends.as_ref(), actor)
+    }
+
+    /// Counts one login attempt from `addr` (when known).
+    ///
+    /// # Errors
+    ///
+    /// [`ApiError::RateLimited`] over the address's login rate.
+    pub(crate) fn limit_login_addr(&self, addr: Option<IpAddr>) -> Result<(), ApiError> {
+        match (&self.login_addrs, addr) {
+            (Some(b), Some(addr)) => b.take(&addr, Instant::now()).map_err(ApiError::RateLimited),
+            _ => Ok(()),
+        }
+    }
+
+    /// Counts one password guess for `user`: a login naming it, or a
+    /// password change by it (admins are not limited).
+    ///
+    /// # Errors
+    ///
+    /// [`ApiError::RateLimited`] over the user's login rate.
+    pub(crate) fn limit_password_guess(&self, actor: &Actor) -> Result<(), ApiError> {
+        take(self.login_users.as_ref(), actor)
+    }
+
+    /// Empties `user`'s count of password guesses, after a login that
+    /// succeeded (the address's count stays).
+    pub(crate) fn login_succeeded(&self, user: &UserId) {
+        if let Some(b) = &self.login_users {
+            b.refill(user);
+        }
     }
 
     /// Admits one event stream or long poll by `actor`; it counts as open
@@ -374,11 +429,7 @@ mod tests {
     }
 
     fn buckets(per_second: f64, burst: u32, max: usize) -> Buckets {
-        Buckets {
-            rate: Rate::new(per_second, burst).unwrap(),
-            max,
-            map: Mutex::default(),
-        }
+        Buckets::new(Rate::new(per_second, burst).unwrap(), max)
     }
 
     #[test]

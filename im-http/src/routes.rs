@@ -93,6 +93,12 @@ impl Route {
         self.throttle = Throttle::Sends;
         self
     }
+
+    /// Counts against the caller's rate of password guesses.
+    const fn guesses_password(mut self) -> Self {
+        self.throttle = Throttle::PasswordGuess;
+        self
+    }
 }
 
 /// What a route does with a request that reached it.
@@ -117,6 +123,11 @@ pub(crate) enum Handler {
     /// `GET /v1/events`: an event stream or a long poll, which hold the
     /// request open and so are no engine command.
     Events,
+    /// `POST /v1/login`: a password for a token, which the server signs;
+    /// it has no caller to run a command as.
+    Login,
+    /// `GET /v1/admin/export`: the store as JSON Lines, streamed.
+    Export,
 }
 
 /// The body a route reads.
@@ -138,6 +149,8 @@ pub(crate) enum Throttle {
     None,
     /// The caller's sends.
     Sends,
+    /// The caller's password guesses (a change that checks the old one).
+    PasswordGuess,
 }
 
 const GET: Method = Method::GET;
@@ -162,6 +175,8 @@ pub const ROUTES: &[Route] = &[
     Route::token(GET, "/v1/users/{uid}", "user", C(h::user)),
     Route::token(PUT, "/v1/users/{uid}", "put_user", C(h::put_user)).body(h::fields_body_limit, false),
     Route::token(DELETE, "/v1/users/{uid}", "erase_user", C(h::erase_user)),
+    Route::token(PUT, "/v1/users/{uid}/password", "set_password", C(h::set_password)).body(h::password_body_limit, true).guesses_password(),
+    Route::public(POST, "/v1/login", "login", Handler::Login).body(h::password_body_limit, true),
     Route::token(GET, "/v1/contacts", "contacts", C(h::contacts)),
     Route::token(PUT, "/v1/contacts/{uid}", "link", C(h::link)),
     Route::token(DELETE, "/v1/contacts/{uid}", "unlink", C(h::unlink)),
@@ -191,6 +206,7 @@ pub const ROUTES: &[Route] = &[
     Route::token(GET, "/v1/conversations/{cid}/reads", "reads", C(h::reads)),
     Route::token(POST, "/v1/conversations/{cid}/typing", "typing", C(h::typing)).body(h::small_body_limit, false).throttled(),
     Route::token(GET, "/v1/events", "events", Handler::Events),
+    Route::token(GET, "/v1/admin/export", "export", Handler::Export),
 ];
 
 /// A request matched to its route, with its raw path parameters.
@@ -299,6 +315,9 @@ mod tests {
                     r.pattern()
                 );
                 let body = match r.body {
+                    BodySpec::Json { required: true, .. } if r.name() == "set_password" => {
+                        Some(&br#"{"password": "long enough"}"#[..])
+                    }
                     BodySpec::Json { required: true, .. } => Some(&br#"{"body": {}}"#[..]),
                     _ => None,
                 };

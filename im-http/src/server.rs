@@ -26,7 +26,8 @@ const UNSENT_LOW_WATER: u32 = 128 * 1024;
 /// (`/readyz` answers 503) and keeps serving for
 /// [`Config::shutdown_delay`](crate::Config::shutdown_delay), then stops accepting, ends every event stream
 /// and long poll, lets the open requests finish (for at most
-/// [`Config::shutdown_grace`](crate::Config::shutdown_grace)), then flushes the store.
+/// [`Config::shutdown_grace`](crate::Config::shutdown_grace)), then waits for the engine's after-commit hook
+/// to hear of every committed event (as long again at most) and flushes the store.
 ///
 /// # Errors
 ///
@@ -176,6 +177,15 @@ async fn run<S: Store>(
         () = tokio::time::sleep(app.config().shutdown_grace) => {
             tracing::warn!("connections still open after the grace period are dropped");
         }
+    }
+    // The host's after-commit hook hears of every event committed so far,
+    // unless it is stuck.
+    let drained = app.engine().drain_hooks();
+    if tokio::time::timeout(app.config().shutdown_grace, drained)
+        .await
+        .is_err()
+    {
+        tracing::warn!("the after-commit hook had not heard of every event after the grace period");
     }
     app.engine().flush().await.map_err(std::io::Error::other)
 }

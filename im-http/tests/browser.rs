@@ -184,6 +184,9 @@ fn two_people_chat_in_the_web_page_across_a_server_restart() {
         );
     }
     let (alice, bob) = (token("alice", false), token("bob", false));
+    let bob_password = "bob's long password";
+    let body = json!({ "password": bob_password });
+    call(port, "PUT", "/v1/users/bob/password", &admin, body, 204);
     // Enough history for more than one page (the page loads 50 at a time),
     // sent by an admin as carol: faster than a user's send rate limit
     // allows, and admins are not rate limited.
@@ -205,6 +208,7 @@ fn two_people_chat_in_the_web_page_across_a_server_restart() {
         .env("IM_URL", format!("http://127.0.0.1:{port}"))
         .env("IM_ALICE", &alice)
         .env("IM_BOB", &bob)
+        .env("IM_BOB_PASSWORD", bob_password)
         .env("IM_SHOTS", &shots)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -214,6 +214,7 @@ function boot() {
     e.preventDefault();
     signIn($('token-input').value.trim());
   });
+  $('login-form').addEventListener('submit', onLogin);
   $('signout').addEventListener('click', () => signOut());
   $('dm-form').addEventListener('submit', onStartDm);
   $('group-create-form').addEventListener('submit', onCreateGroup);
@@ -266,7 +267,46 @@ function showSignIn(error) {
   const el = $('signin-error');
   el.textContent = error || '';
   el.hidden = !error;
-  $('token-input').focus();
+  if (!$('login-password').matches(':focus')) $('login-user').focus();
+}
+
+// Signs in with a user id and password: `POST /v1/login` answers a token,
+// which is then used as a pasted one would be.
+async function onLogin(e) {
+  e.preventDefault();
+  const button = $('login-form').querySelector('button');
+  const user = $('login-user').value.trim();
+  const password = $('login-password').value;
+  button.disabled = true;
+  try {
+    let resp;
+    let data = null;
+    try {
+      resp = await fetch('/v1/login', {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ user, password }),
+        cache: 'no-store',
+      });
+      data = await resp.json().catch(() => null);
+    } catch {
+      showSignIn('Cannot reach the server.');
+      return;
+    }
+    if (!resp.ok) {
+      const e = data && data.error;
+      const why = resp.status === 401 ? 'Wrong user id or password.'
+        : resp.status === 429 ? `Too many attempts: try again in ${resp.headers.get('Retry-After') || 'a few'} seconds.`
+        : (e && e.message) || `HTTP ${resp.status}`;
+      showSignIn(why);
+      $('login-password').select();
+      return;
+    }
+    $('login-password').value = '';
+    signIn(data.token);
+  } finally {
+    button.disabled = false;
+  }
 }
 
 function signIn(token) {
@@ -629,8 +669,18 @@ function renderConversations() {
 async function refreshContacts() {
   if (!state.token) return;
   try {
-    const data = await api('GET', '/v1/contacts');
-    state.contacts = data.contacts;
+    // Pages of up to 1000, newest link first, following `next`; the side
+    // bar shows at most the first few thousand.
+    const contacts = [];
+    let after = null;
+    for (let page = 0; page < 5; page++) {
+      const query = after === null ? '' : `&after=${enc(after)}`;
+      const data = await api('GET', `/v1/contacts?limit=1000${query}`);
+      contacts.push(...data.contacts);
+      if (!data.has_more) break;
+      after = data.next;
+    }
+    state.contacts = contacts;
     renderContacts();
   } catch (e) {
     if (e.code !== 'signed_out' && e.status !== 0) showError(`Could not load contacts: ${e.message}`);

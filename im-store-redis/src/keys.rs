@@ -157,7 +157,7 @@ impl Keys {
     }
 
     /// A `KEYS`/`SCAN` pattern: the prefix, escaped, then `rest`.
-    fn pattern(&self, rest: &str) -> String {
+    pub(crate) fn pattern(&self, rest: &str) -> String {
         let mut p = String::with_capacity(self.prefix.len() + rest.len());
         for ch in self.prefix.chars() {
             if matches!(ch, '*' | '?' | '[' | ']' | '\\') {

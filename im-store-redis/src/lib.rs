@@ -7,6 +7,7 @@
 //! - `write`: sends and change sets, atomic on one Redis; on a cluster, the
 //!   commit point, the fan-out and its recovery.
 //! - `drains`: one fan-out drain at a time per conversation in a process.
+//! - `export`: the export, key by key (how consistent it is).
 //! - `live`: the background tasks: the one pub/sub subscription that wakes
 //!   local streams, the node heartbeat, the fan-out recovery sweep.
 //! - `scripts`: the Lua scripts.
@@ -23,6 +24,7 @@ mod codec;
 mod conn;
 mod drains;
 mod error;
+mod export;
 mod live;
 mod migrate;
 mod scripts;

@@ -119,7 +119,7 @@ pub(crate) async fn drop_stray_group_entries(s: &Shared) -> Result<usize> {
     Ok(dropped)
 }
 
-async fn keys_matching(s: &Shared, pattern: &str) -> Result<Vec<String>> {
+pub(crate) async fn keys_matching(s: &Shared, pattern: &str) -> Result<Vec<String>> {
     if s.cluster() {
         // redis-rs sends KEYS to every master and joins the answers; a SCAN
         // cursor belongs to one node, which it cannot route. KEYS walks each

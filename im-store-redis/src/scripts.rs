@@ -234,7 +234,7 @@ return {1, members}
 /// ts, body, client id, the pending record's tail up to its recipients
 /// `ts|keep|min_ts|from|`, the recipients `u1,u2,…` (`''` for a group,
 /// whose are read here instead, in the step that commits), reply_to (`''`
-/// for none). Answers `{1, seq, first pending records, recipients}`,
+/// for none), `g` for a group or `u` for listed users. Answers `{1, seq, first pending records, recipients}`,
 /// `{0, seq, fields, changed}` for a repeated client id, `{2}` when the
 /// sender is no member of the group, or `{3}` when one of a direct
 /// conversation's users blocks the other.
@@ -244,7 +244,7 @@ pub(crate) static SEND_CONV: LazyLock<Script> = LazyLock::new(|| {
         r#"
 local from, ts, body, cid = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local recipients = ARGV[6]
-local group = recipients == ''
+local group = ARGV[8] == 'g'
 if group then
   if redis.call('HEXISTS', KEYS[6], from) == 0 then return {2} end
 elseif redis.call('EXISTS', KEYS[6]) == 1 then

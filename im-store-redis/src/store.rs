@@ -440,6 +440,10 @@ impl Store for RedisStore {
             .await
     }
 
+    fn export(&self) -> impl futures_util::Stream<Item = Result<im_engine::store::Record>> + Send {
+        self.records()
+    }
+
     async fn presence(&self, user: &UserId) -> Result<Presence> {
         self.read(live::presence(&self.shared, user)).await
     }

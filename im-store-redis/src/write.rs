@@ -258,14 +258,14 @@ pub(crate) async fn commit_conv(
         .key(k.log(c))
         .key(k.pending(c))
         .key(k.changed(c));
-    let listed = match &out.recipients {
+    let (listed, kind) = match &out.recipients {
         Recipients::Users(users) => {
             inv.key(k.dm_blocks(c));
-            codec::user_list(users)
+            (codec::user_list(users), "u")
         }
         Recipients::Members(g) => {
             inv.key(k.members(g));
-            String::new()
+            (String::new(), "g")
         }
     };
     inv.arg(m.from.as_str())
@@ -280,7 +280,8 @@ pub(crate) async fn commit_conv(
             m.from
         ))
         .arg(listed)
-        .arg(reply_arg(m));
+        .arg(reply_arg(m))
+        .arg(kind);
     let v: Value = inv.invoke_async(&mut s.conn()).await?;
     let sent = decode_sent(out, &v)?;
     if !matches!(sent, Sent::New(_)) {
@@ -470,7 +471,11 @@ async fn update_single(
         .arg(reactor(u))
         .arg(k.channel())
         .arg(payload(s.node, []))
-        .arg(if users.is_empty() { "group" } else { "users" });
+        // By the recipients' kind: an empty list of users is no group.
+        .arg(match &u.recipients {
+            Recipients::Members(_) => "group",
+            Recipients::Users(_) => "users",
+        });
     for user in users {
         inv.arg(user.as_str());
     }

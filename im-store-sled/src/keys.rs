@@ -266,6 +266,19 @@ pub(crate) fn marks(set: &Marks) -> Vec<u8> {
     prefix(kind::SETUSER_SINCE, &mark_set(set))
 }
 
+/// The set and user of any [`mark`] key.
+pub(crate) fn decode_set_user(key: &[u8]) -> Option<(Marks, UserId)> {
+    let (set, user) = split(body(kind::SETUSER_SINCE, key)?)?;
+    let set = match text(set)?.split_once(':') {
+        Some(("requests", g)) => Marks::Requests(GroupId::new(g).ok()?),
+        Some(("bans", g)) => Marks::Bans(GroupId::new(g).ok()?),
+        Some(("blocks", u)) => Marks::Blocks(UserId::new(u).ok()?),
+        None if set == b"suspended" => Marks::Suspended,
+        _ => return None,
+    };
+    Some((set, user_id(user)?))
+}
+
 /// The user of a [`mark`] key of `set`.
 pub(crate) fn decode_mark(set: &Marks, key: &[u8]) -> Option<UserId> {
     user_id(key.strip_prefix(marks(set).as_slice())?)
@@ -314,7 +327,6 @@ pub(crate) fn decode_user(key: &[u8]) -> Option<UserId> {
     user_id(body(kind::USERID_USER, key)?)
 }
 
-#[cfg(any(test, feature = "fuzzing"))]
 /// The parts of an [`owner_contact`] key.
 pub(crate) fn decode_owner_contact(key: &[u8]) -> Option<(UserId, UserId)> {
     let (owner, contact) = split(body(kind::OWNERCONTACT_CONTACT, key)?)?;
@@ -376,7 +388,6 @@ pub(crate) fn decode_feed_floor(key: &[u8]) -> Option<UserId> {
     user_id(body(kind::USER_FEEDFLOOR, key)?)
 }
 
-#[cfg(any(test, feature = "fuzzing"))]
 /// The user of a [`last_seen`] key.
 pub(crate) fn decode_last_seen(key: &[u8]) -> Option<UserId> {
     user_id(body(kind::USER_LASTSEEN, key)?)

@@ -49,6 +49,8 @@
 //! - `index`: the conversation index (entries, conversation states) and
 //!   what the writer remembers between writes; its invariants.
 //! - `feed`: feed bounds from the feed keys, appending and trimming, reads.
+//! - `page`: a page of a group's members, by a range scan.
+//! - `export`: the export, copied under the writer's lock.
 //! - `migrate`: opening a directory of format 1.
 //! - `repair`: removing what older builds wrote wrongly, once, at open.
 //! - `flush`: group commit, the one thread that flushes and syncs, and
@@ -94,10 +96,12 @@ pub mod fuzzing;
 mod codec;
 mod db;
 mod error;
+mod export;
 mod feed;
 mod flush;
 mod index;
 mod migrate;
+mod page;
 mod repair;
 mod store;
 mod write;

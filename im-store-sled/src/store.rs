@@ -35,7 +35,7 @@ const INLINE_WRITE_KEYS: usize = 512;
 #[derive(Debug)]
 pub struct SledStore {
     pub(crate) trees: Trees,
-    writer: Arc<Writer>,
+    pub(crate) writer: Arc<Writer>,
     group_commit: GroupCommit,
     durability: Durability,
     notifier: Notifier,
@@ -492,6 +492,19 @@ impl Store for SledStore {
 
     async fn flush(&self) -> Result<()> {
         self.group_commit.flushed().await
+    }
+
+    fn export(&self) -> impl futures_core::Stream<Item = Result<im_engine::store::Record>> + Send {
+        self.records()
+    }
+
+    async fn members_after(
+        &self,
+        group: &GroupId,
+        after: Option<&UserId>,
+        limit: usize,
+    ) -> Result<Vec<Member>> {
+        self.members_page(group, after, limit)
     }
 }
 

@@ -74,6 +74,12 @@ impl Writer {
         result
     }
 
+    /// Runs `f` while no write can land: an export's consistent read.
+    pub(crate) fn frozen<T>(&self, f: impl FnOnce() -> T) -> T {
+        let _known = self.lock();
+        f()
+    }
+
     /// Remembers the holders of conversations of any size (tests).
     #[cfg(test)]
     pub(crate) fn remember_every_conversation(&self) {

@@ -151,6 +151,7 @@ fn write_v1(dir: &Path, s: Scale) {
             id: u.clone(),
             fields: [("n".to_string(), i.to_string())].into(),
             created_at: i as u64,
+            password: None,
         };
         users.insert(name, json(&user));
         let contact = Contact {
@@ -388,6 +389,7 @@ async fn a_migration_interrupted_before_its_version_starts_over() {
             id: UserId::new("mallory").unwrap(),
             fields: Default::default(),
             created_at: 0,
+            password: None,
         };
         records.insert(b"umallory", json(&stranger)).unwrap();
         records.insert(b"eu3\xFFgroup:g", &[0u8; 24][..]).unwrap();

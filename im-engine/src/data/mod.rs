@@ -25,4 +25,4 @@ pub use message::{
     Body, MAX_CLIENT_ID, MAX_REACTION_KEY, MAX_REACTION_KEYS, Message, NewMessage, Reactions, Seq,
 };
 pub use signal::{Addressed, Signal};
-pub use user::{FieldPatch, Fields, Presence, User};
+pub use user::{FieldPatch, Fields, PasswordHash, Presence, User};

@@ -22,6 +22,10 @@ pub struct User {
     pub fields: Fields,
     /// When it was created.
     pub created_at: Timestamp,
+    /// Its password's hash, once one is set. Users stored before passwords
+    /// existed read as having none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<PasswordHash>,
 }
 
 /// Whether a user has a live stream open, and when its last one closed.
@@ -31,4 +35,17 @@ pub struct Presence {
     pub online: bool,
     /// When its last stream closed; `None` if it never had one.
     pub last_seen: Option<Timestamp>,
+}
+
+/// A password's Argon2id hash as stored: a PHC string
+/// (`$argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash>`). Its `Debug` does not
+/// show it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PasswordHash(pub(crate) String);
+
+impl std::fmt::Debug for PasswordHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PasswordHash(<redacted>)")
+    }
 }

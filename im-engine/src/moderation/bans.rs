@@ -11,9 +11,9 @@ impl<S: Store> Engine<S> {
     /// Fails with [`Error::Banned`] when `user` is banned from `group`.
     pub(crate) async fn refuse_banned(&self, group: &GroupId, user: &UserId) -> Result<(), Error> {
         let set = Marks::Bans(group.clone());
-        match self.store().mark(&set, user).await.map_err(Error::store)? {
-            Some(_) => Err(banned(group, user)),
-            None => Ok(()),
+        match self.is_marked(&set, user).await? {
+            true => Err(banned(group, user)),
+            false => Ok(()),
         }
     }
 
@@ -40,13 +40,7 @@ impl<S: Store> Engine<S> {
         let set = Marks::Bans(id.clone());
         let now = self.now();
         let mut changes = Changes::default();
-        if self
-            .store()
-            .mark(&set, user)
-            .await
-            .map_err(Error::store)?
-            .is_none()
-        {
+        if !self.is_marked(&set, user).await? {
             changes.marks.push((
                 set,
                 MarkChange::Put(Mark {
@@ -59,7 +53,7 @@ impl<S: Store> Engine<S> {
             Marks::Requests(id.clone()),
             MarkChange::Remove(user.clone()),
         ));
-        self.store().commit(&changes).await.map_err(Error::store)?;
+        self.commit(&changes).await?;
         let update = MemberUpdate {
             group: id.clone(),
             change: MemberChange::Remove(user.clone()),
@@ -67,11 +61,7 @@ impl<S: Store> Engine<S> {
             max_members: self.limits().group_members,
             trim: self.feed_trim(),
         };
-        self.store()
-            .update_member(&update)
-            .await
-            .map(drop)
-            .map_err(Error::store)
+        self.update_member(&update).await.map(drop)
     }
 
     /// Lifts a ban (the owner, an admin); lifting none changes nothing.
@@ -93,7 +83,7 @@ impl<S: Store> Engine<S> {
             marks: vec![(Marks::Bans(id.clone()), MarkChange::Remove(user.clone()))],
             ..Changes::default()
         };
-        self.store().commit(&changes).await.map_err(Error::store)
+        self.commit(&changes).await
     }
 
     /// A group's bans, newest first (the owner, an admin).

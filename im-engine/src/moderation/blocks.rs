@@ -5,7 +5,7 @@ use super::bans::newest_first;
 use crate::data::UserId;
 use crate::engine::{Actor, Engine};
 use crate::error::Error;
-use crate::store::{Changes, Mark, MarkChange, Marks, Store};
+use crate::store::{Mark, MarkChange, Marks, Store};
 
 impl<S: Store> Engine<S> {
     /// Blocks `id` (policy rule 6): from this commit on, no direct message
@@ -22,13 +22,7 @@ impl<S: Store> Engine<S> {
         self.require_user(&actor.user).await?;
         self.require_user(id).await?;
         let set = Marks::Blocks(actor.user.clone());
-        if self
-            .store()
-            .mark(&set, id)
-            .await
-            .map_err(Error::store)?
-            .is_some()
-        {
+        if self.is_marked(&set, id).await? {
             return Ok(());
         }
         let mark = Mark {
@@ -66,25 +60,6 @@ impl<S: Store> Engine<S> {
             .await
             .map_err(Error::store)?;
         Ok(newest_first(marks))
-    }
-
-    /// Whether `blocker` blocks `user`.
-    pub(crate) async fn blocks_user(&self, blocker: &UserId, user: &UserId) -> Result<bool, Error> {
-        let set = Marks::Blocks(blocker.clone());
-        Ok(self
-            .store()
-            .mark(&set, user)
-            .await
-            .map_err(Error::store)?
-            .is_some())
-    }
-
-    pub(crate) async fn change_marks(&self, marks: Vec<(Marks, MarkChange)>) -> Result<(), Error> {
-        let changes = Changes {
-            marks,
-            ..Changes::default()
-        };
-        self.store().commit(&changes).await.map_err(Error::store)
     }
 }
 

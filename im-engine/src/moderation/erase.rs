@@ -55,10 +55,7 @@ impl<S: Store> Engine<S> {
                 max_members: self.limits().group_members,
                 trim: self.feed_trim(),
             };
-            self.store()
-                .update_member(&update)
-                .await
-                .map_err(Error::store)?;
+            self.update_member(&update).await?;
         }
         let contacts = self.store().contacts(id).await.map_err(Error::store)?;
         let followers = self.store().followers(id).await.map_err(Error::store)?;
@@ -89,8 +86,9 @@ impl<S: Store> Engine<S> {
         changes
             .marks
             .push((Marks::Suspended, MarkChange::Remove(id.clone())));
-        self.store().commit(&changes).await.map_err(Error::store)?;
+        self.commit(&changes).await?;
         self.forget_user(id);
+        self.inner.suspensions.update(id, false);
         Ok(())
     }
 

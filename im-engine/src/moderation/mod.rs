@@ -13,7 +13,9 @@ mod suspension;
 use serde::Serialize;
 
 use crate::data::{Timestamp, UserId};
-use crate::store::Mark;
+use crate::engine::Engine;
+use crate::error::Error;
+use crate::store::{Changes, Mark, MarkChange, Marks, Store};
 
 pub(crate) use bans::banned;
 pub(crate) use blocks::blocked;
@@ -53,5 +55,21 @@ impl From<Mark> for JoinRequest {
             user: m.user,
             since: m.since,
         }
+    }
+}
+
+impl<S: Store> Engine<S> {
+    /// Whether `user` is in `set`.
+    pub(crate) async fn is_marked(&self, set: &Marks, user: &UserId) -> Result<bool, Error> {
+        let mark = self.store().mark(set, user).await.map_err(Error::store)?;
+        Ok(mark.is_some())
+    }
+
+    pub(crate) async fn change_marks(&self, marks: Vec<(Marks, MarkChange)>) -> Result<(), Error> {
+        let changes = Changes {
+            marks,
+            ..Changes::default()
+        };
+        self.commit(&changes).await
     }
 }

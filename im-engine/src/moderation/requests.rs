@@ -31,13 +31,7 @@ impl<S: Store> Engine<S> {
         policy::check(actor, Action::RequestJoin { group, user })?;
         self.refuse_banned(&group.id, user).await?;
         let set = Marks::Requests(group.id.clone());
-        if self
-            .store()
-            .mark(&set, user)
-            .await
-            .map_err(Error::store)?
-            .is_some()
-        {
+        if self.is_marked(&set, user).await? {
             return Ok(Joined::Requested);
         }
         let now = self.now();
@@ -57,27 +51,21 @@ impl<S: Store> Engine<S> {
             trim: self.feed_trim(),
             ..Changes::default()
         };
-        self.store().commit(&changes).await.map_err(Error::store)?;
+        self.commit(&changes).await?;
         Ok(Joined::Requested)
     }
 
     /// Removes `user`'s request to join `group`, if there is one.
     pub(crate) async fn clear_request(&self, group: &GroupId, user: &UserId) -> Result<(), Error> {
         let set = Marks::Requests(group.clone());
-        if self
-            .store()
-            .mark(&set, user)
-            .await
-            .map_err(Error::store)?
-            .is_none()
-        {
+        if !self.is_marked(&set, user).await? {
             return Ok(());
         }
         let changes = Changes {
             marks: vec![(set, MarkChange::Remove(user.clone()))],
             ..Changes::default()
         };
-        self.store().commit(&changes).await.map_err(Error::store)
+        self.commit(&changes).await
     }
 
     /// A group's pending join requests, oldest first; for its owner and

@@ -43,7 +43,7 @@ impl Suspensions {
         });
     }
 
-    fn update(&self, user: &UserId, suspended: bool) {
+    pub(crate) fn update(&self, user: &UserId, suspended: bool) {
         let mut users = (**self.0.borrow()).clone();
         if suspended {
             users.insert(user.clone());

@@ -5,10 +5,14 @@
 //! ([`Updated::Banned`](super::Updated::Banned)), a block at a direct send
 //! ([`Sent::Blocked`](super::Sent::Blocked)).
 
+use serde::{Deserialize, Serialize};
+
 use crate::data::{GroupId, Timestamp, UserId};
 
-/// One set of marked users.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// One set of marked users. In an export: `{"requests": "<gid>"}`,
+/// `{"bans": "<gid>"}`, `{"blocks": "<uid>"}` or `"suspended"`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Marks {
     /// Users asking to join this group (its `join` is `approval`).
     Requests(GroupId),

@@ -7,7 +7,12 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use std::collections::BTreeSet;
 
-use super::{Notifier, SignalBus};
+#[path = "memory_export.rs"]
+mod export;
+
+use futures_core::Stream;
+
+use super::{Notifier, Record, SignalBus};
 use crate::data::{
     Contact, ConvEntry, ConversationId, Epoch, Event, Feed, FeedEntry, Group, GroupId, Member,
     Membership, Message, Presence, Seq, Timestamp, User, UserId,
@@ -507,6 +512,15 @@ impl Store for MemoryStore {
             p.last_seen = Some(at);
         }
         Ok(())
+    }
+
+    fn export(&self) -> impl Stream<Item = Result<Record, Infallible>> + Send + '_ {
+        let records = self.records();
+        async_stream::stream! {
+            for r in records {
+                yield Ok(r);
+            }
+        }
     }
 
     async fn presence(&self, user: &UserId) -> Result<Presence, Infallible> {

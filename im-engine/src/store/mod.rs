@@ -19,6 +19,8 @@
 
 use std::future::Future;
 
+use futures_core::Stream;
+
 use crate::data::{
     Addressed, Body, Contact, ConvEntry, ConversationId, Epoch, Event, Feed, Group, GroupId,
     Member, Message, NewMessage, Presence, ReactionChange, Seq, Timestamp, User, UserId,
@@ -26,11 +28,13 @@ use crate::data::{
 pub use crate::error::StoreError;
 
 mod bus;
+pub mod export;
 mod marks;
 mod memory;
 mod notify;
 
 pub use bus::{BACKLOG, SignalBus, SignalReceiver};
+pub use export::{ImportError, Importer, Record};
 pub use marks::{Mark, MarkChange, Marks};
 pub use memory::MemoryStore;
 pub use notify::Notifier;
@@ -202,25 +206,18 @@ pub fn apply_change(
     at: Timestamp,
     max_reaction_keys: usize,
 ) -> Result<Event, Refusal> {
-    let (conversation, seq) = (message.conversation.clone(), message.seq);
     match change {
-        MessageChange::Delete if message.is_deleted() => Err(Refusal::Unchanged),
+        MessageChange::Delete if message.is_deleted() => return Err(Refusal::Unchanged),
         MessageChange::Delete => {
             message.body = None;
             message.edited_at = None;
             message.reactions.clear();
             message.deleted_at = Some(at);
-            Ok(Event::Delete {
-                conversation,
-                seq,
-                deleted_at: at,
-            })
         }
-        _ if message.is_deleted() => Err(Refusal::Deleted),
+        _ if message.is_deleted() => return Err(Refusal::Deleted),
         MessageChange::Edit(body) => {
             message.body = Some(body.clone());
             message.edited_at = Some(at);
-            Ok(Event::Edit { conversation, seq })
         }
         MessageChange::React { user, key, add } => {
             let users = message.reactions.get(key);
@@ -243,18 +240,38 @@ pub fn apply_change(
                     message.reactions.remove(key);
                 }
             }
-            Ok(Event::Reaction {
-                conversation,
-                seq,
-                key: key.clone(),
-                user: user.clone(),
-                change: if *add {
-                    ReactionChange::Added
-                } else {
-                    ReactionChange::Removed
-                },
-            })
         }
+    }
+    Ok(change_event(&message.conversation, message.seq, change, at))
+}
+
+/// The event a change of message `seq` of `conversation` at `at` appends,
+/// once [`apply_change`] found it to change something.
+pub fn change_event(
+    conversation: &ConversationId,
+    seq: Seq,
+    change: &MessageChange,
+    at: Timestamp,
+) -> Event {
+    let conversation = conversation.clone();
+    match change {
+        MessageChange::Delete => Event::Delete {
+            conversation,
+            seq,
+            deleted_at: at,
+        },
+        MessageChange::Edit(_) => Event::Edit { conversation, seq },
+        MessageChange::React { user, key, add } => Event::Reaction {
+            conversation,
+            seq,
+            key: key.clone(),
+            user: user.clone(),
+            change: if *add {
+                ReactionChange::Added
+            } else {
+                ReactionChange::Removed
+            },
+        },
     }
 }
 
@@ -537,4 +554,27 @@ pub trait Store: Send + Sync + 'static {
 
     /// Makes every acknowledged write durable (for shutdown).
     fn flush(&self) -> impl Future<Output = Result<(), Self::Error>> + Send;
+
+    /// Every record of the store but the format line, in
+    /// [`Record::rank`] order, for an export ([`export`]), read as one
+    /// consistent snapshot as far as the store can (its docs say how far).
+    fn export(&self) -> impl Stream<Item = Result<Record, Self::Error>> + Send + '_;
+
+    /// Up to `limit` members of a group with an id after `after` (from the
+    /// first without it), by id. This default reads every member; a store
+    /// whose members are ordered by id reads only the page.
+    fn members_after(
+        &self,
+        group: &GroupId,
+        after: Option<&UserId>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Member>, Self::Error>> + Send {
+        async move {
+            let mut members = self.members(group).await?;
+            members.retain(|m| after.is_none_or(|a| m.id > *a));
+            members.sort_by(|a, b| a.id.cmp(&b.id));
+            members.truncate(limit);
+            Ok(members)
+        }
+    }
 }

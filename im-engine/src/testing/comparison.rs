@@ -176,6 +176,7 @@ fn random_changes(rng: &mut Rng, now: u64, last: impl Fn(&ConversationId) -> u64
             id,
             fields: [("n".to_string(), now.to_string())].into(),
             created_at: now,
+            password: None,
         });
     }
     for _ in 0..rng.below(3) {

@@ -6,6 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::StoreFactory;
+pub use super::hook_cases::{
+    a_refused_send_stores_nothing_and_answers_the_hooks_code,
+    a_rewritten_body_is_what_history_shows,
+    a_send_hook_out_of_time_refuses_or_allows_as_configured,
+    after_commit_never_delays_a_send_and_hears_each_event_once,
+};
 use super::state_machine::ManualClock;
 use crate::data::{Epoch, Membership};
 use crate::feed::{Cursor, EventData, ResetReason, Start};
@@ -14,33 +20,38 @@ use crate::{
     JoinPolicy, Limits, Message, Outcome, Retention, Role, SendRequest, Store, UserId,
 };
 
-fn uid(s: &str) -> UserId {
+pub(crate) fn uid(s: &str) -> UserId {
     UserId::new(s).expect("valid test id")
 }
 
-fn gid(s: &str) -> GroupId {
+pub(crate) fn gid(s: &str) -> GroupId {
     GroupId::new(s).expect("valid test id")
 }
 
-fn conv(s: &str) -> ConversationId {
+pub(crate) fn conv(s: &str) -> ConversationId {
     s.parse().expect("valid test conversation")
 }
 
-fn body(n: usize) -> Body {
+pub(crate) fn body(n: usize) -> Body {
     Body::new(&format!(r#"{{"n":{n}}}"#), 1024).expect("valid test body")
 }
 
-fn me(s: &str) -> Actor {
+pub(crate) fn me(s: &str) -> Actor {
     Actor::user(uid(s))
 }
 
-fn root() -> Actor {
+pub(crate) fn root() -> Actor {
     Actor::admin(uid("root"))
+}
+
+/// The first page of a list, as large as it may be.
+pub(super) fn all() -> crate::ListQuery {
+    crate::ListQuery::first(crate::LIST_PAGE_MAX)
 }
 
 /// A store from `F` under an engine with `config` and a manual clock at 1,
 /// with users alice, bob and carol.
-async fn fixture_with<F: StoreFactory>(
+pub(super) async fn fixture_with<F: StoreFactory>(
     config: Config,
 ) -> (Engine<F::Store>, F::Data, Arc<ManualClock>) {
     let (store, data) = F::open().await;
@@ -65,12 +76,12 @@ fn config() -> Config {
     }
 }
 
-async fn fixture<F: StoreFactory>() -> (Engine<F::Store>, F::Data) {
+pub(super) async fn fixture<F: StoreFactory>() -> (Engine<F::Store>, F::Data) {
     let (engine, data, _) = fixture_with::<F>(config()).await;
     (engine, data)
 }
 
-async fn send<S: Store>(engine: &Engine<S>, from: &str, c: &str, n: usize) -> Message {
+pub(super) async fn send<S: Store>(engine: &Engine<S>, from: &str, c: &str, n: usize) -> Message {
     engine
         .send(&me(from), &conv(c), SendRequest::new(body(n)))
         .await
@@ -82,12 +93,12 @@ fn seqs(messages: &[Message]) -> Vec<u64> {
     messages.iter().map(|m| m.seq).collect()
 }
 
-fn kind<T: std::fmt::Debug>(r: Result<T, crate::Error>) -> ErrorKind {
+pub(crate) fn kind<T: std::fmt::Debug>(r: Result<T, crate::Error>) -> ErrorKind {
     r.expect_err("expected an error").kind()
 }
 
 /// All message events in `user`'s feed, as (conversation, seq).
-async fn feed_messages<S: Store>(engine: &Engine<S>, user: &str) -> Vec<(String, u64)> {
+pub(crate) async fn feed_messages<S: Store>(engine: &Engine<S>, user: &str) -> Vec<(String, u64)> {
     let poll = engine
         .feed(&me(user), Start::Oldest, 100_000)
         .await
@@ -352,11 +363,15 @@ pub async fn group_policy_and_owner_rules<F: StoreFactory>() {
         kind(engine.join(&me("bob"), &g, &uid("carol")).await),
         ErrorKind::Forbidden
     );
-    let members = engine.members(&me("bob"), &g).await.unwrap();
-    let roles: Vec<_> = members.iter().map(|m| (m.id.as_str(), m.role)).collect();
+    let members = engine.members(&me("bob"), &g, &all()).await.unwrap();
+    let roles: Vec<_> = members
+        .items
+        .iter()
+        .map(|m| (m.id.as_str(), m.role))
+        .collect();
     assert_eq!(roles, [("alice", Role::Owner), ("bob", Role::Member)]);
     assert_eq!(
-        kind(engine.members(&me("carol"), &g).await),
+        kind(engine.members(&me("carol"), &g, &all()).await),
         ErrorKind::Forbidden
     );
     assert_eq!(
@@ -774,11 +789,11 @@ pub async fn contacts_linked_in_one_millisecond_list_newest_first<F: StoreFactor
     let ids = |list: Vec<crate::ContactView>| -> Vec<String> {
         list.into_iter().map(|c| c.id.to_string()).collect()
     };
-    let list = engine.contacts(&me("alice")).await.unwrap();
+    let list = engine.contacts(&me("alice"), &all()).await.unwrap().items;
     assert_eq!(ids(list), ["aaron", "bob", "carol"]);
     engine.unlink(&me("alice"), &uid("carol")).await.unwrap();
     engine.link(&me("alice"), &uid("carol")).await.unwrap();
-    let list = engine.contacts(&me("alice")).await.unwrap();
+    let list = engine.contacts(&me("alice"), &all()).await.unwrap().items;
     assert_eq!(ids(list), ["carol", "aaron", "bob"]);
 }
 
@@ -1214,10 +1229,21 @@ pub async fn everything_survives_reopen<F: StoreFactory>() {
         let a = me(u);
         [
             (a.clone(), Command::User { id: a.user.clone() }),
-            (a.clone(), Command::Contacts),
+            (a.clone(), Command::Contacts { query: all() }),
             (a.clone(), Command::Group { id: g.clone() }),
-            (root(), Command::Members { id: g.clone() }),
-            (a.clone(), Command::Conversations { limit: None }),
+            (
+                root(),
+                Command::Members {
+                    id: g.clone(),
+                    query: all(),
+                },
+            ),
+            (
+                a.clone(),
+                Command::Conversations {
+                    query: crate::ListQuery::default(),
+                },
+            ),
             (
                 a.clone(),
                 Command::Feed {
@@ -1288,4 +1314,17 @@ pub async fn everything_survives_reopen<F: StoreFactory>() {
         2,
         "numbering continues"
     );
+}
+
+/// An erased user's suspension goes with it: a new user of that id may act.
+pub async fn an_erased_users_suspension_goes_with_it<F: StoreFactory>() {
+    let (engine, _data) = fixture::<F>().await;
+    engine.suspend(&root(), &uid("carol"), true).await.unwrap();
+    engine.erase(&root(), &uid("carol")).await.unwrap();
+    engine
+        .put_user(&root(), &uid("carol"), Default::default())
+        .await
+        .unwrap();
+    let list = engine.execute(&me("carol"), Command::Blocks).await;
+    assert!(list.is_ok(), "the new carol is refused: {list:?}");
 }

@@ -10,17 +10,21 @@
 //! im_engine::store_conformance_tests!(Sled);
 //! ```
 //!
-//! That gives one test per case of [`conformance`], the model-based property
-//! test of [`model`], the subscription property test of [`subscription`]
-//! and the store-level comparison with `MemoryStore` of [`comparison`],
+//! That gives one test per case of [`conformance`] and [`accounts`], the
+//! model-based property test of [`model`], the subscription property test
+//! of [`subscription`] and the store-level comparison with `MemoryStore` of [`comparison`],
 //! each against fresh stores from the factory.
 //!
 //! `PROPTEST_CASES` sets how many cases the property tests run (default in
 //! [`cases`]).
 
+pub mod accounts;
 pub mod comparison;
 pub mod conformance;
+pub mod export;
+mod hook_cases;
 pub mod model;
+pub mod paging;
 pub mod signals;
 pub mod state_machine;
 pub mod subscription;
@@ -82,7 +86,12 @@ pub fn cases(default: u32) -> u32 {
 #[macro_export]
 macro_rules! store_conformance_tests {
     ($f:ty) => {
-        $crate::store_conformance_tests!(@async $f;
+        $crate::store_conformance_tests!(@async $f, accounts;
+            passwords_are_set_and_checked,
+            a_field_patch_keeps_the_password,
+            private_fields_are_shown_to_the_user_and_admins,
+        );
+        $crate::store_conformance_tests!(@async $f, conformance;
             users_are_created_by_admins_and_merged,
             direct_messages_are_numbered_and_paged,
             client_id_makes_sends_idempotent,
@@ -95,10 +104,15 @@ macro_rules! store_conformance_tests {
             concurrent_sends_get_dense_seqs,
             membership_changes_are_ordered_with_sends,
             blocks_and_bans_are_decided_at_the_commit,
+            an_erased_users_suspension_goes_with_it,
             contacts_linked_in_one_millisecond_list_newest_first,
             a_deleted_body_is_nowhere,
             live_stream_switches_from_replay_without_gap,
             everything_survives_reopen,
+            a_refused_send_stores_nothing_and_answers_the_hooks_code,
+            a_rewritten_body_is_what_history_shows,
+            a_send_hook_out_of_time_refuses_or_allows_as_configured,
+            after_commit_never_delays_a_send_and_hears_each_event_once,
         );
         $crate::store_conformance_tests!(@signals $f;
             followers_follow_contact_changes,
@@ -112,6 +126,16 @@ macro_rules! store_conformance_tests {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn random_writes_read_back_like_memory_store() {
             $crate::testing::comparison::random_writes_read_back_like_memory_store::<$f>().await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn export_and_import_round_trip() {
+            $crate::testing::export::export_and_import_round_trip::<$f>().await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn lists_page_with_cursors() {
+            $crate::testing::paging::lists_page_with_cursors::<$f>().await;
         }
 
         #[test]
@@ -132,11 +156,11 @@ macro_rules! store_conformance_tests {
             }
         )*
     };
-    (@async $f:ty; $($case:ident,)*) => {
+    (@async $f:ty, $module:ident; $($case:ident,)*) => {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $case() {
-                $crate::testing::conformance::$case::<$f>().await;
+                $crate::testing::$module::$case::<$f>().await;
             }
         )*
     };

@@ -8,12 +8,13 @@ use crate::command::{Command, Outcome};
 use crate::data::{Epoch, Membership};
 use crate::engine::{Actor, Limits};
 use crate::feed::{Cursor, Delivered, EventData, EventPage, ResetReason, Start};
+use crate::page::{self, LIST_PAGE_DEFAULT, LIST_PAGE_MAX, Page};
 use crate::{
     Contact, ContactNews, ContactView, ConvEntry, ConversationId, ConversationView, ErrorKind,
     Event, GroupId, GroupView, HistoryPage, JoinPolicy, JoinRequest, Marked, Member, Message,
     ReactionChange, ReadState, Role, Seq, Timestamp, UserId,
 };
-use crate::{Group, Profile};
+use crate::{Group, Password, Profile};
 
 /// The epoch the model writes in its cursors; the test maps the store's own
 /// to it before comparing.
@@ -47,6 +48,7 @@ pub struct Model {
     /// Events kept per feed.
     pub keep: u64,
     users: BTreeMap<UserId, Profile>,
+    passwords: BTreeMap<UserId, Password>,
     contacts: BTreeMap<UserId, BTreeMap<UserId, Contact>>,
     groups: BTreeMap<GroupId, Group>,
     members: BTreeMap<GroupId, BTreeMap<UserId, Member>>,
@@ -57,6 +59,9 @@ pub struct Model {
     bans: BTreeMap<GroupId, BTreeMap<UserId, Timestamp>>,
     blocks: BTreeMap<UserId, BTreeMap<UserId, Timestamp>>,
     suspended: BTreeSet<UserId>,
+    /// What the last command committed, each event once: `(user, ts,
+    /// event)` with the user only for the events of one user's feed.
+    committed: Vec<(Option<UserId>, Timestamp, Event)>,
 }
 
 fn err<T>(kind: ErrorKind) -> Result<T, ErrorKind> {
@@ -71,6 +76,7 @@ impl Model {
             limits,
             keep,
             users: BTreeMap::new(),
+            passwords: BTreeMap::new(),
             contacts: BTreeMap::new(),
             groups: BTreeMap::new(),
             members: BTreeMap::new(),
@@ -81,7 +87,15 @@ impl Model {
             bans: BTreeMap::new(),
             blocks: BTreeMap::new(),
             suspended: BTreeSet::new(),
+            committed: Vec::new(),
         }
+    }
+
+    /// The events the last command committed, each once, as an
+    /// after-commit hook should hear of them: `(user, ts, event)`, `user`
+    /// set only for the events of one user's feed.
+    pub fn committed(&self) -> &[(Option<UserId>, Timestamp, Event)] {
+        &self.committed
     }
 
     /// The ids of every user created so far.
@@ -108,6 +122,13 @@ impl Model {
     }
 
     fn push_event(&mut self, user: &UserId, event: Event) {
+        // A conversation's or group's event is one event however many feeds
+        // get it; a user's own event is that user's.
+        let owner = (!crate::Committed::is_shared(&event)).then(|| user.clone());
+        let once = (owner, self.now, event.clone());
+        if once.0.is_some() || !self.committed.contains(&once) {
+            self.committed.push(once);
+        }
         let (now, keep) = (self.now, self.keep);
         let feed = self.feeds.entry(user.clone()).or_default();
         feed.head += 1;
@@ -266,6 +287,7 @@ impl Model {
 
     /// Applies one command as `actor`, as the engine should.
     pub fn apply(&mut self, actor: &Actor, command: &Command) -> Answer {
+        self.committed.clear();
         if self.suspended.contains(&actor.user) {
             return err(ErrorKind::Forbidden);
         }
@@ -297,10 +319,32 @@ impl Model {
             }
             Command::User { id } => {
                 let mut p = self.users.get(id).cloned().ok_or(ErrorKind::NotFound)?;
+                if !(actor.admin || me == id) {
+                    p.fields.retain(|name, _| !name.starts_with('_'));
+                }
                 if actor.admin {
                     p.suspended = Some(self.suspended.contains(id));
                 }
                 Ok(Outcome::Profile(p, false))
+            }
+            Command::SetPassword {
+                id,
+                password,
+                old_password,
+            } => {
+                if !password.is_acceptable() {
+                    return err(ErrorKind::Invalid);
+                }
+                self.user_exists(id)?;
+                let old_ok = match self.passwords.get(id) {
+                    Some(current) => old_password.as_ref() == Some(current),
+                    None => true,
+                };
+                if !(actor.admin || (me == id && old_ok)) {
+                    return err(ErrorKind::Forbidden);
+                }
+                self.passwords.insert(id.clone(), password.clone());
+                Ok(Outcome::NoContent)
             }
             Command::Link { id } => {
                 if me == id {
@@ -336,7 +380,9 @@ impl Model {
                 self.contacts.entry(me.clone()).or_default().remove(id);
                 Ok(Outcome::Done)
             }
-            Command::Contacts => {
+            Command::Contacts { query } => {
+                let limit = self.limit(query.limit, LIST_PAGE_DEFAULT, LIST_PAGE_MAX)?;
+                let after = page::contact_cursor(query.after.as_deref()).map_err(|e| e.kind())?;
                 self.user_exists(me)?;
                 let mut list: Vec<_> = self
                     .contacts
@@ -344,15 +390,15 @@ impl Model {
                     .map(|s| s.values().cloned().collect())
                     .unwrap_or_default();
                 list.sort_by(Contact::newest_first);
-                Ok(Outcome::Contacts(
-                    list.into_iter()
-                        .map(|c| ContactView {
-                            id: c.id,
-                            since: c.since,
-                            online: false,
-                        })
-                        .collect(),
-                ))
+                let start = after.map_or(0, |a| {
+                    list.partition_point(|c| Contact::newest_first(c, &a).is_le())
+                });
+                let page = model_page(list, start, limit, page::contact_key);
+                Ok(Outcome::Contacts(page.map(|c| ContactView {
+                    id: c.id,
+                    since: c.since,
+                    online: false,
+                })))
             }
             Command::PutGroup {
                 id,
@@ -433,9 +479,11 @@ impl Model {
                 self.group_of(id)?;
                 Ok(Outcome::Group(self.group_view(id), false))
             }
-            Command::Members { id } => {
+            Command::Members { id, query } => {
+                let limit = self.limit(query.limit, LIST_PAGE_DEFAULT, LIST_PAGE_MAX)?;
+                let after = page::member_cursor(query.after.as_deref()).map_err(|e| e.kind())?;
                 self.group_of(id)?;
-                let mut list: Vec<Member> = self
+                let list: Vec<Member> = self
                     .members
                     .get(id)
                     .map(|m| m.values().cloned().collect())
@@ -443,8 +491,11 @@ impl Model {
                 if !actor.admin && !list.iter().any(|m| m.id == *me) {
                     return err(ErrorKind::Forbidden);
                 }
-                list.sort_by(|a, b| (a.since, &a.id).cmp(&(b.since, &b.id)));
-                Ok(Outcome::Members(list))
+                // The map is keyed by user id: already in page order.
+                let start = after.map_or(0, |a| list.partition_point(|m| m.id <= a));
+                Ok(Outcome::Members(model_page(list, start, limit, |m| {
+                    m.id.to_string()
+                })))
             }
             Command::Join { group, user } => {
                 let g = self.group_of(group)?;
@@ -619,7 +670,8 @@ impl Model {
                 } else {
                     self.suspended.remove(id);
                 }
-                Ok(Outcome::Done)
+                // The profile as an admin sees it.
+                self.apply_unsuspended(actor, &Command::User { id: id.clone() })
             }
             Command::Erase { id } => self.erase(actor, id),
             Command::Send {
@@ -788,8 +840,9 @@ impl Model {
                     unread: last - seq,
                 }))
             }
-            Command::Conversations { limit } => {
-                let limit = self.limit(*limit, 50, self.limits.page)?;
+            Command::Conversations { query } => {
+                let limit = self.limit(query.limit, 50, self.limits.page)?;
+                let after = page::entry_cursor(query.after.as_deref()).map_err(|e| e.kind())?;
                 self.user_exists(me)?;
                 let mut list: Vec<ConvEntry> = self
                     .entries
@@ -799,24 +852,23 @@ impl Model {
                 list.sort_by(|a, b| {
                     (b.activity, &a.conversation).cmp(&(a.activity, &b.conversation))
                 });
-                list.truncate(limit);
-                Ok(Outcome::Conversations(
-                    list.into_iter()
-                        .map(|e| {
-                            let log = self.logs.get(&e.conversation);
-                            let last = log.and_then(|l| l.last()).cloned();
-                            let last_seq = last.as_ref().map_or(0, |m| m.seq);
-                            ConversationView {
-                                id: e.conversation.clone(),
-                                kind: e.conversation.kind(),
-                                with: e.conversation.with(me).to_owned(),
-                                last,
-                                unread: last_seq - e.read_seq,
-                                read_seq: e.read_seq,
-                            }
-                        })
-                        .collect(),
-                ))
+                let start = after.map_or(0, |(at, id)| {
+                    list.partition_point(|e| (at, &e.conversation) <= (e.activity, &id))
+                });
+                let page = model_page(list, start, limit, page::entry_key);
+                Ok(Outcome::Conversations(page.map(|e| {
+                    let log = self.logs.get(&e.conversation);
+                    let last = log.and_then(|l| l.last()).cloned();
+                    let last_seq = last.as_ref().map_or(0, |m| m.seq);
+                    ConversationView {
+                        id: e.conversation.clone(),
+                        kind: e.conversation.kind(),
+                        with: e.conversation.with(me).to_owned(),
+                        last,
+                        unread: last_seq - e.read_seq,
+                        read_seq: e.read_seq,
+                    }
+                })))
             }
             Command::Feed { start, limit } => Ok(Outcome::Feed(self.feed(me, *start, *limit))),
             Command::Typing { conversation, .. } => {
@@ -1012,6 +1064,7 @@ impl Model {
         self.blocks.remove(id);
         self.suspended.remove(id);
         self.users.remove(id);
+        self.passwords.remove(id);
         if let Some(feed) = self.feeds.get_mut(id) {
             feed.trimmed = feed.head;
             feed.events.clear();
@@ -1127,5 +1180,23 @@ impl Model {
             .get(user)
             .and_then(|f| f.events.back())
             .map(|e| e.ts)
+    }
+}
+
+/// `limit` items of the sorted `list` from `start`, with the cursor of the
+/// last when more follow.
+fn model_page<T>(list: Vec<T>, start: usize, limit: usize, key: fn(&T) -> String) -> Page<T> {
+    let rest = list.len().saturating_sub(start);
+    let items: Vec<T> = list.into_iter().skip(start).take(limit).collect();
+    let has_more = rest > limit;
+    let next = if has_more {
+        items.last().map(key)
+    } else {
+        None
+    };
+    Page {
+        items,
+        has_more,
+        next,
     }
 }

@@ -3,8 +3,8 @@
 //! comparing every answer and, after every step, every user's conversation
 //! list (unread counts, order), feed and every conversation's history.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, TestRunner};
@@ -17,8 +17,8 @@ use crate::data::Epoch;
 use crate::engine::{Actor, Clock, Config, Engine, Limits, Retention};
 use crate::feed::{Cursor, Start};
 use crate::{
-    Body, ConversationId, ErrorKind, GroupId, HistoryQuery, JoinPolicy, SendRequest, Store,
-    Timestamp, UserId,
+    Body, Committed, ConversationId, ErrorKind, Event, GroupId, HistoryQuery, HookFuture, Hooks,
+    JoinPolicy, ListQuery, Password, SendRequest, Store, Timestamp, UserId,
 };
 
 /// The users commands name; `u9` is never created.
@@ -119,11 +119,17 @@ fn conversation() -> impl Strategy<Value = ConversationId> {
 }
 
 fn patch() -> impl Strategy<Value = crate::FieldPatch> {
-    let name = prop::sample::select(vec!["name", "bio", "x", "y", ""]).prop_map(String::from);
+    let name = prop::sample::select(vec!["name", "bio", "x", "_p", ""]).prop_map(String::from);
     let value = prop::option::of(
         prop::sample::select(vec!["a", "bb", "much-too-long"]).prop_map(String::from),
     );
     prop::collection::btree_map(name, value, 0..3)
+}
+
+/// Two passwords and one too short. Each use costs an Argon2 hash or two,
+/// so they come seldom.
+fn password() -> impl Strategy<Value = Password> {
+    prop::sample::select(vec!["password1", "password2", "short"]).prop_map(Password::new)
 }
 
 fn body() -> impl Strategy<Value = Body> {
@@ -170,19 +176,33 @@ fn start() -> impl Strategy<Value = Start> {
     ]
 }
 
+/// A list page: small limits (0 is refused), and cursors of every list's
+/// shape, some well formed for the list asked, some not.
+fn list_query() -> impl Strategy<Value = ListQuery> {
+    let after = prop_oneof![
+        2 => Just(None),
+        1 => user().prop_map(|u| Some(u.to_string())),
+        1 => (0..4u64, 0..3u64, user()).prop_map(|(t, o, u)| Some(format!("{t}:{o}:{u}"))),
+        1 => (0..4u64, conversation()).prop_map(|(t, c)| Some(format!("{t}:{c}"))),
+    ];
+    (after, prop::option::of(0..4usize)).prop_map(|(after, limit)| ListQuery { after, limit })
+}
+
 fn command() -> impl Strategy<Value = Command> {
     let seq = || prop::option::of(0..8u64);
     let limit = || prop::option::of(0..6usize);
     prop_oneof![
         2 => (user(), patch()).prop_map(|(id, fields)| Command::PutUser { id, fields }),
-        1 => user().prop_map(|id| Command::User { id }),
+        2 => user().prop_map(|id| Command::User { id }),
+        1 => (user(), password(), prop::option::of(password()))
+            .prop_map(|(id, password, old_password)| Command::SetPassword { id, password, old_password }),
         2 => user().prop_map(|id| Command::Link { id }),
         1 => user().prop_map(|id| Command::Unlink { id }),
-        1 => Just(Command::Contacts),
+        1 => list_query().prop_map(|query| Command::Contacts { query }),
         2 => (group(), patch(), prop::option::of(join_policy()), prop::option::weighted(0.2, user()))
             .prop_map(|(id, fields, join, owner)| Command::PutGroup { id, fields, join, owner }),
         1 => group().prop_map(|id| Command::Group { id }),
-        1 => group().prop_map(|id| Command::Members { id }),
+        1 => (group(), list_query()).prop_map(|(id, query)| Command::Members { id, query }),
         3 => (group(), user()).prop_map(|(group, user)| Command::Join { group, user }),
         2 => (group(), user()).prop_map(|(group, user)| Command::Leave { group, user }),
         10 => (conversation(), send_request()).prop_map(|(conversation, request)| Command::Send { conversation, request }),
@@ -192,7 +212,7 @@ fn command() -> impl Strategy<Value = Command> {
         }),
         1 => (conversation(), 0..6u64).prop_map(|(conversation, seq)| Command::Message { conversation, seq }),
         3 => (conversation(), seq()).prop_map(|(conversation, seq)| Command::MarkRead { conversation, seq }),
-        2 => limit().prop_map(|limit| Command::Conversations { limit }),
+        2 => list_query().prop_map(|query| Command::Conversations { query }),
         3 => (start(), 1..8usize).prop_map(|(start, limit)| Command::Feed { start, limit }),
         2 => (conversation(), 0..6u64, body()).prop_map(|(conversation, seq, body)| Command::Edit { conversation, seq, body }),
         2 => (conversation(), 0..6u64).prop_map(|(conversation, seq)| Command::Delete { conversation, seq }),
@@ -243,8 +263,26 @@ impl ReferenceStateMachine for Reference {
     }
 
     fn transitions(state: &State) -> BoxedStrategy<Transition> {
+        // A user's own profile (with private fields, which others must
+        // not see) and password: random actors rarely name themselves.
+        let own_profile = (user(), patch()).prop_map(|(id, fields)| {
+            Transition::Do(Actor::user(id.clone()), Command::PutUser { id, fields })
+        });
+        let own_password = (user(), password(), prop::option::of(password())).prop_map(
+            |(id, password, old_password)| {
+                let actor = Actor::user(id.clone());
+                let command = Command::SetPassword {
+                    id,
+                    password,
+                    old_password,
+                };
+                Transition::Do(actor, command)
+            },
+        );
         let random = prop_oneof![
             30 => (actor(), command()).prop_map(|(a, c)| Transition::Do(a, c)),
+            2 => own_profile,
+            3 => own_password,
             2 => (0..3u64).prop_map(Transition::Tick),
             1 => Just(Transition::Reopen),
         ];
@@ -315,12 +353,31 @@ impl Clock for ManualClock {
     }
 }
 
+/// An after-commit hook that keeps every event it hears of.
+#[derive(Debug, Default)]
+pub struct Recorder(Mutex<Vec<Committed>>);
+
+impl Recorder {
+    /// Every event heard of since the last call.
+    pub fn take(&self) -> Vec<Committed> {
+        std::mem::take(&mut *self.0.lock().expect("not poisoned"))
+    }
+}
+
+impl Hooks for Recorder {
+    fn after_commit<'a>(&'a self, event: &'a Committed) -> HookFuture<'a, ()> {
+        self.0.lock().expect("not poisoned").push(event.clone());
+        Box::pin(std::future::ready(()))
+    }
+}
+
 /// The engine under test, over a store from `F`.
 pub struct System<F: StoreFactory> {
     rt: tokio::runtime::Runtime,
     engine: Option<Engine<F::Store>>,
     data: F::Data,
     clock: Arc<ManualClock>,
+    recorder: Arc<Recorder>,
 }
 
 impl<F: StoreFactory> std::fmt::Debug for System<F> {
@@ -334,6 +391,37 @@ impl<F: StoreFactory> std::fmt::Debug for System<F> {
 impl<F: StoreFactory> System<F> {
     fn engine(&self) -> &Engine<F::Store> {
         self.engine.as_ref().expect("engine is open")
+    }
+
+    fn open(&self, store: F::Store) -> Engine<F::Store> {
+        Engine::builder(store)
+            .config(engine_config())
+            .clock(self.clock.clone())
+            .hooks(self.recorder.clone())
+            .build()
+    }
+
+    /// What the after-commit hook heard of since the last call, as
+    /// `(user, ts, event)` in a canonical order, each message event checked
+    /// to carry its message.
+    fn heard(&self) -> Vec<(Option<UserId>, Timestamp, Event)> {
+        self.rt.block_on(self.engine().drain_hooks());
+        let mut heard: Vec<_> = self
+            .recorder
+            .take()
+            .into_iter()
+            .map(|c| {
+                if let Event::Message { conversation, seq } | Event::Edit { conversation, seq } =
+                    &c.event
+                {
+                    let m = c.message.as_ref().expect("a message event carries it");
+                    assert_eq!((&m.conversation, m.seq), (conversation, *seq));
+                }
+                (c.user, c.ts, c.event)
+            })
+            .collect();
+        canonical(&mut heard);
+        heard
     }
 
     fn run(&self, actor: &Actor, command: Command) -> Result<Outcome, ErrorKind> {
@@ -352,6 +440,12 @@ fn engine_config() -> Config {
         retention: Retention {
             events: Some(KEEP),
             age: None,
+        },
+        // Cheap hashes: the sequences set and check many passwords.
+        password_cost: crate::PasswordCost {
+            memory_kib: 64,
+            passes: 1,
+            lanes: 1,
         },
         ..Config::default()
     }
@@ -401,6 +495,12 @@ fn to_model_epoch(outcome: Outcome, epoch: Epoch) -> Outcome {
     }
 }
 
+/// Sorts events of one step, whose order among themselves the engine and
+/// the model need not share.
+fn canonical(events: &mut [(Option<UserId>, Timestamp, Event)]) {
+    events.sort_by_cached_key(|e| format!("{e:?}"));
+}
+
 /// The system side of the state machine, generic over the store factory.
 #[derive(Debug)]
 pub struct EngineTest<F>(std::marker::PhantomData<F>);
@@ -415,19 +515,20 @@ impl<F: StoreFactory> StateMachineTest for EngineTest<F> {
             .build()
             .expect("a runtime");
         let (store, data) = rt.block_on(F::open());
-        let clock = Arc::new(ManualClock::default());
-        let engine = Engine::with_clock(store, engine_config(), clock.clone());
-        let sys = System {
+        let mut sys = System {
             rt,
-            engine: Some(engine),
+            engine: None,
             data,
-            clock,
+            clock: Arc::new(ManualClock::default()),
+            recorder: Arc::default(),
         };
+        sys.engine = Some(sys.open(store));
         sys.clock.set(1);
         for (actor, command) in setup() {
             sys.run(&actor, command)
                 .expect("setup succeeds on the store");
         }
+        sys.heard();
         sys.clock.set(state.model.now);
         sys
     }
@@ -439,15 +540,24 @@ impl<F: StoreFactory> StateMachineTest for EngineTest<F> {
                 let got = sys.run(&actor, command.clone());
                 let want = state.last.as_ref().expect("the model answered");
                 assert_eq!(&got, want, "{actor:?} ran {command:?}");
+                // The after-commit hook heard of each event once.
+                let mut committed = state.model.committed().to_vec();
+                canonical(&mut committed);
+                assert_eq!(
+                    sys.heard(),
+                    committed,
+                    "{actor:?} ran {command:?}: the after-commit hook heard"
+                );
             }
             Transition::Tick(_) => {}
             Transition::Reopen => {
+                assert_eq!(sys.heard(), [], "events without a command");
                 let engine = sys.engine.take().expect("engine is open");
                 let store = engine
                     .try_into_store()
                     .expect("no other engine handle is alive");
                 let store = sys.rt.block_on(F::reopen(store, &sys.data));
-                let engine = Engine::with_clock(store, engine_config(), sys.clock.clone());
+                let engine = sys.open(store);
                 // What a server does when it starts.
                 sys.rt
                     .block_on(engine.refresh_suspensions())
@@ -461,22 +571,38 @@ impl<F: StoreFactory> StateMachineTest for EngineTest<F> {
     fn check_invariants(sys: &System<F>, state: &State) {
         F::check(sys.engine().store());
         let mut model = state.model.clone();
-        for u in USERS.map(uid) {
+        let users = USERS.map(uid);
+        for (i, u) in users.iter().enumerate() {
             let me = Actor::user(u.clone());
-            for command in [
-                Command::Conversations { limit: Some(4) },
-                Command::Feed {
-                    start: Start::Oldest,
-                    limit: 100,
-                },
-            ] {
-                let want = model.apply(&me, &command);
-                assert_eq!(
-                    sys.run(&me, command.clone()),
-                    want,
-                    "{me:?} ran {command:?}"
-                );
-            }
+            // The next user's profile: private fields stay hidden.
+            let next = users[(i + 1) % users.len()].clone();
+            let command = Command::User { id: next };
+            let want = model.apply(&me, &command);
+            assert_eq!(
+                sys.run(&me, command.clone()),
+                want,
+                "{me:?} ran {command:?}"
+            );
+            walk_pages(sys, &mut model, &me, |query| Command::Conversations {
+                query,
+            });
+            walk_pages(sys, &mut model, &me, |query| Command::Contacts { query });
+            let command = Command::Feed {
+                start: Start::Oldest,
+                limit: 100,
+            };
+            let want = model.apply(&me, &command);
+            assert_eq!(
+                sys.run(&me, command.clone()),
+                want,
+                "{me:?} ran {command:?}"
+            );
+        }
+        for g in GROUPS.map(|g| GroupId::new(g).expect("valid test id")) {
+            walk_pages(sys, &mut model, &root(), |query| Command::Members {
+                id: g.clone(),
+                query,
+            });
         }
         for conversation in model.conversation_ids() {
             let command = Command::History {
@@ -519,4 +645,34 @@ pub fn run<F: StoreFactory>() {
     if let Err(e) = result {
         panic!("the store disagrees with the model: {e}");
     }
+}
+
+/// Reads a whole list two items a page, following `next`, from the store
+/// and the model, and checks every page is the same.
+fn walk_pages<F: StoreFactory>(
+    sys: &System<F>,
+    model: &mut Model,
+    actor: &Actor,
+    command: impl Fn(ListQuery) -> Command,
+) {
+    let mut after = None;
+    for _ in 0..100 {
+        let c = command(ListQuery {
+            after: after.take(),
+            limit: Some(2),
+        });
+        let want = model.apply(actor, &c);
+        let got = sys.run(actor, c.clone());
+        assert_eq!(got, want, "{actor:?} ran {c:?}");
+        after = match got {
+            Ok(Outcome::Conversations(p)) => p.next,
+            Ok(Outcome::Contacts(p)) => p.next,
+            Ok(Outcome::Members(p)) => p.next,
+            _ => None,
+        };
+        if after.is_none() {
+            return;
+        }
+    }
+    panic!("{actor:?} paged 100 times without reaching the end");
 }

@@ -10,6 +10,10 @@ use std::time::Duration;
 
 #[path = "im-http/protection.rs"]
 mod protection;
+#[path = "im-http/send_hook.rs"]
+mod send_hook;
+#[path = "im-http/snapshot.rs"]
+mod snapshot;
 
 use clap::{Args, Parser, Subcommand};
 use im_engine::{Engine, Limits, MemoryStore, Retention, Store, UserId};
@@ -31,6 +35,11 @@ enum Command {
     /// Print a token signed with the server's secret, e.g.
     /// `TOKEN=$(im-http token alice)`.
     Token(TokenArgs),
+    /// Write a stopped server's store as JSON Lines (a running server's:
+    /// `GET /v1/admin/export`).
+    Export(snapshot::ExportArgs),
+    /// Load an export into an empty store of any kind.
+    Import(snapshot::ImportArgs),
 }
 
 /// Where the data lives.
@@ -186,6 +195,10 @@ struct Serve {
     /// polling /readyz sends new clients elsewhere first.
     #[arg(long, env = "IM_SHUTDOWN_DELAY_SECS", default_value_t = 0)]
     shutdown_delay_secs: u64,
+    /// How long a token that `POST /v1/login` answers is valid, e.g. `24h`,
+    /// `30m`, `7days`.
+    #[arg(long, env = "IM_LOGIN_TTL", default_value = "24h", value_parser = humantime::parse_duration)]
+    login_ttl: Duration,
     /// Seconds open requests get to finish on shutdown.
     #[arg(long, env = "IM_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     shutdown_grace_secs: u64,
@@ -225,6 +238,8 @@ struct Serve {
     log_format: LogFormat,
     #[command(flatten)]
     protection: protection::ProtectionArgs,
+    #[command(flatten)]
+    send_hook: send_hook::SendHookArgs,
 }
 
 /// How log lines are written (to stderr).
@@ -275,6 +290,8 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Export(args) => offline("export", snapshot::export(args)),
+        Command::Import(args) => offline("import", snapshot::import(args)),
         Command::Serve(args) => {
             init_logs(args.log_format);
             let runtime = match tokio::runtime::Runtime::new() {
@@ -296,6 +313,24 @@ fn main() -> ExitCode {
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Runs `export` or `import` to its end: the count of records on stderr,
+/// or the error.
+fn offline(name: &str, task: impl Future<Output = Result<u64, BoxError>>) -> ExitCode {
+    let done = tokio::runtime::Runtime::new()
+        .map_err(BoxError::from)
+        .and_then(|rt| rt.block_on(task));
+    match done {
+        Ok(n) => {
+            eprintln!("im-http {name}: {n} records");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("im-http {name}: {}", ErrorChain(e.as_ref()));
+            ExitCode::FAILURE
+        }
+    }
+}
 
 /// Logs to stderr, filtered by `RUST_LOG` (default `info`).
 fn init_logs(format: LogFormat) {
@@ -432,13 +467,16 @@ async fn serve(args: Serve) -> Result<(), BoxError> {
         },
         presence_grace: Duration::from_millis(args.presence_grace_ms),
         receipts_max_group: args.receipts_max_group,
+        hooks: args.send_hook.config(),
         ..im_engine::Config::default()
     };
+    let hooks = args.send_hook.hooks()?;
     let mut config = Config::new(secret);
     config.keep_alive = Duration::from_secs(args.keep_alive_secs.max(1));
     config.header_read_timeout = Duration::from_secs(args.header_timeout_secs.max(1));
     config.shutdown_delay = Duration::from_secs(args.shutdown_delay_secs);
     config.shutdown_grace = Duration::from_secs(args.shutdown_grace_secs);
+    config.login_ttl = args.login_ttl;
     args.protection.apply(&mut config);
     config.cors = im_http::Cors::allow(&args.cors_origin)?;
     config.trust_forwarded_for = args.trust_forwarded_for;
@@ -450,7 +488,14 @@ async fn serve(args: Serve) -> Result<(), BoxError> {
         tls: tls(&args)?,
     };
     match &args.store {
-        StoreSpec::Memory => run(listeners, MemoryStore::new(), engine_config, config).await,
+        StoreSpec::Memory => {
+            run(
+                listeners,
+                engine(MemoryStore::new(), engine_config, hooks),
+                config,
+            )
+            .await
+        }
         #[cfg(feature = "sled")]
         StoreSpec::Sled(dir) => {
             let mut sled_config = im_store_sled::SledConfig::new(dir.clone());
@@ -463,7 +508,7 @@ async fn serve(args: Serve) -> Result<(), BoxError> {
                 tokio::task::spawn_blocking(move || im_store_sled::SledStore::open(sled_config))
                     .await?
                     .map_err(|e| format!("cannot open the sled store: {}", ErrorChain(&e)))?;
-            run(listeners, store, engine_config, config).await
+            run(listeners, engine(store, engine_config, hooks), config).await
         }
         #[cfg(not(feature = "sled"))]
         StoreSpec::Sled(_) => Err("this build has no sled store (feature `sled`)".into()),
@@ -475,7 +520,7 @@ async fn serve(args: Serve) -> Result<(), BoxError> {
             let store = im_store_redis::RedisStore::open(redis_config)
                 .await
                 .map_err(|e| format!("cannot open the redis store: {}", ErrorChain(&e)))?;
-            run(listeners, store, engine_config, config).await
+            run(listeners, engine(store, engine_config, hooks), config).await
         }
         #[cfg(not(feature = "redis"))]
         StoreSpec::Redis(url) => {
@@ -557,13 +602,24 @@ async fn reload_on_sighup(certs: Certificates) {
     }
 }
 
+/// The engine over `store`, with the send hook if one is configured.
+fn engine<S: Store>(
+    store: S,
+    config: im_engine::Config,
+    hooks: Option<std::sync::Arc<dyn im_engine::Hooks>>,
+) -> Engine<S> {
+    Engine::builder(store)
+        .config(config)
+        .maybe_hooks(hooks)
+        .build()
+}
+
 async fn run<S: Store>(
     listeners: Listeners,
-    store: S,
-    engine_config: im_engine::Config,
+    engine: Engine<S>,
     config: Config,
 ) -> Result<(), BoxError> {
-    let app = App::new(Engine::with_config(store, engine_config), config);
+    let app = App::new(engine, config);
     if let Some(metrics) = listeners.metrics {
         let addr = metrics.local_addr()?;
         tracing::info!(metrics_listen = %addr, "serving /metrics without a token");

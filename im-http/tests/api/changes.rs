@@ -26,7 +26,8 @@ async fn events(c: &Client) -> Vec<Value> {
     r.json()["events"].as_array().unwrap().clone()
 }
 
-async fn messages_change_on_every_store<S: Store>(s: Server<S>) {
+async fn messages_change_on_every_store<S: Store>(store: S) {
+    let s = Server::start_on(store, |_, _| {}).await;
     let [alice, bob, carol] = s.users(["alice", "bob", "carol"]).await;
     assert_eq!(
         alice
@@ -168,44 +169,4 @@ async fn messages_change_on_every_store<S: Store>(s: Server<S>) {
     assert_eq!(list["conversations"][0]["unread"], 2);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn messages_change_on_memory() {
-    messages_change_on_every_store(Server::start().await).await;
-}
-
-#[cfg(feature = "sled")]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn messages_change_on_sled() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = crate::sled::open(dir.path()).await;
-    messages_change_on_every_store(Server::start_on(store, |_, _| {}).await).await;
-}
-
-#[cfg(feature = "redis")]
-mod redis {
-    use im_store_redis::testing::{shared_cluster_url, shared_url, skip, unique_prefix};
-    use im_store_redis::{RedisConfig, RedisStore};
-
-    use super::*;
-
-    async fn on(url: impl FnOnce() -> String) {
-        // Only when the person running the tests asked (IM_SKIP_REDIS=1).
-        if skip() {
-            return;
-        }
-        let store = RedisStore::open(RedisConfig::new(url()).prefix(unique_prefix()))
-            .await
-            .unwrap();
-        messages_change_on_every_store(Server::start_on(store, |_, _| {}).await).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn messages_change_on_one_redis() {
-        on(shared_url).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn messages_change_on_a_redis_cluster() {
-        on(shared_cluster_url).await;
-    }
-}
+crate::common::every_store!(on_every_store, super::messages_change_on_every_store);

@@ -45,16 +45,31 @@ impl<S: Store> Server<S> {
         store: S,
         tweak: impl FnOnce(&mut im_engine::Config, &mut Config),
     ) -> Self {
+        Self::start_hooked(store, None, tweak).await
+    }
+
+    /// A server whose engine has `hooks`.
+    pub async fn start_hooked(
+        store: S,
+        hooks: Option<std::sync::Arc<dyn im_engine::Hooks>>,
+        tweak: impl FnOnce(&mut im_engine::Config, &mut Config),
+    ) -> Self {
         let mut engine_config = im_engine::Config::default();
         let mut config = Config::new(SECRET);
         // These tests send in bursts; tests/hostile/ tests the rate limits.
         config.protection.send_rate = None;
         config.protection.stream_rate = None;
+        config.protection.login_rate_user = None;
+        config.protection.login_rate_addr = None;
         // Users go offline soon after their last stream closes; the
         // presence tests set their own grace.
         engine_config.presence_grace = Duration::from_millis(100);
         tweak(&mut engine_config, &mut config);
-        let app = App::new(Engine::with_config(store, engine_config), config);
+        let engine = Engine::builder(store)
+            .config(engine_config)
+            .maybe_hooks(hooks)
+            .build();
+        let app = App::new(engine, config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
@@ -569,3 +584,58 @@ pub fn spawn_serve(
         .expect("a socket address");
     (child, addr, log)
 }
+
+/// A Redis store under a fresh prefix at `url`, or `None` when the person
+/// running the tests asked to skip Redis (`IM_SKIP_REDIS=1`).
+#[cfg(feature = "redis")]
+#[allow(dead_code)]
+pub async fn redis_store(url: impl FnOnce() -> String) -> Option<im_store_redis::RedisStore> {
+    use im_store_redis::testing::{skip, unique_prefix};
+    if skip() {
+        return None;
+    }
+    let config = im_store_redis::RedisConfig::new(url()).prefix(unique_prefix());
+    Some(im_store_redis::RedisStore::open(config).await.unwrap())
+}
+
+/// A module `$name` of one test per store, each running `$scenario`
+/// (an `async fn` generic over the store, named as seen from inside the
+/// module) on memory, sled, one Redis and the Redis Cluster.
+#[allow(unused_macros)] // by the test binaries that share this file
+macro_rules! every_store {
+    ($name:ident, $scenario:path) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn memory() {
+                $scenario(im_engine::MemoryStore::new()).await;
+            }
+
+            #[cfg(feature = "sled")]
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sled() {
+                let dir = tempfile::tempdir().unwrap();
+                $scenario(crate::sled::open(dir.path()).await).await;
+            }
+
+            #[cfg(feature = "redis")]
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn one_redis() {
+                let url = im_store_redis::testing::shared_url;
+                if let Some(store) = crate::common::redis_store(url).await {
+                    $scenario(store).await;
+                }
+            }
+
+            #[cfg(feature = "redis")]
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn redis_cluster() {
+                let url = im_store_redis::testing::shared_cluster_url;
+                if let Some(store) = crate::common::redis_store(url).await {
+                    $scenario(store).await;
+                }
+            }
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use every_store;

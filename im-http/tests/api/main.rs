@@ -10,13 +10,17 @@ mod configuration;
 mod contacts;
 mod cors;
 mod events;
+mod export;
 mod groups;
+mod login;
 mod membership;
 mod messages;
 mod moderation;
 mod numbers;
 mod outage;
+mod paging;
 mod probes;
+mod send_hook;
 mod service;
 mod signals;
 #[cfg(all(feature = "cli", feature = "sled"))]

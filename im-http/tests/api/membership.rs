@@ -13,7 +13,8 @@ use crate::common::{Server, Sse, WAIT};
 /// message. The removed member's conversation list no longer shows the
 /// group, its feed holds no group message after its `left` event, and its
 /// stream, read up to that event, agrees with the feed.
-async fn a_removal_racing_sends_ends_the_members_view<S: Store>(s: Server<S>) {
+async fn a_removal_racing_sends_ends_the_members_view<S: Store>(store: S) {
+    let s = Server::start_on(store, |_, _| {}).await;
     let [alice, bob, carol, dave] = s.users(["alice", "bob", "carol", "dave"]).await;
     assert_eq!(alice.put("/v1/groups/g", json!({})).await.status, 201);
     for u in ["bob", "carol", "dave"] {
@@ -94,46 +95,7 @@ async fn a_removal_racing_sends_ends_the_members_view<S: Store>(s: Server<S>) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_removal_racing_sends_on_memory() {
-    a_removal_racing_sends_ends_the_members_view(Server::start().await).await;
-}
-
-#[cfg(feature = "sled")]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_removal_racing_sends_on_sled() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = crate::sled::open(dir.path()).await;
-    a_removal_racing_sends_ends_the_members_view(Server::start_on(store, |_, _| {}).await).await;
-}
-
-#[cfg(feature = "redis")]
-mod redis {
-    use im_store_redis::testing::{shared_cluster_url, shared_url, skip, unique_prefix};
-    use im_store_redis::{RedisConfig, RedisStore};
-
-    use super::*;
-
-    async fn on(url: impl FnOnce() -> String) {
-        // Only when the person running the tests asked (IM_SKIP_REDIS=1).
-        if skip() {
-            return;
-        }
-        let url = url();
-        let store = RedisStore::open(RedisConfig::new(url).prefix(unique_prefix()))
-            .await
-            .unwrap();
-        a_removal_racing_sends_ends_the_members_view(Server::start_on(store, |_, _| {}).await)
-            .await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_removal_racing_sends_on_one_redis() {
-        on(shared_url).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_removal_racing_sends_on_a_redis_cluster() {
-        on(shared_cluster_url).await;
-    }
-}
+crate::common::every_store!(
+    on_every_store,
+    super::a_removal_racing_sends_ends_the_members_view
+);

@@ -162,9 +162,13 @@ async fn suspension<S: Store>(s: &Server<S>, carol: &Client) {
     let admin = s.admin();
     let mut stream = Sse::open(s.addr, "/v1/events", &s.token("carol", false), &[]).await;
     assert_eq!(stream.status, 200, "{}", stream.head);
-    ok(&admin
+    let r = admin
         .put("/v1/users/carol", json!({"suspended": true}))
-        .await);
+        .await;
+    assert_eq!(
+        (r.status, r.json()["suspended"].clone()),
+        (200, json!(true))
+    );
     let suspended = Instant::now();
     while stream.next_frame(WAIT).await.is_some() {}
     assert!(
@@ -270,18 +274,15 @@ async fn hand_over_and_erasure<S: Store>(s: &Server<S>, alice: &Client, bob: &Cl
     );
     // The id is free again, for a new user with nothing of the old one's.
     assert_eq!(admin.put("/v1/users/alice", json!({})).await.status, 201);
-    assert_eq!(
-        alice.get("/v1/conversations").await.json(),
-        json!({"conversations": []})
-    );
-    assert_eq!(
-        alice.get("/v1/contacts").await.json(),
-        json!({"contacts": []})
-    );
+    let list = alice.get("/v1/conversations").await.json();
+    assert_eq!(list["conversations"], json!([]), "{list}");
+    let contacts = alice.get("/v1/contacts").await.json();
+    assert_eq!(contacts["contacts"], json!([]), "{contacts}");
     assert!(feed(alice).await.is_empty());
 }
 
-async fn people_and_moderation<S: Store>(s: Server<S>) {
+async fn people_and_moderation<S: Store>(store: S) {
+    let s = Server::start_on(store, |_, _| {}).await;
     let [alice, bob, carol] = s.users(["alice", "bob", "carol"]).await;
     join_approval(&alice, &bob).await;
     contacts_and_blocks(&alice, &bob, &carol).await;
@@ -290,44 +291,4 @@ async fn people_and_moderation<S: Store>(s: Server<S>) {
     hand_over_and_erasure(&s, &alice, &bob).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn people_and_moderation_on_memory() {
-    people_and_moderation(Server::start().await).await;
-}
-
-#[cfg(feature = "sled")]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn people_and_moderation_on_sled() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = crate::sled::open(dir.path()).await;
-    people_and_moderation(Server::start_on(store, |_, _| {}).await).await;
-}
-
-#[cfg(feature = "redis")]
-mod redis {
-    use im_store_redis::testing::{shared_cluster_url, shared_url, skip, unique_prefix};
-    use im_store_redis::{RedisConfig, RedisStore};
-
-    use super::*;
-
-    async fn on(url: impl FnOnce() -> String) {
-        // Only when the person running the tests asked (IM_SKIP_REDIS=1).
-        if skip() {
-            return;
-        }
-        let store = RedisStore::open(RedisConfig::new(url()).prefix(unique_prefix()))
-            .await
-            .unwrap();
-        people_and_moderation(Server::start_on(store, |_, _| {}).await).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn people_and_moderation_on_one_redis() {
-        on(shared_url).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn people_and_moderation_on_a_redis_cluster() {
-        on(shared_cluster_url).await;
-    }
-}
+crate::common::every_store!(on_every_store, super::people_and_moderation);

@@ -148,6 +148,13 @@ impl Store for FlakyStore {
         self.check()?;
         self.inner.mark(set, user).await.map_err(never)
     }
+    fn export(
+        &self,
+    ) -> impl futures_util::Stream<Item = Result<im_engine::store::Record, Down>> + Send + '_ {
+        use futures_util::StreamExt;
+        let down = self.check().err().map(Err);
+        futures_util::stream::iter(down).chain(self.inner.export().map(|r| r.map_err(never)))
+    }
     async fn ping(&self) -> Result<(), Down> {
         self.check()
     }
@@ -189,6 +196,10 @@ async fn a_store_outage_is_503_with_a_generic_message() {
         .send()
         .await;
     r.assert_error(503, "unavailable");
+    s.admin()
+        .get("/v1/admin/export")
+        .await
+        .assert_error(503, "unavailable");
     // Bad input is still the caller's error, not the store's.
     alice
         .get("/v1/users/a%20b")

@@ -49,8 +49,8 @@ async fn a_restart_on_the_same_directory_keeps_everything_and_old_cursors() {
             .await;
         assert_eq!(r.status, 201);
     }
-    // member(joined), then the three messages.
-    for _ in 0..4 {
+    // member(joined), contact (alice added him), then the three messages.
+    for _ in 0..5 {
         last = sse.next_event(WAIT).await.unwrap().id;
     }
     bob.post("/v1/conversations/group:g/read", json!({"seq": 1}))

@@ -258,7 +258,7 @@ async fn unknown_routes_are_404_and_wrong_methods_405_with_allow() {
         alice.get(path).await.assert_error(404, "not_found");
     }
     let cases = [
-        (Method::DELETE, "/v1/users/alice", "GET, PUT"),
+        (Method::POST, "/v1/users/alice", "GET, PUT, DELETE"),
         (Method::POST, "/v1/contacts", "GET"),
         (Method::GET, "/v1/contacts/bob", "PUT, DELETE"),
         (Method::POST, "/v1/groups/g", "GET, PUT"),

@@ -3,6 +3,7 @@
 // im-http binary, creates the users, and restarts the server when asked:
 //
 //   env:    IM_URL (http://127.0.0.1:<port>), IM_ALICE, IM_BOB (user tokens),
+//           IM_BOB_PASSWORD (bob's password, to sign in with),
 //           IM_SHOTS (a folder for screenshots), IM_CHROMIUM (optional path)
 //   stdout: protocol lines `@@stop` and `@@start` to the Rust test; all
 //           other output goes to stderr
@@ -19,6 +20,7 @@ import { chromium } from 'playwright-core';
 const URL_ = need('IM_URL');
 const ALICE = need('IM_ALICE');
 const BOB = need('IM_BOB');
+const BOB_PASSWORD = need('IM_BOB_PASSWORD');
 const SHOTS = need('IM_SHOTS');
 const CHROMIUM = process.env.IM_CHROMIUM || '/usr/bin/chromium';
 const TIMEOUT = 15000; // for any one thing to show up
@@ -204,12 +206,11 @@ async function presence(A, B) {
 
   log('alice signs out: her dot in bob\'s contacts goes offline, without bob asking');
   await A.locator('#signout').click();
-  await until('alice\'s page to show the sign-in form', () => A.locator('#signin').isVisible());
+  await until('alice\'s page to show the sign-in form', () => A.locator('#login-form').isVisible());
   await presenceIs('bob', B, 'alice', 'offline', 5000);
 
   log('alice signs in again: online again');
-  await A.locator('#token-input').fill(ALICE);
-  await A.locator('#signin-form button[type=submit]').click();
+  await A.goto(`${URL_}/?token=${encodeURIComponent(ALICE)}`);
   await until('alice\'s stream to be live', async () => (await A.locator('#status').textContent()) === 'live');
   await presenceIs('bob', B, 'alice', 'online', 5000);
 
@@ -241,8 +242,9 @@ async function openWindow(name) {
   page.on('console', (m) => {
     // The browser logs each refused connection while the server is down,
     // the 503 this test answers once, the 404 of the group lookup before
-    // the group is created, and the 403 of a send while blocked.
-    if (m.type() === 'error' && !/net::ERR_|status of (403|404|503)/.test(m.text())) {
+    // the group is created, the 403 of a send while blocked, and the 401
+    // of bob's wrong password.
+    if (m.type() === 'error' && !/net::ERR_|status of (401|403|404|503)/.test(m.text())) {
       pageErrors.push(`${name} console: ${m.text()}`);
     }
   });
@@ -279,11 +281,17 @@ try {
   const A = alice.page;
   const B = bob.page;
 
-  log('alice signs in with ?token=, bob by pasting his token');
+  log('alice signs in with ?token=, bob with his password (a wrong one first)');
   await A.goto(`${URL_}/?token=${encodeURIComponent(ALICE)}`);
   await B.goto(`${URL_}/`);
-  await B.locator('#token-input').fill(BOB);
-  await B.locator('#signin-form button[type=submit]').click();
+  await B.locator('#login-user').fill('bob');
+  await B.locator('#login-password').fill('not his password');
+  await B.locator('#login-form button[type=submit]').click();
+  await until('a wrong password to be refused', async () =>
+    (await B.locator('#signin-error').textContent()) === 'Wrong user id or password.');
+  check(await B.locator('#app').isHidden(), 'a wrong password does not sign in');
+  await B.locator('#login-password').fill(BOB_PASSWORD);
+  await B.locator('#login-form button[type=submit]').click();
   for (const [who, p] of [['alice', A], ['bob', B]]) {
     await until(`${who}'s stream to be live`, async () => (await p.locator('#status').textContent()) === 'live');
   }
@@ -291,6 +299,9 @@ try {
   check(await A.evaluate(() => sessionStorage.getItem('im-http.token')) === ALICE, 'the token is kept in sessionStorage');
   check((await A.locator('#me').textContent()) === 'alice', 'alice is signed in as alice');
   check((await B.locator('#me').textContent()) === 'bob', 'bob is signed in as bob');
+  check((await B.locator('#login-password').inputValue()) === '', 'the password field is emptied');
+  const bobToken = await B.evaluate(() => sessionStorage.getItem('im-http.token'));
+  check(bobToken && bobToken !== BOB && !bobToken.includes(BOB_PASSWORD), 'bob has a token of his login');
   // Carol wrote 60 messages before anyone signed in.
   await badgeIs('alice', A, CAROL, 60);
 
@@ -546,6 +557,15 @@ try {
 
   await moderation(A, B);
   await presence(A, B);
+
+  log('bob signs out and back in by pasting a token');
+  await B.locator('#signout').click();
+  await until('the sign-in form', () => B.locator('#login-form').isVisible());
+  await B.locator('#signin details summary').click();
+  await B.locator('#token-input').fill(BOB);
+  await B.locator('#signin-form button[type=submit]').click();
+  await until("bob's stream to be live again", async () => (await B.locator('#status').textContent()) === 'live');
+  check((await B.locator('#me').textContent()) === 'bob', 'a pasted token signs bob in');
 
   check(pageErrors.length === 0, `errors in the pages: ${pageErrors.join('; ')}`);
   log(`screenshots in ${SHOTS}`);

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use im_engine::{
     Actor, Body, Clock, Config, ConversationId, Engine, GroupId, HistoryQuery, JoinPolicy,
-    Retention, SendRequest, Start, Store, Timestamp, UserId,
+    ListQuery, Retention, SendRequest, Start, Store, Timestamp, UserId,
 };
 
 use crate::{SledConfig, SledStore};
@@ -48,7 +48,10 @@ async fn everything(engine: &Engine<SledStore>) -> Vec<String> {
             "{:?}",
             engine.user(&Actor::admin(uid("root")), &uid(name)).await
         ));
-        out.push(format!("{:?}", engine.contacts(&me).await));
+        out.push(format!(
+            "{:?}",
+            engine.contacts(&me, &ListQuery::default()).await
+        ));
         out.push(format!("{:?}", engine.conversations(&me, None).await));
         out.push(format!(
             "{:?}",
@@ -70,7 +73,9 @@ async fn everything(engine: &Engine<SledStore>) -> Vec<String> {
     ));
     out.push(format!(
         "{:?}",
-        engine.members(&Actor::user(uid("alice")), &g).await
+        engine
+            .members(&Actor::user(uid("alice")), &g, &ListQuery::default())
+            .await
     ));
     out
 }

@@ -48,6 +48,26 @@ pub struct ProtectionArgs {
     /// it or set 0, and cap connections in the proxy.
     #[arg(long, env = "IM_MAX_CONNECTIONS_PER_IP", default_value_t = 1_000)]
     max_connections_per_ip: usize,
+    /// Password guesses per minute per user id: logins naming it (whether
+    /// it exists or not) and changes of its password, at most this many at
+    /// once and then one every 60/N seconds (0: unlimited); over it, 429
+    /// `rate_limited`. A login that succeeds empties the user's count.
+    #[arg(
+        long,
+        env = "IM_LOGIN_RATE_USER",
+        default_value_t = 5,
+        value_name = "PER_MIN"
+    )]
+    login_rate_user: u32,
+    /// Logins per minute per client address, counted as for
+    /// `--login-rate-user` (0: unlimited); never emptied by a success.
+    #[arg(
+        long,
+        env = "IM_LOGIN_RATE_ADDR",
+        default_value_t = 20,
+        value_name = "PER_MIN"
+    )]
+    login_rate_addr: u32,
     /// The longest `?wait=` a long poll may ask for, in seconds (docs/API.md:
     /// at most 60); a longer one is 400.
     #[arg(long, env = "IM_LONG_POLL_MAX_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(0..=60))]
@@ -66,6 +86,9 @@ impl ProtectionArgs {
         let mut p = Protection::default();
         p.send_rate = Rate::new(self.send_rate, self.send_burst);
         p.stream_rate = Rate::new(self.stream_rate, self.stream_burst);
+        let per_minute = |n: u32| Rate::new(f64::from(n) / 60.0, n);
+        p.login_rate_user = per_minute(self.login_rate_user);
+        p.login_rate_addr = per_minute(self.login_rate_addr);
         p.streams_per_user = self.max_streams_per_user;
         p.max_connections = self.max_connections;
         p.max_connections_per_ip = self.max_connections_per_ip;
