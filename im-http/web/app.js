@@ -545,9 +545,6 @@ function receiptFor(open, m) {
 
 function onMessage(msg) {
   const id = msg.conversation;
-  // Whoever sent it is done typing it; the server's `false` may come a
-  // moment later (it forwards at most one signal a second).
-  if (state.typing.get(id)?.has(msg.from)) onTyping({ conversation: id, user: msg.from, typing: false });
   if (msg.from === state.me && msg.client_id) {
     const p = state.pending.get(msg.client_id);
     if (p && p.conv === id) {
