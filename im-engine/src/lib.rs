@@ -139,6 +139,7 @@ mod contact;
 mod engine;
 mod export;
 mod feed;
+mod firehose;
 mod group;
 mod hooks;
 mod message;
@@ -158,7 +159,7 @@ pub use data::id;
 pub use data::{Addressed, Signal};
 pub use data::{
     Body, Contact, ContactNews, ConvEntry, ConversationId, Epoch, Event, Feed, FeedEntry,
-    FieldPatch, Fields, Group, GroupId, JoinPolicy, MAX_CLIENT_ID, MAX_REACTION_KEY,
+    FieldPatch, Fields, FireEntry, Firehose, Group, GroupId, JoinPolicy, MAX_CLIENT_ID, MAX_REACTION_KEY,
     MAX_REACTION_KEYS, Member, Membership, Message, NewMessage, PasswordHash, Presence,
     ReactionChange, Reactions, Role, Seq, Timestamp, User, UserId,
 };
@@ -169,6 +170,7 @@ pub use change::ReactionList;
 pub use command::{Command, Outcome};
 pub use contact::ContactView;
 pub use engine::{Actor, Clock, Config, Engine, EngineBuilder, Limits, Retention, SystemClock};
+pub use firehose::{FireCursor, FireDelivered, FirePage, FireStart};
 pub use feed::{Cursor, Delivered, EventData, EventPage, ResetReason, Start};
 pub use group::GroupView;
 pub use hooks::{

@@ -12,7 +12,7 @@
 //! - `live`: the long poll and the live stream, which wait for wake-ups.
 
 mod cursor;
-mod live;
+pub(crate) mod live;
 mod read;
 
 pub use cursor::{Cursor, ResetReason, Start};
