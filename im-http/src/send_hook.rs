@@ -14,9 +14,6 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, StatusCode, Uri};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use im_engine::{
     Body, ConversationId, HookFuture, Hooks, NewMessage, REFUSED, Seq, UserId, Verdict,
 };
@@ -39,7 +36,7 @@ pub struct InvalidHookUrl(String);
 #[derive(Debug, Clone)]
 pub struct SendHook {
     url: Uri,
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: crate::hook_client::HookClient,
 }
 
 #[derive(Serialize)]
@@ -79,13 +76,11 @@ impl SendHook {
     ///
     /// [`InvalidHookUrl`] for anything but an absolute `http://` URL.
     pub fn new(url: &str) -> Result<Self, InvalidHookUrl> {
-        let bad = || InvalidHookUrl(url.to_owned());
-        let uri: Uri = url.parse().map_err(|_| bad())?;
-        if uri.scheme_str() != Some("http") || uri.host().is_none() {
-            return Err(bad());
-        }
-        let client = Client::builder(TokioExecutor::new()).build_http();
-        Ok(Self { url: uri, client })
+        let uri = crate::hook_client::parse_url(url).ok_or_else(|| InvalidHookUrl(url.to_owned()))?;
+        Ok(Self {
+            url: uri,
+            client: crate::hook_client::client(),
+        })
     }
 
     /// Asks the service about `m`.

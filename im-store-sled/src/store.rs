@@ -11,7 +11,7 @@ use im_engine::store::{
     Updated,
 };
 use im_engine::{
-    Contact, ConvEntry, ConversationId, Epoch, Feed, Group, GroupId, Member, Message, Notifier,
+    Contact, ConvEntry, ConversationId, Epoch, Feed, Firehose, Group, GroupId, Member, Message, Notifier,
     Presence, Seq, SignalBus, Store, Timestamp, User, UserId,
 };
 use serde::de::DeserializeOwned;
@@ -340,6 +340,32 @@ impl Store for SledStore {
         self.durable(keys).await?;
         self.notifier.wake(changes.events.iter().map(|(u, ..)| u));
         Ok(())
+    }
+
+    async fn firehose(&self, part: usize, after: u64, limit: usize) -> Result<Firehose> {
+        if part > 0 {
+            return Ok(Firehose::default());
+        }
+        crate::fire::read(&self.trees.records, after, limit)
+    }
+
+    async fn acked(&self, name: &str) -> Result<Option<String>> {
+        self.trees
+            .records
+            .get(keys::acked(name))?
+            .map(|v| {
+                String::from_utf8(v.to_vec()).map_err(|_| {
+                    Error::Corrupt(format!("{} of {name} is no text", kind::name(kind::NAME_ACKED)))
+                })
+            })
+            .transpose()
+    }
+
+    async fn set_acked(&self, name: &str, value: &str) -> Result<()> {
+        self.trees
+            .records
+            .insert(keys::acked(name), value.as_bytes())?;
+        self.durable(1).await
     }
 
     async fn user(&self, id: &UserId) -> Result<Option<User>> {
