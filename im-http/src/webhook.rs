@@ -20,7 +20,7 @@ use hmac::{Hmac, Mac};
 use http_body_util::{BodyExt, Full};
 use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Uri};
-use im_engine::{Actor, Engine, FireDelivered, FireStart, Store, UserId};
+use im_engine::{Actor, Engine, FireCursor, FireDelivered, FireStart, Store, UserId};
 use sha2::Sha256;
 
 use crate::firehose::FireEvent;
@@ -158,9 +158,18 @@ impl<S: Store> Delivery<S> {
         tracing::info!(holder = %self.holder, "delivering webhooks");
         let store = self.engine.store();
         let acked = store.acked(NAME).await.map_err(|e| e.into().to_string())?;
-        let mut start = match acked {
-            Some(cursor) => FireStart::After(cursor.parse().map_err(|e| format!("{e}"))?),
-            None => FireStart::Oldest,
+        // What the receiver has: the cursor last acknowledged (the start
+        // of every partition when none was).
+        let mut acked = match acked {
+            Some(cursor) => cursor.parse().map_err(|e| format!("{e}"))?,
+            None => FireCursor {
+                epoch: store.epoch(),
+                pos: vec![0; store.firehose_partitions()],
+            },
+        };
+        let mut start = match acked.pos.iter().all(|p| *p == 0) {
+            true => FireStart::Oldest,
+            false => FireStart::After(acked.clone()),
         };
         let renew_every = self.hook.lease_ttl / 3;
         let mut renewed = tokio::time::Instant::now();
@@ -170,9 +179,9 @@ impl<S: Store> Delivery<S> {
                 .fire_poll(&self.actor, start.clone(), renew_every, Some(PAGE))
                 .await
                 .map_err(|e| e.to_string())?;
-            self.backlog(&page.next).await;
+            self.backlog(&acked).await;
             for event in &page.events {
-                if !self.deliver(event).await? {
+                if !self.deliver(event, &acked).await? {
                     return Ok(());
                 }
                 let cursor = event.cursor.to_string();
@@ -181,7 +190,9 @@ impl<S: Store> Delivery<S> {
                     .await
                     .map_err(|e| e.into().to_string())?;
                 self.metrics.webhook_delivered();
+                acked = event.cursor.clone();
             }
+            self.backlog(&acked).await;
             start = FireStart::After(page.next);
             if renewed.elapsed() >= renew_every || page.events.is_empty() {
                 if !self.leading().await? {
@@ -192,9 +203,9 @@ impl<S: Store> Delivery<S> {
         }
     }
 
-    /// Sets the backlog gauge: the events after `cursor`, which is as far
-    /// as this server has read.
-    async fn backlog(&self, cursor: &im_engine::FireCursor) {
+    /// Sets the backlog gauge: the events after `cursor`, the last one
+    /// acknowledged.
+    async fn backlog(&self, cursor: &FireCursor) {
         let store = self.engine.store();
         let mut behind = 0;
         for (part, pos) in cursor.pos.iter().enumerate() {
@@ -207,7 +218,7 @@ impl<S: Store> Delivery<S> {
 
     /// POSTs one event until it answers 2xx: `Ok(true)`. `Ok(false)` when
     /// the lease was lost meanwhile (another server delivers now).
-    async fn deliver(&self, event: &FireDelivered) -> Result<bool, String> {
+    async fn deliver(&self, event: &FireDelivered, acked: &FireCursor) -> Result<bool, String> {
         let body = serde_json::to_vec(&FireEvent::new(event, &self.actor.user))
             .map_err(|e| e.to_string())?;
         let body = Bytes::from(body);
@@ -222,6 +233,7 @@ impl<S: Store> Delivery<S> {
                     tracing::debug!(error = %e, id = %event.cursor, "webhook attempt failed");
                 }
             }
+            self.backlog(acked).await;
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(self.hook.backoff_cap);
             if renewed.elapsed() >= self.hook.lease_ttl / 3 {
