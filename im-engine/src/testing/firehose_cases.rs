@@ -7,11 +7,11 @@ use std::time::Duration;
 use futures_util::StreamExt;
 
 use super::StoreFactory;
-use super::conformance::{body, conv, fixture, gid, me, root, send, uid};
+use super::conformance::{body, conv, fixture, fixture_with, gid, me, root, send, uid};
 use crate::data::{Epoch, Membership};
 use crate::feed::{EventData, ResetReason};
 use crate::firehose::{FireCursor, FireStart};
-use crate::{ErrorKind, Store};
+use crate::{Config, ErrorKind, Store};
 
 /// What a firehose page shows: each event's name, its feed's user for an
 /// event of one user, and its conversation and seq when it has them.
@@ -36,33 +36,50 @@ fn names(page: &crate::FirePage) -> Vec<String> {
 /// message once, not once per member), in commit order, with the message
 /// as it now is; a cursor resumes after its event; only an admin reads it.
 pub async fn the_firehose_holds_each_event_once<F: StoreFactory>() {
-    let (engine, _data) = fixture::<F>().await;
+    let (engine, _data, clock) = fixture_with::<F>(Config::default()).await;
+    // One millisecond per write: a store whose firehose has partitions
+    // orders them by time (see `Engine::firehose`).
+    let mut now = 1;
+    let mut tick = move || {
+        now += 1;
+        clock.set(now);
+    };
     let g = gid("g");
     let alice = me("alice");
+    tick();
     engine
         .put_group(&alice, &g, Default::default(), None)
         .await
         .expect("group");
     for u in ["bob", "carol"] {
+        tick();
         engine.join(&alice, &g, &uid(u)).await.expect("join");
     }
+    tick();
     send(&engine, "alice", "group:g", 1).await;
+    tick();
     send(&engine, "bob", "dm:alice:bob", 2).await;
     let c = conv("group:g");
+    tick();
     engine.edit(&alice, &c, 1, body(3)).await.expect("edit");
+    tick();
     engine
         .react(&me("bob"), &c, 1, "ok", true)
         .await
         .expect("react");
+    tick();
     engine
         .delete(&me("bob"), &conv("dm:alice:bob"), 1)
         .await
         .expect("delete");
+    tick();
     engine
         .mark_read(&me("carol"), &c, Some(1))
         .await
         .expect("read");
+    tick();
     engine.link(&me("carol"), &uid("bob")).await.expect("link");
+    tick();
     engine.leave(&alice, &g, &uid("carol")).await.expect("leave");
 
     let all = engine
