@@ -17,13 +17,21 @@ pub struct WebhookArgs {
     /// the body>`; required with `--webhook-url`.
     #[arg(long, env = "IM_WEBHOOK_SECRET", value_name = "SECRET", hide_env_values = true)]
     webhook_secret: Option<String>,
+    /// With several servers on one Redis, one delivers; another takes over
+    /// this many milliseconds after it stops.
+    #[arg(long, env = "IM_WEBHOOK_LEASE_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(100..))]
+    webhook_lease_ms: u64,
 }
 
 impl WebhookArgs {
     /// The webhook, when a URL is given.
     pub fn webhook(&self) -> Result<Option<Webhook>, InvalidWebhookUrl> {
         match (&self.webhook_url, &self.webhook_secret) {
-            (Some(url), Some(secret)) => Ok(Some(Webhook::new(url, secret.as_bytes())?)),
+            (Some(url), Some(secret)) => {
+                let mut hook = Webhook::new(url, secret.as_bytes())?;
+                hook.lease_ttl = std::time::Duration::from_millis(self.webhook_lease_ms);
+                Ok(Some(hook))
+            }
             _ => Ok(None),
         }
     }
