@@ -29,7 +29,7 @@ const DEFAULT_MESSAGE: &str = "the send hook refused this message";
 
 /// A URL `--send-hook-url` cannot use.
 #[derive(Debug, thiserror::Error)]
-#[error("the send hook URL must be http://host[:port]/path: {0}")]
+#[error("the send hook URL must be http(s)://host[:port]/path: {0}")]
 pub struct InvalidHookUrl(String);
 
 /// The before-send hook that asks an HTTP service.
@@ -70,11 +70,11 @@ struct RefusedError {
 }
 
 impl SendHook {
-    /// A hook that asks `url` (plain `http://`).
+    /// A hook that asks `url` (`http://`, or `https://` with the `tls` feature).
     ///
     /// # Errors
     ///
-    /// [`InvalidHookUrl`] for anything but an absolute `http://` URL.
+    /// [`InvalidHookUrl`] for anything but an absolute `http://` (or, with `tls`, `https://`) URL.
     pub fn new(url: &str) -> Result<Self, InvalidHookUrl> {
         let uri = crate::hook_client::parse_url(url).ok_or_else(|| InvalidHookUrl(url.to_owned()))?;
         Ok(Self {
