@@ -67,8 +67,17 @@ mod tests {
     #[test]
     fn hooks_take_absolute_http_and_https_urls() {
         assert!(parse_url("http://127.0.0.1:9/hook").is_some());
-        assert_eq!(parse_url("https://hooks.example/x").is_some(), cfg!(feature = "tls"));
-        for bad in ["ftp://example/x", "/relative", "example.com/x", "http://", ""] {
+        assert_eq!(
+            parse_url("https://hooks.example/x").is_some(),
+            cfg!(feature = "tls")
+        );
+        for bad in [
+            "ftp://example/x",
+            "/relative",
+            "example.com/x",
+            "http://",
+            "",
+        ] {
             assert!(parse_url(bad).is_none(), "{bad}");
         }
     }

@@ -92,8 +92,8 @@ mod cors;
 mod dispatch;
 pub mod error;
 mod export;
-mod firehose;
 mod extract;
+mod firehose;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
@@ -122,10 +122,10 @@ pub use metrics::listener::serve_metrics;
 pub use protect::{Protection, Rate};
 pub use routes::{ROUTES, Route};
 pub use send_hook::{InvalidHookUrl, SendHook};
-pub use webhook::{InvalidWebhookUrl, Webhook, signature};
 pub use server::serve;
 #[cfg(feature = "tls")]
 pub use server::serve_tls;
+pub use webhook::{InvalidWebhookUrl, Webhook, signature};
 pub use write_timeout::WriteTimeout;
 
 /// The body of every answer.

@@ -76,7 +76,8 @@ impl SendHook {
     ///
     /// [`InvalidHookUrl`] for anything but an absolute `http://` (or, with `tls`, `https://`) URL.
     pub fn new(url: &str) -> Result<Self, InvalidHookUrl> {
-        let uri = crate::hook_client::parse_url(url).ok_or_else(|| InvalidHookUrl(url.to_owned()))?;
+        let uri =
+            crate::hook_client::parse_url(url).ok_or_else(|| InvalidHookUrl(url.to_owned()))?;
         Ok(Self {
             url: uri,
             client: crate::hook_client::client(),

@@ -5,9 +5,10 @@
 //!
 //! One task per server reads the firehose from the cursor last
 //! acknowledged, which it keeps in the store ([`Store::set_acked`]) after
-//! each 2xx, so a restart resumes after the last acknowledged event:
-//! delivery is at least once (an event whose 2xx was not yet recorded is
-//! sent again), and the receiver deduplicates by `id`. Among servers
+//! each page of 2xx answers (and every 200 ms within one), so a restart
+//! resumes after the last acknowledged event stored: delivery is at least
+//! once (events acknowledged after the last store are sent again), and the
+//! receiver deduplicates by `id`. Among servers
 //! sharing a store, the one holding the store's lease ([`Store::lease`])
 //! delivers; the others wait, and take over once it stops renewing. The
 //! task only reads the store: a slow or dead receiver never slows a send.
@@ -31,6 +32,13 @@ const NAME: &str = "webhook";
 
 /// The most events read from the firehose at once.
 const PAGE: usize = 100;
+
+/// How long delivery waits after catching up before it reads again.
+const GATHER: Duration = Duration::from_millis(20);
+
+/// While a page is delivered, the acknowledged cursor is stored at least
+/// this often (and at its end).
+const ACK_EVERY: Duration = Duration::from_millis(200);
 
 /// A URL `--webhook-url` cannot use.
 #[derive(Debug, thiserror::Error)]
@@ -74,7 +82,8 @@ impl Webhook {
     /// [`InvalidWebhookUrl`] for anything but an absolute `http://` or
     /// `https://` URL.
     pub fn new(url: &str, secret: impl Into<Vec<u8>>) -> Result<Self, InvalidWebhookUrl> {
-        let uri = crate::hook_client::parse_url(url).ok_or_else(|| InvalidWebhookUrl(url.into()))?;
+        let uri =
+            crate::hook_client::parse_url(url).ok_or_else(|| InvalidWebhookUrl(url.into()))?;
         Ok(Self {
             url: uri,
             secret: secret.into(),
@@ -180,20 +189,32 @@ impl<S: Store> Delivery<S> {
                 .await
                 .map_err(|e| e.to_string())?;
             self.backlog(&acked).await;
+            let mut stored = tokio::time::Instant::now();
             for event in &page.events {
                 if !self.deliver(event, &acked).await? {
+                    self.store_acked(&acked).await?;
                     return Ok(());
                 }
-                let cursor = event.cursor.to_string();
-                store
-                    .set_acked(NAME, &cursor)
-                    .await
-                    .map_err(|e| e.into().to_string())?;
                 self.metrics.webhook_delivered();
                 acked = event.cursor.clone();
+                // Stored at the end of the page, and meanwhile every
+                // `ACK_EVERY`: a store write per event would cost the
+                // sends more than it saves in repeats after a crash.
+                if stored.elapsed() >= ACK_EVERY {
+                    self.store_acked(&acked).await?;
+                    stored = tokio::time::Instant::now();
+                }
+            }
+            if !page.events.is_empty() {
+                self.store_acked(&acked).await?;
             }
             self.backlog(&acked).await;
             start = FireStart::After(page.next);
+            if !page.events.is_empty() && page.events.len() < PAGE {
+                // Caught up: let a few events gather rather than read the
+                // store for each one as it lands.
+                tokio::time::sleep(GATHER).await;
+            }
             if renewed.elapsed() >= renew_every || page.events.is_empty() {
                 if !self.leading().await? {
                     return Ok(());
@@ -201,6 +222,15 @@ impl<S: Store> Delivery<S> {
                 renewed = tokio::time::Instant::now();
             }
         }
+    }
+
+    /// Stores `acked` as the last event acknowledged.
+    async fn store_acked(&self, acked: &FireCursor) -> Result<(), String> {
+        let store = self.engine.store();
+        store
+            .set_acked(NAME, &acked.to_string())
+            .await
+            .map_err(|e| e.into().to_string())
     }
 
     /// Sets the backlog gauge: the events after `cursor`, the last one

@@ -122,7 +122,11 @@ async fn resumes_after_sigkill(store_args: &[&str]) {
     send(&node, 6, 8).await;
     let acked = receiver.wait_for(8, WAIT).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(numbers(&receiver.acked()), (1..=8).collect::<Vec<_>>(), "{acked:#?}");
+    assert_eq!(
+        numbers(&receiver.acked()),
+        (1..=8).collect::<Vec<_>>(),
+        "{acked:#?}"
+    );
 }
 
 #[cfg(feature = "sled")]

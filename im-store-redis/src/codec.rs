@@ -1,6 +1,8 @@
 //! Value encodings, and decoding of raw Redis answers.
 
-use im_engine::{Body, ConvEntry, ConversationId, Event, FeedEntry, FireEntry, Message, Seq, UserId};
+use im_engine::{
+    Body, ConvEntry, ConversationId, Event, FeedEntry, FireEntry, Message, Seq, UserId,
+};
 use redis::Value;
 use serde::Serialize;
 use serde::de::DeserializeOwned;

@@ -8,8 +8,8 @@ use im_engine::store::{
     Changes, Mark, Marks, MemberUpdate, MessageUpdate, MessageUpdated, Outgoing, Sent, Updated,
 };
 use im_engine::{
-    Addressed, Contact, ConvEntry, ConversationId, Epoch, Feed, Firehose, Group, GroupId, Member, Message,
-    Notifier, Presence, Seq, SignalBus, Store, Timestamp, User, UserId,
+    Addressed, Contact, ConvEntry, ConversationId, Epoch, Feed, Firehose, Group, GroupId, Member,
+    Message, Notifier, Presence, Seq, SignalBus, Store, Timestamp, User, UserId,
 };
 use redis::{AsyncCommands, Value};
 
@@ -472,7 +472,11 @@ impl Store for RedisStore {
 
     async fn acked(&self, name: &str) -> Result<Option<String>> {
         self.read(async {
-            let v: Option<String> = self.shared.conn().hget(self.shared.keys.acked(), name).await?;
+            let v: Option<String> = self
+                .shared
+                .conn()
+                .hget(self.shared.keys.acked(), name)
+                .await?;
             Ok(v)
         })
         .await

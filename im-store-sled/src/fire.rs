@@ -14,7 +14,10 @@ fn pos_of(key: &[u8]) -> Result<u64> {
         .and_then(|b| <[u8; 8]>::try_from(b).ok())
         .map(u64::from_be_bytes)
         .ok_or_else(|| {
-            Error::Corrupt(format!("bad key in {}: {key:?}", kind::name(kind::POS_FIRE)))
+            Error::Corrupt(format!(
+                "bad key in {}: {key:?}",
+                kind::name(kind::POS_FIRE)
+            ))
         })
 }
 
@@ -52,7 +55,10 @@ pub(crate) fn read(tree: &sled::Tree, after: u64, limit: usize) -> Result<Fireho
     let from = keys::fire(after.saturating_add(1));
     let entries = tree
         .range(from..)
-        .take_while(|kv| kv.as_ref().map_or(true, |(k, _)| k.first() == Some(&kind::POS_FIRE)))
+        .take_while(|kv| {
+            kv.as_ref()
+                .map_or(true, |(k, _)| k.first() == Some(&kind::POS_FIRE))
+        })
         .take(limit)
         .map(|kv| codec::from_json(kind::POS_FIRE, &kv?.1))
         .collect::<Result<Vec<FireEntry>>>()?;

@@ -33,8 +33,8 @@ impl FireDelivered {
     /// The event's `data` as JSON: what a user's stream shows (seen by
     /// `viewer`), plus `"feed": <user>` for an event of one user.
     pub fn data_json(&self, viewer: &UserId) -> serde_json::Value {
-        let mut data = serde_json::to_value(self.data.view(viewer))
-            .unwrap_or(serde_json::Value::Null);
+        let mut data =
+            serde_json::to_value(self.data.view(viewer)).unwrap_or(serde_json::Value::Null);
         if let (Some(user), Some(object)) = (&self.user, data.as_object_mut()) {
             object.insert("feed".into(), serde_json::Value::String(user.to_string()));
         }

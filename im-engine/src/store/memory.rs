@@ -14,8 +14,8 @@ use futures_core::Stream;
 
 use super::{Notifier, Record, SignalBus};
 use crate::data::{
-    Contact, ConvEntry, ConversationId, Epoch, Event, Feed, FeedEntry, FireEntry, Firehose, Group, GroupId, Member,
-    Membership, Message, Presence, Seq, Timestamp, User, UserId,
+    Contact, ConvEntry, ConversationId, Epoch, Event, Feed, FeedEntry, FireEntry, Firehose, Group,
+    GroupId, Member, Membership, Message, Presence, Seq, Timestamp, User, UserId,
 };
 use crate::store::{
     Changes, ContactChange, EntryChange, FeedTrim, Mark, MarkChange, Marks, MemberChange,
@@ -522,7 +522,12 @@ impl Store for MemoryStore {
         })
     }
 
-    async fn firehose(&self, part: usize, after: u64, limit: usize) -> Result<Firehose, Infallible> {
+    async fn firehose(
+        &self,
+        part: usize,
+        after: u64,
+        limit: usize,
+    ) -> Result<Firehose, Infallible> {
         let st = self.state();
         let entries = if part == 0 {
             let skip = usize::try_from(after).unwrap_or(usize::MAX);

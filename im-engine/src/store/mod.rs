@@ -567,7 +567,9 @@ pub trait Store: Send + Sync + 'static {
     fn acked(&self, name: &str)
     -> impl Future<Output = Result<Option<String>, Self::Error>> + Send;
 
-    /// Stores `value` under `name`, durably as the store's writes are.
+    /// Stores `value` under `name`. It need not be durable when this
+    /// answers (an acknowledgement lost in a crash only sends its events
+    /// again), but should be soon after.
     fn set_acked(
         &self,
         name: &str,

@@ -80,7 +80,10 @@ pub async fn the_firehose_holds_each_event_once<F: StoreFactory>() {
     tick();
     engine.link(&me("carol"), &uid("bob")).await.expect("link");
     tick();
-    engine.leave(&alice, &g, &uid("carol")).await.expect("leave");
+    engine
+        .leave(&alice, &g, &uid("carol"))
+        .await
+        .expect("leave");
 
     let all = engine
         .firehose(&root(), FireStart::Oldest, Some(100))
@@ -117,7 +120,10 @@ pub async fn the_firehose_holds_each_event_once<F: StoreFactory>() {
 
     // Resuming after the fifth event gives the rest; a page is a page.
     let after = FireStart::After(all.events[4].cursor.clone());
-    let rest = engine.firehose(&root(), after, Some(100)).await.expect("reads");
+    let rest = engine
+        .firehose(&root(), after, Some(100))
+        .await
+        .expect("reads");
     assert_eq!(names(&rest), want[5..]);
     let first = engine
         .firehose(&root(), FireStart::Oldest, Some(2))
@@ -125,7 +131,10 @@ pub async fn the_firehose_holds_each_event_once<F: StoreFactory>() {
         .expect("reads");
     assert_eq!(names(&first), want[..2]);
     let next = FireStart::After(first.next.clone());
-    let second = engine.firehose(&root(), next, Some(2)).await.expect("reads");
+    let second = engine
+        .firehose(&root(), next, Some(2))
+        .await
+        .expect("reads");
     assert_eq!(names(&second), want[2..4]);
     // Live starts after everything there.
     let live = engine
@@ -223,7 +232,14 @@ pub async fn the_firehose_and_acks_survive_reopen<F: StoreFactory>() {
         .await
         .expect("reads");
     let store = engine.store();
-    assert_eq!(store.acked("hook").await.map_err(Into::into).expect("reads"), None);
+    assert_eq!(
+        store
+            .acked("hook")
+            .await
+            .map_err(Into::into)
+            .expect("reads"),
+        None
+    );
     let cursor = before.next.to_string();
     store
         .set_acked("hook", &cursor)
@@ -232,7 +248,11 @@ pub async fn the_firehose_and_acks_survive_reopen<F: StoreFactory>() {
         .expect("stores");
     let store = engine.try_into_store().expect("the only handle");
     let store = F::reopen(store, &data).await;
-    let acked = store.acked("hook").await.map_err(Into::into).expect("reads");
+    let acked = store
+        .acked("hook")
+        .await
+        .map_err(Into::into)
+        .expect("reads");
     assert_eq!(acked.as_deref(), Some(cursor.as_str()));
     let engine = crate::Engine::new(store);
     let after = engine

@@ -12,10 +12,10 @@ use std::time::Duration;
 mod protection;
 #[path = "im-http/send_hook.rs"]
 mod send_hook;
-#[path = "im-http/webhook.rs"]
-mod webhook;
 #[path = "im-http/snapshot.rs"]
 mod snapshot;
+#[path = "im-http/webhook.rs"]
+mod webhook;
 
 use clap::{Args, Parser, Subcommand};
 use im_engine::{Engine, Limits, MemoryStore, Retention, Store, UserId};

@@ -9,7 +9,10 @@ use crate::common::{Server, Sse, WAIT};
 async fn poll(s: &Server<impl im_engine::Store>, after: &str) -> (Vec<(String, Value)>, String) {
     let r = s
         .admin()
-        .request(hyper::Method::GET, &format!("/v1/admin/events?after={after}&wait=0"))
+        .request(
+            hyper::Method::GET,
+            &format!("/v1/admin/events?after={after}&wait=0"),
+        )
         .header("accept", "application/json")
         .send()
         .await;
@@ -32,7 +35,9 @@ async fn firehose_on_every_store<S: im_engine::Store>(store: S) {
     let [alice, bob, _carol] = s.users(["alice", "bob", "carol"]).await;
     alice.put("/v1/groups/g", json!({})).await;
     for u in ["bob", "carol"] {
-        let r = alice.put(&format!("/v1/groups/g/members/{u}"), json!(null)).await;
+        let r = alice
+            .put(&format!("/v1/groups/g/members/{u}"), json!(null))
+            .await;
         assert_eq!(r.status / 100, 2, "{}", r.text());
     }
     alice.send("group:g", json!({"text": "to three"})).await;
@@ -58,14 +63,29 @@ async fn firehose_on_every_store<S: im_engine::Store>(store: S) {
     // The stream from `next` hears the next event, with an id to resume
     // after; `Last-Event-ID` resumes there.
     let token = s.token("root", true);
-    let mut sse = Sse::open(s.addr, &format!("/v1/admin/events?after={next}"), &token, &[]).await;
+    let mut sse = Sse::open(
+        s.addr,
+        &format!("/v1/admin/events?after={next}"),
+        &token,
+        &[],
+    )
+    .await;
     assert_eq!(sse.status, 200, "{}", sse.head);
     alice.send("dm:alice:bob", json!({"text": "live"})).await;
     let e = sse.next_event(WAIT).await.expect("the stream hears of it");
-    assert_eq!((e.event.as_str(), &e.data["body"]), ("message", &json!({"text": "live"})));
+    assert_eq!(
+        (e.event.as_str(), &e.data["body"]),
+        ("message", &json!({"text": "live"}))
+    );
     drop(sse);
     alice.send("dm:alice:bob", json!({"text": "after"})).await;
-    let mut sse = Sse::open(s.addr, "/v1/admin/events", &token, &[("last-event-id", &e.id)]).await;
+    let mut sse = Sse::open(
+        s.addr,
+        "/v1/admin/events",
+        &token,
+        &[("last-event-id", &e.id)],
+    )
+    .await;
     let next_one = sse.next_event(WAIT).await.expect("resumed");
     assert_eq!(next_one.data["body"], json!({"text": "after"}));
 

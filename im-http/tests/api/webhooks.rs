@@ -55,7 +55,11 @@ async fn a_failing_receiver_gets_everything_in_order<S: im_engine::Store>(store:
     alice.put("/v1/groups/g", json!({})).await;
     alice.put("/v1/groups/g/members/bob", json!(null)).await;
     for n in 1..=8 {
-        let c = if n % 2 == 0 { "group:g" } else { "dm:alice:bob" };
+        let c = if n % 2 == 0 {
+            "group:g"
+        } else {
+            "dm:alice:bob"
+        };
         let r = alice.send(c, json!({"n": n})).await;
         assert_eq!(r.status, 201, "{}", r.text());
     }
@@ -63,7 +67,11 @@ async fn a_failing_receiver_gets_everything_in_order<S: im_engine::Store>(store:
     let mut want = vec!["member".to_owned(), "member".to_owned()];
     want.extend((1..=8).map(|n| format!("message {n}")));
     assert_eq!(names(&acked), want);
-    assert_eq!(receiver.seen.forged.load(Ordering::SeqCst), 0, "every signature verifies");
+    assert_eq!(
+        receiver.seen.forged.load(Ordering::SeqCst),
+        0,
+        "every signature verifies"
+    );
     assert!(receiver.seen.attempts.load(Ordering::SeqCst) >= 10 + 6);
     // Nothing more comes (each event once), and the ids are the
     // firehose's own.
@@ -86,11 +94,17 @@ async fn a_failing_receiver_gets_everything_in_order<S: im_engine::Store>(store:
     assert_eq!(acked_ids, ids);
     assert_eq!(acked[2]["data"]["from"], "alice");
     let metrics = s.admin().get("/metrics").await.text();
-    assert!(metrics.contains("im_webhook_delivered_total 10"), "{metrics}");
+    assert!(
+        metrics.contains("im_webhook_delivered_total 10"),
+        "{metrics}"
+    );
     assert!(metrics.contains("im_webhook_backlog 0"), "{metrics}");
 }
 
-crate::common::every_store!(in_order_on_every_store, super::a_failing_receiver_gets_everything_in_order);
+crate::common::every_store!(
+    in_order_on_every_store,
+    super::a_failing_receiver_gets_everything_in_order
+);
 
 /// A receiver that never answers 2xx slows no send: sends take no longer
 /// than without it, and the backlog shows on `/metrics`.
@@ -107,7 +121,11 @@ async fn a_dead_receiver_slows_no_send() {
         let r = alice.send("dm:alice:bob", json!({"n": n})).await;
         assert_eq!(r.status, 201);
     }
-    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
     crate::common::eventually("the backlog shows", || async {
         let metrics = s.admin().get("/metrics").await.text();
         metrics.contains("im_webhook_backlog 49") || metrics.contains("im_webhook_backlog 50")
@@ -115,5 +133,8 @@ async fn a_dead_receiver_slows_no_send() {
     .await;
     assert!(receiver.acked().is_empty());
     let metrics = s.admin().get("/metrics").await.text();
-    assert!(!metrics.contains("im_webhook_failed_attempts_total 0\n"), "{metrics}");
+    assert!(
+        !metrics.contains("im_webhook_failed_attempts_total 0\n"),
+        "{metrics}"
+    );
 }

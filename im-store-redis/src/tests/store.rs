@@ -139,13 +139,22 @@ async fn a_lease_has_one_holder(url: &str) {
     assert!(a.lease("hook", "a", ttl).await.unwrap());
     assert!(!b.lease("hook", "b", ttl).await.unwrap());
     assert!(a.lease("hook", "a", ttl).await.unwrap(), "renewed");
-    assert!(b.lease("other", "b", ttl).await.unwrap(), "leases are by name");
+    assert!(
+        b.lease("other", "b", ttl).await.unwrap(),
+        "leases are by name"
+    );
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(a.lease("hook", "a", ttl).await.unwrap(), "renewed again");
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(!b.lease("hook", "b", ttl).await.unwrap(), "the renewal held it");
+    assert!(
+        !b.lease("hook", "b", ttl).await.unwrap(),
+        "the renewal held it"
+    );
     tokio::time::sleep(Duration::from_millis(400)).await;
-    assert!(b.lease("hook", "b", ttl).await.unwrap(), "lapsed: taken over");
+    assert!(
+        b.lease("hook", "b", ttl).await.unwrap(),
+        "lapsed: taken over"
+    );
     assert!(!a.lease("hook", "a", ttl).await.unwrap());
 }
 

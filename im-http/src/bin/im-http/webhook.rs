@@ -11,11 +11,21 @@ pub struct WebhookArgs {
     /// this http:// or https:// URL as `{"id", "event", "data"}`, in
     /// order, each retried with backoff (capped at 30 s) until it answers
     /// 2xx; delivery resumes after the last acknowledged event on restart.
-    #[arg(long, env = "IM_WEBHOOK_URL", value_name = "URL", requires = "webhook_secret")]
+    #[arg(
+        long,
+        env = "IM_WEBHOOK_URL",
+        value_name = "URL",
+        requires = "webhook_secret"
+    )]
     webhook_url: Option<String>,
     /// The key of each POST's `X-Im-Signature: sha256=<hex HMAC-SHA256 of
     /// the body>`; required with `--webhook-url`.
-    #[arg(long, env = "IM_WEBHOOK_SECRET", value_name = "SECRET", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "IM_WEBHOOK_SECRET",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
     webhook_secret: Option<String>,
     /// With several servers on one Redis, one delivers; another takes over
     /// this many milliseconds after it stops.
