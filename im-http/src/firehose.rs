@@ -3,7 +3,6 @@
 //! rules of `GET /v1/events` (see [`crate::sse`]).
 
 use bytes::Bytes;
-use http_body_util::BodyExt;
 use hyper::header::HeaderMap;
 use hyper::{Response, StatusCode};
 use im_engine::{Actor, FireDelivered, FirePage, FireStart, Store, UserId};
@@ -12,7 +11,7 @@ use serde::Serialize;
 use crate::error::ApiError;
 use crate::extract::{Query, json};
 use crate::protect::StreamPermit;
-use crate::sse::{self, EventBody, SseEvent};
+use crate::sse::{self, SseEvent};
 use crate::{App, BoxBody};
 
 /// One firehose event as the long poll and the webhooks show it:
@@ -82,7 +81,8 @@ pub(crate) async fn events<S: Store>(
         };
         Ok(poll_answer(&page, &actor.user))
     } else {
-        stream(app, actor, start, permit).await
+        let opened = app.engine().fire_events(actor, start).await;
+        sse::stream_answer(app, actor, opened, NoSignals, permit)
     }
 }
 
@@ -97,29 +97,4 @@ fn poll_answer(page: &FirePage, viewer: &UserId) -> Response<BoxBody> {
         StatusCode::OK,
         &serde_json::json!({ "events": events, "next": page.next.to_string() }),
     )
-}
-
-async fn stream<S: Store>(
-    app: &App<S>,
-    actor: &Actor,
-    start: FireStart,
-    permit: Option<StreamPermit>,
-) -> Result<Response<BoxBody>, ApiError> {
-    let config = app.config();
-    let retry = sse::retry_ms(config.sse_retry);
-    let body = match app.engine().fire_events(actor, start).await {
-        Ok(events) => EventBody::new(
-            events,
-            NoSignals,
-            actor.user.clone(),
-            config.keep_alive,
-            retry,
-            app.closing(),
-            (app.metrics().sse_stream(), permit),
-        )
-        .boxed_unsync(),
-        Err(e) if e.kind() == im_engine::ErrorKind::Store => sse::unavailable(&e, retry),
-        Err(e) => return Err(e.into()),
-    };
-    Ok(sse::stream_response(body))
 }

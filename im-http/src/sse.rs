@@ -152,12 +152,31 @@ async fn stream<S: Store>(
     start: Start,
     permit: Option<StreamPermit>,
 ) -> Result<Response<BoxBody>, ApiError> {
-    let config = app.config();
-    let retry = retry_ms(config.sse_retry);
     // Registered before answering: once the client has the response head,
     // every later event and signal reaches it.
     let signals = app.engine().signals(actor);
-    let body = match app.engine().events(actor, start).await {
+    let opened = app.engine().events(actor, start).await;
+    stream_answer(app, actor, opened, signals, permit)
+}
+
+/// The answer of an event stream the engine opened (`opened`, or why it
+/// could not), with `signals` beside its events.
+pub(crate) fn stream_answer<S, T, E, Sg>(
+    app: &App<S>,
+    actor: &Actor,
+    opened: Result<E, im_engine::Error>,
+    signals: Sg,
+    permit: Option<StreamPermit>,
+) -> Result<Response<BoxBody>, ApiError>
+where
+    S: Store,
+    T: SseEvent + 'static,
+    E: Stream<Item = Result<T, im_engine::Error>> + Send + 'static,
+    Sg: Stream<Item = Arc<Signal>> + Send + 'static,
+{
+    let config = app.config();
+    let retry = retry_ms(config.sse_retry);
+    let body = match opened {
         Ok(events) => EventBody::new(
             events,
             signals,
@@ -179,7 +198,7 @@ async fn stream<S: Store>(
 }
 
 /// An event stream's response: its body with the stream's headers.
-pub(crate) fn stream_response(body: BoxBody) -> Response<BoxBody> {
+fn stream_response(body: BoxBody) -> Response<BoxBody> {
     let mut resp = Response::new(body);
     let headers = resp.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
@@ -192,7 +211,7 @@ pub(crate) fn stream_response(body: BoxBody) -> Response<BoxBody> {
 /// The body of an event stream the store cannot open now: a `retry:` line
 /// and a comment, so that a browser's `EventSource` tries again (it gives
 /// up for good on any status but 200).
-pub(crate) fn unavailable(e: &im_engine::Error, retry: u64) -> BoxBody {
+fn unavailable(e: &im_engine::Error, retry: u64) -> BoxBody {
     tracing::warn!(error = %ErrorChain(e), "event stream refused: the store is unavailable");
     full(format!(
         "retry: {retry}\n\n: the store is unavailable, reconnect later\n\n"
@@ -212,7 +231,7 @@ pin_project! {
     /// time-out. Written by hand rather than as an `async_stream` because
     /// every idle stream holds one: a generator keeps both the values it
     /// was given and the copies it pinned, twice the size.
-    pub(crate) struct EventBody<E, Sg, C, G> {
+    struct EventBody<E, Sg, C, G> {
         #[pin]
         events: E,
         #[pin]
@@ -236,7 +255,7 @@ pin_project! {
 
 impl<E, Sg, C, G> EventBody<E, Sg, C, G> {
     #[allow(clippy::too_many_arguments)]
-    pub(crate) fn new(
+    fn new(
         events: E,
         signals: Sg,
         viewer: UserId,
@@ -344,7 +363,7 @@ where
 
 /// The reconnection delay one stream announces: `base` plus a random
 /// jitter of up to `base`, in milliseconds.
-pub(crate) fn retry_ms(base: Duration) -> u64 {
+fn retry_ms(base: Duration) -> u64 {
     let base = u64::try_from(base.as_millis())
         .unwrap_or(u64::MAX / 2)
         .max(1);

@@ -75,6 +75,20 @@ local function fire_append(fire, head, ts, user, event)
   redis.call('XADD', fire, sid(pos), 't', ts, 'u', user, 'e', event)
 end
 
+-- A fan-out watermark (field `conv` of hash `key`): the last position
+-- applied, `seq` or `seq:mseq`, as two numbers.
+local function read_mark(key, conv)
+  local mark = redis.call('HGET', key, conv) or '0'
+  local ws, wm = string.match(mark, '^(%d+):?(%d*)$')
+  return tonumber(ws), tonumber(wm) or 0
+end
+
+local function write_mark(key, conv, ws, wm)
+  local w = string.format('%d', ws)
+  if wm > 0 then w = w .. string.format(':%d', wm) end
+  redis.call('HSET', key, conv, w)
+end
+
 -- The feed event of message `seq` of `conv`, exactly as serde encodes
 -- `Event::Message` (tests/events.rs checks every kind the scripts write).
 local function message_event(conv, seq)
@@ -327,9 +341,7 @@ pub(crate) static FANOUT_USER: LazyLock<Script> = LazyLock::new(|| {
         prelude!(),
         r#"
 local conv, user = ARGV[1], ARGV[2]
-local mark = redis.call('HGET', KEYS[4], conv) or '0'
-local ws, wm = string.match(mark, '^(%d+):?(%d*)$')
-ws, wm = tonumber(ws), tonumber(wm) or 0
+local ws, wm = read_mark(KEYS[4], conv)
 local applied = 0
 for i = 3, #ARGV, 7 do
   local seq, mseq, ts = tonumber(ARGV[i]), tonumber(ARGV[i + 1]), ARGV[i + 2]
@@ -353,11 +365,7 @@ for i = 3, #ARGV, 7 do
     applied = applied + 1
   end
 end
-if applied > 0 then
-  local w = string.format('%d', ws)
-  if wm > 0 then w = w .. string.format(':%d', wm) end
-  redis.call('HSET', KEYS[4], conv, w)
-end
+if applied > 0 then write_mark(KEYS[4], conv, ws, wm) end
 return applied
 "#
     ))
@@ -585,9 +593,7 @@ pub(crate) static FIRE_CONV: LazyLock<Script> = LazyLock::new(|| {
         prelude!(),
         r#"
 local conv = ARGV[1]
-local mark = redis.call('HGET', KEYS[3], conv) or '0'
-local ws, wm = string.match(mark, '^(%d+):?(%d*)$')
-ws, wm = tonumber(ws), tonumber(wm) or 0
+local ws, wm = read_mark(KEYS[3], conv)
 local applied = 0
 for i = 2, #ARGV, 4 do
   local seq, mseq, ts, event = tonumber(ARGV[i]), tonumber(ARGV[i + 1]), ARGV[i + 2], ARGV[i + 3]
@@ -598,11 +604,7 @@ for i = 2, #ARGV, 4 do
     applied = applied + 1
   end
 end
-if applied > 0 then
-  local w = string.format('%d', ws)
-  if wm > 0 then w = w .. string.format(':%d', wm) end
-  redis.call('HSET', KEYS[3], conv, w)
-end
+if applied > 0 then write_mark(KEYS[3], conv, ws, wm) end
 return applied
 "#
     ))

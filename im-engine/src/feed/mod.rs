@@ -16,5 +16,6 @@ pub(crate) mod live;
 mod read;
 
 pub use cursor::{Cursor, ResetReason, Start};
+pub(crate) use cursor::{parse_epoch, parse_pos};
 pub(crate) use read::RecentMessages;
 pub use read::{Delivered, EventData, EventPage};

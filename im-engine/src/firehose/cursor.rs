@@ -6,6 +6,7 @@ use std::str::FromStr;
 
 use crate::data::Epoch;
 use crate::error::Error;
+use crate::feed::{parse_epoch, parse_pos};
 
 /// A position in the firehose of a given store: the `id:` of a firehose
 /// event. Spelled `<epoch as 16 hex digits>-<p0>[.<p1>…]`, one position per
@@ -40,32 +41,16 @@ impl FromStr for FireCursor {
     fn from_str(s: &str) -> Result<Self, Error> {
         let bad = || Error::Invalid("malformed event cursor".into());
         let (epoch, positions) = s.split_once('-').ok_or_else(bad)?;
-        // One spelling, the one `Display` writes (see `Cursor`).
-        if epoch.len() != 16
-            || !epoch
-                .bytes()
-                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-        {
-            return Err(bad());
-        }
         let pos = positions
             .split('.')
             .take(MAX_PARTS + 1)
-            .map(|p| {
-                if p.is_empty()
-                    || !p.bytes().all(|b| b.is_ascii_digit())
-                    || (p.len() > 1 && p.starts_with('0'))
-                {
-                    return Err(bad());
-                }
-                p.parse().map_err(|_| bad())
-            })
+            .map(|p| parse_pos(p).ok_or_else(bad))
             .collect::<Result<Vec<u64>, Error>>()?;
         if pos.len() > MAX_PARTS {
             return Err(bad());
         }
         Ok(Self {
-            epoch: Epoch(u64::from_str_radix(epoch, 16).map_err(|_| bad())?),
+            epoch: parse_epoch(epoch).ok_or_else(bad)?,
             pos,
         })
     }
