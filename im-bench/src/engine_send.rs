@@ -22,7 +22,7 @@ use crate::seed::{self, uid};
 const GROUP: usize = 100;
 
 #[derive(Debug, Clone, Copy)]
-enum Shape {
+pub(crate) enum Shape {
     Direct,
     Group,
 }
@@ -47,7 +47,14 @@ impl Shape {
     }
 }
 
-async fn rate<S: Store>(engine: &Engine<S>, shape: Shape, senders: usize, secs: f64) -> f64 {
+/// Sends per second through `engine` by `senders` concurrent senders of
+/// `shape` for `secs`.
+pub(crate) async fn rate<S: Store>(
+    engine: &Engine<S>,
+    shape: Shape,
+    senders: usize,
+    secs: f64,
+) -> f64 {
     let count = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + Duration::from_secs_f64(secs);
     let tasks: Vec<_> = (0..senders)
@@ -173,7 +180,7 @@ impl Ceiling<'_> {
 }
 
 /// The users and the group every figure sends as and to.
-async fn seed_engine<S: Store>(engine: &Engine<S>) {
+pub(crate) async fn seed_engine<S: Store>(engine: &Engine<S>) {
     seed::users(engine, 2 * 64).await.expect("seed users");
     seed::group(engine, "g", GROUP)
         .await

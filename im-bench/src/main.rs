@@ -26,6 +26,7 @@ mod seed;
 mod server;
 mod signals;
 mod store_figures;
+mod webhooks;
 
 use std::path::PathBuf;
 
@@ -99,7 +100,8 @@ struct Cli {
     /// Where to write the JSON report.
     #[arg(long, default_value = "target/bench/report.json")]
     json: PathBuf,
-    /// Run only these groups: http, engine, changes, fanout, signals, store.
+    /// Run only these groups: http, engine, changes, fanout, signals, webhooks,
+    /// store.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
 }
@@ -184,6 +186,10 @@ fn main() -> std::process::ExitCode {
         if wants("signals") {
             eprintln!("typing signals into a group, every member streaming:");
             signals::run(&mut report, &scale).await;
+        }
+        if wants("webhooks") {
+            eprintln!("sends beside webhook delivery, in process:");
+            webhooks::run(&mut report, &scale).await;
         }
         if wants("store") {
             eprintln!("big group and resume:");

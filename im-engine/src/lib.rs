@@ -139,6 +139,7 @@ mod contact;
 mod engine;
 mod export;
 mod feed;
+mod firehose;
 mod group;
 mod hooks;
 mod message;
@@ -158,9 +159,9 @@ pub use data::id;
 pub use data::{Addressed, Signal};
 pub use data::{
     Body, Contact, ContactNews, ConvEntry, ConversationId, Epoch, Event, Feed, FeedEntry,
-    FieldPatch, Fields, Group, GroupId, JoinPolicy, MAX_CLIENT_ID, MAX_REACTION_KEY,
-    MAX_REACTION_KEYS, Member, Membership, Message, NewMessage, PasswordHash, Presence,
-    ReactionChange, Reactions, Role, Seq, Timestamp, User, UserId,
+    FieldPatch, Fields, FireEntry, Firehose, Group, GroupId, JoinPolicy, MAX_CLIENT_ID,
+    MAX_REACTION_KEY, MAX_REACTION_KEYS, Member, Membership, Message, NewMessage, PasswordHash,
+    Presence, ReactionChange, Reactions, Role, Seq, Timestamp, User, UserId,
 };
 pub use error::{Error, ErrorChain, ErrorKind, StoreError};
 pub use store::{MemoryStore, Notifier, SignalBus, Store};
@@ -170,6 +171,7 @@ pub use command::{Command, Outcome};
 pub use contact::ContactView;
 pub use engine::{Actor, Clock, Config, Engine, EngineBuilder, Limits, Retention, SystemClock};
 pub use feed::{Cursor, Delivered, EventData, EventPage, ResetReason, Start};
+pub use firehose::{FireCursor, FireDelivered, FirePage, FireStart};
 pub use group::GroupView;
 pub use hooks::{
     Committed, HOOK_UNAVAILABLE, HookConfig, HookFuture, Hooks, MAX_REFUSAL_MESSAGE, OnTimeout,

@@ -35,7 +35,8 @@
 //!    caller's own: they name no one else's. While either of two users
 //!    blocks the other, no direct message between them commits (the store
 //!    checks it at the commit).
-//! 7. The store: only an admin exports it whole.
+//! 7. The store: only an admin exports it whole or reads its firehose
+//!    (every user's events).
 //! 8. Passwords: a user sets its own, giving the one it replaces once one
 //!    is set; an admin sets anyone's without it. Logging in needs no
 //!    actor: whoever gives a user's password acts as that user, never as
@@ -93,6 +94,8 @@ pub(crate) enum Action<'a> {
     Edit { message: &'a Message },
     /// Export the whole store.
     Export,
+    /// Read the firehose, every user's events.
+    Firehose,
     /// Delete a message; `group_owner`: its group's owner, for a group's.
     Delete {
         message: &'a Message,
@@ -141,7 +144,7 @@ pub(crate) fn check(actor: &Actor, action: Action<'_>) -> Result<(), Error> {
             // Rule 8.
             Action::SetPassword { user, old_matches } => me == user && old_matches,
             // Rule 7: no one but an admin, who stands in above.
-            Action::Export => false,
+            Action::Export | Action::Firehose => false,
         };
     if !allowed {
         return Err(forbidden(action));
@@ -234,5 +237,6 @@ pub(crate) fn forbidden(action: Action<'_>) -> Error {
             format!("only {user} or an admin may set this password")
         }
         Action::Export => "only an admin may export the store".into(),
+        Action::Firehose => "only an admin may read every user's events".into(),
     })
 }

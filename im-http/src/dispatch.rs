@@ -82,6 +82,12 @@ where
             let (headers, query) = (req.headers(), req.uri().query());
             crate::sse::events(app, actor, headers, query, permit).await
         }
+        Handler::Firehose => {
+            let actor = caller(actor.as_ref())?;
+            let permit = app.guards().open_stream(actor)?;
+            let (headers, query) = (req.headers(), req.uri().query());
+            crate::firehose::events(app, actor, headers, query, permit).await
+        }
     }
 }
 

@@ -93,10 +93,12 @@ mod dispatch;
 pub mod error;
 mod export;
 mod extract;
+mod firehose;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
 mod handlers;
+mod hook_client;
 mod login;
 mod metrics;
 pub mod openapi;
@@ -109,6 +111,7 @@ mod strict_json;
 #[cfg(feature = "tls")]
 pub mod tls;
 mod web;
+mod webhook;
 mod write_timeout;
 
 pub use auth::Auth;
@@ -122,6 +125,7 @@ pub use send_hook::{InvalidHookUrl, SendHook};
 pub use server::serve;
 #[cfg(feature = "tls")]
 pub use server::serve_tls;
+pub use webhook::{InvalidWebhookUrl, Webhook, signature};
 pub use write_timeout::WriteTimeout;
 
 /// The body of every answer.
@@ -177,6 +181,8 @@ pub struct Config {
     /// suspension made through another node sharing the store takes effect
     /// here (a suspension through this node takes effect at once).
     pub suspension_refresh: Duration,
+    /// Where every firehose event is POSTed, if anywhere ([`Webhook`]).
+    pub webhook: Option<Webhook>,
 }
 
 impl Config {
@@ -197,6 +203,7 @@ impl Config {
             cors: Cors::off(),
             trust_forwarded_for: false,
             suspension_refresh: Duration::from_millis(500),
+            webhook: None,
         }
     }
 }
@@ -218,6 +225,7 @@ impl std::fmt::Debug for Config {
             .field("cors", &self.cors)
             .field("trust_forwarded_for", &self.trust_forwarded_for)
             .field("suspension_refresh", &self.suspension_refresh)
+            .field("webhook", &self.webhook)
             .finish()
     }
 }

@@ -107,6 +107,9 @@ pub(crate) struct Metrics {
     store: Histograms<OpLabels>,
     connections_open: Gauge,
     refused: Family<RefusedLabels, Counter>,
+    webhook_backlog: Gauge,
+    webhook_delivered: Counter,
+    webhook_failed: Counter,
 }
 
 impl Default for Metrics {
@@ -120,6 +123,7 @@ impl Default for Metrics {
             Family::new_with_constructor(|| Histogram::new(STORE_BUCKETS));
         let connections_open = Gauge::default();
         let refused = Family::default();
+        let (webhook_backlog, webhook_delivered, webhook_failed) = Default::default();
 
         let mut registry = Registry::default();
         #[cfg(target_os = "linux")]
@@ -160,8 +164,26 @@ impl Default for Metrics {
             "Connections closed before their first request, by reason: over a connection cap (answered 503), or a TLS handshake that failed or timed out",
             refused.clone(),
         );
+        im.register(
+            "webhook_backlog",
+            "Firehose events this server's webhook delivery has not yet read (0 on a server that does not hold the delivery lease)",
+            Gauge::clone(&webhook_backlog),
+        );
+        im.register(
+            "webhook_delivered",
+            "Firehose events the webhook receiver acknowledged with a 2xx",
+            Counter::clone(&webhook_delivered),
+        );
+        im.register(
+            "webhook_failed_attempts",
+            "Webhook POSTs that failed (no answer in time, or not a 2xx) and are retried",
+            Counter::clone(&webhook_failed),
+        );
         Self {
             registry,
+            webhook_backlog,
+            webhook_delivered,
+            webhook_failed,
             requests,
             durations,
             messages_sent,
@@ -210,6 +232,19 @@ impl Metrics {
         self.durations
             .get_or_create(&RouteLabels { method, route })
             .observe(took.as_secs_f64());
+    }
+
+    pub(crate) fn webhook_backlog(&self, events: u64) {
+        self.webhook_backlog
+            .set(i64::try_from(events).unwrap_or(i64::MAX));
+    }
+
+    pub(crate) fn webhook_delivered(&self) {
+        self.webhook_delivered.inc();
+    }
+
+    pub(crate) fn webhook_failed(&self) {
+        self.webhook_failed.inc();
     }
 
     pub(crate) fn message_sent(&self) {

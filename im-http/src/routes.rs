@@ -128,6 +128,8 @@ pub(crate) enum Handler {
     Login,
     /// `GET /v1/admin/export`: the store as JSON Lines, streamed.
     Export,
+    /// `GET /v1/admin/events`: the firehose, a stream or a long poll.
+    Firehose,
 }
 
 /// The body a route reads.
@@ -207,6 +209,7 @@ pub const ROUTES: &[Route] = &[
     Route::token(POST, "/v1/conversations/{cid}/typing", "typing", C(h::typing)).body(h::small_body_limit, false).throttled(),
     Route::token(GET, "/v1/events", "events", Handler::Events),
     Route::token(GET, "/v1/admin/export", "export", Handler::Export),
+    Route::token(GET, "/v1/admin/events", "firehose", Handler::Firehose),
 ];
 
 /// A request matched to its route, with its raw path parameters.

@@ -14,9 +14,6 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, StatusCode, Uri};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use im_engine::{
     Body, ConversationId, HookFuture, Hooks, NewMessage, REFUSED, Seq, UserId, Verdict,
 };
@@ -32,14 +29,14 @@ const DEFAULT_MESSAGE: &str = "the send hook refused this message";
 
 /// A URL `--send-hook-url` cannot use.
 #[derive(Debug, thiserror::Error)]
-#[error("the send hook URL must be http://host[:port]/path: {0}")]
+#[error("the send hook URL must be http(s)://host[:port]/path: {0}")]
 pub struct InvalidHookUrl(String);
 
 /// The before-send hook that asks an HTTP service.
 #[derive(Debug, Clone)]
 pub struct SendHook {
     url: Uri,
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: crate::hook_client::HookClient,
 }
 
 #[derive(Serialize)]
@@ -73,19 +70,18 @@ struct RefusedError {
 }
 
 impl SendHook {
-    /// A hook that asks `url` (plain `http://`).
+    /// A hook that asks `url` (`http://`, or `https://` with the `tls` feature).
     ///
     /// # Errors
     ///
-    /// [`InvalidHookUrl`] for anything but an absolute `http://` URL.
+    /// [`InvalidHookUrl`] for anything but an absolute `http://` (or, with `tls`, `https://`) URL.
     pub fn new(url: &str) -> Result<Self, InvalidHookUrl> {
-        let bad = || InvalidHookUrl(url.to_owned());
-        let uri: Uri = url.parse().map_err(|_| bad())?;
-        if uri.scheme_str() != Some("http") || uri.host().is_none() {
-            return Err(bad());
-        }
-        let client = Client::builder(TokioExecutor::new()).build_http();
-        Ok(Self { url: uri, client })
+        let uri =
+            crate::hook_client::parse_url(url).ok_or_else(|| InvalidHookUrl(url.to_owned()))?;
+        Ok(Self {
+            url: uri,
+            client: crate::hook_client::client(),
+        })
     }
 
     /// Asks the service about `m`.

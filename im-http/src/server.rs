@@ -106,6 +106,11 @@ async fn run<S: Store>(
         .timer(TokioTimer::new())
         .header_read_timeout(app.config().header_read_timeout);
     let _suspensions = watch_suspensions(&app).await;
+    let _webhook = app.config().webhook.clone().map(|hook| {
+        let delivery =
+            crate::webhook::Delivery::new(app.engine().clone(), hook, Arc::clone(app.metrics()));
+        AbortOnDrop(tokio::spawn(delivery.run()))
+    });
     let open = Shutdown::new();
     let connections =
         protect::Connections::new(&app.config().protection, Arc::clone(app.metrics()));

@@ -53,6 +53,18 @@ pub(crate) async fn events<S: Store>(
 /// Where to start: `Last-Event-ID` (what a reconnecting `EventSource`
 /// sends), else `?after=`, else live.
 pub(crate) fn start(headers: &HeaderMap, query: &Query) -> Result<Start, ApiError> {
+    match cursor_text(headers, query)? {
+        Some(cursor) => Ok(cursor.parse()?),
+        None => Ok(Start::Live),
+    }
+}
+
+/// The cursor a stream starts after, as text: `Last-Event-ID`, else
+/// `?after=`; `None` for live.
+pub(crate) fn cursor_text<'a>(
+    headers: &'a HeaderMap,
+    query: &'a Query,
+) -> Result<Option<&'a str>, ApiError> {
     let header = headers
         .get("last-event-id")
         .map(|v| {
@@ -61,14 +73,11 @@ pub(crate) fn start(headers: &HeaderMap, query: &Query) -> Result<Start, ApiErro
         })
         .transpose()?
         .filter(|v| !v.is_empty());
-    match header.or_else(|| query.get("after")) {
-        Some(cursor) => Ok(cursor.parse()?),
-        None => Ok(Start::Live),
-    }
+    Ok(header.or_else(|| query.get("after")))
 }
 
 /// Whether the client asked for JSON rather than an event stream.
-fn wants_json(headers: &HeaderMap) -> bool {
+pub(crate) fn wants_json(headers: &HeaderMap) -> bool {
     let types = || {
         headers
             .get_all(ACCEPT)
@@ -94,8 +103,19 @@ async fn long_poll<S: Store>(
     start: Start,
     query: &Query,
 ) -> Result<Response<BoxBody>, ApiError> {
-    let config = app.config();
-    let wait = match query.number::<u64>("wait")? {
+    let wait = poll_wait(app.config(), query)?;
+    let limit = query.number("limit")?;
+    let poll = tokio::select! {
+        poll = app.engine().poll(actor, start, wait, limit) => poll?,
+        () = app.closing() => return Err(ApiError::ShuttingDown),
+    };
+    Ok(poll_answer(&poll, &actor.user))
+}
+
+/// How long a long poll waits: `?wait=` seconds (up to the maximum), or
+/// the default.
+pub(crate) fn poll_wait(config: &crate::Config, query: &Query) -> Result<Duration, ApiError> {
+    Ok(match query.number::<u64>("wait")? {
         None => config.long_poll_default,
         Some(secs) if Duration::from_secs(secs) <= config.long_poll_max => {
             Duration::from_secs(secs)
@@ -106,13 +126,7 @@ async fn long_poll<S: Store>(
                 config.long_poll_max.as_secs()
             )));
         }
-    };
-    let limit = query.number("limit")?;
-    let poll = tokio::select! {
-        poll = app.engine().poll(actor, start, wait, limit) => poll?,
-        () = app.closing() => return Err(ApiError::ShuttingDown),
-    };
-    Ok(poll_answer(&poll, &actor.user))
+    })
 }
 
 /// The answer of a long poll: `{"events": [{"id", "event", "data"}], "next"}`.
@@ -138,12 +152,31 @@ async fn stream<S: Store>(
     start: Start,
     permit: Option<StreamPermit>,
 ) -> Result<Response<BoxBody>, ApiError> {
-    let config = app.config();
-    let retry = retry_ms(config.sse_retry);
     // Registered before answering: once the client has the response head,
     // every later event and signal reaches it.
     let signals = app.engine().signals(actor);
-    let body = match app.engine().events(actor, start).await {
+    let opened = app.engine().events(actor, start).await;
+    stream_answer(app, actor, opened, signals, permit)
+}
+
+/// The answer of an event stream the engine opened (`opened`, or why it
+/// could not), with `signals` beside its events.
+pub(crate) fn stream_answer<S, T, E, Sg>(
+    app: &App<S>,
+    actor: &Actor,
+    opened: Result<E, im_engine::Error>,
+    signals: Sg,
+    permit: Option<StreamPermit>,
+) -> Result<Response<BoxBody>, ApiError>
+where
+    S: Store,
+    T: SseEvent + 'static,
+    E: Stream<Item = Result<T, im_engine::Error>> + Send + 'static,
+    Sg: Stream<Item = Arc<Signal>> + Send + 'static,
+{
+    let config = app.config();
+    let retry = retry_ms(config.sse_retry);
+    let body = match opened {
         Ok(events) => EventBody::new(
             events,
             signals,
@@ -155,25 +188,34 @@ async fn stream<S: Store>(
         )
         .boxed_unsync(),
         Err(e) if e.kind() == im_engine::ErrorKind::Store => {
-            // A browser's EventSource gives up for good on any status but
-            // 200 (its specification says so), so an outage answered 503
-            // would leave every page without live events until reloaded.
-            // A 200 that names a reconnection delay and ends at once makes
-            // it try again by itself; the long poll keeps its 503.
-            tracing::warn!(error = %ErrorChain(&e), "event stream refused: the store is unavailable");
-            full(format!(
-                "retry: {retry}\n\n: the store is unavailable, reconnect later\n\n"
-            ))
+            // An outage answered 503 would leave every page without live
+            // events until reloaded; the long poll keeps its 503.
+            unavailable(&e, retry)
         }
         Err(e) => return Err(e.into()),
     };
+    Ok(stream_response(body))
+}
+
+/// An event stream's response: its body with the stream's headers.
+fn stream_response(body: BoxBody) -> Response<BoxBody> {
     let mut resp = Response::new(body);
     let headers = resp.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     // Tells a buffering reverse proxy (nginx) to pass events on at once.
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    Ok(resp)
+    resp
+}
+
+/// The body of an event stream the store cannot open now: a `retry:` line
+/// and a comment, so that a browser's `EventSource` tries again (it gives
+/// up for good on any status but 200).
+fn unavailable(e: &im_engine::Error, retry: u64) -> BoxBody {
+    tracing::warn!(error = %ErrorChain(e), "event stream refused: the store is unavailable");
+    full(format!(
+        "retry: {retry}\n\n: the store is unavailable, reconnect later\n\n"
+    ))
 }
 
 pin_project! {
@@ -237,9 +279,23 @@ impl<E, Sg, C, G> EventBody<E, Sg, C, G> {
     }
 }
 
-impl<E, Sg, C, G> Body for EventBody<E, Sg, C, G>
+/// An item of an event stream: it knows its SSE frame.
+pub(crate) trait SseEvent {
+    /// The frame (`id:`, `event:`, one `data:` line) as `viewer` sees it,
+    /// or `None` when it cannot be encoded (logged).
+    fn frame(&self, viewer: &UserId) -> Option<Bytes>;
+}
+
+impl SseEvent for Delivered {
+    fn frame(&self, viewer: &UserId) -> Option<Bytes> {
+        encode(&self.cursor, self.data.name(), &self.data.view(viewer))
+    }
+}
+
+impl<T, E, Sg, C, G> Body for EventBody<E, Sg, C, G>
 where
-    E: Stream<Item = Result<Delivered, im_engine::Error>>,
+    T: SseEvent,
+    E: Stream<Item = Result<T, im_engine::Error>>,
     Sg: Stream<Item = Arc<Signal>>,
     C: Future<Output = ()>,
 {
@@ -265,7 +321,7 @@ where
                 return Poll::Ready(None);
             }
             let frame = match this.events.as_mut().poll_next(cx) {
-                Poll::Ready(Some(Ok(event))) => match encode(&event, this.viewer) {
+                Poll::Ready(Some(Ok(event))) => match event.frame(this.viewer) {
                     Some(frame) => frame,
                     None => continue,
                 },
@@ -325,8 +381,12 @@ fn encode_signal(signal: &Signal) -> Bytes {
 }
 
 /// One event as an SSE frame: `id:`, `event:` and one `data:` line.
-fn encode(event: &Delivered, viewer: &UserId) -> Option<Bytes> {
-    let mut data = match serde_json::to_string(&event.data.view(viewer)) {
+pub(crate) fn encode(
+    id: &impl std::fmt::Display,
+    name: &str,
+    data: &impl Serialize,
+) -> Option<Bytes> {
+    let mut data = match serde_json::to_string(data) {
         Ok(data) => data,
         Err(e) => {
             tracing::error!(error = %e, "could not encode an event");
@@ -339,9 +399,7 @@ fn encode(event: &Delivered, viewer: &UserId) -> Option<Bytes> {
     if data.contains(['\n', '\r']) {
         data = data.replace(['\n', '\r'], " ");
     }
-    let name = event.data.name();
     Some(Bytes::from(format!(
-        "id: {}\nevent: {name}\ndata: {data}\n\n",
-        event.cursor
+        "id: {id}\nevent: {name}\ndata: {data}\n\n"
     )))
 }

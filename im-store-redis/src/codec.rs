@@ -1,6 +1,8 @@
 //! Value encodings, and decoding of raw Redis answers.
 
-use im_engine::{Body, ConvEntry, ConversationId, Event, FeedEntry, Message, Seq, UserId};
+use im_engine::{
+    Body, ConvEntry, ConversationId, Event, FeedEntry, FireEntry, Message, Seq, UserId,
+};
 use redis::Value;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -140,6 +142,30 @@ pub(crate) fn feed_entry(v: &Value) -> Result<FeedEntry> {
         field(&fields, "e").ok_or_else(|| bad("event"))?,
     )?;
     Ok(FeedEntry { pos, ts, event })
+}
+
+/// A firehose entry as the scripts write it: `t` time, `u` user (empty for
+/// a shared event), `e` event.
+pub(crate) fn fire_entry(v: &Value) -> Result<FireEntry> {
+    let (pos, fields) = stream_entry(v)?;
+    let bad = |what| corrupt(format!("firehose entry {pos}: bad {what}"));
+    let ts = field(&fields, "t")
+        .and_then(|t| t.parse().ok())
+        .ok_or_else(|| bad("time"))?;
+    let user = match field(&fields, "u").ok_or_else(|| bad("user"))? {
+        "" => None,
+        u => Some(UserId::new(u).map_err(|_| bad("user"))?),
+    };
+    let event: Event = from_json(
+        "firehose event",
+        field(&fields, "e").ok_or_else(|| bad("event"))?,
+    )?;
+    Ok(FireEntry {
+        pos,
+        ts,
+        user,
+        event,
+    })
 }
 
 /// A list of users as the scripts take it: `u1,u2,…`.

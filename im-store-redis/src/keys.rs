@@ -232,6 +232,33 @@ impl Keys {
         format!("{}{{f:{shard}}}:fanout", self.prefix)
     }
 
+    /// `P{f:<k>}:fire`, firehose partition `k` (a stream; on a single
+    /// Redis only partition 0).
+    pub(crate) fn fire(&self, part: u64) -> String {
+        format!("{}{{f:{part}}}:fire", self.prefix)
+    }
+
+    /// `P{f:<k>}:firehead`, the position counter of partition `k`.
+    pub(crate) fn fire_head(&self, part: u64) -> String {
+        format!("{}{{f:{part}}}:firehead", self.prefix)
+    }
+
+    /// `P{f:<k>}:firemarks`, the fan-out's watermark per conversation in
+    /// partition `k` (cluster).
+    pub(crate) fn fire_marks(&self, part: u64) -> String {
+        format!("{}{{f:{part}}}:firemarks", self.prefix)
+    }
+
+    /// `P{meta}:acked`: acknowledged firehose cursors by name.
+    pub(crate) fn acked(&self) -> String {
+        format!("{}{{meta}}:acked", self.prefix)
+    }
+
+    /// `P{meta}:lease:<name>`: who holds a lease.
+    pub(crate) fn lease(&self, name: &str) -> String {
+        format!("{}{{meta}}:lease:{name}", self.prefix)
+    }
+
     /// The notification channel of a single Redis.
     pub(crate) fn channel(&self) -> String {
         format!("{}notify", self.prefix)

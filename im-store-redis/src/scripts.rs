@@ -69,6 +69,26 @@ local function apply_message(entries, feed, meta, conv, seq, event, ts, is_sende
   feed_append(feed, meta, ts, event, keep, min_ts)
 end
 
+-- Appends an event to a firehose partition (user: '' for a shared event).
+local function fire_append(fire, head, ts, user, event)
+  local pos = redis.call('INCR', head)
+  redis.call('XADD', fire, sid(pos), 't', ts, 'u', user, 'e', event)
+end
+
+-- A fan-out watermark (field `conv` of hash `key`): the last position
+-- applied, `seq` or `seq:mseq`, as two numbers.
+local function read_mark(key, conv)
+  local mark = redis.call('HGET', key, conv) or '0'
+  local ws, wm = string.match(mark, '^(%d+):?(%d*)$')
+  return tonumber(ws), tonumber(wm) or 0
+end
+
+local function write_mark(key, conv, ws, wm)
+  local w = string.format('%d', ws)
+  if wm > 0 then w = w .. string.format(':%d', wm) end
+  redis.call('HSET', key, conv, w)
+end
+
 -- The feed event of message `seq` of `conv`, exactly as serde encodes
 -- `Event::Message` (tests/events.rs checks every kind the scripts write).
 local function message_event(conv, seq)
@@ -124,7 +144,8 @@ end
 /// A whole send on a single Redis.
 ///
 /// KEYS: client ids, seq counter, log, changed messages, the direct
-/// conversation's blocks, then (entries, feed, feedmeta) per recipient.
+/// conversation's blocks, the firehose and its head, then (entries, feed,
+/// feedmeta) per recipient.
 /// ARGV: from, ts, body, client id (`''` for none), conversation, keep,
 /// min_ts, channel (`''`: no publish), payload, reply_to (`''` for none),
 /// then the recipients. Answers `{1, seq}`, `{0, seq, fields, changed}`
@@ -141,8 +162,9 @@ local dup = duplicate_changed(duplicate(KEYS[1], KEYS[3], from, cid), KEYS[4])
 if dup then return dup end
 local seq = append_message(KEYS[1], KEYS[2], KEYS[3], from, ts, body, cid, ARGV[10])
 local event = message_event(conv, seq)
-for i = 1, (#KEYS - 5) / 3 do
-  local k = 3 * i + 2
+fire_append(KEYS[6], KEYS[7], ts, '', event)
+for i = 1, (#KEYS - 7) / 3 do
+  local k = 3 * i + 4
   apply_message(KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], conv, seq, event, ts, ARGV[10 + i] == from,
     true, keep, min_ts)
 end
@@ -156,7 +178,8 @@ return {1, seq}
 /// read here, in the step that commits it, so a join or leave is wholly
 /// before or after it.
 ///
-/// KEYS: client ids, seq counter, log, members, changed messages. ARGV:
+/// KEYS: client ids, seq counter, log, members, changed messages, the
+/// firehose and its head. ARGV:
 /// from, ts, body, client id (`''` for none), conversation, keep, min_ts,
 /// channel (`''`: no publish), the payload's first line, the key prefix,
 /// reply_to (`''` for none). Answers `{1, seq, members}`, `{0, seq, fields,
@@ -173,6 +196,7 @@ local dup = duplicate_changed(duplicate(KEYS[1], KEYS[3], from, cid), KEYS[5])
 if dup then return dup end
 local seq = append_message(KEYS[1], KEYS[2], KEYS[3], from, ts, body, cid, ARGV[11])
 local event = message_event(conv, seq)
+fire_append(KEYS[6], KEYS[7], ts, '', event)
 local members = redis.call('HKEYS', KEYS[4])
 for _, u in ipairs(members) do
   apply_message(ukey(prefix, u, 'entries'), ukey(prefix, u, 'feed'), ukey(prefix, u, 'feedmeta'),
@@ -188,7 +212,8 @@ return {1, seq, members}
 
 /// A join (`op` `+`) or leave (`-`) on a single Redis, whole.
 ///
-/// KEYS: members, the conversation's seq counter, bans. ARGV: op, user,
+/// KEYS: members, the conversation's seq counter, bans, the firehose and
+/// its head. ARGV: op, user,
 /// member JSON, max members, at, event JSON, keep, min_ts, conversation,
 /// key prefix, channel (`''`: no publish), the payload's first line.
 /// Answers `{1, members told}`, `{0}` (nothing to do), `{2}` (the group is
@@ -211,6 +236,7 @@ elseif not is_member then
   return {0}
 end
 -- Every member hears of it, the one who joined or left included.
+fire_append(KEYS[4], KEYS[5], at, '', event)
 local members = redis.call('HKEYS', KEYS[1])
 for _, u in ipairs(members) do
   feed_append(ukey(prefix, u, 'feed'), ukey(prefix, u, 'feedmeta'), at, event, keep, min_ts)
@@ -315,9 +341,7 @@ pub(crate) static FANOUT_USER: LazyLock<Script> = LazyLock::new(|| {
         prelude!(),
         r#"
 local conv, user = ARGV[1], ARGV[2]
-local mark = redis.call('HGET', KEYS[4], conv) or '0'
-local ws, wm = string.match(mark, '^(%d+):?(%d*)$')
-ws, wm = tonumber(ws), tonumber(wm) or 0
+local ws, wm = read_mark(KEYS[4], conv)
 local applied = 0
 for i = 3, #ARGV, 7 do
   local seq, mseq, ts = tonumber(ARGV[i]), tonumber(ARGV[i + 1]), ARGV[i + 2]
@@ -341,11 +365,7 @@ for i = 3, #ARGV, 7 do
     applied = applied + 1
   end
 end
-if applied > 0 then
-  local w = string.format('%d', ws)
-  if wm > 0 then w = w .. string.format(':%d', wm) end
-  redis.call('HSET', KEYS[4], conv, w)
-end
+if applied > 0 then write_mark(KEYS[4], conv, ws, wm) end
 return applied
 "#
     ))
@@ -373,8 +393,8 @@ end
 /// A change to a message on a single Redis, whole: the message swapped for
 /// its new record and the event in every recipient's feed.
 ///
-/// KEYS: changed messages, log, then the members for a group, or (feed,
-/// feedmeta) per recipient. ARGV: seq, expected record (`''`: the log's),
+/// KEYS: changed messages, log, the firehose and its head, then the
+/// members for a group, or (feed, feedmeta) per recipient. ARGV: seq, expected record (`''`: the log's),
 /// new record, event, at, keep, min_ts, key prefix, the reacting user
 /// (`''`: none), channel (`''`: no publish), the payload's first line,
 /// `group` or `users`, then the recipients (users). Answers `{1,
@@ -388,19 +408,20 @@ pub(crate) static UPDATE_ALL: LazyLock<Script> = LazyLock::new(|| {
 local seq, event, at = ARGV[1], ARGV[4], ARGV[5]
 local keep, min_ts, prefix, reactor = tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8], ARGV[9]
 local group = ARGV[12] == 'group'
-if group and reactor ~= '' and redis.call('HEXISTS', KEYS[3], reactor) == 0 then return {2} end
+if group and reactor ~= '' and redis.call('HEXISTS', KEYS[5], reactor) == 0 then return {2} end
 local refused = swap_message(KEYS[1], KEYS[2], seq, ARGV[2], ARGV[3])
 if refused then return {refused} end
+fire_append(KEYS[3], KEYS[4], at, '', event)
 local recipients = {}
 if group then
-  recipients = redis.call('HKEYS', KEYS[3])
+  recipients = redis.call('HKEYS', KEYS[5])
   for _, u in ipairs(recipients) do
     feed_append(ukey(prefix, u, 'feed'), ukey(prefix, u, 'feedmeta'), at, event, keep, min_ts)
   end
 else
   for i = 13, #ARGV do
     table.insert(recipients, ARGV[i])
-    local k = 2 * (i - 13) + 3
+    local k = 2 * (i - 13) + 5
     feed_append(KEYS[k], KEYS[k + 1], at, event, keep, min_ts)
   end
 end
@@ -485,7 +506,8 @@ return {entries, changed}
 /// `set k value`, `hset k field value`, `hdel k field`,
 /// `read k conversation seq` (raise an existing entry's read cursor),
 /// `feed kfeed kmeta ts event keep min_ts`, `del k`, `clear kfeed kmeta`
-/// (drop every event of a feed, keeping its head).
+/// (drop every event of a feed, keeping its head),
+/// `fire kfire khead ts user event` (append to a firehose partition).
 pub(crate) static APPLY: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         prelude!(),
@@ -520,6 +542,9 @@ while i <= #ARGV do
     redis.call('DEL', k)
     redis.call('HSET', meta, 'trimmed', redis.call('HGET', meta, 'head') or '0')
     i = i + 3
+  elseif op == 'fire' then
+    fire_append(k, KEYS[tonumber(ARGV[i + 2])], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5])
+    i = i + 6
   elseif op == 'feed' then
     feed_append(k, KEYS[tonumber(ARGV[i + 2])], ARGV[i + 3], ARGV[i + 4],
       tonumber(ARGV[i + 5]), tonumber(ARGV[i + 6]))
@@ -555,9 +580,78 @@ return {head, trimmed, entries}
     )
 });
 
+/// The firehose half of a fan-out on a cluster: appends the pending
+/// records of one conversation to its firehose partition, in order, each
+/// at most once, with the partition's watermark for the conversation
+/// (`P{f:K}:firemarks`, as `FANOUT_USER` keeps the users').
+///
+/// KEYS: firehose, head, firemarks. ARGV: conversation, then per record,
+/// ascending: seq, mseq, ts, event (`''` for a message). Answers how many
+/// were appended.
+pub(crate) static FIRE_CONV: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        prelude!(),
+        r#"
+local conv = ARGV[1]
+local ws, wm = read_mark(KEYS[3], conv)
+local applied = 0
+for i = 2, #ARGV, 4 do
+  local seq, mseq, ts, event = tonumber(ARGV[i]), tonumber(ARGV[i + 1]), ARGV[i + 2], ARGV[i + 3]
+  if seq > ws or (seq == ws and mseq > wm) then
+    if mseq == 0 then event = message_event(conv, seq) end
+    fire_append(KEYS[1], KEYS[2], ts, '', event)
+    ws, wm = seq, mseq
+    applied = applied + 1
+  end
+end
+if applied > 0 then write_mark(KEYS[3], conv, ws, wm) end
+return applied
+"#
+    ))
+});
+
+/// A read of a firehose partition: its head and up to `limit` entries
+/// after `after`.
+///
+/// KEYS: firehose, head. ARGV: after, limit. Answers `{head, entries}`.
+pub(crate) static FIRE_READ: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local head = redis.call('GET', KEYS[2]) or '0'
+local entries = {}
+if tonumber(ARGV[2]) > 0 and tonumber(ARGV[1]) < tonumber(head) then
+  entries = redis.call('XRANGE', KEYS[1], string.format('%d-0', tonumber(ARGV[1]) + 1), '+',
+    'COUNT', ARGV[2])
+end
+return {head, entries}
+"#,
+    )
+});
+
+/// Takes a lease for a holder when nobody holds it, or renews it when the
+/// holder does (`SET NX PX`, and a compare-and-renew).
+///
+/// KEYS: the lease. ARGV: holder, ttl in ms. Answers 1 when the holder
+/// holds it now, else 0.
+pub(crate) static LEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+"#,
+    )
+});
+
 /// Every script, to load them at start (on every node of a cluster).
-pub(crate) fn all() -> [&'static Script; 11] {
+pub(crate) fn all() -> [&'static Script; 14] {
     [
+        &FIRE_CONV,
+        &FIRE_READ,
+        &LEASE,
         &UPDATE_ALL,
         &UPDATE_CONV,
         &READ_MESSAGES,

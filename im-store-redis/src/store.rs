@@ -8,8 +8,8 @@ use im_engine::store::{
     Changes, Mark, Marks, MemberUpdate, MessageUpdate, MessageUpdated, Outgoing, Sent, Updated,
 };
 use im_engine::{
-    Addressed, Contact, ConvEntry, ConversationId, Epoch, Feed, Group, GroupId, Member, Message,
-    Notifier, Presence, Seq, SignalBus, Store, Timestamp, User, UserId,
+    Addressed, Contact, ConvEntry, ConversationId, Epoch, Feed, Firehose, Group, GroupId, Member,
+    Message, Notifier, Presence, Seq, SignalBus, Store, Timestamp, User, UserId,
 };
 use redis::{AsyncCommands, Value};
 
@@ -431,6 +431,78 @@ impl Store for RedisStore {
                     .map(codec::feed_entry)
                     .collect::<Result<_>>()?,
             })
+        })
+        .await
+    }
+
+    fn firehose_partitions(&self) -> usize {
+        if self.shared.cluster() {
+            crate::keys::SHARDS as usize
+        } else {
+            1
+        }
+    }
+
+    async fn firehose(&self, part: usize, after: u64, limit: usize) -> Result<Firehose> {
+        if part >= self.firehose_partitions() {
+            return Ok(Firehose::default());
+        }
+        let part = part as u64;
+        self.read(async {
+            let v: Value = scripts::FIRE_READ
+                .key(self.shared.keys.fire(part))
+                .key(self.shared.keys.fire_head(part))
+                .arg(after)
+                .arg(limit.min(1 << 30))
+                .invoke_async(&mut self.shared.conn())
+                .await?;
+            let [head, entries] = codec::array(&v)? else {
+                return Err(corrupt("firehose read answer"));
+            };
+            Ok(Firehose {
+                head: codec::number(head)?,
+                entries: codec::array(entries)?
+                    .iter()
+                    .map(codec::fire_entry)
+                    .collect::<Result<_>>()?,
+            })
+        })
+        .await
+    }
+
+    async fn acked(&self, name: &str) -> Result<Option<String>> {
+        self.read(async {
+            let v: Option<String> = self
+                .shared
+                .conn()
+                .hget(self.shared.keys.acked(), name)
+                .await?;
+            Ok(v)
+        })
+        .await
+    }
+
+    async fn set_acked(&self, name: &str, value: &str) -> Result<()> {
+        self.read(async {
+            let _: u64 = self
+                .shared
+                .conn()
+                .hset(self.shared.keys.acked(), name, value)
+                .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn lease(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool> {
+        self.read(async {
+            let held: u64 = scripts::LEASE
+                .key(self.shared.keys.lease(name))
+                .arg(holder)
+                .arg(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1))
+                .invoke_async(&mut self.shared.conn())
+                .await?;
+            Ok(held == 1)
         })
         .await
     }

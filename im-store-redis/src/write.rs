@@ -26,7 +26,7 @@ use futures_util::future::join_all;
 use im_engine::store::{
     Changes, ContactChange, EntryChange, MarkChange, Marks, MemberChange, MemberUpdate,
     MessageChange, MessageUpdate, MessageUpdated, Outgoing, Recipients, Sent, Updated,
-    apply_change,
+    apply_change, fire_events,
 };
 use im_engine::{ConversationId, Event, GroupId, Membership, Message, Seq, Timestamp, UserId};
 use redis::{AsyncCommands, Value};
@@ -144,6 +144,8 @@ async fn send_single(s: &Shared, out: &Outgoing) -> Result<(Sent, Vec<UserId>)> 
                 .key(k.log(c))
                 .key(k.members(g))
                 .key(k.changed(c))
+                .key(k.fire(0))
+                .key(k.fire_head(0))
                 .arg(m.from.as_str())
                 .arg(m.ts)
                 .arg(m.body.get())
@@ -170,7 +172,9 @@ async fn send_single(s: &Shared, out: &Outgoing) -> Result<(Sent, Vec<UserId>)> 
         .key(k.seq(c))
         .key(k.log(c))
         .key(k.changed(c))
-        .key(k.dm_blocks(c));
+        .key(k.dm_blocks(c))
+        .key(k.fire(0))
+        .key(k.fire_head(0));
     for u in users {
         inv.key(k.entries(u)).key(k.feed(u)).key(k.feed_meta(u));
     }
@@ -336,6 +340,8 @@ pub(crate) async fn update_member(s: &Shared, u: &MemberUpdate) -> Result<Update
                     .key(k.members(&u.group))
                     .key(k.seq(&c))
                     .key(k.marks(&Marks::Bans(u.group.clone())))
+                    .key(k.fire(0))
+                    .key(k.fire_head(0))
                     .arg(op)
                     .arg(user.as_str())
                     .arg(&member)
@@ -447,7 +453,10 @@ async fn update_single(
     let k = &s.keys;
     let c = &u.conversation;
     let mut inv = scripts::UPDATE_ALL.prepare_invoke();
-    inv.key(k.changed(c)).key(k.log(c));
+    inv.key(k.changed(c))
+        .key(k.log(c))
+        .key(k.fire(0))
+        .key(k.fire_head(0));
     let users = match &u.recipients {
         Recipients::Members(g) => {
             inv.key(k.members(g));
@@ -654,12 +663,56 @@ pub(crate) async fn drain(
                 woken.insert((*u).clone());
             }
         }
+        fire_records(s, c, &records).await?;
         let _: u64 = s.conn().zrem(k.pending(c), &raw).await?;
         if raw.len() < BATCH {
             break;
         }
     }
     Ok(woken)
+}
+
+/// Appends pending records of `c` to its firehose partition, each once
+/// (the partition's watermark for `c` skips those appended already).
+async fn fire_records(s: &Shared, c: &ConversationId, records: &[Pending]) -> Result<()> {
+    let conv = c.to_string();
+    let part = keys::shard(&conv);
+    let k = &s.keys;
+    let mut inv = scripts::FIRE_CONV.prepare_invoke();
+    inv.key(k.fire(part))
+        .key(k.fire_head(part))
+        .key(k.fire_marks(part))
+        .arg(&conv);
+    for r in records {
+        inv.arg(r.seq).arg(r.mseq).arg(r.ts).arg(&r.event);
+    }
+    let _: u64 = inv.invoke_async(&mut s.conn()).await?;
+    Ok(())
+}
+
+/// The firehose partition of an event: the conversation's (a shared
+/// event) or the user's, as the marker shards spread them; 0 on a single
+/// Redis, which has one.
+pub(crate) fn fire_part(s: &Shared, user: Option<&UserId>, event: &Event) -> u64 {
+    if !s.cluster() {
+        return 0;
+    }
+    let id = match (user, event) {
+        (Some(u), _) => u.to_string(),
+        (
+            None,
+            Event::Message { conversation, .. }
+            | Event::Edit { conversation, .. }
+            | Event::Delete { conversation, .. }
+            | Event::Reaction { conversation, .. }
+            | Event::Read { conversation, .. },
+        ) => conversation.to_string(),
+        (None, Event::Member { group, .. } | Event::JoinRequest { group, .. }) => {
+            ConversationId::group(group.clone()).to_string()
+        }
+        (None, Event::Contact { user, .. }) => user.to_string(),
+    };
+    keys::shard(&id)
 }
 
 /// Finishes the fan-outs whose markers are older than `grace`: those of
@@ -730,6 +783,8 @@ enum Owner {
     Conv(ConversationId),
     /// The store-wide sets.
     Meta,
+    /// A firehose partition.
+    Fire(u64),
     Group(GroupId),
 }
 
@@ -744,6 +799,9 @@ enum Op {
     Del(String),
     /// Drop every event of a feed, keeping its head.
     Clear(String, String),
+    /// Append to a firehose partition: stream, head, ts, user (`''`:
+    /// none), event.
+    Fire(String, String, Timestamp, String, String),
 }
 
 /// The ops of `changes` in field order, each with its owner.
@@ -807,6 +865,12 @@ fn ops(s: &Shared, changes: &Changes) -> Result<Vec<(Owner, Op)>> {
             Op::Feed(k.feed(user), k.feed_meta(user), *ts, to_json(event)?),
         ));
     }
+    for (user, ts, event) in fire_events(changes) {
+        let part = fire_part(s, user.as_ref(), &event);
+        let user = user.map(|u| u.to_string()).unwrap_or_default();
+        let op = Op::Fire(k.fire(part), k.fire_head(part), ts, user, to_json(&event)?);
+        ops.push((Owner::Fire(part), op));
+    }
     for (set, change) in &changes.marks {
         let (user, since) = match change {
             MarkChange::Put(m) => (&m.user, Some(m.since)),
@@ -862,6 +926,14 @@ async fn apply(s: &Shared, ops: &[&Op], changes: &Changes, notify: Option<String
             }
             Op::Del(key) => args.extend(["del".into(), intern(key)]),
             Op::Clear(feed, meta) => args.extend(["clear".into(), intern(feed), intern(meta)]),
+            Op::Fire(fire, head, ts, user, event) => args.extend([
+                "fire".into(),
+                intern(fire),
+                intern(head),
+                ts.to_string(),
+                user.clone(),
+                event.clone(),
+            ]),
             Op::Feed(feed, meta, ts, event) => args.extend([
                 "feed".into(),
                 intern(feed),
@@ -919,7 +991,7 @@ pub(crate) async fn commit(s: &Shared, changes: &Changes) -> Result<()> {
             // appearance.
             order.sort_by_key(|o| match o {
                 Owner::User(_) => 0,
-                Owner::Members(_) | Owner::Conv(_) | Owner::Meta => 1,
+                Owner::Members(_) | Owner::Conv(_) | Owner::Meta | Owner::Fire(_) => 1,
                 Owner::Group(_) => 2,
             });
             for owner in order {

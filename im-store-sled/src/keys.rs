@@ -30,6 +30,8 @@
 //! | `user_feedfloor`         | `b user`                               | `head` of the feed when it was trimmed empty     |
 //! | `user_lastseen`          | `t user`                               | `ts`                                             |
 //! | `setuser_since`          | `k set 0xFF user`                      | `since` (a mark: see below)                      |
+//! | `pos_fire`               | `h pos(u64 BE)`                        | [`FireEntry`](im_engine::FireEntry) JSON         |
+//! | `name_acked`             | `a name`                               | a webhook's acknowledged firehose cursor, text   |
 //!
 //! A mark's `set` names its [`Marks`] set as text: `requests:<group>`,
 //! `bans:<group>`, `blocks:<user>` or `suspended`.
@@ -40,6 +42,11 @@
 //! (`dm:alice:bob`, `group:rust`); the fixed-size values are `u64` BE each,
 //! in the order listed. Tree `meta`: `"version"` -> `u32` BE (the format,
 //! 2), `"epoch"` -> `u64` BE.
+//!
+//! //! The firehose (`pos_fire`) is one log for the whole store: every write
+//! appends its events there, each once, in the same batch as the feeds; its
+//! head is its last key. It needs no format change: a store from before it
+//! simply starts its firehose empty.
 //!
 //! A send to a group of N members writes N feed events and a handful of
 //! other keys, not 3N, because nothing per member is derived on disk:
@@ -103,6 +110,10 @@ pub(crate) mod kind {
     pub(crate) const USER_LASTSEEN: u8 = b't';
     /// `set 0xFF user` -> since when the user is marked.
     pub(crate) const SETUSER_SINCE: u8 = b'k';
+    /// `pos` -> firehose entry.
+    pub(crate) const POS_FIRE: u8 = b'h';
+    /// `name` -> acknowledged firehose cursor.
+    pub(crate) const NAME_ACKED: u8 = b'a';
 
     /// The kind's name, for error messages.
     pub(crate) fn name(kind: u8) -> &'static str {
@@ -120,6 +131,8 @@ pub(crate) mod kind {
             USER_FEEDFLOOR => "user_feedfloor",
             USER_LASTSEEN => "user_lastseen",
             SETUSER_SINCE => "setuser_since",
+            POS_FIRE => "pos_fire",
+            NAME_ACKED => "name_acked",
             _ => "unknown kind",
         }
     }
@@ -155,6 +168,16 @@ fn key(kind: u8, parts: &[&[u8]]) -> Vec<u8> {
 /// with `id`.
 pub(crate) fn prefix(kind: u8, id: &str) -> Vec<u8> {
     key(kind, &[id.as_bytes(), b""])
+}
+
+/// `h pos`.
+pub(crate) fn fire(pos: u64) -> Vec<u8> {
+    key(kind::POS_FIRE, &[&pos.to_be_bytes()])
+}
+
+/// `a name`.
+pub(crate) fn acked(name: &str) -> Vec<u8> {
+    key(kind::NAME_ACKED, &[name.as_bytes()])
 }
 
 /// A conversation id as key bytes: its text.

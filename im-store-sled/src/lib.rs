@@ -98,6 +98,7 @@ mod db;
 mod error;
 mod export;
 mod feed;
+mod fire;
 mod flush;
 mod index;
 mod migrate;

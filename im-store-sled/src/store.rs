@@ -11,8 +11,8 @@ use im_engine::store::{
     Updated,
 };
 use im_engine::{
-    Contact, ConvEntry, ConversationId, Epoch, Feed, Group, GroupId, Member, Message, Notifier,
-    Presence, Seq, SignalBus, Store, Timestamp, User, UserId,
+    Contact, ConvEntry, ConversationId, Epoch, Feed, Firehose, Group, GroupId, Member, Message,
+    Notifier, Presence, Seq, SignalBus, Store, Timestamp, User, UserId,
 };
 use serde::de::DeserializeOwned;
 
@@ -339,6 +339,46 @@ impl Store for SledStore {
         self.write(changes, keys, Writer::commit).await?;
         self.durable(keys).await?;
         self.notifier.wake(changes.events.iter().map(|(u, ..)| u));
+        Ok(())
+    }
+
+    async fn firehose(&self, part: usize, after: u64, limit: usize) -> Result<Firehose> {
+        if part > 0 {
+            return Ok(Firehose::default());
+        }
+        crate::fire::read(&self.trees.records, after, limit)
+    }
+
+    async fn acked(&self, name: &str) -> Result<Option<String>> {
+        self.trees
+            .records
+            .get(keys::acked(name))?
+            .map(|v| {
+                String::from_utf8(v.to_vec()).map_err(|_| {
+                    Error::Corrupt(format!(
+                        "{} of {name} is no text",
+                        kind::name(kind::NAME_ACKED)
+                    ))
+                })
+            })
+            .transpose()
+    }
+
+    /// Answered without waiting for its flush, which it asks for (in
+    /// periodic mode, the next periodic one): an acknowledgement lost in a
+    /// crash only sends its events again, which at-least-once delivery
+    /// allows, and a webhook waiting for a flush per event would take
+    /// flushes from the sends.
+    async fn set_acked(&self, name: &str, value: &str) -> Result<()> {
+        self.trees
+            .records
+            .insert(keys::acked(name), value.as_bytes())?;
+        if let Durability::Flush = self.durability {
+            let flushed = self.group_commit.flushed();
+            tokio::spawn(async move {
+                let _ = flushed.await;
+            });
+        }
         Ok(())
     }
 

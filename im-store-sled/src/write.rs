@@ -22,13 +22,14 @@ use sled::IVec;
 use im_engine::store::{
     Changes, ContactChange, EntryChange, MarkChange, Marks, MemberChange, MemberUpdate,
     MessageChange, MessageUpdate, MessageUpdated, Outgoing, Recipients, Sent, Updated,
-    apply_change,
+    apply_change, fire_events,
 };
 use im_engine::{ConversationId, Event, GroupId, Membership, Message, UserId};
 
 use crate::codec::{self, ConvState, Entry};
 use crate::error::{Error, Result};
 use crate::feed;
+use crate::fire;
 use crate::index::{self, Known};
 use crate::keys::{self, kind};
 
@@ -129,7 +130,7 @@ impl Writer {
 /// The writes of one batch, readable before they land.
 #[derive(Debug)]
 pub(crate) struct Batch<'a> {
-    tree: &'a sled::Tree,
+    pub(crate) tree: &'a sled::Tree,
     writes: HashMap<Vec<u8>, Option<IVec>>,
 }
 
@@ -250,6 +251,7 @@ fn update_message(
         }
     };
     p.insert(key, codec::json(&message)?);
+    fire::append(p, [(None, u.at, event.clone())])?;
     let event = IVec::from(codec::event(u.at, &event)?);
     for user in &recipients {
         let b = known.bounds(p.tree, user)?;
@@ -306,15 +308,14 @@ fn send(p: &mut Batch<'_>, known: &mut Known, out: &Outgoing) -> Result<(Sent, V
     state.last_seq = seq;
     p.put_state(&conv, state);
 
+    let event = Event::Message {
+        conversation: m.conversation.clone(),
+        seq,
+    };
+    fire::append(p, [(None, m.ts, event.clone())])?;
     // One encoding shared by every feed: cloning an `IVec` this size only
     // bumps a reference count.
-    let event = IVec::from(codec::event(
-        m.ts,
-        &Event::Message {
-            conversation: m.conversation.clone(),
-            seq,
-        },
-    )?);
+    let event = IVec::from(codec::event(m.ts, &event)?);
     for user in &recipients {
         let b = known.bounds(p.tree, user)?;
         feed::append(p, b, user, event.clone(), out.trim)?;
@@ -374,6 +375,7 @@ fn commit(
         let b = known.bounds(p.tree, user)?;
         feed::append(p, b, user, event.clone(), changes.trim)?;
     }
+    fire::append(p, fire_events(changes))?;
     for (set, change) in &changes.marks {
         match change {
             MarkChange::Put(m) => {
@@ -427,7 +429,9 @@ fn update_member(
         }
     };
     // Every member hears of it, the one who joined or left included.
-    let event = IVec::from(codec::event(u.at, &Event::member(&u.group, user, change))?);
+    let event = Event::member(&u.group, user, change);
+    fire::append(p, [(None, u.at, event.clone())])?;
+    let event = IVec::from(codec::event(u.at, &event)?);
     for member in &members {
         let b = known.bounds(p.tree, member)?;
         feed::append(p, b, member, event.clone(), u.trim)?;

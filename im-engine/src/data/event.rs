@@ -152,3 +152,29 @@ pub struct Feed {
     /// The entries read, oldest first.
     pub entries: Vec<FeedEntry>,
 }
+
+/// One event of the firehose (every stored event once, see
+/// [`Store::firehose`](crate::Store::firehose)) and its position in its
+/// partition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FireEntry {
+    /// Its position in its partition, from 1.
+    pub pos: u64,
+    /// When it was committed.
+    pub ts: Timestamp,
+    /// The user whose feed holds it, for events of one user (`read`,
+    /// `join_request`, `contact`); `None` for the events of a conversation
+    /// or a group, which every participant's feed holds.
+    pub user: Option<UserId>,
+    /// The event.
+    pub event: Event,
+}
+
+/// A read of one firehose partition: some entries and its newest position.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Firehose {
+    /// The newest position (0 for an empty partition).
+    pub head: u64,
+    /// The entries read, oldest first.
+    pub entries: Vec<FireEntry>,
+}

@@ -18,7 +18,9 @@ pub type Timestamp = u64;
 
 pub use contact::Contact;
 pub use entry::ConvEntry;
-pub use event::{ContactNews, Epoch, Event, Feed, FeedEntry, Membership, ReactionChange};
+pub use event::{
+    ContactNews, Epoch, Event, Feed, FeedEntry, FireEntry, Firehose, Membership, ReactionChange,
+};
 pub use group::{Group, JoinPolicy, Member, Role};
 pub use id::{ConversationId, GroupId, UserId};
 pub use message::{

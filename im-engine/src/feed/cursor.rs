@@ -30,24 +30,31 @@ impl FromStr for Cursor {
     fn from_str(s: &str) -> Result<Self, Error> {
         let bad = || Error::Invalid("malformed event cursor".into());
         let (epoch, pos) = s.split_once('-').ok_or_else(bad)?;
-        // One spelling per cursor, the one `Display` writes: lower-case hex,
-        // and a position without leading zeros (`from_str_radix` and `parse`
-        // would also take a `+`, upper case and leading zeros).
-        if epoch.len() != 16
-            || !epoch
-                .bytes()
-                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-            || pos.is_empty()
-            || !pos.bytes().all(|b| b.is_ascii_digit())
-            || (pos.len() > 1 && pos.starts_with('0'))
-        {
-            return Err(bad());
-        }
         Ok(Self {
-            epoch: Epoch(u64::from_str_radix(epoch, 16).map_err(|_| bad())?),
-            pos: pos.parse().map_err(|_| bad())?,
+            epoch: parse_epoch(epoch).ok_or_else(bad)?,
+            pos: parse_pos(pos).ok_or_else(bad)?,
         })
     }
+}
+
+/// A cursor's epoch in its one spelling, the one `Display` writes: 16
+/// lower-case hex digits (`from_str_radix` alone would also take a `+` and
+/// upper case).
+pub(crate) fn parse_epoch(s: &str) -> Option<Epoch> {
+    if s.len() != 16 || !s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return None;
+    }
+    u64::from_str_radix(s, 16).ok().map(Epoch)
+}
+
+/// A position in its one spelling: decimal digits without leading zeros
+/// (`parse` alone would also take a `+` and leading zeros).
+pub(crate) fn parse_pos(s: &str) -> Option<u64> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) || (s.len() > 1 && s.starts_with('0'))
+    {
+        return None;
+    }
+    s.parse().ok()
 }
 
 /// Where a stream starts.

@@ -116,7 +116,7 @@ impl<S: Store> Engine<S> {
 
 /// Waits for a wake-up, the recheck interval, or the deadline. Returns false
 /// at the deadline or when the notifier is gone.
-async fn wait_for(
+pub(crate) async fn wait_for(
     wake: &mut watch::Receiver<u64>,
     deadline: Option<tokio::time::Instant>,
     recheck: Duration,

@@ -12,9 +12,10 @@
 //! - `live`: the long poll and the live stream, which wait for wake-ups.
 
 mod cursor;
-mod live;
+pub(crate) mod live;
 mod read;
 
 pub use cursor::{Cursor, ResetReason, Start};
+pub(crate) use cursor::{parse_epoch, parse_pos};
 pub(crate) use read::RecentMessages;
 pub use read::{Delivered, EventData, EventPage};

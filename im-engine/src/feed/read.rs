@@ -271,7 +271,7 @@ impl<S: Store> Engine<S> {
     }
 
     /// Message `seq` of `conversation`, read from the store.
-    async fn stored_message(
+    pub(crate) async fn stored_message(
         &self,
         conversation: &ConversationId,
         seq: Seq,
@@ -289,7 +289,7 @@ impl<S: Store> Engine<S> {
     /// the recent messages when it is there. A send wakes every recipient's
     /// stream at once, and each would otherwise read the same message from
     /// the store: concurrent misses for one message wait for a single read.
-    async fn recent_message(
+    pub(crate) async fn recent_message(
         &self,
         conversation: &ConversationId,
         seq: Seq,

@@ -14,13 +14,13 @@ use futures_core::Stream;
 
 use super::{Notifier, Record, SignalBus};
 use crate::data::{
-    Contact, ConvEntry, ConversationId, Epoch, Event, Feed, FeedEntry, Group, GroupId, Member,
-    Membership, Message, Presence, Seq, Timestamp, User, UserId,
+    Contact, ConvEntry, ConversationId, Epoch, Event, Feed, FeedEntry, FireEntry, Firehose, Group,
+    GroupId, Member, Membership, Message, Presence, Seq, Timestamp, User, UserId,
 };
 use crate::store::{
     Changes, ContactChange, EntryChange, FeedTrim, Mark, MarkChange, Marks, MemberChange,
     MemberUpdate, MessageChange, MessageUpdate, MessageUpdated, Outgoing, Recipients, Sent, Store,
-    StoreError, Updated, apply_change,
+    StoreError, Updated, apply_change, fire_events,
 };
 
 /// A store that keeps everything in memory. Cloning it shares the data.
@@ -46,9 +46,22 @@ struct State {
     feeds: HashMap<UserId, UserFeed>,
     presence: HashMap<UserId, Presence>,
     marks: HashMap<Marks, BTreeMap<UserId, Mark>>,
+    /// The firehose: every event once, in commit order (position = index + 1).
+    fire: Vec<FireEntry>,
+    acked: HashMap<String, String>,
 }
 
 impl State {
+    fn fire(&mut self, user: Option<UserId>, ts: Timestamp, event: Event) {
+        let pos = self.fire.len() as u64 + 1;
+        self.fire.push(FireEntry {
+            pos,
+            ts,
+            user,
+            event,
+        });
+    }
+
     fn marked(&self, set: &Marks, user: &UserId) -> bool {
         marks_has(&self.marks, set, user)
     }
@@ -200,6 +213,11 @@ impl Store for MemoryStore {
                     .or_default()
                     .append(m.ts, event, send.trim);
             }
+            let event = Event::Message {
+                conversation: m.conversation.clone(),
+                seq: message.seq,
+            };
+            st.fire(None, m.ts, event);
             (message, recipients)
         };
         self.notifier.wake(&recipients);
@@ -244,6 +262,7 @@ impl Store for MemoryStore {
                     .or_default()
                     .append(u.at, event.clone(), u.trim);
             }
+            st.fire(None, u.at, event);
             (MessageUpdated::Changed(changed), recipients)
         };
         self.notifier.wake(&recipients);
@@ -303,6 +322,7 @@ impl Store for MemoryStore {
                     entries.remove(&conversation);
                 }
             }
+            st.fire(None, u.at, event);
             woken
         };
         self.notifier.wake(&woken);
@@ -365,6 +385,9 @@ impl Store for MemoryStore {
                     .entry(user.clone())
                     .or_default()
                     .append(*ts, event.clone(), changes.trim);
+            }
+            for (user, ts, event) in fire_events(changes) {
+                st.fire(user, ts, event);
             }
             for (set, change) in &changes.marks {
                 let marks = st.marks.entry(set.clone()).or_default();
@@ -497,6 +520,32 @@ impl Store for MemoryStore {
             head: f.head,
             entries: f.entries.iter().skip(skip).take(limit).cloned().collect(),
         })
+    }
+
+    async fn firehose(
+        &self,
+        part: usize,
+        after: u64,
+        limit: usize,
+    ) -> Result<Firehose, Infallible> {
+        let st = self.state();
+        let entries = if part == 0 {
+            let skip = usize::try_from(after).unwrap_or(usize::MAX);
+            st.fire.iter().skip(skip).take(limit).cloned().collect()
+        } else {
+            Vec::new()
+        };
+        let head = if part == 0 { st.fire.len() as u64 } else { 0 };
+        Ok(Firehose { head, entries })
+    }
+
+    async fn acked(&self, name: &str) -> Result<Option<String>, Infallible> {
+        Ok(self.state().acked.get(name).cloned())
+    }
+
+    async fn set_acked(&self, name: &str, value: &str) -> Result<(), Infallible> {
+        self.state().acked.insert(name.to_owned(), value.to_owned());
+        Ok(())
     }
 
     async fn set_presence(

@@ -22,8 +22,8 @@ use std::future::Future;
 use futures_core::Stream;
 
 use crate::data::{
-    Addressed, Body, Contact, ConvEntry, ConversationId, Epoch, Event, Feed, Group, GroupId,
-    Member, Message, NewMessage, Presence, ReactionChange, Seq, Timestamp, User, UserId,
+    Addressed, Body, Contact, ConvEntry, ConversationId, Epoch, Event, Feed, Firehose, Group,
+    GroupId, Member, Message, NewMessage, Presence, ReactionChange, Seq, Timestamp, User, UserId,
 };
 pub use crate::error::StoreError;
 
@@ -275,6 +275,17 @@ pub fn change_event(
     }
 }
 
+/// The firehose entries of a change set, in order: its events, each once
+/// (a shared event once however many users' feeds it goes to), as
+/// `(user, ts, event)` with the user for an event of one user only.
+pub fn fire_events(changes: &Changes) -> Vec<(Option<UserId>, Timestamp, Event)> {
+    let events = changes.events.iter().map(|(u, ts, e)| (u, *ts, e));
+    crate::hooks::Committed::once(events)
+        .into_iter()
+        .map(|c| (c.user, c.ts, c.event))
+        .collect()
+}
+
 /// What [`Store::send`] did.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Sent {
@@ -524,6 +535,61 @@ pub trait Store: Send + Sync + 'static {
         after: u64,
         limit: usize,
     ) -> impl Future<Output = Result<Feed, Self::Error>> + Send;
+
+    /// How many partitions the firehose is spread over: 1 unless the store
+    /// spreads it to keep sends off one common key (the Redis Cluster).
+    /// Every event of one conversation, and every event of one user, is in
+    /// one partition.
+    fn firehose_partitions(&self) -> usize {
+        1
+    }
+
+    /// Up to `limit` entries of firehose partition `part` (below
+    /// [`Store::firehose_partitions`]) with a position after `after`,
+    /// oldest first, with the partition's head.
+    ///
+    /// The firehose holds every event the writes append to feeds, each
+    /// once ([`fire_events`]): a shared event (`message`, `edit`, `delete`,
+    /// `reaction`, `member`) once however many feeds got it, an event of
+    /// one user with that user. Each write appends to it in the same atomic
+    /// step as to the feeds (on the Redis Cluster: exactly once, by the
+    /// fan-out; see its docs), in commit order within a partition;
+    /// positions are dense from 1 and never trimmed.
+    fn firehose(
+        &self,
+        part: usize,
+        after: u64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Firehose, Self::Error>> + Send;
+
+    /// The value last stored under `name` by [`Store::set_acked`] (a
+    /// webhook's acknowledged firehose cursor), if any.
+    fn acked(&self, name: &str)
+    -> impl Future<Output = Result<Option<String>, Self::Error>> + Send;
+
+    /// Stores `value` under `name`. It need not be durable when this
+    /// answers (an acknowledgement lost in a crash only sends its events
+    /// again), but should be soon after.
+    fn set_acked(
+        &self,
+        name: &str,
+        value: &str,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+
+    /// Takes the lease `name` for `holder` for `ttl` when nobody holds it,
+    /// or renews it when `holder` does: whether `holder` holds it now. A
+    /// store of one process has one holder, and always answers `true` (the
+    /// default); a store shared by many processes lets one of them hold it
+    /// at a time, until it lapses.
+    fn lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: std::time::Duration,
+    ) -> impl Future<Output = Result<bool, Self::Error>> + Send {
+        let _ = (name, holder, ttl);
+        std::future::ready(Ok(true))
+    }
 
     /// Records that this process's first live stream of `user` opened
     /// (`online`) or its last one closed. A store shared by many processes

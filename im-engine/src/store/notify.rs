@@ -15,6 +15,8 @@ use crate::data::UserId;
 #[derive(Debug, Clone, Default)]
 pub struct Notifier {
     users: Arc<Mutex<HashMap<UserId, watch::Sender<u64>>>>,
+    /// Woken whenever any feed grows: the firehose's streams.
+    any: Arc<watch::Sender<u64>>,
 }
 
 impl Notifier {
@@ -34,8 +36,17 @@ impl Notifier {
             .subscribe()
     }
 
-    /// Wakes every stream of these users.
+    /// Registers for wake-ups of any feed's growth (the firehose's
+    /// streams), as [`Notifier::subscribe`] does for one user's.
+    pub fn subscribe_any(&self) -> watch::Receiver<u64> {
+        self.any.subscribe()
+    }
+
+    /// Wakes every stream of these users, and the firehose's.
     pub fn wake<'a>(&self, users: impl IntoIterator<Item = &'a UserId>) {
+        if self.any.receiver_count() > 0 {
+            self.any.send_modify(|n| *n = n.wrapping_add(1));
+        }
         let mut map = self.users.lock().unwrap_or_else(PoisonError::into_inner);
         if map.is_empty() {
             return;
@@ -55,6 +66,7 @@ impl Notifier {
     /// subscription to other nodes' notifications came back after a gap.
     /// Each stream then reads its feed once, finding what it missed.
     pub fn wake_all(&self) {
+        self.any.send_modify(|n| *n = n.wrapping_add(1));
         let mut map = self.users.lock().unwrap_or_else(PoisonError::into_inner);
         map.retain(|_, tx| tx.receiver_count() > 0);
         for tx in map.values() {

@@ -22,6 +22,7 @@ pub mod accounts;
 pub mod comparison;
 pub mod conformance;
 pub mod export;
+pub mod firehose_cases;
 mod hook_cases;
 pub mod model;
 pub mod paging;
@@ -113,6 +114,11 @@ macro_rules! store_conformance_tests {
             a_rewritten_body_is_what_history_shows,
             a_send_hook_out_of_time_refuses_or_allows_as_configured,
             after_commit_never_delays_a_send_and_hears_each_event_once,
+        );
+        $crate::store_conformance_tests!(@async $f, firehose_cases;
+            the_firehose_holds_each_event_once,
+            the_live_firehose_hears_new_events,
+            the_firehose_and_acks_survive_reopen,
         );
         $crate::store_conformance_tests!(@signals $f;
             followers_follow_contact_changes,

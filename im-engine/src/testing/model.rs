@@ -62,6 +62,9 @@ pub struct Model {
     /// What the last command committed, each event once: `(user, ts,
     /// event)` with the user only for the events of one user's feed.
     committed: Vec<(Option<UserId>, Timestamp, Event)>,
+    /// Everything committed so far, each event once: what the firehose
+    /// holds.
+    fired: Vec<(Option<UserId>, Timestamp, Event)>,
 }
 
 fn err<T>(kind: ErrorKind) -> Result<T, ErrorKind> {
@@ -88,6 +91,7 @@ impl Model {
             blocks: BTreeMap::new(),
             suspended: BTreeSet::new(),
             committed: Vec::new(),
+            fired: Vec::new(),
         }
     }
 
@@ -96,6 +100,12 @@ impl Model {
     /// set only for the events of one user's feed.
     pub fn committed(&self) -> &[(Option<UserId>, Timestamp, Event)] {
         &self.committed
+    }
+
+    /// Every event committed so far, each once, in commit order: what the
+    /// firehose should hold.
+    pub fn fired(&self) -> &[(Option<UserId>, Timestamp, Event)] {
+        &self.fired
     }
 
     /// The ids of every user created so far.
@@ -127,7 +137,8 @@ impl Model {
         let owner = (!crate::Committed::is_shared(&event)).then(|| user.clone());
         let once = (owner, self.now, event.clone());
         if once.0.is_some() || !self.committed.contains(&once) {
-            self.committed.push(once);
+            self.committed.push(once.clone());
+            self.fired.push(once);
         }
         let (now, keep) = (self.now, self.keep);
         let feed = self.feeds.entry(user.clone()).or_default();

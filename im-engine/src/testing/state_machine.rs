@@ -378,6 +378,8 @@ pub struct System<F: StoreFactory> {
     data: F::Data,
     clock: Arc<ManualClock>,
     recorder: Arc<Recorder>,
+    /// How far the firehose has been read, per partition.
+    fired: Vec<u64>,
 }
 
 impl<F: StoreFactory> std::fmt::Debug for System<F> {
@@ -422,6 +424,26 @@ impl<F: StoreFactory> System<F> {
             .collect();
         canonical(&mut heard);
         heard
+    }
+
+    /// The firehose's entries after `pos` (every partition, each in its
+    /// order), moving `pos` on, as `(user, ts, event)`.
+    fn fired_after(&self, pos: &mut [u64]) -> Vec<(Option<UserId>, Timestamp, Event)> {
+        let store = self.engine().store();
+        let mut out = Vec::new();
+        for (part, after) in pos.iter_mut().enumerate() {
+            let read = self.rt.block_on(store.firehose(part, *after, usize::MAX));
+            let read = read.map_err(Into::into).expect("the firehose reads");
+            let mut at = *after;
+            for e in read.entries {
+                assert_eq!(e.pos, at + 1, "firehose positions are dense");
+                at = e.pos;
+                out.push((e.user, e.ts, e.event));
+            }
+            assert_eq!(at, read.head, "the firehose read to its head");
+            *after = at;
+        }
+        out
     }
 
     fn run(&self, actor: &Actor, command: Command) -> Result<Outcome, ErrorKind> {
@@ -521,6 +543,7 @@ impl<F: StoreFactory> StateMachineTest for EngineTest<F> {
             data,
             clock: Arc::new(ManualClock::default()),
             recorder: Arc::default(),
+            fired: Vec::new(),
         };
         sys.engine = Some(sys.open(store));
         sys.clock.set(1);
@@ -529,6 +552,13 @@ impl<F: StoreFactory> StateMachineTest for EngineTest<F> {
                 .expect("setup succeeds on the store");
         }
         sys.heard();
+        let mut fired = vec![0; Store::firehose_partitions(sys.engine().store())];
+        let mut setup = sys.fired_after(&mut fired);
+        let mut want = state.model.fired().to_vec();
+        canonical(&mut setup);
+        canonical(&mut want);
+        assert_eq!(setup, want, "the firehose holds the setup's events");
+        sys.fired = fired;
         sys.clock.set(state.model.now);
         sys
     }
@@ -548,6 +578,13 @@ impl<F: StoreFactory> StateMachineTest for EngineTest<F> {
                     committed,
                     "{actor:?} ran {command:?}: the after-commit hook heard"
                 );
+                // The firehose got the same events, once, after the earlier
+                // steps' events.
+                let mut pos = std::mem::take(&mut sys.fired);
+                let mut fired = sys.fired_after(&mut pos);
+                sys.fired = pos;
+                canonical(&mut fired);
+                assert_eq!(fired, committed, "{actor:?} ran {command:?}: the firehose");
             }
             Transition::Tick(_) => {}
             Transition::Reopen => {
@@ -570,6 +607,14 @@ impl<F: StoreFactory> StateMachineTest for EngineTest<F> {
 
     fn check_invariants(sys: &System<F>, state: &State) {
         F::check(sys.engine().store());
+        // The whole firehose, read again from the start (after a reopen
+        // too): each committed event once.
+        let mut from_start = vec![0; sys.fired.len()];
+        let mut fired = sys.fired_after(&mut from_start);
+        let mut want = state.model.fired().to_vec();
+        canonical(&mut fired);
+        canonical(&mut want);
+        assert_eq!(fired, want, "the firehose from the start");
         let mut model = state.model.clone();
         let users = USERS.map(uid);
         for (i, u) in users.iter().enumerate() {

@@ -14,6 +14,8 @@ mod protection;
 mod send_hook;
 #[path = "im-http/snapshot.rs"]
 mod snapshot;
+#[path = "im-http/webhook.rs"]
+mod webhook;
 
 use clap::{Args, Parser, Subcommand};
 use im_engine::{Engine, Limits, MemoryStore, Retention, Store, UserId};
@@ -240,6 +242,8 @@ struct Serve {
     protection: protection::ProtectionArgs,
     #[command(flatten)]
     send_hook: send_hook::SendHookArgs,
+    #[command(flatten)]
+    webhook: webhook::WebhookArgs,
 }
 
 /// How log lines are written (to stderr).
@@ -481,6 +485,7 @@ async fn serve(args: Serve) -> Result<(), BoxError> {
     config.cors = im_http::Cors::allow(&args.cors_origin)?;
     config.trust_forwarded_for = args.trust_forwarded_for;
     config.suspension_refresh = Duration::from_millis(args.suspension_refresh_ms);
+    config.webhook = args.webhook.webhook()?;
     let listener = bind(args.listen)?;
     let listeners = Listeners {
         main: listener,

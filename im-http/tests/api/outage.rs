@@ -129,6 +129,23 @@ impl Store for FlakyStore {
         self.check()?;
         self.inner.feed(user, after, limit).await.map_err(never)
     }
+    async fn firehose(
+        &self,
+        part: usize,
+        after: u64,
+        limit: usize,
+    ) -> Result<im_engine::Firehose, Down> {
+        self.check()?;
+        self.inner.firehose(part, after, limit).await.map_err(never)
+    }
+    async fn acked(&self, name: &str) -> Result<Option<String>, Down> {
+        self.check()?;
+        self.inner.acked(name).await.map_err(never)
+    }
+    async fn set_acked(&self, name: &str, value: &str) -> Result<(), Down> {
+        self.check()?;
+        self.inner.set_acked(name, value).await.map_err(never)
+    }
     async fn set_presence(&self, user: &UserId, online: bool, at: Timestamp) -> Result<(), Down> {
         self.check()?;
         self.inner

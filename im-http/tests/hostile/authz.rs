@@ -153,8 +153,9 @@ GET    /v1/contacts?limit=1&after=1:1:bob         -                             
 GET    /v1/groups/g1/members?limit=1&after=alice  -                               401 401 401 403 200 200 200  403 403 403 403
 GET    /v1/conversations?after=bad                -                               401 401 401 400 400 400 400  400 400 400 403
 
-# The whole store, for admins only.
+# The whole store, for admins only: its export and its firehose.
 GET    /v1/admin/export                           -                               401 401 401 403 403 403 200  403 403 403 403
+GET    /v1/admin/events?wait=0                    -                               401 401 401 403 403 403 200  403 403 403 403
 "#;
 
 struct Row {

@@ -111,6 +111,61 @@ async fn a_fan_out_left_by_a_crashed_node_is_finished_once_by_another() {
     }
     b.recover().await.unwrap();
     assert_eq!(b.feed(&bob, 0, 10).await.unwrap().head, 3);
+    // The firehose got each message once, in order, whoever fanned it out
+    // and however often.
+    assert_eq!(fired_messages(&b).await, [1, 2, 3]);
+}
+
+/// The seqs of the message events in the firehose, partition by partition.
+async fn fired_messages(store: &RedisStore) -> Vec<u64> {
+    let mut seqs = Vec::new();
+    for part in 0..store.firehose_partitions() {
+        let read = store.firehose(part, 0, 100).await.unwrap();
+        assert_eq!(read.head, read.entries.len() as u64);
+        seqs.extend(read.entries.iter().filter_map(|e| match &e.event {
+            Event::Message { seq, .. } => Some(*seq),
+            _ => None,
+        }));
+    }
+    seqs
+}
+
+/// A lease has one holder at a time: taken when free, renewed by its
+/// holder, refused to another until it lapses; then the other takes it.
+async fn a_lease_has_one_holder(url: &str) {
+    let prefix = unique_prefix();
+    let (a, b) = (open(url, &prefix).await, open(url, &prefix).await);
+    let ttl = Duration::from_millis(300);
+    assert!(a.lease("hook", "a", ttl).await.unwrap());
+    assert!(!b.lease("hook", "b", ttl).await.unwrap());
+    assert!(a.lease("hook", "a", ttl).await.unwrap(), "renewed");
+    assert!(
+        b.lease("other", "b", ttl).await.unwrap(),
+        "leases are by name"
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(a.lease("hook", "a", ttl).await.unwrap(), "renewed again");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        !b.lease("hook", "b", ttl).await.unwrap(),
+        "the renewal held it"
+    );
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(
+        b.lease("hook", "b", ttl).await.unwrap(),
+        "lapsed: taken over"
+    );
+    assert!(!a.lease("hook", "a", ttl).await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_has_one_holder_on_one_redis() {
+    a_lease_has_one_holder(&shared_url()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_has_one_holder_on_a_cluster() {
+    a_lease_has_one_holder(&shared_cluster_url()).await;
 }
 
 /// Sends through node A until node B's stream has seen one (its

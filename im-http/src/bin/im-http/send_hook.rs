@@ -20,7 +20,7 @@ pub enum OnTimeoutArg {
 /// The send hook.
 #[derive(Debug, Args)]
 pub struct SendHookArgs {
-    /// POST each would-be message to this http:// URL before it is
+    /// POST each would-be message to this http:// or https:// URL before it is
     /// committed: a 2xx lets it through (`{"body": {…}}` replaces its
     /// body), a 4xx refuses it with the answer's `{"error": {"code",
     /// "message"}}`, anything else counts as a time-out.
