@@ -94,6 +94,7 @@ pub mod keys;
 pub mod fuzzing;
 
 mod codec;
+mod crash;
 mod db;
 mod error;
 mod export;
@@ -104,6 +105,7 @@ mod migrate;
 mod page;
 mod repair;
 mod store;
+mod wal;
 mod write;
 
 use std::path::PathBuf;
