@@ -41,6 +41,11 @@
 //! in the order listed. Tree `meta`: `"version"` -> `u32` BE (the format,
 //! 2), `"epoch"` -> `u64` BE.
 //!
+//! Every tree the write-ahead log writes to also holds the key
+//! `0x00 "wal-applied"`: the log position (`u64` BE) of the last write
+//! applied to it (see the `wal` module). No kind tag is `0x00`, so no scan
+//! of a kind meets it.
+//!
 //! A send to a group of N members writes N feed events and a handful of
 //! other keys, not 3N, because nothing per member is derived on disk:
 //!
