@@ -29,6 +29,7 @@ use tokio::time::{Instant, Sleep};
 use crate::error::{ApiError, ErrorChain};
 use crate::extract::{Query, full, json};
 use crate::protect::StreamPermit;
+use crate::sse_frames::SharedData;
 use crate::{App, BoxBody};
 
 /// Answers `GET /v1/events`.
@@ -147,7 +148,7 @@ async fn stream<S: Store>(
         Ok(events) => EventBody::new(
             events,
             signals,
-            actor.user.clone(),
+            (actor.user.clone(), Arc::clone(app.shared_data())),
             config.keep_alive,
             retry,
             app.closing(),
@@ -200,6 +201,8 @@ pin_project! {
         idle: Sleep,
         // Whose stream: messages' reactions are counted for it.
         viewer: UserId,
+        // Message events encoded once for every stream of the server.
+        shared: Arc<SharedData>,
         keep_alive: Duration,
         // The `retry:` line still to send first, in milliseconds.
         retry: Option<u64>,
@@ -216,7 +219,7 @@ impl<E, Sg, C, G> EventBody<E, Sg, C, G> {
     fn new(
         events: E,
         signals: Sg,
-        viewer: UserId,
+        (viewer, shared): (UserId, Arc<SharedData>),
         keep_alive: Duration,
         retry_ms: u64,
         closing: C,
@@ -228,6 +231,7 @@ impl<E, Sg, C, G> EventBody<E, Sg, C, G> {
             closing,
             idle: tokio::time::sleep(keep_alive),
             viewer,
+            shared,
             keep_alive,
             retry: Some(retry_ms),
             last_frame: Instant::now(),
@@ -265,7 +269,7 @@ where
                 return Poll::Ready(None);
             }
             let frame = match this.events.as_mut().poll_next(cx) {
-                Poll::Ready(Some(Ok(event))) => match encode(&event, this.viewer) {
+                Poll::Ready(Some(Ok(event))) => match encode(&event, this.viewer, this.shared) {
                     Some(frame) => frame,
                     None => continue,
                 },
@@ -324,8 +328,27 @@ fn encode_signal(signal: &Signal) -> Bytes {
     ))
 }
 
-/// One event as an SSE frame: `id:`, `event:` and one `data:` line.
-fn encode(event: &Delivered, viewer: &UserId) -> Option<Bytes> {
+/// One event as an SSE frame: `id:`, `event:` and one `data:` line. A new
+/// message's `data:` is encoded once for every stream (see [`SharedData`]).
+fn encode(event: &Delivered, viewer: &UserId, shared: &SharedData) -> Option<Bytes> {
+    let data = match &event.data {
+        im_engine::EventData::Message(m) => shared.message(m, || encode_data(event, viewer)),
+        _ => None,
+    };
+    let data = match data {
+        Some(data) => data,
+        None => encode_data(event, viewer)?,
+    };
+    let head = format!("id: {}\nevent: {}\ndata: ", event.cursor, event.data.name());
+    let mut frame = Vec::with_capacity(head.len() + data.len() + 2);
+    frame.extend_from_slice(head.as_bytes());
+    frame.extend_from_slice(&data);
+    frame.extend_from_slice(b"\n\n");
+    Some(Bytes::from(frame))
+}
+
+/// An event's `data:` JSON, on one line.
+fn encode_data(event: &Delivered, viewer: &UserId) -> Option<Bytes> {
     let mut data = match serde_json::to_string(&event.data.view(viewer)) {
         Ok(data) => data,
         Err(e) => {
@@ -339,9 +362,5 @@ fn encode(event: &Delivered, viewer: &UserId) -> Option<Bytes> {
     if data.contains(['\n', '\r']) {
         data = data.replace(['\n', '\r'], " ");
     }
-    let name = event.data.name();
-    Some(Bytes::from(format!(
-        "id: {}\nevent: {name}\ndata: {data}\n\n",
-        event.cursor
-    )))
+    Some(Bytes::from(data))
 }

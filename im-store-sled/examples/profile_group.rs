@@ -1,4 +1,5 @@
-//! Sends to a 100-member group from 64 tasks for a few seconds, on sled
+//! Sends to a 100-member group from 64 tasks for a few seconds (with
+//! `DM=1`: each task to a direct conversation of its own), on sled
 //! (durable, the default) or, with `MEM=1`, on the memory store; prints
 //! messages per second. A target for a profiler, without the rest of
 //! im-bench around it (BENCHMARKS.md):
@@ -54,12 +55,17 @@ async fn run<S: Store>(engine: Engine<S>, secs: f64) -> f64 {
     for i in 1..MEMBERS {
         engine.join(&owner, &group, &user(i)).await.expect("join");
     }
+    let dm = std::env::var_os("DM").is_some();
     let conversation = ConversationId::group(group);
     let deadline = Instant::now() + Duration::from_secs_f64(secs);
     let count = Arc::new(AtomicU64::new(0));
     let tasks: Vec<_> = (0..SENDERS)
         .map(|i| {
-            let (engine, conversation) = (engine.clone(), conversation.clone());
+            let (engine, mut conversation) = (engine.clone(), conversation.clone());
+            if dm {
+                let other = user((i + 1 + MEMBERS / 2) % MEMBERS);
+                conversation = ConversationId::direct(user(i % MEMBERS), other).expect("two");
+            }
             let count = Arc::clone(&count);
             tokio::spawn(async move {
                 let actor = Actor::user(user(i % MEMBERS));
