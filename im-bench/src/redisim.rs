@@ -1,6 +1,6 @@
 //! The seed peer: redisim 0.0.5 (PyPI), whose Lua scripts this engine's
 //! Redis store grew from, sending on the same `redis-server` in the same
-//! run. `scripts/deps/redisim.sh` installs it into a virtual environment
+//! run. `scripts/deps/bench/redisim.sh` installs it into a virtual environment
 //! and names that environment's python in `IM_BENCH_REDISIM_PYTHON`;
 //! `peer/redisim_peer.py` drives its `send` (DM) and `gsend` (100-member
 //! group) scripts with 1 and 50 asyncio tasks. Without it the rows say the

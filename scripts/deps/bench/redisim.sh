@@ -1,7 +1,7 @@
 # redisim 0.0.5 (PyPI), the seed system this engine grew from: scripts/bench
 # runs its Lua scripts (driven from Python by im-bench/peer/redisim_peer.py)
 # on the same redis-server, beside the engine's Redis sends. Sourced by
-# scripts/bench.
+# scripts/bench only (not scripts/test: it sits below scripts/deps/).
 #
 # Installs it once into a virtual environment under the target directory
 # and exports that environment's python as IM_BENCH_REDISIM_PYTHON. When it
