@@ -212,14 +212,6 @@ fn read_acks(stdout: &mut BufReader<ChildStdout>, acks: usize) -> Acks {
     out
 }
 
-/// Reads the acknowledged sends of a child armed to crash at `point`,
-/// until it says it crashed there.
-fn read_until_crash(stdout: &mut BufReader<ChildStdout>, point: &str) -> Acks {
-    let (out, crashed) = read_lines(stdout, usize::MAX);
-    assert_eq!(crashed.as_deref(), Some(point), "after {} acks", out.len());
-    out
-}
-
 /// [`read_acks`], ending early at a `CRASH <point>` line: answers the
 /// point too.
 fn read_lines(stdout: &mut BufReader<ChildStdout>, acks: usize) -> (Acks, Option<String>) {
@@ -270,7 +262,16 @@ fn crash_rounds(mode: &str, dir: &Path, rounds: &[Kill]) -> Acks {
             Kill::At(spec) => {
                 let (mut child, mut stdout) = spawn_child_crashing(mode, round, dir, Some(spec));
                 let point = spec.split(':').next().unwrap();
-                acked.extend(read_until_crash(&mut stdout, point));
+                // A replay point must be reached while opening, before the
+                // child is ready.
+                let until = if point == "replay" { 0 } else { usize::MAX };
+                let (got, crashed) = read_lines(&mut stdout, until);
+                if crashed.as_deref() != Some(point) {
+                    child.kill().unwrap();
+                    child.wait().unwrap();
+                    panic!("{spec}: the child did not crash there ({crashed:?})");
+                }
+                acked.extend(got);
                 assert!(!child.wait().unwrap().success(), "{spec}: it aborts");
             }
         }
@@ -285,19 +286,22 @@ fn acknowledged_sends_survive_sigkill() {
     // Twelve kills. A replay runs on every open after a kill (the log holds
     // the writes of the last second or so): the crash in the middle of one
     // comes right after a kill, and the open after it replays again.
+    // A short round (under the second after which a log segment is
+    // sealed) leaves every write of its child in the log: enough records
+    // for the replay that follows to crash at the fifth.
     let rounds = [
         Kill::After(50),
         Kill::At("replay:2"),
         Kill::After(200),
         Kill::At("wal-write:40"),
-        Kill::After(500),
+        Kill::After(30),
         Kill::At("replay:1"),
         Kill::At("replay:5"),
-        Kill::After(1),
+        Kill::After(500),
         Kill::At("wal-write:15"),
         Kill::After(300),
         Kill::At("wal-write:200"),
-        Kill::After(20),
+        Kill::After(1),
     ];
     let acked = crash_rounds("send", dir.path(), &rounds);
     let rt = tokio::runtime::Runtime::new().unwrap();
