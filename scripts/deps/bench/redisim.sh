@@ -12,17 +12,8 @@ if [ -z "${IM_BENCH_REDISIM_PYTHON:-}" ] && [ "${IM_SKIP_REDIS:-}" != "1" ]; the
     ri_venv="${CARGO_TARGET_DIR:-target}/tools/redisim-$REDISIM_VERSION"
     if [ ! -x "$ri_venv/bin/python" ] || ! "$ri_venv/bin/python" -c "import redisim" 2>/dev/null; then
         echo "scripts/bench: installing redisim $REDISIM_VERSION into $ri_venv" >&2
-        rm -rf "$ri_venv"
-        if ! python3 -m venv "$ri_venv" >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ] \
-            && command -v apt-get >/dev/null 2>&1; then
-            # Debian splits venv (with its pip) out of python3.
-            rm -rf "$ri_venv"
-            apt-get update -qq >/dev/null && apt-get install -y -qq python3-venv >/dev/null
-            python3 -m venv "$ri_venv" >/dev/null 2>&1
-        fi
-        if ! [ -x "$ri_venv/bin/python" ] || ! "$ri_venv/bin/python" -m pip install -q \
-            --disable-pip-version-check "redisim==$REDISIM_VERSION"; then
-            rm -rf "$ri_venv"
+        source scripts/lib/venv.sh
+        if ! venv_install "$ri_venv" "redisim==$REDISIM_VERSION"; then
             echo "warning: could not install redisim $REDISIM_VERSION from PyPI: the redisim" \
                  "rows are printed as unavailable" >&2
         fi
