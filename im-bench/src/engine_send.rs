@@ -276,5 +276,8 @@ pub async fn run(report: &mut Report, scale: &Scale, redis: &[Deployment]) {
     for d in redis {
         let engine = Engine::new(d.store().await);
         each_shape(report, d.name, engine, secs, Ceiling::Redis(d)).await;
+        if !d.cluster {
+            crate::redisim::run(report, d, secs).await;
+        }
     }
 }

@@ -21,6 +21,7 @@ mod engine_send;
 mod fanout;
 mod http_send;
 mod redis_bench;
+mod redisim;
 mod report;
 mod seed;
 mod server;

@@ -12,6 +12,7 @@ use crate::error::ApiError;
 use crate::extract::{Query, json};
 use crate::protect::StreamPermit;
 use crate::sse::{self, SseEvent};
+use crate::sse_frames::SharedData;
 use crate::{App, BoxBody};
 
 /// One firehose event as the long poll and the webhooks show it:
@@ -39,7 +40,7 @@ impl FireEvent {
 }
 
 impl SseEvent for FireDelivered {
-    fn frame(&self, viewer: &UserId) -> Option<Bytes> {
+    fn frame(&self, viewer: &UserId, _: &SharedData) -> Option<Bytes> {
         sse::encode(&self.cursor, self.data.name(), &self.data_json(viewer))
     }
 }

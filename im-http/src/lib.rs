@@ -107,6 +107,7 @@ mod routes;
 mod send_hook;
 mod server;
 mod sse;
+mod sse_frames;
 mod strict_json;
 #[cfg(feature = "tls")]
 pub mod tls;
@@ -250,6 +251,8 @@ struct Inner<S> {
     draining: AtomicBool,
     /// Set once the server shuts down: event streams and long polls end.
     closing: watch::Sender<bool>,
+    /// Message events encoded once for every stream.
+    shared_data: Arc<sse_frames::SharedData>,
 }
 
 impl<S> Clone for App<S> {
@@ -280,8 +283,14 @@ impl<S: Store> App<S> {
                 metrics: Arc::default(),
                 draining: AtomicBool::new(false),
                 closing: watch::channel(false).0,
+                shared_data: Arc::new(sse_frames::SharedData::new()),
             }),
         }
+    }
+
+    /// The encoded message events event streams share.
+    pub(crate) fn shared_data(&self) -> &Arc<sse_frames::SharedData> {
+        &self.inner.shared_data
     }
 
     /// The engine.

@@ -29,6 +29,7 @@ use tokio::time::{Instant, Sleep};
 use crate::error::{ApiError, ErrorChain};
 use crate::extract::{Query, full, json};
 use crate::protect::StreamPermit;
+use crate::sse_frames::SharedData;
 use crate::{App, BoxBody};
 
 /// Answers `GET /v1/events`.
@@ -180,7 +181,7 @@ where
         Ok(events) => EventBody::new(
             events,
             signals,
-            actor.user.clone(),
+            (actor.user.clone(), Arc::clone(app.shared_data())),
             config.keep_alive,
             retry,
             app.closing(),
@@ -242,6 +243,8 @@ pin_project! {
         idle: Sleep,
         // Whose stream: messages' reactions are counted for it.
         viewer: UserId,
+        // Message events encoded once for every stream of the server.
+        shared: Arc<SharedData>,
         keep_alive: Duration,
         // The `retry:` line still to send first, in milliseconds.
         retry: Option<u64>,
@@ -258,7 +261,7 @@ impl<E, Sg, C, G> EventBody<E, Sg, C, G> {
     fn new(
         events: E,
         signals: Sg,
-        viewer: UserId,
+        (viewer, shared): (UserId, Arc<SharedData>),
         keep_alive: Duration,
         retry_ms: u64,
         closing: C,
@@ -270,6 +273,7 @@ impl<E, Sg, C, G> EventBody<E, Sg, C, G> {
             closing,
             idle: tokio::time::sleep(keep_alive),
             viewer,
+            shared,
             keep_alive,
             retry: Some(retry_ms),
             last_frame: Instant::now(),
@@ -283,12 +287,20 @@ impl<E, Sg, C, G> EventBody<E, Sg, C, G> {
 pub(crate) trait SseEvent {
     /// The frame (`id:`, `event:`, one `data:` line) as `viewer` sees it,
     /// or `None` when it cannot be encoded (logged).
-    fn frame(&self, viewer: &UserId) -> Option<Bytes>;
+    /// `shared` holds the data of new messages encoded once for every
+    /// stream of the server.
+    fn frame(&self, viewer: &UserId, shared: &SharedData) -> Option<Bytes>;
 }
 
 impl SseEvent for Delivered {
-    fn frame(&self, viewer: &UserId) -> Option<Bytes> {
-        encode(&self.cursor, self.data.name(), &self.data.view(viewer))
+    fn frame(&self, viewer: &UserId, shared: &SharedData) -> Option<Bytes> {
+        let name = self.data.name();
+        if let im_engine::EventData::Message(m) = &self.data
+            && let Some(data) = shared.message(m, || encode_data(&self.data.view(viewer)))
+        {
+            return Some(frame(&self.cursor, name, &data));
+        }
+        encode(&self.cursor, name, &self.data.view(viewer))
     }
 }
 
@@ -321,7 +333,7 @@ where
                 return Poll::Ready(None);
             }
             let frame = match this.events.as_mut().poll_next(cx) {
-                Poll::Ready(Some(Ok(event))) => match event.frame(this.viewer) {
+                Poll::Ready(Some(Ok(event))) => match event.frame(this.viewer, this.shared) {
                     Some(frame) => frame,
                     None => continue,
                 },
@@ -386,6 +398,21 @@ pub(crate) fn encode(
     name: &str,
     data: &impl Serialize,
 ) -> Option<Bytes> {
+    Some(frame(id, name, &encode_data(data)?))
+}
+
+/// The SSE frame of an event whose `data:` JSON is `data`.
+fn frame(id: &impl std::fmt::Display, name: &str, data: &[u8]) -> Bytes {
+    let head = format!("id: {id}\nevent: {name}\ndata: ");
+    let mut frame = Vec::with_capacity(head.len() + data.len() + 2);
+    frame.extend_from_slice(head.as_bytes());
+    frame.extend_from_slice(data);
+    frame.extend_from_slice(b"\n\n");
+    Bytes::from(frame)
+}
+
+/// An event's `data:` JSON, on one line.
+fn encode_data(data: &impl Serialize) -> Option<Bytes> {
     let mut data = match serde_json::to_string(data) {
         Ok(data) => data,
         Err(e) => {
@@ -399,7 +426,5 @@ pub(crate) fn encode(
     if data.contains(['\n', '\r']) {
         data = data.replace(['\n', '\r'], " ");
     }
-    Some(Bytes::from(format!(
-        "id: {id}\nevent: {name}\ndata: {data}\n\n"
-    )))
+    Some(Bytes::from(data))
 }

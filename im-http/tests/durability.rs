@@ -3,11 +3,13 @@
 //! time. For every acknowledged send (each `201` the server writes to its
 //! socket), the trace must show, in this order:
 //!
-//! 1. the send's data written to the store's log file (`<dir>/db`, a
-//!    `pwrite64` that holds the message's `client_id`);
-//! 2. an `fsync` or `fdatasync` of that file, started after that write had
-//!    returned and returned before 3. (sled's own `sync_file_range` does not
-//!    count: it flushes neither the drive's cache nor the file's size);
+//! 1. the send's data written to the store's write-ahead log (a `write` to
+//!    a segment `<dir>/im-wal/<lsn>.log` that holds the message's
+//!    `client_id`);
+//! 2. an `fsync` or `fdatasync` of that segment, started after that write
+//!    had returned and returned before 3. (sled's own `sync_file_range` on
+//!    its files does not count: it flushes neither the drive's cache nor
+//!    the file's size);
 //! 3. the `201` holding the message's `client_id` written to the socket.
 //!
 //! The same check runs in periodic mode (`--sled-periodic-flush-ms`), which
@@ -133,7 +135,7 @@ fn marker(i: usize) -> String {
 
 /// Runs the server on a new sled directory with `extra` arguments, sends
 /// [`SENDS`] messages one after the other (each answered 201 before the
-/// next), stops it, and answers the trace and the `db` file's path.
+/// next), stops it, and answers the trace and the log's directory.
 async fn traced_sends(extra: &[&str]) -> (String, PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
@@ -158,8 +160,8 @@ async fn traced_sends(extra: &[&str]) -> (String, PathBuf) {
     }
     server.stop();
     // strace names files by their resolved path.
-    let db = data.canonicalize().unwrap().join("db");
-    (std::fs::read_to_string(&trace).unwrap(), db)
+    let log = data.canonicalize().unwrap().join("im-wal");
+    (std::fs::read_to_string(&trace).unwrap(), log)
 }
 
 /// One system call of the trace.
@@ -209,19 +211,30 @@ fn parse(trace: &str) -> Vec<Call> {
     calls
 }
 
+/// The file a call's first argument names (`7</dir/file>`), as strace -y
+/// shows it.
+fn file_of(c: &Call) -> Option<&str> {
+    let (_, rest) = c.text.split_once('<')?;
+    Some(rest.split_once('>')?.0)
+}
+
 /// Every send of [`traced_sends`] whose 201 was written without its data
-/// having been written to `db` and then fsynced; empty when all were.
-fn unsynced_acks(trace: &str, db: &Path) -> Vec<String> {
+/// having been written to a segment in `log` and then that segment
+/// fsynced; empty when all were.
+fn unsynced_acks(trace: &str, log: &Path) -> Vec<String> {
     let calls = parse(trace);
-    let on_db = format!("<{}>", db.display());
-    let writes_db = |c: &Call| c.name.starts_with("pwrite") && c.text.contains(&on_db);
-    let syncs_db =
-        |c: &Call| (c.name == "fsync" || c.name == "fdatasync") && c.text.contains(&on_db);
+    let in_log = format!("{}/", log.display());
+    let on_log = |c: &Call| file_of(c).is_some_and(|f| f.starts_with(&in_log));
+    let is_write = |c: &Call| {
+        ["write", "writev", "pwrite64", "pwritev", "pwritev2"].contains(&c.name.as_str())
+    };
+    let writes_log = |c: &Call| is_write(c) && on_log(c);
+    let is_sync = |c: &Call| c.name == "fsync" || c.name == "fdatasync";
     let is_socket_write = |c: &Call| {
         ["write", "writev", "sendto", "sendmsg"].contains(&c.name.as_str())
-            && !c.text.contains(&on_db)
+            && file_of(c).is_some_and(|f| f.starts_with("TCP") || f.starts_with("socket"))
     };
-    let syncs = calls.iter().filter(|c| syncs_db(c)).count();
+    let syncs = calls.iter().filter(|c| is_sync(c) && on_log(c)).count();
     let mut failures = Vec::new();
     for i in 0..SENDS {
         let m = marker(i);
@@ -233,22 +246,21 @@ fn unsynced_acks(trace: &str, db: &Path) -> Vec<String> {
             });
         let Some(data) = calls
             .iter()
-            .rfind(|c| writes_db(c) && c.text.contains(&m) && c.end < ack.start)
+            .rfind(|c| writes_log(c) && c.text.contains(&m) && c.end < ack.start)
         else {
             failures.push(format!(
                 "send {i}: its 201 (line {}) was written before its data reached {}",
                 ack.start + 1,
-                db.display()
+                log.display()
             ));
             continue;
         };
-        if !calls
-            .iter()
-            .any(|c| syncs_db(c) && c.start > data.end && c.end < ack.start)
-        {
+        if !calls.iter().any(|c| {
+            is_sync(c) && file_of(c) == file_of(data) && c.start > data.end && c.end < ack.start
+        }) {
             failures.push(format!(
                 "send {i}: no fsync or fdatasync of {} between its data write (line {}) and its 201 (line {})",
-                db.display(),
+                file_of(data).unwrap_or("?"),
                 data.end + 1,
                 ack.start + 1
             ));
@@ -256,7 +268,7 @@ fn unsynced_acks(trace: &str, db: &Path) -> Vec<String> {
     }
     if !failures.is_empty() {
         failures.push(format!(
-            "({syncs} fsync/fdatasync calls on db in {} traced calls)",
+            "({syncs} fsync/fdatasync calls on the log in {} traced calls)",
             calls.len()
         ));
     }
@@ -265,15 +277,15 @@ fn unsynced_acks(trace: &str, db: &Path) -> Vec<String> {
 
 #[tokio::test]
 async fn every_durable_send_is_fsynced_before_its_201() {
-    let (trace, db) = traced_sends(&[]).await;
-    let failures = unsynced_acks(&trace, &db);
+    let (trace, log) = traced_sends(&[]).await;
+    let failures = unsynced_acks(&trace, &log);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 #[tokio::test]
 async fn the_check_catches_periodic_mode_answering_before_the_sync() {
-    let (trace, db) = traced_sends(&["--sled-periodic-flush-ms", "1000"]).await;
-    let failures = unsynced_acks(&trace, &db);
+    let (trace, log) = traced_sends(&["--sled-periodic-flush-ms", "1000"]).await;
+    let failures = unsynced_acks(&trace, &log);
     assert!(
         !failures.is_empty(),
         "periodic mode answers before it flushes: the check should have failed"

@@ -1,4 +1,9 @@
-//! Group commit: one thread flushes and syncs for every writer waiting.
+//! Flushing sled: one thread flushes and syncs for every caller waiting,
+//! and in the background whenever the write-ahead log has sealed a segment
+//! (a checkpoint: once sled's copy is on stable storage, the log's copy of
+//! those writes is deleted; see the `wal` module). Writers wait for the
+//! log, not for this thread; [`Store::flush`](im_engine::Store::flush),
+//! closing, and writers in periodic mode never wait at all.
 //!
 //! A writer commits its batch, then registers here and waits. The
 //! flusher thread takes every writer registered so far, calls `Db::flush`
@@ -57,10 +62,15 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use tokio::sync::oneshot;
 
 use crate::error::{Error, Result};
+use crate::wal::Log;
+
+/// How often the thread looks for a sealed log segment to checkpoint.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 
 type Answer = std::result::Result<(), sled::Error>;
 
@@ -93,13 +103,14 @@ impl Shared {
 impl GroupCommit {
     /// Starts the flusher thread for `db`, whose directory's `files` it
     /// syncs after every flush.
-    pub(crate) fn start(db: sled::Db, mut files: Files) -> Result<Self> {
+    /// Checkpoints `log` after every flush.
+    pub(crate) fn start(db: sled::Db, mut files: Files, log: Arc<Log>) -> Result<Self> {
         let shared = Arc::new(Shared::default());
         let thread = std::thread::Builder::new()
             .name("im-store-sled-flusher".into())
             .spawn({
                 let shared = Arc::clone(&shared);
-                move || run(&db, &mut files, &shared)
+                move || run(&db, &mut files, &shared, &log)
             })
             .map_err(Error::Thread)?;
         Ok(Self {
@@ -250,19 +261,27 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-fn run(db: &sled::Db, files: &mut Files, shared: &Shared) -> Answer {
+fn run(db: &sled::Db, files: &mut Files, shared: &Shared, log: &Log) -> Answer {
     // The first failure, which answers every wait after it.
     let mut failed: Option<sled::Error> = None;
     let mut flush = || -> Answer {
         if let Some(e) = &failed {
             return Err(e.clone());
         }
+        // Every write logged up to here was applied to sled before.
+        let logged = log.appended();
         let answer = db
             .flush()
             .map(drop)
             .and_then(|()| files.sync().map_err(sled::Error::from));
-        if let Err(e) = &answer {
-            failed = Some(e.clone());
+        match &answer {
+            Err(e) => failed = Some(e.clone()),
+            Ok(()) => {
+                if let Err(e) = log.release(logged) {
+                    // Replay skips what sled holds: only disk space is lost.
+                    tracing::warn!(error = %e, "could not delete a log segment");
+                }
+            }
         }
         answer
     };
@@ -270,9 +289,16 @@ fn run(db: &sled::Db, files: &mut Files, shared: &Shared) -> Answer {
         let batch = {
             let mut st = shared.state();
             while st.waiting.is_empty() && !st.closing {
-                st = shared.wake.wait(st).unwrap_or_else(PoisonError::into_inner);
+                let (guard, waited) = shared
+                    .wake
+                    .wait_timeout(st, CHECKPOINT_EVERY)
+                    .unwrap_or_else(PoisonError::into_inner);
+                st = guard;
+                if waited.timed_out() && log.has_sealed() {
+                    break;
+                }
             }
-            if st.waiting.is_empty() {
+            if st.waiting.is_empty() && st.closing {
                 drop(st);
                 return flush();
             }
@@ -295,7 +321,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = sled::Config::new().path(dir.path()).open().unwrap();
         let files = Files::open(dir.path(), &[]).unwrap();
-        let mut gc = GroupCommit::start(db.clone(), files).unwrap();
+        let log = Arc::new(Log::start(dir.path(), 1, false).unwrap());
+        let mut gc = GroupCommit::start(db.clone(), files, log).unwrap();
         db.insert("k", "v").unwrap();
         let waits: Vec<_> = (0..10).map(|_| gc.flushed()).collect();
         for w in waits {

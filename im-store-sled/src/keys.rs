@@ -43,10 +43,15 @@
 //! in the order listed. Tree `meta`: `"version"` -> `u32` BE (the format,
 //! 2), `"epoch"` -> `u64` BE.
 //!
-//! //! The firehose (`pos_fire`) is one log for the whole store: every write
+//! The firehose (`pos_fire`) is one log for the whole store: every write
 //! appends its events there, each once, in the same batch as the feeds; its
 //! head is its last key. It needs no format change: a store from before it
 //! simply starts its firehose empty.
+//!
+//! Every tree the write-ahead log writes to also holds the key
+//! `0x00 "wal-applied"`: the log position (`u64` BE) of the last write
+//! applied to it (see the `wal` module). No kind tag is `0x00`, so no scan
+//! of a kind meets it.
 //!
 //! A send to a group of N members writes N feed events and a handful of
 //! other keys, not 3N, because nothing per member is derived on disk:

@@ -8,10 +8,11 @@
 //! every participant's feed, all or nothing. A send to a group of N members
 //! writes N feed events and a handful of other keys (see [`keys`] for how).
 //! With the default [`Durability::Flush`] a write answers only once it is
-//! on stable storage (sled's flush, then an `fdatasync` of the store's
-//! files), and concurrent writers share one flush and one sync (group
-//! commit), so an acknowledged message survives a process kill, a kernel
-//! crash and a power cut.
+//! on stable storage: in the store's write-ahead log, fdatasynced, where
+//! concurrent writers share one sync (group commit) and nobody waits for
+//! sled's flush, which runs in the background; the log is replayed on open.
+//! So an acknowledged message survives a process kill, a kernel crash and
+//! a power cut.
 //!
 //! ```
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -53,24 +54,32 @@
 //! - `export`: the export, copied under the writer's lock.
 //! - `migrate`: opening a directory of format 1.
 //! - `repair`: removing what older builds wrote wrongly, once, at open.
-//! - `flush`: group commit, the one thread that flushes and syncs, and
-//!   which of sled's files it syncs, and why.
+//! - `wal`: the write-ahead log: applying and logging every write, group
+//!   commit of the log, replay on open.
+//! - `flush`: the one thread that flushes sled and syncs its files, in the
+//!   background and when asked, and which files it syncs, and why.
+//! - `crash`: the crash test's named crash points (feature `crash-points`).
 //! - [`keys`]: every key layout, in one place.
 //! - `codec`: value encodings.
 //! - `error`: [`Error`] and its conversion into [`im_engine::StoreError`].
 //!
 //! # Durability
 //!
-//! [`Durability::Flush`] (the default) answers a write once, after it
-//! committed, sled has flushed its log and the store's files have been
-//! fdatasynced (`File::sync_data`): on a drive that honours flushes, an
-//! acknowledged write survives a process kill, a kernel crash and a power
-//! cut. sled 0.34.7's flush alone does not promise that: on Linux it ends
-//! in `sync_file_range`, which flushes neither the drive's cache nor the
-//! log's size (the `flush` module says which files are synced, and why).
-//! One flusher thread serves every writer: it flushes and syncs whenever
-//! writers are waiting and answers all that committed before the flush
-//! started, so the cost of a flush and of a sync is shared.
+//! [`Durability::Flush`] (the default) answers a write once it is on
+//! stable storage in the store's write-ahead log (`<dir>/im-wal/`): applied
+//! to sled, its record appended to the log, the log written and
+//! fdatasynced (`File::sync_data`). One thread writes and syncs whatever
+//! was appended since its last sync, so concurrent writers share one sync,
+//! and no writer waits for sled's flush. sled is flushed, and its files
+//! fdatasynced, in the background (sled 0.34.7's flush alone ends in
+//! `sync_file_range`, which flushes neither the drive's cache nor the log's
+//! size: the `flush` module says which files are synced, and why); then
+//! the log segments that flush covered are deleted. On open, the segments
+//! left are replayed: each tree's last applied log position tells which
+//! writes sled lost, which are applied again in order; a record cut short
+//! by a crash (its length or CRC-32 shows it) was never acknowledged and
+//! is dropped. On a drive that honours flushes, an acknowledged write
+//! survives a process kill, a kernel crash and a power cut.
 //!
 //! [`Durability::Periodic`] answers as soon as the write has committed in
 //! sled's memory and leaves the rest to sled's background thread, which
@@ -94,6 +103,7 @@ pub mod keys;
 pub mod fuzzing;
 
 mod codec;
+mod crash;
 mod db;
 mod error;
 mod export;
@@ -105,6 +115,7 @@ mod migrate;
 mod page;
 mod repair;
 mod store;
+mod wal;
 mod write;
 
 use std::path::PathBuf;
@@ -120,10 +131,10 @@ pub const FORMAT_VERSION: u32 = 2;
 /// When a write is answered.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Durability {
-    /// After sled has flushed it and the store's files have been
-    /// fdatasynced; concurrent writers share one flush and one sync. On a
-    /// drive that honours flushes, an acknowledged write survives a process
-    /// kill, a kernel crash and a power cut.
+    /// After its record in the store's write-ahead log has been written and
+    /// fdatasynced; concurrent writers share one sync, and sled flushes in
+    /// the background. On a drive that honours flushes, an acknowledged
+    /// write survives a process kill, a kernel crash and a power cut.
     #[default]
     Flush,
     /// After it has committed in memory; sled writes and fsyncs its log

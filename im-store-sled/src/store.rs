@@ -21,6 +21,7 @@ use crate::db::{Trees, open_db, reclaim, wait_released};
 use crate::error::{Error, Result};
 use crate::flush::{self, Files, GroupCommit};
 use crate::keys::{self, kind, meta, tree};
+use crate::wal::{self, Log};
 use crate::write::Writer;
 use crate::{Durability, FORMAT_VERSION, SledConfig, feed, migrate, repair};
 
@@ -36,6 +37,7 @@ const INLINE_WRITE_KEYS: usize = 512;
 pub struct SledStore {
     pub(crate) trees: Trees,
     pub(crate) writer: Arc<Writer>,
+    log: Arc<Log>,
     group_commit: GroupCommit,
     durability: Durability,
     notifier: Notifier,
@@ -68,6 +70,16 @@ impl SledStore {
         let had_data = fs::metadata(path.join("db")).is_ok_and(|m| m.len() > 0);
         let created = flush::missing_dirs(&path);
         let db = open_db(&config)?;
+        // What the log holds and sled lost, before anything reads.
+        let replayed = wal::replay::replay(&db, &path)?;
+        if replayed.applied > 0 || replayed.torn {
+            db.flush()?;
+            tracing::info!(
+                writes = replayed.applied,
+                torn_tail = replayed.torn,
+                "replayed the write-ahead log"
+            );
+        }
         let meta = db.open_tree(tree::META)?;
         let epoch = match meta.get(meta::VERSION)? {
             Some(v) => {
@@ -120,19 +132,25 @@ impl SledStore {
                 "removed index entries of groups their users had left (written by an older build)"
             );
         }
-        let writer = Arc::new(Writer::new(trees.records.clone()));
         // What opening wrote reaches stable storage before the first
         // answer, even in periodic mode.
         let files = Files::open(&path, &created).map_err(|e| Error::Open {
             path: path.clone(),
             source: e.into(),
         })?;
+        // sled's copy of what was replayed is on stable storage now.
+        let next = replayed.next;
+        replayed.forget().map_err(sled::Error::from)?;
+        let logging = config.durability == Durability::Flush;
+        let log = Arc::new(Log::start(&path, next, logging)?);
+        let writer = Arc::new(Writer::new(trees.records.clone(), Arc::clone(&log)));
         // The flusher thread keeps the one `Db` handle; the trees keep the
         // database open for reads and writes.
-        let group_commit = GroupCommit::start(db, files)?;
+        let group_commit = GroupCommit::start(db, files, Arc::clone(&log))?;
         Ok(Self {
             trees,
             writer,
+            log,
             group_commit,
             durability: config.durability,
             notifier: Notifier::new(),
@@ -169,6 +187,7 @@ impl SledStore {
     /// when something still holds the database (a write whose caller gave
     /// up waiting, still running on the blocking pool).
     pub fn close(mut self) -> Result<()> {
+        self.log.stop();
         let flushed = self.group_commit.stop();
         let path = self.path.clone();
         drop(self);
@@ -180,14 +199,14 @@ impl SledStore {
         self.online.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Makes a committed write of `keys` keys as durable as the policy
-    /// promises, and meanwhile frees what sled deferred while writing them
-    /// (see [`reclaim`]). Large ones are freed on the blocking pool, like
-    /// large writes run.
+    /// Makes the writes committed so far (`keys` keys of them this
+    /// caller's) as durable as the policy promises, and meanwhile frees
+    /// what sled deferred while writing them (see [`reclaim`]). Large ones
+    /// are freed on the blocking pool, like large writes run.
     async fn durable(&self, keys: usize) -> Result<()> {
-        // Registers for the next flush at once, so that it overlaps.
+        // Registers for the log's sync at once, so that it overlaps.
         let flushed = match self.durability {
-            Durability::Flush => Some(self.group_commit.flushed()),
+            Durability::Flush => Some(self.log.synced(self.log.appended())),
             Durability::Periodic { .. } => None,
         };
         if keys <= INLINE_WRITE_KEYS {
@@ -364,22 +383,13 @@ impl Store for SledStore {
             .transpose()
     }
 
-    /// Answered without waiting for its flush, which it asks for (in
-    /// periodic mode, the next periodic one): an acknowledgement lost in a
-    /// crash only sends its events again, which at-least-once delivery
-    /// allows, and a webhook waiting for a flush per event would take
-    /// flushes from the sends.
+    /// Written through the log like every write, but answered without
+    /// waiting for its sync: an acknowledgement lost in a crash only sends
+    /// its events again, which at-least-once delivery allows, and a webhook
+    /// waiting for a sync per page would take syncs from the sends.
     async fn set_acked(&self, name: &str, value: &str) -> Result<()> {
-        self.trees
-            .records
-            .insert(keys::acked(name), value.as_bytes())?;
-        if let Durability::Flush = self.durability {
-            let flushed = self.group_commit.flushed();
-            tokio::spawn(async move {
-                let _ = flushed.await;
-            });
-        }
-        Ok(())
+        self.writer
+            .put(keys::acked(name), value.as_bytes().to_vec())
     }
 
     async fn user(&self, id: &UserId) -> Result<Option<User>> {
@@ -490,9 +500,8 @@ impl Store for SledStore {
             return Ok(());
         }
         // `last_seen` first: whoever sees the user offline sees it too.
-        self.trees
-            .records
-            .insert(keys::last_seen(user), &at.to_be_bytes()[..])?;
+        self.writer
+            .put(keys::last_seen(user), at.to_be_bytes().to_vec())?;
         self.online().remove(user);
         self.durable(1).await
     }

@@ -15,7 +15,7 @@
 //! pool.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use sled::IVec;
 
@@ -32,19 +32,22 @@ use crate::feed;
 use crate::fire;
 use crate::index::{self, Known};
 use crate::keys::{self, kind};
+use crate::wal::{Log, Writes};
 
 /// Serialises the writes of a store and remembers what they need to read
 /// (see [`Known`]).
 #[derive(Debug)]
 pub(crate) struct Writer {
     records: sled::Tree,
+    log: Arc<Log>,
     known: Mutex<Known>,
 }
 
 impl Writer {
-    pub(crate) fn new(records: sled::Tree) -> Self {
+    pub(crate) fn new(records: sled::Tree, log: Arc<Log>) -> Self {
         Self {
             records,
+            log,
             known: Mutex::default(),
         }
     }
@@ -68,7 +71,7 @@ impl Writer {
     fn run<T>(&self, f: impl FnOnce(&mut Batch<'_>, &mut Known) -> Result<T>) -> Result<T> {
         let mut known = self.lock();
         let mut batch = Batch::new(&self.records);
-        let result = f(&mut batch, &mut known).and_then(|t| batch.apply().map(|()| t));
+        let result = f(&mut batch, &mut known).and_then(|t| batch.apply(&self.log).map(|()| t));
         if result.is_err() {
             known.forget();
         }
@@ -92,6 +95,14 @@ impl Writer {
     #[cfg(test)]
     pub(crate) fn check(&self) {
         index::check(&self.records, &self.lock());
+    }
+
+    /// Sets one key: a write of its own, such as `last_seen`.
+    pub(crate) fn put(&self, key: Vec<u8>, value: Vec<u8>) -> Result<()> {
+        self.run(|p, _| {
+            p.insert(key, value);
+            Ok(())
+        })
     }
 
     /// [`Store::send`](im_engine::Store::send) as one batch; answers who
@@ -158,18 +169,13 @@ impl<'a> Batch<'a> {
         self.writes.insert(key, None);
     }
 
-    fn apply(self) -> Result<()> {
+    /// Applies the writes as one sled batch, and logs them.
+    fn apply(self, log: &Log) -> Result<()> {
         if self.writes.is_empty() {
             return Ok(());
         }
-        let mut batch = sled::Batch::default();
-        for (key, value) in self.writes {
-            match value {
-                Some(v) => batch.insert(key, v),
-                None => batch.remove(key),
-            }
-        }
-        Ok(self.tree.apply_batch(batch)?)
+        let writes: Writes = self.writes.into_iter().collect();
+        log.commit(&[(self.tree, &writes)])
     }
 
     pub(crate) fn state(&self, conv: &[u8]) -> Result<ConvState> {

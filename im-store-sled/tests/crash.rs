@@ -1,8 +1,14 @@
 //! Crash safety with real processes: a child process sends messages and
-//! reports each acknowledged one; the test kills it with SIGKILL at several
-//! points, reopening the same directory each time, and checks that nothing
+//! reports each acknowledged one; the test kills it at twelve points,
+//! reopening the same directory each time, and checks that nothing
 //! acknowledged was lost and that every derived structure agrees with the
-//! logs. Also: a directory another process holds is refused clearly.
+//! logs. Most kills are a SIGKILL after some number of acknowledgements;
+//! others are crash points (feature `crash-points`) where the child aborts
+//! by itself: halfway through a write to the write-ahead log, and in the
+//! middle of replaying it while opening. The same run in periodic mode,
+//! which answers before anything is on disk, must lose acknowledged sends:
+//! proof that the check can fail. Also: a directory another process holds
+//! is refused clearly.
 //!
 //! The child is this test binary itself, re-executed with
 //! `IM_STORE_SLED_CHILD` set, running only [`child_process`].
@@ -14,11 +20,14 @@ use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use im_engine::{
-    Actor, Body, ConversationId, Engine, Event, GroupId, SendRequest, Store, StoreError, UserId,
+    Actor, Body, ConversationId, Engine, Event, GroupId, Message, SendRequest, Store, StoreError,
+    UserId,
 };
-use im_store_sled::{Error, SledConfig, SledStore};
+use im_store_sled::{Durability, Error, SledConfig, SledStore};
 
 const CHILD_ENV: &str = "IM_STORE_SLED_CHILD";
+/// Arms a crash point in the child (see the crate's `crash.rs`).
+const CRASH_ENV: &str = "IM_STORE_SLED_CRASH";
 const USERS: usize = 6;
 const SENDERS: usize = 8;
 
@@ -54,9 +63,13 @@ fn body_of(client_id: &str) -> String {
 /// Opens the store, waiting out a lock that a just-killed process may still
 /// hold for a moment.
 fn open_store(dir: &Path) -> SledStore {
+    open_store_with(SledConfig::new(dir))
+}
+
+fn open_store_with(config: SledConfig) -> SledStore {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        match SledStore::open(SledConfig::new(dir)) {
+        match SledStore::open(config.clone()) {
             Err(Error::Locked { .. }) if Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(10));
             }
@@ -83,14 +96,18 @@ fn child_process() {
         .build()
         .unwrap();
     rt.block_on(async move {
-        let store = open_store(Path::new(dir));
+        let mut config = SledConfig::new(dir);
+        if mode == "send-periodic" {
+            config = config.durability(Durability::Periodic { every_ms: 1000 });
+        }
+        let store = open_store_with(config);
         match mode {
             "hold" => {
                 report("READY");
                 // Hold the store until the parent kills us.
                 std::thread::sleep(Duration::from_secs(60));
             }
-            "send" => send_until_killed(Engine::new(store), round).await,
+            "send" | "send-periodic" => send_until_killed(Engine::new(store), round).await,
             other => panic!("unknown child mode {other}"),
         }
     });
@@ -153,7 +170,22 @@ async fn send_until_killed(engine: Engine<SledStore>, round: String) {
 }
 
 fn spawn_child(mode: &str, round: usize, dir: &Path) -> (Child, BufReader<ChildStdout>) {
-    let mut child = Command::new(std::env::current_exe().unwrap())
+    spawn_child_crashing(mode, round, dir, None)
+}
+
+/// A child that aborts by itself at `crash` (`<point>:<n>`), if given.
+fn spawn_child_crashing(
+    mode: &str,
+    round: usize,
+    dir: &Path,
+    crash: Option<&str>,
+) -> (Child, BufReader<ChildStdout>) {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    match crash {
+        Some(point) => cmd.env(CRASH_ENV, point),
+        None => cmd.env_remove(CRASH_ENV),
+    };
+    let mut child = cmd
         .args([
             "--exact",
             "child_process",
@@ -170,9 +202,19 @@ fn spawn_child(mode: &str, round: usize, dir: &Path) -> (Child, BufReader<ChildS
     (child, stdout)
 }
 
+type Acks = Vec<(String, u64, String)>;
+
 /// Reads the child's lines until `acks` acknowledged sends (or READY when
 /// `acks` is 0); returns them as (conversation, seq, client_id).
-fn read_acks(stdout: &mut BufReader<ChildStdout>, acks: usize) -> Vec<(String, u64, String)> {
+fn read_acks(stdout: &mut BufReader<ChildStdout>, acks: usize) -> Acks {
+    let (out, crashed) = read_lines(stdout, acks);
+    assert_eq!(crashed, None, "the child crashed after {} acks", out.len());
+    out
+}
+
+/// [`read_acks`], ending early at a `CRASH <point>` line: answers the
+/// point too.
+fn read_lines(stdout: &mut BufReader<ChildStdout>, acks: usize) -> (Acks, Option<String>) {
     let mut out = Vec::new();
     let mut line = String::new();
     loop {
@@ -181,41 +223,148 @@ fn read_acks(stdout: &mut BufReader<ChildStdout>, acks: usize) -> Vec<(String, u
         assert!(n > 0, "the child ended early after {} acks", out.len());
         // The harness may have begun the line (`test child_process ... `).
         let line = line.trim_end();
+        if let Some((_, point)) = line.split_once("CRASH ") {
+            return (out, Some(point.to_owned()));
+        }
         if line.ends_with("READY") && acks == 0 {
-            return out;
+            return (out, None);
         }
         if let Some((_, rest)) = line.split_once("ACK ") {
             let mut f = rest.split(' ');
             let (conv, seq, cid) = (f.next().unwrap(), f.next().unwrap(), f.next().unwrap());
             out.push((conv.to_owned(), seq.parse().unwrap(), cid.to_owned()));
             if out.len() == acks {
-                return out;
+                return (out, None);
             }
         }
     }
+}
+
+/// How a round ends.
+enum Kill {
+    /// SIGKILL after this many acknowledged sends.
+    After(usize),
+    /// The child aborts at a crash point, `<point>:<n>`.
+    At(&'static str),
+}
+
+/// Runs the rounds in `dir` in `mode`, answers every send acknowledged.
+fn crash_rounds(mode: &str, dir: &Path, rounds: &[Kill]) -> Acks {
+    let mut acked = Vec::new();
+    for (round, kill) in rounds.iter().enumerate() {
+        match kill {
+            Kill::After(n) => {
+                let (mut child, mut stdout) = spawn_child(mode, round, dir);
+                acked.extend(read_acks(&mut stdout, *n));
+                child.kill().unwrap(); // SIGKILL
+                child.wait().unwrap();
+            }
+            Kill::At(spec) => {
+                let (mut child, mut stdout) = spawn_child_crashing(mode, round, dir, Some(spec));
+                let point = spec.split(':').next().unwrap();
+                // A replay point must be reached while opening, before the
+                // child is ready.
+                let until = if point == "replay" { 0 } else { usize::MAX };
+                let (got, crashed) = read_lines(&mut stdout, until);
+                if crashed.as_deref() != Some(point) {
+                    child.kill().unwrap();
+                    child.wait().unwrap();
+                    panic!("{spec}: the child did not crash there ({crashed:?})");
+                }
+                acked.extend(got);
+                assert!(!child.wait().unwrap().success(), "{spec}: it aborts");
+            }
+        }
+    }
+    acked
 }
 
 #[test]
 fn acknowledged_sends_survive_sigkill() {
     let started = Instant::now();
     let dir = tempfile::tempdir().unwrap();
-    let mut acked = Vec::new();
-    for (round, kill_after) in [(1, 50), (2, 200), (3, 500), (4, 1), (5, 300)] {
-        let (mut child, mut stdout) = spawn_child("send", round, dir.path());
-        acked.extend(read_acks(&mut stdout, kill_after));
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
-    }
+    // Twelve kills. A replay runs on every open after a kill (the log holds
+    // the writes of the last second or so): the crash in the middle of one
+    // comes right after a kill, and the open after it replays again.
+    // A short round (under the second after which a log segment is
+    // sealed) leaves every write of its child in the log: enough records
+    // for the replay that follows to crash at the fifth.
+    let rounds = [
+        Kill::After(50),
+        Kill::At("replay:2"),
+        Kill::After(200),
+        Kill::At("wal-write:40"),
+        Kill::After(30),
+        Kill::At("replay:1"),
+        Kill::At("replay:5"),
+        Kill::After(500),
+        Kill::At("wal-write:15"),
+        Kill::After(300),
+        Kill::At("wal-write:200"),
+        Kill::After(1),
+    ];
+    let acked = crash_rounds("send", dir.path(), &rounds);
     let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(check_after_crashes(dir.path(), &acked));
+    rt.block_on(async {
+        let (engine, logs) = check_after_crashes(dir.path(), &acked).await;
+        let lost = lost(&logs, &acked);
+        assert!(lost.is_empty(), "{}", lost.join("\n"));
+        check_numbering_goes_on(&engine, &logs, &acked).await;
+    });
     assert!(
-        started.elapsed() < Duration::from_secs(60),
+        started.elapsed() < Duration::from_secs(120),
         "took {:?}",
         started.elapsed()
     );
 }
 
-async fn check_after_crashes(dir: &Path, acked: &[(String, u64, String)]) {
+#[test]
+fn the_check_catches_periodic_mode_losing_acknowledged_sends() {
+    let dir = tempfile::tempdir().unwrap();
+    let rounds = [Kill::After(100), Kill::After(300), Kill::After(200)];
+    let acked = crash_rounds("send-periodic", dir.path(), &rounds);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let (_, logs) = check_after_crashes(dir.path(), &acked).await;
+        let lost = lost(&logs, &acked);
+        assert!(
+            !lost.is_empty(),
+            "periodic mode answers before anything is on disk: the check should have failed"
+        );
+        eprintln!(
+            "periodic mode, as expected: {} lost, first: {}",
+            lost.len(),
+            lost[0]
+        );
+    });
+}
+
+/// The messages of `acked` missing from `logs`, or there with another
+/// client id or body.
+fn lost(logs: &BTreeMap<ConversationId, Vec<Message>>, acked: &Acks) -> Vec<String> {
+    let mut lost = Vec::new();
+    for (conv, seq, cid) in acked {
+        let log = &logs[&conv.parse::<ConversationId>().unwrap()];
+        match log.get(*seq as usize - 1) {
+            None => lost.push(format!("acknowledged {conv} #{seq} ({cid}) was lost")),
+            Some(m)
+                if m.client_id.as_deref() != Some(cid.as_str())
+                    || m.body.as_ref().map(|b| b.get()) != Some(body_of(cid).as_str()) =>
+            {
+                lost.push(format!("acknowledged {conv} #{seq} ({cid}) is now {m:?}"));
+            }
+            Some(_) => {}
+        }
+    }
+    lost
+}
+
+/// Checks that every structure agrees with the conversation logs, which it
+/// answers.
+async fn check_after_crashes(
+    dir: &Path,
+    acked: &Acks,
+) -> (Engine<SledStore>, BTreeMap<ConversationId, Vec<Message>>) {
     let engine = Engine::new(open_store(dir));
     let store = engine.store();
     let mut conversations: BTreeSet<ConversationId> = (0..SENDERS)
@@ -233,19 +382,6 @@ async fn check_after_crashes(dir: &Path, acked: &[(String, u64, String)]) {
         let ids: BTreeSet<_> = log.iter().map(|m| m.client_id.clone().unwrap()).collect();
         assert_eq!(ids.len(), log.len(), "{c}: a client id appears twice");
         logs.insert(c.clone(), log);
-    }
-
-    // Every acknowledged message is there, once, with its body.
-    for (conv, seq, cid) in acked {
-        let log = &logs[&conv.parse::<ConversationId>().unwrap()];
-        let m = log
-            .get(*seq as usize - 1)
-            .unwrap_or_else(|| panic!("acknowledged {conv} #{seq} ({cid}) was lost"));
-        assert_eq!(m.client_id.as_deref(), Some(cid.as_str()), "{conv} #{seq}");
-        assert_eq!(
-            m.body.as_ref().map(|b| b.get()),
-            Some(body_of(cid).as_str())
-        );
     }
 
     for user in (0..USERS).map(uid).chain([reader()]) {
@@ -311,7 +447,15 @@ async fn check_after_crashes(dir: &Path, acked: &[(String, u64, String)]) {
         }
     }
 
-    // Client ids still deduplicate, and the store goes on numbering.
+    (engine, logs)
+}
+
+/// Client ids still deduplicate, and the store goes on numbering.
+async fn check_numbering_goes_on(
+    engine: &Engine<SledStore>,
+    logs: &BTreeMap<ConversationId, Vec<Message>>,
+    acked: &Acks,
+) {
     let (conv, seq, cid) = acked.last().unwrap();
     let conversation: ConversationId = conv.parse().unwrap();
     let t: usize = cid.split(['t', 'n']).nth(1).unwrap().parse().unwrap();

@@ -11,17 +11,8 @@ if [ -z "${SCHEMATHESIS:-}" ] && [ "${IM_SKIP_SCHEMATHESIS:-}" != "1" ]; then
     if [ ! -x "$st_venv/bin/schemathesis" ]; then
         need_apt python3 python3
         echo "scripts/test: installing schemathesis $SCHEMATHESIS_VERSION into $st_venv" >&2
-        rm -rf "$st_venv"
-        if ! python3 -m venv "$st_venv" >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ] \
-            && command -v apt-get >/dev/null 2>&1; then
-            # Debian splits venv (with its pip) out of python3.
-            rm -rf "$st_venv"
-            apt-get update -qq >/dev/null && apt-get install -y -qq python3-venv >/dev/null
-            python3 -m venv "$st_venv" >/dev/null 2>&1
-        fi
-        if ! [ -x "$st_venv/bin/python" ] || ! "$st_venv/bin/python" -m pip install -q \
-            --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"; then
-            rm -rf "$st_venv"
+        source scripts/lib/venv.sh
+        if ! venv_install "$st_venv" "schemathesis==$SCHEMATHESIS_VERSION"; then
             echo "error: could not install schemathesis; install it" \
                  "(pip install schemathesis==$SCHEMATHESIS_VERSION), set SCHEMATHESIS to its" \
                  "executable and run again" >&2

@@ -32,23 +32,27 @@ pub struct MemoryStore {
     epoch: Epoch,
 }
 
+/// A hash map with a faster hasher than std's: a send to a group hashes
+/// each member's id several times. (aHash is keyed per map, like std's.)
+type Map<K, V> = HashMap<K, V, ahash::RandomState>;
+
 #[derive(Debug, Default)]
 struct State {
-    users: HashMap<UserId, User>,
-    contacts: HashMap<UserId, BTreeMap<UserId, Contact>>,
+    users: Map<UserId, User>,
+    contacts: Map<UserId, BTreeMap<UserId, Contact>>,
     /// The reverse of `contacts`: who has a user in theirs.
-    followers: HashMap<UserId, BTreeSet<UserId>>,
-    groups: HashMap<GroupId, Group>,
-    members: HashMap<GroupId, BTreeMap<UserId, Member>>,
-    logs: HashMap<ConversationId, Vec<Message>>,
-    client_ids: HashMap<(ConversationId, UserId, String), Seq>,
-    entries: HashMap<UserId, BTreeMap<ConversationId, ConvEntry>>,
-    feeds: HashMap<UserId, UserFeed>,
-    presence: HashMap<UserId, Presence>,
-    marks: HashMap<Marks, BTreeMap<UserId, Mark>>,
+    followers: Map<UserId, BTreeSet<UserId>>,
+    groups: Map<GroupId, Group>,
+    members: Map<GroupId, BTreeMap<UserId, Member>>,
+    logs: Map<ConversationId, Vec<Message>>,
+    client_ids: Map<(ConversationId, UserId, String), Seq>,
+    entries: Map<UserId, BTreeMap<ConversationId, ConvEntry>>,
+    feeds: Map<UserId, UserFeed>,
+    presence: Map<UserId, Presence>,
+    marks: Map<Marks, BTreeMap<UserId, Mark>>,
     /// The firehose: every event once, in commit order (position = index + 1).
     fire: Vec<FireEntry>,
-    acked: HashMap<String, String>,
+    acked: Map<String, String>,
 }
 
 impl State {
@@ -83,13 +87,32 @@ impl State {
 struct UserFeed {
     trimmed: u64,
     head: u64,
-    entries: VecDeque<FeedEntry>,
+    /// A send shares one event among its recipients' feeds.
+    entries: VecDeque<Shared>,
+}
+
+/// A feed entry whose event is shared with other feeds.
+#[derive(Debug)]
+struct Shared {
+    pos: u64,
+    ts: Timestamp,
+    event: Arc<Event>,
+}
+
+impl Shared {
+    fn entry(&self) -> FeedEntry {
+        FeedEntry {
+            pos: self.pos,
+            ts: self.ts,
+            event: Event::clone(&self.event),
+        }
+    }
 }
 
 impl UserFeed {
-    fn append(&mut self, ts: Timestamp, event: Event, trim: FeedTrim) {
+    fn append(&mut self, ts: Timestamp, event: Arc<Event>, trim: FeedTrim) {
         self.head += 1;
-        self.entries.push_back(FeedEntry {
+        self.entries.push_back(Shared {
             pos: self.head,
             ts,
             event,
@@ -105,7 +128,19 @@ impl UserFeed {
     }
 }
 
-fn marks_has(marks: &HashMap<Marks, BTreeMap<UserId, Mark>>, set: &Marks, user: &UserId) -> bool {
+/// `map[key]`, inserted empty when missing: hashes `key` once and clones it
+/// only then. (A function could not return the first lookup's borrow in
+/// one arm and take a new one in the other.)
+macro_rules! slot {
+    ($map:expr, $key:expr) => {
+        match $map.get_mut($key) {
+            Some(value) => value,
+            None => $map.entry($key.clone()).or_default(),
+        }
+    };
+}
+
+fn marks_has(marks: &Map<Marks, BTreeMap<UserId, Mark>>, set: &Marks, user: &UserId) -> bool {
     marks.get(set).is_some_and(|m| m.contains_key(user))
 }
 
@@ -157,22 +192,22 @@ impl Store for MemoryStore {
 
     async fn send(&self, send: &Outgoing) -> Result<Sent, Infallible> {
         let m = &send.message;
-        let (sent, recipients) = {
+        let sent = {
             let mut st = self.state();
+            let st = &mut *st;
             if st.blocked(&m.conversation) {
                 return Ok(Sent::Blocked);
             }
-            let recipients = match &send.recipients {
-                Recipients::Users(users) => users.clone(),
+            // A group's members are read in place, not copied: nothing is
+            // cloned per recipient on the way to their feeds.
+            let recipients: Vec<&UserId> = match &send.recipients {
+                Recipients::Users(users) => users.iter().collect(),
                 Recipients::Members(g) => {
                     let members = st.members.get(g);
                     if !members.is_some_and(|s| s.contains_key(&m.from)) {
                         return Ok(Sent::NotMember);
                     }
-                    members
-                        .into_iter()
-                        .flat_map(|s| s.keys().cloned())
-                        .collect()
+                    members.into_iter().flat_map(|s| s.keys()).collect()
                 }
             };
             let key = m
@@ -189,38 +224,31 @@ impl Store for MemoryStore {
             if let Some(k) = key {
                 st.client_ids.insert(k, message.seq);
             }
-            for user in &recipients {
-                let entry = st
-                    .entries
-                    .entry(user.clone())
-                    .or_default()
-                    .entry(m.conversation.clone())
-                    .or_insert_with(|| ConvEntry {
+            let event = Arc::new(Event::Message {
+                conversation: m.conversation.clone(),
+                seq: message.seq,
+            });
+            for &user in &recipients {
+                let entries = slot!(st.entries, user);
+                let entry = match entries.get_mut(&m.conversation) {
+                    Some(entry) => entry,
+                    None => entries.entry(m.conversation.clone()).or_insert(ConvEntry {
                         conversation: m.conversation.clone(),
                         read_seq: 0,
                         activity: m.ts,
-                    });
+                    }),
+                };
                 entry.activity = m.ts;
                 if *user == m.from {
                     entry.read_seq = entry.read_seq.max(message.seq);
                 }
-                let event = Event::Message {
-                    conversation: m.conversation.clone(),
-                    seq: message.seq,
-                };
-                st.feeds
-                    .entry(user.clone())
-                    .or_default()
-                    .append(m.ts, event, send.trim);
+                slot!(st.feeds, user).append(m.ts, Arc::clone(&event), send.trim);
             }
-            let event = Event::Message {
-                conversation: m.conversation.clone(),
-                seq: message.seq,
-            };
-            st.fire(None, m.ts, event);
-            (message, recipients)
+            // Woken under the lock, while the members are at hand.
+            self.notifier.wake(recipients);
+            st.fire(None, m.ts, Event::clone(&event));
+            message
         };
-        self.notifier.wake(&recipients);
         Ok(Sent::New(sent))
     }
 
@@ -256,13 +284,11 @@ impl Store for MemoryStore {
                 }
             };
             *message = changed.clone();
+            let event = Arc::new(event);
             for user in &recipients {
-                st.feeds
-                    .entry(user.clone())
-                    .or_default()
-                    .append(u.at, event.clone(), u.trim);
+                slot!(st.feeds, user).append(u.at, Arc::clone(&event), u.trim);
             }
-            st.fire(None, u.at, event);
+            st.fire(None, u.at, Event::clone(&event));
             (MessageUpdated::Changed(changed), recipients)
         };
         self.notifier.wake(&recipients);
@@ -309,12 +335,9 @@ impl Store for MemoryStore {
             };
             // Every member hears of it, the one who joined or left included.
             let woken: Vec<UserId> = members.keys().cloned().collect();
-            let event = Event::member(&u.group, &user, change);
+            let event = Arc::new(Event::member(&u.group, &user, change));
             for member in &woken {
-                st.feeds
-                    .entry(member.clone())
-                    .or_default()
-                    .append(u.at, event.clone(), u.trim);
+                slot!(st.feeds, member).append(u.at, Arc::clone(&event), u.trim);
             }
             if change == Membership::Left {
                 members.remove(&user);
@@ -322,7 +345,7 @@ impl Store for MemoryStore {
                     entries.remove(&conversation);
                 }
             }
-            st.fire(None, u.at, event);
+            st.fire(None, u.at, Event::clone(&event));
             woken
         };
         self.notifier.wake(&woken);
@@ -381,10 +404,8 @@ impl Store for MemoryStore {
                 }
             }
             for (user, ts, event) in &changes.events {
-                st.feeds
-                    .entry(user.clone())
-                    .or_default()
-                    .append(*ts, event.clone(), changes.trim);
+                let event = Arc::new(event.clone());
+                slot!(st.feeds, user).append(*ts, event, changes.trim);
             }
             for (user, ts, event) in fire_events(changes) {
                 st.fire(user, ts, event);
@@ -518,7 +539,13 @@ impl Store for MemoryStore {
         Ok(Feed {
             trimmed: f.trimmed,
             head: f.head,
-            entries: f.entries.iter().skip(skip).take(limit).cloned().collect(),
+            entries: f
+                .entries
+                .iter()
+                .skip(skip)
+                .take(limit)
+                .map(Shared::entry)
+                .collect(),
         })
     }
 
