@@ -41,6 +41,7 @@ pub async fn group<S: Store>(
     let conversation = ConversationId::group(gid.clone());
     let group = Group {
         id: gid.clone(),
+        kind: Default::default(),
         owner: uid(0),
         fields: Default::default(),
         join: JoinPolicy::Open,

@@ -67,7 +67,11 @@ impl<S: Store> Engine<S> {
     ) -> Result<Message, Error> {
         let message = self.message(actor, conversation, seq).await?;
         let owner = match conversation {
-            ConversationId::Group(g) => Some(self.require_group(g).await?.owner),
+            ConversationId::Group(g) | ConversationId::Room(g) => Some(
+                self.require_conversation_space(conversation, g)
+                    .await?
+                    .owner,
+            ),
             ConversationId::Direct(..) => None,
         };
         let delete = Action::Delete {

@@ -146,6 +146,7 @@ mod moderation;
 mod page;
 mod password;
 mod policy;
+mod room;
 mod signals;
 mod unread;
 mod user;
@@ -158,7 +159,7 @@ pub use data::id;
 pub use data::{Addressed, Signal};
 pub use data::{
     Body, Contact, ContactNews, ConvEntry, ConversationId, Epoch, Event, Feed, FeedEntry,
-    FieldPatch, Fields, Group, GroupId, JoinPolicy, MAX_CLIENT_ID, MAX_REACTION_KEY,
+    FieldPatch, Fields, Group, GroupId, GroupKind, JoinPolicy, MAX_CLIENT_ID, MAX_REACTION_KEY,
     MAX_REACTION_KEYS, Member, Membership, Message, NewMessage, PasswordHash, Presence,
     ReactionChange, Reactions, Role, Seq, Timestamp, User, UserId,
 };

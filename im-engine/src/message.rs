@@ -128,6 +128,9 @@ impl<S: Store> Engine<S> {
         let sent = self.store().send(&send).await.map_err(Error::store)?;
         match sent {
             Sent::New(m) => {
+                if let ConversationId::Room(_) = conversation {
+                    self.room_sent(&m.from, conversation, m.seq).await?;
+                }
                 if self.reporting() {
                     self.report([Committed {
                         user: None,
@@ -169,6 +172,10 @@ impl<S: Store> Engine<S> {
             ConversationId::Group(g) => {
                 self.require_group(g).await?;
                 store::Recipients::Members(g.clone())
+            }
+            ConversationId::Room(r) => {
+                self.require_space(crate::GroupKind::Room, r).await?;
+                store::Recipients::Room(r.clone())
             }
         })
     }

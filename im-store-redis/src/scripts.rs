@@ -186,6 +186,49 @@ return {1, seq, members}
     ))
 });
 
+/// A send to a room, on a single Redis or a cluster (every key is in the
+/// room's slot): the sender's membership checked, the message stored
+/// once, no feed written.
+///
+/// KEYS: client ids, seq counter, log, members, changed messages. ARGV:
+/// from, ts, body, client id (`''` for none), reply_to (`''` for none).
+/// Answers `{1, seq}`, `{0, seq, fields, changed}` for a repeated client
+/// id, or `{2}` when the sender is no member.
+pub(crate) static SEND_ROOM: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        prelude!(),
+        r#"
+local from, ts, body, cid = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+if redis.call('HEXISTS', KEYS[4], from) == 0 then return {2} end
+local dup = duplicate_changed(duplicate(KEYS[1], KEYS[3], from, cid), KEYS[5])
+if dup then return dup end
+return {1, append_message(KEYS[1], KEYS[2], KEYS[3], from, ts, body, cid, ARGV[5])}
+"#
+    ))
+});
+
+/// A room's join (`op` `+`) or leave (`-`): the member set only.
+///
+/// KEYS: members, bans. ARGV: op, user, member JSON, max members. Answers
+/// `{1}`, `{0}` (nothing to do), `{2}` (full) or `{3}` (banned).
+pub(crate) static MEMBER_ROOM: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local is_member = redis.call('HEXISTS', KEYS[1], ARGV[2]) == 1
+if ARGV[1] == '+' then
+  if is_member then return {0} end
+  if redis.call('HEXISTS', KEYS[2], ARGV[2]) == 1 then return {3} end
+  if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[4]) then return {2} end
+  redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
+  return {1}
+end
+if not is_member then return {0} end
+redis.call('HDEL', KEYS[1], ARGV[2])
+return {1}
+"#,
+    )
+});
+
 /// A join (`op` `+`) or leave (`-`) on a single Redis, whole.
 ///
 /// KEYS: members, the conversation's seq counter, bans. ARGV: op, user,
@@ -377,7 +420,8 @@ end
 /// feedmeta) per recipient. ARGV: seq, expected record (`''`: the log's),
 /// new record, event, at, keep, min_ts, key prefix, the reacting user
 /// (`''`: none), channel (`''`: no publish), the payload's first line,
-/// `group` or `users`, then the recipients (users). Answers `{1,
+/// `group`, `room` (members checked, no feed written) or `users`, then
+/// the recipients (users). Answers `{1,
 /// recipients}`, `{2}` (the reacting user is no member), `{3}` (changed
 /// since read) or `{4}` (no such message).
 pub(crate) static UPDATE_ALL: LazyLock<Script> = LazyLock::new(|| {
@@ -388,7 +432,8 @@ pub(crate) static UPDATE_ALL: LazyLock<Script> = LazyLock::new(|| {
 local seq, event, at = ARGV[1], ARGV[4], ARGV[5]
 local keep, min_ts, prefix, reactor = tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8], ARGV[9]
 local group = ARGV[12] == 'group'
-if group and reactor ~= '' and redis.call('HEXISTS', KEYS[3], reactor) == 0 then return {2} end
+local members = group or ARGV[12] == 'room'
+if members and reactor ~= '' and redis.call('HEXISTS', KEYS[3], reactor) == 0 then return {2} end
 local refused = swap_message(KEYS[1], KEYS[2], seq, ARGV[2], ARGV[3])
 if refused then return {refused} end
 local recipients = {}
@@ -556,7 +601,7 @@ return {head, trimmed, entries}
 });
 
 /// Every script, to load them at start (on every node of a cluster).
-pub(crate) fn all() -> [&'static Script; 11] {
+pub(crate) fn all() -> [&'static Script; 13] {
     [
         &UPDATE_ALL,
         &UPDATE_CONV,
@@ -564,6 +609,8 @@ pub(crate) fn all() -> [&'static Script; 11] {
         &SEND_ALL,
         &SEND_GROUP,
         &MEMBER_ALL,
+        &SEND_ROOM,
+        &MEMBER_ROOM,
         &SEND_CONV,
         &MEMBER_CONV,
         &FANOUT_USER,

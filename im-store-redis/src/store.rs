@@ -345,6 +345,18 @@ impl Store for RedisStore {
         .await
     }
 
+    async fn member_count(&self, group: &GroupId) -> Result<usize> {
+        self.read(async {
+            let n: usize = self
+                .shared
+                .conn()
+                .hlen(self.shared.keys.members(group))
+                .await?;
+            Ok(n)
+        })
+        .await
+    }
+
     async fn last_seq(&self, conversation: &ConversationId) -> Result<Seq> {
         self.read(async {
             let seq: Option<u64> = self

@@ -7,7 +7,7 @@
 //! format version and epoch live apart, in the tree `meta`.
 //!
 //! User and group ids are made of `A-Z a-z 0-9 _ . -` and conversation ids
-//! (`dm:<a>:<b>`, `group:<g>`) add only `:`, so none of them contains the
+//! (`dm:<a>:<b>`, `group:<g>`, `room:<r>`) add only `:`, so none of them contains the
 //! byte `0xFF`: it separates the parts of a composite key, and a prefix
 //! ending in it (`e alice 0xFF`) never matches a longer id (`e alicia 0xFF
 //! …`). Sequence numbers and feed positions are big-endian `u64`, so key
@@ -30,6 +30,7 @@
 //! | `user_feedfloor`         | `b user`                               | `head` of the feed when it was trimmed empty     |
 //! | `user_lastseen`          | `t user`                               | `ts`                                             |
 //! | `setuser_since`          | `k set 0xFF user`                      | `since` (a mark: see below)                      |
+//! | `room_members`           | `n room`                               | how many members a room has, `u64` BE            |
 //!
 //! A mark's `set` names its [`Marks`] set as text: `requests:<group>`,
 //! `bans:<group>`, `blocks:<user>` or `suspended`.
@@ -103,6 +104,10 @@ pub(crate) mod kind {
     pub(crate) const USER_LASTSEEN: u8 = b't';
     /// `set 0xFF user` -> since when the user is marked.
     pub(crate) const SETUSER_SINCE: u8 = b'k';
+    /// `room` -> its member count, kept with every member change of a
+    /// room (a group's members are counted by their keys). A room's
+    /// members are `groupuser_member` keys like a group's.
+    pub(crate) const ROOM_MEMBERS: u8 = b'n';
 
     /// The kind's name, for error messages.
     pub(crate) fn name(kind: u8) -> &'static str {
@@ -120,6 +125,7 @@ pub(crate) mod kind {
             USER_FEEDFLOOR => "user_feedfloor",
             USER_LASTSEEN => "user_lastseen",
             SETUSER_SINCE => "setuser_since",
+            ROOM_MEMBERS => "room_members",
             _ => "unknown kind",
         }
     }
@@ -200,6 +206,11 @@ pub(crate) fn group_user(group: &GroupId, user: &UserId) -> Vec<u8> {
         kind::GROUPUSER_MEMBER,
         &[group.as_str().as_bytes(), user.as_str().as_bytes()],
     )
+}
+
+/// `n room`.
+pub(crate) fn room_members(room: &GroupId) -> Vec<u8> {
+    key(kind::ROOM_MEMBERS, &[room.as_str().as_bytes()])
 }
 
 /// `s conv`, where `conv` comes from [`conv`].

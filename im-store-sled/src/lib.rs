@@ -103,6 +103,7 @@ mod index;
 mod migrate;
 mod page;
 mod repair;
+mod rooms;
 mod store;
 mod write;
 

@@ -11,8 +11,8 @@ use im_engine::store::{
     Updated,
 };
 use im_engine::{
-    Contact, ConvEntry, ConversationId, Epoch, Feed, Group, GroupId, Member, Message, Notifier,
-    Presence, Seq, SignalBus, Store, Timestamp, User, UserId,
+    Contact, ConvEntry, ConversationId, Epoch, Feed, Group, GroupId, GroupKind, Member, Message,
+    Notifier, Presence, Seq, SignalBus, Store, Timestamp, User, UserId,
 };
 use serde::de::DeserializeOwned;
 
@@ -278,6 +278,7 @@ impl Store for SledStore {
         // about as many, and cheap to count beforehand.
         let recipients = match &send.recipients {
             Recipients::Users(users) => users.len() as u64,
+            Recipients::Room(_) => 0,
             Recipients::Members(_) => self
                 .state(&keys::conv(&send.message.conversation))?
                 .map_or(0, |s| s.holders),
@@ -297,10 +298,14 @@ impl Store for SledStore {
     }
 
     async fn update_member(&self, update: &MemberUpdate) -> Result<Updated> {
-        // A feed event per member, and the member keys read.
-        let members = self
-            .state(&keys::conv(&ConversationId::group(update.group.clone())))?
-            .map_or(0, |s| s.holders);
+        // A feed event per member, and the member keys read (a room's:
+        // none, and three keys).
+        let members = match update.kind {
+            GroupKind::Group => self
+                .state(&keys::conv(&ConversationId::group(update.group.clone())))?
+                .map_or(0, |s| s.holders),
+            GroupKind::Room => 0,
+        };
         let keys = usize::try_from(2 * members).unwrap_or(usize::MAX);
         let (updated, woken) = self.write(update, keys, Writer::update_member).await?;
         if updated == Updated::Changed {
@@ -314,6 +319,7 @@ impl Store for SledStore {
         // A feed event per recipient (and, for a group, the member keys).
         let recipients = match &update.recipients {
             Recipients::Users(users) => users.len() as u64,
+            Recipients::Room(_) => 0,
             Recipients::Members(_) => self
                 .state(&keys::conv(&update.conversation))?
                 .map_or(0, |s| s.holders),
@@ -496,6 +502,16 @@ impl Store for SledStore {
 
     fn export(&self) -> impl futures_core::Stream<Item = Result<im_engine::store::Record>> + Send {
         self.records()
+    }
+
+    async fn member_count(&self, group: &GroupId) -> Result<usize> {
+        match self.trees.records.get(keys::room_members(group))? {
+            Some(v) => {
+                let n = codec::to_u64(kind::name(kind::ROOM_MEMBERS), &v)?;
+                Ok(usize::try_from(n).unwrap_or(usize::MAX))
+            }
+            None => Ok(self.members(group).await?.len()),
+        }
     }
 
     async fn members_after(

@@ -19,7 +19,7 @@ pub type Timestamp = u64;
 pub use contact::Contact;
 pub use entry::ConvEntry;
 pub use event::{ContactNews, Epoch, Event, Feed, FeedEntry, Membership, ReactionChange};
-pub use group::{Group, JoinPolicy, Member, Role};
+pub use group::{Group, GroupKind, JoinPolicy, Member, Role};
 pub use id::{ConversationId, GroupId, UserId};
 pub use message::{
     Body, MAX_CLIENT_ID, MAX_REACTION_KEY, MAX_REACTION_KEYS, Message, NewMessage, Reactions, Seq,

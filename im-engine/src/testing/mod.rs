@@ -25,6 +25,7 @@ pub mod export;
 mod hook_cases;
 pub mod model;
 pub mod paging;
+pub mod rooms;
 pub mod signals;
 pub mod state_machine;
 pub mod subscription;
@@ -113,6 +114,13 @@ macro_rules! store_conformance_tests {
             a_rewritten_body_is_what_history_shows,
             a_send_hook_out_of_time_refuses_or_allows_as_configured,
             after_commit_never_delays_a_send_and_hears_each_event_once,
+        );
+        $crate::store_conformance_tests!(@async $f, rooms;
+            room_messages_are_stored_once_and_read_by_members,
+            rooms_are_in_the_list_with_unread,
+            room_messages_change_in_place,
+            room_limits_and_policy_hold,
+            room_members_page_by_id,
         );
         $crate::store_conformance_tests!(@signals $f;
             followers_follow_contact_changes,
