@@ -20,6 +20,7 @@ mod numbers;
 mod outage;
 mod paging;
 mod probes;
+mod rooms;
 mod send_hook;
 mod service;
 mod signals;
