@@ -149,6 +149,12 @@ impl<S: Store> Engine<S> {
         // Whatever happened, the cache has no business answering for it.
         self.forget_message(conversation, message.seq);
         if let MessageUpdated::Changed(m) = &updated
+            && let ConversationId::Room(_) = conversation
+        {
+            let event = change_event(conversation, m.seq, &update.change, update.at);
+            self.publish_room_event(event, Some(m)).await;
+        }
+        if let MessageUpdated::Changed(m) = &updated
             && self.reporting()
         {
             let event = change_event(conversation, m.seq, &update.change, update.at);

@@ -129,6 +129,11 @@ impl<S: Store> Engine<S> {
         match sent {
             Sent::New(m) => {
                 if let ConversationId::Room(_) = conversation {
+                    let event = Event::Message {
+                        conversation: m.conversation.clone(),
+                        seq: m.seq,
+                    };
+                    self.publish_room_event(event, Some(&m)).await;
                     self.room_sent(&m.from, conversation, m.seq).await?;
                 }
                 if self.reporting() {

@@ -124,6 +124,7 @@ impl<S: Store> Engine<S> {
         let room = self.require_space(GroupKind::Room, id).await?;
         self.require_user(user).await?;
         self.remove_member(actor, &room, user).await?;
+        self.publish_room_left(id, user).await;
         let changes = Changes {
             entries: vec![(
                 user.clone(),

@@ -101,6 +101,7 @@ mod login;
 mod metrics;
 pub mod openapi;
 mod protect;
+mod room_stream;
 mod routes;
 mod send_hook;
 mod server;
@@ -117,6 +118,7 @@ pub use cors::{Cors, InvalidOrigin};
 pub use error::ApiError;
 pub use metrics::listener::serve_metrics;
 pub use protect::{Protection, Rate};
+pub use room_stream::RoomPush;
 pub use routes::{ROUTES, Route};
 pub use send_hook::{InvalidHookUrl, SendHook};
 pub use server::serve;
@@ -177,6 +179,8 @@ pub struct Config {
     /// suspension made through another node sharing the store takes effect
     /// here (a suspension through this node takes effect at once).
     pub suspension_refresh: Duration,
+    /// How event streams pace the messages of the rooms they watch.
+    pub room_push: RoomPush,
 }
 
 impl Config {
@@ -197,6 +201,7 @@ impl Config {
             cors: Cors::off(),
             trust_forwarded_for: false,
             suspension_refresh: Duration::from_millis(500),
+            room_push: RoomPush::default(),
         }
     }
 }
@@ -218,6 +223,7 @@ impl std::fmt::Debug for Config {
             .field("cors", &self.cors)
             .field("trust_forwarded_for", &self.trust_forwarded_for)
             .field("suspension_refresh", &self.suspension_refresh)
+            .field("room_push", &self.room_push)
             .finish()
     }
 }

@@ -11,17 +11,17 @@
 
 use std::convert::Infallible;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_core::Stream;
+use futures_util::StreamExt;
 use http_body_util::BodyExt;
 use hyper::body::{Body, Frame};
 use hyper::header::{ACCEPT, CACHE_CONTROL, CONTENT_TYPE, HeaderMap, HeaderValue};
 use hyper::{Response, StatusCode};
-use im_engine::{Actor, Delivered, Signal, Start, Store, UserId};
+use im_engine::{Actor, Delivered, GroupId, MAX_WATCHED_ROOMS, Signal, Start, Store, UserId};
 use pin_project_lite::pin_project;
 use serde::Serialize;
 use tokio::time::{Instant, Sleep};
@@ -29,6 +29,7 @@ use tokio::time::{Instant, Sleep};
 use crate::error::{ApiError, ErrorChain};
 use crate::extract::{Query, full, json};
 use crate::protect::StreamPermit;
+use crate::room_stream::room_frames;
 use crate::{App, BoxBody};
 
 /// Answers `GET /v1/events`.
@@ -41,13 +42,39 @@ pub(crate) async fn events<S: Store>(
 ) -> Result<Response<BoxBody>, ApiError> {
     let query = Query::new(query);
     let start = start(headers, &query)?;
+    let rooms = rooms(&query)?;
     if wants_json(headers) {
+        if !rooms.is_empty() {
+            return Err(ApiError::Invalid(
+                "rooms are watched on an event stream (text/event-stream); \
+                 a long poll reads a room's history instead"
+                    .into(),
+            ));
+        }
         // The permit counts the long poll as open until it answers.
         let _permit = permit;
         long_poll(app, actor, start, &query).await
     } else {
-        stream(app, actor, start, permit).await
+        stream(app, actor, start, &rooms, permit).await
     }
+}
+
+/// `?rooms=<rid>,<rid>`: the rooms to watch (none without it).
+fn rooms(query: &Query) -> Result<Vec<GroupId>, ApiError> {
+    let Some(list) = query.get("rooms") else {
+        return Ok(Vec::new());
+    };
+    let rooms = list
+        .split(',')
+        .filter(|r| !r.is_empty())
+        .map(GroupId::new)
+        .collect::<Result<Vec<_>, _>>()?;
+    if rooms.len() > MAX_WATCHED_ROOMS {
+        return Err(ApiError::Invalid(format!(
+            "a stream watches at most {MAX_WATCHED_ROOMS} rooms"
+        )));
+    }
+    Ok(rooms)
 }
 
 /// Where to start: `Last-Event-ID` (what a reconnecting `EventSource`
@@ -136,13 +163,18 @@ async fn stream<S: Store>(
     app: &App<S>,
     actor: &Actor,
     start: Start,
+    rooms: &[GroupId],
     permit: Option<StreamPermit>,
 ) -> Result<Response<BoxBody>, ApiError> {
     let config = app.config();
     let retry = retry_ms(config.sse_retry);
     // Registered before answering: once the client has the response head,
-    // every later event and signal reaches it.
-    let signals = app.engine().signals(actor);
+    // every later event, signal and room event reaches it. A room the
+    // caller may not read refuses the stream (403) before it starts.
+    let rooms = app.engine().watch_rooms(actor, rooms).await?;
+    let rooms = room_frames(rooms, actor.user.clone(), config.room_push);
+    let signals = app.engine().signals(actor).map(|s| encode_signal(&s));
+    let signals = futures_util::stream::select(signals, rooms);
     let body = match app.engine().events(actor, start).await {
         Ok(events) => EventBody::new(
             events,
@@ -178,7 +210,7 @@ async fn stream<S: Store>(
 
 pin_project! {
     /// The body of an event stream: a `retry:` line, each event and each
-    /// signal (without `id:`) as a frame, and a keep-alive
+    /// signal or room event (without `id:`: `signals` has them as frames), and a keep-alive
     /// comment after `keep_alive` without one, until `closing` resolves or
     /// the store fails. `guards` (the open-streams gauge and the user's
     /// stream permit) are held while it lives.
@@ -240,7 +272,7 @@ impl<E, Sg, C, G> EventBody<E, Sg, C, G> {
 impl<E, Sg, C, G> Body for EventBody<E, Sg, C, G>
 where
     E: Stream<Item = Result<Delivered, im_engine::Error>>,
-    Sg: Stream<Item = Arc<Signal>>,
+    Sg: Stream<Item = Bytes>,
     C: Future<Output = ()>,
 {
     type Data = Bytes;
@@ -280,9 +312,9 @@ where
                     return Poll::Ready(None);
                 }
                 Poll::Pending => {
-                    if let Poll::Ready(Some(signal)) = this.signals.as_mut().poll_next(cx) {
+                    if let Poll::Ready(Some(frame)) = this.signals.as_mut().poll_next(cx) {
                         *this.last_frame = Instant::now();
-                        return Poll::Ready(Some(Ok(Frame::data(encode_signal(&signal)))));
+                        return Poll::Ready(Some(Ok(Frame::data(frame))));
                     }
                     ready!(this.idle.as_mut().poll(cx));
                     let due = *this.last_frame + *this.keep_alive;

@@ -240,6 +240,23 @@ impl Keys {
         format!("{}{{f:{shard}}}:fanout", self.prefix)
     }
 
+    /// `P{c:group:R}:roomlive`: room `R`'s live events, a channel in the
+    /// room's slot (a cluster's sharded pub/sub keeps it on that slot's
+    /// shard), which a process subscribes to while one of its streams
+    /// watches the room.
+    pub(crate) fn room_channel(&self, room: &GroupId) -> String {
+        self.conv_key(&ConversationId::room(room.clone()), "live")
+    }
+
+    /// The room of a [`room_channel`](Self::room_channel).
+    pub(crate) fn channel_room(&self, channel: &str) -> Option<GroupId> {
+        let id = channel
+            .strip_prefix(&self.prefix)?
+            .strip_prefix("{c:group:")?
+            .strip_suffix("}:roomlive")?;
+        GroupId::new(id).ok()
+    }
+
     /// The notification channel of a single Redis.
     pub(crate) fn channel(&self) -> String {
         format!("{}notify", self.prefix)
@@ -297,6 +314,8 @@ mod tests {
         );
         let r: ConversationId = "room:r".parse().unwrap();
         assert_eq!(k.log(&r), "t1:{c:group:r}:roomlog");
+        let rid = GroupId::new("r").unwrap();
+        assert_eq!(k.channel_room(&k.room_channel(&rid)), Some(rid));
         assert_eq!(k.alive(255), "t1:{n:00000000000000ff}:alive");
         assert_eq!(field_node(&node_field(255)), Some(255));
         assert_eq!(field_node("seen"), None);

@@ -5,7 +5,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use im_engine::store::{
-    Changes, Mark, Marks, MemberUpdate, MessageUpdate, MessageUpdated, Outgoing, Sent, Updated,
+    Changes, Mark, Marks, MemberUpdate, MessageUpdate, MessageUpdated, Outgoing, RoomBus,
+    RoomEvent, Sent, Updated,
 };
 use im_engine::{
     Addressed, Contact, ConvEntry, ConversationId, Epoch, Feed, Group, GroupId, Member, Message,
@@ -38,6 +39,8 @@ pub(crate) struct Shared {
     pub(crate) notifier: Notifier,
     /// This process's signal bus, which the subscription also delivers to.
     pub(crate) signals: SignalBus,
+    /// This process's room bus, which the room subscriptions deliver to.
+    pub(crate) rooms: RoomBus,
     /// This process's random id: its presence fields, heartbeat, and the
     /// origin of its notifications.
     pub(crate) node: u64,
@@ -85,6 +88,7 @@ impl RedisStore {
             keys,
             notifier: Notifier::new(),
             signals: SignalBus::new(),
+            rooms: RoomBus::new(),
             node: rand::random(),
             timeout: config.timeout,
             node_ttl: config.node_ttl,
@@ -216,6 +220,14 @@ impl Store for RedisStore {
 
     fn signals(&self) -> &SignalBus {
         &self.shared.signals
+    }
+
+    fn rooms(&self) -> &RoomBus {
+        &self.shared.rooms
+    }
+
+    async fn publish_room(&self, event: &RoomEvent) -> Result<()> {
+        live::publish_room(&self.shared, event).await
     }
 
     async fn publish(&self, addressed: &Addressed) -> Result<()> {

@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use im_engine::store::{
-    Changes, Mark, Marks, MemberUpdate, MessageUpdate, MessageUpdated, Outgoing, Recipients, Sent,
-    Updated,
+    Changes, Mark, Marks, MemberUpdate, MessageUpdate, MessageUpdated, Outgoing, Recipients,
+    RoomBus, Sent, Updated,
 };
 use im_engine::{
     Contact, ConvEntry, ConversationId, Epoch, Feed, Group, GroupId, GroupKind, Member, Message,
@@ -40,6 +40,7 @@ pub struct SledStore {
     durability: Durability,
     notifier: Notifier,
     signals: SignalBus,
+    rooms: RoomBus,
     epoch: Epoch,
     /// Users with a live stream in this process. Presence is process-local:
     /// after a restart everyone is offline, so it is not stored.
@@ -137,6 +138,7 @@ impl SledStore {
             durability: config.durability,
             notifier: Notifier::new(),
             signals: SignalBus::new(),
+            rooms: RoomBus::new(),
             epoch,
             online: Mutex::default(),
             path,
@@ -270,6 +272,10 @@ impl Store for SledStore {
 
     fn signals(&self) -> &SignalBus {
         &self.signals
+    }
+
+    fn rooms(&self) -> &RoomBus {
+        &self.rooms
     }
 
     async fn send(&self, send: &Outgoing) -> Result<Sent> {

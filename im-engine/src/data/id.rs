@@ -95,6 +95,14 @@ plain_id!(
     UserId,
     "user"
 );
+impl UserId {
+    /// An id no user has (it is no valid id): whose view of a message is
+    /// everyone's, with no reaction of its own.
+    pub(crate) fn nobody() -> Self {
+        Self(String::new())
+    }
+}
+
 plain_id!(
     /// The id of a group.
     GroupId,

@@ -12,7 +12,7 @@ mod export;
 
 use futures_core::Stream;
 
-use super::{Notifier, Record, SignalBus};
+use super::{Notifier, Record, RoomBus, SignalBus};
 use crate::data::{
     Contact, ConvEntry, ConversationId, Epoch, Event, Feed, FeedEntry, Group, GroupId, GroupKind,
     Member, Membership, Message, Presence, Seq, Timestamp, User, UserId,
@@ -29,6 +29,7 @@ pub struct MemoryStore {
     state: Arc<Mutex<State>>,
     notifier: Notifier,
     signals: SignalBus,
+    rooms: RoomBus,
     epoch: Epoch,
 }
 
@@ -116,6 +117,7 @@ impl MemoryStore {
             state: Arc::default(),
             notifier: Notifier::new(),
             signals: SignalBus::new(),
+            rooms: RoomBus::new(),
             epoch: Epoch::random(),
         }
     }
@@ -147,6 +149,10 @@ impl Store for MemoryStore {
 
     fn signals(&self) -> &SignalBus {
         &self.signals
+    }
+
+    fn rooms(&self) -> &RoomBus {
+        &self.rooms
     }
 
     async fn send(&self, send: &Outgoing) -> Result<Sent, Infallible> {

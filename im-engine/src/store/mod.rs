@@ -32,12 +32,14 @@ pub mod export;
 mod marks;
 mod memory;
 mod notify;
+mod rooms_bus;
 
 pub use bus::{BACKLOG, SignalBus, SignalReceiver};
 pub use export::{ImportError, Importer, Record};
 pub use marks::{Mark, MarkChange, Marks};
 pub use memory::MemoryStore;
 pub use notify::Notifier;
+pub use rooms_bus::{Follows, ROOM_BACKLOG, RoomBus, RoomEvent, RoomReceiver};
 
 /// A message on its way: the message and who receives it.
 #[derive(Debug, Clone)]
@@ -379,6 +381,23 @@ pub trait Store: Send + Sync + 'static {
 
     /// This process's signal bus, which [`Store::publish`] delivers to.
     fn signals(&self) -> &SignalBus;
+
+    /// This process's room bus, which [`Store::publish_room`] delivers to.
+    fn rooms(&self) -> &RoomBus;
+
+    /// Hands a room's live event to the streams watching the room, on
+    /// every process sharing this store, after its write committed; writes
+    /// nothing. A store of one process delivers it to its own bus (the
+    /// default); one shared by many carries it over its pub/sub, one
+    /// subscription per watched room per process. Like a signal, one lost
+    /// on the way is not retried: the room's history has it.
+    fn publish_room(
+        &self,
+        event: &RoomEvent,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send {
+        self.rooms().deliver(std::sync::Arc::new(event.clone()));
+        std::future::ready(Ok(()))
+    }
 
     /// Hands a signal to the streams of the users it names, on every
     /// process sharing this store, and writes nothing. A store of one
