@@ -65,26 +65,14 @@ impl<S: Store> Engine<S> {
         // A body is kept as sent, maybe pretty-printed: outside strings a
         // line break is only whitespace, and the data is one line.
         let json = json.replace(['\n', '\r'], " ");
-        let event = RoomEvent {
-            room,
-            event: data.name().to_owned(),
-            seq,
-            user: None,
-            data: json,
-        };
+        let event = RoomEvent::new(room, data.name(), seq, None, json);
         self.publish_room(&event).await;
     }
 
     /// Tells the streams watching `room` that `user` left it: its own stop
     /// watching.
     pub(crate) async fn publish_room_left(&self, room: &GroupId, user: &UserId) {
-        let event = RoomEvent {
-            room: room.clone(),
-            event: "left".into(),
-            seq: 0,
-            user: Some(user.clone()),
-            data: String::new(),
-        };
+        let event = RoomEvent::new(room.clone(), "left", 0, Some(user.clone()), String::new());
         self.publish_room(&event).await;
     }
 

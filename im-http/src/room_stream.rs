@@ -60,7 +60,7 @@ struct Pace {
 impl Pace {
     /// The gap before message `seq`, if messages before it were skipped,
     /// then the message; moves `next` past it.
-    fn send(&mut self, event: &RoomEvent, out: &mut Vec<Bytes>) {
+    fn send(&mut self, event: &Arc<RoomEvent>, out: &mut Vec<Bytes>) {
         let next = *self.next.get_or_insert(event.seq);
         if event.seq < next {
             return;
@@ -147,9 +147,19 @@ pub(crate) fn room_frames(
 }
 
 /// A room event as an SSE frame: `event:` and one `data:` line, no `id:`
-/// (rooms are not in the feed: after a reconnection a client pages history).
-fn frame(event: &RoomEvent) -> Bytes {
-    Bytes::from(format!("event: {}\ndata: {}\n\n", event.event, event.data))
+/// (rooms are not in the feed: after a reconnection a client pages
+/// history). The bytes are the event's own, shared by every stream.
+fn frame(event: &Arc<RoomEvent>) -> Bytes {
+    Bytes::from_owner(Shared(Arc::clone(event)))
+}
+
+/// A room event's frame as the bytes of a body chunk, without a copy.
+struct Shared(Arc<RoomEvent>);
+
+impl AsRef<[u8]> for Shared {
+    fn as_ref(&self) -> &[u8] {
+        self.0.frame().as_bytes()
+    }
 }
 
 /// The frame of messages `from..=to` skipped.

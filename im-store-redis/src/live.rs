@@ -148,7 +148,7 @@ pub(crate) async fn publish(s: &Shared, addressed: &Addressed) -> Result<()> {
 /// line of JSON ([`RoomEvent`]), `PUBLISH` on a single Redis, `SPUBLISH`
 /// (in the room's slot) on a cluster.
 pub(crate) async fn publish_room(s: &Shared, event: &RoomEvent) -> Result<()> {
-    s.rooms.deliver(std::sync::Arc::new(event.clone()));
+    s.rooms.deliver(event.clone());
     let json = serde_json::to_string(event).map_err(|e| corrupt(e.to_string()))?;
     let payload = format!("{:016x}\n{json}", s.node);
     let cmd = if s.cluster() { "SPUBLISH" } else { "PUBLISH" };
@@ -172,7 +172,7 @@ fn deliver_room(s: &Shared, payload: &str) {
         return;
     }
     match serde_json::from_str::<RoomEvent>(json) {
-        Ok(event) => s.rooms.deliver(std::sync::Arc::new(event)),
+        Ok(event) => s.rooms.deliver(event),
         Err(e) => tracing::debug!(error = %e, "ignored a malformed room event"),
     }
 }

@@ -395,7 +395,7 @@ pub trait Store: Send + Sync + 'static {
         &self,
         event: &RoomEvent,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send {
-        self.rooms().deliver(std::sync::Arc::new(event.clone()));
+        self.rooms().deliver(event.clone());
         std::future::ready(Ok(()))
     }
 

@@ -37,9 +37,32 @@ pub struct RoomEvent {
     pub user: Option<UserId>,
     /// The event's `data`, JSON on one line, encoded once.
     pub data: String,
+    /// The event as one Server-Sent Events frame (`event:` and `data:`
+    /// lines, no `id:`), built once per process by [`RoomBus::deliver`] and
+    /// shared by every stream.
+    #[serde(skip)]
+    frame: Arc<str>,
 }
 
 impl RoomEvent {
+    /// An event of `room`; see the fields.
+    pub fn new(room: GroupId, event: &str, seq: Seq, user: Option<UserId>, data: String) -> Self {
+        Self {
+            room,
+            event: event.to_owned(),
+            seq,
+            user,
+            data,
+            frame: Arc::from(""),
+        }
+    }
+
+    /// The event as one Server-Sent Events frame, the same bytes for every
+    /// stream (empty until the bus delivered it).
+    pub fn frame(&self) -> &Arc<str> {
+        &self.frame
+    }
+
     /// Whether this is a new message (what the push strategy paces).
     pub fn is_message(&self) -> bool {
         self.event == "message"
@@ -107,11 +130,13 @@ impl RoomBus {
         }
     }
 
-    /// Hands `event` to every stream here watching its room.
-    pub fn deliver(&self, event: Arc<RoomEvent>) {
+    /// Hands `event` to every stream here watching its room, its frame
+    /// encoded once for all of them.
+    pub fn deliver(&self, mut event: RoomEvent) {
         let inner = self.lock();
         if let Some(tx) = inner.rooms.get(&event.room) {
-            let _ = tx.send(event);
+            event.frame = Arc::from(format!("event: {}\ndata: {}\n\n", event.event, event.data));
+            let _ = tx.send(Arc::new(event));
         }
     }
 

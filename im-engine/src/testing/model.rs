@@ -344,10 +344,11 @@ impl Model {
         Ok(Outcome::Done)
     }
 
-    /// Removes `user` from a room, as `Command::LeaveRoom`.
-    fn leave_room(&mut self, actor: &Actor, room: &GroupId, user: &UserId) -> Answer {
+    /// Removes `user` from a group or room, as `Command::Leave` and
+    /// `Command::LeaveRoom`.
+    fn leave(&mut self, actor: &Actor, kind: GroupKind, room: &GroupId, user: &UserId) -> Answer {
         let me = &actor.user;
-        let g = self.space_of(GroupKind::Room, room)?;
+        let g = self.space_of(kind, room)?;
         self.user_exists(user)?;
         if !(actor.admin || g.owner == *me || me == user) {
             return err(ErrorKind::Forbidden);
@@ -671,7 +672,7 @@ impl Model {
                 self.members_page(actor, GroupKind::Room, id, query)
             }
             Command::JoinRoom { room, user } => self.join_room(actor, room, user),
-            Command::LeaveRoom { room, user } => self.leave_room(actor, room, user),
+            Command::LeaveRoom { room, user } => self.leave(actor, GroupKind::Room, room, user),
             Command::Join { group, user } => {
                 let g = self.group_of(group)?;
                 self.user_exists(user)?;
@@ -736,18 +737,7 @@ impl Model {
                 self.requests.entry(group.clone()).or_default().remove(user);
                 Ok(Outcome::Done)
             }
-            Command::Leave { group, user } => {
-                let g = self.group_of(group)?;
-                self.user_exists(user)?;
-                if !(actor.admin || g.owner == *me || me == user) {
-                    return err(ErrorKind::Forbidden);
-                }
-                if g.owner == *user {
-                    return err(ErrorKind::Conflict);
-                }
-                self.remove_member(group, user);
-                Ok(Outcome::Done)
-            }
+            Command::Leave { group, user } => self.leave(actor, GroupKind::Group, group, user),
             Command::Requests { group } => {
                 let g = self.group_of(group)?;
                 if !(actor.admin || g.owner == *me) {
