@@ -89,6 +89,8 @@ pub enum Command {
         id: GroupId,
         fields: FieldPatch,
         join: Option<JoinPolicy>,
+        /// Hand the room to this member.
+        owner: Option<UserId>,
     },
     Room {
         id: GroupId,
@@ -268,8 +270,14 @@ impl<S: Store> Engine<S> {
                 Outcome::Done
             }
             Command::Bans { group } => Outcome::Bans(self.bans(actor, &group).await?),
-            Command::PutRoom { id, fields, join } => {
-                let (g, created) = self.put_room(actor, &id, fields, join).await?;
+            Command::PutRoom {
+                id,
+                fields,
+                join,
+                owner,
+            } => {
+                let owner = owner.as_ref();
+                let (g, created) = self.update_room(actor, &id, fields, join, owner).await?;
                 Outcome::Group(g, created)
             }
             Command::Room { id } => Outcome::Group(self.room(actor, &id).await?, false),

@@ -346,10 +346,11 @@ impl<S: Store> Engine<S> {
     async fn check_hand_over(
         &self,
         actor: &Actor,
+        kind: GroupKind,
         id: &GroupId,
         owner: &UserId,
     ) -> Result<(Group, Member), Error> {
-        let group = self.require_group(id).await?;
+        let group = self.require_space(kind, id).await?;
         policy::check(actor, Action::UpdateGroup { group: &group })?;
         let member = self.store().member(id, owner).await.map_err(Error::store)?;
         let member = member.ok_or_else(|| {
@@ -374,12 +375,27 @@ impl<S: Store> Engine<S> {
         join: Option<JoinPolicy>,
         owner: Option<&UserId>,
     ) -> Result<(GroupView, bool), Error> {
+        self.update_space(actor, GroupKind::Group, id, patch, join, owner)
+            .await
+    }
+
+    /// Updates a group or room and hands it over (see
+    /// [`Engine::update_group`]).
+    pub(crate) async fn update_space(
+        &self,
+        actor: &Actor,
+        kind: GroupKind,
+        id: &GroupId,
+        patch: FieldPatch,
+        join: Option<JoinPolicy>,
+        owner: Option<&UserId>,
+    ) -> Result<(GroupView, bool), Error> {
         let Some(owner) = owner else {
-            return self.put_group(actor, id, patch, join).await;
+            return self.put_space(actor, kind, id, patch, join).await;
         };
-        self.check_hand_over(actor, id, owner).await?;
-        self.put_group(actor, id, patch, join).await?;
-        let (mut group, new) = self.check_hand_over(actor, id, owner).await?;
+        self.check_hand_over(actor, kind, id, owner).await?;
+        self.put_space(actor, kind, id, patch, join).await?;
+        let (mut group, new) = self.check_hand_over(actor, kind, id, owner).await?;
         if group.owner != *owner {
             let old = self
                 .store()
@@ -407,6 +423,6 @@ impl<S: Store> Engine<S> {
             changes.groups.push(group);
             self.commit(&changes).await?;
         }
-        Ok((self.group(actor, id).await?, false))
+        Ok((self.space(kind, id).await?, false))
     }
 }

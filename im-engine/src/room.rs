@@ -40,6 +40,25 @@ impl<S: Store> Engine<S> {
             .await
     }
 
+    /// Updates a room as [`Engine::put_room`] does, then, when `owner` is
+    /// given, hands it to that member, as [`Engine::update_group`] does.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`Engine::put_room`], and [`Error::Conflict`] when `owner`
+    /// is no member.
+    pub async fn update_room(
+        &self,
+        actor: &Actor,
+        id: &GroupId,
+        patch: FieldPatch,
+        join: Option<JoinPolicy>,
+        owner: Option<&UserId>,
+    ) -> Result<(GroupView, bool), Error> {
+        self.update_space(actor, GroupKind::Room, id, patch, join, owner)
+            .await
+    }
+
     /// A room, with its member count; anyone may read it.
     ///
     /// # Errors

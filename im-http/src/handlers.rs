@@ -177,6 +177,8 @@ pub(crate) struct RoomBody {
     pub(crate) fields: FieldPatch,
     #[serde(default)]
     pub(crate) join: Option<JoinPolicy>,
+    #[serde(default)]
+    pub(crate) owner: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -377,6 +379,7 @@ pub(crate) fn put_room(i: &Input<'_>) -> Result<Command, ApiError> {
         id: i.params.group()?,
         fields: body.fields,
         join: body.join,
+        owner: body.owner.map(UserId::new).transpose()?,
     })
 }
 

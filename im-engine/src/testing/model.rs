@@ -241,6 +241,42 @@ impl Model {
         }
     }
 
+    /// Whether `actor` may hand group or room `id` to `owner` (if any).
+    fn check_hand_over(
+        &self,
+        actor: &Actor,
+        kind: GroupKind,
+        id: &GroupId,
+        owner: Option<&UserId>,
+    ) -> Result<(), ErrorKind> {
+        if let Some(o) = owner {
+            let g = self.space_of(kind, id)?;
+            if !(actor.admin || g.owner == actor.user) {
+                return err(ErrorKind::Forbidden);
+            }
+            if !self.group_members(id).contains(o) {
+                return err(ErrorKind::Conflict);
+            }
+        }
+        Ok(())
+    }
+
+    /// Hands `g` to `owner` (if any, and not its owner already).
+    fn hand_over(&mut self, g: &mut Group, owner: Option<&UserId>) {
+        if let Some(o) = owner
+            && g.owner != *o
+        {
+            let members = self.members.entry(g.id.clone()).or_default();
+            if let Some(old) = members.get_mut(&g.owner) {
+                old.role = Role::Member;
+            }
+            if let Some(new) = members.get_mut(o) {
+                new.role = Role::Owner;
+            }
+            g.owner = o.clone();
+        }
+    }
+
     /// Creates or updates a room, as `Command::PutRoom`.
     fn put_room(
         &mut self,
@@ -248,8 +284,10 @@ impl Model {
         id: &GroupId,
         fields: &crate::FieldPatch,
         join: Option<JoinPolicy>,
+        owner: Option<&UserId>,
     ) -> Answer {
         let me = &actor.user;
+        self.check_hand_over(actor, GroupKind::Room, id, owner)?;
         self.check_patch(fields)?;
         if join == Some(JoinPolicy::Approval) {
             return err(ErrorKind::Invalid);
@@ -281,6 +319,7 @@ impl Model {
         if created {
             self.add_room_member(id, me, Role::Owner);
         }
+        self.hand_over(&mut g, owner);
         self.groups.insert(id.clone(), g);
         Ok(Outcome::Group(self.group_view(id), created))
     }
@@ -584,15 +623,7 @@ impl Model {
                 join,
                 owner,
             } => {
-                if let Some(o) = owner {
-                    let g = self.group_of(id)?;
-                    if !(actor.admin || g.owner == *me) {
-                        return err(ErrorKind::Forbidden);
-                    }
-                    if !self.group_members(id).contains(o) {
-                        return err(ErrorKind::Conflict);
-                    }
-                }
+                self.check_hand_over(actor, GroupKind::Group, id, owner.as_ref())?;
                 self.check_patch(fields)?;
                 let (mut g, created) = match self.groups.get(id) {
                     Some(g) if g.kind == GroupKind::Room => {
@@ -643,18 +674,7 @@ impl Model {
                     };
                     self.push_event(me, data);
                 }
-                if let Some(o) = owner
-                    && g.owner != *o
-                {
-                    let members = self.members.entry(id.clone()).or_default();
-                    if let Some(old) = members.get_mut(&g.owner) {
-                        old.role = Role::Member;
-                    }
-                    if let Some(new) = members.get_mut(o) {
-                        new.role = Role::Owner;
-                    }
-                    g.owner = o.clone();
-                }
+                self.hand_over(&mut g, owner.as_ref());
                 self.groups.insert(id.clone(), g);
                 Ok(Outcome::Group(self.group_view(id), created))
             }
@@ -663,7 +683,12 @@ impl Model {
                 Ok(Outcome::Group(self.group_view(id), false))
             }
             Command::Members { id, query } => self.members_page(actor, GroupKind::Group, id, query),
-            Command::PutRoom { id, fields, join } => self.put_room(actor, id, fields, *join),
+            Command::PutRoom {
+                id,
+                fields,
+                join,
+                owner,
+            } => self.put_room(actor, id, fields, *join, owner.as_ref()),
             Command::Room { id } => {
                 self.space_of(GroupKind::Room, id)?;
                 Ok(Outcome::Group(self.group_view(id), false))

@@ -238,7 +238,8 @@ fn command() -> impl Strategy<Value = Command> {
 fn rooms() -> impl Strategy<Value = Command> {
     let join = prop::option::of(join_policy());
     prop_oneof![
-        2 => (room(), patch(), join).prop_map(|(id, fields, join)| Command::PutRoom { id, fields, join }),
+        2 => (room(), patch(), join, prop::option::of(user()))
+            .prop_map(|(id, fields, join, owner)| Command::PutRoom { id, fields, join, owner }),
         1 => room().prop_map(|id| Command::Room { id }),
         1 => (room(), list_query()).prop_map(|(id, query)| Command::RoomMembers { id, query }),
         3 => (room(), user()).prop_map(|(room, user)| Command::JoinRoom { room, user }),

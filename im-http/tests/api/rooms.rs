@@ -180,6 +180,22 @@ async fn rooms_on_every_store<S: im_engine::Store>(store: S) {
         (json!("carol"), json!(false))
     );
     assert_eq!(bob.get("/v1/rooms/lobby").await.json()["members"], 3);
+    // The owner hands the room to a member (none else).
+    bob.put("/v1/rooms/lobby", json!({"owner": "bob"}))
+        .await
+        .assert_error(403, "forbidden");
+    let r = alice
+        .put("/v1/rooms/lobby", json!({"owner": "carol"}))
+        .await;
+    assert_eq!((r.status, r.json()["owner"].clone()), (200, json!("carol")));
+    alice
+        .put("/v1/rooms/lobby", json!({"owner": "alice"}))
+        .await
+        .assert_error(403, "forbidden");
+    let r = carol
+        .put("/v1/rooms/lobby", json!({"owner": "alice"}))
+        .await;
+    assert_eq!((r.status, r.json()["owner"].clone()), (200, json!("alice")));
     assert_eq!(bob.delete("/v1/rooms/lobby/members/bob").await.status, 200);
     let list = bob.get("/v1/conversations").await.json();
     assert_eq!(list["conversations"], json!([]));

@@ -113,6 +113,7 @@ GET    /v1/rooms/r1                               -                             
 PUT    /v1/rooms/r1                               {"fields":{"topic":"x"}}        401 401 401 403 403 200 200  403 403 403 403
 PUT    /v1/rooms/r2                               {"join":"open"}                 401 401 401 201 201 201 201  201 201 201 403
 PUT    /v1/rooms/g1                               {}                              401 401 401 409 409 409 409  409 409 409 403
+PUT    /v1/rooms/r1                               {"owner":"bob"}                 401 401 401 403 403 200 200  403 403 403 403
 GET    /v1/rooms/r1/members                       -                               401 401 401 403 200 200 200  403 403 403 403
 GET    /v1/rooms/r1/members?limit=1&after=alice   -                               401 401 401 403 200 200 200  403 403 403 403
 PUT    /v1/rooms/r1/members/carol                 -                               401 401 401 403 403 200 200  403 403 403 403
