@@ -59,6 +59,10 @@ pub async fn subscribe(
     for i in users {
         let (path, token) = match kind {
             Kind::BareSse => ("/events".to_string(), String::new()),
+            Kind::ImRoom => (
+                "/v1/events?rooms=r".to_string(),
+                auth.token(&uid(i), false, None).expect("token"),
+            ),
             _ => (
                 "/v1/events".to_string(),
                 auth.token(&uid(i), false, None).expect("token"),
@@ -117,10 +121,14 @@ pub async fn deliver(
     secs: f64,
 ) -> Delivery {
     let mut conn = Conn::open(port).await.expect("connect the sender");
+    let conversation = match kind {
+        Kind::ImRoom => "room:r",
+        _ => "group:g",
+    };
     let (path, token) = match kind {
         Kind::BareSse => ("/send".to_string(), String::new()),
         _ => (
-            "/v1/conversations/group:g/messages".to_string(),
+            format!("/v1/conversations/{conversation}/messages"),
             Auth::new(SECRET)
                 .token(&uid(0), false, None)
                 .expect("token"),

@@ -23,6 +23,7 @@ mod http_send;
 mod redis_bench;
 mod redisim;
 mod report;
+mod rooms;
 mod seed;
 mod server;
 mod signals;
@@ -56,6 +57,10 @@ pub struct Scale {
     pub resume_events: usize,
     /// The two feed depths resumed at.
     pub depths: [usize; 2],
+    /// Members of the big room.
+    pub big_room: usize,
+    /// Streams watching one room.
+    pub room_streams: usize,
 }
 
 impl Scale {
@@ -71,6 +76,8 @@ impl Scale {
             big_group: 10_000,
             resume_events: 10_000,
             depths: [1_000, 1_000_000],
+            big_room: 100_000,
+            room_streams: 10_000,
         }
     }
 
@@ -86,6 +93,8 @@ impl Scale {
             big_group: 300,
             resume_events: 100,
             depths: [10, 1_000],
+            big_room: 1_000,
+            room_streams: 50,
         }
     }
 }
@@ -102,7 +111,7 @@ struct Cli {
     #[arg(long, default_value = "target/bench/report.json")]
     json: PathBuf,
     /// Run only these groups: http, engine, changes, fanout, signals, webhooks,
-    /// store.
+    /// store, rooms.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
 }
@@ -153,7 +162,7 @@ fn main() -> std::process::ExitCode {
     eprintln!("im-bench on {}", report.machine);
     // The Redis rows need real servers; missing tools fail the run (only
     // IM_SKIP_REDIS=1 leaves the rows out).
-    let servers = if wants("engine") || wants("store") || wants("changes") {
+    let servers = if wants("engine") || wants("store") || wants("changes") || wants("rooms") {
         match redis_bench::Servers::start() {
             Ok(s) => s,
             Err(e) => {
@@ -195,6 +204,10 @@ fn main() -> std::process::ExitCode {
         if wants("store") {
             eprintln!("big group and resume:");
             store_figures::run(&mut report, &scale, &redis).await;
+        }
+        if wants("rooms") {
+            eprintln!("rooms: big rooms, and one room to many streams:");
+            rooms::run(&mut report, &scale, &redis).await;
         }
     });
     println!("{}", report.table());

@@ -4,8 +4,8 @@
 
 use im_engine::store::{Changes, EntryChange, MemberChange};
 use im_engine::{
-    Actor, ConvEntry, ConversationId, Engine, Group, GroupId, JoinPolicy, Member, Role, Store,
-    UserId,
+    Actor, ConvEntry, ConversationId, Engine, Group, GroupId, GroupKind, JoinPolicy, Member, Role,
+    Store, UserId,
 };
 
 /// The id of user `i`.
@@ -26,6 +26,58 @@ pub async fn users<S: Store>(engine: &Engine<S>, n: usize) -> Result<(), im_engi
     Ok(())
 }
 
+/// Creates room `id` owned by `u0` with members `u0` … `u{n-1}`, in commits
+/// of at most 1,000 members; only `u0`, who sends, gets its entry (a join
+/// writes one per member, but no send reads them).
+///
+/// # Errors
+///
+/// When the store fails.
+pub async fn room<S: Store>(
+    engine: &Engine<S>,
+    id: &str,
+    n: usize,
+) -> Result<(), im_engine::StoreError> {
+    let rid = GroupId::new(id).expect("valid id");
+    let room = Group {
+        id: rid.clone(),
+        kind: GroupKind::Room,
+        owner: uid(0),
+        fields: Default::default(),
+        join: JoinPolicy::Open,
+        created_at: 1,
+    };
+    let entry = ConvEntry {
+        conversation: ConversationId::room(rid.clone()),
+        read_seq: 0,
+        activity: 1,
+    };
+    for (c, chunk) in (0..n).collect::<Vec<_>>().chunks(1000).enumerate() {
+        let mut changes = Changes {
+            groups: vec![room.clone()],
+            ..Changes::default()
+        };
+        if c == 0 {
+            changes
+                .entries
+                .push((uid(0), EntryChange::Put(entry.clone())));
+        }
+        for &i in chunk {
+            let role = if i == 0 { Role::Owner } else { Role::Member };
+            changes.members.push((
+                rid.clone(),
+                MemberChange::Put(Member {
+                    id: uid(i),
+                    role,
+                    since: 1,
+                }),
+            ));
+        }
+        engine.store().commit(&changes).await.map_err(Into::into)?;
+    }
+    Ok(())
+}
+
 /// Creates group `id` owned by `u0` with members `u0` … `u{n-1}`, in
 /// commits of at most 1,000 members.
 ///
@@ -41,6 +93,7 @@ pub async fn group<S: Store>(
     let conversation = ConversationId::group(gid.clone());
     let group = Group {
         id: gid.clone(),
+        kind: Default::default(),
         owner: uid(0),
         fields: Default::default(),
         join: JoinPolicy::Open,

@@ -31,6 +31,8 @@ pub enum Kind {
     ImMemory,
     /// im-http over sled, flushed before each answer.
     ImSled,
+    /// im-http over `MemoryStore`, its streams watching room `r`.
+    ImRoom,
     /// A hyper handler that reads a POST and answers what a send answers.
     BarePost,
     /// A hyper SSE server: `POST /send` broadcasts its body to every
@@ -47,7 +49,8 @@ pub struct ServerArgs {
     /// Users `u0` … to create.
     #[arg(long, default_value_t = 0)]
     pub users: usize,
-    /// Members (`u0` …) of group `g`; 0 for no group.
+    /// Members (`u0` …) of group `g` (of room `r` for `im-room`); 0 for
+    /// none.
     #[arg(long, default_value_t = 0)]
     pub group: usize,
     /// The sled directory.
@@ -73,7 +76,7 @@ pub async fn run(args: ServerArgs) -> Result<(), Box<dyn std::error::Error>> {
             .await;
     };
     match args.kind {
-        Kind::ImMemory => {
+        Kind::ImMemory | Kind::ImRoom => {
             serve_im(listener, port, Engine::new(MemoryStore::new()), &args, stop).await?
         }
         Kind::ImSled => {
@@ -95,7 +98,9 @@ async fn serve_im<S: Store>(
     stop: impl Future<Output = ()>,
 ) -> Result<(), Box<dyn std::error::Error>> {
     seed::users(&engine, args.users).await?;
-    if args.group > 0 {
+    if args.group > 0 && args.kind == Kind::ImRoom {
+        seed::room(&engine, "r", args.group).await?;
+    } else if args.group > 0 {
         seed::group(&engine, "g", args.group).await?;
     }
     // The load is many requests from few users over few addresses: what the

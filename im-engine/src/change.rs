@@ -67,7 +67,11 @@ impl<S: Store> Engine<S> {
     ) -> Result<Message, Error> {
         let message = self.message(actor, conversation, seq).await?;
         let owner = match conversation {
-            ConversationId::Group(g) => Some(self.require_group(g).await?.owner),
+            ConversationId::Group(g) | ConversationId::Room(g) => Some(
+                self.require_conversation_space(conversation, g)
+                    .await?
+                    .owner,
+            ),
             ConversationId::Direct(..) => None,
         };
         let delete = Action::Delete {
@@ -144,6 +148,12 @@ impl<S: Store> Engine<S> {
             .map_err(Error::store)?;
         // Whatever happened, the cache has no business answering for it.
         self.forget_message(conversation, message.seq);
+        if let MessageUpdated::Changed(m) = &updated
+            && let ConversationId::Room(_) = conversation
+        {
+            let event = change_event(conversation, m.seq, &update.change, update.at);
+            self.publish_room_event(event, Some(m)).await;
+        }
         if let MessageUpdated::Changed(m) = &updated
             && self.reporting()
         {

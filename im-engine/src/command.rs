@@ -85,6 +85,28 @@ pub enum Command {
     Bans {
         group: GroupId,
     },
+    PutRoom {
+        id: GroupId,
+        fields: FieldPatch,
+        join: Option<JoinPolicy>,
+        /// Hand the room to this member.
+        owner: Option<UserId>,
+    },
+    Room {
+        id: GroupId,
+    },
+    RoomMembers {
+        id: GroupId,
+        query: ListQuery,
+    },
+    JoinRoom {
+        room: GroupId,
+        user: UserId,
+    },
+    LeaveRoom {
+        room: GroupId,
+        user: UserId,
+    },
     Block {
         id: UserId,
     },
@@ -166,7 +188,7 @@ pub enum Outcome {
     /// Done, with nothing to answer.
     NoContent,
     Contacts(Page<ContactView>),
-    /// A group, and whether it was created.
+    /// A group (or room), and whether it was created.
     Group(GroupView, bool),
     Members(Page<Member>),
     /// A join request was recorded (or was there).
@@ -248,6 +270,28 @@ impl<S: Store> Engine<S> {
                 Outcome::Done
             }
             Command::Bans { group } => Outcome::Bans(self.bans(actor, &group).await?),
+            Command::PutRoom {
+                id,
+                fields,
+                join,
+                owner,
+            } => {
+                let owner = owner.as_ref();
+                let (g, created) = self.update_room(actor, &id, fields, join, owner).await?;
+                Outcome::Group(g, created)
+            }
+            Command::Room { id } => Outcome::Group(self.room(actor, &id).await?, false),
+            Command::RoomMembers { id, query } => {
+                Outcome::Members(self.room_members(actor, &id, &query).await?)
+            }
+            Command::JoinRoom { room, user } => {
+                self.join_room(actor, &room, &user).await?;
+                Outcome::Done
+            }
+            Command::LeaveRoom { room, user } => {
+                self.leave_room(actor, &room, &user).await?;
+                Outcome::Done
+            }
             Command::Block { id } => self.block(actor, &id).await.map(|()| Outcome::Done)?,
             Command::Unblock { id } => self.unblock(actor, &id).await.map(|()| Outcome::Done)?,
             Command::Blocks => Outcome::Blocks(self.blocks(actor).await?),

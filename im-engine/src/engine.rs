@@ -43,6 +43,12 @@ pub struct Limits {
     pub field_bytes: usize,
     /// Most members in a group.
     pub group_members: usize,
+    /// Most members in a room.
+    pub room_members: usize,
+    /// Most rooms one user is a member of: the conversation list reads
+    /// each of the user's rooms' newest message when it is read, so this
+    /// bounds the cost of one list.
+    pub rooms_per_user: usize,
     /// Largest page of history or of the conversation list.
     pub page: usize,
     /// Most events in one long-poll answer.
@@ -58,6 +64,8 @@ impl Default for Limits {
             fields: 64,
             field_bytes: 4 * 1024,
             group_members: 10_000,
+            room_members: 1_000_000,
+            rooms_per_user: 1_000,
             page: 500,
             events_page: 1000,
             reaction_keys: crate::data::MAX_REACTION_KEYS,
@@ -351,8 +359,8 @@ impl<S: Store> Engine<S> {
                 self.require_user(b).await?;
                 Ok(a == user || b == user)
             }
-            ConversationId::Group(g) => {
-                self.require_group(g).await?;
+            ConversationId::Group(g) | ConversationId::Room(g) => {
+                self.require_conversation_space(c, g).await?;
                 Ok(self
                     .store()
                     .member(g, user)

@@ -147,6 +147,8 @@ mod moderation;
 mod page;
 mod password;
 mod policy;
+mod room;
+mod room_live;
 mod signals;
 mod unread;
 mod user;
@@ -159,7 +161,7 @@ pub use data::id;
 pub use data::{Addressed, Signal};
 pub use data::{
     Body, Contact, ContactNews, ConvEntry, ConversationId, Epoch, Event, Feed, FeedEntry,
-    FieldPatch, Fields, FireEntry, Firehose, Group, GroupId, JoinPolicy, MAX_CLIENT_ID,
+    FieldPatch, Fields, FireEntry, Firehose, Group, GroupId, GroupKind, JoinPolicy, MAX_CLIENT_ID,
     MAX_REACTION_KEY, MAX_REACTION_KEYS, Member, Membership, Message, NewMessage, PasswordHash,
     Presence, ReactionChange, Reactions, Role, Seq, Timestamp, User, UserId,
 };
@@ -181,6 +183,7 @@ pub use message::{HistoryPage, HistoryQuery, SendRequest};
 pub use moderation::{JoinRequest, Joined, Marked};
 pub use page::{LIST_PAGE_DEFAULT, LIST_PAGE_MAX, ListQuery, Page};
 pub use password::{MAX_PASSWORD, MIN_PASSWORD, Password, PasswordCost};
+pub use room_live::MAX_WATCHED_ROOMS;
 pub use signals::{PresenceGuard, ReadCursor, ReadsPage, TYPING_EVERY, TYPING_HOLD};
 pub use unread::{ConversationView, ReadState};
 pub use user::Profile;

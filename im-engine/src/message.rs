@@ -128,6 +128,14 @@ impl<S: Store> Engine<S> {
         let sent = self.store().send(&send).await.map_err(Error::store)?;
         match sent {
             Sent::New(m) => {
+                if let ConversationId::Room(_) = conversation {
+                    let event = Event::Message {
+                        conversation: m.conversation.clone(),
+                        seq: m.seq,
+                    };
+                    self.publish_room_event(event, Some(&m)).await;
+                    self.room_sent(&m.from, conversation, m.seq).await?;
+                }
                 if self.reporting() {
                     self.report([Committed {
                         user: None,
@@ -169,6 +177,10 @@ impl<S: Store> Engine<S> {
             ConversationId::Group(g) => {
                 self.require_group(g).await?;
                 store::Recipients::Members(g.clone())
+            }
+            ConversationId::Room(r) => {
+                self.require_space(crate::GroupKind::Room, r).await?;
+                store::Recipients::Room(r.clone())
             }
         })
     }

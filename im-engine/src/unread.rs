@@ -6,6 +6,8 @@
 //! send raises its sender's cursor to the message it sent, and a member who
 //! joins a group starts with its cursor at the group's `last_seq`.
 
+use std::collections::HashMap;
+
 use serde::Serialize;
 
 use crate::data::{ConversationId, Event, Message, Seq};
@@ -28,7 +30,7 @@ pub struct ReadState {
 pub struct ConversationView {
     /// The conversation.
     pub id: ConversationId,
-    /// `"dm"` or `"group"`.
+    /// `"dm"`, `"group"` or `"room"`.
     pub kind: &'static str,
     /// The other user, or the group.
     pub with: String,
@@ -148,6 +150,19 @@ impl<S: Store> Engine<S> {
             .entries(&actor.user)
             .await
             .map_err(Error::store)?;
+        // A room's entry is written at the join and when its member reads,
+        // never by others' messages: its activity is the room's newest
+        // message, read now (`Limits::rooms_per_user` bounds these reads).
+        let mut heads = HashMap::new();
+        for e in &mut entries {
+            if let ConversationId::Room(_) = e.conversation {
+                let head = self.head(&e.conversation).await?;
+                if let Some(m) = &head.1 {
+                    e.activity = e.activity.max(m.ts);
+                }
+                heads.insert(e.conversation.clone(), head);
+            }
+        }
         if let Some((at, id)) = &after {
             entries.retain(|e| page::entry_order((*at, id), (e.activity, &e.conversation)).is_lt());
         }
@@ -158,19 +173,9 @@ impl<S: Store> Engine<S> {
         let page = Page::cut(entries, limit, page::entry_key);
         let mut items = Vec::with_capacity(page.items.len());
         for e in page.items {
-            let last_seq = self
-                .store()
-                .last_seq(&e.conversation)
-                .await
-                .map_err(Error::store)?;
-            let last = if last_seq == 0 {
-                None
-            } else {
-                self.store()
-                    .messages(&e.conversation, last_seq, last_seq)
-                    .await
-                    .map_err(Error::store)?
-                    .pop()
+            let (last_seq, last) = match heads.remove(&e.conversation) {
+                Some(head) => head,
+                None => self.head(&e.conversation).await?,
             };
             items.push(ConversationView {
                 kind: e.conversation.kind(),
@@ -186,5 +191,20 @@ impl<S: Store> Engine<S> {
             has_more: page.has_more,
             next: page.next,
         })
+    }
+
+    /// A conversation's `last_seq` and newest message.
+    async fn head(&self, c: &ConversationId) -> Result<(Seq, Option<Message>), Error> {
+        let last_seq = self.store().last_seq(c).await.map_err(Error::store)?;
+        let last = if last_seq == 0 {
+            None
+        } else {
+            self.store()
+                .messages(c, last_seq, last_seq)
+                .await
+                .map_err(Error::store)?
+                .pop()
+        };
+        Ok((last_seq, last))
     }
 }

@@ -45,20 +45,6 @@ impl SseEvent for FireDelivered {
     }
 }
 
-/// The firehose carries no signals: a stream that never yields.
-struct NoSignals;
-
-impl futures_core::Stream for NoSignals {
-    type Item = std::sync::Arc<im_engine::Signal>;
-
-    fn poll_next(
-        self: std::pin::Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Self::Item>> {
-        std::task::Poll::Pending
-    }
-}
-
 /// Answers `GET /v1/admin/events`.
 pub(crate) async fn events<S: Store>(
     app: &App<S>,
@@ -83,7 +69,9 @@ pub(crate) async fn events<S: Store>(
         Ok(poll_answer(&page, &actor.user))
     } else {
         let opened = app.engine().fire_events(actor, start).await;
-        sse::stream_answer(app, actor, opened, NoSignals, permit)
+        // The firehose carries no signals.
+        let frames = futures_util::stream::pending::<Bytes>();
+        sse::stream_answer(app, actor, opened, frames, permit)
     }
 }
 

@@ -41,7 +41,8 @@ impl Input<'_> {
 }
 
 /// A route's path parameters, each parsed by the one rule of its name:
-/// `{uid}` a user id, `{gid}` a group id, `{cid}` a conversation id, `{seq}`
+/// `{uid}` a user id, `{gid}` a group id, `{rid}` a room id (groups and
+/// rooms share their ids), `{cid}` a conversation id, `{seq}`
 /// a message number, `{key}` a reaction key (checked by the engine),
 /// `{file}` a file name of the web page. Segments are
 /// percent-decoded first (`dm%3Aa%3Ab` is `dm:a:b`).
@@ -67,7 +68,7 @@ impl Params {
             let value = percent_encoding::percent_decode_str(value).decode_utf8_lossy();
             match name {
                 "uid" => params.uid = Some(UserId::new(value)?),
-                "gid" => params.gid = Some(GroupId::new(value)?),
+                "gid" | "rid" => params.gid = Some(GroupId::new(value)?),
                 "cid" => params.cid = Some(value.parse()?),
                 "seq" => params.seq = Some(message_seq(&value)?),
                 "key" => params.key = Some(value.into_owned()),
@@ -161,6 +162,17 @@ pub(crate) struct UserBody {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct GroupBody {
+    #[serde(default)]
+    pub(crate) fields: FieldPatch,
+    #[serde(default)]
+    pub(crate) join: Option<JoinPolicy>,
+    #[serde(default)]
+    pub(crate) owner: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RoomBody {
     #[serde(default)]
     pub(crate) fields: FieldPatch,
     #[serde(default)]
@@ -349,6 +361,48 @@ pub(crate) fn join(i: &Input<'_>) -> Result<Command, ApiError> {
 pub(crate) fn leave(i: &Input<'_>) -> Result<Command, ApiError> {
     Ok(Command::Leave {
         group: i.params.group()?,
+        user: i.params.user()?,
+    })
+}
+
+/// `GET /v1/rooms/{rid}`.
+pub(crate) fn room(i: &Input<'_>) -> Result<Command, ApiError> {
+    Ok(Command::Room {
+        id: i.params.group()?,
+    })
+}
+
+/// `PUT /v1/rooms/{rid}`.
+pub(crate) fn put_room(i: &Input<'_>) -> Result<Command, ApiError> {
+    let body: RoomBody = i.json()?.unwrap_or_default();
+    Ok(Command::PutRoom {
+        id: i.params.group()?,
+        fields: body.fields,
+        join: body.join,
+        owner: body.owner.map(UserId::new).transpose()?,
+    })
+}
+
+/// `GET /v1/rooms/{rid}/members`.
+pub(crate) fn room_members(i: &Input<'_>) -> Result<Command, ApiError> {
+    Ok(Command::RoomMembers {
+        id: i.params.group()?,
+        query: list_query(i.query)?,
+    })
+}
+
+/// `PUT /v1/rooms/{rid}/members/{uid}`.
+pub(crate) fn join_room(i: &Input<'_>) -> Result<Command, ApiError> {
+    Ok(Command::JoinRoom {
+        room: i.params.group()?,
+        user: i.params.user()?,
+    })
+}
+
+/// `DELETE /v1/rooms/{rid}/members/{uid}`.
+pub(crate) fn leave_room(i: &Input<'_>) -> Result<Command, ApiError> {
+    Ok(Command::LeaveRoom {
+        room: i.params.group()?,
         user: i.params.user()?,
     })
 }

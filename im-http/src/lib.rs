@@ -103,6 +103,7 @@ mod login;
 mod metrics;
 pub mod openapi;
 mod protect;
+mod room_stream;
 mod routes;
 mod send_hook;
 mod server;
@@ -121,6 +122,7 @@ pub use cors::{Cors, InvalidOrigin};
 pub use error::ApiError;
 pub use metrics::listener::serve_metrics;
 pub use protect::{Protection, Rate};
+pub use room_stream::RoomPush;
 pub use routes::{ROUTES, Route};
 pub use send_hook::{InvalidHookUrl, SendHook};
 pub use server::serve;
@@ -184,6 +186,8 @@ pub struct Config {
     pub suspension_refresh: Duration,
     /// Where every firehose event is POSTed, if anywhere ([`Webhook`]).
     pub webhook: Option<Webhook>,
+    /// How event streams pace the messages of the rooms they watch.
+    pub room_push: RoomPush,
 }
 
 impl Config {
@@ -205,6 +209,7 @@ impl Config {
             trust_forwarded_for: false,
             suspension_refresh: Duration::from_millis(500),
             webhook: None,
+            room_push: RoomPush::default(),
         }
     }
 }
@@ -227,6 +232,7 @@ impl std::fmt::Debug for Config {
             .field("trust_forwarded_for", &self.trust_forwarded_for)
             .field("suspension_refresh", &self.suspension_refresh)
             .field("webhook", &self.webhook)
+            .field("room_push", &self.room_push)
             .finish()
     }
 }

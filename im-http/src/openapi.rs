@@ -48,6 +48,7 @@ mod tests {
         pattern
             .replace("{uid}", "alice")
             .replace("{gid}", "g1")
+            .replace("{rid}", "r1")
             .replace("{cid}", "dm:alice:bob")
             .replace("{seq}", "1")
             .replace("{key}", "%F0%9F%91%8D")

@@ -195,6 +195,11 @@ pub const ROUTES: &[Route] = &[
     Route::token(GET, "/v1/groups/{gid}/bans", "bans", C(h::bans)),
     Route::token(PUT, "/v1/groups/{gid}/bans/{uid}", "ban", C(h::ban)),
     Route::token(DELETE, "/v1/groups/{gid}/bans/{uid}", "unban", C(h::unban)),
+    Route::token(GET, "/v1/rooms/{rid}", "room", C(h::room)),
+    Route::token(PUT, "/v1/rooms/{rid}", "put_room", C(h::put_room)).body(h::fields_body_limit, false),
+    Route::token(GET, "/v1/rooms/{rid}/members", "room_members", C(h::room_members)),
+    Route::token(PUT, "/v1/rooms/{rid}/members/{uid}", "join_room", C(h::join_room)),
+    Route::token(DELETE, "/v1/rooms/{rid}/members/{uid}", "leave_room", C(h::leave_room)),
     Route::token(GET, "/v1/conversations", "conversations", C(h::conversations)),
     Route::token(GET, "/v1/conversations/{cid}/messages", "history", C(h::history)),
     Route::token(POST, "/v1/conversations/{cid}/messages", "send", C(h::send)).body(h::send_body_limit, true).throttled(),
@@ -296,6 +301,7 @@ mod tests {
         pattern
             .replace("{uid}", "alice")
             .replace("{gid}", "g1")
+            .replace("{rid}", "r1")
             .replace("{cid}", "dm:alice:bob")
             .replace("{seq}", "1")
             .replace("{key}", "ok")

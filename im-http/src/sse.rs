@@ -17,11 +17,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_core::Stream;
+use futures_util::StreamExt;
 use http_body_util::BodyExt;
 use hyper::body::{Body, Frame};
 use hyper::header::{ACCEPT, CACHE_CONTROL, CONTENT_TYPE, HeaderMap, HeaderValue};
 use hyper::{Response, StatusCode};
-use im_engine::{Actor, Delivered, Signal, Start, Store, UserId};
+use im_engine::{Actor, Delivered, GroupId, MAX_WATCHED_ROOMS, Signal, Start, Store, UserId};
 use pin_project_lite::pin_project;
 use serde::Serialize;
 use tokio::time::{Instant, Sleep};
@@ -29,6 +30,7 @@ use tokio::time::{Instant, Sleep};
 use crate::error::{ApiError, ErrorChain};
 use crate::extract::{Query, full, json};
 use crate::protect::StreamPermit;
+use crate::room_stream::room_frames;
 use crate::sse_frames::SharedData;
 use crate::{App, BoxBody};
 
@@ -42,13 +44,39 @@ pub(crate) async fn events<S: Store>(
 ) -> Result<Response<BoxBody>, ApiError> {
     let query = Query::new(query);
     let start = start(headers, &query)?;
+    let rooms = rooms(&query)?;
     if wants_json(headers) {
+        if !rooms.is_empty() {
+            return Err(ApiError::Invalid(
+                "rooms are watched on an event stream (text/event-stream); \
+                 a long poll reads a room's history instead"
+                    .into(),
+            ));
+        }
         // The permit counts the long poll as open until it answers.
         let _permit = permit;
         long_poll(app, actor, start, &query).await
     } else {
-        stream(app, actor, start, permit).await
+        stream(app, actor, start, &rooms, permit).await
     }
+}
+
+/// `?rooms=<rid>,<rid>`: the rooms to watch (none without it).
+fn rooms(query: &Query) -> Result<Vec<GroupId>, ApiError> {
+    let Some(list) = query.get("rooms") else {
+        return Ok(Vec::new());
+    };
+    let rooms = list
+        .split(',')
+        .filter(|r| !r.is_empty())
+        .map(GroupId::new)
+        .collect::<Result<Vec<_>, _>>()?;
+    if rooms.len() > MAX_WATCHED_ROOMS {
+        return Err(ApiError::Invalid(format!(
+            "a stream watches at most {MAX_WATCHED_ROOMS} rooms"
+        )));
+    }
+    Ok(rooms)
 }
 
 /// Where to start: `Last-Event-ID` (what a reconnecting `EventSource`
@@ -151,36 +179,42 @@ async fn stream<S: Store>(
     app: &App<S>,
     actor: &Actor,
     start: Start,
+    rooms: &[GroupId],
     permit: Option<StreamPermit>,
 ) -> Result<Response<BoxBody>, ApiError> {
     // Registered before answering: once the client has the response head,
-    // every later event and signal reaches it.
-    let signals = app.engine().signals(actor);
+    // every later event, signal and room event reaches it. A room the
+    // caller may not read refuses the stream (403) before it starts.
+    let rooms = app.engine().watch_rooms(actor, rooms).await?;
+    let rooms = room_frames(rooms, actor.user.clone(), app.config().room_push);
+    let signals = app.engine().signals(actor).map(|s| encode_signal(&s));
+    let signals = futures_util::stream::select(signals, rooms);
     let opened = app.engine().events(actor, start).await;
     stream_answer(app, actor, opened, signals, permit)
 }
 
 /// The answer of an event stream the engine opened (`opened`, or why it
-/// could not), with `signals` beside its events.
+/// could not), with `frames` (signals, room events: encoded, without `id:`)
+/// beside its events.
 pub(crate) fn stream_answer<S, T, E, Sg>(
     app: &App<S>,
     actor: &Actor,
     opened: Result<E, im_engine::Error>,
-    signals: Sg,
+    frames: Sg,
     permit: Option<StreamPermit>,
 ) -> Result<Response<BoxBody>, ApiError>
 where
     S: Store,
     T: SseEvent + 'static,
     E: Stream<Item = Result<T, im_engine::Error>> + Send + 'static,
-    Sg: Stream<Item = Arc<Signal>> + Send + 'static,
+    Sg: Stream<Item = Bytes> + Send + 'static,
 {
     let config = app.config();
     let retry = retry_ms(config.sse_retry);
     let body = match opened {
         Ok(events) => EventBody::new(
             events,
-            signals,
+            frames,
             (actor.user.clone(), Arc::clone(app.shared_data())),
             config.keep_alive,
             retry,
@@ -221,7 +255,7 @@ fn unavailable(e: &im_engine::Error, retry: u64) -> BoxBody {
 
 pin_project! {
     /// The body of an event stream: a `retry:` line, each event and each
-    /// signal (without `id:`) as a frame, and a keep-alive
+    /// signal or room event (without `id:`: `signals` has them as frames), and a keep-alive
     /// comment after `keep_alive` without one, until `closing` resolves or
     /// the store fails. `guards` (the open-streams gauge and the user's
     /// stream permit) are held while it lives.
@@ -308,7 +342,7 @@ impl<T, E, Sg, C, G> Body for EventBody<E, Sg, C, G>
 where
     T: SseEvent,
     E: Stream<Item = Result<T, im_engine::Error>>,
-    Sg: Stream<Item = Arc<Signal>>,
+    Sg: Stream<Item = Bytes>,
     C: Future<Output = ()>,
 {
     type Data = Bytes;
@@ -348,9 +382,9 @@ where
                     return Poll::Ready(None);
                 }
                 Poll::Pending => {
-                    if let Poll::Ready(Some(signal)) = this.signals.as_mut().poll_next(cx) {
+                    if let Poll::Ready(Some(frame)) = this.signals.as_mut().poll_next(cx) {
                         *this.last_frame = Instant::now();
-                        return Poll::Ready(Some(Ok(Frame::data(encode_signal(&signal)))));
+                        return Poll::Ready(Some(Ok(Frame::data(frame))));
                     }
                     ready!(this.idle.as_mut().poll(cx));
                     let due = *this.last_frame + *this.keep_alive;

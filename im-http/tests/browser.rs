@@ -47,6 +47,8 @@ impl Server {
             .args(["--secret", SECRET])
             // The page's presence checks wait out the grace three times.
             .args(["--presence-grace-ms", "1000"])
+            // Rooms are paced: a burst leaves a "load the skipped" line.
+            .args(["--room-push-interval-ms", "1000", "--room-push-count", "3"])
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(log)

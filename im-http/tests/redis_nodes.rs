@@ -305,6 +305,82 @@ async fn signals_cross_nodes_on_a_redis_cluster() {
     signals_cross_nodes(&shared_cluster_url()).await;
 }
 
+/// A room's message sent through node A reaches every stream watching the
+/// room on node B (two there) and on A, once each, without `id:`; node B
+/// follows the room with one subscription however many of its streams
+/// watch it (on one Redis, `PUBSUB NUMSUB` counts one per node).
+async fn two_nodes_share_a_room(url: &str, count_subscribers: bool) {
+    let prefix = unique_prefix();
+    let (a, b) = (
+        Node::start(url, &prefix, 2000),
+        Node::start(url, &prefix, 2000),
+    );
+    create_users(&a, &["alice", "bob", "carol"]).await;
+    let alice = a.client("alice", false);
+    assert_eq!(
+        alice
+            .put("/v1/rooms/hall", json!({"join": "open"}))
+            .await
+            .status,
+        201
+    );
+    for u in ["bob", "carol"] {
+        let r = b
+            .client(u, false)
+            .put(&format!("/v1/rooms/hall/members/{u}"), json!(null))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    let path = "/v1/events?rooms=hall";
+    let mut on_b = [
+        b.sse("bob", &[], path).await,
+        b.sse("carol", &[], path).await,
+    ];
+    let mut on_a = a.sse("alice", &[], path).await;
+    if count_subscribers {
+        let channel = format!("{prefix}{{c:group:hall}}:roomlive");
+        let out = Command::new("redis-cli")
+            .args(["-u", url, "PUBSUB", "NUMSUB", &channel])
+            .output()
+            .expect("redis-cli runs");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            text.lines().nth(1),
+            Some("2"),
+            "one subscription per node: {text}"
+        );
+    }
+    for n in 1..=3u64 {
+        assert_eq!(alice.send("room:hall", json!({"n": n})).await.status, 201);
+    }
+    for sse in on_b.iter_mut().chain([&mut on_a]) {
+        for n in 1..=3u64 {
+            let e = sse.next_event(WAIT).await.expect("the room's message");
+            assert_eq!((e.event.as_str(), e.id.as_str()), ("message", ""));
+            assert_eq!(
+                (e.data["seq"].clone(), e.data["body"].clone()),
+                (json!(n), json!({"n": n}))
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_share_a_room_on_one_redis() {
+    if skip() {
+        return;
+    }
+    two_nodes_share_a_room(&shared_url(), true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_share_a_room_on_a_redis_cluster() {
+    if skip() {
+        return;
+    }
+    two_nodes_share_a_room(&shared_cluster_url(), false).await;
+}
+
 #[test]
 fn token_on_a_redis_store_needs_the_secret() {
     let out = Command::new(BIN)

@@ -24,7 +24,11 @@
 // - signals (`typing`, `presence`, `receipt`) come on the same stream
 //   without `id:`: a typing line under the conversation, contacts' online
 //   dots that change live (no polling), "seen" under your newest read
-//   message in a direct conversation and "read by k" in a small group.
+//   message in a direct conversation and "read by k" in a small group;
+// - rooms (`room:<rid>`, joined by id) reach no feed: the stream watches
+//   the rooms in the list (`?rooms=`, reopened when they change), and where
+//   the server's push strategy skipped messages (`event: gap`) a line offers
+//   to load them from history.
 'use strict';
 
 // The reactions offered at one click; any other text can be typed.
@@ -61,6 +65,7 @@ const state = {
   readDirty: false,
   era: 0, // bumped at sign-out: answers to an older era's requests are dropped
   replyTo: null, // {seq, text}: the message the composer answers
+  watched: [], // the rooms the stream watches
 };
 
 // ---------------------------------------------------------------- helpers
@@ -158,6 +163,7 @@ function dmId(a, b) {
 // What a conversation is called: the peer of a DM, the id of a group.
 function describe(id) {
   if (id.startsWith('group:')) return { kind: 'group', with: id.slice(6) };
+  if (id.startsWith('room:')) return { kind: 'room', with: id.slice(5) };
   const [, a, b] = id.split(':');
   return { kind: 'dm', with: a === state.me ? b : a };
 }
@@ -219,6 +225,7 @@ function boot() {
   $('dm-form').addEventListener('submit', onStartDm);
   $('group-create-form').addEventListener('submit', onCreateGroup);
   $('group-join-form').addEventListener('submit', onJoinGroup);
+  $('room-join-form').addEventListener('submit', onJoinRoom);
   $('contact-form').addEventListener('submit', onAddContact);
   $('composer').addEventListener('submit', (e) => {
     e.preventDefault();
@@ -365,6 +372,9 @@ function connect() {
   if (state.es) state.es.close();
   const params = new URLSearchParams({ access_token: state.token });
   if (state.lastEventId) params.set('after', state.lastEventId);
+  // Rooms write nothing to our feed: the stream watches them (up to 16).
+  state.watched = roomIds();
+  if (state.watched.length) params.set('rooms', state.watched.join(','));
   const es = new EventSource(`/v1/events?${params}`);
   state.es = es;
   es.addEventListener('open', () => {
@@ -434,6 +444,9 @@ function connect() {
       showError(`You are no longer a member of ${d.group}.`);
     }
   });
+  // A room's messages it skipped (the server paces rooms): a line in their
+  // place offers to load them from history.
+  on('gap', onGap);
   on('join_request', (d) => {
     showError(`${d.user} asks to join ${d.group}.`, true);
     if (state.open && state.open.id === `group:${d.group}`) loadHeader(state.open);
@@ -452,6 +465,44 @@ function connect() {
     refreshConversations();
     if (state.open) reloadOpen();
   });
+}
+
+// The rooms in the list, as the stream's `rooms=` (the most recent 16).
+function roomIds() {
+  return [...state.convs.values()].filter((c) => c.kind === 'room').map((c) => c.with).slice(0, 16).sort();
+}
+
+// Reopens the stream when the rooms to watch changed (a join, a leave).
+function watchRooms() {
+  const want = roomIds();
+  const have = state.watched || [];
+  if (state.es && (want.length !== have.length || want.some((r, i) => r !== have[i]))) connect();
+}
+
+function onGap(d) {
+  const n = d.to_seq - d.from_seq + 1;
+  const conv = state.convs.get(d.conversation);
+  if (conv && !(isOpen(d.conversation) && visible())) conv.unread += n;
+  if (isOpen(d.conversation)) {
+    state.open.gaps.push({ from: d.from_seq, to: d.to_seq });
+    renderMessages({});
+  }
+  renderConversations();
+}
+
+// Pages a gap's messages in from history, and drops its line.
+async function loadGap(open, gap) {
+  try {
+    const page = await api('GET', `/v1/conversations/${enc(open.id)}/messages?after=${gap.from - 1}&limit=${Math.min(gap.to - gap.from + 1, 500)}`);
+    if (state.open !== open) return;
+    insertMessages(open, page.messages.filter((m) => m.seq <= gap.to));
+    const loaded = page.messages.length ? page.messages[page.messages.length - 1].seq : gap.to;
+    open.gaps = open.gaps.filter((g) => g !== gap);
+    if (loaded < gap.to) open.gaps.push({ from: loaded + 1, to: gap.to });
+    renderMessages({});
+  } catch (err) {
+    if (err.code !== 'signed_out') showError(`Could not load the skipped messages: ${err.message}`);
+  }
 }
 
 async function reconnect() {
@@ -510,7 +561,8 @@ function onPresence(d) {
 // Tells the others we type: at most once per TYPING_REPEAT_MS while it
 // goes on; `stop` when the message went or the box was emptied.
 function sendTyping(stop) {
-  if (!state.open) return;
+  // Rooms carry no typing signals.
+  if (!state.open || state.open.kind === 'room') return;
   const now = Date.now();
   if (!stop && now - state.typingSent < TYPING_REPEAT_MS) return;
   if (stop && !state.typingSent) return;
@@ -626,6 +678,7 @@ async function refreshConversations() {
       state.convs = next;
       renderConversations();
     } while (state.listDirty);
+    watchRooms();
     // An answer read before our last mark-read landed may show the open
     // conversation unread: mark it again (a no-op on the server).
     const open = state.open && state.convs.get(state.open.id);
@@ -643,7 +696,8 @@ function renderConversations() {
   let unread = 0;
   for (const c of state.convs.values()) {
     unread += c.unread;
-    const group = c.kind === 'group';
+    const group = c.kind !== 'dm';
+    const mark = c.kind === 'room' ? '◇' : '#';
     let preview = 'No messages yet';
     if (c.last) {
       const who = c.last.from === state.me ? 'You' : c.last.from;
@@ -653,8 +707,8 @@ function renderConversations() {
     const classes = [isOpen(c.id) ? 'active' : '', c.unread ? 'unread' : ''].join(' ').trim();
     items.push(h('li', { class: classes, 'data-id': c.id, title: c.id, onclick: () => openConversation(c.id) },
       h('span', { class: `avatar ${group ? 'group' : ''} ${colour(c.with)}`, 'aria-hidden': 'true' },
-        group ? '#' : c.with.slice(0, 1)),
-      h('span', { class: 'name' }, group ? `# ${c.with}` : c.with),
+        group ? mark : c.with.slice(0, 1)),
+      h('span', { class: 'name' }, group ? `${mark} ${c.with}` : c.with),
       h('span', { class: 'time' }, c.last ? shortTime(c.last.ts) : ''),
       h('span', { class: 'preview' }, preview),
       c.unread ? h('span', { class: 'badge', 'aria-label': `${c.unread} unread` }, c.unread > 99 ? '99+' : c.unread) : h('span')));
@@ -787,18 +841,41 @@ async function onJoinGroup(e) {
   return undefined;
 }
 
+async function onJoinRoom(e) {
+  e.preventDefault();
+  const input = $('room-join-input');
+  const rid = input.value.trim();
+  if (!ID_RE.test(rid)) return showError('A room id is 1 to 64 letters, digits, "_", "." or "-".');
+  try {
+    await api('PUT', `/v1/rooms/${enc(rid)}/members/${enc(state.me)}`);
+    input.value = '';
+    const id = `room:${rid}`;
+    if (!state.convs.has(id)) {
+      state.convs = new Map([[id, { id, kind: 'room', with: rid, last: null, unread: 0, read_seq: 0 }], ...state.convs]);
+    }
+    watchRooms();
+    openConversation(id);
+    refreshConversations();
+  } catch (err) {
+    const why = { 404: `There is no room "${rid}".`, 403: `The room "${rid}" takes members by invitation only.` }[err.status]
+      || `Could not join ${rid}: ${err.message}`;
+    showError(why);
+  }
+  return undefined;
+}
+
 // ---------------------------------------------------------------- one conversation
 
 async function openConversation(id) {
   if (isOpen(id)) return;
-  const open = { id, ...describe(id), messages: [], seqs: new Set(), hasMore: false, loadingOlder: false, loaded: false };
+  const open = { id, ...describe(id), messages: [], seqs: new Set(), gaps: [], hasMore: false, loadingOlder: false, loaded: false };
   state.open = open;
   state.replyTo = null;
   renderReply();
   history.replaceState(null, '', `${location.pathname}${location.search}#${enc(id)}`);
   $('no-conversation').hidden = true;
   $('open-conversation').hidden = false;
-  $('conv-title').textContent = open.kind === 'group' ? `# ${open.with}` : open.with;
+  $('conv-title').textContent = { group: `# ${open.with}`, room: `◇ ${open.with}` }[open.kind] || open.with;
   $('conv-sub').textContent = '';
   $('conv-tools').replaceChildren();
   renderConversations();
@@ -819,6 +896,7 @@ async function reloadOpen() {
     if (state.open !== open) return;
     open.messages = [];
     open.seqs = new Set();
+    open.gaps = [];
     insertMessages(open, page.messages);
     open.hasMore = page.has_more;
     open.loaded = true;
@@ -865,6 +943,15 @@ async function loadHeader(open) {
       const join = { open: 'open group', invite: 'invite only', approval: 'joins need approval' }[g.join];
       $('conv-sub').textContent = `${g.members} member${g.members === 1 ? '' : 's'} · ${join} · owner ${g.owner}`;
       await renderPeople(open, g);
+    } else if (open.kind === 'room') {
+      const r = await api('GET', `/v1/rooms/${enc(open.with)}`);
+      if (state.open !== open) return;
+      if (open.owner !== r.owner) {
+        open.owner = r.owner;
+        renderMessages({});
+      }
+      const join = { open: 'open room', invite: 'invite only' }[r.join];
+      $('conv-sub').textContent = `room · ${r.members} member${r.members === 1 ? '' : 's'} · ${join} · owner ${r.owner}`;
     } else {
       const u = await api('GET', `/v1/users/${enc(open.with)}`);
       if (state.open !== open) return;
@@ -1008,12 +1095,21 @@ function renderMessages({ stick = false, keepTop = false }) {
   const msgs = open.messages;
   const sameRun = (a, b) => a && b && a.from === b.from && b.ts - a.ts < 5 * 60000
     && dayLabel(a.ts) === dayLabel(b.ts);
+  const gaps = [...(open.gaps || [])].sort((a, b) => a.from - b.from);
+  const gapItem = (gap) => {
+    const n = gap.to - gap.from + 1;
+    return h('li', { class: 'gap', 'data-from': gap.from, 'data-to': gap.to },
+      h('button', { type: 'button', onclick: () => loadGap(open, gap) },
+        `Load the ${n} skipped message${n === 1 ? '' : 's'}`));
+  };
   msgs.forEach((m, i) => {
+    while (gaps.length && gaps[0].to < m.seq) items.push(gapItem(gaps.shift()));
     if (i === 0 || dayLabel(msgs[i - 1].ts) !== dayLabel(m.ts)) {
       items.push(h('li', { class: 'day' }, dayLabel(m.ts)));
     }
     items.push(messageItem(open, m, sameRun(msgs[i - 1], m), !sameRun(m, msgs[i + 1])));
   });
+  for (const gap of gaps) items.push(gapItem(gap));
   for (const p of state.pending.values()) {
     if (p.conv === open.id) items.push(pendingItem(p));
   }
@@ -1029,7 +1125,7 @@ function messageItem(open, m, cont, lastOfRun) {
   const mine = m.from === state.me;
   const deleted = Boolean(m.deleted_at);
   const { text, json } = deleted ? { text: 'This message was deleted', json: false } : messageText(m.body);
-  const showFrom = !mine && open.kind === 'group' && !cont;
+  const showFrom = !mine && open.kind !== 'dm' && !cont;
   const classes = ['msg', mine ? 'mine' : '', cont ? 'cont' : '', deleted ? 'deleted' : ''].join(' ').trim();
   const meta = [lastOfRun ? clock(m.ts) : null, m.edited_at ? 'edited' : null].filter(Boolean).join(' · ');
   return h('li', { class: classes, 'data-seq': m.seq, 'data-from': m.from, title: new Date(m.ts).toLocaleString() },
@@ -1058,7 +1154,7 @@ function replyQuote(open, seq) {
 
 // Reply, react, and for what the user may change, edit and delete.
 function messageActions(open, m, mine, text) {
-  const owner = open.kind === 'group' && open.owner === state.me;
+  const owner = open.kind !== 'dm' && open.owner === state.me;
   const act = (name, label, title, f) => h('button', { type: 'button', class: 'act', 'data-action': name, title, onclick: f }, label);
   return h('div', { class: 'actions' },
     act('reply', '↩', 'Reply', () => startReply(m, text)),

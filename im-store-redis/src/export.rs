@@ -61,8 +61,16 @@ impl RedisStore {
             for record in later {
                 yield record;
             }
+            let mut convs = Vec::new();
             for id in self.ids("{c:*}:seq", "{c:", "}:seq").await? {
-                let c: ConversationId = id.parse().map_err(|_| bad_key(&id))?;
+                convs.push(id.parse::<ConversationId>().map_err(|_| bad_key(&id))?);
+            }
+            for id in self.ids("{c:group:*}:roomseq", "{c:group:", "}:roomseq").await? {
+                let r = GroupId::new(id.as_str()).map_err(|_| bad_key(&id))?;
+                convs.push(ConversationId::room(r));
+            }
+            convs.sort();
+            for c in convs {
                 let last = self.last_seq(&c).await?;
                 let mut from = 1;
                 while from <= last {

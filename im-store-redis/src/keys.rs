@@ -6,7 +6,8 @@
 //!
 //! - `{c:<conv>}`: everything of a conversation (its counter, log, client
 //!   ids and pending fan-outs, and a group's members), the commit point of
-//!   a send and of a join or leave;
+//!   a send and of a join or leave; a room's keys are in the slot of its
+//!   members, `{c:group:<room>}`, named `roomseq`, `roomlog`, …;
 //! - `{u:<user>}`: everything of a user (profile, contacts, conversation
 //!   index, feed, fan-out watermarks, presence);
 //! - `{g:<group>}`: a group's record (its members are in the slot of its
@@ -46,7 +47,14 @@ impl Keys {
     }
 
     fn conv_key(&self, c: &ConversationId, what: &str) -> String {
-        format!("{}{{c:{c}}}:{what}", self.prefix)
+        match c {
+            // Rooms share their ids, members and bans with groups: a
+            // room's keys are in the slot of those, `{c:group:<room>}`,
+            // named `room…` so that a room's send is one script in one
+            // slot, on a cluster too.
+            ConversationId::Room(r) => format!("{}{{c:group:{r}}}:room{what}", self.prefix),
+            _ => format!("{}{{c:{c}}}:{what}", self.prefix),
+        }
     }
 
     fn group_key(&self, g: &GroupId, what: &str) -> String {
@@ -259,6 +267,23 @@ impl Keys {
         format!("{}{{meta}}:lease:{name}", self.prefix)
     }
 
+    /// `P{c:group:R}:roomlive`: room `R`'s live events, a channel in the
+    /// room's slot (a cluster's sharded pub/sub keeps it on that slot's
+    /// shard), which a process subscribes to while one of its streams
+    /// watches the room.
+    pub(crate) fn room_channel(&self, room: &GroupId) -> String {
+        self.conv_key(&ConversationId::room(room.clone()), "live")
+    }
+
+    /// The room of a [`room_channel`](Self::room_channel).
+    pub(crate) fn channel_room(&self, channel: &str) -> Option<GroupId> {
+        let id = channel
+            .strip_prefix(&self.prefix)?
+            .strip_prefix("{c:group:")?
+            .strip_suffix("}:roomlive")?;
+        GroupId::new(id).ok()
+    }
+
     /// The notification channel of a single Redis.
     pub(crate) fn channel(&self) -> String {
         format!("{}notify", self.prefix)
@@ -314,6 +339,10 @@ mod tests {
             Keys::new("a*[").unwrap().v1_members_pattern(),
             "a\\*\\[{g:*}:members"
         );
+        let r: ConversationId = "room:r".parse().unwrap();
+        assert_eq!(k.log(&r), "t1:{c:group:r}:roomlog");
+        let rid = GroupId::new("r").unwrap();
+        assert_eq!(k.channel_room(&k.room_channel(&rid)), Some(rid));
         assert_eq!(k.alive(255), "t1:{n:00000000000000ff}:alive");
         assert_eq!(field_node(&node_field(255)), Some(255));
         assert_eq!(field_node("seen"), None);

@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use im_engine::store::RoomEvent;
 use im_engine::{Addressed, Presence, Timestamp, UserId};
 use redis::aio::{ConnectionLike, ConnectionManager};
 use redis::{AsyncCommands, IntoConnectionInfo, ProtocolVersion, PushInfo, PushKind, Value};
@@ -142,6 +143,40 @@ pub(crate) async fn publish(s: &Shared, addressed: &Addressed) -> Result<()> {
     .await
 }
 
+/// Publishes a room's live event to every node following the room (this
+/// one at once): one message on the room's own channel, `<node>` then one
+/// line of JSON ([`RoomEvent`]), `PUBLISH` on a single Redis, `SPUBLISH`
+/// (in the room's slot) on a cluster.
+pub(crate) async fn publish_room(s: &Shared, event: &RoomEvent) -> Result<()> {
+    s.rooms.deliver(event.clone());
+    let json = serde_json::to_string(event).map_err(|e| corrupt(e.to_string()))?;
+    let payload = format!("{:016x}\n{json}", s.node);
+    let cmd = if s.cluster() { "SPUBLISH" } else { "PUBLISH" };
+    s.bounded(async {
+        let _: Value = redis::cmd(cmd)
+            .arg(s.keys.room_channel(&event.room))
+            .arg(payload)
+            .query_async(&mut s.conn())
+            .await?;
+        Ok(())
+    })
+    .await
+}
+
+/// Hands another node's room event to the local room bus.
+fn deliver_room(s: &Shared, payload: &str) {
+    let Some((origin, json)) = payload.split_once('\n') else {
+        return;
+    };
+    if u64::from_str_radix(origin, 16).ok() == Some(s.node) {
+        return;
+    }
+    match serde_json::from_str::<RoomEvent>(json) {
+        Ok(event) => s.rooms.deliver(event),
+        Err(e) => tracing::debug!(error = %e, "ignored a malformed room event"),
+    }
+}
+
 /// Hands another node's signal to the local bus.
 fn deliver_signal(s: &Shared, payload: &str) {
     let Some((origin, json)) = payload[SIGNAL.len_utf8()..].split_once('\n') else {
@@ -162,6 +197,11 @@ fn deliver(s: &Shared, push: &PushInfo) {
     let Some(payload) = push.data.get(1).and_then(|v| codec::text(v).ok()) else {
         return;
     };
+    let channel = push.data.first().and_then(|v| codec::text(v).ok());
+    if channel.is_some_and(|c| s.keys.channel_room(&c).is_some()) {
+        deliver_room(s, &payload);
+        return;
+    }
     if payload.starts_with(SIGNAL) {
         deliver_signal(s, &payload);
         return;
@@ -182,7 +222,8 @@ enum Sub {
 }
 
 impl Sub {
-    async fn subscribe(&mut self) -> Result<()> {
+    /// Subscribes to the notification channels and to `rooms`' channels.
+    async fn subscribe(&mut self, rooms: &[String]) -> Result<()> {
         match self {
             Self::Single(c, channel) => c.subscribe(channel.as_str()).await?,
             // One command per shard channel: they live in different slots.
@@ -191,6 +232,20 @@ impl Sub {
                     c.ssubscribe(ch.as_str()).await?;
                 }
             }
+        }
+        for room in rooms {
+            self.follow(room, true).await?;
+        }
+        Ok(())
+    }
+
+    /// Starts (`on`) or stops following one room's channel.
+    async fn follow(&mut self, channel: &str, on: bool) -> Result<()> {
+        match (self, on) {
+            (Self::Single(c, _), true) => c.subscribe(channel).await?,
+            (Self::Single(c, _), false) => c.unsubscribe(channel).await?,
+            (Self::Cluster(c, _), true) => c.ssubscribe(channel).await?,
+            (Self::Cluster(c, _), false) => c.sunsubscribe(channel).await?,
         }
         Ok(())
     }
@@ -258,8 +313,21 @@ async fn listen(s: Shared) {
     };
     let (mut subscribed, mut missed) = (false, false);
     let mut tick = tokio::time::interval(retry);
+    let mut follows = s.rooms.follows();
     loop {
         tokio::select! {
+            follow = follows.recv() => {
+                let Some((room, on)) = follow else { return };
+                // Unsubscribed, the next subscription takes every room
+                // followed then.
+                if subscribed {
+                    let channel = s.keys.room_channel(&room);
+                    if let Err(e) = bounded(s.timeout, sub.follow(&channel, on)).await {
+                        tracing::warn!(error = %e, %room, "could not (un)follow a room; resubscribing");
+                        subscribed = false;
+                    }
+                }
+            },
             push = rx.recv() => match push {
                 None => return,
                 Some(push) => match push.kind {
@@ -275,7 +343,9 @@ async fn listen(s: Shared) {
                 let check = if subscribed {
                     bounded(s.timeout, sub.ping()).await
                 } else {
-                    bounded(s.timeout, sub.subscribe()).await
+                    let rooms: Vec<String> =
+                        s.rooms.followed().iter().map(|r| s.keys.room_channel(r)).collect();
+                    bounded(s.timeout, sub.subscribe(&rooms)).await
                 };
                 let ok = check.is_ok();
                 match check {

@@ -210,6 +210,53 @@ return {1, seq, members}
     ))
 });
 
+/// A send to a room on a single Redis: the sender's membership checked,
+/// the message stored once and in the firehose, no feed written. (On a
+/// cluster a room's send is [`SEND_CONV`]'s, so that its firehose entry
+/// goes through the fan-out.)
+///
+/// KEYS: client ids, seq counter, log, members, changed messages, the
+/// firehose and its head. ARGV: from, ts, body, client id (`''` for none),
+/// reply_to (`''` for none), conversation.
+/// Answers `{1, seq}`, `{0, seq, fields, changed}` for a repeated client
+/// id, or `{2}` when the sender is no member.
+pub(crate) static SEND_ROOM: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        prelude!(),
+        r#"
+local from, ts, body, cid = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+if redis.call('HEXISTS', KEYS[4], from) == 0 then return {2} end
+local dup = duplicate_changed(duplicate(KEYS[1], KEYS[3], from, cid), KEYS[5])
+if dup then return dup end
+local seq = append_message(KEYS[1], KEYS[2], KEYS[3], from, ts, body, cid, ARGV[5])
+fire_append(KEYS[6], KEYS[7], ts, '', message_event(ARGV[6], seq))
+return {1, seq}
+"#
+    ))
+});
+
+/// A room's join (`op` `+`) or leave (`-`): the member set only.
+///
+/// KEYS: members, bans. ARGV: op, user, member JSON, max members. Answers
+/// `{1}`, `{0}` (nothing to do), `{2}` (full) or `{3}` (banned).
+pub(crate) static MEMBER_ROOM: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local is_member = redis.call('HEXISTS', KEYS[1], ARGV[2]) == 1
+if ARGV[1] == '+' then
+  if is_member then return {0} end
+  if redis.call('HEXISTS', KEYS[2], ARGV[2]) == 1 then return {3} end
+  if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[4]) then return {2} end
+  redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
+  return {1}
+end
+if not is_member then return {0} end
+redis.call('HDEL', KEYS[1], ARGV[2])
+return {1}
+"#,
+    )
+});
+
 /// A join (`op` `+`) or leave (`-`) on a single Redis, whole.
 ///
 /// KEYS: members, the conversation's seq counter, bans, the firehose and
@@ -260,7 +307,9 @@ return {1, members}
 /// ts, body, client id, the pending record's tail up to its recipients
 /// `ts|keep|min_ts|from|`, the recipients `u1,u2,…` (`''` for a group,
 /// whose are read here instead, in the step that commits), reply_to (`''`
-/// for none), `g` for a group or `u` for listed users. Answers `{1, seq, first pending records, recipients}`,
+/// for none), `g` for a group, `r` for a room (its members are checked,
+/// no one's feed is written: the pending record only feeds the firehose)
+/// or `u` for listed users. Answers `{1, seq, first pending records, recipients}`,
 /// `{0, seq, fields, changed}` for a repeated client id, `{2}` when the
 /// sender is no member of the group, or `{3}` when one of a direct
 /// conversation's users blocks the other.
@@ -271,7 +320,7 @@ pub(crate) static SEND_CONV: LazyLock<Script> = LazyLock::new(|| {
 local from, ts, body, cid = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local recipients = ARGV[6]
 local group = ARGV[8] == 'g'
-if group then
+if group or ARGV[8] == 'r' then
   if redis.call('HEXISTS', KEYS[6], from) == 0 then return {2} end
 elseif redis.call('EXISTS', KEYS[6]) == 1 then
   return {3}
@@ -397,7 +446,8 @@ end
 /// members for a group, or (feed, feedmeta) per recipient. ARGV: seq, expected record (`''`: the log's),
 /// new record, event, at, keep, min_ts, key prefix, the reacting user
 /// (`''`: none), channel (`''`: no publish), the payload's first line,
-/// `group` or `users`, then the recipients (users). Answers `{1,
+/// `group`, `room` (members checked, no feed written) or `users`, then
+/// the recipients (users). Answers `{1,
 /// recipients}`, `{2}` (the reacting user is no member), `{3}` (changed
 /// since read) or `{4}` (no such message).
 pub(crate) static UPDATE_ALL: LazyLock<Script> = LazyLock::new(|| {
@@ -408,7 +458,8 @@ pub(crate) static UPDATE_ALL: LazyLock<Script> = LazyLock::new(|| {
 local seq, event, at = ARGV[1], ARGV[4], ARGV[5]
 local keep, min_ts, prefix, reactor = tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8], ARGV[9]
 local group = ARGV[12] == 'group'
-if group and reactor ~= '' and redis.call('HEXISTS', KEYS[5], reactor) == 0 then return {2} end
+local members = group or ARGV[12] == 'room'
+if members and reactor ~= '' and redis.call('HEXISTS', KEYS[5], reactor) == 0 then return {2} end
 local refused = swap_message(KEYS[1], KEYS[2], seq, ARGV[2], ARGV[3])
 if refused then return {refused} end
 fire_append(KEYS[3], KEYS[4], at, '', event)
@@ -442,7 +493,8 @@ return {1, recipients}
 /// and for a group its members. ARGV: seq, expected record (`''`: the
 /// log's), new record, the pending record's `ts|keep|min_ts|` part, event,
 /// the reacting user (`''`: none), the recipients `u1,u2,…` (a group's are
-/// read here). Answers `{1, first pending records, recipients}`, `{2}`
+/// read here), `r` for a room (members checked, no recipients: the pending
+/// record only feeds the firehose) or `''`. Answers `{1, first pending records, recipients}`, `{2}`
 /// (the reacting user is no member), `{3}` (changed since read) or `{4}`
 /// (no such message).
 pub(crate) static UPDATE_CONV: LazyLock<Script> = LazyLock::new(|| {
@@ -452,7 +504,7 @@ pub(crate) static UPDATE_CONV: LazyLock<Script> = LazyLock::new(|| {
 local recipients = ARGV[7]
 if KEYS[6] then
   if ARGV[6] ~= '' and redis.call('HEXISTS', KEYS[6], ARGV[6]) == 0 then return {2} end
-  recipients = table.concat(redis.call('HKEYS', KEYS[6]), ',')
+  if ARGV[8] ~= 'r' then recipients = table.concat(redis.call('HKEYS', KEYS[6]), ',') end
 end
 local refused = swap_message(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3])
 if refused then return {refused} end
@@ -647,7 +699,7 @@ return 0
 });
 
 /// Every script, to load them at start (on every node of a cluster).
-pub(crate) fn all() -> [&'static Script; 14] {
+pub(crate) fn all() -> [&'static Script; 16] {
     [
         &FIRE_CONV,
         &FIRE_READ,
@@ -658,6 +710,8 @@ pub(crate) fn all() -> [&'static Script; 14] {
         &SEND_ALL,
         &SEND_GROUP,
         &MEMBER_ALL,
+        &SEND_ROOM,
+        &MEMBER_ROOM,
         &SEND_CONV,
         &MEMBER_CONV,
         &FANOUT_USER,

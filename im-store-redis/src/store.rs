@@ -5,7 +5,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use im_engine::store::{
-    Changes, Mark, Marks, MemberUpdate, MessageUpdate, MessageUpdated, Outgoing, Sent, Updated,
+    Changes, Mark, Marks, MemberUpdate, MessageUpdate, MessageUpdated, Outgoing, RoomBus,
+    RoomEvent, Sent, Updated,
 };
 use im_engine::{
     Addressed, Contact, ConvEntry, ConversationId, Epoch, Feed, Firehose, Group, GroupId, Member,
@@ -38,6 +39,8 @@ pub(crate) struct Shared {
     pub(crate) notifier: Notifier,
     /// This process's signal bus, which the subscription also delivers to.
     pub(crate) signals: SignalBus,
+    /// This process's room bus, which the room subscriptions deliver to.
+    pub(crate) rooms: RoomBus,
     /// This process's random id: its presence fields, heartbeat, and the
     /// origin of its notifications.
     pub(crate) node: u64,
@@ -85,6 +88,7 @@ impl RedisStore {
             keys,
             notifier: Notifier::new(),
             signals: SignalBus::new(),
+            rooms: RoomBus::new(),
             node: rand::random(),
             timeout: config.timeout,
             node_ttl: config.node_ttl,
@@ -218,6 +222,14 @@ impl Store for RedisStore {
         &self.shared.signals
     }
 
+    fn rooms(&self) -> &RoomBus {
+        &self.shared.rooms
+    }
+
+    async fn publish_room(&self, event: &RoomEvent) -> Result<()> {
+        live::publish_room(&self.shared, event).await
+    }
+
     async fn publish(&self, addressed: &Addressed) -> Result<()> {
         live::publish(&self.shared, addressed).await
     }
@@ -341,6 +353,18 @@ impl Store for RedisStore {
                 .hvals(self.shared.keys.members(group))
                 .await?;
             all.iter().map(|j| from_json("member", j)).collect()
+        })
+        .await
+    }
+
+    async fn member_count(&self, group: &GroupId) -> Result<usize> {
+        self.read(async {
+            let n: usize = self
+                .shared
+                .conn()
+                .hlen(self.shared.keys.members(group))
+                .await?;
+            Ok(n)
         })
         .await
     }

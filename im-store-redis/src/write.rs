@@ -28,7 +28,9 @@ use im_engine::store::{
     MessageChange, MessageUpdate, MessageUpdated, Outgoing, Recipients, Sent, Updated,
     apply_change, fire_events,
 };
-use im_engine::{ConversationId, Event, GroupId, Membership, Message, Seq, Timestamp, UserId};
+use im_engine::{
+    ConversationId, Event, GroupId, GroupKind, Membership, Message, Seq, Timestamp, UserId,
+};
 use redis::{AsyncCommands, Value};
 
 use crate::codec::{self, Pending, entry_value, to_json};
@@ -61,6 +63,13 @@ pub(crate) fn payload<'a>(node: u64, users: impl IntoIterator<Item = &'a UserId>
 
 /// Stores a message (see [`im_engine::Store::send`]).
 pub(crate) async fn send(s: &Shared, out: &Outgoing) -> Result<Sent> {
+    // On a cluster a room's send takes the path of the others, so that its
+    // firehose entry goes through the fan-out (to no one's feed).
+    if let Recipients::Room(room) = &out.recipients
+        && !s.cluster()
+    {
+        return crate::rooms::send(s, out, room).await;
+    }
     let (sent, recipients) = if s.cluster() {
         s.bounded(send_cluster(s, out)).await?
     } else {
@@ -74,7 +83,7 @@ pub(crate) async fn send(s: &Shared, out: &Outgoing) -> Result<Sent> {
 
 /// The answer of a send script: `{1, seq, …}`, `{0, seq, fields}` or
 /// `{2}` (the sender is no member).
-fn decode_sent(out: &Outgoing, v: &Value) -> Result<Sent> {
+pub(crate) fn decode_sent(out: &Outgoing, v: &Value) -> Result<Sent> {
     let items = codec::array(v)?;
     let flag = codec::number(items.first().ok_or_else(|| corrupt("send script answer"))?)?;
     match flag {
@@ -100,7 +109,7 @@ fn decode_sent(out: &Outgoing, v: &Value) -> Result<Sent> {
 }
 
 /// A message's reply_to as the scripts take it: `''` for none.
-fn reply_arg(m: &im_engine::NewMessage) -> String {
+pub(crate) fn reply_arg(m: &im_engine::NewMessage) -> String {
     m.reply_to.map(|r| r.to_string()).unwrap_or_default()
 }
 
@@ -137,6 +146,7 @@ async fn send_single(s: &Shared, out: &Outgoing) -> Result<(Sent, Vec<UserId>)> 
     let c = &m.conversation;
     let users = match &out.recipients {
         Recipients::Users(users) => users,
+        Recipients::Room(room) => return Ok((crate::rooms::send(s, out, room).await?, Vec::new())),
         Recipients::Members(g) => {
             let v: Value = scripts::SEND_GROUP
                 .key(k.client_ids(c))
@@ -263,6 +273,10 @@ pub(crate) async fn commit_conv(
         .key(k.pending(c))
         .key(k.changed(c));
     let (listed, kind) = match &out.recipients {
+        Recipients::Room(room) => {
+            inv.key(k.members(room));
+            (String::new(), "r")
+        }
         Recipients::Users(users) => {
             inv.key(k.dm_blocks(c));
             (codec::user_list(users), "u")
@@ -298,6 +312,9 @@ pub(crate) async fn commit_conv(
 
 /// Applies a join or leave (see [`im_engine::Store::update_member`]).
 pub(crate) async fn update_member(s: &Shared, u: &MemberUpdate) -> Result<Updated> {
+    if u.kind == GroupKind::Room {
+        return crate::rooms::update_member(s, u).await;
+    }
     let c = ConversationId::group(u.group.clone());
     let (user, member, change) = match &u.change {
         MemberChange::Put(m) => (&m.id, to_json(m)?, Membership::Joined),
@@ -458,7 +475,7 @@ async fn update_single(
         .key(k.fire(0))
         .key(k.fire_head(0));
     let users = match &u.recipients {
-        Recipients::Members(g) => {
+        Recipients::Members(g) | Recipients::Room(g) => {
             inv.key(k.members(g));
             &[][..]
         }
@@ -478,11 +495,16 @@ async fn update_single(
         .arg(u.trim.min_ts)
         .arg(k.prefix())
         .arg(reactor(u))
-        .arg(k.channel())
+        // A room's change wakes no feed (and a cluster has no such channel).
+        .arg(match &u.recipients {
+            Recipients::Room(_) => String::new(),
+            _ => k.channel(),
+        })
         .arg(payload(s.node, []))
         // By the recipients' kind: an empty list of users is no group.
         .arg(match &u.recipients {
             Recipients::Members(_) => "group",
+            Recipients::Room(_) => "room",
             Recipients::Users(_) => "users",
         });
     for user in users {
@@ -508,12 +530,18 @@ async fn update_cluster(
             .key(k.seq(c))
             .key(k.pending(c))
             .key(k.member_seq(c));
-        let listed = match &u.recipients {
+        // A room's change reaches no feed: its pending record only feeds
+        // the firehose.
+        let (listed, kind) = match &u.recipients {
+            Recipients::Room(g) => {
+                inv.key(k.members(g));
+                (String::new(), "r")
+            }
             Recipients::Members(g) => {
                 inv.key(k.members(g));
-                String::new()
+                (String::new(), "")
             }
-            Recipients::Users(users) => codec::user_list(users),
+            Recipients::Users(users) => (codec::user_list(users), ""),
         };
         let v: Value = inv
             .arg(u.seq)
@@ -528,6 +556,7 @@ async fn update_cluster(
             .arg(event)
             .arg(reactor(u))
             .arg(listed)
+            .arg(kind)
             .invoke_async(&mut s.conn())
             .await?;
         let items = codec::array(&v)?;

@@ -7,7 +7,7 @@
 //! format version and epoch live apart, in the tree `meta`.
 //!
 //! User and group ids are made of `A-Z a-z 0-9 _ . -` and conversation ids
-//! (`dm:<a>:<b>`, `group:<g>`) add only `:`, so none of them contains the
+//! (`dm:<a>:<b>`, `group:<g>`, `room:<r>`) add only `:`, so none of them contains the
 //! byte `0xFF`: it separates the parts of a composite key, and a prefix
 //! ending in it (`e alice 0xFF`) never matches a longer id (`e alicia 0xFF
 //! …`). Sequence numbers and feed positions are big-endian `u64`, so key
@@ -32,6 +32,7 @@
 //! | `setuser_since`          | `k set 0xFF user`                      | `since` (a mark: see below)                      |
 //! | `pos_fire`               | `h pos(u64 BE)`                        | [`FireEntry`](im_engine::FireEntry) JSON         |
 //! | `name_acked`             | `a name`                               | a webhook's acknowledged firehose cursor, text   |
+//! | `room_members`           | `n room`                               | how many members a room has, `u64` BE            |
 //!
 //! A mark's `set` names its [`Marks`] set as text: `requests:<group>`,
 //! `bans:<group>`, `blocks:<user>` or `suspended`.
@@ -119,6 +120,10 @@ pub(crate) mod kind {
     pub(crate) const POS_FIRE: u8 = b'h';
     /// `name` -> acknowledged firehose cursor.
     pub(crate) const NAME_ACKED: u8 = b'a';
+    /// `room` -> its member count, kept with every member change of a
+    /// room (a group's members are counted by their keys). A room's
+    /// members are `groupuser_member` keys like a group's.
+    pub(crate) const ROOM_MEMBERS: u8 = b'n';
 
     /// The kind's name, for error messages.
     pub(crate) fn name(kind: u8) -> &'static str {
@@ -138,6 +143,7 @@ pub(crate) mod kind {
             SETUSER_SINCE => "setuser_since",
             POS_FIRE => "pos_fire",
             NAME_ACKED => "name_acked",
+            ROOM_MEMBERS => "room_members",
             _ => "unknown kind",
         }
     }
@@ -228,6 +234,11 @@ pub(crate) fn group_user(group: &GroupId, user: &UserId) -> Vec<u8> {
         kind::GROUPUSER_MEMBER,
         &[group.as_str().as_bytes(), user.as_str().as_bytes()],
     )
+}
+
+/// `n room`.
+pub(crate) fn room_members(room: &GroupId) -> Vec<u8> {
+    key(kind::ROOM_MEMBERS, &[room.as_str().as_bytes()])
 }
 
 /// `s conv`, where `conv` comes from [`conv`].

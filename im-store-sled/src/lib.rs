@@ -114,6 +114,7 @@ mod index;
 mod migrate;
 mod page;
 mod repair;
+mod rooms;
 mod store;
 mod wal;
 mod write;

@@ -7,12 +7,12 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use im_engine::store::{
-    Changes, Mark, Marks, MemberUpdate, MessageUpdate, MessageUpdated, Outgoing, Recipients, Sent,
-    Updated,
+    Changes, Mark, Marks, MemberUpdate, MessageUpdate, MessageUpdated, Outgoing, Recipients,
+    RoomBus, Sent, Updated,
 };
 use im_engine::{
-    Contact, ConvEntry, ConversationId, Epoch, Feed, Firehose, Group, GroupId, Member, Message,
-    Notifier, Presence, Seq, SignalBus, Store, Timestamp, User, UserId,
+    Contact, ConvEntry, ConversationId, Epoch, Feed, Firehose, Group, GroupId, GroupKind, Member,
+    Message, Notifier, Presence, Seq, SignalBus, Store, Timestamp, User, UserId,
 };
 use serde::de::DeserializeOwned;
 
@@ -42,6 +42,7 @@ pub struct SledStore {
     durability: Durability,
     notifier: Notifier,
     signals: SignalBus,
+    rooms: RoomBus,
     epoch: Epoch,
     /// Users with a live stream in this process. Presence is process-local:
     /// after a restart everyone is offline, so it is not stored.
@@ -155,6 +156,7 @@ impl SledStore {
             durability: config.durability,
             notifier: Notifier::new(),
             signals: SignalBus::new(),
+            rooms: RoomBus::new(),
             epoch,
             online: Mutex::default(),
             path,
@@ -291,12 +293,17 @@ impl Store for SledStore {
         &self.signals
     }
 
+    fn rooms(&self) -> &RoomBus {
+        &self.rooms
+    }
+
     async fn send(&self, send: &Outgoing) -> Result<Sent> {
         // An entry read and a feed event written per recipient. A group's
         // recipients are read inside the write; its entry holders are
         // about as many, and cheap to count beforehand.
         let recipients = match &send.recipients {
             Recipients::Users(users) => users.len() as u64,
+            Recipients::Room(_) => 0,
             Recipients::Members(_) => self
                 .state(&keys::conv(&send.message.conversation))?
                 .map_or(0, |s| s.holders),
@@ -316,10 +323,14 @@ impl Store for SledStore {
     }
 
     async fn update_member(&self, update: &MemberUpdate) -> Result<Updated> {
-        // A feed event per member, and the member keys read.
-        let members = self
-            .state(&keys::conv(&ConversationId::group(update.group.clone())))?
-            .map_or(0, |s| s.holders);
+        // A feed event per member, and the member keys read (a room's:
+        // none, and three keys).
+        let members = match update.kind {
+            GroupKind::Group => self
+                .state(&keys::conv(&ConversationId::group(update.group.clone())))?
+                .map_or(0, |s| s.holders),
+            GroupKind::Room => 0,
+        };
         let keys = usize::try_from(2 * members).unwrap_or(usize::MAX);
         let (updated, woken) = self.write(update, keys, Writer::update_member).await?;
         if updated == Updated::Changed {
@@ -333,6 +344,7 @@ impl Store for SledStore {
         // A feed event per recipient (and, for a group, the member keys).
         let recipients = match &update.recipients {
             Recipients::Users(users) => users.len() as u64,
+            Recipients::Room(_) => 0,
             Recipients::Members(_) => self
                 .state(&keys::conv(&update.conversation))?
                 .map_or(0, |s| s.holders),
@@ -545,6 +557,16 @@ impl Store for SledStore {
 
     fn export(&self) -> impl futures_core::Stream<Item = Result<im_engine::store::Record>> + Send {
         self.records()
+    }
+
+    async fn member_count(&self, group: &GroupId) -> Result<usize> {
+        match self.trees.records.get(keys::room_members(group))? {
+            Some(v) => {
+                let n = codec::to_u64(kind::name(kind::ROOM_MEMBERS), &v)?;
+                Ok(usize::try_from(n).unwrap_or(usize::MAX))
+            }
+            None => Ok(self.members(group).await?.len()),
+        }
     }
 
     async fn members_after(

@@ -24,7 +24,7 @@ use im_engine::store::{
     MessageChange, MessageUpdate, MessageUpdated, Outgoing, Recipients, Sent, Updated,
     apply_change, fire_events,
 };
-use im_engine::{ConversationId, Event, GroupId, Membership, Message, UserId};
+use im_engine::{ConversationId, Event, GroupId, GroupKind, Membership, Message, UserId};
 
 use crate::codec::{self, ConvState, Entry};
 use crate::error::{Error, Result};
@@ -32,6 +32,7 @@ use crate::feed;
 use crate::fire;
 use crate::index::{self, Known};
 use crate::keys::{self, kind};
+use crate::rooms;
 use crate::wal::{Log, Writes};
 
 /// Serialises the writes of a store and remembers what they need to read
@@ -246,6 +247,12 @@ fn update_message(
     // Read under the writer's lock, like a send's.
     let recipients = match &u.recipients {
         Recipients::Users(users) => users.clone(),
+        Recipients::Room(room) => match &u.change {
+            MessageChange::React { user, .. } if !rooms::is_member(p, room, user)? => {
+                return Ok((MessageUpdated::NotMember, Vec::new()));
+            }
+            _ => Vec::new(),
+        },
         Recipients::Members(group) => {
             let members = member_ids(p, group)?;
             if let MessageChange::React { user, .. } = &u.change
@@ -275,6 +282,10 @@ fn send(p: &mut Batch<'_>, known: &mut Known, out: &Outgoing) -> Result<(Sent, V
     }
     let recipients = match &out.recipients {
         Recipients::Users(users) => users.clone(),
+        Recipients::Room(room) if !rooms::is_member(p, room, &m.from)? => {
+            return Ok((Sent::NotMember, Vec::new()));
+        }
+        Recipients::Room(_) => Vec::new(),
         Recipients::Members(group) => {
             let members = member_ids(p, group)?;
             if !members.contains(&m.from) {
@@ -355,6 +366,10 @@ fn commit(
         p.insert(keys::group(&g.id), codec::json(g)?);
     }
     for (group, change) in &changes.members {
+        if rooms::is_room(p, group)? {
+            rooms::change(p, group, change)?;
+            continue;
+        }
         match change {
             MemberChange::Put(m) => p.insert(keys::group_user(group, &m.id), codec::json(m)?),
             MemberChange::Remove(id) => p.remove(keys::group_user(group, id)),
@@ -404,6 +419,9 @@ fn update_member(
     known: &mut Known,
     u: &MemberUpdate,
 ) -> Result<(Updated, Vec<UserId>)> {
+    if u.kind == GroupKind::Room {
+        return Ok((rooms::update_member(p, u)?, Vec::new()));
+    }
     let conversation = ConversationId::group(u.group.clone());
     let mut members = member_ids(p, &u.group)?;
     let (user, change) = match &u.change {

@@ -399,7 +399,7 @@ async fn check_after_crashes(
         for (c, log) in &logs {
             let takes_part = match c {
                 ConversationId::Direct(a, b) => *a == user || *b == user,
-                ConversationId::Group(_) => true,
+                ConversationId::Group(_) | ConversationId::Room(_) => true,
             };
             if takes_part {
                 want.extend(log.iter().map(|m| ((c.clone(), m.seq), 1)));

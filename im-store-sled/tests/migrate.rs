@@ -85,7 +85,7 @@ impl Scale {
 
     fn message(self, conversation: &ConversationId, seq: u64) -> im_engine::Message {
         let from = match conversation {
-            ConversationId::Group(_) => uid(seq as usize % self.users),
+            ConversationId::Group(_) | ConversationId::Room(_) => uid(seq as usize % self.users),
             ConversationId::Direct(..) => uid(seq as usize % 2),
         };
         NewMessage {
@@ -131,6 +131,7 @@ fn write_v1(dir: &Path, s: Scale) {
             "g",
             json(&Group {
                 id: g,
+                kind: Default::default(),
                 owner: uid(0),
                 fields: Default::default(),
                 join: JoinPolicy::Open,

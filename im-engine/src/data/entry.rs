@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::Timestamp;
-use super::id::{ConversationId, GroupId};
+use super::id::ConversationId;
 use super::message::Seq;
 
 /// A user's entry for one conversation: its read cursor and the time of the
@@ -19,9 +19,9 @@ pub struct ConvEntry {
 }
 
 impl ConvEntry {
-    pub(crate) fn joined(group: &GroupId, read_seq: Seq, at: Timestamp) -> Self {
+    pub(crate) fn joined(conversation: ConversationId, read_seq: Seq, at: Timestamp) -> Self {
         Self {
-            conversation: ConversationId::group(group.clone()),
+            conversation,
             read_seq,
             activity: at,
         }

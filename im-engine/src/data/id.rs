@@ -95,22 +95,35 @@ plain_id!(
     UserId,
     "user"
 );
+impl UserId {
+    /// An id no user has (it is no valid id): whose view of a message is
+    /// everyone's, with no reaction of its own.
+    pub(crate) fn nobody() -> Self {
+        Self(String::new())
+    }
+}
+
 plain_id!(
     /// The id of a group.
     GroupId,
     "group"
 );
 
-/// A conversation: the direct one of two users, or a group's.
+/// A conversation: the direct one of two users, a group's, or a room's.
 ///
-/// Written `dm:<a>:<b>` with `a < b` bytewise (either order parses), or
-/// `group:<gid>`.
+/// Written `dm:<a>:<b>` with `a < b` bytewise (either order parses),
+/// `group:<gid>` or `room:<rid>`. Groups and rooms share one namespace of
+/// ids (a room is a group record of kind `room`), so `group:x` and `room:x`
+/// never both exist.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ConversationId {
     /// The direct conversation of two different users, the smaller id first.
     Direct(UserId, UserId),
     /// The conversation of a group's members.
     Group(GroupId),
+    /// A room's: its messages are stored once, in its log, and read by its
+    /// members (no copy or reference in their feeds).
+    Room(GroupId),
 }
 
 impl ConversationId {
@@ -134,11 +147,25 @@ impl ConversationId {
         Self::Group(g)
     }
 
-    /// `"dm"` or `"group"`.
+    /// The conversation of room `r`.
+    pub fn room(r: GroupId) -> Self {
+        Self::Room(r)
+    }
+
+    /// `"dm"`, `"group"` or `"room"`.
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Direct(..) => "dm",
             Self::Group(_) => "group",
+            Self::Room(_) => "room",
+        }
+    }
+
+    /// The group or room whose conversation this is.
+    pub fn space(&self) -> Option<&GroupId> {
+        match self {
+            Self::Direct(..) => None,
+            Self::Group(g) | Self::Room(g) => Some(g),
         }
     }
 
@@ -148,7 +175,7 @@ impl ConversationId {
         match self {
             Self::Direct(a, b) if a == me => b.as_str(),
             Self::Direct(a, _) => a.as_str(),
-            Self::Group(g) => g.as_str(),
+            Self::Group(g) | Self::Room(g) => g.as_str(),
         }
     }
 }
@@ -158,6 +185,7 @@ impl fmt::Display for ConversationId {
         match self {
             Self::Direct(a, b) => write!(f, "dm:{a}:{b}"),
             Self::Group(g) => write!(f, "group:{g}"),
+            Self::Room(r) => write!(f, "room:{r}"),
         }
     }
 }
@@ -179,9 +207,11 @@ impl FromStr for ConversationId {
             Self::direct(a.parse()?, b.parse()?)
         } else if let Some(g) = s.strip_prefix("group:") {
             Ok(Self::Group(g.parse()?))
+        } else if let Some(r) = s.strip_prefix("room:") {
+            Ok(Self::Room(r.parse()?))
         } else {
             Err(Error::InvalidId(
-                "a conversation id is dm:<user>:<user> or group:<group>".into(),
+                "a conversation id is dm:<user>:<user>, group:<group> or room:<room>".into(),
             ))
         }
     }
@@ -242,8 +272,10 @@ mod arbitrary_ids {
 
     impl<'a> Arbitrary<'a> for ConversationId {
         fn arbitrary(u: &mut Unstructured<'a>) -> Result<Self> {
-            if u.arbitrary()? {
-                return Ok(Self::Group(u.arbitrary()?));
+            match u.int_in_range(0..=3u8)? {
+                0 => return Ok(Self::Group(u.arbitrary()?)),
+                1 => return Ok(Self::Room(u.arbitrary()?)),
+                _ => {}
             }
             let (a, b): (UserId, UserId) = u.arbitrary()?;
             // Two equal users make no direct conversation: take the group of
@@ -279,8 +311,12 @@ mod tests {
             "group:g1".parse::<ConversationId>().unwrap().to_string(),
             "group:g1"
         );
+        assert_eq!(
+            "room:r1".parse::<ConversationId>().unwrap().to_string(),
+            "room:r1"
+        );
         for bad in [
-            "dm:a:a", "dm:a", "dm:a:b:c", "group:", "chan:x", "", "dm::b",
+            "dm:a:a", "dm:a", "dm:a:b:c", "group:", "room:", "room:a:b", "chan:x", "", "dm::b",
         ] {
             assert!(bad.parse::<ConversationId>().is_err(), "{bad:?}");
         }

@@ -21,7 +21,7 @@ pub use entry::ConvEntry;
 pub use event::{
     ContactNews, Epoch, Event, Feed, FeedEntry, FireEntry, Firehose, Membership, ReactionChange,
 };
-pub use group::{Group, JoinPolicy, Member, Role};
+pub use group::{Group, GroupKind, JoinPolicy, Member, Role};
 pub use id::{ConversationId, GroupId, UserId};
 pub use message::{
     Body, MAX_CLIENT_ID, MAX_REACTION_KEY, MAX_REACTION_KEYS, Message, NewMessage, Reactions, Seq,

@@ -109,7 +109,8 @@ impl<S: Store> Engine<S> {
             .update_member(update)
             .await
             .map_err(Error::store)?;
-        if updated == Updated::Changed && self.reporting() {
+        // A room's joins and leaves are no events (see `room.rs`).
+        if updated == Updated::Changed && self.reporting() && update.kind.is_group() {
             let (user, change) = match &update.change {
                 MemberChange::Put(m) => (&m.id, Membership::Joined),
                 MemberChange::Remove(u) => (u, Membership::Left),

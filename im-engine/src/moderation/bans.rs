@@ -5,7 +5,7 @@ use crate::data::{GroupId, UserId};
 use crate::engine::{Actor, Engine};
 use crate::error::Error;
 use crate::policy::{self, Action};
-use crate::store::{Changes, Mark, MarkChange, Marks, MemberChange, MemberUpdate, Store};
+use crate::store::{Changes, Mark, MarkChange, Marks, MemberChange, Store};
 
 impl<S: Store> Engine<S> {
     /// Fails with [`Error::Banned`] when `user` is banned from `group`.
@@ -54,13 +54,7 @@ impl<S: Store> Engine<S> {
             MarkChange::Remove(user.clone()),
         ));
         self.commit(&changes).await?;
-        let update = MemberUpdate {
-            group: id.clone(),
-            change: MemberChange::Remove(user.clone()),
-            at: now,
-            max_members: self.limits().group_members,
-            trim: self.feed_trim(),
-        };
+        let update = self.member_update(&group, MemberChange::Remove(user.clone()));
         self.update_member(&update).await.map(drop)
     }
 

@@ -5,8 +5,7 @@ use crate::engine::{Actor, Engine};
 use crate::error::Error;
 use crate::policy::{self, Action};
 use crate::store::{
-    Changes, ContactChange, EntryChange, MarkChange, Marks, MemberChange, MemberUpdate,
-    MessageChange, Store,
+    Changes, ContactChange, EntryChange, MarkChange, Marks, MemberChange, MessageChange, Store,
 };
 
 /// How many messages erasure reads at once.
@@ -34,27 +33,21 @@ impl<S: Store> Engine<S> {
         entries.sort_by(|a, b| a.conversation.cmp(&b.conversation));
         let mut groups = Vec::new();
         for e in &entries {
-            if let ConversationId::Group(g) = &e.conversation {
-                let group = self.require_group(g).await?;
+            if let Some(g) = e.conversation.space() {
+                let group = self.require_conversation_space(&e.conversation, g).await?;
                 if group.owner == *id {
                     return Err(Error::Owner(format!(
                         "{id} owns {g}: hand it to another member first"
                     )));
                 }
-                groups.push(g.clone());
+                groups.push(group);
             }
         }
         for e in &entries {
             self.erase_messages(&e.conversation, id).await?;
         }
         for g in groups {
-            let update = MemberUpdate {
-                group: g,
-                change: MemberChange::Remove(id.clone()),
-                at: self.now(),
-                max_members: self.limits().group_members,
-                trim: self.feed_trim(),
-            };
+            let update = self.member_update(&g, MemberChange::Remove(id.clone()));
             self.update_member(&update).await?;
         }
         let contacts = self.store().contacts(id).await.map_err(Error::store)?;

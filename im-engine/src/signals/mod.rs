@@ -76,6 +76,8 @@ impl<S: Store> Engine<S> {
                 }
                 members.into_iter().map(|m| m.id).collect()
             }
+            // A room's signals go to no one by name: see `Engine::typing`.
+            ConversationId::Room(_) => return Ok(None),
         };
         users.retain(|u| u != except);
         Ok(Some(users))

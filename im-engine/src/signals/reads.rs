@@ -45,10 +45,15 @@ impl<S: Store> Engine<S> {
         self.require_reader(actor, conversation).await?;
         let mut users = match conversation {
             ConversationId::Direct(a, b) => vec![a.clone(), b.clone()],
-            ConversationId::Group(g) => {
-                let members = self.store().members(g).await.map_err(Error::store)?;
-                members.into_iter().map(|m| m.id).collect()
-            }
+            // Only the page is read: a room may have a million members.
+            ConversationId::Group(g) | ConversationId::Room(g) => self
+                .store()
+                .members_after(g, after, limit + 1)
+                .await
+                .map_err(Error::store)?
+                .into_iter()
+                .map(|m| m.id)
+                .collect(),
         };
         users.sort();
         users.retain(|u| after.is_none_or(|a| u > a));

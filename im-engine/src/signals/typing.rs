@@ -136,7 +136,7 @@ impl<S: Store> Engine<S> {
     /// # Errors
     ///
     /// [`Error::NotFound`], [`Error::Forbidden`] for a non-participant,
-    /// [`Error::Store`].
+    /// [`Error::Invalid`] in a room, [`Error::Store`].
     pub async fn typing(
         &self,
         actor: &Actor,
@@ -144,6 +144,11 @@ impl<S: Store> Engine<S> {
         typing: bool,
     ) -> Result<(), Error> {
         self.require_taking_part(actor, conversation).await?;
+        if let ConversationId::Room(_) = conversation {
+            return Err(Error::Invalid(
+                "rooms carry no typing signals: a room may have a million members".into(),
+            ));
+        }
         let to = self
             .others(conversation, &actor.user, usize::MAX)
             .await?

@@ -12,10 +12,10 @@ mod export;
 
 use futures_core::Stream;
 
-use super::{Notifier, Record, SignalBus};
+use super::{Notifier, Record, RoomBus, SignalBus};
 use crate::data::{
     Contact, ConvEntry, ConversationId, Epoch, Event, Feed, FeedEntry, FireEntry, Firehose, Group,
-    GroupId, Member, Membership, Message, Presence, Seq, Timestamp, User, UserId,
+    GroupId, GroupKind, Member, Membership, Message, Presence, Seq, Timestamp, User, UserId,
 };
 use crate::store::{
     Changes, ContactChange, EntryChange, FeedTrim, Mark, MarkChange, Marks, MemberChange,
@@ -29,6 +29,7 @@ pub struct MemoryStore {
     state: Arc<Mutex<State>>,
     notifier: Notifier,
     signals: SignalBus,
+    rooms: RoomBus,
     epoch: Epoch,
 }
 
@@ -78,8 +79,15 @@ impl State {
                 self.marked(&Marks::Blocks(a.clone()), b)
                     || self.marked(&Marks::Blocks(b.clone()), a)
             }
-            ConversationId::Group(_) => false,
+            ConversationId::Group(_) | ConversationId::Room(_) => false,
         }
+    }
+
+    /// Whether `user` is a member of `group` (or room).
+    fn is_member(&self, group: &GroupId, user: &UserId) -> bool {
+        self.members
+            .get(group)
+            .is_some_and(|s| s.contains_key(user))
     }
 }
 
@@ -157,6 +165,7 @@ impl MemoryStore {
             state: Arc::default(),
             notifier: Notifier::new(),
             signals: SignalBus::new(),
+            rooms: RoomBus::new(),
             epoch: Epoch::random(),
         }
     }
@@ -190,6 +199,10 @@ impl Store for MemoryStore {
         &self.signals
     }
 
+    fn rooms(&self) -> &RoomBus {
+        &self.rooms
+    }
+
     async fn send(&self, send: &Outgoing) -> Result<Sent, Infallible> {
         let m = &send.message;
         let sent = {
@@ -199,9 +212,12 @@ impl Store for MemoryStore {
                 return Ok(Sent::Blocked);
             }
             // A group's members are read in place, not copied: nothing is
-            // cloned per recipient on the way to their feeds.
+            // cloned per recipient on the way to their feeds. A room's
+            // message goes to its log only.
             let recipients: Vec<&UserId> = match &send.recipients {
                 Recipients::Users(users) => users.iter().collect(),
+                Recipients::Room(r) if !st.is_member(r, &m.from) => return Ok(Sent::NotMember),
+                Recipients::Room(_) => Vec::new(),
                 Recipients::Members(g) => {
                     let members = st.members.get(g);
                     if !members.is_some_and(|s| s.contains_key(&m.from)) {
@@ -270,6 +286,14 @@ impl Store for MemoryStore {
             };
             let recipients: Vec<UserId> = match &u.recipients {
                 Recipients::Users(users) => users.clone(),
+                Recipients::Room(r) => match &u.change {
+                    MessageChange::React { user, .. }
+                        if !st.members.get(r).is_some_and(|s| s.contains_key(user)) =>
+                    {
+                        return Ok(MessageUpdated::NotMember);
+                    }
+                    _ => Vec::new(),
+                },
                 Recipients::Members(g) => {
                     let members = st.members.get(g);
                     if let MessageChange::React { user, .. } = &u.change
@@ -312,6 +336,18 @@ impl Store for MemoryStore {
                 }
                 MemberChange::Put(_) if members.len() >= u.max_members => {
                     return Ok(Updated::Full);
+                }
+                MemberChange::Put(m) if u.kind == GroupKind::Room => {
+                    members.insert(m.id.clone(), m.clone());
+                    return Ok(Updated::Changed);
+                }
+                MemberChange::Remove(id) if u.kind == GroupKind::Room => {
+                    let removed = members.remove(id).is_some();
+                    return Ok(if removed {
+                        Updated::Changed
+                    } else {
+                        Updated::Unchanged
+                    });
                 }
                 MemberChange::Put(m) => {
                     members.insert(m.id.clone(), m.clone());
@@ -480,6 +516,31 @@ impl Store for MemoryStore {
             .get(group)
             .map(|s| s.values().cloned().collect())
             .unwrap_or_default())
+    }
+
+    async fn member_count(&self, group: &GroupId) -> Result<usize, Infallible> {
+        Ok(self.state().members.get(group).map_or(0, BTreeMap::len))
+    }
+
+    async fn members_after(
+        &self,
+        group: &GroupId,
+        after: Option<&UserId>,
+        limit: usize,
+    ) -> Result<Vec<Member>, Infallible> {
+        let st = self.state();
+        let Some(members) = st.members.get(group) else {
+            return Ok(Vec::new());
+        };
+        let from = match after {
+            Some(a) => std::ops::Bound::Excluded(a.clone()),
+            None => std::ops::Bound::Unbounded,
+        };
+        Ok(members
+            .range((from, std::ops::Bound::Unbounded))
+            .take(limit)
+            .map(|(_, m)| m.clone())
+            .collect())
     }
 
     async fn last_seq(&self, conversation: &ConversationId) -> Result<Seq, Infallible> {

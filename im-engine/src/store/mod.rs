@@ -23,7 +23,8 @@ use futures_core::Stream;
 
 use crate::data::{
     Addressed, Body, Contact, ConvEntry, ConversationId, Epoch, Event, Feed, Firehose, Group,
-    GroupId, Member, Message, NewMessage, Presence, ReactionChange, Seq, Timestamp, User, UserId,
+    GroupId, GroupKind, Member, Message, NewMessage, Presence, ReactionChange, Seq, Timestamp,
+    User, UserId,
 };
 pub use crate::error::StoreError;
 
@@ -32,12 +33,14 @@ pub mod export;
 mod marks;
 mod memory;
 mod notify;
+mod rooms_bus;
 
 pub use bus::{BACKLOG, SignalBus, SignalReceiver};
 pub use export::{ImportError, Importer, Record};
 pub use marks::{Mark, MarkChange, Marks};
 pub use memory::MemoryStore;
 pub use notify::Notifier;
+pub use rooms_bus::{Follows, ROOM_BACKLOG, RoomBus, RoomEvent, RoomReceiver};
 
 /// A message on its way: the message and who receives it.
 #[derive(Debug, Clone)]
@@ -60,6 +63,11 @@ pub enum Recipients {
     /// in the same atomic step as the commit: a membership change is either
     /// wholly before a message or wholly after it.
     Members(GroupId),
+    /// Nobody: the message (or change) of room `GroupId` is stored once,
+    /// in the room's log, and no feed or index entry is written. The
+    /// sender (or reacting user) must be a member when it commits, read in
+    /// the same atomic step.
+    Room(GroupId),
 }
 
 /// A join or a leave of one group, applied whole (see [`Store::update_member`]).
@@ -75,6 +83,10 @@ pub struct MemberUpdate {
     pub max_members: usize,
     /// The retention to apply to the feeds appended to.
     pub trim: FeedTrim,
+    /// [`GroupKind::Room`]: a room's join or leave changes the member set
+    /// only (no index entry, no event: the engine writes the member's
+    /// entry itself, in the member's own write).
+    pub kind: GroupKind,
 }
 
 /// What [`Store::update_member`] did.
@@ -382,6 +394,23 @@ pub trait Store: Send + Sync + 'static {
     /// This process's signal bus, which [`Store::publish`] delivers to.
     fn signals(&self) -> &SignalBus;
 
+    /// This process's room bus, which [`Store::publish_room`] delivers to.
+    fn rooms(&self) -> &RoomBus;
+
+    /// Hands a room's live event to the streams watching the room, on
+    /// every process sharing this store, after its write committed; writes
+    /// nothing. A store of one process delivers it to its own bus (the
+    /// default); one shared by many carries it over its pub/sub, one
+    /// subscription per watched room per process. Like a signal, one lost
+    /// on the way is not retried: the room's history has it.
+    fn publish_room(
+        &self,
+        event: &RoomEvent,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send {
+        self.rooms().deliver(event.clone());
+        std::future::ready(Ok(()))
+    }
+
     /// Hands a signal to the streams of the users it names, on every
     /// process sharing this store, and writes nothing. A store of one
     /// process delivers it to its own bus (the default); one shared by many
@@ -397,8 +426,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Stores a message, atomically with all it implies:
     ///
-    /// 0. for [`Recipients::Members`], reads the group's members; when the
-    ///    sender is not one, returns [`Sent::NotMember`] and writes nothing;
+    /// 0. for [`Recipients::Members`] or [`Recipients::Room`], reads the
+    ///    members; when the sender is not one, returns [`Sent::NotMember`]
+    ///    and writes nothing;
     ///    for a direct conversation, reads its two users' [`Marks::Blocks`];
     ///    when either blocks the other, returns [`Sent::Blocked`] and writes
     ///    nothing;
@@ -411,6 +441,9 @@ pub trait Store: Send + Sync + 'static {
     ///    absent) and, for the sender, raises `read_seq` to the new seq;
     /// 4. appends [`Event::Message`] to each recipient's feed and applies
     ///    [`Outgoing::trim`] to it.
+    ///
+    /// A room's message ([`Recipients::Room`]) has no recipients: steps 3
+    /// and 4 write nothing.
     fn send(&self, send: &Outgoing) -> impl Future<Output = Result<Sent, Self::Error>> + Send;
 
     /// Applies a join or a leave, atomically with all it implies and in one
@@ -428,6 +461,8 @@ pub trait Store: Send + Sync + 'static {
     ///   ([`Updated::Unchanged`]), appends `Event::member(group, user, Left)`
     ///   to the feed of every member, the leaving one included, then removes
     ///   the member and its index entry, so that no later message reaches it.
+    ///
+    /// For a room ([`MemberUpdate::kind`]) only the member set changes.
     fn update_member(
         &self,
         update: &MemberUpdate,
@@ -440,8 +475,8 @@ pub trait Store: Send + Sync + 'static {
     ///    deleted message; [`MessageUpdated::Unchanged`] when there is
     ///    nothing to do; [`MessageUpdated::TooManyReactions`] for a new key
     ///    past `max_reaction_keys` (all as [`apply_change`] decides);
-    /// 2. for [`Recipients::Members`], reads the group's members; a
-    ///    reaction by a user who is no member returns
+    /// 2. for [`Recipients::Members`] or [`Recipients::Room`], reads the
+    ///    members; a reaction by a user who is no member returns
     ///    [`MessageUpdated::NotMember`];
     /// 3. otherwise stores the message as changed (a delete keeps no trace
     ///    of the body in what the store reads back) and appends
@@ -625,6 +660,15 @@ pub trait Store: Send + Sync + 'static {
     /// [`Record::rank`] order, for an export ([`export`]), read as one
     /// consistent snapshot as far as the store can (its docs say how far).
     fn export(&self) -> impl Stream<Item = Result<Record, Self::Error>> + Send + '_;
+
+    /// How many members a group (or room) has. This default reads every
+    /// member; a store that keeps the count answers it at once.
+    fn member_count(
+        &self,
+        group: &GroupId,
+    ) -> impl Future<Output = Result<usize, Self::Error>> + Send {
+        async move { Ok(self.members(group).await?.len()) }
+    }
 
     /// Up to `limit` members of a group with an id after `after` (from the
     /// first without it), by id. This default reads every member; a store

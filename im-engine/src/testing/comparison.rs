@@ -10,7 +10,7 @@ use crate::store::{
     MemberUpdate, MessageChange, MessageUpdate, Outgoing, Recipients, Store,
 };
 use crate::{
-    Body, Contact, ConvEntry, ConversationId, Event, Group, GroupId, JoinPolicy, Member,
+    Body, Contact, ConvEntry, ConversationId, Event, Group, GroupId, GroupKind, JoinPolicy, Member,
     Membership, MemoryStore, NewMessage, Role, User, UserId,
 };
 
@@ -67,7 +67,14 @@ impl Rng {
 }
 
 const USERS: [&str; 4] = ["al", "alice", "bob", "carol"];
-const CONVS: [&str; 4] = ["dm:al:alice", "dm:alice:bob", "group:g", "group:h"];
+/// `room:h` shares its members with `group:h`, as a store sees them.
+const CONVS: [&str; 5] = [
+    "dm:al:alice",
+    "dm:alice:bob",
+    "group:g",
+    "group:h",
+    "room:h",
+];
 
 fn participants(conv: &str) -> Vec<&'static str> {
     match conv {
@@ -112,6 +119,9 @@ fn random_send(rng: &mut Rng, now: u64) -> Outgoing {
     {
         out.recipients = Recipients::Members(gid(group));
     }
+    if let Some(room) = conv.strip_prefix("room:") {
+        out.recipients = Recipients::Room(gid(room));
+    }
     out
 }
 
@@ -130,6 +140,7 @@ fn random_message_update(rng: &mut Rng, now: u64) -> MessageUpdate {
         },
     };
     let recipients = match conv.strip_prefix("group:") {
+        _ if conv.starts_with("room:") => Recipients::Room(gid("h")),
         Some(group) if rng.below(2) == 0 => Recipients::Members(gid(group)),
         _ => Recipients::Users(participants(conv).into_iter().map(uid).collect()),
     };
@@ -160,6 +171,7 @@ fn random_update(rng: &mut Rng, now: u64) -> MemberUpdate {
         at: now.saturating_sub(rng.below(3)),
         max_members: rng.pick(&[2, 3, 100]) as usize,
         trim: random_trim(rng, now),
+        kind: rng.pick(&[GroupKind::Group, GroupKind::Group, GroupKind::Room]),
     }
 }
 
@@ -197,6 +209,7 @@ fn random_changes(rng: &mut Rng, now: u64, last: impl Fn(&ConversationId) -> u64
     if rng.below(3) == 0 {
         c.groups.push(Group {
             id: gid(rng.pick(&["g", "h"])),
+            kind: GroupKind::Group,
             owner: uid("alice"),
             fields: Default::default(),
             join: JoinPolicy::Open,

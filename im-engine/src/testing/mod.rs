@@ -26,6 +26,7 @@ pub mod firehose_cases;
 mod hook_cases;
 pub mod model;
 pub mod paging;
+pub mod rooms;
 pub mod signals;
 pub mod state_machine;
 pub mod subscription;
@@ -119,6 +120,13 @@ macro_rules! store_conformance_tests {
             the_firehose_holds_each_event_once,
             the_live_firehose_hears_new_events,
             the_firehose_and_acks_survive_reopen,
+        );
+        $crate::store_conformance_tests!(@async $f, rooms;
+            room_messages_are_stored_once_and_read_by_members,
+            rooms_are_in_the_list_with_unread,
+            room_messages_change_in_place,
+            room_limits_and_policy_hold,
+            room_members_page_by_id,
         );
         $crate::store_conformance_tests!(@signals $f;
             followers_follow_contact_changes,

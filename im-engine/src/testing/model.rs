@@ -11,8 +11,8 @@ use crate::feed::{Cursor, Delivered, EventData, EventPage, ResetReason, Start};
 use crate::page::{self, LIST_PAGE_DEFAULT, LIST_PAGE_MAX, Page};
 use crate::{
     Contact, ContactNews, ContactView, ConvEntry, ConversationId, ConversationView, ErrorKind,
-    Event, GroupId, GroupView, HistoryPage, JoinPolicy, JoinRequest, Marked, Member, Message,
-    ReactionChange, ReadState, Role, Seq, Timestamp, UserId,
+    Event, GroupId, GroupKind, GroupView, HistoryPage, JoinPolicy, JoinRequest, Marked, Member,
+    Message, ReactionChange, ReadState, Role, Seq, Timestamp, UserId,
 };
 use crate::{Group, Password, Profile};
 
@@ -125,7 +125,10 @@ impl Model {
     /// Every conversation that has a message, or a group's.
     pub fn conversation_ids(&self) -> Vec<ConversationId> {
         let mut ids: Vec<_> = self.logs.keys().cloned().collect();
-        ids.extend(self.groups.keys().map(|g| ConversationId::group(g.clone())));
+        ids.extend(self.groups.values().map(|g| match g.kind {
+            GroupKind::Group => ConversationId::group(g.id.clone()),
+            GroupKind::Room => ConversationId::room(g.id.clone()),
+        }));
         ids.sort();
         ids.dedup();
         ids
@@ -194,7 +197,23 @@ impl Model {
     }
 
     fn group_of(&self, id: &GroupId) -> Result<Group, ErrorKind> {
-        self.groups.get(id).cloned().ok_or(ErrorKind::NotFound)
+        self.space_of(GroupKind::Group, id)
+    }
+
+    fn space_of(&self, kind: GroupKind, id: &GroupId) -> Result<Group, ErrorKind> {
+        self.groups
+            .get(id)
+            .filter(|g| g.kind == kind)
+            .cloned()
+            .ok_or(ErrorKind::NotFound)
+    }
+
+    /// Records a shared event that no feed gets (a room's): an after-commit
+    /// hook still hears of it once, and the firehose holds it.
+    fn commit_unfanned(&mut self, event: Event) {
+        let once = (None, self.now, event);
+        self.committed.push(once.clone());
+        self.fired.push(once);
     }
 
     fn group_members(&self, id: &GroupId) -> Vec<UserId> {
@@ -216,6 +235,10 @@ impl Model {
                 self.group_of(g)?;
                 Ok(self.group_members(g))
             }
+            ConversationId::Room(r) => {
+                self.space_of(GroupKind::Room, r)?;
+                Ok(self.group_members(r))
+            }
         }
     }
 
@@ -229,6 +252,190 @@ impl Model {
             Some(n) if n >= 1 && n <= max => Ok(n),
             Some(_) => err(ErrorKind::Invalid),
         }
+    }
+
+    /// Whether `actor` may hand group or room `id` to `owner` (if any).
+    fn check_hand_over(
+        &self,
+        actor: &Actor,
+        kind: GroupKind,
+        id: &GroupId,
+        owner: Option<&UserId>,
+    ) -> Result<(), ErrorKind> {
+        if let Some(o) = owner {
+            let g = self.space_of(kind, id)?;
+            if !(actor.admin || g.owner == actor.user) {
+                return err(ErrorKind::Forbidden);
+            }
+            if !self.group_members(id).contains(o) {
+                return err(ErrorKind::Conflict);
+            }
+        }
+        Ok(())
+    }
+
+    /// Hands `g` to `owner` (if any, and not its owner already).
+    fn hand_over(&mut self, g: &mut Group, owner: Option<&UserId>) {
+        if let Some(o) = owner
+            && g.owner != *o
+        {
+            let members = self.members.entry(g.id.clone()).or_default();
+            if let Some(old) = members.get_mut(&g.owner) {
+                old.role = Role::Member;
+            }
+            if let Some(new) = members.get_mut(o) {
+                new.role = Role::Owner;
+            }
+            g.owner = o.clone();
+        }
+    }
+
+    /// Creates or updates a room, as `Command::PutRoom`.
+    fn put_room(
+        &mut self,
+        actor: &Actor,
+        id: &GroupId,
+        fields: &crate::FieldPatch,
+        join: Option<JoinPolicy>,
+        owner: Option<&UserId>,
+    ) -> Answer {
+        let me = &actor.user;
+        self.check_hand_over(actor, GroupKind::Room, id, owner)?;
+        self.check_patch(fields)?;
+        if join == Some(JoinPolicy::Approval) {
+            return err(ErrorKind::Invalid);
+        }
+        let (mut g, created) = match self.groups.get(id) {
+            Some(g) if g.kind == GroupKind::Group => return err(ErrorKind::Conflict),
+            Some(g) if g.owner == *me || actor.admin => (g.clone(), false),
+            Some(_) => return err(ErrorKind::Forbidden),
+            None => {
+                self.user_exists(me)?;
+                if self.rooms_of(me) >= self.limits.rooms_per_user {
+                    return err(ErrorKind::Conflict);
+                }
+                let g = Group {
+                    id: id.clone(),
+                    kind: GroupKind::Room,
+                    owner: me.clone(),
+                    fields: Default::default(),
+                    join: JoinPolicy::Invite,
+                    created_at: self.now,
+                };
+                (g, true)
+            }
+        };
+        g.fields = self.merged(g.fields, fields)?;
+        if let Some(j) = join {
+            g.join = j;
+        }
+        if created {
+            self.add_room_member(id, me, Role::Owner);
+        }
+        self.hand_over(&mut g, owner);
+        self.groups.insert(id.clone(), g);
+        Ok(Outcome::Group(self.group_view(id), created))
+    }
+
+    /// How many rooms `user` is in.
+    fn rooms_of(&self, user: &UserId) -> usize {
+        self.entries.get(user).map_or(0, |e| {
+            e.keys()
+                .filter(|c| matches!(c, ConversationId::Room(_)))
+                .count()
+        })
+    }
+
+    fn add_room_member(&mut self, room: &GroupId, user: &UserId, role: Role) {
+        let now = self.now;
+        self.members.entry(room.clone()).or_default().insert(
+            user.clone(),
+            Member {
+                id: user.clone(),
+                role,
+                since: now,
+            },
+        );
+        let conversation = ConversationId::room(room.clone());
+        let read_seq = self.last_seq(&conversation);
+        self.entries.entry(user.clone()).or_default().insert(
+            conversation.clone(),
+            ConvEntry {
+                conversation,
+                read_seq,
+                activity: now,
+            },
+        );
+    }
+
+    /// Adds `user` to a room, as `Command::JoinRoom`.
+    fn join_room(&mut self, actor: &Actor, room: &GroupId, user: &UserId) -> Answer {
+        let me = &actor.user;
+        let g = self.space_of(GroupKind::Room, room)?;
+        self.user_exists(user)?;
+        if self.group_members(room).contains(user) {
+            // Checked by the policy even so.
+            if !(actor.admin || g.owner == *me || (me == user && g.join == JoinPolicy::Open)) {
+                return err(ErrorKind::Forbidden);
+            }
+            return Ok(Outcome::Done);
+        }
+        if self.rooms_of(user) >= self.limits.rooms_per_user {
+            return err(ErrorKind::Conflict);
+        }
+        if !(actor.admin || g.owner == *me || (me == user && g.join == JoinPolicy::Open)) {
+            return err(ErrorKind::Forbidden);
+        }
+        if Self::marked(&self.bans, room, user) {
+            return err(ErrorKind::Forbidden);
+        }
+        if self.group_members(room).len() >= self.limits.room_members {
+            return err(ErrorKind::Conflict);
+        }
+        self.add_room_member(room, user, Role::Member);
+        Ok(Outcome::Done)
+    }
+
+    /// Removes `user` from a group or room, as `Command::Leave` and
+    /// `Command::LeaveRoom`.
+    fn leave(&mut self, actor: &Actor, kind: GroupKind, room: &GroupId, user: &UserId) -> Answer {
+        let me = &actor.user;
+        let g = self.space_of(kind, room)?;
+        self.user_exists(user)?;
+        if !(actor.admin || g.owner == *me || me == user) {
+            return err(ErrorKind::Forbidden);
+        }
+        if g.owner == *user {
+            return err(ErrorKind::Conflict);
+        }
+        self.remove_member(room, user);
+        Ok(Outcome::Done)
+    }
+
+    /// A page of a group's or room's members, as `Command::Members`.
+    fn members_page(
+        &self,
+        actor: &Actor,
+        kind: GroupKind,
+        id: &GroupId,
+        query: &crate::ListQuery,
+    ) -> Answer {
+        let limit = self.limit(query.limit, LIST_PAGE_DEFAULT, LIST_PAGE_MAX)?;
+        let after = page::member_cursor(query.after.as_deref()).map_err(|e| e.kind())?;
+        self.space_of(kind, id)?;
+        let list: Vec<Member> = self
+            .members
+            .get(id)
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default();
+        if !actor.admin && !list.iter().any(|m| m.id == actor.user) {
+            return err(ErrorKind::Forbidden);
+        }
+        // The map is keyed by user id: already in page order.
+        let start = after.map_or(0, |a| list.partition_point(|m| m.id <= a));
+        Ok(Outcome::Members(model_page(list, start, limit, |m| {
+            m.id.to_string()
+        })))
     }
 
     fn group_view(&self, id: &GroupId) -> GroupView {
@@ -257,7 +464,7 @@ impl Model {
             ConversationId::Direct(a, b) => {
                 Self::marked(&self.blocks, a, b) || Self::marked(&self.blocks, b, a)
             }
-            ConversationId::Group(_) => false,
+            ConversationId::Group(_) | ConversationId::Room(_) => false,
         }
     }
 
@@ -278,6 +485,18 @@ impl Model {
     /// `user` leaves `group`, if a member: every member hears of it.
     fn remove_member(&mut self, group: &GroupId, user: &UserId) {
         let members = self.group_members(group);
+        if self
+            .groups
+            .get(group)
+            .is_some_and(|g| g.kind == GroupKind::Room)
+        {
+            self.members.entry(group.clone()).or_default().remove(user);
+            self.entries
+                .entry(user.clone())
+                .or_default()
+                .remove(&ConversationId::room(group.clone()));
+            return;
+        }
         if !members.contains(user) {
             return;
         }
@@ -417,23 +636,20 @@ impl Model {
                 join,
                 owner,
             } => {
-                if let Some(o) = owner {
-                    let g = self.group_of(id)?;
-                    if !(actor.admin || g.owner == *me) {
-                        return err(ErrorKind::Forbidden);
-                    }
-                    if !self.group_members(id).contains(o) {
-                        return err(ErrorKind::Conflict);
-                    }
-                }
+                self.check_hand_over(actor, GroupKind::Group, id, owner.as_ref())?;
                 self.check_patch(fields)?;
                 let (mut g, created) = match self.groups.get(id) {
+                    Some(g) if g.kind == GroupKind::Room => {
+                        // The hand-over above already found no group.
+                        return err(ErrorKind::Conflict);
+                    }
                     Some(g) if g.owner == *me || actor.admin => (g.clone(), false),
                     Some(_) => return err(ErrorKind::Forbidden),
                     None => {
                         self.user_exists(me)?;
                         let g = Group {
                             id: id.clone(),
+                            kind: GroupKind::Group,
                             owner: me.clone(),
                             fields: Default::default(),
                             join: JoinPolicy::Invite,
@@ -471,18 +687,7 @@ impl Model {
                     };
                     self.push_event(me, data);
                 }
-                if let Some(o) = owner
-                    && g.owner != *o
-                {
-                    let members = self.members.entry(id.clone()).or_default();
-                    if let Some(old) = members.get_mut(&g.owner) {
-                        old.role = Role::Member;
-                    }
-                    if let Some(new) = members.get_mut(o) {
-                        new.role = Role::Owner;
-                    }
-                    g.owner = o.clone();
-                }
+                self.hand_over(&mut g, owner.as_ref());
                 self.groups.insert(id.clone(), g);
                 Ok(Outcome::Group(self.group_view(id), created))
             }
@@ -490,24 +695,22 @@ impl Model {
                 self.group_of(id)?;
                 Ok(Outcome::Group(self.group_view(id), false))
             }
-            Command::Members { id, query } => {
-                let limit = self.limit(query.limit, LIST_PAGE_DEFAULT, LIST_PAGE_MAX)?;
-                let after = page::member_cursor(query.after.as_deref()).map_err(|e| e.kind())?;
-                self.group_of(id)?;
-                let list: Vec<Member> = self
-                    .members
-                    .get(id)
-                    .map(|m| m.values().cloned().collect())
-                    .unwrap_or_default();
-                if !actor.admin && !list.iter().any(|m| m.id == *me) {
-                    return err(ErrorKind::Forbidden);
-                }
-                // The map is keyed by user id: already in page order.
-                let start = after.map_or(0, |a| list.partition_point(|m| m.id <= a));
-                Ok(Outcome::Members(model_page(list, start, limit, |m| {
-                    m.id.to_string()
-                })))
+            Command::Members { id, query } => self.members_page(actor, GroupKind::Group, id, query),
+            Command::PutRoom {
+                id,
+                fields,
+                join,
+                owner,
+            } => self.put_room(actor, id, fields, *join, owner.as_ref()),
+            Command::Room { id } => {
+                self.space_of(GroupKind::Room, id)?;
+                Ok(Outcome::Group(self.group_view(id), false))
             }
+            Command::RoomMembers { id, query } => {
+                self.members_page(actor, GroupKind::Room, id, query)
+            }
+            Command::JoinRoom { room, user } => self.join_room(actor, room, user),
+            Command::LeaveRoom { room, user } => self.leave(actor, GroupKind::Room, room, user),
             Command::Join { group, user } => {
                 let g = self.group_of(group)?;
                 self.user_exists(user)?;
@@ -572,18 +775,7 @@ impl Model {
                 self.requests.entry(group.clone()).or_default().remove(user);
                 Ok(Outcome::Done)
             }
-            Command::Leave { group, user } => {
-                let g = self.group_of(group)?;
-                self.user_exists(user)?;
-                if !(actor.admin || g.owner == *me || me == user) {
-                    return err(ErrorKind::Forbidden);
-                }
-                if g.owner == *user {
-                    return err(ErrorKind::Conflict);
-                }
-                self.remove_member(group, user);
-                Ok(Outcome::Done)
-            }
+            Command::Leave { group, user } => self.leave(actor, GroupKind::Group, group, user),
             Command::Requests { group } => {
                 let g = self.group_of(group)?;
                 if !(actor.admin || g.owner == *me) {
@@ -739,6 +931,21 @@ impl Model {
                     reactions: Default::default(),
                 };
                 log.push(message.clone());
+                if let ConversationId::Room(_) = conversation {
+                    // Stored once: only the sender's cursor moves.
+                    if let Some(e) = self
+                        .entries
+                        .get_mut(&from)
+                        .and_then(|e| e.get_mut(conversation))
+                    {
+                        e.read_seq = e.read_seq.max(message.seq);
+                    }
+                    self.commit_unfanned(Event::Message {
+                        conversation: conversation.clone(),
+                        seq: message.seq,
+                    });
+                    return Ok(Outcome::Sent(message, true));
+                }
                 for r in &recipients {
                     let e = self
                         .entries
@@ -860,6 +1067,13 @@ impl Model {
                     .get(me)
                     .map(|e| e.values().cloned().collect())
                     .unwrap_or_default();
+                for e in &mut list {
+                    if let ConversationId::Room(_) = e.conversation
+                        && let Some(m) = self.logs.get(&e.conversation).and_then(|l| l.last())
+                    {
+                        e.activity = e.activity.max(m.ts);
+                    }
+                }
                 list.sort_by(|a, b| {
                     (b.activity, &a.conversation).cmp(&(a.activity, &b.conversation))
                 });
@@ -885,6 +1099,9 @@ impl Model {
             Command::Typing { conversation, .. } => {
                 if !self.participants(conversation)?.contains(me) {
                     return err(ErrorKind::Forbidden);
+                }
+                if let ConversationId::Room(_) = conversation {
+                    return err(ErrorKind::Invalid);
                 }
                 Ok(Outcome::Signalled)
             }
@@ -945,6 +1162,7 @@ impl Model {
                 let m = self.readable_message(actor, conversation, *seq)?;
                 let owner = match conversation {
                     ConversationId::Group(g) => Some(self.group_of(g)?.owner),
+                    ConversationId::Room(r) => Some(self.space_of(GroupKind::Room, r)?.owner),
                     ConversationId::Direct(..) => None,
                 };
                 if m.from != *me && owner.as_ref() != Some(me) && !actor.admin {
@@ -1033,8 +1251,8 @@ impl Model {
             .unwrap_or_default();
         let mut groups = Vec::new();
         for c in &convs {
-            if let ConversationId::Group(g) = c {
-                if self.group_of(g)?.owner == *id {
+            if let Some(g) = c.space() {
+                if self.groups.get(g).is_some_and(|g| g.owner == *id) {
                     return err(ErrorKind::Conflict);
                 }
                 groups.push(g.clone());
@@ -1116,6 +1334,10 @@ impl Model {
         };
         edit(m);
         let m = m.clone();
+        if let ConversationId::Room(_) = c {
+            self.commit_unfanned(event);
+            return Ok(Outcome::Message(m));
+        }
         for user in self.participants(c)? {
             self.push_event(&user, event.clone());
         }

@@ -24,6 +24,8 @@ use crate::{
 /// The users commands name; `u9` is never created.
 const USERS: [&str; 5] = ["u0", "u1", "u2", "u3", "u9"];
 const GROUPS: [&str; 2] = ["g0", "g1"];
+/// The rooms commands name; `g1` is also a group's, whose ids rooms share.
+const ROOMS: [&str; 3] = ["r0", "r1", "g1"];
 
 /// Small limits, so that every limit is hit often.
 pub fn limits() -> Limits {
@@ -32,6 +34,8 @@ pub fn limits() -> Limits {
         fields: 3,
         field_bytes: 8,
         group_members: 3,
+        room_members: 3,
+        rooms_per_user: 2,
         reaction_keys: 2,
         page: 4,
         events_page: 1000,
@@ -107,6 +111,10 @@ fn group() -> impl Strategy<Value = GroupId> + Clone {
     prop::sample::select(GROUPS.to_vec()).prop_map(|g| GroupId::new(g).expect("valid test id"))
 }
 
+fn room() -> impl Strategy<Value = GroupId> + Clone {
+    prop::sample::select(ROOMS.to_vec()).prop_map(|g| GroupId::new(g).expect("valid test id"))
+}
+
 fn actor() -> impl Strategy<Value = Actor> {
     prop_oneof![6 => user().prop_map(Actor::user), 1 => Just(root())]
 }
@@ -115,6 +123,7 @@ fn conversation() -> impl Strategy<Value = ConversationId> {
     prop_oneof![
         3 => (user(), user()).prop_filter_map("two users", |(a, b)| ConversationId::direct(a, b).ok()),
         2 => group().prop_map(ConversationId::group),
+        2 => room().prop_map(ConversationId::room),
     ]
 }
 
@@ -221,6 +230,20 @@ fn command() -> impl Strategy<Value = Command> {
         1 => (conversation(), any::<bool>()).prop_map(|(conversation, typing)| Command::Typing { conversation, typing }),
         2 => (conversation(), prop::option::of(user()), limit()).prop_map(|(conversation, after, limit)| Command::Reads { conversation, after, limit }),
         6 => moderation(),
+        6 => rooms(),
+    ]
+}
+
+/// Rooms: creation, reading, members, joins and leaves.
+fn rooms() -> impl Strategy<Value = Command> {
+    let join = prop::option::of(join_policy());
+    prop_oneof![
+        2 => (room(), patch(), join, prop::option::of(user()))
+            .prop_map(|(id, fields, join, owner)| Command::PutRoom { id, fields, join, owner }),
+        1 => room().prop_map(|id| Command::Room { id }),
+        1 => (room(), list_query()).prop_map(|(id, query)| Command::RoomMembers { id, query }),
+        3 => (room(), user()).prop_map(|(room, user)| Command::JoinRoom { room, user }),
+        2 => (room(), user()).prop_map(|(room, user)| Command::LeaveRoom { room, user }),
     ]
 }
 
@@ -646,6 +669,12 @@ impl<F: StoreFactory> StateMachineTest for EngineTest<F> {
         for g in GROUPS.map(|g| GroupId::new(g).expect("valid test id")) {
             walk_pages(sys, &mut model, &root(), |query| Command::Members {
                 id: g.clone(),
+                query,
+            });
+        }
+        for r in ROOMS.map(|r| GroupId::new(r).expect("valid test id")) {
+            walk_pages(sys, &mut model, &root(), |query| Command::RoomMembers {
+                id: r.clone(),
                 query,
             });
         }

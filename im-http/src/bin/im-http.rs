@@ -170,6 +170,21 @@ struct Serve {
     /// Most members in a group.
     #[arg(long, env = "IM_MAX_GROUP_MEMBERS", default_value_t = Limits::default().group_members)]
     max_group_members: usize,
+    /// Most members in a room.
+    #[arg(long, env = "IM_MAX_ROOM_MEMBERS", default_value_t = Limits::default().room_members)]
+    max_room_members: usize,
+    /// Most rooms one user is a member of (the conversation list reads
+    /// each of the user's rooms' newest message).
+    #[arg(long, env = "IM_MAX_ROOMS_PER_USER", default_value_t = Limits::default().rooms_per_user)]
+    max_rooms_per_user: usize,
+    /// Milliseconds between pushes of a room's messages to an event stream
+    /// (0: each message at once).
+    #[arg(long, env = "IM_ROOM_PUSH_INTERVAL_MS", default_value_t = 0)]
+    room_push_interval_ms: u64,
+    /// The most messages of one room a stream gets per push: the newest
+    /// (the others are an `event: gap`).
+    #[arg(long, env = "IM_ROOM_PUSH_COUNT", default_value_t = im_http::RoomPush::default().count)]
+    room_push_count: usize,
     /// Largest page of history or of the conversation list.
     #[arg(long, env = "IM_MAX_PAGE", default_value_t = Limits::default().page)]
     max_page: usize,
@@ -462,6 +477,8 @@ async fn serve(args: Serve) -> Result<(), BoxError> {
             fields: args.max_fields,
             field_bytes: args.max_field_bytes,
             group_members: args.max_group_members,
+            room_members: args.max_room_members,
+            rooms_per_user: args.max_rooms_per_user,
             page: args.max_page,
             ..Limits::default()
         },
@@ -477,6 +494,10 @@ async fn serve(args: Serve) -> Result<(), BoxError> {
     let hooks = args.send_hook.hooks()?;
     let mut config = Config::new(secret);
     config.keep_alive = Duration::from_secs(args.keep_alive_secs.max(1));
+    config.room_push = im_http::RoomPush {
+        interval: Duration::from_millis(args.room_push_interval_ms),
+        count: args.room_push_count.max(1),
+    };
     config.header_read_timeout = Duration::from_secs(args.header_timeout_secs.max(1));
     config.shutdown_delay = Duration::from_secs(args.shutdown_delay_secs);
     config.shutdown_grace = Duration::from_secs(args.shutdown_grace_secs);

@@ -22,6 +22,7 @@ mod outage;
 mod paging;
 mod probes;
 mod receiver;
+mod rooms;
 mod send_hook;
 mod service;
 mod signals;

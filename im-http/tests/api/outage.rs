@@ -61,6 +61,9 @@ impl Store for FlakyStore {
     fn signals(&self) -> &im_engine::SignalBus {
         self.inner.signals()
     }
+    fn rooms(&self) -> &im_engine::store::RoomBus {
+        self.inner.rooms()
+    }
     async fn send(&self, send: &Outgoing) -> Result<Sent, Down> {
         self.check()?;
         let sent = self.inner.send(send).await.map_err(never)?;

@@ -194,6 +194,47 @@ async function moderation(A, B) {
   await A.screenshot({ path: `${SHOTS}/moderation.png` });
 }
 
+// Rooms: bob joins alice's room by id in the page; its messages arrive on
+// his stream (which watches the room); a burst the server paces (1 s, 3
+// messages here) leaves "load the n skipped messages" lines that page the
+// skipped ones in from history.
+async function rooms(A, B) {
+  log('alice makes a room; bob joins it by id');
+  await api(ALICE, 'PUT', '/v1/rooms/lobby', { join: 'open' });
+  await api(ALICE, 'POST', '/v1/conversations/room:lobby/messages', { body: { text: 'welcome to the lobby' } });
+  if (!(await B.locator('#room-tools').evaluate((d) => d.open))) await B.locator('#room-tools summary').click();
+  await B.locator('#room-join-input').fill('lobby');
+  await B.locator('#room-join-form button').click();
+  await until('the lobby in bob\'s list', () => count(B, '#conversations li[data-id="room:lobby"]'));
+  await until('the lobby to open', async () => (await B.locator('#conv-title').textContent()) === '◇ lobby');
+  await seesMessage('bob', B, 'welcome to the lobby');
+  await until('bob\'s stream to watch the lobby', async () => (await B.evaluate(() => state.watched.join(','))) === 'lobby'
+    && (await B.locator('#status').textContent()) === 'live');
+  await api(ALICE, 'POST', '/v1/conversations/room:lobby/messages', { body: { text: 'live in the lobby' } });
+  await seesMessage('bob', B, 'live in the lobby');
+
+  log('a burst of 10: bob gets the newest and lines for what the pace skipped');
+  for (let i = 1; i <= 10; i += 1) {
+    await api(ALICE, 'POST', '/v1/conversations/room:lobby/messages', { body: { text: `burst ${i}` } });
+  }
+  await seesMessage('bob', B, 'burst 10');
+  await until('a skipped-messages line', async () => (await count(B, '#message-list li.gap')) >= 1);
+  const lines = await texts(B, '#message-list li.gap button');
+  for (const l of lines) check(/^Load the \d+ skipped messages?$/.test(l), `the gap line: ${l}`);
+  const skipped = lines.reduce((n, l) => n + Number(l.match(/\d+/)[0]), 0);
+  const bursts = (await bubbles(B)).filter((t) => t.startsWith('burst '));
+  check(bursts.length + skipped === 10, `shown ${bursts.length} and skipped ${skipped} of 10`);
+  await B.screenshot({ path: `${SHOTS}/room-gap.png` });
+  for (let left = lines.length; left > 0; left -= 1) {
+    await B.locator('#message-list li.gap button').first().click();
+    await until('a gap to load', async () => (await count(B, '#message-list li.gap')) === left - 1);
+  }
+  const all = (await bubbles(B)).filter((t) => t.startsWith('burst '));
+  check(JSON.stringify(all) === JSON.stringify(Array.from({ length: 10 }, (_, i) => `burst ${i + 1}`)),
+    `every burst message in order once loaded: ${JSON.stringify(all)}`);
+  await B.screenshot({ path: `${SHOTS}/room.png` });
+}
+
 // Alice's dot in bob's contacts follows her page live: sign-out, sign-in,
 // closing the window. The server's presence grace is 1 s here.
 async function presence(A, B) {
@@ -555,6 +596,7 @@ try {
   await badgeIs('alice', A, GROUP, 0);
   await A.screenshot({ path: `${SHOTS}/overview.png` });
 
+  await rooms(A, B);
   await moderation(A, B);
   await presence(A, B);
 

@@ -4,8 +4,8 @@
 //!
 //! Every cell runs on a fresh server seeded the same way, so cells do not
 //! depend on each other: users root, alice, bob, carol; alice's group `g1`
-//! (invite only) with bob in it; one message from alice in `dm:alice:bob`
-//! and one in `group:g1`; alice's password `alice-password` (carol has
+//! (invite only) with bob in it, and her room `r1` likewise; one message
+//! from alice in `dm:alice:bob`, one in `group:g1` and one in `room:r1`; alice's password `alice-password` (carol has
 //! none). Callers: no token, a token signed with another
 //! secret, an expired token, carol (a stranger to the group and the
 //! conversation), bob (member, participant), alice (owner: of the group, of
@@ -103,6 +103,34 @@ PUT    /v1/conversations/group:g1/messages/1/reactions/ok -                     
 DELETE /v1/conversations/group:g1/messages/1/reactions/ok -                       401 401 401 403 200 200 403  403 403 403 403
 GET    /v1/conversations/group:g1/messages/1/reactions -                          401 401 401 403 200 200 200  403 403 403 403
 
+# Rooms behave as groups (alice's room `r1`, invite only, with bob in it,
+# and one message of alice's): anyone reads one and creates one, but not
+# with a group's id (they share ids); the owner (or an admin) updates it and
+# adds members; members (and admins) list members; a member quits, the
+# owner removes anyone and never leaves. Every conversation route takes
+# `room:r1` as it takes `group:g1`; rooms carry no typing (400).
+GET    /v1/rooms/r1                               -                               401 401 401 200 200 200 200  200 200 200 403
+PUT    /v1/rooms/r1                               {"fields":{"topic":"x"}}        401 401 401 403 403 200 200  403 403 403 403
+PUT    /v1/rooms/r2                               {"join":"open"}                 401 401 401 201 201 201 201  201 201 201 403
+PUT    /v1/rooms/g1                               {}                              401 401 401 409 409 409 409  409 409 409 403
+PUT    /v1/rooms/r1                               {"owner":"bob"}                 401 401 401 403 403 200 200  403 403 403 403
+GET    /v1/rooms/r1/members                       -                               401 401 401 403 200 200 200  403 403 403 403
+GET    /v1/rooms/r1/members?limit=1&after=alice   -                               401 401 401 403 200 200 200  403 403 403 403
+PUT    /v1/rooms/r1/members/carol                 -                               401 401 401 403 403 200 200  403 403 403 403
+DELETE /v1/rooms/r1/members/bob                   -                               401 401 401 403 200 200 200  403 403 403 403
+DELETE /v1/rooms/r1/members/alice                 -                               401 401 401 403 403 409 409  403 403 403 403
+POST   /v1/conversations/room:r1/messages         {"body":{"t":1}}                401 401 401 403 201 201 403  403 403 403 403
+POST   /v1/conversations/room:r1/messages         {"body":{"t":1},"from":"bob"}   401 401 401 403 201 403 201  403 403 403 403
+GET    /v1/conversations/room:r1/messages         -                               401 401 401 403 200 200 200  403 403 403 403
+GET    /v1/conversations/room:r1/messages/1       -                               401 401 401 403 200 200 200  403 403 403 403
+POST   /v1/conversations/room:r1/read             {}                              401 401 401 403 200 200 403  403 403 403 403
+PATCH  /v1/conversations/room:r1/messages/1       {"body":{"t":2}}                401 401 401 403 403 200 200  403 403 403 403
+DELETE /v1/conversations/room:r1/messages/1       -                               401 401 401 403 403 200 200  403 403 403 403
+PUT    /v1/conversations/room:r1/messages/1/reactions/ok -                        401 401 401 403 200 200 403  403 403 403 403
+GET    /v1/conversations/room:r1/messages/1/reactions -                           401 401 401 403 200 200 200  403 403 403 403
+POST   /v1/conversations/room:r1/typing           -                               401 401 401 403 400 400 403  403 403 403 403
+GET    /v1/conversations/room:r1/reads            -                               401 401 401 403 200 200 200  403 403 403 403
+
 # Passwords: the user itself sets its own, with the old one once it has one
 # (alice has one, carol none); an admin sets anyone's without it. Logging in
 # takes no token, and any token sent along is not looked at (a suspended
@@ -199,7 +227,15 @@ pub async fn seed(s: &Server) {
             .status,
         200
     );
-    for c in ["dm:alice:bob", "group:g1"] {
+    assert_eq!(alice.put("/v1/rooms/r1", json!({})).await.status, 201);
+    assert_eq!(
+        alice
+            .put("/v1/rooms/r1/members/bob", json!({}))
+            .await
+            .status,
+        200
+    );
+    for c in ["dm:alice:bob", "group:g1", "room:r1"] {
         assert_eq!(alice.send(c, json!({"text": "hi"})).await.status, 201);
     }
     let g3 = alice
@@ -327,9 +363,18 @@ pub async fn snapshot(s: &Server) -> Value {
             );
         }
     }
+    for r in ["r1", "r2", "g1"] {
+        for what in ["", "/members"] {
+            put(
+                format!("room {r}{what}"),
+                admin.get(&format!("/v1/rooms/{r}{what}")).await,
+            );
+        }
+    }
     for c in [
         "dm:alice:bob",
         "group:g1",
+        "room:r1",
         "dm:alice:carol",
         "dm:bob:carol",
         "dm:alice:gina",
