@@ -76,6 +76,24 @@ impl<S: Store> Engine<S> {
         self.publish_room(&event).await;
     }
 
+    /// Tells the streams watching `room` that `user` started or stopped
+    /// typing: every stream but the typist's own shows it.
+    pub(crate) async fn publish_room_typing(&self, room: &GroupId, user: &UserId, typing: bool) {
+        let data = serde_json::json!({
+            "conversation": ConversationId::room(room.clone()),
+            "user": user,
+            "typing": typing,
+        });
+        let event = RoomEvent::new(
+            room.clone(),
+            "typing",
+            0,
+            Some(user.clone()),
+            data.to_string(),
+        );
+        self.publish_room(&event).await;
+    }
+
     async fn publish_room(&self, event: &RoomEvent) {
         let _ = self.store().publish_room(event).await;
     }

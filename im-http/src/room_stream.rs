@@ -117,8 +117,11 @@ pub(crate) fn room_frames(
                     if pace.left {
                         continue;
                     }
+                    let own = event.user.as_ref() == Some(&viewer);
                     if event.event == "left" {
-                        pace.left |= event.user.as_ref() == Some(&viewer);
+                        pace.left |= own;
+                    } else if event.event == "typing" && own {
+                        // The others' streams show a typist, not its own.
                     } else if !event.is_message() {
                         out.push(frame(&event));
                     } else if paced {

@@ -561,8 +561,7 @@ function onPresence(d) {
 // Tells the others we type: at most once per TYPING_REPEAT_MS while it
 // goes on; `stop` when the message went or the box was emptied.
 function sendTyping(stop) {
-  // Rooms carry no typing signals.
-  if (!state.open || state.open.kind === 'room') return;
+  if (!state.open) return;
   const now = Date.now();
   if (!stop && now - state.typingSent < TYPING_REPEAT_MS) return;
   if (stop && !state.typingSent) return;

@@ -136,7 +136,7 @@ impl<S: Store> Engine<S> {
     /// # Errors
     ///
     /// [`Error::NotFound`], [`Error::Forbidden`] for a non-participant,
-    /// [`Error::Invalid`] in a room, [`Error::Store`].
+    /// [`Error::Store`].
     pub async fn typing(
         &self,
         actor: &Actor,
@@ -144,15 +144,15 @@ impl<S: Store> Engine<S> {
         typing: bool,
     ) -> Result<(), Error> {
         self.require_taking_part(actor, conversation).await?;
-        if let ConversationId::Room(_) = conversation {
-            return Err(Error::Invalid(
-                "rooms carry no typing signals: a room may have a million members".into(),
-            ));
-        }
-        let to = self
-            .others(conversation, &actor.user, usize::MAX)
-            .await?
-            .unwrap_or_default();
+        // A room's typing goes to the streams watching the room, not to a
+        // list of its (up to a million) members.
+        let to = match conversation {
+            ConversationId::Room(_) => Vec::new(),
+            _ => self
+                .others(conversation, &actor.user, usize::MAX)
+                .await?
+                .unwrap_or_default(),
+        };
         let key = (actor.user.clone(), conversation.clone());
         let (now, start) = self.inner.typing.request(&key, typing, to.clone());
         if start {
@@ -163,8 +163,20 @@ impl<S: Store> Engine<S> {
             tokio::spawn(typing_timer(engine, key));
         }
         match now {
-            Some(typing) => self.publish(to, typing_signal(&key, typing)).await,
+            Some(typing) => self.forward_typing(to, &key, typing).await,
             None => Ok(()),
+        }
+    }
+
+    /// Forwards one typing signal: to `to`'s streams, or in a room to the
+    /// streams watching it.
+    async fn forward_typing(&self, to: Vec<UserId>, key: &Key, typing: bool) -> Result<(), Error> {
+        match &key.1 {
+            ConversationId::Room(room) => {
+                self.publish_room_typing(room, &key.0, typing).await;
+                Ok(())
+            }
+            _ => self.publish(to, typing_signal(key, typing)).await,
         }
     }
 }
@@ -206,7 +218,7 @@ async fn typing_timer<S: Store>(engine: Weak<Inner<S>>, key: Key) {
         if let Some((to, typing)) = due {
             // Nobody waits for this answer; a lost signal is only late news.
             let engine = Engine { inner };
-            let _ = engine.publish(to, typing_signal(&key, typing)).await;
+            let _ = engine.forward_typing(to, &key, typing).await;
         }
     }
 }

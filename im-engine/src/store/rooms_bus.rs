@@ -27,12 +27,13 @@ pub const ROOM_BACKLOG: usize = 1024;
 pub struct RoomEvent {
     /// The room.
     pub room: GroupId,
-    /// `message`, `edit`, `delete` or `reaction`; `left` when a member
-    /// left (its streams stop watching the room).
+    /// `message`, `edit`, `delete` or `reaction`; `typing` (a signal, not
+    /// stored); `left` when a member left (its streams stop watching the
+    /// room).
     pub event: String,
-    /// The seq of the message it is about (0 for `left`).
+    /// The seq of the message it is about (0 for `typing` and `left`).
     pub seq: Seq,
-    /// For `left`, who left.
+    /// For `left`, who left; for `typing`, who types.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<UserId>,
     /// The event's `data`, JSON on one line, encoded once.

@@ -1100,9 +1100,6 @@ impl Model {
                 if !self.participants(conversation)?.contains(me) {
                     return err(ErrorKind::Forbidden);
                 }
-                if let ConversationId::Room(_) = conversation {
-                    return err(ErrorKind::Invalid);
-                }
                 Ok(Outcome::Signalled)
             }
             Command::Reads {

@@ -144,12 +144,13 @@ async fn rooms_on_every_store<S: im_engine::Store>(store: S) {
             .all(|n| n != "message" && n != "edit" && n != "delete" && n != "reaction"),
         "a room writes no feed event: {names:?}"
     );
-    bob.post(
-        "/v1/conversations/room:lobby/typing",
-        json!({"typing": true}),
-    )
-    .await
-    .assert_error(400, "invalid_request");
+    let typed = bob
+        .post(
+            "/v1/conversations/room:lobby/typing",
+            json!({"typing": true}),
+        )
+        .await;
+    assert_eq!(typed.status, 204, "a member types in a room");
 
     // Members page by id; a member leaves and loses the room.
     assert_eq!(
@@ -301,6 +302,32 @@ async fn rooms_live_on_every_store<S: im_engine::Store>(store: S) {
     assert_eq!(
         (e.event.as_str(), e.data["body"].clone()),
         ("edit", json!({"text": "hello!"}))
+    );
+
+    // Typing reaches the others watching the room, not the typist.
+    let typed = bob
+        .post(
+            "/v1/conversations/room:live/typing",
+            json!({"typing": true}),
+        )
+        .await;
+    assert_eq!(typed.status, 204);
+    let typed = alice
+        .post(
+            "/v1/conversations/room:live/typing",
+            json!({"typing": true}),
+        )
+        .await;
+    assert_eq!(typed.status, 204);
+    let e = stream.next_event(WAIT).await.expect("alice's typing");
+    assert_eq!(
+        (e.event.as_str(), e.id.as_str(), e.data.clone()),
+        (
+            "typing",
+            "",
+            json!({"conversation": "room:live", "user": "alice", "typing": true})
+        ),
+        "bob's stream shows alice typing, and not bob himself"
     );
 
     // Removed, bob hears no more of the room.

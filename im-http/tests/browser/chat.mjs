@@ -139,7 +139,7 @@ async function api(token, method, path, body) {
   });
   const text = await r.text();
   check(r.ok, `${method} ${path}: ${r.status} ${text}`);
-  return JSON.parse(text);
+  return text === '' ? null : JSON.parse(text);
 }
 
 async function history(token, id) {
@@ -212,6 +212,12 @@ async function rooms(A, B) {
     && (await B.locator('#status').textContent()) === 'live');
   await api(ALICE, 'POST', '/v1/conversations/room:lobby/messages', { body: { text: 'live in the lobby' } });
   await seesMessage('bob', B, 'live in the lobby');
+
+  log('alice types in the lobby: bob\'s page shows it, then its end');
+  await api(ALICE, 'POST', '/v1/conversations/room:lobby/typing', { typing: true });
+  await until('bob to see alice typing in the lobby', async () => (await typingLine(B)) === 'alice is typing…');
+  await api(ALICE, 'POST', '/v1/conversations/room:lobby/typing', { typing: false });
+  await until('bob\'s typing line to clear in the lobby', async () => (await typingLine(B)) === '');
 
   log('a burst of 10: bob gets the newest and lines for what the pace skipped');
   for (let i = 1; i <= 10; i += 1) {
