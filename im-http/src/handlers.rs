@@ -159,20 +159,10 @@ pub(crate) struct UserBody {
     pub(crate) suspended: Option<bool>,
 }
 
+/// The body of `PUT /v1/groups/{gid}` and of `PUT /v1/rooms/{rid}`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct GroupBody {
-    #[serde(default)]
-    pub(crate) fields: FieldPatch,
-    #[serde(default)]
-    pub(crate) join: Option<JoinPolicy>,
-    #[serde(default)]
-    pub(crate) owner: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RoomBody {
     #[serde(default)]
     pub(crate) fields: FieldPatch,
     #[serde(default)]
@@ -374,7 +364,7 @@ pub(crate) fn room(i: &Input<'_>) -> Result<Command, ApiError> {
 
 /// `PUT /v1/rooms/{rid}`.
 pub(crate) fn put_room(i: &Input<'_>) -> Result<Command, ApiError> {
-    let body: RoomBody = i.json()?.unwrap_or_default();
+    let body: GroupBody = i.json()?.unwrap_or_default();
     Ok(Command::PutRoom {
         id: i.params.group()?,
         fields: body.fields,
