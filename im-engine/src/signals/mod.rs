@@ -18,7 +18,6 @@ mod typing;
 use std::sync::Arc;
 
 use futures_core::Stream;
-use tokio::sync::broadcast::error::RecvError;
 
 use crate::data::{Addressed, ConversationId, Signal, UserId};
 use crate::engine::{Actor, Engine};
@@ -39,11 +38,7 @@ impl<S: Store> Engine<S> {
         let mut rx = self.store().signals().subscribe(&actor.user);
         async_stream::stream! {
             loop {
-                match rx.recv().await {
-                    Ok(signal) => yield signal,
-                    Err(RecvError::Lagged(_)) => {}
-                    Err(RecvError::Closed) => break,
-                }
+                yield rx.recv().await;
             }
         }
     }
