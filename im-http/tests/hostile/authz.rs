@@ -108,7 +108,7 @@ GET    /v1/conversations/group:g1/messages/1/reactions -                        
 # with a group's id (they share ids); the owner (or an admin) updates it and
 # adds members; members (and admins) list members; a member quits, the
 # owner removes anyone and never leaves. Every conversation route takes
-# `room:r1` as it takes `group:g1`; rooms carry no typing (400).
+# `room:r1` as it takes `group:g1`, typing included.
 GET    /v1/rooms/r1                               -                               401 401 401 200 200 200 200  200 200 200 403
 PUT    /v1/rooms/r1                               {"fields":{"topic":"x"}}        401 401 401 403 403 200 200  403 403 403 403
 PUT    /v1/rooms/r2                               {"join":"open"}                 401 401 401 201 201 201 201  201 201 201 403
@@ -128,7 +128,7 @@ PATCH  /v1/conversations/room:r1/messages/1       {"body":{"t":2}}              
 DELETE /v1/conversations/room:r1/messages/1       -                               401 401 401 403 403 200 200  403 403 403 403
 PUT    /v1/conversations/room:r1/messages/1/reactions/ok -                        401 401 401 403 200 200 403  403 403 403 403
 GET    /v1/conversations/room:r1/messages/1/reactions -                           401 401 401 403 200 200 200  403 403 403 403
-POST   /v1/conversations/room:r1/typing           -                               401 401 401 403 400 400 403  403 403 403 403
+POST   /v1/conversations/room:r1/typing           -                               401 401 401 403 204 204 403  403 403 403 403
 GET    /v1/conversations/room:r1/reads            -                               401 401 401 403 200 200 200  403 403 403 403
 
 # Passwords: the user itself sets its own, with the old one once it has one
