@@ -12,31 +12,27 @@ use crate::scripts;
 use crate::store::Shared;
 use crate::write::{decode_sent, reply_arg};
 
-/// Stores a room's message once (see [`im_engine::Store::send`]).
+/// Stores a room's message once on a single Redis (see
+/// [`im_engine::Store::send`]); the caller bounds it in time.
 pub(crate) async fn send(s: &Shared, out: &Outgoing, room: &im_engine::GroupId) -> Result<Sent> {
     let m = &out.message;
     let k = &s.keys;
     let c = &m.conversation;
-    let v: Value = s
-        .bounded(async {
-            let v = scripts::SEND_ROOM
-                .key(k.client_ids(c))
-                .key(k.seq(c))
-                .key(k.log(c))
-                .key(k.members(room))
-                .key(k.changed(c))
-                .key(k.fire(0))
-                .key(k.fire_head(0))
-                .arg(m.from.as_str())
-                .arg(m.ts)
-                .arg(m.body.get())
-                .arg(m.client_id.as_deref().unwrap_or(""))
-                .arg(reply_arg(m))
-                .arg(c.to_string())
-                .invoke_async(&mut s.conn())
-                .await?;
-            Ok(v)
-        })
+    let v: Value = scripts::SEND_ROOM
+        .key(k.client_ids(c))
+        .key(k.seq(c))
+        .key(k.log(c))
+        .key(k.members(room))
+        .key(k.changed(c))
+        .key(k.fire(0))
+        .key(k.fire_head(0))
+        .arg(m.from.as_str())
+        .arg(m.ts)
+        .arg(m.body.get())
+        .arg(m.client_id.as_deref().unwrap_or(""))
+        .arg(reply_arg(m))
+        .arg(c.to_string())
+        .invoke_async(&mut s.conn())
         .await?;
     decode_sent(out, &v)
 }

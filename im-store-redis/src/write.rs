@@ -63,13 +63,6 @@ pub(crate) fn payload<'a>(node: u64, users: impl IntoIterator<Item = &'a UserId>
 
 /// Stores a message (see [`im_engine::Store::send`]).
 pub(crate) async fn send(s: &Shared, out: &Outgoing) -> Result<Sent> {
-    // On a cluster a room's send takes the path of the others, so that its
-    // firehose entry goes through the fan-out (to no one's feed).
-    if let Recipients::Room(room) = &out.recipients
-        && !s.cluster()
-    {
-        return crate::rooms::send(s, out, room).await;
-    }
     let (sent, recipients) = if s.cluster() {
         s.bounded(send_cluster(s, out)).await?
     } else {
@@ -146,6 +139,9 @@ async fn send_single(s: &Shared, out: &Outgoing) -> Result<(Sent, Vec<UserId>)> 
     let c = &m.conversation;
     let users = match &out.recipients {
         Recipients::Users(users) => users,
+        // One script of its own; on a cluster a room's send takes the path
+        // of the others, so that its firehose entry goes through the
+        // fan-out (to no one's feed).
         Recipients::Room(room) => return Ok((crate::rooms::send(s, out, room).await?, Vec::new())),
         Recipients::Members(g) => {
             let v: Value = scripts::SEND_GROUP
