@@ -47,8 +47,9 @@ struct State {
     members: Map<GroupId, BTreeMap<UserId, Member>>,
     logs: Map<ConversationId, Vec<Message>>,
     client_ids: Map<(ConversationId, UserId, String), Seq>,
-    entries: Map<UserId, BTreeMap<ConversationId, ConvEntry>>,
-    feeds: Map<UserId, UserFeed>,
+    /// Each user's index entries and feed, in one map: a send to a group
+    /// looks each member up once.
+    inboxes: Map<UserId, Inbox>,
     presence: Map<UserId, Presence>,
     marks: Map<Marks, BTreeMap<UserId, Mark>>,
     /// The firehose: every event once, in commit order (position = index + 1).
@@ -91,6 +92,16 @@ impl State {
     }
 }
 
+/// What a user holds of the conversations: an index entry per
+/// conversation, and the feed.
+#[derive(Debug, Default)]
+struct Inbox {
+    entries: BTreeMap<ConversationId, ConvEntry>,
+    feed: UserFeed,
+}
+
+/// A feed: its events after `trimmed`, at positions `trimmed + 1` on (so
+/// an entry need not hold its position).
 #[derive(Debug, Default)]
 struct UserFeed {
     trimmed: u64,
@@ -102,37 +113,39 @@ struct UserFeed {
 /// A feed entry whose event is shared with other feeds.
 #[derive(Debug)]
 struct Shared {
-    pos: u64,
     ts: Timestamp,
     event: Arc<Event>,
-}
-
-impl Shared {
-    fn entry(&self) -> FeedEntry {
-        FeedEntry {
-            pos: self.pos,
-            ts: self.ts,
-            event: Event::clone(&self.event),
-        }
-    }
 }
 
 impl UserFeed {
     fn append(&mut self, ts: Timestamp, event: Arc<Event>, trim: FeedTrim) {
         self.head += 1;
-        self.entries.push_back(Shared {
-            pos: self.head,
-            ts,
-            event,
-        });
-        while let Some(first) = self.entries.front() {
-            if self.entries.len() as u64 > trim.keep || first.ts < trim.min_ts {
-                self.trimmed = first.pos;
-                self.entries.pop_front();
-            } else {
+        self.entries.push_back(Shared { ts, event });
+        // Only an age limit needs the oldest event: without one, a feed
+        // within its count touches its tail alone.
+        loop {
+            let over = self.entries.len() as u64 > trim.keep;
+            let old = trim.min_ts > 0 && self.entries.front().is_some_and(|f| f.ts < trim.min_ts);
+            if !(over || old) || self.entries.pop_front().is_none() {
                 break;
             }
+            self.trimmed += 1;
         }
+    }
+
+    /// Up to `limit` entries after position `after`.
+    fn after(&self, after: u64, limit: usize) -> impl Iterator<Item = FeedEntry> + '_ {
+        let skip = after
+            .saturating_sub(self.trimmed)
+            .min(self.entries.len() as u64);
+        let first = self.trimmed + skip + 1;
+        (first..)
+            .zip(self.entries.iter().skip(skip as usize).take(limit))
+            .map(|(pos, e)| FeedEntry {
+                pos,
+                ts: e.ts,
+                event: Event::clone(&e.event),
+            })
     }
 }
 
@@ -245,7 +258,8 @@ impl Store for MemoryStore {
                 seq: message.seq,
             });
             for &user in &recipients {
-                let entries = slot!(st.entries, user);
+                let inbox = slot!(st.inboxes, user);
+                let entries = &mut inbox.entries;
                 let entry = match entries.get_mut(&m.conversation) {
                     Some(entry) => entry,
                     None => entries.entry(m.conversation.clone()).or_insert(ConvEntry {
@@ -258,7 +272,7 @@ impl Store for MemoryStore {
                 if *user == m.from {
                     entry.read_seq = entry.read_seq.max(message.seq);
                 }
-                slot!(st.feeds, user).append(m.ts, Arc::clone(&event), send.trim);
+                inbox.feed.append(m.ts, Arc::clone(&event), send.trim);
             }
             // Woken under the lock, while the members are at hand.
             self.notifier.wake(recipients);
@@ -310,7 +324,9 @@ impl Store for MemoryStore {
             *message = changed.clone();
             let event = Arc::new(event);
             for user in &recipients {
-                slot!(st.feeds, user).append(u.at, Arc::clone(&event), u.trim);
+                slot!(st.inboxes, user)
+                    .feed
+                    .append(u.at, Arc::clone(&event), u.trim);
             }
             st.fire(None, u.at, Event::clone(&event));
             (MessageUpdated::Changed(changed), recipients)
@@ -352,7 +368,7 @@ impl Store for MemoryStore {
                 MemberChange::Put(m) => {
                     members.insert(m.id.clone(), m.clone());
                     let read_seq = st.logs.get(&conversation).map_or(0, |l| l.len() as Seq);
-                    st.entries.entry(m.id.clone()).or_default().insert(
+                    st.inboxes.entry(m.id.clone()).or_default().entries.insert(
                         conversation.clone(),
                         ConvEntry {
                             conversation: conversation.clone(),
@@ -373,12 +389,14 @@ impl Store for MemoryStore {
             let woken: Vec<UserId> = members.keys().cloned().collect();
             let event = Arc::new(Event::member(&u.group, &user, change));
             for member in &woken {
-                slot!(st.feeds, member).append(u.at, Arc::clone(&event), u.trim);
+                slot!(st.inboxes, member)
+                    .feed
+                    .append(u.at, Arc::clone(&event), u.trim);
             }
             if change == Membership::Left {
                 members.remove(&user);
-                if let Some(entries) = st.entries.get_mut(&user) {
-                    entries.remove(&conversation);
+                if let Some(inbox) = st.inboxes.get_mut(&user) {
+                    inbox.entries.remove(&conversation);
                 }
             }
             st.fire(None, u.at, Event::clone(&event));
@@ -424,7 +442,7 @@ impl Store for MemoryStore {
                 };
             }
             for (user, change) in &changes.entries {
-                let set = st.entries.entry(user.clone()).or_default();
+                let set = &mut st.inboxes.entry(user.clone()).or_default().entries;
                 match change {
                     EntryChange::Put(e) => {
                         set.insert(e.conversation.clone(), e.clone());
@@ -441,7 +459,9 @@ impl Store for MemoryStore {
             }
             for (user, ts, event) in &changes.events {
                 let event = Arc::new(event.clone());
-                slot!(st.feeds, user).append(*ts, event, changes.trim);
+                slot!(st.inboxes, user)
+                    .feed
+                    .append(*ts, event, changes.trim);
             }
             for (user, ts, event) in fire_events(changes) {
                 st.fire(user, ts, event);
@@ -455,7 +475,7 @@ impl Store for MemoryStore {
             }
             for user in &changes.erase {
                 st.users.remove(user);
-                if let Some(feed) = st.feeds.get_mut(user) {
+                if let Some(Inbox { feed, .. }) = st.inboxes.get_mut(user) {
                     feed.trimmed = feed.head;
                     feed.entries.clear();
                 }
@@ -576,37 +596,30 @@ impl Store for MemoryStore {
     ) -> Result<Option<ConvEntry>, Infallible> {
         Ok(self
             .state()
-            .entries
+            .inboxes
             .get(user)
-            .and_then(|s| s.get(conversation))
+            .and_then(|i| i.entries.get(conversation))
             .cloned())
     }
 
     async fn entries(&self, user: &UserId) -> Result<Vec<ConvEntry>, Infallible> {
         Ok(self
             .state()
-            .entries
+            .inboxes
             .get(user)
-            .map(|s| s.values().cloned().collect())
+            .map(|i| i.entries.values().cloned().collect())
             .unwrap_or_default())
     }
 
     async fn feed(&self, user: &UserId, after: u64, limit: usize) -> Result<Feed, Infallible> {
         let st = self.state();
-        let Some(f) = st.feeds.get(user) else {
+        let Some(Inbox { feed: f, .. }) = st.inboxes.get(user) else {
             return Ok(Feed::default());
         };
-        let skip = after.saturating_sub(f.trimmed).min(f.entries.len() as u64) as usize;
         Ok(Feed {
             trimmed: f.trimmed,
             head: f.head,
-            entries: f
-                .entries
-                .iter()
-                .skip(skip)
-                .take(limit)
-                .map(Shared::entry)
-                .collect(),
+            entries: f.after(after, limit).collect(),
         })
     }
 

@@ -36,8 +36,8 @@ impl MemoryStore {
                     out.push(Record::Message(message));
                 }
             }
-            for (user, entries) in &st.entries {
-                for entry in entries.values().cloned() {
+            for (user, inbox) in &st.inboxes {
+                for entry in inbox.entries.values().cloned() {
                     let user = user.clone();
                     out.push(Record::Entry { user, entry });
                 }
