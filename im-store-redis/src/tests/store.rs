@@ -298,14 +298,18 @@ async fn calls_fail_in_bounded_time_while_redis_is_down_and_recover_after() {
     );
 
     server.kill();
+    // Each call fails within a bound instead of hanging; the margin over
+    // `bound` is for a loaded machine (2 cores, the rest of the suite
+    // beside it), where 3× failed now and then.
+    let most = bound * 10;
     for _ in 0..3 {
         let t = Instant::now();
         let r = a.send(&alice, &dm, SendRequest::new(body())).await;
         assert_eq!(r.unwrap_err().kind(), im_engine::ErrorKind::Store);
-        assert!(t.elapsed() < bound * 3, "took {:?}", t.elapsed());
+        assert!(t.elapsed() < most, "took {:?}", t.elapsed());
         let t = Instant::now();
         assert!(b.ping().await.is_err());
-        assert!(t.elapsed() < bound * 3, "took {:?}", t.elapsed());
+        assert!(t.elapsed() < most, "took {:?}", t.elapsed());
     }
     // A live stream ends with the store's error rather than hanging.
     let end = tokio::time::timeout(Duration::from_secs(10), async {
