@@ -15,16 +15,38 @@ pub struct ClientAddr(pub SocketAddr);
 
 /// The client a request's log line names: the first address of its
 /// `X-Forwarded-For` when `trust_forwarded_for` and that is an IP address,
-/// else the connection's peer.
+/// else the connection's peer. Formatted only when a line is written.
 pub(crate) fn client(
     peer: Option<ClientAddr>,
     headers: &HeaderMap,
     trust_forwarded_for: bool,
-) -> Option<String> {
+) -> Client {
     if trust_forwarded_for && let Some(ip) = forwarded_for(headers) {
-        return Some(ip.to_string());
+        return Client::Forwarded(ip);
     }
-    peer.map(|ClientAddr(addr)| addr.to_string())
+    peer.map_or(Client::Unknown, |ClientAddr(addr)| Client::Peer(addr))
+}
+
+/// A request's client, as its log line names it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Client {
+    /// The first address of a trusted `X-Forwarded-For`.
+    Forwarded(IpAddr),
+    /// The connection's peer, with its port.
+    Peer(SocketAddr),
+    /// No peer known (a program's own server that adds no [`ClientAddr`]):
+    /// an empty name.
+    Unknown,
+}
+
+impl std::fmt::Display for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Forwarded(ip) => ip.fmt(f),
+            Self::Peer(addr) => addr.fmt(f),
+            Self::Unknown => Ok(()),
+        }
+    }
 }
 
 /// The address of the client a request's rate limits count against: as
@@ -50,6 +72,10 @@ fn forwarded_for(headers: &HeaderMap) -> Option<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn client(peer: Option<ClientAddr>, headers: &HeaderMap, trust: bool) -> Option<String> {
+        Some(super::client(peer, headers, trust).to_string()).filter(|c| !c.is_empty())
+    }
 
     fn headers(xff: &str) -> HeaderMap {
         let mut h = HeaderMap::new();

@@ -423,7 +423,7 @@ impl<S: Store> App<S> {
             status = status.as_u16(),
             duration_ms = %format_args!("{:.3}", took.as_secs_f64() * 1000.0),
             request_id = request_id.to_str().unwrap_or_default(),
-            client = %client.as_deref().unwrap_or_default(),
+            client = %client,
             "request"
         );
         resp
