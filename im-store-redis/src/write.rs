@@ -243,7 +243,15 @@ async fn committed_then_fanned<T>(
             // applied already: read what is still pending instead.
             drain(s, c, Some(pending).filter(|_| guard.first)).await?
         };
-        publish(s, keys::shard(&c.to_string()), &woken).await;
+        // The notification and the marker's removal at once: the fan-out
+        // is whole and its records gone, so neither waits for the other.
+        let mut conn = s.conn();
+        let (_, removed) = tokio::join!(
+            publish(s, keys::shard(&c.to_string()), &woken),
+            conn.zrem::<_, _, u64>(&marker_key, &member)
+        );
+        removed?;
+        return Ok(answer);
     }
     let _: u64 = s.conn().zrem(&marker_key, &member).await?;
     Ok(answer)
@@ -663,7 +671,9 @@ pub(crate) async fn drain(
             }
         }
         let conv = c.to_string();
-        let applied = join_all(per_user.iter().map(|(u, rs)| {
+        // The users' parts and the firehose's at once: each is applied at
+        // most once by its own watermark, in any order.
+        let users = join_all(per_user.iter().map(|(u, rs)| {
             let mut inv = scripts::FANOUT_USER.prepare_invoke();
             inv.key(k.entries(u))
                 .key(k.feed(u))
@@ -681,14 +691,14 @@ pub(crate) async fn drain(
             }
             let mut conn = s.conn();
             async move { inv.invoke_async::<u64>(&mut conn).await }
-        }))
-        .await;
+        }));
+        let (applied, fired) = tokio::join!(users, fire_records(s, c, &records));
         for (u, n) in per_user.keys().zip(applied) {
             if n? > 0 {
                 woken.insert((*u).clone());
             }
         }
-        fire_records(s, c, &records).await?;
+        fired?;
         let _: u64 = s.conn().zrem(k.pending(c), &raw).await?;
         if raw.len() < BATCH {
             break;
