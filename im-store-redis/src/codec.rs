@@ -77,9 +77,12 @@ pub(crate) fn stream_entry(v: &Value) -> Result<(u64, Vec<(String, String)>)> {
     Ok((n, fields))
 }
 
+/// A stream entry id's two parts.
+type StreamId = (u64, u64);
+
 /// A stream entry with both parts of its id: a feed's position is the
 /// second (`0-<pos>`).
-fn stream_entry_id(v: &Value) -> Result<((u64, u64), Vec<(String, String)>)> {
+fn stream_entry_id(v: &Value) -> Result<(StreamId, Vec<(String, String)>)> {
     let [id, fields] = array(v)? else {
         return Err(corrupt("malformed stream entry"));
     };

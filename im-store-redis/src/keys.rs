@@ -107,7 +107,8 @@ impl Keys {
     }
 
     /// `P{u:U}:feedmeta`: a feed's bounds in format 3, which the upgrade
-    /// to format 4 removes (a feed's stream knows them itself now).
+    /// to format 4 removes (a feed's stream knows them itself now). Tests write it.
+    #[cfg(test)]
     pub(crate) fn feed_meta(&self, u: &UserId) -> String {
         self.user_key(u, "feedmeta")
     }
