@@ -5,7 +5,7 @@
 use im_engine::{Actor, ConversationId, Engine, Event, GroupId, JoinPolicy, Store, UserId};
 use redis::AsyncCommands;
 
-use super::open;
+use super::{open, put_users};
 use crate::keys::Keys;
 use crate::testing::{shared_cluster_url, shared_url, unique_prefix};
 
@@ -21,13 +21,7 @@ async fn a_format_1_store_is_upgraded(url: &str) {
     let prefix = unique_prefix();
     let store = open(url, &prefix).await;
     let engine = Engine::new(store);
-    let root = Actor::admin(uid("root"));
-    for u in ["alice", "bob", "carol"] {
-        engine
-            .put_user(&root, &uid(u), Default::default())
-            .await
-            .unwrap();
-    }
+    put_users(&engine, &["alice", "bob", "carol"]).await;
     let g = GroupId::new("g").unwrap();
     let group = ConversationId::group(g.clone());
     engine
@@ -159,13 +153,7 @@ async fn a_format_3_store_is_upgraded(url: &str, interrupted: bool) {
 
     // New events go on from the old positions.
     let engine = Engine::new(store);
-    let root = Actor::admin(uid("root"));
-    for u in ["alice", "bob"] {
-        engine
-            .put_user(&root, &uid(u), Default::default())
-            .await
-            .unwrap();
-    }
+    put_users(&engine, &["alice", "bob"]).await;
     let body = im_engine::Body::new(r#"{"t":1}"#, 1024).unwrap();
     engine
         .send(
