@@ -241,6 +241,9 @@ async fn each_shape<S: Store>(
 /// deployment in `redis` (none when the Redis rows are left out).
 pub async fn run(report: &mut Report, scale: &Scale, redis: &[Deployment]) {
     let secs = scale.engine_secs;
+    if only_redis() {
+        return run_redis(report, secs, redis).await;
+    }
     each_shape(
         report,
         "memory",
@@ -273,6 +276,17 @@ pub async fn run(report: &mut Report, scale: &Scale, redis: &[Deployment]) {
         Ceiling::Sled,
     )
     .await;
+    run_redis(report, secs, redis).await;
+}
+
+/// `IM_BENCH_ENGINE_STORES=redis` leaves out the memory and sled rows of
+/// the engine group (to compare Redis builds quickly).
+fn only_redis() -> bool {
+    std::env::var("IM_BENCH_ENGINE_STORES").is_ok_and(|v| v == "redis")
+}
+
+/// The engine rows of each Redis deployment, and redisim's beside one Redis.
+async fn run_redis(report: &mut Report, secs: f64, redis: &[Deployment]) {
     for d in redis {
         let engine = Engine::new(d.store().await);
         each_shape(report, d.name, engine, secs, Ceiling::Redis(d)).await;

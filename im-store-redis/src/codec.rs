@@ -28,10 +28,12 @@ pub(crate) fn entry_value(read_seq: Seq, activity: u64) -> String {
     format!("{read_seq}:{activity}")
 }
 
-/// An index entry from its hash field and value.
+/// An index entry from its hash field and value, `read_seq:activity` or
+/// `read_seq:activity:since` (the seq at which the activity was written).
 pub(crate) fn entry(conv: &str, value: &str) -> Result<ConvEntry> {
     let bad = || corrupt(format!("index entry {conv:?} = {value:?}"));
-    let (read, activity) = value.split_once(':').ok_or_else(bad)?;
+    let (read, rest) = value.split_once(':').ok_or_else(bad)?;
+    let activity = rest.split_once(':').map_or(rest, |(a, _)| a);
     Ok(ConvEntry {
         conversation: conv.parse().map_err(|_| bad())?,
         read_seq: read.parse().map_err(|_| bad())?,
@@ -71,13 +73,23 @@ pub(crate) fn array(v: &Value) -> Result<&[Value]> {
 
 /// A stream entry `[id, [field, value, …]]` as its id's number and fields.
 pub(crate) fn stream_entry(v: &Value) -> Result<(u64, Vec<(String, String)>)> {
+    let ((n, _), fields) = stream_entry_id(v)?;
+    Ok((n, fields))
+}
+
+/// A stream entry id's two parts.
+type StreamId = (u64, u64);
+
+/// A stream entry with both parts of its id: a feed's position is the
+/// second (`0-<pos>`).
+fn stream_entry_id(v: &Value) -> Result<(StreamId, Vec<(String, String)>)> {
     let [id, fields] = array(v)? else {
         return Err(corrupt("malformed stream entry"));
     };
     let id = text(id)?;
     let n = id
         .split_once('-')
-        .and_then(|(n, _)| n.parse().ok())
+        .and_then(|(n, s)| Some((n.parse().ok()?, s.parse().ok()?)))
         .ok_or_else(|| corrupt(format!("stream id {id:?}")))?;
     Ok((n, pairs(fields)?))
 }
@@ -132,7 +144,7 @@ pub(crate) fn message(
 
 /// A feed entry from its stream entry.
 pub(crate) fn feed_entry(v: &Value) -> Result<FeedEntry> {
-    let (pos, fields) = stream_entry(v)?;
+    let ((_, pos), fields) = stream_entry_id(v)?;
     let bad = |what| corrupt(format!("feed entry {pos}: bad {what}"));
     let ts = field(&fields, "t")
         .and_then(|t| t.parse().ok())

@@ -106,9 +106,25 @@ impl Keys {
         self.user_key(u, "feed")
     }
 
-    /// `P{u:U}:feedmeta`.
+    /// `P{u:U}:feedmeta`: a feed's bounds in format 3, which the upgrade
+    /// to format 4 removes (a feed's stream knows them itself now). Tests write it.
+    #[cfg(test)]
     pub(crate) fn feed_meta(&self, u: &UserId) -> String {
         self.user_key(u, "feedmeta")
+    }
+
+    /// Every format 3 feed's bounds, for the upgrade to format 4.
+    pub(crate) fn feed_meta_pattern(&self) -> String {
+        self.pattern("{u:*}:feedmeta")
+    }
+
+    /// The user of a [`feed_meta`](Self::feed_meta) key.
+    pub(crate) fn feed_meta_user(&self, key: &str) -> Option<UserId> {
+        let id = key
+            .strip_prefix(&self.prefix)?
+            .strip_prefix("{u:")?
+            .strip_suffix("}:feedmeta")?;
+        UserId::new(id).ok()
     }
 
     /// `P{u:U}:fanned`.
@@ -212,6 +228,14 @@ impl Keys {
     /// `P{c:C}:log`.
     pub(crate) fn log(&self, c: &ConversationId) -> String {
         self.conv_key(c, "log")
+    }
+
+    /// `P{c:group:G}:activity`, a hash: `seq` and `ts` of the group's
+    /// newest send to all its members, which a member's index entry takes
+    /// when it is newer than the entry's own, and `clean` (`1` while every
+    /// member holds an entry). Single Redis only.
+    pub(crate) fn activity(&self, c: &ConversationId) -> String {
+        self.conv_key(c, "activity")
     }
 
     /// `P{c:C}:clientids`.

@@ -384,7 +384,7 @@ pub(crate) async fn set_presence(
     let key = s.keys.presence(user);
     let field = keys::node_field(s.node);
     let mut inv = scripts::APPLY.prepare_invoke();
-    inv.key(key).arg("").arg("");
+    inv.key(key).arg("").arg("").arg(s.keys.prefix());
     if online {
         inv.arg("hset").arg(1).arg(field).arg(1);
     } else {

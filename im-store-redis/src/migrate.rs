@@ -16,11 +16,22 @@
 //! Format 3 adds `P{u:U}:followers`, who has each user in their contacts
 //! (presence goes to them). Upgrading writes it from every contacts hash;
 //! a crash before the version lands writes the same fields again.
+//!
+//! Format 4 numbers a feed's events in the stream itself (ids `0-<pos>`,
+//! `XADD … 0-*`) instead of from `P{u:U}:feedmeta` (ids `<pos>-0`), so an
+//! append is one call; the feed's bounds are the stream's (its last id, and
+//! its first entry). Upgrading rewrites each feed with the same positions
+//! in one script per feed, which deletes `feedmeta` last: a crash leaves
+//! every feed wholly old (its `feedmeta` still there) or wholly new, and
+//! the next open converts the rest. Index entries need no change: an
+//! entry of format 3 (`read_seq:activity`) reads as one whose activity was
+//! written before any send of format 4.
 
 use im_engine::{GroupId, UserId};
 use redis::AsyncCommands;
 
 use crate::error::{Result, corrupt};
+use crate::scripts;
 use crate::store::Shared;
 
 /// Keys asked for per `SCAN` call.
@@ -77,6 +88,32 @@ pub(crate) async fn followers_v2_to_v3(s: &Shared) -> Result<usize> {
                 Ok(ids.len())
             })
             .await?;
+    }
+    Ok(n)
+}
+
+/// Rewrites every format 3 feed as format 4's. Answers how many it
+/// rewrote.
+pub(crate) async fn feeds_v3_to_v4(s: &Shared) -> Result<usize> {
+    let metas = s
+        .bounded(keys_matching(s, &s.keys.feed_meta_pattern()))
+        .await?;
+    let mut n = 0;
+    for key in &metas {
+        let user = s
+            .keys
+            .feed_meta_user(key)
+            .ok_or_else(|| corrupt(format!("feed bounds key {key:?}")))?;
+        let converted: u64 = s
+            .bounded(async {
+                Ok(scripts::FEED_V3_TO_V4
+                    .key(s.keys.feed(&user))
+                    .key(key)
+                    .invoke_async(&mut s.conn())
+                    .await?)
+            })
+            .await?;
+        n += usize::from(converted == 1);
     }
     Ok(n)
 }

@@ -2,6 +2,7 @@
 //! (`{c:group:<room>}`: its members, bans and log), on a single Redis and
 //! on a cluster alike; nothing is written per member.
 
+use im_engine::ConversationId;
 use im_engine::store::Marks;
 use im_engine::store::{MemberChange, MemberUpdate, Outgoing, Sent, Updated};
 use redis::Value;
@@ -53,6 +54,8 @@ pub(crate) async fn update_member(s: &Shared, u: &MemberUpdate) -> Result<Update
                 .arg(user.as_str())
                 .arg(member)
                 .arg(u.max_members)
+                .arg(ConversationId::group(u.group.clone()).to_string())
+                .arg(if s.cluster() { "" } else { s.keys.prefix() })
                 .invoke_async(&mut s.conn())
                 .await?;
             Ok(v)

@@ -2,9 +2,10 @@
 //! cluster). They are loaded once per server and called by SHA
 //! ([`redis::Script`] sends `EVALSHA` and loads the script on `NOSCRIPT`).
 //!
-//! Every stream id is `<n>-0` where `n` comes from a counter the script owns
-//! (`P{c:C}:seq` for a log, `feedmeta.head` for a feed), never from another
-//! stream. Lua numbers are doubles: exact for integers below 2^53, which
+//! A log's or firehose partition's stream ids are `<n>-0` where `n` comes
+//! from a counter the script owns (`P{c:C}:seq`, `P{f:K}:firehead`), never
+//! from another stream; a feed's are `0-<pos>`, numbered by the stream
+//! itself (`XADD … 0-*`). Lua numbers are doubles: exact for integers below 2^53, which
 //! seqs, positions and millisecond times stay under; the caller clamps
 //! "keep everything" to 2^53.
 
@@ -18,25 +19,21 @@ macro_rules! prelude {
         r#"
 local function sid(n) return string.format('%d-0', n) end
 
--- Appends an event to a feed, then drops from its front while it holds more
--- than `keep` events or its oldest is older than `min_ts` (0: no age limit).
--- Every redis.call costs about a microsecond of the server's one thread, so
--- the common case (no age limit, fewer than `keep` events ever) reads no
--- bounds: with `trimmed` >= 0, `head <= keep` cannot need a trim.
-local function feed_append(feed, meta, ts, event, keep, min_ts)
-  local head = redis.call('HINCRBY', meta, 'head', 1)
-  redis.call('XADD', feed, sid(head), 't', ts, 'e', event)
-  if min_ts == 0 and head <= keep then return end
-  local trimmed = tonumber(redis.call('HGET', meta, 'trimmed') or '0')
-  local cut = trimmed
-  if head - cut > keep then cut = head - keep end
-  while min_ts > 0 and cut < head do
-    local batch = redis.call('XRANGE', feed, sid(cut + 1), '+', 'COUNT', 64)
-    if #batch == 0 then break end
-    local more = true
+-- "Keep everything", as the caller clamps it.
+local LUA_MAX = 9007199254740992
+
+-- Drops from a feed's front the events older than `min_ts`. Reads the
+-- oldest alone first: in the common case it is recent and nothing goes.
+local function age_trim(feed, min_ts)
+  local first = redis.call('XRANGE', feed, '-', '+', 'COUNT', 1)
+  if #first == 0 or tonumber(first[1][2][2]) >= min_ts then return end
+  local cut = first[1][1]
+  while true do
+    local batch = redis.call('XRANGE', feed, '(' .. cut, '+', 'COUNT', 64)
+    local more = #batch > 0
     for _, e in ipairs(batch) do
       if tonumber(e[2][2]) < min_ts then
-        cut = tonumber(string.match(e[1], '^(%d+)'))
+        cut = e[1]
       else
         more = false
         break
@@ -44,10 +41,36 @@ local function feed_append(feed, meta, ts, event, keep, min_ts)
     end
     if not more then break end
   end
-  if cut > trimmed then
-    redis.call('XTRIM', feed, 'MINID', sid(cut + 1))
-    redis.call('HSET', meta, 'trimmed', string.format('%d', cut))
+  local pos = tonumber(string.match(cut, '^0%-(%d+)$'))
+  redis.call('XTRIM', feed, 'MINID', string.format('0-%d', pos + 1))
+end
+
+-- Appends an event to a feed, then drops from its front while it holds more
+-- than `keep` events or its oldest is older than `min_ts` (0: no age limit).
+-- A feed's ids are `0-<pos>`: `0-*` makes the stream number them itself,
+-- one past the last it ever gave (trimmed or not), so the append is one
+-- call; the count limit is the same call's exact MAXLEN.
+local function feed_append(feed, ts, event, keep, min_ts)
+  if keep < LUA_MAX then
+    redis.call('XADD', feed, 'MAXLEN', '=', keep, '0-*', 't', ts, 'e', event)
+  else
+    redis.call('XADD', feed, '0-*', 't', ts, 'e', event)
   end
+  if min_ts > 0 then age_trim(feed, min_ts) end
+end
+
+-- An index entry's value: `read_seq:activity:since`, `since` the seq at
+-- which `activity` was written (format 3 wrote `read_seq:activity`: since
+-- 0). A group's conversation keeps the activity of its newest send to all
+-- its members (`P{c:group:G}:activity`, fields `seq`, `ts`); a member's
+-- entry takes that activity when it is newer than its own (`seq > since`).
+local function parse_entry(v)
+  local r, a, since = string.match(v, '^(%d+):(%d+):?(%d*)$')
+  return tonumber(r), a, tonumber(since) or 0
+end
+
+local function entry_value(read, activity, since)
+  return string.format('%d:', read) .. activity .. string.format(':%d', since)
 end
 
 -- A message's effect on one recipient: its index entry (activity, and the
@@ -55,18 +78,18 @@ end
 -- `newest`: `seq` is the conversation's `last_seq` (a send on one Redis),
 -- which no read cursor passes, so the sender's cursor becomes `seq` without
 -- reading it.
-local function apply_message(entries, feed, meta, conv, seq, event, ts, is_sender, newest, keep,
+local function apply_message(entries, feed, conv, seq, event, ts, is_sender, newest, keep,
                              min_ts)
   local read = 0
   if is_sender and newest then
     read = seq
   else
     local cur = redis.call('HGET', entries, conv)
-    if cur then read = tonumber(string.match(cur, '^(%d+):')) end
+    if cur then read = parse_entry(cur) end
     if is_sender and seq > read then read = seq end
   end
-  redis.call('HSET', entries, conv, string.format('%d:', read) .. ts)
-  feed_append(feed, meta, ts, event, keep, min_ts)
+  redis.call('HSET', entries, conv, entry_value(read, ts, seq))
+  feed_append(feed, ts, event, keep, min_ts)
 end
 
 -- Appends an event to a firehose partition (user: '' for a shared event).
@@ -99,6 +122,25 @@ end
 -- may touch keys they were not given, use this: a group's members are
 -- read inside the script).
 local function ukey(prefix, user, what) return prefix .. '{u:' .. user .. '}:' .. what end
+
+-- Before `user` joins or leaves group conversation `conv` (members hash
+-- `members`) by a way that does not write its entry: fixes the entry at
+-- the activity it has now, as its own, so the change of membership does
+-- not change it; a member arriving without an entry clears the group's
+-- `clean` (single Redis only).
+local function fix_entry(prefix, members, user, conv, joins)
+  local entries, act = ukey(prefix, user, 'entries'), prefix .. '{c:' .. conv .. '}:activity'
+  local cur = redis.call('HGET', entries, conv)
+  local a = redis.call('HMGET', act, 'seq', 'ts')
+  local aseq = tonumber(a[1] or '0')
+  if cur then
+    local r, activity, since = parse_entry(cur)
+    if aseq > since and redis.call('HEXISTS', members, user) == 1 then activity = a[2] end
+    redis.call('HSET', entries, conv, entry_value(r, activity, aseq))
+  elseif joins then
+    redis.call('HSET', act, 'clean', '0')
+  end
+end
 
 -- The answer to a repeated client id: the original's seq and fields.
 local function duplicate(client_ids, log, from, cid)
@@ -144,8 +186,8 @@ end
 /// A whole send on a single Redis.
 ///
 /// KEYS: client ids, seq counter, log, changed messages, the direct
-/// conversation's blocks, the firehose and its head, then (entries, feed,
-/// feedmeta) per recipient.
+/// conversation's blocks, the firehose and its head, then (entries, feed)
+/// per recipient.
 /// ARGV: from, ts, body, client id (`''` for none), conversation, keep,
 /// min_ts, channel (`''`: no publish), payload, reply_to (`''` for none),
 /// then the recipients. Answers `{1, seq}`, `{0, seq, fields, changed}`
@@ -163,10 +205,10 @@ if dup then return dup end
 local seq = append_message(KEYS[1], KEYS[2], KEYS[3], from, ts, body, cid, ARGV[10])
 local event = message_event(conv, seq)
 fire_append(KEYS[6], KEYS[7], ts, '', event)
-for i = 1, (#KEYS - 7) / 3 do
-  local k = 3 * i + 4
-  apply_message(KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], conv, seq, event, ts, ARGV[10 + i] == from,
-    true, keep, min_ts)
+for i = 1, (#KEYS - 7) / 2 do
+  local k = 2 * i + 6
+  apply_message(KEYS[k], KEYS[k + 1], conv, seq, event, ts, ARGV[10 + i] == from, true, keep,
+    min_ts)
 end
 if ARGV[8] ~= '' then redis.call('PUBLISH', ARGV[8], ARGV[9]) end
 return {1, seq}
@@ -178,8 +220,16 @@ return {1, seq}
 /// read here, in the step that commits it, so a join or leave is wholly
 /// before or after it.
 ///
+/// About one call per member: when every member holds its index entry
+/// (`clean` in the conversation's activity hash, which whatever adds a
+/// member without one or removes a member's entry clears), the members'
+/// entries are not written: the send moves the conversation's activity
+/// and the sender's cursor, and appends to each member's feed. Otherwise
+/// it writes every member's entry once, as a send to listed users does,
+/// and marks the group clean.
+///
 /// KEYS: client ids, seq counter, log, members, changed messages, the
-/// firehose and its head. ARGV:
+/// firehose and its head, the conversation's activity. ARGV:
 /// from, ts, body, client id (`''` for none), conversation, keep, min_ts,
 /// channel (`''`: no publish), the payload's first line, the key prefix,
 /// reply_to (`''` for none). Answers `{1, seq, members}`, `{0, seq, fields,
@@ -198,9 +248,16 @@ local seq = append_message(KEYS[1], KEYS[2], KEYS[3], from, ts, body, cid, ARGV[
 local event = message_event(conv, seq)
 fire_append(KEYS[6], KEYS[7], ts, '', event)
 local members = redis.call('HKEYS', KEYS[4])
-for _, u in ipairs(members) do
-  apply_message(ukey(prefix, u, 'entries'), ukey(prefix, u, 'feed'), ukey(prefix, u, 'feedmeta'),
-    conv, seq, event, ts, u == from, true, keep, min_ts)
+if redis.call('HGET', KEYS[8], 'clean') == '1' then
+  for _, u in ipairs(members) do feed_append(ukey(prefix, u, 'feed'), ts, event, keep, min_ts) end
+  redis.call('HSET', ukey(prefix, from, 'entries'), conv, entry_value(seq, ts, seq))
+  redis.call('HSET', KEYS[8], 'seq', seq, 'ts', ts)
+else
+  for _, u in ipairs(members) do
+    apply_message(ukey(prefix, u, 'entries'), ukey(prefix, u, 'feed'), conv, seq, event, ts,
+      u == from, true, keep, min_ts)
+  end
+  redis.call('HSET', KEYS[8], 'seq', seq, 'ts', ts, 'clean', '1')
 end
 if ARGV[8] ~= '' then
   redis.call('PUBLISH', ARGV[8], ARGV[9] .. '\n' .. table.concat(members, '\n'))
@@ -237,24 +294,34 @@ return {1, seq}
 
 /// A room's join (`op` `+`) or leave (`-`): the member set only.
 ///
-/// KEYS: members, bans. ARGV: op, user, member JSON, max members. Answers
+/// The member hash is the group namespace's: on a single Redis the
+/// user's entry of `group:<id>`, if any, is fixed first (`fix_entry`).
+///
+/// KEYS: members, bans. ARGV: op, user, member JSON, max members, the
+/// group's conversation, key prefix (`''` on a cluster). Answers
 /// `{1}`, `{0}` (nothing to do), `{2}` (full) or `{3}` (banned).
 pub(crate) static MEMBER_ROOM: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    Script::new(concat!(
+        prelude!(),
         r#"
 local is_member = redis.call('HEXISTS', KEYS[1], ARGV[2]) == 1
-if ARGV[1] == '+' then
+local joins = ARGV[1] == '+'
+if joins then
   if is_member then return {0} end
   if redis.call('HEXISTS', KEYS[2], ARGV[2]) == 1 then return {3} end
   if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[4]) then return {2} end
-  redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
-  return {1}
+elseif not is_member then
+  return {0}
 end
-if not is_member then return {0} end
-redis.call('HDEL', KEYS[1], ARGV[2])
+if ARGV[6] ~= '' then fix_entry(ARGV[6], KEYS[1], ARGV[2], ARGV[5], joins) end
+if joins then
+  redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
+else
+  redis.call('HDEL', KEYS[1], ARGV[2])
+end
 return {1}
-"#,
-    )
+"#
+    ))
 });
 
 /// A join (`op` `+`) or leave (`-`) on a single Redis, whole.
@@ -278,7 +345,7 @@ if op == '+' then
   if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[4]) then return {2} end
   redis.call('HSET', KEYS[1], user, ARGV[3])
   local last = redis.call('GET', KEYS[2]) or '0'
-  redis.call('HSET', ukey(prefix, user, 'entries'), conv, last .. ':' .. at)
+  redis.call('HSET', ukey(prefix, user, 'entries'), conv, last .. ':' .. at .. ':' .. last)
 elseif not is_member then
   return {0}
 end
@@ -286,7 +353,7 @@ end
 fire_append(KEYS[4], KEYS[5], at, '', event)
 local members = redis.call('HKEYS', KEYS[1])
 for _, u in ipairs(members) do
-  feed_append(ukey(prefix, u, 'feed'), ukey(prefix, u, 'feedmeta'), at, event, keep, min_ts)
+  feed_append(ukey(prefix, u, 'feed'), at, event, keep, min_ts)
 end
 if op == '-' then
   redis.call('HDEL', KEYS[1], user)
@@ -379,7 +446,7 @@ return {1, redis.call('ZRANGE', KEYS[3], 0, 63)}
 /// message it follows. The user's watermark (`P{u:U}:fanned`, field: the
 /// conversation) holds the last position applied, `seq` or `seq:mseq`.
 ///
-/// KEYS: entries, feed, feedmeta, fanned. ARGV: conversation, user, then
+/// KEYS: entries, feed, fanned. ARGV: conversation, user, then
 /// per record, ascending: seq, mseq, ts, keep, min_ts, who, event. For a
 /// message `who` is the sender and `event` is `''`; for a membership change
 /// `who` is `+user` (joined) or `-user` (left), for a change to a message
@@ -390,31 +457,31 @@ pub(crate) static FANOUT_USER: LazyLock<Script> = LazyLock::new(|| {
         prelude!(),
         r#"
 local conv, user = ARGV[1], ARGV[2]
-local ws, wm = read_mark(KEYS[4], conv)
+local ws, wm = read_mark(KEYS[3], conv)
 local applied = 0
 for i = 3, #ARGV, 7 do
   local seq, mseq, ts = tonumber(ARGV[i]), tonumber(ARGV[i + 1]), ARGV[i + 2]
   local keep, min_ts, who, event = tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4]), ARGV[i + 5], ARGV[i + 6]
   if seq > ws or (seq == ws and mseq > wm) then
     if mseq == 0 then
-      apply_message(KEYS[1], KEYS[2], KEYS[3], conv, seq, message_event(conv, seq), ts,
-        who == user, false, keep, min_ts)
+      apply_message(KEYS[1], KEYS[2], conv, seq, message_event(conv, seq), ts, who == user, false,
+        keep, min_ts)
     else
       local op, changed = string.sub(who, 1, 1), string.sub(who, 2)
       if op ~= '*' and changed == user then
         if op == '+' then
-          redis.call('HSET', KEYS[1], conv, string.format('%d:', seq) .. ts)
+          redis.call('HSET', KEYS[1], conv, entry_value(seq, ts, seq))
         else
           redis.call('HDEL', KEYS[1], conv)
         end
       end
-      feed_append(KEYS[2], KEYS[3], ts, event, keep, min_ts)
+      feed_append(KEYS[2], ts, event, keep, min_ts)
     end
     ws, wm = seq, mseq
     applied = applied + 1
   end
 end
-if applied > 0 then write_mark(KEYS[4], conv, ws, wm) end
+if applied > 0 then write_mark(KEYS[3], conv, ws, wm) end
 return applied
 "#
     ))
@@ -443,7 +510,7 @@ end
 /// its new record and the event in every recipient's feed.
 ///
 /// KEYS: changed messages, log, the firehose and its head, then the
-/// members for a group, or (feed, feedmeta) per recipient. ARGV: seq, expected record (`''`: the log's),
+/// members for a group, or the feed of each recipient. ARGV: seq, expected record (`''`: the log's),
 /// new record, event, at, keep, min_ts, key prefix, the reacting user
 /// (`''`: none), channel (`''`: no publish), the payload's first line,
 /// `group`, `room` (members checked, no feed written) or `users`, then
@@ -467,13 +534,12 @@ local recipients = {}
 if group then
   recipients = redis.call('HKEYS', KEYS[5])
   for _, u in ipairs(recipients) do
-    feed_append(ukey(prefix, u, 'feed'), ukey(prefix, u, 'feedmeta'), at, event, keep, min_ts)
+    feed_append(ukey(prefix, u, 'feed'), at, event, keep, min_ts)
   end
 else
   for i = 13, #ARGV do
     table.insert(recipients, ARGV[i])
-    local k = 2 * (i - 13) + 5
-    feed_append(KEYS[k], KEYS[k + 1], at, event, keep, min_ts)
+    feed_append(KEYS[i - 8], at, event, keep, min_ts)
   end
 end
 if ARGV[10] ~= '' then
@@ -557,14 +623,24 @@ return {entries, changed}
 /// publish), payload, then the ops:
 /// `set k value`, `hset k field value`, `hdel k field`,
 /// `read k conversation seq` (raise an existing entry's read cursor),
-/// `feed kfeed kmeta ts event keep min_ts`, `del k`, `clear kfeed kmeta`
+/// `feed kfeed ts event keep min_ts`, `del k`, `clear kfeed`
 /// (drop every event of a feed, keeping its head),
 /// `fire kfire khead ts user event` (append to a firehose partition).
+/// On a single Redis only (they touch keys built from the prefix, ARGV 3),
+/// the writes that keep a group's conversation activity right:
+/// `member kmembers user value conversation` (value `''`: remove) first
+/// fixes the user's entry at the activity it has now, and clears the
+/// group's `clean` when a member arrives without an entry;
+/// `entry kentries conversation read_seq activity` puts an entry whose
+/// own activity counts; `unentry kentries conversation` removes one and
+/// clears `clean`.
 pub(crate) static APPLY: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         prelude!(),
         r#"
-local i = 3
+local prefix = ARGV[3]
+local function activity_key(conv) return prefix .. '{c:' .. conv .. '}:activity' end
+local i = 4
 while i <= #ARGV do
   local op = ARGV[i]
   local k = KEYS[tonumber(ARGV[i + 1])]
@@ -580,27 +656,43 @@ while i <= #ARGV do
   elseif op == 'read' then
     local cur = redis.call('HGET', k, ARGV[i + 2])
     if cur then
-      local r, a = string.match(cur, '^(%d+):(%d+)$')
+      local r, rest = string.match(cur, '^(%d+):(.*)$')
       if tonumber(r) < tonumber(ARGV[i + 3]) then
-        redis.call('HSET', k, ARGV[i + 2], ARGV[i + 3] .. ':' .. a)
+        redis.call('HSET', k, ARGV[i + 2], ARGV[i + 3] .. ':' .. rest)
       end
     end
     i = i + 4
+  elseif op == 'member' then
+    local user, value, conv = ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
+    fix_entry(prefix, k, user, conv, value ~= '')
+    if value ~= '' then
+      redis.call('HSET', k, user, value)
+    else
+      redis.call('HDEL', k, user)
+    end
+    i = i + 5
+  elseif op == 'entry' then
+    local conv = ARGV[i + 2]
+    local aseq = tonumber(redis.call('HGET', activity_key(conv), 'seq') or '0')
+    redis.call('HSET', k, conv, entry_value(tonumber(ARGV[i + 3]), ARGV[i + 4], aseq))
+    i = i + 5
+  elseif op == 'unentry' then
+    redis.call('HDEL', k, ARGV[i + 2])
+    redis.call('HSET', activity_key(ARGV[i + 2]), 'clean', '0')
+    i = i + 3
   elseif op == 'del' then
     redis.call('DEL', k)
     i = i + 2
   elseif op == 'clear' then
-    local meta = KEYS[tonumber(ARGV[i + 2])]
-    redis.call('DEL', k)
-    redis.call('HSET', meta, 'trimmed', redis.call('HGET', meta, 'head') or '0')
-    i = i + 3
+    -- An empty stream still knows its last id: the positions go on.
+    redis.call('XTRIM', k, 'MAXLEN', 0)
+    i = i + 2
   elseif op == 'fire' then
     fire_append(k, KEYS[tonumber(ARGV[i + 2])], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5])
     i = i + 6
   elseif op == 'feed' then
-    feed_append(k, KEYS[tonumber(ARGV[i + 2])], ARGV[i + 3], ARGV[i + 4],
-      tonumber(ARGV[i + 5]), tonumber(ARGV[i + 6]))
-    i = i + 7
+    feed_append(k, ARGV[i + 2], ARGV[i + 3], tonumber(ARGV[i + 4]), tonumber(ARGV[i + 5]))
+    i = i + 6
   else
     return redis.error_reply('unknown op ' .. tostring(op))
   end
@@ -612,22 +704,107 @@ return 1
 });
 
 /// A consistent read of a feed: its bounds and up to `limit` entries after
-/// `after`.
+/// `after`. The head is the stream's last id ever given; what was trimmed
+/// is everything before its first entry (everything, when it is empty).
 ///
-/// KEYS: feedmeta, feed. ARGV: after, limit. Answers `{head, trimmed,
-/// entries}`.
+/// KEYS: feed. ARGV: after, limit. Answers `{head, trimmed, entries}`.
 pub(crate) static FEED_READ: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
-local m = redis.call('HMGET', KEYS[1], 'head', 'trimmed')
-local head, trimmed = m[1] or '0', m[2] or '0'
-local from = tonumber(ARGV[1])
-if from < tonumber(trimmed) then from = tonumber(trimmed) end
+if redis.call('EXISTS', KEYS[1]) == 0 then return {0, 0, {}} end
+local function pos(id) return tonumber(string.match(id, '^0%-(%d+)$')) end
+local info = redis.call('XINFO', 'STREAM', KEYS[1])
+local head, trimmed = nil, nil
+for i = 1, #info, 2 do
+  if info[i] == 'last-generated-id' then
+    head = pos(info[i + 1])
+  elseif info[i] == 'first-entry' and info[i + 1] then
+    trimmed = pos(info[i + 1][1]) - 1
+  end
+end
+trimmed = trimmed or head
+local from = math.max(tonumber(ARGV[1]), trimmed)
 local entries = {}
-if tonumber(ARGV[2]) > 0 and from < tonumber(head) then
-  entries = redis.call('XRANGE', KEYS[2], string.format('%d-0', from + 1), '+', 'COUNT', ARGV[2])
+if tonumber(ARGV[2]) > 0 and from < head then
+  entries = redis.call('XRANGE', KEYS[1], string.format('0-%d', from + 1), '+', 'COUNT', ARGV[2])
 end
 return {head, trimmed, entries}
+"#,
+    )
+});
+
+/// A user's index entries (ARGV 3 `''`) or one of them, each
+/// `read_seq:activity` with the activity it has now: a group member's
+/// is the conversation's when that is newer (see `parse_entry`). Single
+/// Redis only: the conversations' keys are built from the prefix.
+///
+/// KEYS: entries. ARGV: key prefix, user, conversation or `''`. Answers
+/// `{conversation, value, …}`.
+pub(crate) static ENTRIES_READ: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        prelude!(),
+        r#"
+local prefix, user = ARGV[1], ARGV[2]
+local out = {}
+local function one(conv, v)
+  local r, a, since = parse_entry(v)
+  if not r then
+    a = nil
+  elseif string.sub(conv, 1, 6) == 'group:' then
+    local c = prefix .. '{c:' .. conv .. '}:'
+    local act = redis.call('HMGET', c .. 'activity', 'seq', 'ts')
+    if act[1] and tonumber(act[1]) > since and redis.call('HEXISTS', c .. 'members', user) == 1
+    then
+      a = act[2]
+    end
+  end
+  table.insert(out, conv)
+  if a then table.insert(out, string.format('%d:', r) .. a) else table.insert(out, v) end
+end
+if ARGV[3] ~= '' then
+  local v = redis.call('HGET', KEYS[1], ARGV[3])
+  if v then one(ARGV[3], v) end
+else
+  local all = redis.call('HGETALL', KEYS[1])
+  for i = 1, #all, 2 do one(all[i], all[i + 1]) end
+end
+return out
+"#
+    ))
+});
+
+/// Turns a feed of format 3 (ids `<pos>-0`, bounds in `P{u:U}:feedmeta`)
+/// into format 4's (ids `0-<pos>`, bounds from the stream), in one step:
+/// a crash leaves it wholly old or wholly new, and a feed without its
+/// `feedmeta` is new already.
+///
+/// KEYS: feed, feedmeta. Answers 1 when it converted, 0 when there was
+/// nothing to do.
+pub(crate) static FEED_V3_TO_V4: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local m = redis.call('HMGET', KEYS[2], 'head', 'trimmed')
+if not m[1] then
+  redis.call('DEL', KEYS[2])
+  return 0
+end
+local head = tonumber(m[1])
+local old = redis.call('XRANGE', KEYS[1], '-', '+')
+redis.call('DEL', KEYS[1])
+for _, e in ipairs(old) do
+  local p = tonumber(string.match(e[1], '^(%d+)%-'))
+  redis.call('XADD', KEYS[1], string.format('0-%d', p), unpack(e[2]))
+end
+if head > 0 then
+  if #old == 0 then
+    redis.call('XADD', KEYS[1], string.format('0-%d', head), 't', '0', 'e', '')
+    redis.call('XTRIM', KEYS[1], 'MAXLEN', 0)
+  else
+    redis.call('XSETID', KEYS[1], string.format('0-%d', head))
+  end
+end
+redis.call('DEL', KEYS[2])
+return 1
 "#,
     )
 });
@@ -699,7 +876,7 @@ return 0
 });
 
 /// Every script, to load them at start (on every node of a cluster).
-pub(crate) fn all() -> [&'static Script; 16] {
+pub(crate) fn all() -> [&'static Script; 18] {
     [
         &FIRE_CONV,
         &FIRE_READ,
@@ -717,5 +894,7 @@ pub(crate) fn all() -> [&'static Script; 16] {
         &FANOUT_USER,
         &APPLY,
         &FEED_READ,
+        &ENTRIES_READ,
+        &FEED_V3_TO_V4,
     ]
 }

@@ -176,7 +176,7 @@ async fn meta(s: &Shared) -> Result<Epoch> {
         .ok_or_else(|| corrupt("store version"))?;
     match version {
         FORMAT_VERSION => {}
-        1 | 2 => {
+        1..=3 => {
             if version == 1 {
                 let moved = migrate::members_v1_to_v2(s).await?;
                 let dropped = migrate::drop_stray_group_entries(s).await?;
@@ -186,13 +186,17 @@ async fn meta(s: &Shared) -> Result<Epoch> {
                     "upgraded the Redis store from format 1 to 2"
                 );
             }
-            let indexed = migrate::followers_v2_to_v3(s).await?;
+            if version <= 2 {
+                let indexed = migrate::followers_v2_to_v3(s).await?;
+                tracing::info!(contacts = indexed, "upgraded the Redis store to format 3");
+            }
+            let feeds = migrate::feeds_v3_to_v4(s).await?;
             s.bounded(async {
                 let _: () = s.conn().hset(&key, "version", FORMAT_VERSION).await?;
                 Ok(())
             })
             .await?;
-            tracing::info!(contacts = indexed, "upgraded the Redis store to format 3");
+            tracing::info!(feeds, "upgraded the Redis store to format 4");
         }
         found => {
             return Err(Error::UnsupportedVersion {
@@ -410,35 +414,21 @@ impl Store for RedisStore {
         user: &UserId,
         conversation: &ConversationId,
     ) -> Result<Option<ConvEntry>> {
-        self.read(async {
-            let conv = conversation.to_string();
-            let value: Option<String> = self
-                .shared
-                .conn()
-                .hget(self.shared.keys.entries(user), &conv)
-                .await?;
-            value.map(|v| codec::entry(&conv, &v)).transpose()
-        })
-        .await
+        let conv = conversation.to_string();
+        Ok(self
+            .read(read_entries(&self.shared, user, &conv))
+            .await?
+            .pop())
     }
 
     async fn entries(&self, user: &UserId) -> Result<Vec<ConvEntry>> {
-        self.read(async {
-            let all: Vec<(String, String)> = self
-                .shared
-                .conn()
-                .hgetall(self.shared.keys.entries(user))
-                .await?;
-            all.iter().map(|(c, v)| codec::entry(c, v)).collect()
-        })
-        .await
+        self.read(read_entries(&self.shared, user, "")).await
     }
 
     async fn feed(&self, user: &UserId, after: u64, limit: usize) -> Result<Feed> {
         self.read(async {
             let limit = limit.min(1 << 30);
             let v: Value = scripts::FEED_READ
-                .key(self.shared.keys.feed_meta(user))
                 .key(self.shared.keys.feed(user))
                 .arg(after)
                 .arg(limit)
@@ -560,6 +550,31 @@ impl Store for RedisStore {
     async fn flush(&self) -> Result<()> {
         self.ping().await
     }
+}
+
+/// A user's index entries (`conv` `""`) or the one of `conv`. On one
+/// Redis a script gives a group member's entry its conversation's activity
+/// when that is newer; a cluster writes every entry at every send.
+async fn read_entries(s: &Shared, user: &UserId, conv: &str) -> Result<Vec<ConvEntry>> {
+    let key = s.keys.entries(user);
+    let pairs: Vec<(String, String)> = if s.cluster() {
+        if conv.is_empty() {
+            s.conn().hgetall(key).await?
+        } else {
+            let v: Option<String> = s.conn().hget(key, conv).await?;
+            v.map(|v| (conv.to_owned(), v)).into_iter().collect()
+        }
+    } else {
+        let v: Value = scripts::ENTRIES_READ
+            .key(key)
+            .arg(s.keys.prefix())
+            .arg(user.as_str())
+            .arg(conv)
+            .invoke_async(&mut s.conn())
+            .await?;
+        codec::pairs(&v)?
+    };
+    pairs.iter().map(|(c, v)| codec::entry(c, v)).collect()
 }
 
 /// A stored mark, decoded.

@@ -152,6 +152,7 @@ async fn send_single(s: &Shared, out: &Outgoing) -> Result<(Sent, Vec<UserId>)> 
                 .key(k.changed(c))
                 .key(k.fire(0))
                 .key(k.fire_head(0))
+                .key(k.activity(c))
                 .arg(m.from.as_str())
                 .arg(m.ts)
                 .arg(m.body.get())
@@ -182,7 +183,7 @@ async fn send_single(s: &Shared, out: &Outgoing) -> Result<(Sent, Vec<UserId>)> 
         .key(k.fire(0))
         .key(k.fire_head(0));
     for u in users {
-        inv.key(k.entries(u)).key(k.feed(u)).key(k.feed_meta(u));
+        inv.key(k.entries(u)).key(k.feed(u));
     }
     inv.arg(m.from.as_str())
         .arg(m.ts)
@@ -242,7 +243,15 @@ async fn committed_then_fanned<T>(
             // applied already: read what is still pending instead.
             drain(s, c, Some(pending).filter(|_| guard.first)).await?
         };
-        publish(s, keys::shard(&c.to_string()), &woken).await;
+        // The notification and the marker's removal at once: the fan-out
+        // is whole and its records gone, so neither waits for the other.
+        let mut conn = s.conn();
+        let (_, removed) = tokio::join!(
+            publish(s, keys::shard(&c.to_string()), &woken),
+            conn.zrem::<_, _, u64>(&marker_key, &member)
+        );
+        removed?;
+        return Ok(answer);
     }
     let _: u64 = s.conn().zrem(&marker_key, &member).await?;
     Ok(answer)
@@ -477,7 +486,7 @@ async fn update_single(
         }
         Recipients::Users(users) => {
             for user in users {
-                inv.key(k.feed(user)).key(k.feed_meta(user));
+                inv.key(k.feed(user));
             }
             &users[..]
         }
@@ -662,11 +671,12 @@ pub(crate) async fn drain(
             }
         }
         let conv = c.to_string();
-        let applied = join_all(per_user.iter().map(|(u, rs)| {
+        // The users' parts and the firehose's at once: each is applied at
+        // most once by its own watermark, in any order.
+        let users = join_all(per_user.iter().map(|(u, rs)| {
             let mut inv = scripts::FANOUT_USER.prepare_invoke();
             inv.key(k.entries(u))
                 .key(k.feed(u))
-                .key(k.feed_meta(u))
                 .key(k.fanned(u))
                 .arg(&conv)
                 .arg(u.as_str());
@@ -681,14 +691,14 @@ pub(crate) async fn drain(
             }
             let mut conn = s.conn();
             async move { inv.invoke_async::<u64>(&mut conn).await }
-        }))
-        .await;
+        }));
+        let (applied, fired) = tokio::join!(users, fire_records(s, c, &records));
         for (u, n) in per_user.keys().zip(applied) {
             if n? > 0 {
                 woken.insert((*u).clone());
             }
         }
-        fire_records(s, c, &records).await?;
+        fired?;
         let _: u64 = s.conn().zrem(k.pending(c), &raw).await?;
         if raw.len() < BATCH {
             break;
@@ -820,10 +830,18 @@ enum Op {
     HSet(String, String, String),
     HDel(String, String),
     Read(String, String, u64),
-    Feed(String, String, Timestamp, String),
+    Feed(String, Timestamp, String),
     Del(String),
     /// Drop every event of a feed, keeping its head.
-    Clear(String, String),
+    Clear(String),
+    /// Single Redis: put (`Some` JSON) or remove a group's member: members
+    /// key, user, conversation (see [`scripts::APPLY`]).
+    Member(String, String, Option<String>, String),
+    /// Single Redis: put an entry of a group's conversation: entries key,
+    /// conversation, read_seq, activity.
+    Entry(String, String, Seq, Timestamp),
+    /// Single Redis: remove an entry of a group's conversation.
+    Unentry(String, String),
     /// Append to a firehose partition: stream, head, ts, user (`''`:
     /// none), event.
     Fire(String, String, Timestamp, String, String),
@@ -861,9 +879,18 @@ fn ops(s: &Shared, changes: &Changes) -> Result<Vec<(Owner, Op)>> {
             Op::Set(k.group(&g.id), to_json(g)?),
         ));
     }
+    // On one Redis, a group's members and its conversation's entries keep
+    // the group's activity right (see `Keys::activity`); a cluster has
+    // none and writes every entry.
+    let single = !s.cluster();
     for (group, change) in &changes.members {
         let key = k.members(group);
+        let conv = ConversationId::group(group.clone()).to_string();
         let op = match change {
+            MemberChange::Put(m) if single => {
+                Op::Member(key, m.id.to_string(), Some(to_json(m)?), conv)
+            }
+            MemberChange::Remove(id) if single => Op::Member(key, id.to_string(), None, conv),
             MemberChange::Put(m) => Op::HSet(key, m.id.to_string(), to_json(m)?),
             MemberChange::Remove(id) => Op::HDel(key, id.to_string()),
         };
@@ -872,6 +899,10 @@ fn ops(s: &Shared, changes: &Changes) -> Result<Vec<(Owner, Op)>> {
     for (user, change) in &changes.entries {
         let key = k.entries(user);
         let op = match change {
+            EntryChange::Put(e) if single && is_group(&e.conversation) => {
+                Op::Entry(key, e.conversation.to_string(), e.read_seq, e.activity)
+            }
+            EntryChange::Remove(c) if single && is_group(c) => Op::Unentry(key, c.to_string()),
             EntryChange::Put(e) => Op::HSet(
                 key,
                 e.conversation.to_string(),
@@ -887,7 +918,7 @@ fn ops(s: &Shared, changes: &Changes) -> Result<Vec<(Owner, Op)>> {
     for (user, ts, event) in &changes.events {
         ops.push((
             Owner::User(user.clone()),
-            Op::Feed(k.feed(user), k.feed_meta(user), *ts, to_json(event)?),
+            Op::Feed(k.feed(user), *ts, to_json(event)?),
         ));
     }
     for (user, ts, event) in fire_events(changes) {
@@ -921,9 +952,13 @@ fn ops(s: &Shared, changes: &Changes) -> Result<Vec<(Owner, Op)>> {
     for user in &changes.erase {
         let owner = Owner::User(user.clone());
         ops.push((owner.clone(), Op::Del(k.user(user))));
-        ops.push((owner, Op::Clear(k.feed(user), k.feed_meta(user))));
+        ops.push((owner, Op::Clear(k.feed(user))));
     }
     Ok(ops)
+}
+
+fn is_group(c: &ConversationId) -> bool {
+    matches!(c, ConversationId::Group(_))
 }
 
 /// Runs ops as one [`scripts::APPLY`] call (all in one slot on a cluster).
@@ -950,7 +985,22 @@ async fn apply(s: &Shared, ops: &[&Op], changes: &Changes, notify: Option<String
                 args.extend(["read".into(), intern(key), c.clone(), seq.to_string()]);
             }
             Op::Del(key) => args.extend(["del".into(), intern(key)]),
-            Op::Clear(feed, meta) => args.extend(["clear".into(), intern(feed), intern(meta)]),
+            Op::Clear(feed) => args.extend(["clear".into(), intern(feed)]),
+            Op::Member(key, user, value, conv) => args.extend([
+                "member".into(),
+                intern(key),
+                user.clone(),
+                value.clone().unwrap_or_default(),
+                conv.clone(),
+            ]),
+            Op::Entry(key, conv, read, activity) => args.extend([
+                "entry".into(),
+                intern(key),
+                conv.clone(),
+                read.to_string(),
+                activity.to_string(),
+            ]),
+            Op::Unentry(key, conv) => args.extend(["unentry".into(), intern(key), conv.clone()]),
             Op::Fire(fire, head, ts, user, event) => args.extend([
                 "fire".into(),
                 intern(fire),
@@ -959,10 +1009,9 @@ async fn apply(s: &Shared, ops: &[&Op], changes: &Changes, notify: Option<String
                 user.clone(),
                 event.clone(),
             ]),
-            Op::Feed(feed, meta, ts, event) => args.extend([
+            Op::Feed(feed, ts, event) => args.extend([
                 "feed".into(),
                 intern(feed),
-                intern(meta),
                 ts.to_string(),
                 event.clone(),
                 keep.clone(),
@@ -978,6 +1027,7 @@ async fn apply(s: &Shared, ops: &[&Op], changes: &Changes, notify: Option<String
         Some(payload) => inv.arg(s.keys.channel()).arg(payload),
         None => inv.arg("").arg(""),
     };
+    inv.arg(s.keys.prefix());
     for a in args {
         inv.arg(a);
     }

@@ -5,7 +5,7 @@
 use im_engine::{Actor, Engine, Event, GroupId, JoinPolicy, SendRequest, UserId};
 use redis::AsyncCommands;
 
-use super::open;
+use super::{open, put_users};
 use crate::RedisStore;
 use crate::keys::Keys;
 use crate::testing::{shared_cluster_url, shared_url, unique_prefix};
@@ -17,13 +17,7 @@ fn uid(s: &str) -> UserId {
 async fn scripts_write_serdes_encoding(url: &str) {
     let prefix = unique_prefix();
     let engine: Engine<RedisStore> = Engine::new(open(url, &prefix).await);
-    let root = Actor::admin(uid("root"));
-    for u in ["alice", "bob"] {
-        engine
-            .put_user(&root, &uid(u), Default::default())
-            .await
-            .unwrap();
-    }
+    put_users(&engine, &["alice", "bob"]).await;
     let (alice, bob) = (Actor::user(uid("alice")), Actor::user(uid("bob")));
     let g = GroupId::new("g.1").unwrap();
     engine

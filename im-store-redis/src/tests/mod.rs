@@ -14,6 +14,21 @@ pub(crate) async fn open(url: &str, prefix: &str) -> RedisStore {
         .unwrap_or_else(|e| panic!("open a redis store on {url}: {e:?}"))
 }
 
+/// Creates these users through `engine`, as an admin.
+pub(crate) async fn put_users(engine: &im_engine::Engine<RedisStore>, ids: &[&str]) {
+    let root = im_engine::Actor::admin(im_engine::UserId::new("root").unwrap());
+    for u in ids {
+        engine
+            .put_user(
+                &root,
+                &im_engine::UserId::new(*u).unwrap(),
+                Default::default(),
+            )
+            .await
+            .unwrap();
+    }
+}
+
 /// Fresh stores on the shared single server.
 pub(crate) struct SingleFactory;
 
