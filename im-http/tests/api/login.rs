@@ -135,11 +135,10 @@ async fn an_unknown_user_and_a_wrong_password_are_answered_alike() {
     }
 
     // About the same time: an unknown user is checked against a dummy
-    // hash. The medians of a few tries are within a factor of two.
-    let median = |mut v: Vec<Duration>| {
-        v.sort();
-        v[v.len() / 2]
-    };
+    // hash. The fastest of a few tries of each are within a factor of two
+    // (the fastest, not the median: a loaded machine only adds time, and
+    // a check that skipped the hash would be many times faster every time).
+    let fastest = |v: Vec<Duration>| v.into_iter().min().expect("tries");
     let (mut wrong, mut unknown) = (Vec::new(), Vec::new());
     for _ in 0..7 {
         let t = Instant::now();
@@ -149,7 +148,7 @@ async fn an_unknown_user_and_a_wrong_password_are_answered_alike() {
         login(&s, "nobody", "wrong password").await;
         unknown.push(t.elapsed());
     }
-    let (wrong, unknown) = (median(wrong), median(unknown));
+    let (wrong, unknown) = (fastest(wrong), fastest(unknown));
     assert!(
         unknown * 2 > wrong && wrong * 2 > unknown,
         "wrong password {wrong:?}, unknown user {unknown:?}"
