@@ -103,6 +103,12 @@ pub struct Config {
     /// anyway, so a lost notification (a pub/sub message across nodes) costs
     /// latency, never an event.
     pub recheck: Duration,
+    /// A live stream woken sooner than this after its last read waits out
+    /// the rest before reading again: under load, the events of several
+    /// sends are read and written together, at a cost of at most this much
+    /// latency; a stream woken less often reads at once. Zero reads at
+    /// every wake-up.
+    pub coalesce: Duration,
     /// What hashing a new password costs.
     pub password_cost: crate::password::PasswordCost,
     /// After a user's last stream here closes, how long it stays online
@@ -122,6 +128,7 @@ impl Default for Config {
             limits: Limits::default(),
             retention: Retention::default(),
             recheck: Duration::from_secs(5),
+            coalesce: Duration::from_millis(4),
             password_cost: Default::default(),
             presence_grace: Duration::from_secs(5),
             receipts_max_group: 100,

@@ -368,7 +368,14 @@ where
             }
             let frame = match this.events.as_mut().poll_next(cx) {
                 Poll::Ready(Some(Ok(event))) => match event.frame(this.viewer, this.shared) {
-                    Some(frame) => frame,
+                    Some(frame) => gather(
+                        frame,
+                        this.events.as_mut(),
+                        cx,
+                        this.viewer,
+                        this.shared,
+                        this.done,
+                    ),
                     None => continue,
                 },
                 Poll::Ready(Some(Err(e))) => {
@@ -405,6 +412,53 @@ where
     fn is_end_stream(&self) -> bool {
         self.done
     }
+}
+
+/// The most bytes of events a stream gathers into one write.
+const GATHER: usize = 16 * 1024;
+
+/// `first` and the events ready right after it, up to [`GATHER`] bytes, as
+/// one frame: a stream that fell behind, or was woken for several events,
+/// writes them to its socket at once (one chunk, one write), not one by
+/// one. The end of `events` (or its error) sets `done`, after this frame.
+fn gather<T, E>(
+    first: Bytes,
+    mut events: Pin<&mut E>,
+    cx: &mut Context<'_>,
+    viewer: &UserId,
+    shared: &SharedData,
+    done: &mut bool,
+) -> Bytes
+where
+    T: SseEvent,
+    E: Stream<Item = Result<T, im_engine::Error>>,
+{
+    let mut out: Option<Vec<u8>> = None;
+    while out.as_ref().map_or(first.len(), Vec::len) < GATHER {
+        let frame = match events.as_mut().poll_next(cx) {
+            Poll::Ready(Some(Ok(event))) => match event.frame(viewer, shared) {
+                Some(frame) => frame,
+                None => continue,
+            },
+            Poll::Ready(Some(Err(e))) => {
+                tracing::info!(error = %e, "event stream ended");
+                *done = true;
+                break;
+            }
+            Poll::Ready(None) => {
+                *done = true;
+                break;
+            }
+            Poll::Pending => break,
+        };
+        out.get_or_insert_with(|| {
+            let mut out = Vec::with_capacity(4 * first.len().max(frame.len()));
+            out.extend_from_slice(&first);
+            out
+        })
+        .extend_from_slice(&frame);
+    }
+    out.map_or(first, Bytes::from)
 }
 
 /// The reconnection delay one stream announces: `base` plus a random

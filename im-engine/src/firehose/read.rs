@@ -187,7 +187,7 @@ impl<S: Store> Engine<S> {
         let mut events: Vec<_> = reset.into_iter().collect();
         let deadline = tokio::time::Instant::now() + wait;
         loop {
-            wake.borrow_and_update();
+            wake.mark_seen();
             let room = limit.saturating_sub(events.len()).max(1);
             events.extend(self.fire_read(&mut pos, room).await?);
             if !events.is_empty()
@@ -224,7 +224,7 @@ impl<S: Store> Engine<S> {
                 yield reset;
             }
             loop {
-                wake.borrow_and_update();
+                wake.mark_seen();
                 let batch = engine.fire_read(&mut pos, BATCH).await?;
                 let more = batch.len() >= BATCH;
                 for event in batch {

@@ -64,8 +64,8 @@ pub(crate) struct SuspensionWatch {
 impl SuspensionWatch {
     /// Resolves once the user is suspended (never, if the engine is gone).
     pub(crate) async fn suspended(&mut self) {
-        let user = self.user.clone();
-        if self.rx.wait_for(|s| s.contains(&user)).await.is_err() {
+        let user = &self.user;
+        if self.rx.wait_for(|s| s.contains(user)).await.is_err() {
             std::future::pending::<()>().await;
         }
     }

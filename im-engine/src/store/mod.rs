@@ -39,7 +39,7 @@ pub use bus::{BACKLOG, SignalBus, SignalReceiver};
 pub use export::{ImportError, Importer, Record};
 pub use marks::{Mark, MarkChange, Marks};
 pub use memory::MemoryStore;
-pub use notify::Notifier;
+pub use notify::{Notifier, Wakeup};
 pub use rooms_bus::{Follows, ROOM_BACKLOG, RoomBus, RoomEvent, RoomReceiver};
 
 /// A message on its way: the message and who receives it.
