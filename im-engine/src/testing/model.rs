@@ -330,7 +330,7 @@ impl Model {
             g.join = j;
         }
         if created {
-            self.add_room_member(id, me, Role::Owner);
+            self.add_member(id, ConversationId::room(id.clone()), me, Role::Owner);
         }
         self.hand_over(&mut g, owner);
         self.groups.insert(id.clone(), g);
@@ -346,9 +346,18 @@ impl Model {
         })
     }
 
-    fn add_room_member(&mut self, room: &GroupId, user: &UserId, role: Role) {
+    /// Makes `user` a member of group or room `id` (conversation
+    /// `conversation`) with its index entry: read up to the newest message,
+    /// active now.
+    fn add_member(
+        &mut self,
+        id: &GroupId,
+        conversation: ConversationId,
+        user: &UserId,
+        role: Role,
+    ) {
         let now = self.now;
-        self.members.entry(room.clone()).or_default().insert(
+        self.members.entry(id.clone()).or_default().insert(
             user.clone(),
             Member {
                 id: user.clone(),
@@ -356,7 +365,6 @@ impl Model {
                 since: now,
             },
         );
-        let conversation = ConversationId::room(room.clone());
         let read_seq = self.last_seq(&conversation);
         self.entries.entry(user.clone()).or_default().insert(
             conversation.clone(),
@@ -392,7 +400,7 @@ impl Model {
         if self.group_members(room).len() >= self.limits.room_members {
             return err(ErrorKind::Conflict);
         }
-        self.add_room_member(room, user, Role::Member);
+        self.add_member(room, ConversationId::room(room.clone()), user, Role::Member);
         Ok(Outcome::Done)
     }
 
@@ -663,23 +671,8 @@ impl Model {
                     g.join = *j;
                 }
                 if created {
-                    self.members.entry(id.clone()).or_default().insert(
-                        me.clone(),
-                        Member {
-                            id: me.clone(),
-                            role: Role::Owner,
-                            since: now,
-                        },
-                    );
-                    let conversation = ConversationId::group(id.clone());
-                    self.entries.entry(me.clone()).or_default().insert(
-                        conversation.clone(),
-                        ConvEntry {
-                            conversation,
-                            read_seq: 0,
-                            activity: now,
-                        },
-                    );
+                    // A new group's conversation has no message: read_seq 0.
+                    self.add_member(id, ConversationId::group(id.clone()), me, Role::Owner);
                     let data = Event::Member {
                         group: id.clone(),
                         user: me.clone(),
@@ -746,23 +739,11 @@ impl Model {
                 if members.len() >= self.limits.group_members {
                     return err(ErrorKind::Conflict);
                 }
-                let conversation = ConversationId::group(group.clone());
-                let read_seq = self.last_seq(&conversation);
-                self.members.entry(group.clone()).or_default().insert(
-                    user.clone(),
-                    Member {
-                        id: user.clone(),
-                        role: Role::Member,
-                        since: now,
-                    },
-                );
-                self.entries.entry(user.clone()).or_default().insert(
-                    conversation.clone(),
-                    ConvEntry {
-                        conversation,
-                        read_seq,
-                        activity: now,
-                    },
+                self.add_member(
+                    group,
+                    ConversationId::group(group.clone()),
+                    user,
+                    Role::Member,
                 );
                 let data = Event::Member {
                     group: group.clone(),
