@@ -41,7 +41,7 @@ pub use error::Error;
 pub use store::RedisStore;
 
 /// The format version this build reads and writes, kept in `P{meta}:store`.
-pub const FORMAT_VERSION: u32 = 4;
+pub const FORMAT_VERSION: u32 = 5;
 
 /// How to open a [`RedisStore`].
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -176,7 +176,7 @@ async fn meta(s: &Shared) -> Result<Epoch> {
         .ok_or_else(|| corrupt("store version"))?;
     match version {
         FORMAT_VERSION => {}
-        1..=3 => {
+        1..=4 => {
             if version == 1 {
                 let moved = migrate::members_v1_to_v2(s).await?;
                 let dropped = migrate::drop_stray_group_entries(s).await?;
@@ -190,13 +190,17 @@ async fn meta(s: &Shared) -> Result<Epoch> {
                 let indexed = migrate::followers_v2_to_v3(s).await?;
                 tracing::info!(contacts = indexed, "upgraded the Redis store to format 3");
             }
-            let feeds = migrate::feeds_v3_to_v4(s).await?;
+            if version <= 3 {
+                let feeds = migrate::feeds_v3_to_v4(s).await?;
+                tracing::info!(feeds, "upgraded the Redis store to format 4");
+            }
+            let streams = migrate::streams_v4_to_v5(s).await?;
             s.bounded(async {
                 let _: () = s.conn().hset(&key, "version", FORMAT_VERSION).await?;
                 Ok(())
             })
             .await?;
-            tracing::info!(feeds, "upgraded the Redis store to format 4");
+            tracing::info!(streams, "upgraded the Redis store to format 5");
         }
         found => {
             return Err(Error::UnsupportedVersion {
@@ -375,12 +379,10 @@ impl Store for RedisStore {
 
     async fn last_seq(&self, conversation: &ConversationId) -> Result<Seq> {
         self.read(async {
-            let seq: Option<u64> = self
-                .shared
-                .conn()
-                .get(self.shared.keys.seq(conversation))
-                .await?;
-            Ok(seq.unwrap_or(0))
+            Ok(scripts::LAST_SEQ
+                .key(self.shared.keys.log(conversation))
+                .invoke_async(&mut self.shared.conn())
+                .await?)
         })
         .await
     }
@@ -465,7 +467,6 @@ impl Store for RedisStore {
         self.read(async {
             let v: Value = scripts::FIRE_READ
                 .key(self.shared.keys.fire(part))
-                .key(self.shared.keys.fire_head(part))
                 .arg(after)
                 .arg(limit.min(1 << 30))
                 .invoke_async(&mut self.shared.conn())

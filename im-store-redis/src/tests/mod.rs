@@ -82,4 +82,7 @@ mod events;
 mod migrate;
 
 #[cfg(not(im_skip_redis))]
+mod migrate_streams;
+
+#[cfg(not(im_skip_redis))]
 mod store;
