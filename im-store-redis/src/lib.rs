@@ -27,6 +27,7 @@ mod error;
 mod export;
 mod live;
 mod migrate;
+mod outbox;
 mod rooms;
 mod scripts;
 mod store;

@@ -224,8 +224,8 @@ end
 /// KEYS: client ids, log, changed messages, the direct conversation's
 /// blocks, the firehose, then (entries, feed) per recipient.
 /// ARGV: from, ts, body, client id (`''` for none), conversation, keep,
-/// min_ts, channel (`''`: no publish), payload, reply_to (`''` for none),
-/// then the recipients. In a direct conversation the recipient's activity
+/// min_ts, reply_to (`''` for none), then the recipients. The caller
+/// notifies other nodes (`outbox`). In a direct conversation the recipient's activity
 /// goes into its `@<conv>` field (see `own_entry`), so its entry is not
 /// read. Answers `{1, seq}`, `{0, seq, fields, changed}`
 /// for a repeated client id (`fields` of its log entry, or `changed`, its
@@ -239,21 +239,20 @@ local keep, min_ts = tonumber(ARGV[6]), tonumber(ARGV[7])
 if redis.call('EXISTS', KEYS[4]) == 1 then return {3} end
 local dup = duplicate_changed(duplicate(KEYS[1], KEYS[2], from, cid), KEYS[3])
 if dup then return dup end
-local seq = append_message(KEYS[1], KEYS[2], from, ts, body, cid, ARGV[10])
+local seq = append_message(KEYS[1], KEYS[2], from, ts, body, cid, ARGV[8])
 local event = message_event(conv, seq)
 fire_append(KEYS[5], ts, '', event)
 local dm = string.sub(conv, 1, 3) == 'dm:'
 for i = 1, (#KEYS - 5) / 2 do
   local k = 2 * i + 4
-  if dm and ARGV[10 + i] ~= from then
+  if dm and ARGV[8 + i] ~= from then
     redis.call('HSET', KEYS[k], '@' .. conv, ts .. string.format(':%d', seq))
     feed_append(KEYS[k + 1], ts, event, keep, min_ts)
   else
-    apply_message(KEYS[k], KEYS[k + 1], conv, seq, event, ts, ARGV[10 + i] == from, true, keep,
+    apply_message(KEYS[k], KEYS[k + 1], conv, seq, event, ts, ARGV[8 + i] == from, true, keep,
       min_ts)
   end
 end
-if ARGV[8] ~= '' then redis.call('PUBLISH', ARGV[8], ARGV[9]) end
 return {1, seq}
 "#
     ))
@@ -274,8 +273,8 @@ return {1, seq}
 /// KEYS: client ids, log, members, changed messages, the firehose, the
 /// conversation's activity. ARGV:
 /// from, ts, body, client id (`''` for none), conversation, keep, min_ts,
-/// channel (`''`: no publish), the payload's first line, the key prefix,
-/// reply_to (`''` for none). Answers `{1, seq, members}`, `{0, seq, fields,
+/// the key prefix, reply_to (`''` for none). The caller notifies other
+/// nodes (`outbox`). Answers `{1, seq, members}`, `{0, seq, fields,
 /// changed}` for a repeated client id, or `{2}` when the sender is no
 /// member.
 pub(crate) static SEND_GROUP: LazyLock<Script> = LazyLock::new(|| {
@@ -283,11 +282,11 @@ pub(crate) static SEND_GROUP: LazyLock<Script> = LazyLock::new(|| {
         prelude!(),
         r#"
 local from, ts, body, cid, conv = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local keep, min_ts, prefix = tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[10]
+local keep, min_ts, prefix = tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8]
 if redis.call('HEXISTS', KEYS[3], from) == 0 then return {2} end
 local dup = duplicate_changed(duplicate(KEYS[1], KEYS[2], from, cid), KEYS[4])
 if dup then return dup end
-local seq = append_message(KEYS[1], KEYS[2], from, ts, body, cid, ARGV[11])
+local seq = append_message(KEYS[1], KEYS[2], from, ts, body, cid, ARGV[9])
 local event = message_event(conv, seq)
 fire_append(KEYS[5], ts, '', event)
 local members = redis.call('HKEYS', KEYS[3])
@@ -301,9 +300,6 @@ else
       u == from, true, keep, min_ts)
   end
   redis.call('HSET', KEYS[6], 'seq', seq, 'ts', ts, 'clean', '1')
-end
-if ARGV[8] ~= '' then
-  redis.call('PUBLISH', ARGV[8], ARGV[9] .. '\n' .. table.concat(members, '\n'))
 end
 return {1, seq, members}
 "#

@@ -19,6 +19,7 @@ use crate::conn::{self, Conn, Target, bounded};
 use crate::drains::Drains;
 use crate::error::{Error, Result, corrupt};
 use crate::keys::Keys;
+use crate::outbox::Outbox;
 use crate::{FORMAT_VERSION, RedisConfig, live, migrate, scripts};
 
 /// The engine's data in Redis or a Redis Cluster, shared by any number of
@@ -51,6 +52,8 @@ pub(crate) struct Shared {
     pub(crate) subscribed: Arc<AtomicBool>,
     /// One fan-out drain at a time per conversation (cluster).
     pub(crate) drains: Arc<Drains>,
+    /// The notifications of sends to other nodes (single Redis).
+    pub(crate) outbox: Outbox,
 }
 
 impl Shared {
@@ -83,6 +86,7 @@ impl RedisStore {
             .ok_or_else(|| Error::Config("the key prefix may not contain '{' or '}'".into()))?;
         let target = Target::parse(&config.url)?;
         let conn = conn::connect(&target, config.timeout).await?;
+        let (outbox, posted) = Outbox::new();
         let shared = Shared {
             conn,
             keys,
@@ -95,6 +99,7 @@ impl RedisStore {
             target,
             subscribed: Arc::default(),
             drains: Arc::default(),
+            outbox,
         };
         shared
             .bounded(async {
@@ -107,7 +112,7 @@ impl RedisStore {
             .await?;
         let epoch = meta(&shared).await?;
         live::beat(&shared).await?;
-        let tasks = live::start(&shared, config.recovery_interval);
+        let tasks = live::start(&shared, config.recovery_interval, posted);
         Ok(Self {
             shared,
             epoch,

@@ -70,6 +70,10 @@ pub(crate) async fn send(s: &Shared, out: &Outgoing) -> Result<Sent> {
     };
     if matches!(sent, Sent::New(_)) {
         s.notifier.wake(&recipients);
+        if !s.cluster() {
+            // A cluster's fan-out published already.
+            s.outbox.post(recipients);
+        }
     }
     Ok(sent)
 }
@@ -158,8 +162,6 @@ async fn send_single(s: &Shared, out: &Outgoing) -> Result<(Sent, Vec<UserId>)> 
                 .arg(c.to_string())
                 .arg(out.trim.keep.min(LUA_MAX))
                 .arg(out.trim.min_ts)
-                .arg(k.channel())
-                .arg(payload(s.node, []))
                 .arg(k.prefix())
                 .arg(reply_arg(m))
                 .invoke_async(&mut s.conn())
@@ -188,8 +190,6 @@ async fn send_single(s: &Shared, out: &Outgoing) -> Result<(Sent, Vec<UserId>)> 
         .arg(c.to_string())
         .arg(out.trim.keep.min(LUA_MAX))
         .arg(out.trim.min_ts)
-        .arg(k.channel())
-        .arg(payload(s.node, users))
         .arg(reply_arg(m));
     for u in users {
         inv.arg(u.as_str());
