@@ -76,6 +76,9 @@ mod cluster {
 }
 
 #[cfg(not(im_skip_redis))]
+mod dm_entries;
+
+#[cfg(not(im_skip_redis))]
 mod events;
 
 #[cfg(not(im_skip_redis))]
