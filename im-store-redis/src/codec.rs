@@ -71,9 +71,10 @@ pub(crate) fn array(v: &Value) -> Result<&[Value]> {
     }
 }
 
-/// A stream entry `[id, [field, value, …]]` as its id's number and fields.
+/// A stream entry `[id, [field, value, …]]` as its id's number (every
+/// stream's ids are `0-<n>`) and fields.
 pub(crate) fn stream_entry(v: &Value) -> Result<(u64, Vec<(String, String)>)> {
-    let ((n, _), fields) = stream_entry_id(v)?;
+    let ((_, n), fields) = stream_entry_id(v)?;
     Ok((n, fields))
 }
 

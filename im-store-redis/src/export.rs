@@ -62,10 +62,10 @@ impl RedisStore {
                 yield record;
             }
             let mut convs = Vec::new();
-            for id in self.ids("{c:*}:seq", "{c:", "}:seq").await? {
+            for id in self.ids("{c:*}:log", "{c:", "}:log").await? {
                 convs.push(id.parse::<ConversationId>().map_err(|_| bad_key(&id))?);
             }
-            for id in self.ids("{c:group:*}:roomseq", "{c:group:", "}:roomseq").await? {
+            for id in self.ids("{c:group:*}:roomlog", "{c:group:", "}:roomlog").await? {
                 let r = GroupId::new(id.as_str()).map_err(|_| bad_key(&id))?;
                 convs.push(ConversationId::room(r));
             }

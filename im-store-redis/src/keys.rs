@@ -4,10 +4,10 @@
 //! contain `{` or `}`) followed by a hash tag, so that everything one Lua
 //! script touches lives in one Redis Cluster slot:
 //!
-//! - `{c:<conv>}`: everything of a conversation (its counter, log, client
+//! - `{c:<conv>}`: everything of a conversation (its log, client
 //!   ids and pending fan-outs, and a group's members), the commit point of
 //!   a send and of a join or leave; a room's keys are in the slot of its
-//!   members, `{c:group:<room>}`, named `roomseq`, `roomlog`, …;
+//!   members, `{c:group:<room>}`, named `roomlog`, `roomclientids`, …;
 //! - `{u:<user>}`: everything of a user (profile, contacts, conversation
 //!   index, feed, fan-out watermarks, presence);
 //! - `{g:<group>}`: a group's record (its members are in the slot of its
@@ -16,8 +16,8 @@
 //!   and the markers of fan-outs in progress.
 //!
 //! User and group ids are `A-Z a-z 0-9 _ . -` and conversation ids add only
-//! `:` (`dm:<a>:<b>`, `group:<g>`), so no id contains `{`, `}`, `|`, `,` or a
-//! newline, the separators used below. Numbers are decimal text.
+//! `:` (`dm:<a>:<b>`, `group:<g>`), so no id contains `{`, `}`, `|`, `,`,
+//! `@` or a newline, the separators used below. Numbers are decimal text.
 //!
 //! The table of every key, its type, what it holds and why is in the crate
 //! docs (`README.md`); this module builds the names.
@@ -96,7 +96,10 @@ impl Keys {
         UserId::new(id).ok()
     }
 
-    /// `P{u:U}:entries`.
+    /// `P{u:U}:entries`: conversation → `read_seq:activity:since`, and on
+    /// one Redis `@<conversation>` → `activity:seq`, a direct
+    /// conversation's newest activity written by a send that did not read
+    /// the entry (it counts when its seq is newer than `since`).
     pub(crate) fn entries(&self, u: &UserId) -> String {
         self.user_key(u, "entries")
     }
@@ -220,14 +223,34 @@ impl Keys {
         GroupId::new(id).ok()
     }
 
-    /// `P{c:C}:seq`.
-    pub(crate) fn seq(&self, c: &ConversationId) -> String {
-        self.conv_key(c, "seq")
-    }
-
-    /// `P{c:C}:log`.
+    /// `P{c:C}:log`, a stream numbered by itself: a message's id is
+    /// `0-<seq>` (format 5; format 4 numbered it `<seq>-0` from a counter,
+    /// `P{c:C}:seq`, which the upgrade removes).
     pub(crate) fn log(&self, c: &ConversationId) -> String {
         self.conv_key(c, "log")
+    }
+
+    /// The streams that formats 1 to 4 numbered from a counter of their
+    /// own, for the upgrade to format 5: per kind, the counters' pattern,
+    /// the counter's suffix and the stream's (a log's, a room's log's, a
+    /// firehose partition's; each in its counter's slot).
+    pub(crate) fn counted_streams(&self) -> [(String, &'static str, &'static str); 3] {
+        [
+            (self.pattern("{c:*}:seq"), "}:seq", "}:log"),
+            (
+                self.pattern("{c:group:*}:roomseq"),
+                "}:roomseq",
+                "}:roomlog",
+            ),
+            (self.pattern("{f:*}:firehead"), "}:firehead", "}:fire"),
+        ]
+    }
+
+    /// A format 4 counter's key, for tests that write format 4:
+    /// `P{c:C}:seq`, `P{c:group:R}:roomseq`.
+    #[cfg(test)]
+    pub(crate) fn v4_seq(&self, c: &ConversationId) -> String {
+        self.conv_key(c, "seq")
     }
 
     /// `P{c:group:G}:activity`, a hash: `seq` and `ts` of the group's
@@ -264,14 +287,16 @@ impl Keys {
         format!("{}{{f:{shard}}}:fanout", self.prefix)
     }
 
-    /// `P{f:<k>}:fire`, firehose partition `k` (a stream; on a single
-    /// Redis only partition 0).
+    /// `P{f:<k>}:fire`, firehose partition `k` (a stream numbered by
+    /// itself, ids `0-<pos>`; on a single Redis only partition 0).
     pub(crate) fn fire(&self, part: u64) -> String {
         format!("{}{{f:{part}}}:fire", self.prefix)
     }
 
-    /// `P{f:<k>}:firehead`, the position counter of partition `k`.
-    pub(crate) fn fire_head(&self, part: u64) -> String {
+    /// Format 4's position counter of firehose partition `k`, for tests
+    /// that write format 4.
+    #[cfg(test)]
+    pub(crate) fn v4_fire_head(&self, part: u64) -> String {
         format!("{}{{f:{part}}}:firehead", self.prefix)
     }
 

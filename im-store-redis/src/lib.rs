@@ -27,6 +27,7 @@ mod error;
 mod export;
 mod live;
 mod migrate;
+mod outbox;
 mod rooms;
 mod scripts;
 mod store;
@@ -41,7 +42,7 @@ pub use error::Error;
 pub use store::RedisStore;
 
 /// The format version this build reads and writes, kept in `P{meta}:store`.
-pub const FORMAT_VERSION: u32 = 4;
+pub const FORMAT_VERSION: u32 = 5;
 
 /// How to open a [`RedisStore`].
 #[derive(Debug, Clone, PartialEq, Eq)]

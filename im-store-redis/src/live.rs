@@ -17,8 +17,8 @@ use crate::codec;
 use crate::conn::{self, Conn, Target, bounded};
 use crate::error::{Result, corrupt};
 use crate::keys::{self, SHARDS};
-use crate::scripts;
 use crate::store::Shared;
+use crate::{outbox, scripts};
 
 /// The background tasks of a store; dropping this stops them.
 #[derive(Debug)]
@@ -44,14 +44,22 @@ impl Drop for Tasks {
     }
 }
 
-/// Starts the heartbeat, the subscription and (cluster) the recovery sweep.
-pub(crate) fn start(s: &Shared, recovery_interval: Duration) -> Tasks {
+/// Starts the heartbeat, the subscription and the recovery sweep (on a
+/// cluster) or the publisher of the sends' notifications (on one Redis),
+/// which reads `posted`.
+pub(crate) fn start(
+    s: &Shared,
+    recovery_interval: Duration,
+    posted: UnboundedReceiver<Vec<UserId>>,
+) -> Tasks {
     let mut handles = vec![
         tokio::spawn(heartbeat(s.clone())),
         tokio::spawn(listen(s.clone())),
     ];
     if s.cluster() {
         handles.push(tokio::spawn(recovery(s.clone(), recovery_interval)));
+    } else {
+        handles.push(tokio::spawn(outbox::run(s.clone(), posted)));
     }
     Tasks {
         handles,

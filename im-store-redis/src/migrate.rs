@@ -26,6 +26,16 @@
 //! the next open converts the rest. Index entries need no change: an
 //! entry of format 3 (`read_seq:activity`) reads as one whose activity was
 //! written before any send of format 4.
+//!
+//! Format 5 numbers the conversations' logs (rooms' too) and the firehose
+//! partitions in their streams as well (ids `0-<n>` instead of `<n>-0` from
+//! the counters `P{c:C}:seq`, `P{c:group:R}:roomseq`, `P{f:K}:firehead`),
+//! so a send makes no counter call and the stream's last id is the last
+//! seq. Streams must grow, so each is rewritten with the same numbers, a
+//! batch of entries per script, into a new stream beside it that the last
+//! batch puts in its place before deleting the counter: a crash leaves the
+//! old stream whole (its counter still there), and the next open goes on
+//! from where the copy stopped.
 
 use im_engine::{GroupId, UserId};
 use redis::AsyncCommands;
@@ -114,6 +124,43 @@ pub(crate) async fn feeds_v3_to_v4(s: &Shared) -> Result<usize> {
             })
             .await?;
         n += usize::from(converted == 1);
+    }
+    Ok(n)
+}
+
+/// Entries copied per script by [`streams_v4_to_v5`], which bounds how long
+/// one call holds Redis.
+const STREAM_BATCH: usize = 1000;
+
+/// Rewrites every log and firehose partition numbered by a counter as a
+/// stream numbered by itself. Answers how many it rewrote.
+pub(crate) async fn streams_v4_to_v5(s: &Shared) -> Result<usize> {
+    let mut n = 0;
+    for (pattern, counter_end, stream_end) in s.keys.counted_streams() {
+        for counter in s.bounded(keys_matching(s, &pattern)).await? {
+            let base = counter
+                .strip_suffix(counter_end)
+                .ok_or_else(|| corrupt(format!("counter key {counter:?}")))?;
+            let stream = format!("{base}{stream_end}");
+            let new = format!("{stream}:v5");
+            loop {
+                let done: u64 = s
+                    .bounded(async {
+                        Ok(scripts::STREAM_V4_TO_V5
+                            .key(&stream)
+                            .key(&counter)
+                            .key(&new)
+                            .arg(STREAM_BATCH)
+                            .invoke_async(&mut s.conn())
+                            .await?)
+                    })
+                    .await?;
+                if done == 1 {
+                    break;
+                }
+            }
+            n += 1;
+        }
     }
     Ok(n)
 }

@@ -21,12 +21,10 @@ pub(crate) async fn send(s: &Shared, out: &Outgoing, room: &im_engine::GroupId) 
     let c = &m.conversation;
     let v: Value = scripts::SEND_ROOM
         .key(k.client_ids(c))
-        .key(k.seq(c))
         .key(k.log(c))
         .key(k.members(room))
         .key(k.changed(c))
         .key(k.fire(0))
-        .key(k.fire_head(0))
         .arg(m.from.as_str())
         .arg(m.ts)
         .arg(m.body.get())

@@ -2,10 +2,12 @@
 //! cluster). They are loaded once per server and called by SHA
 //! ([`redis::Script`] sends `EVALSHA` and loads the script on `NOSCRIPT`).
 //!
-//! A log's or firehose partition's stream ids are `<n>-0` where `n` comes
-//! from a counter the script owns (`P{c:C}:seq`, `P{f:K}:firehead`), never
-//! from another stream; a feed's are `0-<pos>`, numbered by the stream
-//! itself (`XADD … 0-*`). Lua numbers are doubles: exact for integers below 2^53, which
+//! Every stream numbers its entries itself: a log's, a firehose
+//! partition's and a feed's ids are `0-<n>`, given by `XADD … 0-*` (one past
+//! the last id the stream ever gave, deleted or trimmed or not), so an
+//! append is one call and answers the entry's seq or position; the last
+//! one given is the stream's `last-generated-id` (`stream_head`). No id is
+//! ever copied from another stream. Lua numbers are doubles: exact for integers below 2^53, which
 //! seqs, positions and millisecond times stay under; the caller clamps
 //! "keep everything" to 2^53.
 
@@ -17,7 +19,18 @@ use redis::Script;
 macro_rules! prelude {
     () => {
         r#"
-local function sid(n) return string.format('%d-0', n) end
+-- The number of a stream id `0-<n>`.
+local function id_pos(id) return tonumber(string.sub(id, 3)) end
+
+-- The last position a stream gave (0 for none): its `last-generated-id`.
+local function stream_head(key)
+  if redis.call('EXISTS', key) == 0 then return 0 end
+  local info = redis.call('XINFO', 'STREAM', key)
+  for i = 1, #info, 2 do
+    if info[i] == 'last-generated-id' then return id_pos(info[i + 1]) end
+  end
+  return 0
+end
 
 -- "Keep everything", as the caller clamps it.
 local LUA_MAX = 9007199254740992
@@ -73,6 +86,27 @@ local function entry_value(read, activity, since)
   return string.format('%d:', read) .. activity .. string.format(':%d', since)
 end
 
+-- A user's own entry of a conversation from its two fields, or nil: the
+-- entry (`base`, above) and `act`, field `@<conv>`, `activity:seq`, where a
+-- send to a direct conversation on one Redis writes the recipient's
+-- activity without reading the entry. `act` counts when its seq is newer
+-- than the entry's `since`; alone it is an entry that has read nothing.
+local function own_entry(base, act)
+  if not base and not act then return nil end
+  local r, a, since = 0, '0', 0
+  if base then r, a, since = parse_entry(base) end
+  if act then
+    local aa, aseq = string.match(act, '^(%d+):(%d+)$')
+    if aseq and tonumber(aseq) > since then a, since = aa, tonumber(aseq) end
+  end
+  return r, a, since
+end
+
+local function get_entry(entries, conv)
+  local v = redis.call('HMGET', entries, conv, '@' .. conv)
+  return own_entry(v[1], v[2])
+end
+
 -- A message's effect on one recipient: its index entry (activity, and the
 -- sender's own read cursor) and `event`, the reference, in its feed.
 -- `newest`: `seq` is the conversation's `last_seq` (a send on one Redis),
@@ -84,8 +118,7 @@ local function apply_message(entries, feed, conv, seq, event, ts, is_sender, new
   if is_sender and newest then
     read = seq
   else
-    local cur = redis.call('HGET', entries, conv)
-    if cur then read = parse_entry(cur) end
+    read = get_entry(entries, conv) or 0
     if is_sender and seq > read then read = seq end
   end
   redis.call('HSET', entries, conv, entry_value(read, ts, seq))
@@ -93,9 +126,8 @@ local function apply_message(entries, feed, conv, seq, event, ts, is_sender, new
 end
 
 -- Appends an event to a firehose partition (user: '' for a shared event).
-local function fire_append(fire, head, ts, user, event)
-  local pos = redis.call('INCR', head)
-  redis.call('XADD', fire, sid(pos), 't', ts, 'u', user, 'e', event)
+local function fire_append(fire, ts, user, event)
+  redis.call('XADD', fire, '0-*', 't', ts, 'u', user, 'e', event)
 end
 
 -- A fan-out watermark (field `conv` of hash `key`): the last position
@@ -130,11 +162,10 @@ local function ukey(prefix, user, what) return prefix .. '{u:' .. user .. '}:' .
 -- `clean` (single Redis only).
 local function fix_entry(prefix, members, user, conv, joins)
   local entries, act = ukey(prefix, user, 'entries'), prefix .. '{c:' .. conv .. '}:activity'
-  local cur = redis.call('HGET', entries, conv)
+  local r, activity, since = get_entry(entries, conv)
   local a = redis.call('HMGET', act, 'seq', 'ts')
   local aseq = tonumber(a[1] or '0')
-  if cur then
-    local r, activity, since = parse_entry(cur)
+  if r then
     if aseq > since and redis.call('HEXISTS', members, user) == 1 then activity = a[2] end
     redis.call('HSET', entries, conv, entry_value(r, activity, aseq))
   elseif joins then
@@ -147,26 +178,31 @@ local function duplicate(client_ids, log, from, cid)
   if cid == '' then return nil end
   local old = redis.call('HGET', client_ids, from .. ':' .. cid)
   if not old then return nil end
-  local e = redis.call('XRANGE', log, old .. '-0', old .. '-0')
+  local e = redis.call('XRANGE', log, '0-' .. old, '0-' .. old)
   if e[1] then return {0, tonumber(old), e[1][2]} end
   return {0, tonumber(old), {}}
 end
 
--- Numbers and appends a message to its log; records its client id.
--- `reply` is the seq it answers, or ''.
-local function append_message(client_ids, counter, log, from, ts, body, cid, reply)
-  local seq = redis.call('INCR', counter)
-  local fields = {'f', from, 't', ts, 'b', body}
-  if cid ~= '' then
-    redis.call('HSET', client_ids, from .. ':' .. cid, seq)
-    table.insert(fields, 'c')
-    table.insert(fields, cid)
+-- Appends a message to its log, which numbers it; records its client id.
+-- `reply` is the seq it answers, or ''. Answers the seq.
+local function append_message(client_ids, log, from, ts, body, cid, reply)
+  local id
+  if cid == '' and reply == '' then
+    id = redis.call('XADD', log, '0-*', 'f', from, 't', ts, 'b', body)
+  else
+    local fields = {'f', from, 't', ts, 'b', body}
+    if cid ~= '' then
+      table.insert(fields, 'c')
+      table.insert(fields, cid)
+    end
+    if reply ~= '' then
+      table.insert(fields, 'r')
+      table.insert(fields, reply)
+    end
+    id = redis.call('XADD', log, '0-*', unpack(fields))
   end
-  if reply ~= '' then
-    table.insert(fields, 'r')
-    table.insert(fields, reply)
-  end
-  redis.call('XADD', log, sid(seq), unpack(fields))
+  local seq = id_pos(id)
+  if cid ~= '' then redis.call('HSET', client_ids, from .. ':' .. cid, seq) end
   return seq
 end
 
@@ -185,12 +221,13 @@ end
 
 /// A whole send on a single Redis.
 ///
-/// KEYS: client ids, seq counter, log, changed messages, the direct
-/// conversation's blocks, the firehose and its head, then (entries, feed)
-/// per recipient.
+/// KEYS: client ids, log, changed messages, the direct conversation's
+/// blocks, the firehose, then (entries, feed) per recipient.
 /// ARGV: from, ts, body, client id (`''` for none), conversation, keep,
-/// min_ts, channel (`''`: no publish), payload, reply_to (`''` for none),
-/// then the recipients. Answers `{1, seq}`, `{0, seq, fields, changed}`
+/// min_ts, reply_to (`''` for none), then the recipients. The caller
+/// notifies other nodes (`outbox`). In a direct conversation the recipient's activity
+/// goes into its `@<conv>` field (see `own_entry`), so its entry is not
+/// read. Answers `{1, seq}`, `{0, seq, fields, changed}`
 /// for a repeated client id (`fields` of its log entry, or `changed`, its
 /// record once changed), or `{3}` when one of the two blocks the other.
 pub(crate) static SEND_ALL: LazyLock<Script> = LazyLock::new(|| {
@@ -199,18 +236,23 @@ pub(crate) static SEND_ALL: LazyLock<Script> = LazyLock::new(|| {
         r#"
 local from, ts, body, cid, conv = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local keep, min_ts = tonumber(ARGV[6]), tonumber(ARGV[7])
-if redis.call('EXISTS', KEYS[5]) == 1 then return {3} end
-local dup = duplicate_changed(duplicate(KEYS[1], KEYS[3], from, cid), KEYS[4])
+if redis.call('EXISTS', KEYS[4]) == 1 then return {3} end
+local dup = duplicate_changed(duplicate(KEYS[1], KEYS[2], from, cid), KEYS[3])
 if dup then return dup end
-local seq = append_message(KEYS[1], KEYS[2], KEYS[3], from, ts, body, cid, ARGV[10])
+local seq = append_message(KEYS[1], KEYS[2], from, ts, body, cid, ARGV[8])
 local event = message_event(conv, seq)
-fire_append(KEYS[6], KEYS[7], ts, '', event)
-for i = 1, (#KEYS - 7) / 2 do
-  local k = 2 * i + 6
-  apply_message(KEYS[k], KEYS[k + 1], conv, seq, event, ts, ARGV[10 + i] == from, true, keep,
-    min_ts)
+fire_append(KEYS[5], ts, '', event)
+local dm = string.sub(conv, 1, 3) == 'dm:'
+for i = 1, (#KEYS - 5) / 2 do
+  local k = 2 * i + 4
+  if dm and ARGV[8 + i] ~= from then
+    redis.call('HSET', KEYS[k], '@' .. conv, ts .. string.format(':%d', seq))
+    feed_append(KEYS[k + 1], ts, event, keep, min_ts)
+  else
+    apply_message(KEYS[k], KEYS[k + 1], conv, seq, event, ts, ARGV[8 + i] == from, true, keep,
+      min_ts)
+  end
 end
-if ARGV[8] ~= '' then redis.call('PUBLISH', ARGV[8], ARGV[9]) end
 return {1, seq}
 "#
     ))
@@ -228,11 +270,11 @@ return {1, seq}
 /// it writes every member's entry once, as a send to listed users does,
 /// and marks the group clean.
 ///
-/// KEYS: client ids, seq counter, log, members, changed messages, the
-/// firehose and its head, the conversation's activity. ARGV:
+/// KEYS: client ids, log, members, changed messages, the firehose, the
+/// conversation's activity. ARGV:
 /// from, ts, body, client id (`''` for none), conversation, keep, min_ts,
-/// channel (`''`: no publish), the payload's first line, the key prefix,
-/// reply_to (`''` for none). Answers `{1, seq, members}`, `{0, seq, fields,
+/// the key prefix, reply_to (`''` for none). The caller notifies other
+/// nodes (`outbox`). Answers `{1, seq, members}`, `{0, seq, fields,
 /// changed}` for a repeated client id, or `{2}` when the sender is no
 /// member.
 pub(crate) static SEND_GROUP: LazyLock<Script> = LazyLock::new(|| {
@@ -240,27 +282,24 @@ pub(crate) static SEND_GROUP: LazyLock<Script> = LazyLock::new(|| {
         prelude!(),
         r#"
 local from, ts, body, cid, conv = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local keep, min_ts, prefix = tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[10]
-if redis.call('HEXISTS', KEYS[4], from) == 0 then return {2} end
-local dup = duplicate_changed(duplicate(KEYS[1], KEYS[3], from, cid), KEYS[5])
+local keep, min_ts, prefix = tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8]
+if redis.call('HEXISTS', KEYS[3], from) == 0 then return {2} end
+local dup = duplicate_changed(duplicate(KEYS[1], KEYS[2], from, cid), KEYS[4])
 if dup then return dup end
-local seq = append_message(KEYS[1], KEYS[2], KEYS[3], from, ts, body, cid, ARGV[11])
+local seq = append_message(KEYS[1], KEYS[2], from, ts, body, cid, ARGV[9])
 local event = message_event(conv, seq)
-fire_append(KEYS[6], KEYS[7], ts, '', event)
-local members = redis.call('HKEYS', KEYS[4])
-if redis.call('HGET', KEYS[8], 'clean') == '1' then
+fire_append(KEYS[5], ts, '', event)
+local members = redis.call('HKEYS', KEYS[3])
+if redis.call('HGET', KEYS[6], 'clean') == '1' then
   for _, u in ipairs(members) do feed_append(ukey(prefix, u, 'feed'), ts, event, keep, min_ts) end
   redis.call('HSET', ukey(prefix, from, 'entries'), conv, entry_value(seq, ts, seq))
-  redis.call('HSET', KEYS[8], 'seq', seq, 'ts', ts)
+  redis.call('HSET', KEYS[6], 'seq', seq, 'ts', ts)
 else
   for _, u in ipairs(members) do
     apply_message(ukey(prefix, u, 'entries'), ukey(prefix, u, 'feed'), conv, seq, event, ts,
       u == from, true, keep, min_ts)
   end
-  redis.call('HSET', KEYS[8], 'seq', seq, 'ts', ts, 'clean', '1')
-end
-if ARGV[8] ~= '' then
-  redis.call('PUBLISH', ARGV[8], ARGV[9] .. '\n' .. table.concat(members, '\n'))
+  redis.call('HSET', KEYS[6], 'seq', seq, 'ts', ts, 'clean', '1')
 end
 return {1, seq, members}
 "#
@@ -272,9 +311,9 @@ return {1, seq, members}
 /// cluster a room's send is [`SEND_CONV`]'s, so that its firehose entry
 /// goes through the fan-out.)
 ///
-/// KEYS: client ids, seq counter, log, members, changed messages, the
-/// firehose and its head. ARGV: from, ts, body, client id (`''` for none),
-/// reply_to (`''` for none), conversation.
+/// KEYS: client ids, log, members, changed messages, the firehose. ARGV:
+/// from, ts, body, client id (`''` for none), reply_to (`''` for none),
+/// conversation.
 /// Answers `{1, seq}`, `{0, seq, fields, changed}` for a repeated client
 /// id, or `{2}` when the sender is no member.
 pub(crate) static SEND_ROOM: LazyLock<Script> = LazyLock::new(|| {
@@ -282,11 +321,11 @@ pub(crate) static SEND_ROOM: LazyLock<Script> = LazyLock::new(|| {
         prelude!(),
         r#"
 local from, ts, body, cid = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-if redis.call('HEXISTS', KEYS[4], from) == 0 then return {2} end
-local dup = duplicate_changed(duplicate(KEYS[1], KEYS[3], from, cid), KEYS[5])
+if redis.call('HEXISTS', KEYS[3], from) == 0 then return {2} end
+local dup = duplicate_changed(duplicate(KEYS[1], KEYS[2], from, cid), KEYS[4])
 if dup then return dup end
-local seq = append_message(KEYS[1], KEYS[2], KEYS[3], from, ts, body, cid, ARGV[5])
-fire_append(KEYS[6], KEYS[7], ts, '', message_event(ARGV[6], seq))
+local seq = append_message(KEYS[1], KEYS[2], from, ts, body, cid, ARGV[5])
+fire_append(KEYS[5], ts, '', message_event(ARGV[6], seq))
 return {1, seq}
 "#
     ))
@@ -326,8 +365,7 @@ return {1}
 
 /// A join (`op` `+`) or leave (`-`) on a single Redis, whole.
 ///
-/// KEYS: members, the conversation's seq counter, bans, the firehose and
-/// its head. ARGV: op, user,
+/// KEYS: members, the conversation's log, bans, the firehose. ARGV: op, user,
 /// member JSON, max members, at, event JSON, keep, min_ts, conversation,
 /// key prefix, channel (`''`: no publish), the payload's first line.
 /// Answers `{1, members told}`, `{0}` (nothing to do), `{2}` (the group is
@@ -344,13 +382,13 @@ if op == '+' then
   if redis.call('HEXISTS', KEYS[3], user) == 1 then return {3} end
   if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[4]) then return {2} end
   redis.call('HSET', KEYS[1], user, ARGV[3])
-  local last = redis.call('GET', KEYS[2]) or '0'
-  redis.call('HSET', ukey(prefix, user, 'entries'), conv, last .. ':' .. at .. ':' .. last)
+  local last = stream_head(KEYS[2])
+  redis.call('HSET', ukey(prefix, user, 'entries'), conv, entry_value(last, at, last))
 elseif not is_member then
   return {0}
 end
 -- Every member hears of it, the one who joined or left included.
-fire_append(KEYS[4], KEYS[5], at, '', event)
+fire_append(KEYS[4], at, '', event)
 local members = redis.call('HKEYS', KEYS[1])
 for _, u in ipairs(members) do
   feed_append(ukey(prefix, u, 'feed'), at, event, keep, min_ts)
@@ -369,8 +407,8 @@ return {1, members}
 
 /// The conversation-slot half of a send on a cluster: the commit point.
 ///
-/// KEYS: client ids, seq counter, log, pending, changed messages, and for
-/// a group its members, for a direct conversation its blocks. ARGV: from,
+/// KEYS: client ids, log, pending, changed messages, and for a group its
+/// members, for a direct conversation its blocks. ARGV: from,
 /// ts, body, client id, the pending record's tail up to its recipients
 /// `ts|keep|min_ts|from|`, the recipients `u1,u2,…` (`''` for a group,
 /// whose are read here instead, in the step that commits), reply_to (`''`
@@ -388,16 +426,16 @@ local from, ts, body, cid = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local recipients = ARGV[6]
 local group = ARGV[8] == 'g'
 if group or ARGV[8] == 'r' then
-  if redis.call('HEXISTS', KEYS[6], from) == 0 then return {2} end
-elseif redis.call('EXISTS', KEYS[6]) == 1 then
+  if redis.call('HEXISTS', KEYS[5], from) == 0 then return {2} end
+elseif redis.call('EXISTS', KEYS[5]) == 1 then
   return {3}
 end
-local dup = duplicate_changed(duplicate(KEYS[1], KEYS[3], from, cid), KEYS[5])
+local dup = duplicate_changed(duplicate(KEYS[1], KEYS[2], from, cid), KEYS[4])
 if dup then return dup end
-if group then recipients = table.concat(redis.call('HKEYS', KEYS[6]), ',') end
-local seq = append_message(KEYS[1], KEYS[2], KEYS[3], from, ts, body, cid, ARGV[7])
-redis.call('ZADD', KEYS[4], seq, string.format('%d|', seq) .. ARGV[5] .. recipients)
-return {1, seq, redis.call('ZRANGE', KEYS[4], 0, 63), recipients}
+if group then recipients = table.concat(redis.call('HKEYS', KEYS[5]), ',') end
+local seq = append_message(KEYS[1], KEYS[2], from, ts, body, cid, ARGV[7])
+redis.call('ZADD', KEYS[3], seq, string.format('%d|', seq) .. ARGV[5] .. recipients)
+return {1, seq, redis.call('ZRANGE', KEYS[3], 0, 63), recipients}
 "#
     ))
 });
@@ -409,12 +447,13 @@ return {1, seq, redis.call('ZRANGE', KEYS[4], 0, 63), recipients}
 /// fan-out applies it to every member in the same order as the messages
 /// around it.
 ///
-/// KEYS: members, seq counter, pending, membership counter, bans. ARGV:
+/// KEYS: members, log, pending, membership counter, bans. ARGV:
 /// op, user, member JSON, max members, the record's `ts|keep|min_ts|` part,
 /// event JSON. Answers `{1, first pending records}`, `{0}` (nothing to
 /// do), `{2}` (full) or `{3}` (banned).
 pub(crate) static MEMBER_CONV: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    Script::new(concat!(
+        prelude!(),
         r#"
 local op, user = ARGV[1], ARGV[2]
 local is_member = redis.call('HEXISTS', KEYS[1], user) == 1
@@ -429,14 +468,14 @@ end
 -- Every member hears of it, the one who joined or left included.
 local members = redis.call('HKEYS', KEYS[1])
 if op == '-' then redis.call('HDEL', KEYS[1], user) end
-local last = tonumber(redis.call('GET', KEYS[2]) or '0')
+local last = stream_head(KEYS[2])
 local m = redis.call('INCR', KEYS[4])
 local record = string.format('%d|m%020d|', last, m) .. ARGV[5] .. op .. user .. '|' .. ARGV[6]
   .. '|' .. table.concat(members, ',')
 redis.call('ZADD', KEYS[3], last, record)
 return {1, redis.call('ZRANGE', KEYS[3], 0, 63)}
-"#,
-    )
+"#
+    ))
 });
 
 /// The user-slot half of a send, join or leave on a cluster: applies the
@@ -497,9 +536,9 @@ macro_rules! swap_message {
 local function swap_message(changed, log, seq, expected, new)
   local cur = redis.call('HGET', changed, seq) or ''
   if cur ~= expected then return 3 end
-  if cur == '' and #redis.call('XRANGE', log, seq .. '-0', seq .. '-0') == 0 then return 4 end
+  if cur == '' and #redis.call('XRANGE', log, '0-' .. seq, '0-' .. seq) == 0 then return 4 end
   redis.call('HSET', changed, seq, new)
-  redis.call('XDEL', log, seq .. '-0')
+  redis.call('XDEL', log, '0-' .. seq)
   return nil
 end
 "#
@@ -509,8 +548,8 @@ end
 /// A change to a message on a single Redis, whole: the message swapped for
 /// its new record and the event in every recipient's feed.
 ///
-/// KEYS: changed messages, log, the firehose and its head, then the
-/// members for a group, or the feed of each recipient. ARGV: seq, expected record (`''`: the log's),
+/// KEYS: changed messages, log, the firehose, then the members for a
+/// group, or the feed of each recipient. ARGV: seq, expected record (`''`: the log's),
 /// new record, event, at, keep, min_ts, key prefix, the reacting user
 /// (`''`: none), channel (`''`: no publish), the payload's first line,
 /// `group`, `room` (members checked, no feed written) or `users`, then
@@ -526,20 +565,20 @@ local seq, event, at = ARGV[1], ARGV[4], ARGV[5]
 local keep, min_ts, prefix, reactor = tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8], ARGV[9]
 local group = ARGV[12] == 'group'
 local members = group or ARGV[12] == 'room'
-if members and reactor ~= '' and redis.call('HEXISTS', KEYS[5], reactor) == 0 then return {2} end
+if members and reactor ~= '' and redis.call('HEXISTS', KEYS[4], reactor) == 0 then return {2} end
 local refused = swap_message(KEYS[1], KEYS[2], seq, ARGV[2], ARGV[3])
 if refused then return {refused} end
-fire_append(KEYS[3], KEYS[4], at, '', event)
+fire_append(KEYS[3], at, '', event)
 local recipients = {}
 if group then
-  recipients = redis.call('HKEYS', KEYS[5])
+  recipients = redis.call('HKEYS', KEYS[4])
   for _, u in ipairs(recipients) do
     feed_append(ukey(prefix, u, 'feed'), at, event, keep, min_ts)
   end
 else
   for i = 13, #ARGV do
     table.insert(recipients, ARGV[i])
-    feed_append(KEYS[i - 8], at, event, keep, min_ts)
+    feed_append(KEYS[i - 9], at, event, keep, min_ts)
   end
 end
 if ARGV[10] ~= '' then
@@ -555,8 +594,8 @@ return {1, recipients}
 /// goes into the conversation's pending records as a change (`*`), ordered
 /// after the messages committed before it, for the fan-out.
 ///
-/// KEYS: changed messages, log, seq counter, pending, membership counter,
-/// and for a group its members. ARGV: seq, expected record (`''`: the
+/// KEYS: changed messages, log, pending, membership counter, and for a
+/// group its members. ARGV: seq, expected record (`''`: the
 /// log's), new record, the pending record's `ts|keep|min_ts|` part, event,
 /// the reacting user (`''`: none), the recipients `u1,u2,…` (a group's are
 /// read here), `r` for a room (members checked, no recipients: the pending
@@ -565,21 +604,22 @@ return {1, recipients}
 /// (no such message).
 pub(crate) static UPDATE_CONV: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
+        prelude!(),
         swap_message!(),
         r#"
 local recipients = ARGV[7]
-if KEYS[6] then
-  if ARGV[6] ~= '' and redis.call('HEXISTS', KEYS[6], ARGV[6]) == 0 then return {2} end
-  if ARGV[8] ~= 'r' then recipients = table.concat(redis.call('HKEYS', KEYS[6]), ',') end
+if KEYS[5] then
+  if ARGV[6] ~= '' and redis.call('HEXISTS', KEYS[5], ARGV[6]) == 0 then return {2} end
+  if ARGV[8] ~= 'r' then recipients = table.concat(redis.call('HKEYS', KEYS[5]), ',') end
 end
 local refused = swap_message(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3])
 if refused then return {refused} end
-local last = tonumber(redis.call('GET', KEYS[3]) or '0')
-local m = redis.call('INCR', KEYS[5])
+local last = stream_head(KEYS[2])
+local m = redis.call('INCR', KEYS[4])
 local record = string.format('%d|m%020d|', last, m) .. ARGV[4] .. '*|' .. ARGV[5] .. '|'
   .. recipients
-redis.call('ZADD', KEYS[4], last, record)
-return {1, redis.call('ZRANGE', KEYS[4], 0, 63), recipients}
+redis.call('ZADD', KEYS[3], last, record)
+return {1, redis.call('ZRANGE', KEYS[3], 0, 63), recipients}
 "#
     ))
 });
@@ -587,20 +627,21 @@ return {1, redis.call('ZRANGE', KEYS[4], 0, 63), recipients}
 /// Messages `from..=to` of a conversation: the log's entries, and the
 /// records of those changed since (out of the log), in one consistent read.
 ///
-/// KEYS: log, changed messages, seq counter. ARGV: from, to. Answers
+/// KEYS: log, changed messages. ARGV: from, to. Answers
 /// `{entries, {seq, record, …}}`.
 pub(crate) static READ_MESSAGES: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    Script::new(concat!(
+        prelude!(),
         r#"
 local from, to = math.max(tonumber(ARGV[1]), 1), tonumber(ARGV[2])
-local last = tonumber(redis.call('GET', KEYS[3]) or '0')
+local last = stream_head(KEYS[1])
 if to > last then to = last end
 local entries = {}
 if from <= to then
-  entries = redis.call('XRANGE', KEYS[1], string.format('%d-0', from), string.format('%d-0', to))
+  entries = redis.call('XRANGE', KEYS[1], string.format('0-%d', from), string.format('0-%d', to))
 end
 local found, changed = {}, {}
-for _, e in ipairs(entries) do found[tonumber(string.match(e[1], '^(%d+)'))] = true end
+for _, e in ipairs(entries) do found[id_pos(e[1])] = true end
 if #entries < to - from + 1 then
   for seq = from, to do
     if not found[seq] then
@@ -613,9 +654,15 @@ if #entries < to - from + 1 then
   end
 end
 return {entries, changed}
-"#,
-    )
+"#
+    ))
 });
+
+/// The last seq of a conversation (its log's last id), 0 for none.
+///
+/// KEYS: log. Answers the seq.
+pub(crate) static LAST_SEQ: LazyLock<Script> =
+    LazyLock::new(|| Script::new(concat!(prelude!(), "return stream_head(KEYS[1])\n")));
 
 /// A change set (or, on a cluster, the part of one in a slot).
 ///
@@ -625,21 +672,24 @@ return {entries, changed}
 /// `read k conversation seq` (raise an existing entry's read cursor),
 /// `feed kfeed ts event keep min_ts`, `del k`, `clear kfeed`
 /// (drop every event of a feed, keeping its head),
-/// `fire kfire khead ts user event` (append to a firehose partition).
+/// `fire kfire ts user event` (append to a firehose partition).
 /// On a single Redis only (they touch keys built from the prefix, ARGV 3),
-/// the writes that keep a group's conversation activity right:
+/// the writes that keep a group's conversation activity and a direct
+/// conversation's `@<conv>` field right:
 /// `member kmembers user value conversation` (value `''`: remove) first
 /// fixes the user's entry at the activity it has now, and clears the
 /// group's `clean` when a member arrives without an entry;
 /// `entry kentries conversation read_seq activity` puts an entry whose
-/// own activity counts; `unentry kentries conversation` removes one and
-/// clears `clean`.
+/// own activity counts (and drops its `@<conv>` field); `unentry kentries
+/// conversation` removes one (both fields) and, for a group, clears
+/// `clean`.
 pub(crate) static APPLY: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         prelude!(),
         r#"
 local prefix = ARGV[3]
 local function activity_key(conv) return prefix .. '{c:' .. conv .. '}:activity' end
+local function is_group(conv) return string.sub(conv, 1, 6) == 'group:' end
 local i = 4
 while i <= #ARGV do
   local op = ARGV[i]
@@ -654,12 +704,9 @@ while i <= #ARGV do
     redis.call('HDEL', k, ARGV[i + 2])
     i = i + 3
   elseif op == 'read' then
-    local cur = redis.call('HGET', k, ARGV[i + 2])
-    if cur then
-      local r, rest = string.match(cur, '^(%d+):(.*)$')
-      if tonumber(r) < tonumber(ARGV[i + 3]) then
-        redis.call('HSET', k, ARGV[i + 2], ARGV[i + 3] .. ':' .. rest)
-      end
+    local r, a, since = get_entry(k, ARGV[i + 2])
+    if r and r < tonumber(ARGV[i + 3]) then
+      redis.call('HSET', k, ARGV[i + 2], entry_value(tonumber(ARGV[i + 3]), a, since))
     end
     i = i + 4
   elseif op == 'member' then
@@ -673,12 +720,17 @@ while i <= #ARGV do
     i = i + 5
   elseif op == 'entry' then
     local conv = ARGV[i + 2]
-    local aseq = tonumber(redis.call('HGET', activity_key(conv), 'seq') or '0')
-    redis.call('HSET', k, conv, entry_value(tonumber(ARGV[i + 3]), ARGV[i + 4], aseq))
+    local since = 0
+    if is_group(conv) then
+      since = tonumber(redis.call('HGET', activity_key(conv), 'seq') or '0')
+    end
+    redis.call('HSET', k, conv, entry_value(tonumber(ARGV[i + 3]), ARGV[i + 4], since))
+    redis.call('HDEL', k, '@' .. conv)
     i = i + 5
   elseif op == 'unentry' then
-    redis.call('HDEL', k, ARGV[i + 2])
-    redis.call('HSET', activity_key(ARGV[i + 2]), 'clean', '0')
+    local conv = ARGV[i + 2]
+    redis.call('HDEL', k, conv, '@' .. conv)
+    if is_group(conv) then redis.call('HSET', activity_key(conv), 'clean', '0') end
     i = i + 3
   elseif op == 'del' then
     redis.call('DEL', k)
@@ -688,8 +740,8 @@ while i <= #ARGV do
     redis.call('XTRIM', k, 'MAXLEN', 0)
     i = i + 2
   elseif op == 'fire' then
-    fire_append(k, KEYS[tonumber(ARGV[i + 2])], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5])
-    i = i + 6
+    fire_append(k, ARGV[i + 2], ARGV[i + 3], ARGV[i + 4])
+    i = i + 5
   elseif op == 'feed' then
     feed_append(k, ARGV[i + 2], ARGV[i + 3], tonumber(ARGV[i + 4]), tonumber(ARGV[i + 5]))
     i = i + 6
@@ -734,8 +786,9 @@ return {head, trimmed, entries}
 });
 
 /// A user's index entries (ARGV 3 `''`) or one of them, each
-/// `read_seq:activity` with the activity it has now: a group member's
-/// is the conversation's when that is newer (see `parse_entry`). Single
+/// `read_seq:activity` with the activity it has now: its `@<conv>`
+/// field's when that is newer (see `own_entry`), and a group member's
+/// the conversation's when that is newer (see `parse_entry`). Single
 /// Redis only: the conversations' keys are built from the prefix.
 ///
 /// KEYS: entries. ARGV: key prefix, user, conversation or `''`. Answers
@@ -746,11 +799,15 @@ pub(crate) static ENTRIES_READ: LazyLock<Script> = LazyLock::new(|| {
         r#"
 local prefix, user = ARGV[1], ARGV[2]
 local out = {}
-local function one(conv, v)
-  local r, a, since = parse_entry(v)
-  if not r then
-    a = nil
-  elseif string.sub(conv, 1, 6) == 'group:' then
+-- `v` the entry's field, `act` its `@<conv>` field (see `own_entry`).
+local function one(conv, v, act)
+  if v and not parse_entry(v) then
+    table.insert(out, conv)
+    table.insert(out, v)
+    return
+  end
+  local r, a, since = own_entry(v, act)
+  if string.sub(conv, 1, 6) == 'group:' then
     local c = prefix .. '{c:' .. conv .. '}:'
     local act = redis.call('HMGET', c .. 'activity', 'seq', 'ts')
     if act[1] and tonumber(act[1]) > since and redis.call('HEXISTS', c .. 'members', user) == 1
@@ -759,14 +816,25 @@ local function one(conv, v)
     end
   end
   table.insert(out, conv)
-  if a then table.insert(out, string.format('%d:', r) .. a) else table.insert(out, v) end
+  table.insert(out, string.format('%d:', r) .. a)
 end
 if ARGV[3] ~= '' then
-  local v = redis.call('HGET', KEYS[1], ARGV[3])
-  if v then one(ARGV[3], v) end
+  local v = redis.call('HMGET', KEYS[1], ARGV[3], '@' .. ARGV[3])
+  if v[1] or v[2] then one(ARGV[3], v[1], v[2]) end
 else
   local all = redis.call('HGETALL', KEYS[1])
-  for i = 1, #all, 2 do one(all[i], all[i + 1]) end
+  local acts = {}
+  for i = 1, #all, 2 do
+    if string.sub(all[i], 1, 1) == '@' then acts[string.sub(all[i], 2)] = all[i + 1] end
+  end
+  for i = 1, #all, 2 do
+    local conv = all[i]
+    if string.sub(conv, 1, 1) ~= '@' then
+      one(conv, all[i + 1], acts[conv])
+      acts[conv] = nil
+    end
+  end
+  for conv, act in pairs(acts) do one(conv, false, act) end
 end
 return out
 "#
@@ -809,12 +877,56 @@ return 1
     )
 });
 
+/// Turns a stream numbered by a counter (format 4's logs and firehose
+/// partitions: ids `<n>-0`, the last given in the counter) into one
+/// numbered by itself (ids `0-<n>`), a batch of entries per call: they are
+/// copied with their numbers into a new stream beside it, and the last
+/// call gives the new stream the counter's last number, puts it in the
+/// old one's place and deletes the counter. So an interrupted upgrade
+/// leaves the old stream and its counter whole, and the next call goes on
+/// from the new stream's last entry; a stream without its counter is new
+/// already.
+///
+/// KEYS: the stream, its counter, the new stream. ARGV: batch size.
+/// Answers 1 when the stream is new, 0 when there is more to copy.
+pub(crate) static STREAM_V4_TO_V5: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local head = redis.call('GET', KEYS[2])
+if not head then return 1 end
+local from = '-'
+local last = redis.call('XREVRANGE', KEYS[3], '+', '-', 'COUNT', 1)
+if last[1] then from = '(' .. string.sub(last[1][1], 3) .. '-0' end
+local batch = redis.call('XRANGE', KEYS[1], from, '+', 'COUNT', ARGV[1])
+for _, e in ipairs(batch) do
+  local n = string.match(e[1], '^(%d+)%-0$')
+  redis.call('XADD', KEYS[3], '0-' .. n, unpack(e[2]))
+end
+if #batch == tonumber(ARGV[1]) then return 0 end
+head = tonumber(head)
+if head > 0 then
+  if redis.call('EXISTS', KEYS[3]) == 0 then
+    redis.call('XADD', KEYS[3], string.format('0-%d', head), 'x', '')
+    redis.call('XTRIM', KEYS[3], 'MAXLEN', 0)
+  else
+    redis.call('XSETID', KEYS[3], string.format('0-%d', head))
+  end
+  redis.call('RENAME', KEYS[3], KEYS[1])
+else
+  redis.call('DEL', KEYS[1], KEYS[3])
+end
+redis.call('DEL', KEYS[2])
+return 1
+"#,
+    )
+});
+
 /// The firehose half of a fan-out on a cluster: appends the pending
 /// records of one conversation to its firehose partition, in order, each
 /// at most once, with the partition's watermark for the conversation
 /// (`P{f:K}:firemarks`, as `FANOUT_USER` keeps the users').
 ///
-/// KEYS: firehose, head, firemarks. ARGV: conversation, then per record,
+/// KEYS: firehose, firemarks. ARGV: conversation, then per record,
 /// ascending: seq, mseq, ts, event (`''` for a message). Answers how many
 /// were appended.
 pub(crate) static FIRE_CONV: LazyLock<Script> = LazyLock::new(|| {
@@ -822,18 +934,18 @@ pub(crate) static FIRE_CONV: LazyLock<Script> = LazyLock::new(|| {
         prelude!(),
         r#"
 local conv = ARGV[1]
-local ws, wm = read_mark(KEYS[3], conv)
+local ws, wm = read_mark(KEYS[2], conv)
 local applied = 0
 for i = 2, #ARGV, 4 do
   local seq, mseq, ts, event = tonumber(ARGV[i]), tonumber(ARGV[i + 1]), ARGV[i + 2], ARGV[i + 3]
   if seq > ws or (seq == ws and mseq > wm) then
     if mseq == 0 then event = message_event(conv, seq) end
-    fire_append(KEYS[1], KEYS[2], ts, '', event)
+    fire_append(KEYS[1], ts, '', event)
     ws, wm = seq, mseq
     applied = applied + 1
   end
 end
-if applied > 0 then write_mark(KEYS[3], conv, ws, wm) end
+if applied > 0 then write_mark(KEYS[2], conv, ws, wm) end
 return applied
 "#
     ))
@@ -842,19 +954,20 @@ return applied
 /// A read of a firehose partition: its head and up to `limit` entries
 /// after `after`.
 ///
-/// KEYS: firehose, head. ARGV: after, limit. Answers `{head, entries}`.
+/// KEYS: firehose. ARGV: after, limit. Answers `{head, entries}`.
 pub(crate) static FIRE_READ: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    Script::new(concat!(
+        prelude!(),
         r#"
-local head = redis.call('GET', KEYS[2]) or '0'
+local head = stream_head(KEYS[1])
 local entries = {}
-if tonumber(ARGV[2]) > 0 and tonumber(ARGV[1]) < tonumber(head) then
-  entries = redis.call('XRANGE', KEYS[1], string.format('%d-0', tonumber(ARGV[1]) + 1), '+',
+if tonumber(ARGV[2]) > 0 and tonumber(ARGV[1]) < head then
+  entries = redis.call('XRANGE', KEYS[1], string.format('0-%d', tonumber(ARGV[1]) + 1), '+',
     'COUNT', ARGV[2])
 end
 return {head, entries}
-"#,
-    )
+"#
+    ))
 });
 
 /// Takes a lease for a holder when nobody holds it, or renews it when the
@@ -876,7 +989,7 @@ return 0
 });
 
 /// Every script, to load them at start (on every node of a cluster).
-pub(crate) fn all() -> [&'static Script; 18] {
+pub(crate) fn all() -> [&'static Script; 20] {
     [
         &FIRE_CONV,
         &FIRE_READ,
@@ -896,5 +1009,7 @@ pub(crate) fn all() -> [&'static Script; 18] {
         &FEED_READ,
         &ENTRIES_READ,
         &FEED_V3_TO_V4,
+        &LAST_SEQ,
+        &STREAM_V4_TO_V5,
     ]
 }

@@ -19,6 +19,7 @@ use crate::conn::{self, Conn, Target, bounded};
 use crate::drains::Drains;
 use crate::error::{Error, Result, corrupt};
 use crate::keys::Keys;
+use crate::outbox::Outbox;
 use crate::{FORMAT_VERSION, RedisConfig, live, migrate, scripts};
 
 /// The engine's data in Redis or a Redis Cluster, shared by any number of
@@ -51,6 +52,8 @@ pub(crate) struct Shared {
     pub(crate) subscribed: Arc<AtomicBool>,
     /// One fan-out drain at a time per conversation (cluster).
     pub(crate) drains: Arc<Drains>,
+    /// The notifications of sends to other nodes (single Redis).
+    pub(crate) outbox: Outbox,
 }
 
 impl Shared {
@@ -83,6 +86,7 @@ impl RedisStore {
             .ok_or_else(|| Error::Config("the key prefix may not contain '{' or '}'".into()))?;
         let target = Target::parse(&config.url)?;
         let conn = conn::connect(&target, config.timeout).await?;
+        let (outbox, posted) = Outbox::new();
         let shared = Shared {
             conn,
             keys,
@@ -95,6 +99,7 @@ impl RedisStore {
             target,
             subscribed: Arc::default(),
             drains: Arc::default(),
+            outbox,
         };
         shared
             .bounded(async {
@@ -107,7 +112,7 @@ impl RedisStore {
             .await?;
         let epoch = meta(&shared).await?;
         live::beat(&shared).await?;
-        let tasks = live::start(&shared, config.recovery_interval);
+        let tasks = live::start(&shared, config.recovery_interval, posted);
         Ok(Self {
             shared,
             epoch,
@@ -176,7 +181,7 @@ async fn meta(s: &Shared) -> Result<Epoch> {
         .ok_or_else(|| corrupt("store version"))?;
     match version {
         FORMAT_VERSION => {}
-        1..=3 => {
+        1..=4 => {
             if version == 1 {
                 let moved = migrate::members_v1_to_v2(s).await?;
                 let dropped = migrate::drop_stray_group_entries(s).await?;
@@ -190,13 +195,17 @@ async fn meta(s: &Shared) -> Result<Epoch> {
                 let indexed = migrate::followers_v2_to_v3(s).await?;
                 tracing::info!(contacts = indexed, "upgraded the Redis store to format 3");
             }
-            let feeds = migrate::feeds_v3_to_v4(s).await?;
+            if version <= 3 {
+                let feeds = migrate::feeds_v3_to_v4(s).await?;
+                tracing::info!(feeds, "upgraded the Redis store to format 4");
+            }
+            let streams = migrate::streams_v4_to_v5(s).await?;
             s.bounded(async {
                 let _: () = s.conn().hset(&key, "version", FORMAT_VERSION).await?;
                 Ok(())
             })
             .await?;
-            tracing::info!(feeds, "upgraded the Redis store to format 4");
+            tracing::info!(streams, "upgraded the Redis store to format 5");
         }
         found => {
             return Err(Error::UnsupportedVersion {
@@ -375,12 +384,10 @@ impl Store for RedisStore {
 
     async fn last_seq(&self, conversation: &ConversationId) -> Result<Seq> {
         self.read(async {
-            let seq: Option<u64> = self
-                .shared
-                .conn()
-                .get(self.shared.keys.seq(conversation))
-                .await?;
-            Ok(seq.unwrap_or(0))
+            Ok(scripts::LAST_SEQ
+                .key(self.shared.keys.log(conversation))
+                .invoke_async(&mut self.shared.conn())
+                .await?)
         })
         .await
     }
@@ -465,7 +472,6 @@ impl Store for RedisStore {
         self.read(async {
             let v: Value = scripts::FIRE_READ
                 .key(self.shared.keys.fire(part))
-                .key(self.shared.keys.fire_head(part))
                 .arg(after)
                 .arg(limit.min(1 << 30))
                 .invoke_async(&mut self.shared.conn())

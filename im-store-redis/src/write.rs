@@ -70,6 +70,10 @@ pub(crate) async fn send(s: &Shared, out: &Outgoing) -> Result<Sent> {
     };
     if matches!(sent, Sent::New(_)) {
         s.notifier.wake(&recipients);
+        if !s.cluster() {
+            // A cluster's fan-out published already.
+            s.outbox.post(recipients);
+        }
     }
     Ok(sent)
 }
@@ -146,12 +150,10 @@ async fn send_single(s: &Shared, out: &Outgoing) -> Result<(Sent, Vec<UserId>)> 
         Recipients::Members(g) => {
             let v: Value = scripts::SEND_GROUP
                 .key(k.client_ids(c))
-                .key(k.seq(c))
                 .key(k.log(c))
                 .key(k.members(g))
                 .key(k.changed(c))
                 .key(k.fire(0))
-                .key(k.fire_head(0))
                 .key(k.activity(c))
                 .arg(m.from.as_str())
                 .arg(m.ts)
@@ -160,8 +162,6 @@ async fn send_single(s: &Shared, out: &Outgoing) -> Result<(Sent, Vec<UserId>)> 
                 .arg(c.to_string())
                 .arg(out.trim.keep.min(LUA_MAX))
                 .arg(out.trim.min_ts)
-                .arg(k.channel())
-                .arg(payload(s.node, []))
                 .arg(k.prefix())
                 .arg(reply_arg(m))
                 .invoke_async(&mut s.conn())
@@ -176,12 +176,10 @@ async fn send_single(s: &Shared, out: &Outgoing) -> Result<(Sent, Vec<UserId>)> 
     };
     let mut inv = scripts::SEND_ALL.prepare_invoke();
     inv.key(k.client_ids(c))
-        .key(k.seq(c))
         .key(k.log(c))
         .key(k.changed(c))
         .key(k.dm_blocks(c))
-        .key(k.fire(0))
-        .key(k.fire_head(0));
+        .key(k.fire(0));
     for u in users {
         inv.key(k.entries(u)).key(k.feed(u));
     }
@@ -192,8 +190,6 @@ async fn send_single(s: &Shared, out: &Outgoing) -> Result<(Sent, Vec<UserId>)> 
         .arg(c.to_string())
         .arg(out.trim.keep.min(LUA_MAX))
         .arg(out.trim.min_ts)
-        .arg(k.channel())
-        .arg(payload(s.node, users))
         .arg(reply_arg(m));
     for u in users {
         inv.arg(u.as_str());
@@ -273,7 +269,6 @@ pub(crate) async fn commit_conv(
     let c = &m.conversation;
     let mut inv = scripts::SEND_CONV.prepare_invoke();
     inv.key(k.client_ids(c))
-        .key(k.seq(c))
         .key(k.log(c))
         .key(k.pending(c))
         .key(k.changed(c));
@@ -339,7 +334,7 @@ pub(crate) async fn update_member(s: &Shared, u: &MemberUpdate) -> Result<Update
                 let commit = async {
                     let v: Value = scripts::MEMBER_CONV
                         .key(k.members(&u.group))
-                        .key(k.seq(&c))
+                        .key(k.log(&c))
                         .key(k.pending(&c))
                         .key(k.member_seq(&c))
                         .key(k.marks(&Marks::Bans(u.group.clone())))
@@ -360,10 +355,9 @@ pub(crate) async fn update_member(s: &Shared, u: &MemberUpdate) -> Result<Update
             } else {
                 let v: Value = scripts::MEMBER_ALL
                     .key(k.members(&u.group))
-                    .key(k.seq(&c))
+                    .key(k.log(&c))
                     .key(k.marks(&Marks::Bans(u.group.clone())))
                     .key(k.fire(0))
-                    .key(k.fire_head(0))
                     .arg(op)
                     .arg(user.as_str())
                     .arg(&member)
@@ -475,10 +469,7 @@ async fn update_single(
     let k = &s.keys;
     let c = &u.conversation;
     let mut inv = scripts::UPDATE_ALL.prepare_invoke();
-    inv.key(k.changed(c))
-        .key(k.log(c))
-        .key(k.fire(0))
-        .key(k.fire_head(0));
+    inv.key(k.changed(c)).key(k.log(c)).key(k.fire(0));
     let users = match &u.recipients {
         Recipients::Members(g) | Recipients::Room(g) => {
             inv.key(k.members(g));
@@ -532,7 +523,6 @@ async fn update_cluster(
         let mut inv = scripts::UPDATE_CONV.prepare_invoke();
         inv.key(k.changed(c))
             .key(k.log(c))
-            .key(k.seq(c))
             .key(k.pending(c))
             .key(k.member_seq(c));
         // A room's change reaches no feed: its pending record only feeds
@@ -601,7 +591,6 @@ pub(crate) async fn read_messages(
     let v: Value = scripts::READ_MESSAGES
         .key(k.log(c))
         .key(k.changed(c))
-        .key(k.seq(c))
         .arg(from)
         .arg(to.min(LUA_MAX))
         .invoke_async(&mut s.conn())
@@ -714,10 +703,7 @@ async fn fire_records(s: &Shared, c: &ConversationId, records: &[Pending]) -> Re
     let part = keys::shard(&conv);
     let k = &s.keys;
     let mut inv = scripts::FIRE_CONV.prepare_invoke();
-    inv.key(k.fire(part))
-        .key(k.fire_head(part))
-        .key(k.fire_marks(part))
-        .arg(&conv);
+    inv.key(k.fire(part)).key(k.fire_marks(part)).arg(&conv);
     for r in records {
         inv.arg(r.seq).arg(r.mseq).arg(r.ts).arg(&r.event);
     }
@@ -837,14 +823,15 @@ enum Op {
     /// Single Redis: put (`Some` JSON) or remove a group's member: members
     /// key, user, conversation (see [`scripts::APPLY`]).
     Member(String, String, Option<String>, String),
-    /// Single Redis: put an entry of a group's conversation: entries key,
+    /// Single Redis: put an entry (with what keeps a group's activity and
+    /// a direct conversation's `@<conv>` field right): entries key,
     /// conversation, read_seq, activity.
     Entry(String, String, Seq, Timestamp),
-    /// Single Redis: remove an entry of a group's conversation.
+    /// Single Redis: remove an entry (both its fields).
     Unentry(String, String),
-    /// Append to a firehose partition: stream, head, ts, user (`''`:
-    /// none), event.
-    Fire(String, String, Timestamp, String, String),
+    /// Append to a firehose partition: stream, ts, user (`''`: none),
+    /// event.
+    Fire(String, Timestamp, String, String),
 }
 
 /// The ops of `changes` in field order, each with its owner.
@@ -899,10 +886,10 @@ fn ops(s: &Shared, changes: &Changes) -> Result<Vec<(Owner, Op)>> {
     for (user, change) in &changes.entries {
         let key = k.entries(user);
         let op = match change {
-            EntryChange::Put(e) if single && is_group(&e.conversation) => {
+            EntryChange::Put(e) if single => {
                 Op::Entry(key, e.conversation.to_string(), e.read_seq, e.activity)
             }
-            EntryChange::Remove(c) if single && is_group(c) => Op::Unentry(key, c.to_string()),
+            EntryChange::Remove(c) if single => Op::Unentry(key, c.to_string()),
             EntryChange::Put(e) => Op::HSet(
                 key,
                 e.conversation.to_string(),
@@ -924,7 +911,7 @@ fn ops(s: &Shared, changes: &Changes) -> Result<Vec<(Owner, Op)>> {
     for (user, ts, event) in fire_events(changes) {
         let part = fire_part(s, user.as_ref(), &event);
         let user = user.map(|u| u.to_string()).unwrap_or_default();
-        let op = Op::Fire(k.fire(part), k.fire_head(part), ts, user, to_json(&event)?);
+        let op = Op::Fire(k.fire(part), ts, user, to_json(&event)?);
         ops.push((Owner::Fire(part), op));
     }
     for (set, change) in &changes.marks {
@@ -955,10 +942,6 @@ fn ops(s: &Shared, changes: &Changes) -> Result<Vec<(Owner, Op)>> {
         ops.push((owner, Op::Clear(k.feed(user))));
     }
     Ok(ops)
-}
-
-fn is_group(c: &ConversationId) -> bool {
-    matches!(c, ConversationId::Group(_))
 }
 
 /// Runs ops as one [`scripts::APPLY`] call (all in one slot on a cluster).
@@ -1001,10 +984,9 @@ async fn apply(s: &Shared, ops: &[&Op], changes: &Changes, notify: Option<String
                 activity.to_string(),
             ]),
             Op::Unentry(key, conv) => args.extend(["unentry".into(), intern(key), conv.clone()]),
-            Op::Fire(fire, head, ts, user, event) => args.extend([
+            Op::Fire(fire, ts, user, event) => args.extend([
                 "fire".into(),
                 intern(fire),
-                intern(head),
                 ts.to_string(),
                 user.clone(),
                 event.clone(),

@@ -1,6 +1,7 @@
 //! Opening a store of format 1: members move to their conversation's slot,
 //! and the index entries the membership race left to removed members go;
-//! opening one of format 3: feeds are renumbered in their streams.
+//! opening one of format 3: feeds are renumbered in their streams (format
+//! 4, then 5: `migrate_streams.rs`).
 
 use im_engine::{Actor, ConversationId, Engine, Event, GroupId, JoinPolicy, Store, UserId};
 use redis::AsyncCommands;

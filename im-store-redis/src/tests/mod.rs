@@ -76,10 +76,16 @@ mod cluster {
 }
 
 #[cfg(not(im_skip_redis))]
+mod dm_entries;
+
+#[cfg(not(im_skip_redis))]
 mod events;
 
 #[cfg(not(im_skip_redis))]
 mod migrate;
+
+#[cfg(not(im_skip_redis))]
+mod migrate_streams;
 
 #[cfg(not(im_skip_redis))]
 mod store;
