@@ -131,8 +131,15 @@ fn latencies(report: &mut Report, name: &str, r: &WrkResult, bare: &WrkResult, c
     }
 }
 
-/// Runs the HTTP send figures.
-pub async fn run(report: &mut Report, scale: &Scale) {
+/// One round: the bare handler, then im-http on memory, then on durable
+/// sled, each under the same wrk load on a server of its own.
+struct Round {
+    bare: WrkResult,
+    memory: WrkResult,
+    sled: WrkResult,
+}
+
+async fn round(scale: &Scale) -> Round {
     let users = 2 * PAIRS;
     let bare = {
         let server = Server::start(Kind::BarePost, 0, 0, None).await;
@@ -147,39 +154,67 @@ pub async fn run(report: &mut Report, scale: &Scale) {
         let server = Server::start(Kind::ImSled, users, 0, Some(dir.path())).await;
         wrk(server.port, scale.secs).await
     };
+    Round { bare, memory, sled }
+}
+
+/// The round whose ratio `of` is the median.
+fn median(rounds: &[Round], of: impl Fn(&Round) -> f64) -> &Round {
+    let mut sorted: Vec<&Round> = rounds.iter().collect();
+    sorted.sort_by(|a, b| of(a).total_cmp(&of(b)));
+    sorted[sorted.len() / 2]
+}
+
+/// Runs the HTTP send figures: rounds of the three servers one after the
+/// other, since this machine drifts by tens of percent within a run (two
+/// runs of one binary gave 0.46 and 0.64 of the bare handler on memory).
+/// Each figure is that of the round whose ratio to its bare handler is
+/// the median, beside the same round's bare handler.
+pub async fn run(report: &mut Report, scale: &Scale) {
+    let mut rounds = Vec::new();
+    for _ in 0..scale.http_rounds {
+        rounds.push(round(scale).await);
+    }
     let per_write = sled_flush_per_write(scale.secs.min(3.0));
-    let ceiling = "bare hyper handler, same wrk load";
-    let ratio = |r: &WrkResult| r.rate() / bare.rate();
+    let ceiling = if rounds.len() > 1 {
+        format!(
+            "bare hyper handler, same wrk load; median of {} rounds",
+            rounds.len()
+        )
+    } else {
+        "bare hyper handler, same wrk load".to_owned()
+    };
+    let m = median(&rounds, |r| r.memory.rate() / r.bare.rate());
     report.add(
         Row::against(
             "HTTP send, memory store",
-            memory.rate(),
+            m.memory.rate(),
             "msgs/s",
-            bare.rate(),
-            ceiling,
+            m.bare.rate(),
+            &ceiling,
         )
-        .target("≥ 0.60 of ceiling", ratio(&memory) >= 0.6),
+        .target("≥ 0.60 of ceiling", m.memory.rate() >= 0.6 * m.bare.rate()),
     );
-    latencies(report, "memory store", &memory, &bare, ceiling);
+    latencies(report, "memory store", &m.memory, &m.bare, &ceiling);
+    let s = median(&rounds, |r| r.sled.rate() / r.bare.rate());
     report.add(
         Row::against(
             "HTTP send, sled durable",
-            sled.rate(),
+            s.sled.rate(),
             "msgs/s",
-            bare.rate(),
-            ceiling,
+            s.bare.rate(),
+            &ceiling,
         )
-        .target("≥ 0.25 of ceiling", ratio(&sled) >= 0.25),
+        .target("≥ 0.25 of ceiling", s.sled.rate() >= 0.25 * s.bare.rate()),
     );
     report.add(
         Row::against(
             "HTTP send, sled durable (vs flush per write)",
-            sled.rate(),
+            s.sled.rate(),
             "msgs/s",
             per_write,
             "sled insert + flush per write",
         )
-        .target("≥ 4× ceiling", sled.rate() >= 4.0 * per_write),
+        .target("≥ 4× ceiling", s.sled.rate() >= 4.0 * per_write),
     );
-    latencies(report, "sled durable", &sled, &bare, ceiling);
+    latencies(report, "sled durable", &s.sled, &s.bare, &ceiling);
 }

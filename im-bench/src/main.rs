@@ -39,6 +39,8 @@ use clap::{Parser, Subcommand};
 pub struct Scale {
     /// Seconds of load per figure.
     pub secs: f64,
+    /// Rounds of the HTTP send figures (each figure is the median round's).
+    pub http_rounds: usize,
     /// Seconds of each in-process send figure and of its ceiling.
     pub engine_secs: f64,
     /// Subscribers of the fan-out group.
@@ -67,6 +69,7 @@ impl Scale {
     fn full() -> Self {
         Self {
             secs: 5.0,
+            http_rounds: 3,
             engine_secs: 3.0,
             fanout_subscribers: 1000,
             rates: vec![10, 100, 500],
@@ -84,6 +87,7 @@ impl Scale {
     fn smoke() -> Self {
         Self {
             secs: 0.5,
+            http_rounds: 1,
             engine_secs: 0.25,
             fanout_subscribers: 20,
             rates: vec![20],
