@@ -102,7 +102,9 @@ pub mod keys;
 #[doc(hidden)]
 pub mod fuzzing;
 
+mod batch;
 mod codec;
+mod combine;
 mod crash;
 mod db;
 mod error;
