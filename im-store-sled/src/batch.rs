@@ -5,7 +5,8 @@
 //! each must read what the ones before it wrote, and one that fails must
 //! leave no trace while the others land. So every change a write makes is
 //! recorded with what the key held before it, and [`Batch::undo`] puts those
-//! back.
+//! back; what it did to feeds is kept as drafts (`feed`), undone alike,
+//! and written as keys when the batch is applied.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -13,6 +14,7 @@ use sled::IVec;
 
 use crate::codec::{ConvState, Entry};
 use crate::error::Result;
+use crate::feed::{self, Drafts};
 use crate::keys;
 use crate::wal::{Log, Writes};
 
@@ -24,6 +26,8 @@ pub(crate) struct Batch<'a> {
     /// Each change of the write running now, with what the key held in
     /// `writes` before it (`None`: nothing).
     undo: Vec<(Vec<u8>, Option<Option<IVec>>)>,
+    /// What this batch does to each feed it touches (`feed`).
+    pub(crate) feeds: Drafts,
     /// The firehose's head once this batch lands, when read.
     pub(crate) fire_head: Option<u64>,
     fire_head_before: Option<u64>,
@@ -35,6 +39,7 @@ impl<'a> Batch<'a> {
             tree,
             writes: BTreeMap::new(),
             undo: Vec::new(),
+            feeds: Drafts::default(),
             fire_head: None,
             fire_head_before: None,
         }
@@ -43,6 +48,7 @@ impl<'a> Batch<'a> {
     /// Starts a write: [`Batch::undo`] drops what it changes from here on.
     pub(crate) fn begin(&mut self) {
         self.undo.clear();
+        self.feeds.begin();
         self.fire_head_before = self.fire_head;
     }
 
@@ -54,6 +60,7 @@ impl<'a> Batch<'a> {
                 None => self.writes.remove(&key),
             };
         }
+        self.feeds.undo();
         self.fire_head = self.fire_head_before;
     }
 
@@ -97,7 +104,8 @@ impl<'a> Batch<'a> {
     }
 
     /// Applies the writes as one sled batch, and logs them.
-    pub(crate) fn apply(self, log: &Log) -> Result<()> {
+    pub(crate) fn apply(mut self, log: &Log) -> Result<()> {
+        feed::land(&mut self)?;
         if self.writes.is_empty() {
             return Ok(());
         }

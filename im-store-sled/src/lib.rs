@@ -232,5 +232,6 @@ mod tests {
     im_engine::store_conformance_tests!(SledFactory);
 
     mod reopen;
+    mod runs;
     mod store;
 }
