@@ -8,14 +8,16 @@
 //! back; what it did to feeds is kept as drafts (`feed`), undone alike,
 //! and written as keys when the batch is applied.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use im_engine::UserId;
 
 use sled::IVec;
 
 use crate::codec::{ConvState, Entry};
 use crate::error::Result;
 use crate::feed::{self, Drafts};
-use crate::keys;
+use crate::keys::{self, kind};
 use crate::wal::{Log, Writes};
 
 /// The writes of one batch; see the [module docs](self).
@@ -28,6 +30,9 @@ pub(crate) struct Batch<'a> {
     undo: Vec<(Vec<u8>, Option<Option<IVec>>)>,
     /// What this batch does to each feed it touches (`feed`).
     pub(crate) feeds: Drafts,
+    /// The members of groups, read once per batch (`write::member_ids`)
+    /// until a write changes a member key.
+    pub(crate) members: HashMap<Vec<u8>, Vec<UserId>>,
     /// The firehose's head once this batch lands, when read.
     pub(crate) fire_head: Option<u64>,
     fire_head_before: Option<u64>,
@@ -40,6 +45,7 @@ impl<'a> Batch<'a> {
             writes: BTreeMap::new(),
             undo: Vec::new(),
             feeds: Drafts::default(),
+            members: HashMap::new(),
             fire_head: None,
             fire_head_before: None,
         }
@@ -61,6 +67,7 @@ impl<'a> Batch<'a> {
             };
         }
         self.feeds.undo();
+        self.members.clear();
         self.fire_head = self.fire_head_before;
     }
 
@@ -91,6 +98,9 @@ impl<'a> Batch<'a> {
     }
 
     fn set(&mut self, key: Vec<u8>, value: Option<IVec>) {
+        if key.first() == Some(&kind::GROUPUSER_MEMBER) {
+            self.members.clear();
+        }
         let before = self.writes.insert(key.clone(), value);
         self.undo.push((key, before));
     }

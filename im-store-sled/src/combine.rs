@@ -18,6 +18,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use tokio::sync::oneshot;
 
@@ -28,6 +29,9 @@ use crate::wal::Log;
 
 /// Writes combined into one batch at most.
 const MAX_COMBINED: usize = 256;
+/// How long the writer waits for one more write, while fewer than came
+/// together last time are queued.
+const LINGER: Duration = Duration::from_micros(200);
 
 /// A queued write: run into a batch, answered once the batch landed.
 pub(crate) trait Job: Send {
@@ -165,10 +169,21 @@ impl Drop for Combiner {
 
 /// The writer thread; see the [module docs](self).
 fn run(rx: &Receiver<Box<dyn Job>>, records: &sled::Tree, log: &Log, known: &Mutex<Known>) {
+    // As many writes as came together last time: wait for the stragglers.
+    let mut expect = 1;
     while let Ok(first) = rx.recv() {
-        let queued: Vec<_> = std::iter::once(first)
-            .chain(rx.try_iter().take(MAX_COMBINED - 1))
-            .collect();
+        let mut queued = vec![first];
+        while queued.len() < MAX_COMBINED {
+            match rx.try_recv() {
+                Ok(job) => queued.push(job),
+                Err(_) if queued.len() >= expect => break,
+                Err(_) => match rx.recv_timeout(LINGER) {
+                    Ok(job) => queued.push(job),
+                    Err(_) => break,
+                },
+            }
+        }
+        expect = queued.len();
         let mut known = lock(known);
         let mut jobs = queued.into_iter().peekable();
         while jobs.peek().is_some() {

@@ -142,16 +142,23 @@ impl Writer {
     }
 }
 
-/// The ids of a group's members, read from their keys.
-fn member_ids(p: &Batch<'_>, group: &GroupId) -> Result<Vec<UserId>> {
-    p.keys(&keys::prefix(kind::GROUPUSER_MEMBER, group.as_str()))?
+/// The ids of a group's members, read from their keys once per batch.
+fn member_ids(p: &mut Batch<'_>, group: &GroupId) -> Result<Vec<UserId>> {
+    let prefix = keys::prefix(kind::GROUPUSER_MEMBER, group.as_str());
+    if let Some(members) = p.members.get(&prefix) {
+        return Ok(members.clone());
+    }
+    let members = p
+        .keys(&prefix)?
         .into_iter()
         .map(|k| {
             keys::decode_group_user(&k)
                 .map(|(_, user)| user)
                 .ok_or_else(|| Error::Corrupt(format!("member key {k:?} of {group}")))
         })
-        .collect()
+        .collect::<Result<Vec<_>>>()?;
+    p.members.insert(prefix, members.clone());
+    Ok(members)
 }
 
 /// Whether `c` is a direct conversation one of whose users blocks the
