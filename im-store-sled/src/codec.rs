@@ -250,7 +250,11 @@ pub(crate) fn feed_events(bytes: &[u8]) -> Result<Vec<&[u8]>> {
         events.push(event);
         rest = &rest[4 + len..];
     }
-    if !rest.is_empty() {
+    // Each event has its time, and the run's is its first event's.
+    if !rest.is_empty()
+        || events.iter().any(|e| e.len() < 8)
+        || events.first().map(|e| &e[..8]) != bytes.get(..8)
+    {
         return Err(bad_run());
     }
     Ok(events)
