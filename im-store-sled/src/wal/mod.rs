@@ -3,9 +3,9 @@
 //! waiting for sled's flush.
 //!
 //! Every write of the store goes through [`Log::commit`]: under one lock it
-//! numbers the write (its LSN), applies it to sled (each tree's keys as one
-//! sled batch, with the tree's [`APPLIED`] key set to the LSN) and appends
-//! its [`record`] to an in-memory buffer. The log thread takes whatever the
+//! numbers the write (its LSN), appends its [`record`] to an in-memory
+//! buffer and applies it to sled (each tree's keys as one sled batch, with
+//! the tree's [`APPLIED`] key set to the LSN). The log thread takes whatever the
 //! buffer holds, writes it to the current segment file with one `write`,
 //! `fdatasync`s it once, and answers every writer whose record that covered
 //! ([`Log::synced`]). Writers that commit meanwhile fill the next buffer:
@@ -129,12 +129,25 @@ impl Log {
         })
     }
 
-    /// Applies one write (each tree's keys as one sled batch) and appends
-    /// its record. Returns once it is applied, not once it is durable:
-    /// [`Log::synced`] says when.
+    /// Appends one write's record, then applies it (each tree's keys as one
+    /// sled batch). Returns once it is applied, not once it is durable:
+    /// [`Log::synced`] says when. The record goes first so that the log
+    /// thread writes and syncs it while sled applies it; a write sled then
+    /// fails to apply is in the log, so the log fails every write after it
+    /// (and the next open replays it, as it would after a crash).
     pub(crate) fn commit(&self, trees: &[(&sled::Tree, &Writes)]) -> Result<()> {
         let mut next = self.next.lock().unwrap_or_else(PoisonError::into_inner);
         let lsn = *next;
+        if self.logging {
+            let mut st = self.shared.state();
+            if let Some(e) = &st.failed {
+                return Err(Error::Sled(e.clone()));
+            }
+            record::encode(&mut st.buf, lsn, trees);
+            st.appended = lsn;
+            *next += 1;
+            self.shared.wake.notify_one();
+        }
         for (tree, writes) in trees {
             let mut batch = sled::Batch::default();
             for (key, value) in writes.iter() {
@@ -146,14 +159,12 @@ impl Log {
             if self.logging {
                 batch.insert(APPLIED, &lsn.to_be_bytes()[..]);
             }
-            tree.apply_batch(batch)?;
-        }
-        if self.logging {
-            *next += 1;
-            let mut st = self.shared.state();
-            record::encode(&mut st.buf, lsn, trees);
-            st.appended = lsn;
-            self.shared.wake.notify_one();
+            if let Err(e) = tree.apply_batch(batch) {
+                if self.logging {
+                    self.shared.state().failed.get_or_insert_with(|| e.clone());
+                }
+                return Err(e.into());
+            }
         }
         Ok(())
     }
