@@ -71,8 +71,10 @@ struct Shared {
 struct State {
     /// Records appended and not yet written.
     buf: Vec<u8>,
-    /// The LSN of the last record appended, and of the last one synced.
+    /// The LSN of the last record appended, of the last write applied to
+    /// sled (appended first: it may trail), and of the last one synced.
     appended: u64,
+    applied: u64,
     synced: u64,
     waiting: Vec<(u64, oneshot::Sender<Answer>)>,
     /// Sealed segments, oldest first, with the LSN of their last record.
@@ -97,6 +99,7 @@ impl Log {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 appended: next - 1,
+                applied: next - 1,
                 synced: next - 1,
                 ..State::default()
             }),
@@ -166,7 +169,16 @@ impl Log {
                 return Err(e.into());
             }
         }
+        if self.logging {
+            self.shared.state().applied = lsn;
+        }
         Ok(())
+    }
+
+    /// The LSN of the last write applied to sled: every write at or before
+    /// it is in sled's pages (not yet on disk: a flush puts it there).
+    pub(crate) fn applied(&self) -> u64 {
+        self.shared.state().applied
     }
 
     /// The LSN of the last write appended: every write committed so far is
