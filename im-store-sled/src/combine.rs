@@ -25,7 +25,7 @@ use tokio::sync::oneshot;
 use crate::batch::Batch;
 use crate::error::{Error, Result};
 use crate::index::Known;
-use crate::wal::Log;
+use crate::wal::{self, Log};
 
 /// Writes combined into one batch at most.
 const MAX_COMBINED: usize = 256;
@@ -149,15 +149,7 @@ impl Combiner {
                 .unwrap_or_else(PoisonError::into_inner)
                 .take(),
         );
-        let thread = self
-            .thread
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if let Some(thread) = thread {
-            // A panic there has been reported; its writers saw `Closed`.
-            let _ = thread.join();
-        }
+        wal::join(&self.thread);
     }
 }
 

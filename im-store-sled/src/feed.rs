@@ -99,12 +99,11 @@ pub(crate) fn read(tree: &sled::Tree, user: &UserId, after: u64, limit: usize) -
             };
             for kv in tree.range(from..=keys::user_pos(user, end)) {
                 let (k, v) = kv?;
-                let mut pos = pos_of(user, &k)?;
-                for event in codec::feed_events(&v)? {
+                let first = pos_of(user, &k)?;
+                for (pos, event) in (first..).zip(codec::feed_events(&v)?) {
                     if (start..=end).contains(&pos) {
                         entries.push(codec::feed_entry(pos, event)?);
                     }
-                    pos += 1;
                 }
             }
         }

@@ -7,18 +7,9 @@ use std::sync::Arc;
 use im_engine::store::{Changes, FeedTrim, Outgoing, Recipients, Sent};
 use im_engine::{Body, Event, Feed, MemoryStore, NewMessage, Store, UserId};
 
+use super::store::{open, uid};
 use crate::keys::{self, kind};
-use crate::{Error, SledConfig, SledStore};
-
-fn uid(s: &str) -> UserId {
-    UserId::new(s).unwrap()
-}
-
-fn open(dir: &tempfile::TempDir) -> SledStore {
-    let store = SledStore::open(SledConfig::new(dir.path())).unwrap();
-    store.writer().remember_every_conversation();
-    store
-}
+use crate::{Error, SledStore};
 
 fn dm(conv: &str, from: &str, to: &str, ts: u64) -> Outgoing {
     Outgoing {

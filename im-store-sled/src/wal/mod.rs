@@ -239,15 +239,7 @@ impl Log {
     pub(crate) fn stop(&self) {
         self.shared.state().closing = true;
         self.shared.wake.notify_one();
-        let thread = self
-            .thread
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if let Some(thread) = thread {
-            // A panic there has been reported; its waiters saw `Closed`.
-            let _ = thread.join();
-        }
+        join(&self.thread);
     }
 }
 
@@ -295,6 +287,16 @@ impl Segment {
         self.file.sync_data()?;
         self.bytes += buf.len() as u64;
         Ok(())
+    }
+}
+
+/// Waits for the thread in `slot`, if any is left: the one that stops it
+/// waits, later calls do not. A panic there has been reported, and its
+/// waiters saw [`Error::Closed`].
+pub(crate) fn join(slot: &Mutex<Option<JoinHandle<()>>>) {
+    let thread = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
+    if let Some(thread) = thread {
+        let _ = thread.join();
     }
 }
 
