@@ -28,6 +28,10 @@ pub(crate) struct Batch<'a> {
     /// Each change of the write running now, with what the key held in
     /// `writes` before it (`None`: nothing).
     undo: Vec<(Vec<u8>, Option<Option<IVec>>)>,
+    /// Whether the write running now is the batch's first: undoing it
+    /// empties the batch, so nothing is recorded for it (a lone write, a
+    /// send to a huge group, pays nothing for being undoable).
+    first: bool,
     /// What this batch does to each feed it touches (`feed`).
     pub(crate) feeds: Drafts,
     /// The members of groups, read once per batch (`write::member_ids`)
@@ -44,6 +48,7 @@ impl<'a> Batch<'a> {
             tree,
             writes: BTreeMap::new(),
             undo: Vec::new(),
+            first: true,
             feeds: Drafts::default(),
             members: HashMap::new(),
             fire_head: None,
@@ -53,6 +58,7 @@ impl<'a> Batch<'a> {
 
     /// Starts a write: [`Batch::undo`] drops what it changes from here on.
     pub(crate) fn begin(&mut self) {
+        self.first = self.writes.is_empty() && self.feeds.is_empty();
         self.undo.clear();
         self.feeds.begin();
         self.fire_head_before = self.fire_head;
@@ -60,6 +66,13 @@ impl<'a> Batch<'a> {
 
     /// Drops every change since [`Batch::begin`].
     pub(crate) fn undo(&mut self) {
+        if self.first {
+            self.writes.clear();
+            self.feeds = Drafts::default();
+            self.members.clear();
+            self.fire_head = None;
+            return;
+        }
         for (key, before) in self.undo.drain(..).rev() {
             match before {
                 Some(v) => self.writes.insert(key, v),
@@ -101,8 +114,12 @@ impl<'a> Batch<'a> {
         if key.first() == Some(&kind::GROUPUSER_MEMBER) {
             self.members.clear();
         }
-        let before = self.writes.insert(key.clone(), value);
-        self.undo.push((key, before));
+        if self.first {
+            self.writes.insert(key, value);
+        } else {
+            let before = self.writes.insert(key.clone(), value);
+            self.undo.push((key, before));
+        }
     }
 
     pub(crate) fn insert(&mut self, key: Vec<u8>, value: impl Into<IVec>) {
@@ -160,6 +177,12 @@ mod tests {
         tree.insert(b"ka", &b"0"[..]).unwrap();
         tree.insert(b"kb", &b"0"[..]).unwrap();
         let mut p = Batch::new(&tree);
+        // The first write undone leaves an empty batch.
+        p.begin();
+        p.insert(b"kz".to_vec(), &b"1"[..]);
+        p.fire_head = Some(2);
+        p.undo();
+        assert_eq!((p.writes.len(), p.fire_head), (0, None));
         p.begin();
         p.insert(b"ka".to_vec(), &b"1"[..]);
         p.fire_head = Some(3);

@@ -149,6 +149,10 @@ pub(crate) struct Drafts {
 }
 
 impl Drafts {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.drafts.is_empty()
+    }
+
     pub(crate) fn begin(&mut self) {
         self.undo.clear();
     }
