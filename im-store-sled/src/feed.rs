@@ -168,15 +168,19 @@ impl Drafts {
     /// The draft of `user`'s feed, whose bounds are `b`, its state noted
     /// for [`Drafts::undo`].
     fn draft(&mut self, user: &UserId, b: Bounds) -> &mut Draft {
-        let i = *self.by_user.entry(user.clone()).or_insert_with(|| {
-            self.drafts.push(Draft {
-                user: user.clone(),
-                stored: b,
-                added: Vec::new(),
-                trimmed: b.trimmed,
-            });
-            self.drafts.len() - 1
-        });
+        let i = match self.by_user.get(user) {
+            Some(&i) => i,
+            None => {
+                self.drafts.push(Draft {
+                    user: user.clone(),
+                    stored: b,
+                    added: Vec::new(),
+                    trimmed: b.trimmed,
+                });
+                self.by_user.insert(user.clone(), self.drafts.len() - 1);
+                self.drafts.len() - 1
+            }
+        };
         let d = &mut self.drafts[i];
         self.undo.push((i, d.added.len(), d.trimmed));
         d
