@@ -178,6 +178,88 @@ pub(crate) fn event_ts(bytes: &[u8]) -> Result<Timestamp> {
     to_u64(name, ts)
 }
 
+/// The byte after the time that marks a run of events; a single event has
+/// its JSON there, which is an object (`{`).
+const RUN: u8 = 0;
+
+/// A feed key's value holding `events` (each encoded by [`event`]), at
+/// consecutive positions from the key's: a single event as it is, more as a
+/// run: `ts u64 | 0x00 | count u32 | (len u32 | event)*`, the time first
+/// being the first event's.
+pub(crate) fn feed_value(events: &[&[u8]]) -> Vec<u8> {
+    if let [one] = events {
+        return one.to_vec();
+    }
+    let len = events.iter().map(|e| e.len() + 4).sum::<usize>();
+    let mut v = Vec::with_capacity(13 + len);
+    v.extend_from_slice(events.first().map_or(&[0; 8][..], |e| &e[..8.min(e.len())]));
+    v.push(RUN);
+    v.extend_from_slice(
+        &u32::try_from(events.len())
+            .unwrap_or(u32::MAX)
+            .to_be_bytes(),
+    );
+    for e in events {
+        v.extend_from_slice(&u32::try_from(e.len()).unwrap_or(u32::MAX).to_be_bytes());
+        v.extend_from_slice(e);
+    }
+    v
+}
+
+fn bad_run() -> Error {
+    Error::Corrupt(format!(
+        "bad run of events in {}",
+        kind::name(kind::USERPOS_EVENT)
+    ))
+}
+
+/// The header of a run: its count and the rest, or `None` for a single
+/// event.
+fn run(bytes: &[u8]) -> Result<Option<(u32, &[u8])>> {
+    match bytes.get(8) {
+        Some(&RUN) => {
+            let count = bytes.get(9..13).ok_or_else(bad_run)?;
+            let count = u32::from_be_bytes(count.try_into().expect("4 bytes"));
+            Ok(Some((count, &bytes[13..])))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// How many events a feed key's value holds.
+pub(crate) fn feed_len(bytes: &[u8]) -> Result<u64> {
+    Ok(run(bytes)?.map_or(1, |(count, _)| u64::from(count)))
+}
+
+/// The events (each as [`event`] encodes it) a feed key's value holds.
+pub(crate) fn feed_events(bytes: &[u8]) -> Result<Vec<&[u8]>> {
+    let Some((count, mut rest)) = run(bytes)? else {
+        return Ok(vec![bytes]);
+    };
+    if count < 2 {
+        return Err(bad_run());
+    }
+    let mut events = Vec::with_capacity(count.min(1 << 16) as usize);
+    for _ in 0..count {
+        let len = rest.get(..4).ok_or_else(bad_run)?;
+        let len = u32::from_be_bytes(len.try_into().expect("4 bytes")) as usize;
+        let event = rest
+            .get(4..)
+            .and_then(|r| r.get(..len))
+            .ok_or_else(bad_run)?;
+        events.push(event);
+        rest = &rest[4 + len..];
+    }
+    // Each event has its time, and the run's is its first event's.
+    if !rest.is_empty()
+        || events.iter().any(|e| e.len() < 8)
+        || events.first().map(|e| &e[..8]) != bytes.get(..8)
+    {
+        return Err(bad_run());
+    }
+    Ok(events)
+}
+
 /// Decodes a feed event stored at `pos`.
 pub(crate) fn feed_entry(pos: u64, bytes: &[u8]) -> Result<FeedEntry> {
     let ts = event_ts(bytes)?;

@@ -2,13 +2,23 @@
 //! reading a page as it was at one moment.
 //!
 //! Positions are dense from `trimmed + 1` to `head`: appends take the next
-//! position and trims drop the oldest. So the first key of a feed says what
-//! was trimmed and the last says where the head is, and no bounds record
-//! needs a write per append. A feed trimmed to nothing keeps its head in
-//! `user_feedfloor`.
+//! position and trims drop the oldest. A feed key holds the event at its
+//! position, or a run of events at consecutive positions from it (see
+//! [`codec::feed_value`]): a batch of combined writes (`combine`) appends
+//! every event it adds to one feed as one key, not one key per event. So the
+//! first key of a feed says what was trimmed and the last, with the length
+//! of its run, where the head is, and no bounds record needs a write per
+//! append. A feed trimmed to nothing keeps its head in `user_feedfloor`.
+//!
+//! While a batch runs, what it does to each feed is kept in a [`Draft`]
+//! (events added, how far trimmed); [`land`] turns the drafts into keys
+//! when the batch is applied: one key for the events added, the stored keys
+//! trimmed removed, and a run a trim cuts rewritten as its remainder.
+
+use std::collections::HashMap;
 
 use im_engine::store::FeedTrim;
-use im_engine::{Feed, UserId};
+use im_engine::{Feed, Timestamp, UserId};
 use sled::IVec;
 
 use crate::codec::{self, Bounds};
@@ -48,14 +58,15 @@ pub(crate) fn bounds(tree: &sled::Tree, user: &UserId) -> Result<Bounds> {
             None => Bounds::default(),
         });
     };
-    let first = pos_of(user, &first.0)?;
-    let head = match feed.next_back().transpose()? {
-        Some((last, _)) => pos_of(user, &last)?,
+    let first_pos = pos_of(user, &first.0)?;
+    let (last, value) = match feed.next_back().transpose()? {
+        Some(last) => last,
         None => first,
     };
+    let head = pos_of(user, &last)? + codec::feed_len(&value)? - 1;
     Ok(Bounds {
         head,
-        trimmed: first - 1,
+        trimmed: first_pos - 1,
     })
 }
 
@@ -79,10 +90,21 @@ pub(crate) fn read(tree: &sled::Tree, user: &UserId, after: u64, limit: usize) -
         };
         let mut entries = Vec::new();
         if want > 0 {
-            let range = keys::user_pos(user, start)..=keys::user_pos(user, start + want - 1);
-            for kv in tree.range(range) {
+            let end = start + want - 1;
+            // The key holding `start` is the last one at or before it.
+            let lo = keys::prefix(kind::USERPOS_EVENT, user.as_str());
+            let from = match tree.range(lo..=keys::user_pos(user, start)).next_back() {
+                Some(kv) => kv?.0.to_vec(),
+                None => keys::user_pos(user, start),
+            };
+            for kv in tree.range(from..=keys::user_pos(user, end)) {
                 let (k, v) = kv?;
-                entries.push(codec::feed_entry(pos_of(user, &k)?, &v)?);
+                let first = pos_of(user, &k)?;
+                for (pos, event) in (first..).zip(codec::feed_events(&v)?) {
+                    if (start..=end).contains(&pos) {
+                        entries.push(codec::feed_entry(pos, event)?);
+                    }
+                }
             }
         }
         let again = bounds(tree, user)?;
@@ -103,12 +125,129 @@ pub(crate) fn read(tree: &sled::Tree, user: &UserId, after: u64, limit: usize) -
     }
 }
 
+/// What a batch does to one feed.
+#[derive(Debug)]
+struct Draft {
+    user: UserId,
+    /// The feed's bounds as stored when the batch first touched it.
+    stored: Bounds,
+    /// Events added, at `stored.head + 1` on.
+    added: Vec<IVec>,
+    /// The highest position trimmed once the batch lands.
+    trimmed: u64,
+}
+
+/// What a batch does to every feed it touches, and how to undo the write
+/// running now.
+#[derive(Debug, Default)]
+pub(crate) struct Drafts {
+    by_user: HashMap<UserId, usize>,
+    drafts: Vec<Draft>,
+    /// Per change of the write running now: the draft, its events and its
+    /// trimmed position before it.
+    undo: Vec<(usize, usize, u64)>,
+}
+
+impl Drafts {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.drafts.is_empty()
+    }
+
+    pub(crate) fn begin(&mut self) {
+        self.undo.clear();
+    }
+
+    pub(crate) fn undo(&mut self) {
+        for (i, added, trimmed) in self.undo.drain(..).rev() {
+            let d = &mut self.drafts[i];
+            d.added.truncate(added);
+            d.trimmed = trimmed;
+        }
+    }
+
+    /// The draft of `user`'s feed, whose bounds are `b`, its state noted
+    /// for [`Drafts::undo`].
+    fn draft(&mut self, user: &UserId, b: Bounds) -> &mut Draft {
+        let i = match self.by_user.get(user) {
+            Some(&i) => i,
+            None => {
+                self.drafts.push(Draft {
+                    user: user.clone(),
+                    stored: b,
+                    added: Vec::new(),
+                    trimmed: b.trimmed,
+                });
+                self.by_user.insert(user.clone(), self.drafts.len() - 1);
+                self.drafts.len() - 1
+            }
+        };
+        let d = &mut self.drafts[i];
+        self.undo.push((i, d.added.len(), d.trimmed));
+        d
+    }
+}
+
+/// Writes what the batch's drafts did to its feeds as keys.
+pub(crate) fn land(p: &mut Batch<'_>) -> Result<()> {
+    let tree = p.tree;
+    for d in std::mem::take(&mut p.feeds.drafts) {
+        let Draft {
+            user,
+            stored,
+            added,
+            trimmed,
+        } = d;
+        if trimmed > stored.trimmed && stored.head > stored.trimmed {
+            let range = keys::user_pos(&user, stored.trimmed + 1)
+                ..=keys::user_pos(&user, trimmed.min(stored.head));
+            for kv in tree.range(range) {
+                let (k, v) = kv?;
+                p.remove(k.to_vec());
+                let pos = pos_of(&user, &k)?;
+                let events = codec::feed_events(&v)?;
+                let kept = usize::try_from((trimmed + 1).saturating_sub(pos)).unwrap_or(usize::MAX);
+                if let Some(rest) = events.get(kept..).filter(|rest| !rest.is_empty()) {
+                    p.insert(keys::user_pos(&user, trimmed + 1), codec::feed_value(rest));
+                }
+            }
+        }
+        let first = stored.head + 1;
+        let skip = usize::try_from(trimmed.saturating_sub(stored.head)).unwrap_or(usize::MAX);
+        if let Some(rest) = added.get(skip..).filter(|rest| !rest.is_empty()) {
+            let rest: Vec<&[u8]> = rest.iter().map(|e| &e[..]).collect();
+            p.insert(
+                keys::user_pos(&user, first.max(trimmed + 1)),
+                codec::feed_value(&rest),
+            );
+        }
+    }
+    p.feeds = Drafts::default();
+    Ok(())
+}
+
+/// The time of the event at `pos` of `user`'s feed as `d` leaves it.
+fn ts_at(tree: &sled::Tree, d: &Draft, pos: u64) -> Result<Timestamp> {
+    let missing = || Error::Corrupt(format!("feed of {} misses position {pos}", d.user));
+    if pos > d.stored.head {
+        let i = usize::try_from(pos - d.stored.head - 1).unwrap_or(usize::MAX);
+        return codec::event_ts(d.added.get(i).ok_or_else(missing)?);
+    }
+    let lo = keys::prefix(kind::USERPOS_EVENT, d.user.as_str());
+    let (k, v) = tree
+        .range(lo..=keys::user_pos(&d.user, pos))
+        .next_back()
+        .transpose()?
+        .ok_or_else(missing)?;
+    let first = pos_of(&d.user, &k)?;
+    let events = codec::feed_events(&v)?;
+    let i = usize::try_from(pos - first).unwrap_or(usize::MAX);
+    codec::event_ts(events.get(i).ok_or_else(missing)?)
+}
+
 /// Drops every event of `user`'s feed, whose bounds are `b`, keeping its
 /// head in its floor.
 pub(crate) fn clear(p: &mut Batch<'_>, b: &mut Bounds, user: &UserId) {
-    for pos in b.trimmed + 1..=b.head {
-        p.remove(keys::user_pos(user, pos));
-    }
+    p.feeds.draft(user, *b).trimmed = b.head;
     b.trimmed = b.head;
     p.insert(keys::feed_floor(user), b.head.to_be_bytes().to_vec());
 }
@@ -124,25 +263,17 @@ pub(crate) fn append(
     event: IVec,
     trim: FeedTrim,
 ) -> Result<()> {
+    let tree = p.tree;
+    let d = p.feeds.draft(user, *b);
+    d.added.push(event);
     b.head += 1;
-    p.insert(keys::user_pos(user, b.head), event);
-    while b.trimmed < b.head {
-        let oldest = b.trimmed + 1;
-        let oldest_key = keys::user_pos(user, oldest);
-        if b.head - b.trimmed <= trim.keep {
-            if trim.min_ts == 0 {
-                break;
-            }
-            let v = p.get(&oldest_key)?.ok_or_else(|| {
-                Error::Corrupt(format!("feed of {user} misses position {oldest}"))
-            })?;
-            if codec::event_ts(&v)? >= trim.min_ts {
-                break;
-            }
+    b.trimmed = b.trimmed.max(b.head.saturating_sub(trim.keep));
+    if trim.min_ts != 0 {
+        while b.trimmed < b.head && ts_at(tree, d, b.trimmed + 1)? < trim.min_ts {
+            b.trimmed += 1;
         }
-        p.remove(oldest_key);
-        b.trimmed = oldest;
     }
+    d.trimmed = b.trimmed;
     if b.trimmed == b.head {
         p.insert(keys::feed_floor(user), b.head.to_be_bytes().to_vec());
     }

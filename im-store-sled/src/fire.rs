@@ -29,13 +29,16 @@ fn head(tree: &sled::Tree) -> Result<u64> {
     }
 }
 
-/// Appends `events` to the firehose in this batch (once per batch: the
-/// head is read from the tree).
+/// Appends `events` to the firehose in this batch (the head is read from
+/// the tree once per batch, then kept in it).
 pub(crate) fn append(
     p: &mut Batch<'_>,
     events: impl IntoIterator<Item = (Option<UserId>, Timestamp, Event)>,
 ) -> Result<()> {
-    let mut pos = head(p.tree)?;
+    let mut pos = match p.fire_head {
+        Some(pos) => pos,
+        None => head(p.tree)?,
+    };
     for (user, ts, event) in events {
         pos += 1;
         let entry = FireEntry {
@@ -46,6 +49,7 @@ pub(crate) fn append(
         };
         p.insert(keys::fire(pos), codec::json(&entry)?);
     }
+    p.fire_head = Some(pos);
     Ok(())
 }
 

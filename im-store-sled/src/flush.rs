@@ -268,8 +268,8 @@ fn run(db: &sled::Db, files: &mut Files, shared: &Shared, log: &Log) -> Answer {
         if let Some(e) = &failed {
             return Err(e.clone());
         }
-        // Every write logged up to here was applied to sled before.
-        let logged = log.appended();
+        // Every write up to here was applied to sled before this flush.
+        let logged = log.applied();
         let answer = db
             .flush()
             .map(drop)

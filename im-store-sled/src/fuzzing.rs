@@ -4,10 +4,12 @@
 //! Two properties of the key layouts of [`keys`](crate::keys): decoding any
 //! bytes never panics and, when it succeeds, encoding the parts gives the
 //! same bytes back (keys are canonical); and encoding then decoding any
-//! valid parts gives the same parts.
+//! valid parts gives the same parts. The same two of a feed key's value (one
+//! event, or a run of them).
 
 use im_engine::{ConversationId, GroupId, UserId};
 
+use crate::codec;
 use crate::keys::{self, SEP};
 
 /// Checks both properties on `data`.
@@ -18,6 +20,24 @@ use crate::keys::{self, SEP};
 pub fn keys(data: &[u8]) {
     decode_any(data);
     round_trip(data);
+    feed_value(data);
+}
+
+/// Decodes `data` as a feed key's value: when it decodes, encoding its
+/// events gives it back; and events cut from `data` (at `0xFF`, each given
+/// a time) encode into a value that decodes to them.
+fn feed_value(data: &[u8]) {
+    if let Ok(events) = codec::feed_events(data) {
+        assert_eq!(codec::feed_value(&events), data);
+        assert_eq!(codec::feed_len(data).ok(), Some(events.len() as u64));
+    }
+    let events: Vec<Vec<u8>> = data
+        .split(|&b| b == SEP)
+        .map(|json| [&[0, 0, 0, 0, 0, 0, 0, 1][..], b"{", json].concat())
+        .collect();
+    let refs: Vec<&[u8]> = events.iter().map(Vec::as_slice).collect();
+    let value = codec::feed_value(&refs);
+    assert_eq!(codec::feed_events(&value).expect("a value encoded"), refs);
 }
 
 /// Decodes `key` as every kind; each kind that decodes it must give it

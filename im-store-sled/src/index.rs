@@ -30,7 +30,6 @@
 //! runs it after every step of its property tests. (4 is the engine's: the
 //! store-level comparison writes entries without membership on purpose.)
 
-use std::collections::hash_map::Entry as Slot;
 use std::collections::{HashMap, HashSet};
 
 use im_engine::{ConversationId, NewMessage, Seq, Timestamp, UserId};
@@ -103,10 +102,10 @@ impl Known {
 
     /// The bounds of `user`'s feed, read from its keys when not known.
     pub(crate) fn bounds(&mut self, tree: &sled::Tree, user: &UserId) -> Result<&mut Bounds> {
-        Ok(match self.heads.entry(user.clone()) {
-            Slot::Occupied(e) => e.into_mut(),
-            Slot::Vacant(e) => e.insert(feed::bounds(tree, user)?),
-        })
+        if !self.heads.contains_key(user) {
+            self.heads.insert(user.clone(), feed::bounds(tree, user)?);
+        }
+        Ok(self.heads.get_mut(user).expect("inserted"))
     }
 
     /// Every holder of an entry of `conv`, when known.

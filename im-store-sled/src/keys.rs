@@ -26,7 +26,7 @@
 //! | `convseq_message`        | `l conv 0xFF seq(u64 BE)`              | [`Message`](im_engine::Message), JSON            |
 //! | `client_id_seq`          | `d conv 0xFF sender 0xFF client_id`    | `seq`                                            |
 //! | `userconv_entry`         | `e user 0xFF conv`                     | `read_seq` `activity` `since`                    |
-//! | `userpos_event`          | `f user 0xFF pos(u64 BE)`              | `ts` ++ [`Event`](im_engine::Event) JSON         |
+//! | `userpos_event`          | `f user 0xFF pos(u64 BE)`              | `ts` ++ [`Event`](im_engine::Event) JSON, or a run (below) |
 //! | `user_feedfloor`         | `b user`                               | `head` of the feed when it was trimmed empty     |
 //! | `user_lastseen`          | `t user`                               | `ts`                                             |
 //! | `setuser_since`          | `k set 0xFF user`                      | `since` (a mark: see below)                      |
@@ -55,11 +55,20 @@
 //! of a kind meets it.
 //!
 //! A send to a group of N members writes N feed events and a handful of
-//! other keys, not 3N, because nothing per member is derived on disk:
+//! other keys, not 3N, because nothing per member is derived on disk; and
+//! sends combined into one batch (the writer thread's) write one feed key
+//! per member between them:
 //!
+//! - **A feed key may hold a run of events.** The events one batch appends
+//!   to a feed are one key at the first of their positions, holding
+//!   `ts u64 | 0x00 | count u32 | (len u32 | ts ++ JSON)*` (`ts` the first
+//!   event's). A single event is stored as it always was; its byte 8 is the
+//!   `{` of its JSON, never `0x00`, so the two cannot be mistaken and feeds
+//!   written before runs read on with no migration.
 //! - **Feed bounds come from the feed keys.** Positions are dense, so a
-//!   feed's head is its last key and the highest trimmed position is one
-//!   below its first key. Only a feed trimmed to nothing has no keys to say
+//!   feed's head is the last position of its last key's run and the
+//!   highest trimmed position is one below its first key (a trim that cuts
+//!   a run rewrites its remainder at the new first position). Only a feed trimmed to nothing has no keys to say
 //!   where it stood: `user_feedfloor` keeps that head (and is ignored while
 //!   the feed holds events).
 //! - **A group's activity is kept on the conversation.** `conv_state` holds

@@ -2,11 +2,14 @@
 //! [sled](https://docs.rs/sled/0.34.7) database in one directory, with no
 //! server to run.
 //!
-//! Every write is one atomic sled batch: a send numbers its message,
-//! appends it to the conversation's log, moves `last_seq`, the sender's
-//! read cursor and the conversation's activity, and appends a reference to
-//! every participant's feed, all or nothing. A send to a group of N members
-//! writes N feed events and a handful of other keys (see [`keys`] for how).
+//! Every write is atomic: a send numbers its message, appends it to the
+//! conversation's log, moves `last_seq`, the sender's read cursor and the
+//! conversation's activity, and appends a reference to every participant's
+//! feed, all or nothing. One writer thread combines the writes queued
+//! meanwhile into one sled batch, each write's changes undone alone if it
+//! fails. A send to a group of N members writes N feed events and a
+//! handful of other keys, and a batch of sends to it one feed key per
+//! member (see [`keys`] for how).
 //! With the default [`Durability::Flush`] a write answers only once it is
 //! on stable storage: in the store's write-ahead log, fdatasynced, where
 //! concurrent writers share one sync (group commit) and nobody waits for
@@ -45,11 +48,15 @@
 //! - `store`: [`SledStore`]: opening, closing and the reads.
 //! - `db`: the sled trees, opening sled, freeing what it deferred, waiting
 //!   for it to let go.
-//! - `write`: the writer: the send, membership and commit batches, under
-//!   one lock.
+//! - `write`: the writer: the send, membership and commit writes.
+//! - `combine`: the writer thread: queued writes combined into one batch,
+//!   one `apply_batch` and one log record, each write atomic on its own.
+//! - `batch`: a batch's writes, readable before they land, undone write by
+//!   write.
 //! - `index`: the conversation index (entries, conversation states) and
 //!   what the writer remembers between writes; its invariants.
-//! - `feed`: feed bounds from the feed keys, appending and trimming, reads.
+//! - `feed`: feed bounds from the feed keys, appending and trimming (as
+//!   drafts, written as one run per feed per batch), reads.
 //! - `page`: a page of a group's members, by a range scan.
 //! - `export`: the export, copied under the writer's lock.
 //! - `migrate`: opening a directory of format 1.
@@ -102,7 +109,9 @@ pub mod keys;
 #[doc(hidden)]
 pub mod fuzzing;
 
+mod batch;
 mod codec;
+mod combine;
 mod crash;
 mod db;
 mod error;
@@ -230,5 +239,6 @@ mod tests {
     im_engine::store_conformance_tests!(SledFactory);
 
     mod reopen;
+    mod runs;
     mod store;
 }

@@ -11,8 +11,8 @@ use im_engine::store::{
     RoomBus, Sent, Updated,
 };
 use im_engine::{
-    Contact, ConvEntry, ConversationId, Epoch, Feed, Firehose, Group, GroupId, GroupKind, Member,
-    Message, Notifier, Presence, Seq, SignalBus, Store, Timestamp, User, UserId,
+    Contact, ConvEntry, ConversationId, Epoch, Feed, Firehose, Group, GroupId, Member, Message,
+    Notifier, Presence, Seq, SignalBus, Store, Timestamp, User, UserId,
 };
 use serde::de::DeserializeOwned;
 
@@ -25,7 +25,8 @@ use crate::wal::{self, Log};
 use crate::write::Writer;
 use crate::{Durability, FORMAT_VERSION, SledConfig, feed, migrate, repair};
 
-/// Writes touching at most this many keys run on the calling thread.
+/// What writes of at most this many keys deferred is freed on the calling
+/// thread.
 const INLINE_WRITE_KEYS: usize = 512;
 
 /// The engine's data in a sled database: see the [crate docs](crate).
@@ -144,7 +145,7 @@ impl SledStore {
         replayed.forget().map_err(sled::Error::from)?;
         let logging = config.durability == Durability::Flush;
         let log = Arc::new(Log::start(&path, next, logging)?);
-        let writer = Arc::new(Writer::new(trees.records.clone(), Arc::clone(&log)));
+        let writer = Arc::new(Writer::new(trees.records.clone(), Arc::clone(&log))?);
         // The flusher thread keeps the one `Db` handle; the trees keep the
         // database open for reads and writes.
         let group_commit = GroupCommit::start(db, files, Arc::clone(&log))?;
@@ -189,6 +190,7 @@ impl SledStore {
     /// when something still holds the database (a write whose caller gave
     /// up waiting, still running on the blocking pool).
     pub fn close(mut self) -> Result<()> {
+        self.writer.stop();
         self.log.stop();
         let flushed = self.group_commit.stop();
         let path = self.path.clone();
@@ -222,26 +224,6 @@ impl SledStore {
             Some(flushed) => flushed.await,
             None => Ok(()),
         }
-    }
-
-    /// Runs a write. Small ones run right here: they take a fraction of a
-    /// millisecond (plus, at worst, the rest of a write or flush in
-    /// progress), less than a trip through the blocking pool. Large ones (a
-    /// send to a big group, a change set with many events) take tens of
-    /// milliseconds and run on Tokio's blocking pool, so they do not hold
-    /// up a worker thread meanwhile.
-    async fn write<T, D>(&self, data: &D, keys: usize, f: fn(&Writer, &D) -> Result<T>) -> Result<T>
-    where
-        T: Send + 'static,
-        D: Clone + Send + 'static,
-    {
-        if keys <= INLINE_WRITE_KEYS {
-            return f(&self.writer, data);
-        }
-        let (writer, data) = (Arc::clone(&self.writer), data.clone());
-        tokio::task::spawn_blocking(move || f(&writer, &data))
-            .await
-            .map_err(Error::Task)?
     }
 
     fn get<T: DeserializeOwned>(&self, kind: u8, key: &[u8]) -> Result<Option<T>> {
@@ -309,7 +291,7 @@ impl Store for SledStore {
                 .map_or(0, |s| s.holders),
         };
         let keys = usize::try_from(2 * recipients).unwrap_or(usize::MAX);
-        let (sent, recipients) = self.write(send, keys, Writer::send).await?;
+        let (sent, recipients) = self.writer.send(send.clone()).await?;
         // A duplicate may name a message whose own send is still waiting
         // for its flush: answer it only once that is durable too.
         let wrote = match sent {
@@ -323,16 +305,7 @@ impl Store for SledStore {
     }
 
     async fn update_member(&self, update: &MemberUpdate) -> Result<Updated> {
-        // A feed event per member, and the member keys read (a room's:
-        // none, and three keys).
-        let members = match update.kind {
-            GroupKind::Group => self
-                .state(&keys::conv(&ConversationId::group(update.group.clone())))?
-                .map_or(0, |s| s.holders),
-            GroupKind::Room => 0,
-        };
-        let keys = usize::try_from(2 * members).unwrap_or(usize::MAX);
-        let (updated, woken) = self.write(update, keys, Writer::update_member).await?;
+        let (updated, woken) = self.writer.update_member(update.clone()).await?;
         if updated == Updated::Changed {
             self.durable(woken.len()).await?;
             self.notifier.wake(&woken);
@@ -341,16 +314,7 @@ impl Store for SledStore {
     }
 
     async fn update_message(&self, update: &MessageUpdate) -> Result<MessageUpdated> {
-        // A feed event per recipient (and, for a group, the member keys).
-        let recipients = match &update.recipients {
-            Recipients::Users(users) => users.len() as u64,
-            Recipients::Room(_) => 0,
-            Recipients::Members(_) => self
-                .state(&keys::conv(&update.conversation))?
-                .map_or(0, |s| s.holders),
-        };
-        let keys = usize::try_from(2 * recipients).unwrap_or(usize::MAX);
-        let (updated, woken) = self.write(update, keys, Writer::update_message).await?;
+        let (updated, woken) = self.writer.update_message(update.clone()).await?;
         if matches!(updated, MessageUpdated::Changed(_)) {
             self.durable(woken.len()).await?;
             self.notifier.wake(&woken);
@@ -367,7 +331,7 @@ impl Store for SledStore {
             + changes.events.len()
             + changes.marks.len()
             + changes.erase.len();
-        self.write(changes, keys, Writer::commit).await?;
+        self.writer.commit(changes.clone())?.await?;
         self.durable(keys).await?;
         self.notifier.wake(changes.events.iter().map(|(u, ..)| u));
         Ok(())
@@ -402,6 +366,7 @@ impl Store for SledStore {
     async fn set_acked(&self, name: &str, value: &str) -> Result<()> {
         self.writer
             .put(keys::acked(name), value.as_bytes().to_vec())
+            .await
     }
 
     async fn user(&self, id: &UserId) -> Result<Option<User>> {
@@ -513,7 +478,8 @@ impl Store for SledStore {
         }
         // `last_seen` first: whoever sees the user offline sees it too.
         self.writer
-            .put(keys::last_seen(user), at.to_be_bytes().to_vec())?;
+            .put(keys::last_seen(user), at.to_be_bytes().to_vec())
+            .await?;
         self.online().remove(user);
         self.durable(1).await
     }

@@ -1,21 +1,21 @@
-//! The two atomic writes, each one `apply_batch` on the `records` tree.
+//! The atomic writes: a send, a membership change, a message change, a
+//! change set, one key.
 //!
-//! sled applies a batch under its write lock, so no read sees part of one,
-//! and recovers it whole or not at all after a crash (a batch is sealed in
-//! its log as one unit); both hold within one tree only, which is why all
-//! data is in one. What a sled transaction would add, that the values a
-//! write reads (`last_seq`, entries, feed heads) do not change before it
-//! lands, the [`Writer`]'s lock gives: sled locks the directory to one
-//! process, and every write of this process goes through the writer.
-//! Unlike a sled transaction, the writer does not read each key before
-//! writing it (a transactional insert does, and keeps what it read), which
-//! was much of what a send to a large group cost.
-//!
-//! The functions here block; callers run large writes on Tokio's blocking
-//! pool.
+//! Each runs on the writer thread (`combine`) against the [`Batch`] of the
+//! writes combined with it, reading what the writes before it in the batch
+//! wrote (never the tree alone), and the batch lands as one `apply_batch`
+//! on the `records` tree. sled applies a batch under its write lock, so no
+//! read sees part of one, and recovers it whole or not at all after a
+//! crash; both hold within one tree only, which is why all data is in one.
+//! What a sled transaction would add, that the values a write reads
+//! (`last_seq`, entries, feed heads) do not change before it lands, the
+//! one writer thread gives: sled locks the directory to one process, and
+//! every write of this process goes through it. Unlike a sled transaction,
+//! the writer does not read each key before writing it (a transactional
+//! insert does, and keeps what it read), which was much of what a send to
+//! a large group cost.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use sled::IVec;
 
@@ -26,196 +26,139 @@ use im_engine::store::{
 };
 use im_engine::{ConversationId, Event, GroupId, GroupKind, Membership, Message, UserId};
 
-use crate::codec::{self, ConvState, Entry};
+pub(crate) use crate::batch::Batch;
+use crate::codec;
+use crate::combine::{self, Combiner};
 use crate::error::{Error, Result};
 use crate::feed;
 use crate::fire;
 use crate::index::{self, Known};
 use crate::keys::{self, kind};
 use crate::rooms;
-use crate::wal::{Log, Writes};
+use crate::wal::Log;
 
-/// Serialises the writes of a store and remembers what they need to read
-/// (see [`Known`]).
+/// Serialises the writes of a store through the writer thread (see
+/// `combine`) and remembers what they need to read (see [`Known`]).
 #[derive(Debug)]
 pub(crate) struct Writer {
+    #[cfg(test)]
     records: sled::Tree,
-    log: Arc<Log>,
-    known: Mutex<Known>,
+    known: Arc<Mutex<Known>>,
+    combiner: Combiner,
 }
 
 impl Writer {
-    pub(crate) fn new(records: sled::Tree, log: Arc<Log>) -> Self {
-        Self {
+    pub(crate) fn new(records: sled::Tree, log: Arc<Log>) -> Result<Self> {
+        let known = Arc::new(Mutex::default());
+        let combiner = Combiner::start(records.clone(), log, Arc::clone(&known))?;
+        Ok(Self {
+            #[cfg(test)]
             records,
-            log,
-            known: Mutex::default(),
-        }
+            known,
+            combiner,
+        })
     }
 
-    /// Takes the lock. After a panic under it, starts again from what is
-    /// on disk.
-    fn lock(&self) -> MutexGuard<'_, Known> {
-        let mut known = self.known.lock().unwrap_or_else(|poisoned| {
-            self.known.clear_poison();
-            let mut known = poisoned.into_inner();
-            known.forget();
-            known
-        });
-        known.keep_to_budget();
-        known
-    }
-
-    /// Runs `f` under the lock and applies what it wrote as one batch. When
-    /// either fails, what `f` changed in memory may not have landed: forget
-    /// it.
-    fn run<T>(&self, f: impl FnOnce(&mut Batch<'_>, &mut Known) -> Result<T>) -> Result<T> {
-        let mut known = self.lock();
-        let mut batch = Batch::new(&self.records);
-        let result = f(&mut batch, &mut known).and_then(|t| batch.apply(&self.log).map(|()| t));
-        if result.is_err() {
-            known.forget();
-        }
-        result
+    /// Runs what is queued and stops the writer thread: writes after this
+    /// fail with [`Error::Closed`].
+    pub(crate) fn stop(&self) {
+        self.combiner.stop();
     }
 
     /// Runs `f` while no write can land: an export's consistent read.
     pub(crate) fn frozen<T>(&self, f: impl FnOnce() -> T) -> T {
-        let _known = self.lock();
+        let _known = combine::lock(&self.known);
         f()
     }
 
     /// Remembers the holders of conversations of any size (tests).
     #[cfg(test)]
     pub(crate) fn remember_every_conversation(&self) {
-        self.lock().remember_every_conversation();
+        combine::lock(&self.known).remember_every_conversation();
     }
 
     /// Checks the index's invariants against the disk (tests; see
     /// [`index::check`]).
     #[cfg(test)]
     pub(crate) fn check(&self) {
-        index::check(&self.records, &self.lock());
+        index::check(&self.records, &combine::lock(&self.known));
     }
 
     /// Sets one key: a write of its own, such as `last_seen`.
-    pub(crate) fn put(&self, key: Vec<u8>, value: Vec<u8>) -> Result<()> {
-        self.run(|p, _| {
+    pub(crate) fn put(
+        &self,
+        key: Vec<u8>,
+        value: Vec<u8>,
+    ) -> impl Future<Output = Result<()>> + Send + 'static {
+        self.combiner.submit(move |p, _| {
             p.insert(key, value);
             Ok(())
         })
     }
 
-    /// [`Store::send`](im_engine::Store::send) as one batch; answers who
-    /// received it.
-    pub(crate) fn send(&self, out: &Outgoing) -> Result<(Sent, Vec<UserId>)> {
-        self.run(|p, known| send(p, known, out))
+    /// [`Store::send`](im_engine::Store::send) in the next batch; answers
+    /// who received it.
+    pub(crate) fn send(
+        &self,
+        out: Outgoing,
+    ) -> impl Future<Output = Result<(Sent, Vec<UserId>)>> + Send + 'static {
+        self.combiner.submit(move |p, known| send(p, known, &out))
     }
 
-    /// [`Store::update_member`](im_engine::Store::update_member) as one
-    /// batch; answers who heard of it.
-    pub(crate) fn update_member(&self, u: &MemberUpdate) -> Result<(Updated, Vec<UserId>)> {
-        self.run(|p, known| update_member(p, known, u))
+    /// [`Store::update_member`](im_engine::Store::update_member) in the
+    /// next batch; answers who heard of it.
+    pub(crate) fn update_member(
+        &self,
+        u: MemberUpdate,
+    ) -> impl Future<Output = Result<(Updated, Vec<UserId>)>> + Send + 'static {
+        self.combiner
+            .submit(move |p, known| update_member(p, known, &u))
     }
 
-    /// [`Store::update_message`](im_engine::Store::update_message) as one
-    /// batch; answers who heard of it.
+    /// [`Store::update_message`](im_engine::Store::update_message) in the
+    /// next batch; answers who heard of it.
     pub(crate) fn update_message(
         &self,
-        u: &MessageUpdate,
-    ) -> Result<(MessageUpdated, Vec<UserId>)> {
-        self.run(|p, known| update_message(p, known, u))
+        u: MessageUpdate,
+    ) -> impl Future<Output = Result<(MessageUpdated, Vec<UserId>)>> + Send + 'static {
+        self.combiner
+            .submit(move |p, known| update_message(p, known, &u))
     }
 
-    /// [`Store::commit`](im_engine::Store::commit) as one batch.
-    pub(crate) fn commit(&self, changes: &Changes) -> Result<()> {
-        // Encode outside the lock: less work while writers wait.
+    /// [`Store::commit`](im_engine::Store::commit) in the next batch.
+    pub(crate) fn commit(
+        &self,
+        changes: Changes,
+    ) -> Result<impl Future<Output = Result<()>> + Send + 'static> {
+        // Encode outside the writer thread: less work while writers wait.
         let events = changes
             .events
             .iter()
-            .map(|(user, ts, event)| Ok((user, IVec::from(codec::event(*ts, event)?))))
+            .map(|(user, ts, event)| Ok((user.clone(), IVec::from(codec::event(*ts, event)?))))
             .collect::<Result<Vec<_>>>()?;
-        self.run(|p, known| commit(p, known, changes, &events))
+        Ok(self
+            .combiner
+            .submit(move |p, known| commit(p, known, &changes, &events)))
     }
 }
 
-/// The writes of one batch, readable before they land.
-#[derive(Debug)]
-pub(crate) struct Batch<'a> {
-    pub(crate) tree: &'a sled::Tree,
-    writes: HashMap<Vec<u8>, Option<IVec>>,
-}
-
-impl<'a> Batch<'a> {
-    fn new(tree: &'a sled::Tree) -> Self {
-        Self {
-            tree,
-            writes: HashMap::new(),
-        }
+/// The ids of a group's members, read from their keys once per batch.
+fn member_ids(p: &mut Batch<'_>, group: &GroupId) -> Result<Vec<UserId>> {
+    let prefix = keys::prefix(kind::GROUPUSER_MEMBER, group.as_str());
+    if let Some(members) = p.members.get(&prefix) {
+        return Ok(members.clone());
     }
-
-    /// The value of `key` once this batch lands.
-    pub(crate) fn get(&self, key: &[u8]) -> Result<Option<IVec>> {
-        match self.writes.get(key) {
-            Some(v) => Ok(v.clone()),
-            None => Ok(self.tree.get(key)?),
-        }
-    }
-
-    pub(crate) fn insert(&mut self, key: Vec<u8>, value: impl Into<IVec>) {
-        self.writes.insert(key, Some(value.into()));
-    }
-
-    pub(crate) fn remove(&mut self, key: Vec<u8>) {
-        self.writes.insert(key, None);
-    }
-
-    /// Applies the writes as one sled batch, and logs them.
-    fn apply(self, log: &Log) -> Result<()> {
-        if self.writes.is_empty() {
-            return Ok(());
-        }
-        let writes: Writes = self.writes.into_iter().collect();
-        log.commit(&[(self.tree, &writes)])
-    }
-
-    pub(crate) fn state(&self, conv: &[u8]) -> Result<ConvState> {
-        match self.get(&keys::conv_state(conv))? {
-            Some(v) => ConvState::decode(&v),
-            None => Ok(ConvState::default()),
-        }
-    }
-
-    pub(crate) fn put_state(&mut self, conv: &[u8], state: ConvState) {
-        let key = keys::conv_state(conv);
-        if state == ConvState::default() {
-            self.remove(key);
-        } else {
-            self.insert(key, state.encode().to_vec());
-        }
-    }
-
-    pub(crate) fn entry(&self, key: &[u8]) -> Result<Option<Entry>> {
-        self.get(key)?.map(|v| Entry::decode(&v)).transpose()
-    }
-
-    pub(crate) fn put_entry(&mut self, key: Vec<u8>, entry: Entry) {
-        self.insert(key, entry.encode().to_vec());
-    }
-}
-
-/// The ids of a group's members, read from their keys.
-fn member_ids(p: &Batch<'_>, group: &GroupId) -> Result<Vec<UserId>> {
-    p.tree
-        .scan_prefix(keys::prefix(kind::GROUPUSER_MEMBER, group.as_str()))
-        .keys()
+    let members = p
+        .keys(&prefix)?
+        .into_iter()
         .map(|k| {
-            let k = k?;
             keys::decode_group_user(&k)
                 .map(|(_, user)| user)
                 .ok_or_else(|| Error::Corrupt(format!("member key {k:?} of {group}")))
         })
-        .collect()
+        .collect::<Result<Vec<_>>>()?;
+    p.members.insert(prefix, members.clone());
+    Ok(members)
 }
 
 /// Whether `c` is a direct conversation one of whose users blocks the
@@ -345,7 +288,7 @@ fn commit(
     p: &mut Batch<'_>,
     known: &mut Known,
     changes: &Changes,
-    events: &[(&UserId, IVec)],
+    events: &[(UserId, IVec)],
 ) -> Result<()> {
     for u in &changes.users {
         p.insert(keys::user(&u.id), codec::json(u)?);

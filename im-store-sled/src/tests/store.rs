@@ -9,12 +9,12 @@ use im_engine::{
 
 use crate::{Durability, Error, SledConfig, SledStore};
 
-fn uid(s: &str) -> UserId {
+pub(super) fn uid(s: &str) -> UserId {
     UserId::new(s).unwrap()
 }
 
 /// A store that remembers the holders of conversations of every size.
-fn open(dir: &tempfile::TempDir) -> SledStore {
+pub(super) fn open(dir: &tempfile::TempDir) -> SledStore {
     let store = SledStore::open(SledConfig::new(dir.path())).unwrap();
     store.writer().remember_every_conversation();
     store

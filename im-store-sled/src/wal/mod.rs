@@ -3,9 +3,9 @@
 //! waiting for sled's flush.
 //!
 //! Every write of the store goes through [`Log::commit`]: under one lock it
-//! numbers the write (its LSN), applies it to sled (each tree's keys as one
-//! sled batch, with the tree's [`APPLIED`] key set to the LSN) and appends
-//! its [`record`] to an in-memory buffer. The log thread takes whatever the
+//! numbers the write (its LSN), appends its [`record`] to an in-memory
+//! buffer and applies it to sled (each tree's keys as one sled batch, with
+//! the tree's [`APPLIED`] key set to the LSN). The log thread takes whatever the
 //! buffer holds, writes it to the current segment file with one `write`,
 //! `fdatasync`s it once, and answers every writer whose record that covered
 //! ([`Log::synced`]). Writers that commit meanwhile fill the next buffer:
@@ -71,8 +71,10 @@ struct Shared {
 struct State {
     /// Records appended and not yet written.
     buf: Vec<u8>,
-    /// The LSN of the last record appended, and of the last one synced.
+    /// The LSN of the last record appended, of the last write applied to
+    /// sled (appended first: it may trail), and of the last one synced.
     appended: u64,
+    applied: u64,
     synced: u64,
     waiting: Vec<(u64, oneshot::Sender<Answer>)>,
     /// Sealed segments, oldest first, with the LSN of their last record.
@@ -97,6 +99,7 @@ impl Log {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 appended: next - 1,
+                applied: next - 1,
                 synced: next - 1,
                 ..State::default()
             }),
@@ -129,12 +132,25 @@ impl Log {
         })
     }
 
-    /// Applies one write (each tree's keys as one sled batch) and appends
-    /// its record. Returns once it is applied, not once it is durable:
-    /// [`Log::synced`] says when.
+    /// Appends one write's record, then applies it (each tree's keys as one
+    /// sled batch). Returns once it is applied, not once it is durable:
+    /// [`Log::synced`] says when. The record goes first so that the log
+    /// thread writes and syncs it while sled applies it; a write sled then
+    /// fails to apply is in the log, so the log fails every write after it
+    /// (and the next open replays it, as it would after a crash).
     pub(crate) fn commit(&self, trees: &[(&sled::Tree, &Writes)]) -> Result<()> {
         let mut next = self.next.lock().unwrap_or_else(PoisonError::into_inner);
         let lsn = *next;
+        if self.logging {
+            let mut st = self.shared.state();
+            if let Some(e) = &st.failed {
+                return Err(Error::Sled(e.clone()));
+            }
+            record::encode(&mut st.buf, lsn, trees);
+            st.appended = lsn;
+            *next += 1;
+            self.shared.wake.notify_one();
+        }
         for (tree, writes) in trees {
             let mut batch = sled::Batch::default();
             for (key, value) in writes.iter() {
@@ -146,16 +162,23 @@ impl Log {
             if self.logging {
                 batch.insert(APPLIED, &lsn.to_be_bytes()[..]);
             }
-            tree.apply_batch(batch)?;
+            if let Err(e) = tree.apply_batch(batch) {
+                if self.logging {
+                    self.shared.state().failed.get_or_insert_with(|| e.clone());
+                }
+                return Err(e.into());
+            }
         }
         if self.logging {
-            *next += 1;
-            let mut st = self.shared.state();
-            record::encode(&mut st.buf, lsn, trees);
-            st.appended = lsn;
-            self.shared.wake.notify_one();
+            self.shared.state().applied = lsn;
         }
         Ok(())
+    }
+
+    /// The LSN of the last write applied to sled: every write at or before
+    /// it is in sled's pages (not yet on disk: a flush puts it there).
+    pub(crate) fn applied(&self) -> u64 {
+        self.shared.state().applied
     }
 
     /// The LSN of the last write appended: every write committed so far is
@@ -216,15 +239,7 @@ impl Log {
     pub(crate) fn stop(&self) {
         self.shared.state().closing = true;
         self.shared.wake.notify_one();
-        let thread = self
-            .thread
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if let Some(thread) = thread {
-            // A panic there has been reported; its waiters saw `Closed`.
-            let _ = thread.join();
-        }
+        join(&self.thread);
     }
 }
 
@@ -272,6 +287,16 @@ impl Segment {
         self.file.sync_data()?;
         self.bytes += buf.len() as u64;
         Ok(())
+    }
+}
+
+/// Waits for the thread in `slot`, if any is left: the one that stops it
+/// waits, later calls do not. A panic there has been reported, and its
+/// waiters saw [`Error::Closed`].
+pub(crate) fn join(slot: &Mutex<Option<JoinHandle<()>>>) {
+    let thread = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
+    if let Some(thread) = thread {
+        let _ = thread.join();
     }
 }
 
