@@ -171,8 +171,15 @@ fn median(rounds: &[Round], of: impl Fn(&Round) -> f64) -> &Round {
 /// the median, beside the same round's bare handler.
 pub async fn run(report: &mut Report, scale: &Scale) {
     let mut rounds = Vec::new();
-    for _ in 0..scale.http_rounds {
-        rounds.push(round(scale).await);
+    for n in 1..=scale.http_rounds {
+        let r = round(scale).await;
+        eprintln!(
+            "  round {n}: bare {:.0} msgs/s, memory {:.2} of it, sled {:.2}",
+            r.bare.rate(),
+            r.memory.rate() / r.bare.rate(),
+            r.sled.rate() / r.bare.rate()
+        );
+        rounds.push(r);
     }
     let per_write = sled_flush_per_write(scale.secs.min(3.0));
     let ceiling = if rounds.len() > 1 {
