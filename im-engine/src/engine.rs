@@ -103,12 +103,11 @@ pub struct Config {
     /// anyway, so a lost notification (a pub/sub message across nodes) costs
     /// latency, never an event.
     pub recheck: Duration,
-    /// A live stream whose last read found several events (it is behind)
-    /// and that is woken sooner than this after that read waits out the
-    /// rest before reading again: under load, the events of several sends
-    /// are read and written together, at a cost of at most this much
-    /// latency. A stream that keeps up, or is woken less often, reads at
-    /// once. Zero reads at every wake-up.
+    /// A live stream woken sooner than this after its last read waits out
+    /// the rest before reading again: under load, the events of several
+    /// sends are read and written together, at a cost of at most this much
+    /// latency; a stream woken less often reads at once. Zero reads at
+    /// every wake-up.
     pub coalesce: Duration,
     /// What hashing a new password costs.
     pub password_cost: crate::password::PasswordCost,
