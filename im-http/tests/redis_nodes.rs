@@ -39,6 +39,11 @@ struct Node {
 
 impl Node {
     fn start(url: &str, prefix: &str, timeout_ms: u64) -> Node {
+        Self::start_with(url, prefix, timeout_ms, &[])
+    }
+
+    /// A node started with `extra` arguments too.
+    fn start_with(url: &str, prefix: &str, timeout_ms: u64, extra: &[&str]) -> Node {
         let mut cmd = Command::new(BIN);
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--store", url])
             .args(["--redis-prefix", prefix, "--secret", SECRET])
@@ -47,6 +52,7 @@ impl Node {
             // of their own.
             .args(["--send-rate", "0"])
             .args(["--presence-grace-ms", "300"])
+            .args(extra)
             .env_remove("IM_SECRET")
             .env("RUST_LOG", "info");
         let (child, addr, _log) = common::spawn_serve(cmd);
@@ -506,11 +512,11 @@ fn percentile(sorted: &[Duration], p: usize) -> Duration {
     sorted[(sorted.len() * p / 100).min(sorted.len() - 1)]
 }
 
-async fn latency(label: &str, url: &str) {
+async fn latency(label: &str, url: &str, extra: &[&str]) {
     let prefix = unique_prefix();
     let (a, b) = (
-        Node::start(url, &prefix, 2000),
-        Node::start(url, &prefix, 2000),
+        Node::start_with(url, &prefix, 2000, extra),
+        Node::start_with(url, &prefix, 2000, extra),
     );
     create_users(&a, &["alice", "bob"]).await;
     let mut sse = b.sse("bob", &[], "/v1/events").await;
@@ -544,6 +550,7 @@ async fn latency(label: &str, url: &str) {
     samples.sort();
     let value: Value = json!({
         "store": label,
+        "flags": extra.join(" "),
         "messages": count,
         "p50_ms": percentile(&samples, 50).as_secs_f64() * 1e3,
         "p99_ms": percentile(&samples, 99).as_secs_f64() * 1e3,
@@ -553,10 +560,14 @@ async fn latency(label: &str, url: &str) {
 }
 
 /// Send through node A → event on node B's SSE stream, over 300 messages
-/// sent one after the other, on one Redis and on the cluster.
+/// sent one after the other, on one Redis and on the cluster; with the
+/// default wake-up coalescing (each message here comes sooner than 4 ms
+/// after the stream's last read, so it waits) and without it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a measurement: run with --ignored --nocapture"]
 async fn cross_node_latency() {
-    latency("redis", &shared_url()).await;
-    latency("redis-cluster", &shared_cluster_url()).await;
+    for extra in [&[][..], &["--stream-coalesce-ms", "0"][..]] {
+        latency("redis", &shared_url(), extra).await;
+        latency("redis-cluster", &shared_cluster_url(), extra).await;
+    }
 }

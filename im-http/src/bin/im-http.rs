@@ -200,6 +200,14 @@ struct Serve {
     /// (a page reload, a reconnect).
     #[arg(long, env = "IM_PRESENCE_GRACE_MS", default_value_t = 5000)]
     presence_grace_ms: u64,
+    /// Milliseconds within which an event stream woken again after its
+    /// last read waits out the rest, so that under load it reads and
+    /// writes the events of several sends at once. At most this much
+    /// latency under load, none when quiet; 0 reads at every wake-up (the
+    /// lowest latency for quick exchanges, more reads and writes under
+    /// load).
+    #[arg(long, env = "IM_STREAM_COALESCE_MS", default_value_t = default_coalesce_ms())]
+    stream_coalesce_ms: u64,
     /// Read receipts go live to the other members of groups up to this
     /// size (and always in direct conversations).
     #[arg(long, env = "IM_RECEIPTS_MAX_GROUP", default_value_t = im_engine::Config::default().receipts_max_group)]
@@ -271,6 +279,11 @@ enum LogFormat {
 }
 
 /// Checks one `--cors-origin` as the library will read it.
+/// The engine's default `coalesce`, in whole milliseconds.
+fn default_coalesce_ms() -> u64 {
+    u64::try_from(im_engine::Config::default().coalesce.as_millis()).unwrap_or(u64::MAX)
+}
+
 fn origin(s: &str) -> Result<String, String> {
     im_http::Cors::allow([s]).map_err(|e| e.to_string())?;
     Ok(s.to_owned())
@@ -487,6 +500,7 @@ async fn serve(args: Serve) -> Result<(), BoxError> {
             ..Retention::default()
         },
         presence_grace: Duration::from_millis(args.presence_grace_ms),
+        coalesce: Duration::from_millis(args.stream_coalesce_ms),
         receipts_max_group: args.receipts_max_group,
         hooks: args.send_hook.config(),
         ..im_engine::Config::default()
