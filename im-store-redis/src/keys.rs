@@ -152,6 +152,14 @@ impl Keys {
         self.conv_key(&ConversationId::group(g.clone()), "members")
     }
 
+    /// `P{c:group:G}:memberids`: a sorted set of the members' ids, every
+    /// score 0, so that a page of members by id is a `ZRANGE … BYLEX`.
+    /// Beside the members hash, and written by every script that adds or
+    /// removes a member.
+    pub(crate) fn member_ids(&self, g: &GroupId) -> String {
+        self.conv_key(&ConversationId::group(g.clone()), "memberids")
+    }
+
     /// `P{c:C}:mseq`: the counter that orders a conversation's membership
     /// changes among its messages on a cluster.
     pub(crate) fn member_seq(&self, c: &ConversationId) -> String {
@@ -379,6 +387,10 @@ mod tests {
         assert_eq!(
             k.members(&GroupId::new("g").unwrap()),
             "t1:{c:group:g}:members"
+        );
+        assert_eq!(
+            k.member_ids(&GroupId::new("g").unwrap()),
+            "t1:{c:group:g}:memberids"
         );
         assert_eq!(
             k.v1_members_group("t1:{g:g.1}:members"),
