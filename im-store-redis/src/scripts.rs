@@ -988,6 +988,50 @@ return {head, entries}
     ))
 });
 
+/// A page of a group's (or room's) members by id: up to `limit` ids after
+/// `after` from the index of their ids, and their records from the
+/// members hash, read together.
+///
+/// KEYS: member ids, members. ARGV: after (`''`: from the first), limit
+/// (at least 1). Answers `{id, record, …}`, a record `false` (nil) when
+/// the hash has no such member, which only a damaged store has.
+pub(crate) static MEMBERS_PAGE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local from = '-'
+if ARGV[1] ~= '' then from = '(' .. ARGV[1] end
+local ids = redis.call('ZRANGE', KEYS[1], from, '+', 'BYLEX', 'LIMIT', 0, ARGV[2])
+local out = {}
+-- HMGET in parts: `unpack` is bounded by Lua's stack.
+for i = 1, #ids, 500 do
+  local part = redis.call('HMGET', KEYS[2], unpack(ids, i, math.min(i + 499, #ids)))
+  for j, record in ipairs(part) do
+    table.insert(out, ids[i + j - 1])
+    table.insert(out, record)
+  end
+end
+return out
+"#,
+    )
+});
+
+/// Adds a batch of a members hash's ids to the index of ids (format 6),
+/// for the upgrade from format 5: one `HSCAN` step per call, so that no
+/// call holds Redis long on a room of a million members. Adding an id
+/// twice changes nothing, so an interrupted upgrade starts over.
+///
+/// KEYS: members, member ids. ARGV: the `HSCAN` cursor (`0` to start),
+/// batch size. Answers the next cursor (`0`: done).
+pub(crate) static MEMBER_IDS_V5_TO_V6: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local r = redis.call('HSCAN', KEYS[1], ARGV[1], 'COUNT', ARGV[2])
+for i = 1, #r[2], 2 do redis.call('ZADD', KEYS[2], 0, r[2][i]) end
+return r[1]
+"#,
+    )
+});
+
 /// Takes a lease for a holder when nobody holds it, or renews it when the
 /// holder does (`SET NX PX`, and a compare-and-renew).
 ///
@@ -1007,7 +1051,7 @@ return 0
 });
 
 /// Every script, to load them at start (on every node of a cluster).
-pub(crate) fn all() -> [&'static Script; 20] {
+pub(crate) fn all() -> [&'static Script; 22] {
     [
         &FIRE_CONV,
         &FIRE_READ,
@@ -1029,5 +1073,7 @@ pub(crate) fn all() -> [&'static Script; 20] {
         &FEED_V3_TO_V4,
         &LAST_SEQ,
         &STREAM_V4_TO_V5,
+        &MEMBERS_PAGE,
+        &MEMBER_IDS_V5_TO_V6,
     ]
 }
