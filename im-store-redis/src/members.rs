@@ -25,7 +25,8 @@ pub(crate) async fn page(
         .key(s.keys.member_ids(group))
         .key(s.keys.members(group))
         .arg(after.map_or("", UserId::as_str))
-        .arg(limit)
+        // Redis counts in i64; no page is that long.
+        .arg(i64::try_from(limit).unwrap_or(i64::MAX))
         .invoke_async(&mut s.conn())
         .await?;
     read.iter()

@@ -369,7 +369,7 @@ async fn snapshot<S: Store>(s: &S) -> Vec<String> {
         }
         // Pages by id: `al` sorts before `alice`, its prefix after it.
         for after in std::iter::once(None).chain(USERS.map(|u| Some(uid(u)))) {
-            for limit in [0, 1, 3] {
+            for limit in [0, 1, 3, usize::MAX] {
                 let page = s
                     .members_after(&g, after.as_ref(), limit)
                     .await
