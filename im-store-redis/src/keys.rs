@@ -152,6 +152,28 @@ impl Keys {
         self.conv_key(&ConversationId::group(g.clone()), "members")
     }
 
+    /// `P{c:group:G}:memberids`: a sorted set of the members' ids, every
+    /// score 0, so that a page of members by id is a `ZRANGE … BYLEX`
+    /// (format 6). Beside the members hash, and written by every script
+    /// that adds or removes a member.
+    pub(crate) fn member_ids(&self, g: &GroupId) -> String {
+        self.conv_key(&ConversationId::group(g.clone()), "memberids")
+    }
+
+    /// A pattern matching every group's (and room's) members hash.
+    pub(crate) fn members_pattern(&self) -> String {
+        self.pattern("{c:group:*}:members")
+    }
+
+    /// The group of a [`members`](Self::members) key.
+    pub(crate) fn members_group(&self, key: &str) -> Option<GroupId> {
+        let id = key
+            .strip_prefix(&self.prefix)?
+            .strip_prefix("{c:group:")?
+            .strip_suffix("}:members")?;
+        GroupId::new(id).ok()
+    }
+
     /// `P{c:C}:mseq`: the counter that orders a conversation's membership
     /// changes among its messages on a cluster.
     pub(crate) fn member_seq(&self, c: &ConversationId) -> String {
@@ -380,6 +402,15 @@ mod tests {
             k.members(&GroupId::new("g").unwrap()),
             "t1:{c:group:g}:members"
         );
+        assert_eq!(
+            k.member_ids(&GroupId::new("g").unwrap()),
+            "t1:{c:group:g}:memberids"
+        );
+        assert_eq!(
+            k.members_group("t1:{c:group:g.1}:members"),
+            Some(GroupId::new("g.1").unwrap())
+        );
+        assert_eq!(k.members_group("t1:{c:dm:a:b}:members"), None);
         assert_eq!(
             k.v1_members_group("t1:{g:g.1}:members"),
             Some(GroupId::new("g.1").unwrap())

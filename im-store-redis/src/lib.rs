@@ -8,6 +8,7 @@
 //!   commit point, the fan-out and its recovery.
 //! - `drains`: one fan-out drain at a time per conversation in a process.
 //! - `export`: the export, key by key (how consistent it is).
+//! - `members`: a page of a group's members, from the index of their ids.
 //! - `live`: the background tasks: the one pub/sub subscription that wakes
 //!   local streams, the node heartbeat, the fan-out recovery sweep.
 //! - `scripts`: the Lua scripts.
@@ -26,6 +27,7 @@ mod drains;
 mod error;
 mod export;
 mod live;
+mod members;
 mod migrate;
 mod outbox;
 mod rooms;
@@ -42,7 +44,7 @@ pub use error::Error;
 pub use store::RedisStore;
 
 /// The format version this build reads and writes, kept in `P{meta}:store`.
-pub const FORMAT_VERSION: u32 = 5;
+pub const FORMAT_VERSION: u32 = 6;
 
 /// How to open a [`RedisStore`].
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -36,6 +36,15 @@
 //! batch puts in its place before deleting the counter: a crash leaves the
 //! old stream whole (its counter still there), and the next open goes on
 //! from where the copy stopped.
+//!
+//! Format 6 keeps beside each group's (and room's) members hash an index of
+//! their ids (`P{c:group:G}:memberids`, a sorted set of score 0), which
+//! every script that adds or removes a member writes too, so that a page of
+//! members by id reads the page and not the whole hash. Upgrading adds every
+//! member hash's ids to it, a batch per script (one `HSCAN` step); adding
+//! an id twice changes nothing, so an interrupted upgrade starts over at the
+//! next open. Until the version lands no page reads the index: format 5
+//! nodes are stopped, and this build does not open the store before.
 
 use im_engine::{GroupId, UserId};
 use redis::AsyncCommands;
@@ -163,6 +172,43 @@ pub(crate) async fn streams_v4_to_v5(s: &Shared) -> Result<usize> {
         }
     }
     Ok(n)
+}
+
+/// Members added to the index per script by [`member_ids_v5_to_v6`] (an
+/// `HSCAN` count: a hint, exact on big hashes), which bounds how long one
+/// call holds Redis.
+const MEMBER_BATCH: usize = 1000;
+
+/// Writes the index of every group's member ids from its members hash.
+/// Answers how many groups it indexed.
+pub(crate) async fn member_ids_v5_to_v6(s: &Shared) -> Result<usize> {
+    let hashes = s
+        .bounded(keys_matching(s, &s.keys.members_pattern()))
+        .await?;
+    for key in &hashes {
+        let group = s
+            .keys
+            .members_group(key)
+            .ok_or_else(|| corrupt(format!("members key {key:?}")))?;
+        let mut cursor = "0".to_owned();
+        loop {
+            cursor = s
+                .bounded(async {
+                    Ok(scripts::MEMBER_IDS_V5_TO_V6
+                        .key(key)
+                        .key(s.keys.member_ids(&group))
+                        .arg(&cursor)
+                        .arg(MEMBER_BATCH)
+                        .invoke_async(&mut s.conn())
+                        .await?)
+                })
+                .await?;
+            if cursor == "0" {
+                break;
+            }
+        }
+    }
+    Ok(hashes.len())
 }
 
 /// Removes every index entry of a group whose user is no member of it.

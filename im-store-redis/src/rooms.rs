@@ -48,6 +48,7 @@ pub(crate) async fn update_member(s: &Shared, u: &MemberUpdate) -> Result<Update
             let v = scripts::MEMBER_ROOM
                 .key(k.members(&u.group))
                 .key(k.marks(&Marks::Bans(u.group.clone())))
+                .key(k.member_ids(&u.group))
                 .arg(op)
                 .arg(user.as_str())
                 .arg(member)

@@ -125,6 +125,20 @@ local function apply_message(entries, feed, conv, seq, event, ts, is_sender, new
   feed_append(feed, ts, event, keep, min_ts)
 end
 
+-- A group's (or room's) members are a hash, user -> Member JSON, and an
+-- ordered index of their ids, a sorted set of score 0 (pages by id are
+-- `ZRANGE … BYLEX`): every script that adds or removes a member changes
+-- both, with these.
+local function member_put(members, ids, user, value)
+  redis.call('HSET', members, user, value)
+  redis.call('ZADD', ids, 0, user)
+end
+
+local function member_remove(members, ids, user)
+  redis.call('HDEL', members, user)
+  redis.call('ZREM', ids, user)
+end
+
 -- Appends an event to a firehose partition (user: '' for a shared event).
 local function fire_append(fire, ts, user, event)
   redis.call('XADD', fire, '0-*', 't', ts, 'u', user, 'e', event)
@@ -336,8 +350,8 @@ return {1, seq}
 /// The member hash is the group namespace's: on a single Redis the
 /// user's entry of `group:<id>`, if any, is fixed first (`fix_entry`).
 ///
-/// KEYS: members, bans. ARGV: op, user, member JSON, max members, the
-/// group's conversation, key prefix (`''` on a cluster). Answers
+/// KEYS: members, bans, member ids. ARGV: op, user, member JSON, max
+/// members, the group's conversation, key prefix (`''` on a cluster). Answers
 /// `{1}`, `{0}` (nothing to do), `{2}` (full) or `{3}` (banned).
 pub(crate) static MEMBER_ROOM: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
@@ -354,9 +368,9 @@ elseif not is_member then
 end
 if ARGV[6] ~= '' then fix_entry(ARGV[6], KEYS[1], ARGV[2], ARGV[5], joins) end
 if joins then
-  redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
+  member_put(KEYS[1], KEYS[3], ARGV[2], ARGV[3])
 else
-  redis.call('HDEL', KEYS[1], ARGV[2])
+  member_remove(KEYS[1], KEYS[3], ARGV[2])
 end
 return {1}
 "#
@@ -365,7 +379,8 @@ return {1}
 
 /// A join (`op` `+`) or leave (`-`) on a single Redis, whole.
 ///
-/// KEYS: members, the conversation's log, bans, the firehose. ARGV: op, user,
+/// KEYS: members, the conversation's log, bans, the firehose, member ids.
+/// ARGV: op, user,
 /// member JSON, max members, at, event JSON, keep, min_ts, conversation,
 /// key prefix, channel (`''`: no publish), the payload's first line.
 /// Answers `{1, members told}`, `{0}` (nothing to do), `{2}` (the group is
@@ -381,7 +396,7 @@ if op == '+' then
   if is_member then return {0} end
   if redis.call('HEXISTS', KEYS[3], user) == 1 then return {3} end
   if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[4]) then return {2} end
-  redis.call('HSET', KEYS[1], user, ARGV[3])
+  member_put(KEYS[1], KEYS[5], user, ARGV[3])
   local last = stream_head(KEYS[2])
   redis.call('HSET', ukey(prefix, user, 'entries'), conv, entry_value(last, at, last))
 elseif not is_member then
@@ -394,7 +409,7 @@ for _, u in ipairs(members) do
   feed_append(ukey(prefix, u, 'feed'), at, event, keep, min_ts)
 end
 if op == '-' then
-  redis.call('HDEL', KEYS[1], user)
+  member_remove(KEYS[1], KEYS[5], user)
   redis.call('HDEL', ukey(prefix, user, 'entries'), conv)
 end
 if ARGV[11] ~= '' then
@@ -447,7 +462,7 @@ return {1, seq, redis.call('ZRANGE', KEYS[3], 0, 63), recipients}
 /// fan-out applies it to every member in the same order as the messages
 /// around it.
 ///
-/// KEYS: members, log, pending, membership counter, bans. ARGV:
+/// KEYS: members, log, pending, membership counter, bans, member ids. ARGV:
 /// op, user, member JSON, max members, the record's `ts|keep|min_ts|` part,
 /// event JSON. Answers `{1, first pending records}`, `{0}` (nothing to
 /// do), `{2}` (full) or `{3}` (banned).
@@ -461,13 +476,13 @@ if op == '+' then
   if is_member then return {0} end
   if redis.call('HEXISTS', KEYS[5], user) == 1 then return {3} end
   if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[4]) then return {2} end
-  redis.call('HSET', KEYS[1], user, ARGV[3])
+  member_put(KEYS[1], KEYS[6], user, ARGV[3])
 elseif not is_member then
   return {0}
 end
 -- Every member hears of it, the one who joined or left included.
 local members = redis.call('HKEYS', KEYS[1])
-if op == '-' then redis.call('HDEL', KEYS[1], user) end
+if op == '-' then member_remove(KEYS[1], KEYS[6], user) end
 local last = stream_head(KEYS[2])
 local m = redis.call('INCR', KEYS[4])
 local record = string.format('%d|m%020d|', last, m) .. ARGV[5] .. op .. user .. '|' .. ARGV[6]
@@ -673,12 +688,14 @@ pub(crate) static LAST_SEQ: LazyLock<Script> =
 /// `feed kfeed ts event keep min_ts`, `del k`, `clear kfeed`
 /// (drop every event of a feed, keeping its head),
 /// `fire kfire ts user event` (append to a firehose partition).
+/// `member kmembers kids user value conversation` puts (value `''`:
+/// removes) a member in the members hash and the index of their ids; on
+/// a single Redis (conversation not `''`) it first fixes the user's entry
+/// at the activity it has now, and clears the group's `clean` when a
+/// member arrives without an entry.
 /// On a single Redis only (they touch keys built from the prefix, ARGV 3),
 /// the writes that keep a group's conversation activity and a direct
 /// conversation's `@<conv>` field right:
-/// `member kmembers user value conversation` (value `''`: remove) first
-/// fixes the user's entry at the activity it has now, and clears the
-/// group's `clean` when a member arrives without an entry;
 /// `entry kentries conversation read_seq activity` puts an entry whose
 /// own activity counts (and drops its `@<conv>` field); `unentry kentries
 /// conversation` removes one (both fields) and, for a group, clears
@@ -710,14 +727,15 @@ while i <= #ARGV do
     end
     i = i + 4
   elseif op == 'member' then
-    local user, value, conv = ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
-    fix_entry(prefix, k, user, conv, value ~= '')
+    local ids = KEYS[tonumber(ARGV[i + 2])]
+    local user, value, conv = ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]
+    if conv ~= '' then fix_entry(prefix, k, user, conv, value ~= '') end
     if value ~= '' then
-      redis.call('HSET', k, user, value)
+      member_put(k, ids, user, value)
     else
-      redis.call('HDEL', k, user)
+      member_remove(k, ids, user)
     end
-    i = i + 5
+    i = i + 6
   elseif op == 'entry' then
     local conv = ARGV[i + 2]
     local since = 0
@@ -970,6 +988,50 @@ return {head, entries}
     ))
 });
 
+/// A page of a group's (or room's) members by id: up to `limit` ids after
+/// `after` from the index of their ids, and their records from the
+/// members hash, read together.
+///
+/// KEYS: member ids, members. ARGV: after (`''`: from the first), limit
+/// (at least 1). Answers `{id, record, …}`, a record `false` (nil) when
+/// the hash has no such member, which only a damaged store has.
+pub(crate) static MEMBERS_PAGE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local from = '-'
+if ARGV[1] ~= '' then from = '(' .. ARGV[1] end
+local ids = redis.call('ZRANGE', KEYS[1], from, '+', 'BYLEX', 'LIMIT', 0, ARGV[2])
+local out = {}
+-- HMGET in parts: `unpack` is bounded by Lua's stack.
+for i = 1, #ids, 500 do
+  local part = redis.call('HMGET', KEYS[2], unpack(ids, i, math.min(i + 499, #ids)))
+  for j, record in ipairs(part) do
+    table.insert(out, ids[i + j - 1])
+    table.insert(out, record)
+  end
+end
+return out
+"#,
+    )
+});
+
+/// Adds a batch of a members hash's ids to the index of ids (format 6),
+/// for the upgrade from format 5: one `HSCAN` step per call, so that no
+/// call holds Redis long on a room of a million members. Adding an id
+/// twice changes nothing, so an interrupted upgrade starts over.
+///
+/// KEYS: members, member ids. ARGV: the `HSCAN` cursor (`0` to start),
+/// batch size. Answers the next cursor (`0`: done).
+pub(crate) static MEMBER_IDS_V5_TO_V6: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local r = redis.call('HSCAN', KEYS[1], ARGV[1], 'COUNT', ARGV[2])
+for i = 1, #r[2], 2 do redis.call('ZADD', KEYS[2], 0, r[2][i]) end
+return r[1]
+"#,
+    )
+});
+
 /// Takes a lease for a holder when nobody holds it, or renews it when the
 /// holder does (`SET NX PX`, and a compare-and-renew).
 ///
@@ -989,7 +1051,7 @@ return 0
 });
 
 /// Every script, to load them at start (on every node of a cluster).
-pub(crate) fn all() -> [&'static Script; 20] {
+pub(crate) fn all() -> [&'static Script; 22] {
     [
         &FIRE_CONV,
         &FIRE_READ,
@@ -1011,5 +1073,7 @@ pub(crate) fn all() -> [&'static Script; 20] {
         &FEED_V3_TO_V4,
         &LAST_SEQ,
         &STREAM_V4_TO_V5,
+        &MEMBERS_PAGE,
+        &MEMBER_IDS_V5_TO_V6,
     ]
 }

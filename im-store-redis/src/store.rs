@@ -181,7 +181,7 @@ async fn meta(s: &Shared) -> Result<Epoch> {
         .ok_or_else(|| corrupt("store version"))?;
     match version {
         FORMAT_VERSION => {}
-        1..=4 => {
+        1..=5 => {
             if version == 1 {
                 let moved = migrate::members_v1_to_v2(s).await?;
                 let dropped = migrate::drop_stray_group_entries(s).await?;
@@ -199,13 +199,17 @@ async fn meta(s: &Shared) -> Result<Epoch> {
                 let feeds = migrate::feeds_v3_to_v4(s).await?;
                 tracing::info!(feeds, "upgraded the Redis store to format 4");
             }
-            let streams = migrate::streams_v4_to_v5(s).await?;
+            if version <= 4 {
+                let streams = migrate::streams_v4_to_v5(s).await?;
+                tracing::info!(streams, "upgraded the Redis store to format 5");
+            }
+            let groups = migrate::member_ids_v5_to_v6(s).await?;
             s.bounded(async {
                 let _: () = s.conn().hset(&key, "version", FORMAT_VERSION).await?;
                 Ok(())
             })
             .await?;
-            tracing::info!(streams, "upgraded the Redis store to format 5");
+            tracing::info!(groups, "upgraded the Redis store to format 6");
         }
         found => {
             return Err(Error::UnsupportedVersion {
@@ -380,6 +384,16 @@ impl Store for RedisStore {
             Ok(n)
         })
         .await
+    }
+
+    async fn members_after(
+        &self,
+        group: &GroupId,
+        after: Option<&UserId>,
+        limit: usize,
+    ) -> Result<Vec<Member>> {
+        self.read(crate::members::page(&self.shared, group, after, limit))
+            .await
     }
 
     async fn last_seq(&self, conversation: &ConversationId) -> Result<Seq> {

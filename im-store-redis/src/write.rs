@@ -338,6 +338,7 @@ pub(crate) async fn update_member(s: &Shared, u: &MemberUpdate) -> Result<Update
                         .key(k.pending(&c))
                         .key(k.member_seq(&c))
                         .key(k.marks(&Marks::Bans(u.group.clone())))
+                        .key(k.member_ids(&u.group))
                         .arg(op)
                         .arg(user.as_str())
                         .arg(&member)
@@ -358,6 +359,7 @@ pub(crate) async fn update_member(s: &Shared, u: &MemberUpdate) -> Result<Update
                     .key(k.log(&c))
                     .key(k.marks(&Marks::Bans(u.group.clone())))
                     .key(k.fire(0))
+                    .key(k.member_ids(&u.group))
                     .arg(op)
                     .arg(user.as_str())
                     .arg(&member)
@@ -820,9 +822,17 @@ enum Op {
     Del(String),
     /// Drop every event of a feed, keeping its head.
     Clear(String),
-    /// Single Redis: put (`Some` JSON) or remove a group's member: members
-    /// key, user, conversation (see [`scripts::APPLY`]).
-    Member(String, String, Option<String>, String),
+    /// Put (`Some` JSON) or remove a group's member, in the members hash
+    /// and the index of their ids (see [`scripts::APPLY`]).
+    Member {
+        members: String,
+        ids: String,
+        user: String,
+        value: Option<String>,
+        /// Single Redis: the group's conversation, whose activity the
+        /// user's entry is fixed at first; `None` on a cluster.
+        conv: Option<String>,
+    },
     /// Single Redis: put an entry (with what keeps a group's activity and
     /// a direct conversation's `@<conv>` field right): entries key,
     /// conversation, read_seq, activity.
@@ -871,15 +881,16 @@ fn ops(s: &Shared, changes: &Changes) -> Result<Vec<(Owner, Op)>> {
     // none and writes every entry.
     let single = !s.cluster();
     for (group, change) in &changes.members {
-        let key = k.members(group);
-        let conv = ConversationId::group(group.clone()).to_string();
-        let op = match change {
-            MemberChange::Put(m) if single => {
-                Op::Member(key, m.id.to_string(), Some(to_json(m)?), conv)
-            }
-            MemberChange::Remove(id) if single => Op::Member(key, id.to_string(), None, conv),
-            MemberChange::Put(m) => Op::HSet(key, m.id.to_string(), to_json(m)?),
-            MemberChange::Remove(id) => Op::HDel(key, id.to_string()),
+        let (user, value) = match change {
+            MemberChange::Put(m) => (m.id.to_string(), Some(to_json(m)?)),
+            MemberChange::Remove(id) => (id.to_string(), None),
+        };
+        let op = Op::Member {
+            members: k.members(group),
+            ids: k.member_ids(group),
+            user,
+            value,
+            conv: single.then(|| ConversationId::group(group.clone()).to_string()),
         };
         ops.push((Owner::Members(group.clone()), op));
     }
@@ -969,12 +980,19 @@ async fn apply(s: &Shared, ops: &[&Op], changes: &Changes, notify: Option<String
             }
             Op::Del(key) => args.extend(["del".into(), intern(key)]),
             Op::Clear(feed) => args.extend(["clear".into(), intern(feed)]),
-            Op::Member(key, user, value, conv) => args.extend([
+            Op::Member {
+                members,
+                ids,
+                user,
+                value,
+                conv,
+            } => args.extend([
                 "member".into(),
-                intern(key),
+                intern(members),
+                intern(ids),
                 user.clone(),
                 value.clone().unwrap_or_default(),
-                conv.clone(),
+                conv.clone().unwrap_or_default(),
             ]),
             Op::Entry(key, conv, read, activity) => args.extend([
                 "entry".into(),

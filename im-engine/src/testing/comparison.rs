@@ -367,6 +367,16 @@ async fn snapshot<S: Store>(s: &S) -> Vec<String> {
                 s.member(&g, &u).await.expect("the read succeeds")
             ));
         }
+        // Pages by id: `al` sorts before `alice`, its prefix after it.
+        for after in std::iter::once(None).chain(USERS.map(|u| Some(uid(u)))) {
+            for limit in [0, 1, 3, usize::MAX] {
+                let page = s
+                    .members_after(&g, after.as_ref(), limit)
+                    .await
+                    .expect("the read succeeds");
+                out.push(format!("members after {after:?}, {limit}: {page:?}"));
+            }
+        }
     }
     for c in CONVS {
         let c: ConversationId = c.parse().expect("valid test conversation");

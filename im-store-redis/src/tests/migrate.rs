@@ -46,6 +46,7 @@ async fn a_format_1_store_is_upgraded(url: &str) {
     let v1 = format!("{prefix}{{g:g}}:members");
     let _: () = c.hset_multiple(&v1, &members).await.unwrap();
     let _: u64 = c.del(keys.members(&g)).await.unwrap();
+    let _: u64 = c.del(keys.member_ids(&g)).await.unwrap();
     let _: () = c
         .hset(keys.entries(&uid("carol")), group.to_string(), "0:1")
         .await
@@ -63,6 +64,13 @@ async fn a_format_1_store_is_upgraded(url: &str) {
         .collect();
     ids.sort();
     assert_eq!(ids, ["alice", "bob"]);
+    let page = store.members_after(&g, None, 10).await.unwrap();
+    let paged: Vec<&str> = page.iter().map(|m| m.id.as_str()).collect();
+    assert_eq!(
+        paged,
+        ["alice", "bob"],
+        "format 6 indexed the moved members"
+    );
     assert_eq!(store.entry(&uid("carol"), &group).await.unwrap(), None);
     assert!(store.entry(&uid("bob"), &group).await.unwrap().is_some());
     let mut c = store.shared.conn();

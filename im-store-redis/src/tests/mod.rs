@@ -3,6 +3,7 @@
 //! the Redis-specific tests.
 
 use im_engine::testing::StoreFactory;
+use im_engine::{GroupId, Member, Store};
 
 use crate::testing::{shared_cluster_url, shared_url, unique_prefix};
 use crate::{RedisConfig, RedisStore};
@@ -26,6 +27,24 @@ pub(crate) async fn put_users(engine: &im_engine::Engine<RedisStore>, ids: &[&st
             )
             .await
             .unwrap();
+    }
+}
+
+/// Every page of `group`'s members, `limit` at a time, from the start.
+pub(crate) async fn pages<S: Store>(store: &S, group: &GroupId, limit: usize) -> Vec<Vec<Member>> {
+    let mut out = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .members_after(group, after.as_ref(), limit)
+            .await
+            .map_err(Into::into)
+            .unwrap_or_else(|e: im_engine::StoreError| panic!("a page of {group}: {e}"));
+        match page.last() {
+            Some(last) => after = Some(last.id.clone()),
+            None => return out,
+        }
+        out.push(page);
     }
 }
 
@@ -82,7 +101,13 @@ mod dm_entries;
 mod events;
 
 #[cfg(not(im_skip_redis))]
+mod members;
+
+#[cfg(not(im_skip_redis))]
 mod migrate;
+
+#[cfg(not(im_skip_redis))]
+mod migrate_members;
 
 #[cfg(not(im_skip_redis))]
 mod migrate_streams;
