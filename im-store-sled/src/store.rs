@@ -25,8 +25,8 @@ use crate::wal::{self, Log};
 use crate::write::Writer;
 use crate::{Durability, FORMAT_VERSION, SledConfig, feed, migrate, repair};
 
-/// What writes of at most this many keys deferred is freed on the calling
-/// thread.
+/// What sled deferred while writing at most this many keys is freed on
+/// the calling thread; more, on the blocking pool.
 const INLINE_WRITE_KEYS: usize = 512;
 
 /// The engine's data in a sled database: see the [crate docs](crate).
@@ -187,8 +187,7 @@ impl SledStore {
     /// # Errors
     ///
     /// [`Error::Sled`] when the last flush fails, [`Error::CloseTimeout`]
-    /// when something still holds the database (a write whose caller gave
-    /// up waiting, still running on the blocking pool).
+    /// when something still holds the database ten seconds later.
     pub fn close(mut self) -> Result<()> {
         self.writer.stop();
         self.log.stop();
@@ -205,8 +204,9 @@ impl SledStore {
 
     /// Makes the writes committed so far (`keys` keys of them this
     /// caller's) as durable as the policy promises, and meanwhile frees
-    /// what sled deferred while writing them (see [`reclaim`]). Large ones
-    /// are freed on the blocking pool, like large writes run.
+    /// what sled deferred while writing them (see [`reclaim`]): after a
+    /// large write, on the blocking pool, so that it does not hold up a
+    /// worker thread.
     async fn durable(&self, keys: usize) -> Result<()> {
         // Registers for the log's sync at once, so that it overlaps.
         let flushed = match self.durability {
