@@ -36,7 +36,22 @@ impl<S: Store> Engine<S> {
     ///
     /// [`Error::Store`] when the presence could not be recorded.
     pub async fn connect(&self, actor: &Actor) -> Result<PresenceGuard<S>, Error> {
-        let user = &actor.user;
+        // On a task of its own: hyper drops a request's future when its
+        // client leaves before the answer, and a `connect` stopped between
+        // recording the user online and handing out the guard would leave
+        // it online for good. Left alone, the task finishes, and the guard
+        // nobody took closes the stream like any other.
+        let (engine, user) = (self.clone(), actor.user.clone());
+        match tokio::spawn(async move { engine.open_stream(&user).await }).await {
+            Ok(opened) => opened,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            // The runtime is shutting down: nobody will read the answer.
+            Err(e) => Err(Error::store(crate::StoreError::backend(e))),
+        }
+    }
+
+    /// [`Engine::connect`], which must not be stopped part way.
+    async fn open_stream(&self, user: &UserId) -> Result<PresenceGuard<S>, Error> {
         let mut streams = self.inner.streams.lock().await;
         if let Some(s) = streams.get_mut(user) {
             // Open here already, or within its grace: nothing changes.

@@ -135,6 +135,7 @@ macro_rules! store_conformance_tests {
             reads_list_every_participant,
             presence_reaches_followers_after_the_grace,
             presence_skips_whom_the_user_blocks,
+            presence_survives_an_abandoned_connect,
         );
 
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

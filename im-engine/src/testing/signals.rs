@@ -4,6 +4,7 @@
 
 use std::pin::{Pin, pin};
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use futures_core::Stream;
@@ -32,9 +33,14 @@ type Signals = Pin<Box<dyn Stream<Item = Arc<Signal>> + Send>>;
 /// An engine over a fresh store, with users alice, bob, carol and dave,
 /// and a group `g` of alice (owner), bob and carol.
 async fn fixture<F: StoreFactory>() -> (Engine<F::Store>, F::Data) {
+    fixture_with_grace::<F>(GRACE).await
+}
+
+/// [`fixture`] with another presence grace.
+async fn fixture_with_grace<F: StoreFactory>(grace: Duration) -> (Engine<F::Store>, F::Data) {
     let (store, data) = F::open().await;
     let config = Config {
-        presence_grace: GRACE,
+        presence_grace: grace,
         receipts_max_group: 3,
         ..Config::default()
     };
@@ -289,6 +295,48 @@ pub async fn presence_reaches_followers_after_the_grace<F: StoreFactory>() {
     );
     assert!(!engine.user(&me("bob"), &uid("alice")).await.unwrap().online);
     let _ = pin!(carol);
+}
+
+/// A stream whose opening is abandoned part way, as hyper abandons a
+/// request whose client left before the answer, leaves no presence
+/// behind: after the grace the user is offline. Abandoned after one poll,
+/// then two, and so on until `connect` finishes. On Redis, which keeps it
+/// waiting at every call, a `connect` abandoned after recording the user
+/// online used to leave it online for good.
+pub async fn presence_survives_an_abandoned_connect<F: StoreFactory>() {
+    const SHORT: Duration = Duration::from_millis(20);
+    let (engine, _data) = fixture_with_grace::<F>(SHORT).await;
+    engine.link(&me("bob"), &uid("alice")).await.unwrap();
+    let alice = me("alice");
+    let online = async || engine.user(&me("bob"), &uid("alice")).await.unwrap().online;
+    for polls in 1..=200 {
+        // Boxed, so that `drop` drops the future itself.
+        let mut connect = Box::pin(engine.connect(&alice));
+        let mut finished = false;
+        for _ in 0..polls {
+            let polled = std::future::poll_fn(|cx| Poll::Ready(connect.as_mut().poll(cx))).await;
+            if let Poll::Ready(guard) = polled {
+                drop(guard.unwrap());
+                finished = true;
+                break;
+            }
+            // Lets the store's I/O move on between polls.
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        drop(connect);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while online().await {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "alice is still online 5 s after a connect abandoned after {polls} polls"
+            );
+            tokio::time::sleep(SHORT).await;
+        }
+        if finished {
+            return;
+        }
+    }
+    panic!("connect did not finish in 200 polls");
 }
 
 /// A user's presence reaches no one it blocks, though they have it in
