@@ -80,13 +80,15 @@ where
             let actor = caller(actor.as_ref())?;
             let permit = app.guards().open_stream(actor)?;
             let (headers, query) = (req.headers(), req.uri().query());
-            crate::sse::events(app, actor, headers, query, permit).await
+            let answer = crate::sse::events(app, actor, headers, query, permit).await?;
+            Ok(crate::sse::closing_after(answer, req.version()))
         }
         Handler::Firehose => {
             let actor = caller(actor.as_ref())?;
             let permit = app.guards().open_stream(actor)?;
             let (headers, query) = (req.headers(), req.uri().query());
-            crate::firehose::events(app, actor, headers, query, permit).await
+            let answer = crate::firehose::events(app, actor, headers, query, permit).await?;
+            Ok(crate::sse::closing_after(answer, req.version()))
         }
     }
 }

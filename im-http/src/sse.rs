@@ -20,8 +20,8 @@ use futures_core::Stream;
 use futures_util::StreamExt;
 use http_body_util::BodyExt;
 use hyper::body::{Body, Frame};
-use hyper::header::{ACCEPT, CACHE_CONTROL, CONTENT_TYPE, HeaderMap, HeaderValue};
-use hyper::{Response, StatusCode};
+use hyper::header::{ACCEPT, CACHE_CONTROL, CONNECTION, CONTENT_TYPE, HeaderMap, HeaderValue};
+use hyper::{Response, StatusCode, Version};
 use im_engine::{Actor, Delivered, GroupId, MAX_WATCHED_ROOMS, Signal, Start, Store, UserId};
 use pin_project_lite::pin_project;
 use serde::Serialize;
@@ -241,6 +241,27 @@ fn stream_response(body: BoxBody) -> Response<BoxBody> {
     // Tells a buffering reverse proxy (nginx) to pass events on at once.
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
     resp
+}
+
+/// `answer` with `Connection: close` when it is an event stream on
+/// HTTP/1.x. A browser keeps a keep-alive connection whose response it
+/// stopped reading (`EventSource.close()`, a closed tab) open for up to 5 s
+/// to drain the rest and reuse it (Chromium's `HttpResponseBodyDrainer`),
+/// and the stream would live on that long: its user still online, its
+/// permit still taken. An event stream never ends to be reused anyway.
+/// HTTP/2 forbids the header, and resets a stream its client closes.
+pub(crate) fn closing_after(mut answer: Response<BoxBody>, version: Version) -> Response<BoxBody> {
+    let streams = answer
+        .headers()
+        .get(CONTENT_TYPE)
+        .map(HeaderValue::as_bytes)
+        == Some(b"text/event-stream");
+    if streams && version < Version::HTTP_2 {
+        answer
+            .headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("close"));
+    }
+    answer
 }
 
 /// The body of an event stream the store cannot open now: a `retry:` line

@@ -27,6 +27,9 @@ async fn a_stream_delivers_live_messages() {
         Some("text/event-stream")
     );
     assert_eq!(sse.header("cache-control").as_deref(), Some("no-cache"));
+    // Else a browser that closes the stream keeps the connection a while
+    // to drain it for reuse, and the user stays online meanwhile.
+    assert_eq!(sse.header("connection").as_deref(), Some("close"));
     assert!(sse.header("x-request-id").is_some());
 
     alice
@@ -306,6 +309,8 @@ async fn a_long_poll_answers_at_once_when_events_are_there() {
     }
     let r = long_poll(&s, "bob", "?after=0&limit=2").send().await;
     assert_eq!(r.status, 200, "{}", r.text());
+    // An answer that ends leaves its connection open for the next.
+    assert_eq!(r.header("connection"), None);
     let v = r.json();
     let events = v["events"].as_array().unwrap();
     assert_eq!(events.len(), 2);

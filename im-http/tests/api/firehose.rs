@@ -71,6 +71,7 @@ async fn firehose_on_every_store<S: im_engine::Store>(store: S) {
     )
     .await;
     assert_eq!(sse.status, 200, "{}", sse.head);
+    assert_eq!(sse.header("connection").as_deref(), Some("close"));
     alice.send("dm:alice:bob", json!({"text": "live"})).await;
     let e = sse.next_event(WAIT).await.expect("the stream hears of it");
     assert_eq!(

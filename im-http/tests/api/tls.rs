@@ -210,6 +210,8 @@ async fn http2_is_negotiated_and_carries_requests_beside_an_event_stream() {
     assert_eq!(events.status(), StatusCode::OK);
     assert_eq!(events.version(), Version::HTTP_2);
     assert_eq!(events.headers()["content-type"], "text/event-stream");
+    // HTTP/2 has no `Connection` header: the HTTP/1.1 stream's is not sent.
+    assert!(!events.headers().contains_key("connection"));
     let mut body = events.into_body();
     let mut text = String::new();
     read_until(&mut body, &mut text, "retry: ").await;
