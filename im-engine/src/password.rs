@@ -8,7 +8,7 @@
 //! a flood of logins waits in line instead of taking every blocking thread
 //! and a gigabyte of memory.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use argon2::password_hash::{PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, PasswordHash as Phc, Version};
@@ -117,7 +117,7 @@ fn verify_now(
 #[derive(Debug)]
 pub(crate) struct Hasher {
     argon2: Argon2<'static>,
-    permits: Semaphore,
+    permits: Arc<Semaphore>,
     /// A hash of no one's password, of the same cost as every new one:
     /// checking a password against it takes as long as against a real one,
     /// so an unknown user and a wrong password are answered alike. Made
@@ -130,24 +130,30 @@ impl Hasher {
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
         Self {
             argon2: cost.argon2(),
-            permits: Semaphore::new(cores),
+            permits: Arc::new(Semaphore::new(cores)),
             dummy: OnceLock::new(),
         }
     }
 
-    /// Runs `work` on a blocking thread once a permit is free.
+    /// Runs `work` on a blocking thread once a permit is free. The work
+    /// holds the permit: a caller that stops waiting (a client gone before
+    /// the answer) does not stop the hash, so its permit stays taken until
+    /// the hash is done, and clients that ask and hang up cannot run more
+    /// hashes at once than there are permits.
     async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, Error> {
-        let _permit = self
-            .permits
-            .acquire()
+        let permit = Arc::clone(&self.permits)
+            .acquire_owned()
             .await
             .map_err(|e| Error::store(StoreError::backend(e)))?;
-        tokio::task::spawn_blocking(work)
-            .await
-            .map_err(|e| Error::store(StoreError::backend(e)))
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            work()
+        })
+        .await
+        .map_err(|e| Error::store(StoreError::backend(e)))
     }
 
     /// A new hash of `password`, with a fresh random salt.
@@ -210,6 +216,47 @@ mod tests {
         assert_ne!(hasher.hash(&pw).await.unwrap(), hash);
         // No hash: never a match, even for the dummy's own password.
         assert!(!hasher.verify(&pw, None).await.unwrap());
+    }
+
+    /// A hash whose caller stopped waiting keeps its permit until it is
+    /// done: the next one waits for it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_abandoned_hash_keeps_its_permit_until_done() {
+        use std::time::{Duration, Instant};
+        let hasher = Hasher::new(PasswordCost::default());
+        // One permit left: the others stay taken for the test's time.
+        let others = u32::try_from(hasher.permits.available_permits() - 1).unwrap();
+        let _others = Arc::clone(&hasher.permits)
+            .acquire_many_owned(others)
+            .await
+            .unwrap();
+        let done_at = Arc::new(OnceLock::new());
+        let (started, mut running) = tokio::sync::oneshot::channel();
+        let done = Arc::clone(&done_at);
+        let slow = hasher.run(move || {
+            started.send(()).unwrap();
+            std::thread::sleep(Duration::from_millis(300));
+            done.set(Instant::now()).unwrap();
+        });
+        tokio::select! {
+            _ = slow => panic!("the slow hash ended before it was abandoned"),
+            _ = &mut running => {}
+        }
+        // `slow` is dropped: its caller stopped waiting, the work goes on.
+        let next_started = hasher.run(Instant::now).await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let first_done = loop {
+            if let Some(at) = done_at.get() {
+                break *at;
+            }
+            assert!(Instant::now() < deadline, "the abandoned hash never ended");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        assert!(
+            next_started >= first_done,
+            "the next hash started {:?} before the abandoned one was done",
+            first_done - next_started
+        );
     }
 
     #[tokio::test]
