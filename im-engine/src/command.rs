@@ -212,6 +212,11 @@ pub enum Outcome {
 impl<S: Store> Engine<S> {
     /// Runs one command as `actor`.
     ///
+    /// Some commands take several store steps (an erase, a ban, a room
+    /// join or leave): a caller that drops the future part way can leave
+    /// one half done. Run it to its end; `im-http` does, even when the
+    /// client leaves before the answer.
+    ///
     /// # Errors
     ///
     /// Those of the operation it names.

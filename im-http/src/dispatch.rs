@@ -5,6 +5,8 @@
 //! runs: the same dispatch the engine's model tests and the fuzz targets
 //! drive.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use hyper::body::Body;
 use hyper::{Request, Response};
@@ -62,10 +64,14 @@ where
                 body: (!body.is_empty()).then_some(&body[..]),
                 limits,
             })?;
-            let outcome = app
-                .metrics()
-                .timed(route.name(), engine.execute(actor, command))
-                .await?;
+            // Run to its end even if the client leaves before the answer
+            // (see `finish`): many commands take several store steps.
+            let (engine, metrics, name) = (engine.clone(), Arc::clone(app.metrics()), route.name());
+            let who = actor.clone();
+            let outcome = crate::finish::to_the_end(async move {
+                metrics.timed(name, engine.execute(&who, command)).await
+            })
+            .await?;
             Ok(handlers::respond(outcome, &actor.user, app.metrics()))
         }
         Handler::Healthz => handlers::healthz(app, route.name()).await,

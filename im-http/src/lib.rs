@@ -93,6 +93,7 @@ mod dispatch;
 pub mod error;
 mod export;
 mod extract;
+mod finish;
 mod firehose;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]

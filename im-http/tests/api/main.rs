@@ -1,6 +1,8 @@
 //! Black-box tests of the HTTP API over real sockets: a server on
 //! 127.0.0.1:0 in this process, or the built binary.
 
+#[cfg(all(feature = "cli", feature = "sled"))]
+mod abandoned;
 #[cfg(feature = "cli")]
 mod binary;
 mod changes;
