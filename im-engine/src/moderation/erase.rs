@@ -5,7 +5,8 @@ use crate::engine::{Actor, Engine};
 use crate::error::Error;
 use crate::policy::{self, Action};
 use crate::store::{
-    Changes, ContactChange, EntryChange, MarkChange, Marks, MemberChange, MessageChange, Store,
+    Changes, ContactChange, EntryChange, Mark, MarkChange, Marks, MemberChange, MessageChange,
+    Store,
 };
 
 /// How many messages erasure reads at once.
@@ -19,8 +20,10 @@ impl<S: Store> Engine<S> {
     /// list and feed go. Its id
     /// may then be created again, as a new user.
     ///
+    /// The user is suspended first: it can do nothing while it is erased.
     /// Each step is a write of its own, so a failure part way leaves the
-    /// user partly erased; erasing it again finishes the work.
+    /// user partly erased, and suspended; erasing it again finishes the
+    /// work.
     ///
     /// # Errors
     ///
@@ -43,6 +46,7 @@ impl<S: Store> Engine<S> {
                 groups.push(group);
             }
         }
+        self.suspend_for_erasure(id).await?;
         for e in &entries {
             self.erase_messages(&e.conversation, id).await?;
         }
@@ -82,6 +86,29 @@ impl<S: Store> Engine<S> {
         self.commit(&changes).await?;
         self.forget_user(id);
         self.inner.suspensions.update(id, false);
+        Ok(())
+    }
+
+    /// Suspends `user` while it is erased, so that it sends nothing the
+    /// passes over its conversations would miss, and stays locked out if
+    /// the erasure stops part way; the erasure's last step lifts it with
+    /// the rest. Another node refuses the user from when it next reads
+    /// the suspensions.
+    async fn suspend_for_erasure(&self, user: &UserId) -> Result<(), Error> {
+        let suspended = self
+            .store()
+            .mark(&Marks::Suspended, user)
+            .await
+            .map_err(Error::store)?;
+        if suspended.is_none() {
+            let mark = Mark {
+                user: user.clone(),
+                since: self.now(),
+            };
+            self.change_marks(vec![(Marks::Suspended, MarkChange::Put(mark))])
+                .await?;
+        }
+        self.inner.suspensions.update(user, true);
         Ok(())
     }
 

@@ -1,8 +1,6 @@
 //! Black-box tests of the HTTP API over real sockets: a server on
 //! 127.0.0.1:0 in this process, or the built binary.
 
-#[cfg(all(feature = "cli", feature = "sled"))]
-mod abandoned;
 #[cfg(feature = "cli")]
 mod binary;
 mod changes;
@@ -16,6 +14,8 @@ mod export;
 mod firehose;
 mod groups;
 mod login;
+#[cfg(all(feature = "cli", feature = "sled"))]
+mod long_erase;
 mod membership;
 mod messages;
 mod moderation;
