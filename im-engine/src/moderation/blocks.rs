@@ -22,12 +22,16 @@ impl<S: Store> Engine<S> {
         self.require_user(&actor.user).await?;
         self.require_user(id).await?;
         let set = Marks::Blocks(actor.user.clone());
-        if self.is_marked(&set, id).await? {
-            return Ok(());
-        }
+        let since = match self.store().mark(&set, id).await.map_err(Error::store)? {
+            Some(first) => first.since,
+            None => self.now(),
+        };
+        // Written again when already there, with its first `since`: on a
+        // Redis Cluster a block's commit spans several slots, and one that
+        // stopped between them (a node lost) is repaired by blocking again.
         let mark = Mark {
             user: id.clone(),
-            since: self.now(),
+            since,
         };
         self.change_marks(vec![(set, MarkChange::Put(mark))]).await
     }

@@ -95,6 +95,9 @@ mod cluster {
 }
 
 #[cfg(not(im_skip_redis))]
+mod blocks;
+
+#[cfg(not(im_skip_redis))]
 mod dm_entries;
 
 #[cfg(not(im_skip_redis))]

@@ -1,0 +1,72 @@
+//! A block is written in two slots: the blocker's list and the direct
+//! conversation's, which a send checks. On a cluster they are two scripts,
+//! and a commit stopped between them (a node lost) leaves the block listed
+//! but not enforced; blocking again repairs it.
+
+use im_engine::{Actor, Body, ConversationId, Engine, Error, SendRequest, UserId};
+use redis::AsyncCommands;
+
+use super::{open, put_users};
+use crate::keys::Keys;
+use crate::testing::{shared_cluster_url, shared_url, unique_prefix};
+
+fn me(s: &str) -> Actor {
+    Actor::user(UserId::new(s).unwrap())
+}
+
+async fn bob_sends(engine: &Engine<crate::RedisStore>, dm: &ConversationId) -> Result<(), Error> {
+    let body = Body::new(r#"{"text":"hi"}"#, 1024).unwrap();
+    engine
+        .send(&me("bob"), dm, SendRequest::new(body))
+        .await
+        .map(|_| ())
+}
+
+async fn blocking_again_repairs_a_half_written_block(url: &str) {
+    let prefix = unique_prefix();
+    let engine = Engine::new(open(url, &prefix).await);
+    put_users(&engine, &["alice", "bob"]).await;
+    let dm: ConversationId = "dm:alice:bob".parse().unwrap();
+    let bob = UserId::new("bob").unwrap();
+    engine.block(&me("alice"), &bob).await.unwrap();
+    assert!(matches!(
+        bob_sends(&engine, &dm).await,
+        Err(Error::Blocked(_))
+    ));
+    let since = engine.blocks(&me("alice")).await.unwrap()[0].since;
+
+    // What a commit stopped after the blocker's slot leaves: the block is
+    // listed, and not where a send looks.
+    let keys = Keys::new(&prefix).unwrap();
+    let _: u64 = engine
+        .store()
+        .shared
+        .conn()
+        .hdel(keys.dm_blocks(&dm), "alice")
+        .await
+        .unwrap();
+    bob_sends(&engine, &dm).await.unwrap();
+    assert_eq!(engine.blocks(&me("alice")).await.unwrap().len(), 1);
+
+    engine.block(&me("alice"), &bob).await.unwrap();
+    assert!(matches!(
+        bob_sends(&engine, &dm).await,
+        Err(Error::Blocked(_))
+    ));
+    let blocks = engine.blocks(&me("alice")).await.unwrap();
+    assert_eq!(
+        blocks.iter().map(|b| b.since).collect::<Vec<_>>(),
+        [since],
+        "blocking again keeps the first since"
+    );
+}
+
+#[tokio::test]
+async fn blocking_again_repairs_a_half_written_block_on_one_redis() {
+    blocking_again_repairs_a_half_written_block(&shared_url()).await;
+}
+
+#[tokio::test]
+async fn blocking_again_repairs_a_half_written_block_on_a_cluster() {
+    blocking_again_repairs_a_half_written_block(&shared_cluster_url()).await;
+}
