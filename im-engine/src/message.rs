@@ -128,14 +128,8 @@ impl<S: Store> Engine<S> {
         let sent = self.store().send(&send).await.map_err(Error::store)?;
         match sent {
             Sent::New(m) => {
-                if let ConversationId::Room(_) = conversation {
-                    let event = Event::Message {
-                        conversation: m.conversation.clone(),
-                        seq: m.seq,
-                    };
-                    self.publish_room_event(event, Some(&m)).await;
-                    self.room_sent(&m.from, conversation, m.seq).await?;
-                }
+                // Reported first: the hooks hear of every committed message,
+                // even when a room's steps below fail.
                 if self.reporting() {
                     self.report([Committed {
                         user: None,
@@ -146,6 +140,14 @@ impl<S: Store> Engine<S> {
                         },
                         message: Some(m.clone()),
                     }]);
+                }
+                if let ConversationId::Room(_) = conversation {
+                    let event = Event::Message {
+                        conversation: m.conversation.clone(),
+                        seq: m.seq,
+                    };
+                    self.publish_room_event(event, Some(&m)).await;
+                    self.room_sent(&m.from, conversation, m.seq).await?;
                 }
                 Ok((m, true))
             }
