@@ -811,6 +811,23 @@ enum Owner {
     Group(GroupId),
 }
 
+/// When a slot's part of a change set is applied on a cluster: users'
+/// slots, then members' and conversations' (and the store-wide sets and
+/// the firehose), then groups', whose records decide whether a join, leave
+/// or creation already happened. An erasure ends with the erased user's own
+/// slot, whose record decides whether there is anything left to erase, and
+/// then the lifting of its suspension: an erasure stopped part way can run
+/// again, and the user stays locked out meanwhile.
+fn rank(owner: &Owner, changes: &Changes) -> u8 {
+    match owner {
+        Owner::User(u) if changes.erase.contains(u) => 3,
+        Owner::Meta if !changes.erase.is_empty() => 4,
+        Owner::User(_) => 0,
+        Owner::Members(_) | Owner::Conv(_) | Owner::Meta | Owner::Fire(_) => 1,
+        Owner::Group(_) => 2,
+    }
+}
+
 /// One write of a change set.
 #[derive(Debug)]
 enum Op {
@@ -1041,7 +1058,8 @@ async fn apply(s: &Shared, ops: &[&Op], changes: &Changes, notify: Option<String
 /// part is one script, atomic on its own; the parts of users' slots (index
 /// entries, feed events, contacts, profiles) go first and those of groups'
 /// slots (the group and its members, which the engine reads to decide
-/// whether a join, leave or creation already happened) last. A failure in
+/// whether a join, leave or creation already happened) last, and an
+/// erasure's own two after them (see [`rank`]). A failure in
 /// between returns an error with the earlier parts applied, and the
 /// decisive record unwritten, so re-running the operation completes it; the
 /// feeds that had the event already then hear of it twice. See the crate
@@ -1062,13 +1080,8 @@ pub(crate) async fn commit(s: &Shared, changes: &Changes) -> Result<()> {
                 }
                 parts.entry(owner).or_default().push(op);
             }
-            // Users, then members, then groups; each in order of first
-            // appearance.
-            order.sort_by_key(|o| match o {
-                Owner::User(_) => 0,
-                Owner::Members(_) | Owner::Conv(_) | Owner::Meta | Owner::Fire(_) => 1,
-                Owner::Group(_) => 2,
-            });
+            // Each rank in order of first appearance.
+            order.sort_by_key(|o| rank(o, changes));
             for owner in order {
                 apply(s, &parts[owner], changes, None).await?;
             }

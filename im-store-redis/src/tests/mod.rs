@@ -95,9 +95,6 @@ mod cluster {
 }
 
 #[cfg(not(im_skip_redis))]
-mod blocks;
-
-#[cfg(not(im_skip_redis))]
 mod dm_entries;
 
 #[cfg(not(im_skip_redis))]
@@ -114,6 +111,9 @@ mod migrate_members;
 
 #[cfg(not(im_skip_redis))]
 mod migrate_streams;
+
+#[cfg(not(im_skip_redis))]
+mod partial_commits;
 
 #[cfg(not(im_skip_redis))]
 mod store;

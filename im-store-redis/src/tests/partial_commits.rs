@@ -1,7 +1,11 @@
+//! Change sets stopped part way. On a cluster a change set is one script
+//! per slot, and a commit stopped between them (a node lost, a crash)
+//! leaves the earlier parts applied: running the operation again must
+//! finish it.
+//!
 //! A block is written in two slots: the blocker's list and the direct
-//! conversation's, which a send checks. On a cluster they are two scripts,
-//! and a commit stopped between them (a node lost) leaves the block listed
-//! but not enforced; blocking again repairs it.
+//! conversation's, which a send checks. Blocking again repairs a block
+//! listed but not enforced.
 
 use im_engine::{Actor, Body, ConversationId, Engine, Error, SendRequest, UserId};
 use redis::AsyncCommands;
@@ -69,4 +73,42 @@ async fn blocking_again_repairs_a_half_written_block_on_one_redis() {
 #[tokio::test]
 async fn blocking_again_repairs_a_half_written_block_on_a_cluster() {
     blocking_again_repairs_a_half_written_block(&shared_cluster_url()).await;
+}
+
+/// An erasure's last commit spans slots on a cluster. One stopped before
+/// its end leaves the user there and suspended, so that erasing it again
+/// finishes the work: the erased user's own record goes last but one, the
+/// lifting of its suspension last.
+#[tokio::test]
+async fn an_erasure_stopped_part_way_on_a_cluster_runs_again() {
+    let prefix = unique_prefix();
+    let engine = Engine::new(open(&shared_cluster_url(), &prefix).await);
+    put_users(&engine, &["alice", "bob"]).await;
+    let (alice, bob) = (UserId::new("alice").unwrap(), UserId::new("bob").unwrap());
+    engine.block(&me("alice"), &bob).await.unwrap();
+    // The conversation's copy of alice's block, which the erasure removes
+    // in a slot of its own, made a string: that part fails.
+    let dm: ConversationId = "dm:alice:bob".parse().unwrap();
+    let key = Keys::new(&prefix).unwrap().dm_blocks(&dm);
+    let mut conn = engine.store().shared.conn();
+    let _: () = conn.del(&key).await.unwrap();
+    let _: () = conn.set(&key, "in the way").await.unwrap();
+
+    let root = Actor::admin(UserId::new("root").unwrap());
+    assert!(matches!(
+        engine.erase(&root, &alice).await,
+        Err(Error::Store(_))
+    ));
+    assert!(
+        engine.user(&root, &alice).await.is_ok(),
+        "alice is still there to be erased again"
+    );
+    assert!(engine.is_suspended(&alice), "and locked out meanwhile");
+
+    let _: () = conn.del(&key).await.unwrap();
+    engine.erase(&root, &alice).await.unwrap();
+    assert!(engine.user(&root, &alice).await.is_err());
+    assert!(!engine.is_suspended(&alice));
+    engine.refresh_suspensions().await.unwrap();
+    assert!(!engine.is_suspended(&alice), "the suspension went with her");
 }
