@@ -81,7 +81,7 @@ use bytes::Bytes;
 use http_body_util::combinators::UnsyncBoxBody;
 use hyper::body::Body;
 use hyper::header::HeaderValue;
-use hyper::{Request, Response};
+use hyper::{Method, Request, Response};
 use im_engine::{Engine, Store};
 use tokio::sync::watch;
 
@@ -401,10 +401,21 @@ impl<S: Store> App<S> {
         } else {
             let (route, matched) = routes::route(&method, uri.path());
             let name = matched.as_ref().map_or("", |m| m.route.name());
+            let mut unanswered = Unanswered {
+                metrics: &self.inner.metrics,
+                method: &method,
+                route,
+                name,
+                started,
+                request_id: &request_id,
+                client: &client,
+                answered: false,
+            };
             let answer = match matched {
                 Ok(matched) => dispatch::dispatch(self, req, matched).await,
                 Err(e) => Err(e),
             };
+            unanswered.answered = true;
             (route, name, answer)
         };
         let mut resp = answer.unwrap_or_else(ApiError::into_response);
@@ -417,18 +428,79 @@ impl<S: Store> App<S> {
         self.inner
             .metrics
             .request(&method, route, status.as_u16(), took);
-        tracing::info!(
-            method = %method,
+        log_request(
+            &method,
             route,
             name,
-            status = status.as_u16(),
-            duration_ms = %format_args!("{:.3}", took.as_secs_f64() * 1000.0),
-            request_id = request_id.to_str().unwrap_or_default(),
-            client = %client,
-            "request"
+            status.as_u16(),
+            took,
+            &request_id,
+            &client,
         );
         resp
     }
+}
+
+/// The status a request whose client left before its answer is logged and
+/// counted with: nginx's "client closed request".
+const CLIENT_LEFT: u16 = 499;
+
+/// Logs and counts a request whose client left before its answer (hyper
+/// drops the request's future then), unless it was answered. A command
+/// still runs to its end (see `finish`); this tells the operator the client
+/// did not hear how it went, as a proxy's time-out would cause.
+struct Unanswered<'a> {
+    metrics: &'a metrics::Metrics,
+    method: &'a Method,
+    route: &'static str,
+    name: &'static str,
+    started: Instant,
+    request_id: &'a HeaderValue,
+    client: &'a client::Client,
+    answered: bool,
+}
+
+impl Drop for Unanswered<'_> {
+    fn drop(&mut self) {
+        if self.answered {
+            return;
+        }
+        let took = self.started.elapsed();
+        self.metrics
+            .request(self.method, self.route, CLIENT_LEFT, took);
+        let (method, route, name) = (self.method, self.route, self.name);
+        log_request(
+            method,
+            route,
+            name,
+            CLIENT_LEFT,
+            took,
+            self.request_id,
+            self.client,
+        );
+    }
+}
+
+/// A request's log line.
+fn log_request(
+    method: &Method,
+    route: &str,
+    name: &str,
+    status: u16,
+    took: std::time::Duration,
+    request_id: &HeaderValue,
+    client: &client::Client,
+) {
+    tracing::info!(
+        method = %method,
+        route,
+        name,
+        status,
+        duration_ms = %format_args!("{:.3}", took.as_secs_f64() * 1000.0),
+        request_id = request_id.to_str().unwrap_or_default(),
+        client = %client,
+        "request"
+    );
 }
 
 fn new_request_id() -> HeaderValue {

@@ -162,3 +162,31 @@ async fn the_metrics_listener_needs_no_token_and_counts_refused_connections() {
     })
     .await;
 }
+
+/// A request whose client leaves before the answer is logged and counted
+/// with status 499, nginx's "client closed request": here a long poll.
+#[tokio::test]
+async fn a_request_whose_client_leaves_is_counted_as_499() {
+    use tokio::io::AsyncWriteExt;
+    let s = Server::start().await;
+    let [_alice, bob] = s.users(["alice", "bob"]).await;
+    let mut conn = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    let request = format!(
+        "GET /v1/events?wait=30 HTTP/1.1\r\nhost: test\r\naccept: application/json\r\n\
+         authorization: Bearer {}\r\n\r\n",
+        s.token("alice", false)
+    );
+    conn.write_all(request.as_bytes()).await.unwrap();
+    // A long poll counts its user online while it waits.
+    eventually("the long poll to wait", || async {
+        bob.get("/v1/users/alice").await.json()["online"] == true
+    })
+    .await;
+    drop(conn);
+    let admin = s.admin();
+    let line = r#"im_http_requests_total{method="GET",route="/v1/events",status="499"} 1"#;
+    eventually("the abandoned poll to be counted", || async {
+        admin.get("/metrics").await.text().contains(line)
+    })
+    .await;
+}
