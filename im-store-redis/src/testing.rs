@@ -311,6 +311,11 @@ impl RedisCluster {
         Self { nodes }
     }
 
+    /// The ports of its nodes.
+    pub fn ports(&self) -> Vec<u16> {
+        self.nodes.iter().map(|n| n.port).collect()
+    }
+
     /// `redis+cluster://127.0.0.1:a,127.0.0.1:b,127.0.0.1:c`.
     pub fn url(&self) -> String {
         let addrs: Vec<String> = self
