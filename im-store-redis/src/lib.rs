@@ -26,12 +26,14 @@ mod conn;
 mod drains;
 mod error;
 mod export;
+mod fan_out;
 mod live;
 mod members;
 mod migrate;
 mod outbox;
 mod rooms;
 mod scripts;
+mod slots;
 mod store;
 mod write;
 

@@ -164,9 +164,9 @@ local function message_event(conv, seq)
   return string.format('{"kind":"message","conversation":"%s","seq":%d}', conv, seq)
 end
 
--- A user's key, as `Keys` names it (only the single-Redis scripts, which
--- may touch keys they were not given, use this: a group's members are
--- read inside the script).
+-- A user's key, as `Keys` names it (only the scripts that touch keys they
+-- were not given use this: on a single Redis a group's members are read
+-- inside the script; on a cluster `FANOUT_NODE` serves one node's users).
 local function ukey(prefix, user, what) return prefix .. '{u:' .. user .. '}:' .. what end
 
 -- Before `user` joins or leaves group conversation `conv` (members hash
@@ -493,50 +493,133 @@ return {1, redis.call('ZRANGE', KEYS[3], 0, 63)}
     ))
 });
 
-/// The user-slot half of a send, join or leave on a cluster: applies the
-/// pending records of one conversation to one recipient, in order, each at
-/// most once. A record's position is `(seq, mseq)`: a message's is
-/// `(seq, 0)`, a membership change's `(last_seq, mseq)`, after the
-/// message it follows. The user's watermark (`P{u:U}:fanned`, field: the
-/// conversation) holds the last position applied, `seq` or `seq:mseq`.
+/// Applies pending records of one conversation to one recipient, in
+/// order, each at most once, and answers how many it applied. A record's
+/// position is `(seq, mseq)`: a message's is `(seq, 0)`, a membership
+/// change's `(last_seq, mseq)`, after the message it follows. The user's
+/// watermark (`P{u:U}:fanned`, field: the conversation) holds the last
+/// position applied, `seq` or `seq:mseq`.
 ///
-/// KEYS: entries, feed, fanned. ARGV: conversation, user, then
-/// per record, ascending: seq, mseq, ts, keep, min_ts, who, event. For a
-/// message `who` is the sender and `event` is `''`; for a membership change
-/// `who` is `+user` (joined) or `-user` (left), for a change to a message
-/// `*`, and `event` its feed event.
+/// `recs` are tables `{seq, mseq, ts, keep, min_ts, who, event}`, ascending.
+/// For a message `who` is the sender and `event` its feed event; for a
+/// membership change `who` is `+user` (joined) or `-user` (left), for a
+/// change to a message `*`. The user's entry is written once, as the
+/// records leave it.
+///
+/// The watermark is read before anything is written: on a cluster that
+/// first touch of the user's slot is what fails when the slot is not this
+/// node's, so a user's records are applied whole or not at all.
+macro_rules! fan_user {
+    () => {
+        r#"
+local function fan_user(entries, feed, fanned, conv, user, recs)
+  local ws, wm = read_mark(fanned, conv)
+  local applied = 0
+  -- The entry as the records leave it: `read` is nil until read (on the
+  -- first message), false once the user left.
+  local read, activity, since, dirty = nil, nil, nil, false
+  for _, r in ipairs(recs) do
+    if r.seq > ws or (r.seq == ws and r.mseq > wm) then
+      if r.mseq == 0 then
+        -- As apply_message: the activity, and the sender's own cursor.
+        if read == nil then read = get_entry(entries, conv) or 0 end
+        if read == false then read = 0 end
+        if r.who == user and r.seq > read then read = r.seq end
+        activity, since, dirty = r.ts, r.seq, true
+      else
+        local op, changed = string.sub(r.who, 1, 1), string.sub(r.who, 2)
+        if op ~= '*' and changed == user then
+          if op == '+' then
+            read, activity, since = r.seq, r.ts, r.seq
+          else
+            read = false
+          end
+          dirty = true
+        end
+      end
+      feed_append(feed, r.ts, r.event, r.keep, r.min_ts)
+      ws, wm = r.seq, r.mseq
+      applied = applied + 1
+    end
+  end
+  if dirty then
+    if read == false then
+      redis.call('HDEL', entries, conv)
+    else
+      redis.call('HSET', entries, conv, entry_value(read, activity, since))
+    end
+  end
+  if applied > 0 then write_mark(fanned, conv, ws, wm) end
+  return applied
+end
+
+-- The records of ARGV from `first` on, 7 fields each: seq, mseq, ts, keep,
+-- min_ts, who, event (`''` for a message: its event is made here).
+local function parse_records(conv, first, count)
+  local recs = {}
+  for r = 1, count do
+    local i = first + (r - 1) * 7
+    local rec = {seq = tonumber(ARGV[i]), mseq = tonumber(ARGV[i + 1]), ts = ARGV[i + 2],
+      keep = tonumber(ARGV[i + 3]), min_ts = tonumber(ARGV[i + 4]), who = ARGV[i + 5],
+      event = ARGV[i + 6]}
+    if rec.mseq == 0 then rec.event = message_event(conv, rec.seq) end
+    recs[r] = rec
+  end
+  return recs
+end
+"#
+    };
+}
+
+/// The user-slot half of a send, join or leave on a cluster: applies the
+/// pending records of one conversation to one recipient (`fan_user`).
+///
+/// KEYS: entries, feed, fanned. ARGV: conversation, user, then per record,
+/// ascending: seq, mseq, ts, keep, min_ts, who, event (`''` for a message).
 /// Answers how many were applied.
 pub(crate) static FANOUT_USER: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         prelude!(),
+        fan_user!(),
         r#"
 local conv, user = ARGV[1], ARGV[2]
-local ws, wm = read_mark(KEYS[3], conv)
-local applied = 0
-for i = 3, #ARGV, 7 do
-  local seq, mseq, ts = tonumber(ARGV[i]), tonumber(ARGV[i + 1]), ARGV[i + 2]
-  local keep, min_ts, who, event = tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4]), ARGV[i + 5], ARGV[i + 6]
-  if seq > ws or (seq == ws and mseq > wm) then
-    if mseq == 0 then
-      apply_message(KEYS[1], KEYS[2], conv, seq, message_event(conv, seq), ts, who == user, false,
-        keep, min_ts)
-    else
-      local op, changed = string.sub(who, 1, 1), string.sub(who, 2)
-      if op ~= '*' and changed == user then
-        if op == '+' then
-          redis.call('HSET', KEYS[1], conv, entry_value(seq, ts, seq))
-        else
-          redis.call('HDEL', KEYS[1], conv)
-        end
-      end
-      feed_append(KEYS[2], ts, event, keep, min_ts)
-    end
-    ws, wm = seq, mseq
-    applied = applied + 1
+return fan_user(KEYS[1], KEYS[2], KEYS[3], conv, user, parse_records(conv, 3, (#ARGV - 2) / 7))
+"#
+    ))
+});
+
+/// [`FANOUT_USER`] for several recipients whose slots one cluster node
+/// serves, in one call: the records are passed once, and each user's keys
+/// are made from the prefix (they are not declared, which a script without
+/// flags may do on a cluster as long as they are this node's). A user whose
+/// slot is not this node's fails the script at its first read; those
+/// before it are applied whole, the rest not at all, and the caller applies
+/// them one by one instead (the watermarks skip what was applied).
+///
+/// KEYS: the first user's watermark (routes the call). ARGV: conversation,
+/// key prefix, record count, the records as `FANOUT_USER` takes them, then
+/// per user: its id and which records are its (`''`: all; else their
+/// 1-based indexes, comma-separated). Answers how many were applied to each
+/// user, in order.
+pub(crate) static FANOUT_NODE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        prelude!(),
+        fan_user!(),
+        r#"
+local conv, prefix, count = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local recs = parse_records(conv, 4, count)
+local out = {}
+for j = 4 + count * 7, #ARGV, 2 do
+  local user, pick = ARGV[j], ARGV[j + 1]
+  local mine = recs
+  if pick ~= '' then
+    mine = {}
+    for n in string.gmatch(pick, '%d+') do mine[#mine + 1] = recs[tonumber(n)] end
   end
+  out[#out + 1] = fan_user(ukey(prefix, user, 'entries'), ukey(prefix, user, 'feed'),
+    ukey(prefix, user, 'fanned'), conv, user, mine)
 end
-if applied > 0 then write_mark(KEYS[3], conv, ws, wm) end
-return applied
+return out
 "#
     ))
 });
@@ -1051,7 +1134,7 @@ return 0
 });
 
 /// Every script, to load them at start (on every node of a cluster).
-pub(crate) fn all() -> [&'static Script; 22] {
+pub(crate) fn all() -> [&'static Script; 23] {
     [
         &FIRE_CONV,
         &FIRE_READ,
@@ -1067,6 +1150,7 @@ pub(crate) fn all() -> [&'static Script; 22] {
         &SEND_CONV,
         &MEMBER_CONV,
         &FANOUT_USER,
+        &FANOUT_NODE,
         &APPLY,
         &FEED_READ,
         &ENTRIES_READ,

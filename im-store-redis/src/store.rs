@@ -20,6 +20,7 @@ use crate::drains::Drains;
 use crate::error::{Error, Result, corrupt};
 use crate::keys::Keys;
 use crate::outbox::Outbox;
+use crate::slots::Slots;
 use crate::{FORMAT_VERSION, RedisConfig, live, migrate, scripts};
 
 /// The engine's data in Redis or a Redis Cluster, shared by any number of
@@ -52,6 +53,8 @@ pub(crate) struct Shared {
     pub(crate) subscribed: Arc<AtomicBool>,
     /// One fan-out drain at a time per conversation (cluster).
     pub(crate) drains: Arc<Drains>,
+    /// Which node serves which user (cluster).
+    pub(crate) slots: Arc<Slots>,
     /// The notifications of sends to other nodes (single Redis).
     pub(crate) outbox: Outbox,
 }
@@ -99,6 +102,7 @@ impl RedisStore {
             target,
             subscribed: Arc::default(),
             drains: Arc::default(),
+            slots: Arc::default(),
             outbox,
         };
         shared

@@ -22,7 +22,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use futures_util::future::join_all;
 use im_engine::store::{
     Changes, ContactChange, EntryChange, MarkChange, Marks, MemberChange, MemberUpdate,
     MessageChange, MessageUpdate, MessageUpdated, Outgoing, Recipients, Sent, Updated,
@@ -35,6 +34,7 @@ use redis::{AsyncCommands, Value};
 
 use crate::codec::{self, Pending, entry_value, to_json};
 use crate::error::{Result, corrupt};
+use crate::fan_out;
 use crate::keys::{self, SHARDS};
 use crate::scripts;
 use crate::store::Shared;
@@ -234,10 +234,19 @@ async fn committed_then_fanned<T>(
         // Committed. If this fails or we die here, the marker stays and a
         // recovery sweep (this node's or another's) finishes the fan-out.
         let woken = {
-            let guard = s.drains.lock(c).await;
-            // After another drain, the records our commit answered may be
-            // applied already: read what is still pending instead.
-            drain(s, c, Some(pending).filter(|_| guard.first)).await?
+            let mut guard = s.drains.lock(c).await;
+            if guard.covered {
+                // A drain that started after our commit applied our record
+                // (and told its users).
+                BTreeSet::new()
+            } else {
+                let n = guard.start();
+                // After another drain, the records our commit answered may
+                // be applied already: read what is still pending instead.
+                let woken = drain(s, c, Some(pending).filter(|_| guard.first)).await?;
+                guard.finished(n);
+                woken
+            }
         };
         // The notification and the marker's removal at once: the fan-out
         // is whole and its records gone, so neither waits for the other.
@@ -655,40 +664,14 @@ pub(crate) async fn drain(
             .iter()
             .map(|r| codec::pending(r))
             .collect::<Result<_>>()?;
-        let mut per_user: BTreeMap<&UserId, Vec<&Pending>> = BTreeMap::new();
-        for r in &records {
-            for u in &r.recipients {
-                per_user.entry(u).or_default().push(r);
-            }
-        }
         let conv = c.to_string();
         // The users' parts and the firehose's at once: each is applied at
         // most once by its own watermark, in any order.
-        let users = join_all(per_user.iter().map(|(u, rs)| {
-            let mut inv = scripts::FANOUT_USER.prepare_invoke();
-            inv.key(k.entries(u))
-                .key(k.feed(u))
-                .key(k.fanned(u))
-                .arg(&conv)
-                .arg(u.as_str());
-            for r in rs {
-                inv.arg(r.seq)
-                    .arg(r.mseq)
-                    .arg(r.ts)
-                    .arg(r.keep)
-                    .arg(r.min_ts)
-                    .arg(&r.who)
-                    .arg(&r.event);
-            }
-            let mut conn = s.conn();
-            async move { inv.invoke_async::<u64>(&mut conn).await }
-        }));
-        let (applied, fired) = tokio::join!(users, fire_records(s, c, &records));
-        for (u, n) in per_user.keys().zip(applied) {
-            if n? > 0 {
-                woken.insert((*u).clone());
-            }
-        }
+        let (users, fired) = tokio::join!(
+            fan_out::to_users(s, &conv, &records),
+            fire_records(s, c, &records)
+        );
+        woken.extend(users?);
         fired?;
         let _: u64 = s.conn().zrem(k.pending(c), &raw).await?;
         if raw.len() < BATCH {

@@ -101,6 +101,9 @@ mod dm_entries;
 mod events;
 
 #[cfg(not(im_skip_redis))]
+mod fan_out;
+
+#[cfg(not(im_skip_redis))]
 mod members;
 
 #[cfg(not(im_skip_redis))]

@@ -1,0 +1,168 @@
+//! A cluster fan-out gives each node one script for the recipients it
+//! serves, grouped by a slot map read from the cluster. The map's slots
+//! must be the cluster's, and a map that is wrong (slots moved) must cost
+//! only speed: each event still lands once in each feed.
+
+use im_engine::{Actor, Body, ConversationId, Engine, Event, GroupId, SendRequest, Store, UserId};
+use redis::AsyncCommands;
+
+use super::{open, put_users};
+use crate::keys::Keys;
+use crate::slots::user_slot;
+use crate::testing::{shared_cluster_url, unique_prefix};
+
+const MEMBERS: usize = 24;
+
+fn member(i: usize) -> String {
+    format!("m{i}")
+}
+
+#[tokio::test]
+async fn user_slots_are_the_cluster_s() {
+    let prefix = unique_prefix();
+    let store = open(&shared_cluster_url(), &prefix).await;
+    let keys = Keys::new(&prefix).unwrap();
+    for i in 0..MEMBERS {
+        let u = UserId::new(member(i)).unwrap();
+        let slot: u16 = redis::cmd("CLUSTER")
+            .arg("KEYSLOT")
+            .arg(keys.feed(&u))
+            .query_async(&mut store.shared.conn())
+            .await
+            .unwrap();
+        assert_eq!(user_slot(&u), slot, "{u}");
+    }
+}
+
+/// Sends `n` messages to `g` from `m0`.
+async fn send(engine: &Engine<crate::RedisStore>, g: &ConversationId, n: usize) {
+    let body = Body::new(r#"{"text":"hi"}"#, 1024).unwrap();
+    for _ in 0..n {
+        engine
+            .send(
+                &Actor::user(UserId::new("m0").unwrap()),
+                g,
+                SendRequest::new(body.clone()),
+            )
+            .await
+            .unwrap();
+    }
+}
+
+/// Each member's message events, by seq, and its unread entry.
+async fn check(engine: &Engine<crate::RedisStore>, g: &ConversationId, sent: u64) {
+    for i in 0..MEMBERS {
+        let u = UserId::new(member(i)).unwrap();
+        let feed = engine.store().feed(&u, 0, 1000).await.unwrap();
+        let seqs: Vec<u64> = feed
+            .entries
+            .iter()
+            .filter_map(|e| match &e.event {
+                Event::Message { seq, .. } => Some(*seq),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(seqs, (1..=sent).collect::<Vec<_>>(), "{u}'s feed");
+        let entry = engine
+            .store()
+            .entry(&u, g)
+            .await
+            .unwrap()
+            .expect("an entry");
+        let read = if i == 0 { sent } else { 0 };
+        assert_eq!(entry.read_seq, read, "{u}'s read cursor");
+    }
+}
+
+#[tokio::test]
+async fn a_wrong_slot_map_costs_speed_not_events() {
+    let prefix = unique_prefix();
+    let engine = Engine::new(open(&shared_cluster_url(), &prefix).await);
+    let ids: Vec<String> = (0..MEMBERS).map(member).collect();
+    put_users(&engine, &ids.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    let gid = GroupId::new("g").unwrap();
+    let owner = Actor::user(UserId::new("m0").unwrap());
+    engine
+        .put_group(&owner, &gid, Default::default(), None)
+        .await
+        .unwrap();
+    for id in &ids[1..] {
+        engine
+            .join(&owner, &gid, &UserId::new(id.as_str()).unwrap())
+            .await
+            .unwrap();
+    }
+    let g = ConversationId::group(gid);
+    send(&engine, &g, 2).await;
+    check(&engine, &g, 2).await;
+
+    // A map that puts every slot on one node: its script reaches users of
+    // the other nodes, fails there, and is done again user by user.
+    let slots = &engine.store().shared.slots;
+    slots.set(vec![(0, 16383, "all".into())]);
+    send(&engine, &g, 1).await;
+    check(&engine, &g, 3).await;
+    // It was forgotten, and the cluster's read again for the next send.
+    send(&engine, &g, 1).await;
+    check(&engine, &g, 4).await;
+    let map = slots.get(&mut engine.store().shared.conn()).await.unwrap();
+    assert_ne!(map.node(0), Some("all"));
+
+    // Nothing left pending.
+    let keys = Keys::new(&prefix).unwrap();
+    let pending: u64 = engine
+        .store()
+        .shared
+        .conn()
+        .zcard(keys.pending(&g))
+        .await
+        .unwrap();
+    assert_eq!(pending, 0);
+}
+
+/// Concurrent sends to one group queue for its drain, and one drain may
+/// apply the records of many; still, each send answers only once its
+/// message is in every member's feed.
+#[tokio::test]
+async fn a_send_answers_once_its_message_is_in_every_feed() {
+    let prefix = unique_prefix();
+    let engine = Engine::new(open(&shared_cluster_url(), &prefix).await);
+    let ids: Vec<String> = (0..MEMBERS).map(member).collect();
+    put_users(&engine, &ids.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    let gid = GroupId::new("g").unwrap();
+    let owner = Actor::user(UserId::new("m0").unwrap());
+    engine
+        .put_group(&owner, &gid, Default::default(), None)
+        .await
+        .unwrap();
+    for id in &ids[1..] {
+        engine
+            .join(&owner, &gid, &UserId::new(id.as_str()).unwrap())
+            .await
+            .unwrap();
+    }
+    let g = ConversationId::group(gid);
+    let last = UserId::new(member(MEMBERS - 1)).unwrap();
+    let senders = (0..16).map(|i| {
+        let (engine, g, last) = (engine.clone(), g.clone(), last.clone());
+        tokio::spawn(async move {
+            let from = Actor::user(UserId::new(member(i)).unwrap());
+            let body = Body::new(r#"{"text":"hi"}"#, 1024).unwrap();
+            for _ in 0..5 {
+                let (m, _) = engine
+                    .send(&from, &g, SendRequest::new(body.clone()))
+                    .await
+                    .unwrap();
+                let feed = engine.store().feed(&last, 0, 1000).await.unwrap();
+                let there = feed
+                    .entries
+                    .iter()
+                    .any(|e| matches!(&e.event, Event::Message { seq, .. } if *seq == m.seq));
+                assert!(there, "message {} answered before it reached {last}", m.seq);
+            }
+        })
+    });
+    for s in senders.collect::<Vec<_>>() {
+        s.await.unwrap();
+    }
+}
