@@ -7,8 +7,8 @@
 //! out. Queued behind the drain in progress, a send finds its record
 //! applied already, or applies it together with the others that queued.
 //!
-//! A send whose record a drain started after its commit has applied does
-//! not drain at all: otherwise each of the senders queued behind a big
+//! A send whose record has been applied by a drain that read the pending
+//! records after the send's commit does not drain at all: otherwise each of the senders queued behind a big
 //! drain ran a round of its own over the one or two records committed
 //! since, one script per member each, and a group's senders moved in a
 //! convoy of one-record drains. Only scheduling changes here: what a drain
@@ -48,8 +48,10 @@ pub(crate) struct DrainGuard<'a> {
     /// between the commit and the lock; the records are then partly applied
     /// already, which the watermarks make harmless.
     pub(crate) first: bool,
-    /// Whether a drain that started after [`Drains::lock`] was called has
-    /// finished whole: every record committed before the call is applied.
+    /// Whether a drain started after [`Drains::lock`] was called has
+    /// finished whole. Only drains that read the pending records
+    /// themselves after [`DrainGuard::start`] are counted, so every record
+    /// committed before the call is applied.
     pub(crate) covered: bool,
 }
 
@@ -77,7 +79,9 @@ impl Drains {
 }
 
 impl DrainGuard<'_> {
-    /// Marks the start of a drain; answers its number, for [`Self::finished`].
+    /// Marks the start of a drain that reads the pending records itself
+    /// (not a commit's answer, which may predate the commits of the sends
+    /// waiting); answers its number, for [`Self::finished`].
     pub(crate) fn start(&self) -> u64 {
         let mut slots = self.drains.slots.lock().unwrap_or_else(|e| e.into_inner());
         // Ours while we hold its lock: the slot is only forgotten when idle.

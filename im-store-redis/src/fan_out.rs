@@ -22,12 +22,22 @@ use crate::scripts;
 use crate::slots::user_slot;
 use crate::store::Shared;
 
-/// The most recipients one call serves: a script holds its master for
-/// its whole run (about 6 µs a recipient for one record), so a message to
-/// a 10,000-member group is cut into calls of a millisecond or two, and
-/// other clients' commands run between them. The tests cut at 8, so that
-/// their groups take several calls per master.
-const PER_CALL: usize = if cfg!(test) { 8 } else { 256 };
+/// The most feed appends (recipients × their records) one call makes: a
+/// script holds its master for its whole run, at a few µs an append, so a
+/// big fan-out (a 10,000-member group, or 64 records for 100 members) is
+/// cut into calls of a few milliseconds, and other clients' commands run
+/// between them. The tests cut at 8 recipients, so that their groups take
+/// several calls per master.
+const APPENDS_PER_CALL: usize = 1024;
+
+/// How many recipients of `records` records one call serves.
+fn per_call(records: usize) -> usize {
+    if cfg!(test) {
+        8
+    } else {
+        (APPENDS_PER_CALL / records.max(1)).max(1)
+    }
+}
 
 /// A recipient and the indexes of its records.
 type Share<'a> = (&'a UserId, Vec<usize>);
@@ -42,25 +52,32 @@ pub(crate) async fn to_users(
     let mut per_user: BTreeMap<&UserId, Vec<usize>> = BTreeMap::new();
     for (i, r) in records.iter().enumerate() {
         for u in &r.recipients {
-            per_user.entry(u).or_default().push(i);
-        }
-    }
-    let groups = by_node(s, per_user.into_iter().collect()).await;
-    let applied = join_all(groups.iter().map(|g| to_group(s, conv, records, g))).await;
-    let mut woken = BTreeSet::new();
-    for (g, applied) in groups.iter().zip(applied) {
-        for ((u, _), n) in g.iter().zip(applied?) {
-            if n > 0 {
-                woken.insert((*u).clone());
+            let idx = per_user.entry(u).or_default();
+            // Ascending and once each, whatever the record lists.
+            if idx.last() != Some(&i) {
+                idx.push(i);
             }
         }
     }
-    Ok(woken)
+    let groups = by_node(s, per_user.into_iter().collect(), records.len()).await;
+    let woken = join_all(groups.iter().map(|g| to_group(s, conv, records, g))).await;
+    let mut all = BTreeSet::new();
+    for (g, woken) in groups.iter().zip(woken) {
+        for ((u, _), woken) in g.iter().zip(woken?) {
+            if woken {
+                all.insert((*u).clone());
+            }
+        }
+    }
+    Ok(all)
 }
 
-/// The recipients grouped by the node serving them; each alone when the
-/// slot map cannot be read.
-async fn by_node<'a>(s: &Shared, shares: Vec<Share<'a>>) -> Vec<Vec<Share<'a>>> {
+/// The recipients grouped by the node serving them, in calls of at most
+/// [`per_call`]; each alone when the slot map cannot be read.
+async fn by_node<'a>(s: &Shared, shares: Vec<Share<'a>>, records: usize) -> Vec<Vec<Share<'a>>> {
+    if shares.len() < 2 {
+        return vec![shares];
+    }
     let map = match s.slots.get(&mut s.conn()).await {
         Ok(map) => map,
         Err(e) => {
@@ -76,10 +93,10 @@ async fn by_node<'a>(s: &Shared, shares: Vec<Share<'a>>) -> Vec<Vec<Share<'a>>> 
             None => alone.push(vec![sh]),
         }
     }
-    let mut groups = Vec::new();
+    let (per_call, mut groups) = (per_call(records), Vec::new());
     for mut shares in nodes.into_values() {
-        while shares.len() > PER_CALL {
-            let rest = shares.split_off(PER_CALL);
+        while shares.len() > per_call {
+            let rest = shares.split_off(per_call);
             groups.push(shares);
             shares = rest;
         }
@@ -90,32 +107,37 @@ async fn by_node<'a>(s: &Shared, shares: Vec<Share<'a>>) -> Vec<Vec<Share<'a>>> 
 }
 
 /// One node's recipients: one call for all, or, when that fails, one each.
-/// Answers how many records each was given, in order.
+/// Answers whether each one's feed may have grown, in order.
 async fn to_group(
     s: &Shared,
     conv: &str,
     records: &[Pending],
     group: &[Share<'_>],
-) -> Result<Vec<u64>> {
+) -> Result<Vec<bool>> {
+    // Whether a failed call may have applied some: those answer 0 below.
+    let mut partly = false;
     if group.len() > 1 {
         match to_node(s, conv, records, group).await {
-            Ok(applied) if applied.len() == group.len() => return Ok(applied),
+            Ok(applied) if applied.len() == group.len() => {
+                return Ok(applied.into_iter().map(|n| n > 0).collect());
+            }
             Ok(_) => s.slots.forget(),
             Err(e) => {
                 tracing::debug!(error = %e, "a node's fan-out failed: one script per recipient");
                 s.slots.forget();
             }
         }
+        partly = true;
     }
-    join_all(
+    let applied = join_all(
         group
             .iter()
             .map(|(u, idx)| to_user(s, conv, records, u, idx)),
     )
-    .await
-    .into_iter()
-    .map(|r| r.map_err(Into::into))
-    .collect()
+    .await;
+    // After a failed call, everyone is told: a notification too many only
+    // makes a stream read its feed.
+    applied.into_iter().map(|n| Ok(partly || n? > 0)).collect()
 }
 
 /// One [`scripts::FANOUT_NODE`] call for `group`, routed by its first

@@ -7,6 +7,8 @@
 //! - `write`: sends and change sets, atomic on one Redis; on a cluster, the
 //!   commit point, the fan-out and its recovery.
 //! - `drains`: one fan-out drain at a time per conversation in a process.
+//! - `fan_out`: a cluster fan-out's recipient step, one script per master.
+//! - `slots`: which master serves which user (`CLUSTER SLOTS`).
 //! - `export`: the export, key by key (how consistent it is).
 //! - `members`: a page of a group's members, from the index of their ids.
 //! - `live`: the background tasks: the one pub/sub subscription that wakes

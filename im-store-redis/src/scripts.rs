@@ -107,20 +107,14 @@ local function get_entry(entries, conv)
   return own_entry(v[1], v[2])
 end
 
--- A message's effect on one recipient: its index entry (activity, and the
--- sender's own read cursor) and `event`, the reference, in its feed.
--- `newest`: `seq` is the conversation's `last_seq` (a send on one Redis),
--- which no read cursor passes, so the sender's cursor becomes `seq` without
--- reading it.
-local function apply_message(entries, feed, conv, seq, event, ts, is_sender, newest, keep,
-                             min_ts)
-  local read = 0
-  if is_sender and newest then
-    read = seq
-  else
-    read = get_entry(entries, conv) or 0
-    if is_sender and seq > read then read = seq end
-  end
+-- A send's effect on one recipient on one Redis: its index entry (activity,
+-- and the sender's own read cursor) and `event`, the reference, in its
+-- feed. `seq` is the conversation's `last_seq`, which no read cursor
+-- passes, so the sender's cursor becomes `seq` without reading it. (On a
+-- cluster the fan-out does this, `fan_user`.)
+local function apply_message(entries, feed, conv, seq, event, ts, is_sender, keep, min_ts)
+  local read = seq
+  if not is_sender then read = get_entry(entries, conv) or 0 end
   redis.call('HSET', entries, conv, entry_value(read, ts, seq))
   feed_append(feed, ts, event, keep, min_ts)
 end
@@ -263,8 +257,7 @@ for i = 1, (#KEYS - 5) / 2 do
     redis.call('HSET', KEYS[k], '@' .. conv, ts .. string.format(':%d', seq))
     feed_append(KEYS[k + 1], ts, event, keep, min_ts)
   else
-    apply_message(KEYS[k], KEYS[k + 1], conv, seq, event, ts, ARGV[8 + i] == from, true, keep,
-      min_ts)
+    apply_message(KEYS[k], KEYS[k + 1], conv, seq, event, ts, ARGV[8 + i] == from, keep, min_ts)
   end
 end
 return {1, seq}
@@ -311,7 +304,7 @@ if redis.call('HGET', KEYS[6], 'clean') == '1' then
 else
   for _, u in ipairs(members) do
     apply_message(ukey(prefix, u, 'entries'), ukey(prefix, u, 'feed'), conv, seq, event, ts,
-      u == from, true, keep, min_ts)
+      u == from, keep, min_ts)
   end
   redis.call('HSET', KEYS[6], 'seq', seq, 'ts', ts, 'clean', '1')
 end
@@ -506,9 +499,7 @@ return {1, redis.call('ZRANGE', KEYS[3], 0, 63)}
 /// change to a message `*`. The user's entry is written once, as the
 /// records leave it.
 ///
-/// The watermark is read before anything is written: on a cluster that
-/// first touch of the user's slot is what fails when the slot is not this
-/// node's, so a user's records are applied whole or not at all.
+/// The watermark is read before anything is written.
 macro_rules! fan_user {
     () => {
         r#"
@@ -521,7 +512,8 @@ local function fan_user(entries, feed, fanned, conv, user, recs)
   for _, r in ipairs(recs) do
     if r.seq > ws or (r.seq == ws and r.mseq > wm) then
       if r.mseq == 0 then
-        -- As apply_message: the activity, and the sender's own cursor.
+        -- The activity, and the sender's cursor moved to its own message
+        -- unless already past it (the fan-out runs after the commit).
         if read == nil then read = get_entry(entries, conv) or 0 end
         if read == false then read = 0 end
         if r.who == user and r.seq > read then read = r.seq end
@@ -591,10 +583,16 @@ return fan_user(KEYS[1], KEYS[2], KEYS[3], conv, user, parse_records(conv, 3, (#
 /// [`FANOUT_USER`] for several recipients whose slots one cluster node
 /// serves, in one call: the records are passed once, and each user's keys
 /// are made from the prefix (they are not declared, which a script without
-/// flags may do on a cluster as long as they are this node's). A user whose
-/// slot is not this node's fails the script at its first read; those
-/// before it are applied whole, the rest not at all, and the caller applies
-/// them one by one instead (the watermarks skip what was applied).
+/// flags may do on a cluster as long as they are this node's).
+///
+/// Each user's first command is an `EXISTS` of all three of its keys, which
+/// Redis refuses (the script stops there) unless the node serves them all
+/// right now: when the user's slot is another node's, and while the slot
+/// moves (a key already gone, or not yet come). A user checked that way
+/// cannot be cut off part way, since no slot moves while a script runs. So
+/// the users before a refused one are applied whole, the rest not at all,
+/// and the caller applies them one by one instead (the watermarks skip
+/// what was applied).
 ///
 /// KEYS: the first user's watermark (routes the call). ARGV: conversation,
 /// key prefix, record count, the records as `FANOUT_USER` takes them, then
@@ -616,8 +614,10 @@ for j = 4 + count * 7, #ARGV, 2 do
     mine = {}
     for n in string.gmatch(pick, '%d+') do mine[#mine + 1] = recs[tonumber(n)] end
   end
-  out[#out + 1] = fan_user(ukey(prefix, user, 'entries'), ukey(prefix, user, 'feed'),
-    ukey(prefix, user, 'fanned'), conv, user, mine)
+  local entries, feed, fanned = ukey(prefix, user, 'entries'), ukey(prefix, user, 'feed'),
+    ukey(prefix, user, 'fanned')
+  redis.call('EXISTS', fanned, entries, feed)
+  out[#out + 1] = fan_user(entries, feed, fanned, conv, user, mine)
 end
 return out
 "#

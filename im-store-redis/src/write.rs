@@ -33,6 +33,7 @@ use im_engine::{
 use redis::{AsyncCommands, Value};
 
 use crate::codec::{self, Pending, entry_value, to_json};
+use crate::drains::DrainGuard;
 use crate::error::{Result, corrupt};
 use crate::fan_out;
 use crate::keys::{self, SHARDS};
@@ -235,18 +236,7 @@ async fn committed_then_fanned<T>(
         // recovery sweep (this node's or another's) finishes the fan-out.
         let woken = {
             let mut guard = s.drains.lock(c).await;
-            if guard.covered {
-                // A drain that started after our commit applied our record
-                // (and told its users).
-                BTreeSet::new()
-            } else {
-                let n = guard.start();
-                // After another drain, the records our commit answered may
-                // be applied already: read what is still pending instead.
-                let woken = drain(s, c, Some(pending).filter(|_| guard.first)).await?;
-                guard.finished(n);
-                woken
-            }
+            drain_after_commit(s, c, pending, &mut guard).await?
         };
         // The notification and the marker's removal at once: the fan-out
         // is whole and its records gone, so neither waits for the other.
@@ -260,6 +250,34 @@ async fn committed_then_fanned<T>(
     }
     let _: u64 = s.conn().zrem(&marker_key, &member).await?;
     Ok(answer)
+}
+
+/// The fan-out of a commit whose pending records were `pending`, under
+/// its conversation's drain lock. Answers the users whose feeds grew.
+pub(crate) async fn drain_after_commit(
+    s: &Shared,
+    c: &ConversationId,
+    pending: Vec<String>,
+    guard: &mut DrainGuard<'_>,
+) -> Result<BTreeSet<UserId>> {
+    if guard.covered {
+        // A drain that read the pending records after our commit applied
+        // ours; it tells the users itself.
+        return Ok(BTreeSet::new());
+    }
+    if guard.first {
+        // No drain ran or waited: ours are the records our commit answered.
+        // They may predate the commits of sends that queued since, so this
+        // drain covers none of them.
+        return drain(s, c, Some(pending)).await;
+    }
+    // After another drain, the records our commit answered may be applied
+    // already: read what is still pending instead, which covers every
+    // send that asked for the lock before we started.
+    let n = guard.start();
+    let woken = drain(s, c, None).await?;
+    guard.finished(n);
+    Ok(woken)
 }
 
 async fn send_cluster(s: &Shared, out: &Outgoing) -> Result<(Sent, Vec<UserId>)> {

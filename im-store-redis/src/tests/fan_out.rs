@@ -3,13 +3,18 @@
 //! must be the cluster's, and a map that is wrong (slots moved) must cost
 //! only speed: each event still lands once in each feed.
 
-use im_engine::{Actor, Body, ConversationId, Engine, Event, GroupId, SendRequest, Store, UserId};
+use futures_util::FutureExt;
+use im_engine::store::{FeedTrim, Outgoing, Recipients};
+use im_engine::{
+    Actor, Body, ConversationId, Engine, Event, GroupId, NewMessage, SendRequest, Store, UserId,
+};
 use redis::AsyncCommands;
 
 use super::{open, put_users};
 use crate::keys::Keys;
 use crate::slots::user_slot;
 use crate::testing::{shared_cluster_url, unique_prefix};
+use crate::write;
 
 const MEMBERS: usize = 24;
 
@@ -123,7 +128,7 @@ async fn a_wrong_slot_map_costs_speed_not_events() {
 /// Concurrent sends to one group queue for its drain, and one drain may
 /// apply the records of many; still, each send answers only once its
 /// message is in every member's feed.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_send_answers_once_its_message_is_in_every_feed() {
     let prefix = unique_prefix();
     let engine = Engine::new(open(&shared_cluster_url(), &prefix).await);
@@ -143,12 +148,12 @@ async fn a_send_answers_once_its_message_is_in_every_feed() {
     }
     let g = ConversationId::group(gid);
     let last = UserId::new(member(MEMBERS - 1)).unwrap();
-    let senders = (0..16).map(|i| {
+    let senders = (0..MEMBERS).map(|i| {
         let (engine, g, last) = (engine.clone(), g.clone(), last.clone());
         tokio::spawn(async move {
             let from = Actor::user(UserId::new(member(i)).unwrap());
             let body = Body::new(r#"{"text":"hi"}"#, 1024).unwrap();
-            for _ in 0..5 {
+            for _ in 0..10 {
                 let (m, _) = engine
                     .send(&from, &g, SendRequest::new(body.clone()))
                     .await
@@ -165,4 +170,51 @@ async fn a_send_answers_once_its_message_is_in_every_feed() {
     for s in senders.collect::<Vec<_>>() {
         s.await.unwrap();
     }
+}
+
+/// A send that finds the drain lock free drains the records its commit
+/// answered, which may predate the commit of a send that queued behind
+/// it: that send must still drain its own.
+#[tokio::test]
+async fn a_drain_of_the_records_a_commit_answered_covers_no_other_send() {
+    let prefix = unique_prefix();
+    let engine = Engine::new(open(&shared_cluster_url(), &prefix).await);
+    put_users(&engine, &["alice", "bob"]).await;
+    let s = &engine.store().shared;
+    let dm: ConversationId = "dm:alice:bob".parse().unwrap();
+    let out = |n: u64| Outgoing {
+        message: NewMessage {
+            conversation: dm.clone(),
+            from: UserId::new("alice").unwrap(),
+            ts: n,
+            body: Body::new(r#"{"text":"hi"}"#, 100).unwrap(),
+            client_id: None,
+            reply_to: None,
+        },
+        recipients: Recipients::Users(vec![
+            UserId::new("alice").unwrap(),
+            UserId::new("bob").unwrap(),
+        ]),
+        trim: FeedTrim::default(),
+    };
+    // A commits, then B; A takes the free lock, and B asks for it.
+    let (_, a_records) = write::commit_and_die(s, &out(1)).await.unwrap();
+    let (_, b_records) = write::commit_and_die(s, &out(2)).await.unwrap();
+    let mut a = s.drains.lock(&dm).await;
+    assert!(a.first);
+    let b = s.drains.lock(&dm);
+    let mut b = std::pin::pin!(b);
+    assert!(b.as_mut().now_or_never().is_none());
+    write::drain_after_commit(s, &dm, a_records.unwrap(), &mut a)
+        .await
+        .unwrap();
+    drop(a);
+    let mut b = b.await;
+    assert!(!b.covered, "A drained only the records of its own commit");
+    write::drain_after_commit(s, &dm, b_records.unwrap(), &mut b)
+        .await
+        .unwrap();
+    let bob = UserId::new("bob").unwrap();
+    let feed = engine.store().feed(&bob, 0, 10).await.unwrap();
+    assert_eq!(feed.head, 2);
 }
