@@ -79,10 +79,10 @@ async fn check(engine: &Engine<crate::RedisStore>, g: &ConversationId, sent: u64
     }
 }
 
-#[tokio::test]
-async fn a_wrong_slot_map_costs_speed_not_events() {
-    let prefix = unique_prefix();
-    let engine = Engine::new(open(&shared_cluster_url(), &prefix).await);
+/// A store on the shared cluster under `prefix`, with a group of
+/// [`MEMBERS`] users whose owner is `m0`.
+async fn group(prefix: &str) -> (Engine<crate::RedisStore>, ConversationId) {
+    let engine = Engine::new(open(&shared_cluster_url(), prefix).await);
     let ids: Vec<String> = (0..MEMBERS).map(member).collect();
     put_users(&engine, &ids.iter().map(String::as_str).collect::<Vec<_>>()).await;
     let gid = GroupId::new("g").unwrap();
@@ -97,7 +97,13 @@ async fn a_wrong_slot_map_costs_speed_not_events() {
             .await
             .unwrap();
     }
-    let g = ConversationId::group(gid);
+    (engine, ConversationId::group(gid))
+}
+
+#[tokio::test]
+async fn a_wrong_slot_map_costs_speed_not_events() {
+    let prefix = unique_prefix();
+    let (engine, g) = group(&prefix).await;
     send(&engine, &g, 2).await;
     check(&engine, &g, 2).await;
 
@@ -131,22 +137,7 @@ async fn a_wrong_slot_map_costs_speed_not_events() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_send_answers_once_its_message_is_in_every_feed() {
     let prefix = unique_prefix();
-    let engine = Engine::new(open(&shared_cluster_url(), &prefix).await);
-    let ids: Vec<String> = (0..MEMBERS).map(member).collect();
-    put_users(&engine, &ids.iter().map(String::as_str).collect::<Vec<_>>()).await;
-    let gid = GroupId::new("g").unwrap();
-    let owner = Actor::user(UserId::new("m0").unwrap());
-    engine
-        .put_group(&owner, &gid, Default::default(), None)
-        .await
-        .unwrap();
-    for id in &ids[1..] {
-        engine
-            .join(&owner, &gid, &UserId::new(id.as_str()).unwrap())
-            .await
-            .unwrap();
-    }
-    let g = ConversationId::group(gid);
+    let (engine, g) = group(&prefix).await;
     let last = UserId::new(member(MEMBERS - 1)).unwrap();
     let senders = (0..MEMBERS).map(|i| {
         let (engine, g, last) = (engine.clone(), g.clone(), last.clone());
