@@ -8,11 +8,12 @@
 //! applied already, or applies it together with the others that queued.
 //!
 //! A send whose record has been applied by a drain that read the pending
-//! records after the send's commit does not drain at all: otherwise each of the senders queued behind a big
-//! drain ran a round of its own over the one or two records committed
-//! since, one script per member each, and a group's senders moved in a
-//! convoy of one-record drains. Only scheduling changes here: what a drain
-//! does in Redis, and its safety when a node dies, are the same.
+//! records after the send's commit does not drain at all: otherwise each
+//! of the senders queued behind a big drain ran a round of its own over
+//! the one or two records committed since, one script per member each, and
+//! a group's senders moved in a convoy of one-record drains. Only
+//! scheduling changes here: what a drain does in Redis, and its safety
+//! when a node dies, are the same.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
