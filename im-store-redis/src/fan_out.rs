@@ -40,7 +40,7 @@ fn per_call(records: usize) -> usize {
 }
 
 /// A recipient and the indexes of its records.
-type Share<'a> = (&'a UserId, Vec<usize>);
+pub(crate) type Share<'a> = (&'a UserId, Vec<usize>);
 
 /// Applies `records` (ascending) of conversation `conv` to their
 /// recipients; answers the users whose feeds grew.
@@ -142,7 +142,7 @@ async fn to_group(
 
 /// One [`scripts::FANOUT_NODE`] call for `group`, routed by its first
 /// user's slot.
-async fn to_node(
+pub(crate) async fn to_node(
     s: &Shared,
     conv: &str,
     records: &[Pending],

@@ -11,9 +11,11 @@ use im_engine::{
 use redis::AsyncCommands;
 
 use super::{open, put_users};
+use crate::codec::Pending;
+use crate::fan_out;
 use crate::keys::Keys;
 use crate::slots::user_slot;
-use crate::testing::{shared_cluster_url, unique_prefix};
+use crate::testing::{RedisCluster, shared_cluster_url, unique_prefix};
 use crate::write;
 
 const MEMBERS: usize = 24;
@@ -79,10 +81,10 @@ async fn check(engine: &Engine<crate::RedisStore>, g: &ConversationId, sent: u64
     }
 }
 
-/// A store on the shared cluster under `prefix`, with a group of
+/// A store on the cluster at `url` under `prefix`, with a group of
 /// [`MEMBERS`] users whose owner is `m0`.
-async fn group(prefix: &str) -> (Engine<crate::RedisStore>, ConversationId) {
-    let engine = Engine::new(open(&shared_cluster_url(), prefix).await);
+async fn group(url: &str, prefix: &str) -> (Engine<crate::RedisStore>, ConversationId) {
+    let engine = Engine::new(open(url, prefix).await);
     let ids: Vec<String> = (0..MEMBERS).map(member).collect();
     put_users(&engine, &ids.iter().map(String::as_str).collect::<Vec<_>>()).await;
     let gid = GroupId::new("g").unwrap();
@@ -103,7 +105,7 @@ async fn group(prefix: &str) -> (Engine<crate::RedisStore>, ConversationId) {
 #[tokio::test]
 async fn a_wrong_slot_map_costs_speed_not_events() {
     let prefix = unique_prefix();
-    let (engine, g) = group(&prefix).await;
+    let (engine, g) = group(&shared_cluster_url(), &prefix).await;
     send(&engine, &g, 2).await;
     check(&engine, &g, 2).await;
 
@@ -137,7 +139,7 @@ async fn a_wrong_slot_map_costs_speed_not_events() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_send_answers_once_its_message_is_in_every_feed() {
     let prefix = unique_prefix();
-    let (engine, g) = group(&prefix).await;
+    let (engine, g) = group(&shared_cluster_url(), &prefix).await;
     let last = UserId::new(member(MEMBERS - 1)).unwrap();
     let senders = (0..MEMBERS).map(|i| {
         let (engine, g, last) = (engine.clone(), g.clone(), last.clone());
@@ -208,4 +210,102 @@ async fn a_drain_of_the_records_a_commit_answered_covers_no_other_send() {
     let bob = UserId::new("bob").unwrap();
     let feed = engine.store().feed(&bob, 0, 10).await.unwrap();
     assert_eq!(feed.head, 2);
+}
+
+/// A command to the cluster node on `port` alone.
+async fn on_node(port: u16, cmd: &redis::Cmd) -> redis::RedisResult<redis::Value> {
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    cmd.query_async(&mut conn).await
+}
+
+/// A user whose slot is being moved to another master, one of its keys
+/// there already: a master's call that reaches that user stops before it
+/// writes anything of theirs. Here a change's event would be appended to
+/// the user's feed before the message after it reads the entry, which has
+/// gone; the user done again one by one would then get that event twice.
+#[tokio::test]
+async fn a_user_whose_slot_is_moving_gets_nothing_from_a_failed_call() {
+    // A cluster of its own: moving a slot would disturb other tests.
+    let cluster = RedisCluster::start();
+    let prefix = unique_prefix();
+    let (engine, g) = group(&cluster.url(), &prefix).await;
+    send(&engine, &g, 1).await;
+    let s = &engine.store().shared;
+    let map = s.slots.get(&mut s.conn()).await.unwrap();
+    let mut ids = Vec::new();
+    for port in cluster.ports() {
+        let id = on_node(port, redis::cmd("CLUSTER").arg("MYID"))
+            .await
+            .unwrap();
+        ids.push((port, codec_text(&id)));
+    }
+    // Two members one master serves: `u` will move, `v` stays.
+    let members: Vec<UserId> = (1..MEMBERS)
+        .map(|i| UserId::new(member(i)).unwrap())
+        .collect();
+    let node = |u: &UserId| map.node(user_slot(u)).unwrap().to_owned();
+    let (u, v) = members
+        .iter()
+        .flat_map(|u| members.iter().map(move |v| (u, v)))
+        .find(|(u, v)| u != v && node(u) == node(v))
+        .expect("two members on one master");
+    let (a_port, a_id) = ids.iter().find(|(_, id)| *id == node(u)).unwrap().clone();
+    let (b_port, b_id) = ids.iter().find(|(_, id)| *id != a_id).unwrap().clone();
+    let slot = user_slot(u);
+    let setslot = |state: &str, id: &str| {
+        let mut c = redis::cmd("CLUSTER");
+        c.arg("SETSLOT").arg(slot).arg(state).arg(id);
+        c
+    };
+    on_node(b_port, &setslot("IMPORTING", &a_id)).await.unwrap();
+    on_node(a_port, &setslot("MIGRATING", &b_id)).await.unwrap();
+    let keys = Keys::new(&prefix).unwrap();
+    let mut migrate = redis::cmd("MIGRATE");
+    migrate
+        .arg("127.0.0.1")
+        .arg(b_port)
+        .arg(keys.entries(u))
+        .arg(0)
+        .arg(5000);
+    on_node(a_port, &migrate).await.unwrap();
+
+    let record = |seq, mseq, who: &str, event: &str| Pending {
+        raw: String::new(),
+        seq,
+        mseq,
+        ts: 7,
+        keep: 1 << 53,
+        min_ts: 0,
+        who: who.into(),
+        event: event.into(),
+        recipients: vec![u.clone(), v.clone()],
+    };
+    let records = [
+        record(
+            1,
+            1,
+            "*",
+            r#"{"kind":"edit","conversation":"group:g","seq":1}"#,
+        ),
+        record(2, 0, "m0", ""),
+    ];
+    let group = [(v, vec![0, 1]), (u, vec![0, 1])];
+    let xlen = |user: &UserId| {
+        let cmd = redis::cmd("XLEN").arg(keys.feed(user)).clone();
+        async move { codec_number(&on_node(a_port, &cmd).await.unwrap()) }
+    };
+    let (u_before, v_before) = (xlen(u).await, xlen(v).await);
+    let answer = fan_out::to_node(s, &g.to_string(), &records, &group).await;
+    assert!(answer.is_err(), "it stops at the moving user: {answer:?}");
+    assert_eq!(xlen(v).await, v_before + 2, "the user before it got both");
+    assert_eq!(xlen(u).await, u_before, "the moving user got nothing");
+}
+
+fn codec_text(v: &redis::Value) -> String {
+    crate::codec::text(v).unwrap()
+}
+
+fn codec_number(v: &redis::Value) -> u64 {
+    crate::codec::number(v).unwrap()
 }
