@@ -24,12 +24,12 @@ use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
 /// The drain lock of each conversation being drained.
 #[derive(Debug, Default)]
 pub(crate) struct Drains {
-    slots: Mutex<HashMap<ConversationId, Slot>>,
+    locks: Mutex<HashMap<ConversationId, DrainLock>>,
 }
 
 /// A conversation's drain lock, and how many drains of it have started.
 #[derive(Debug, Default)]
-struct Slot {
+struct DrainLock {
     /// Holds the number of the last drain that finished whole.
     lock: Arc<AsyncMutex<u64>>,
     /// Drains started, numbered from 1 (under the map's lock).
@@ -61,9 +61,9 @@ impl Drains {
     /// after the commit whose records are to be drained.
     pub(crate) async fn lock(&self, c: &ConversationId) -> DrainGuard<'_> {
         let (lock, asked_at) = {
-            let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
-            let slot = slots.entry(c.clone()).or_default();
-            (Arc::clone(&slot.lock), slot.started)
+            let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
+            let entry = locks.entry(c.clone()).or_default();
+            (Arc::clone(&entry.lock), entry.started)
         };
         let (guard, first) = match Arc::clone(&lock).try_lock_owned() {
             Ok(g) => (g, true),
@@ -84,11 +84,11 @@ impl DrainGuard<'_> {
     /// (not a commit's answer, which may predate the commits of the sends
     /// waiting); answers its number, for [`Self::finished`].
     pub(crate) fn start(&self) -> u64 {
-        let mut slots = self.drains.slots.lock().unwrap_or_else(|e| e.into_inner());
-        // Ours while we hold its lock: the slot is only forgotten when idle.
-        let slot = slots.entry(self.conversation.clone()).or_default();
-        slot.started += 1;
-        slot.started
+        let mut locks = self.drains.locks.lock().unwrap_or_else(|e| e.into_inner());
+        // Ours while we hold it: a lock is only forgotten when idle.
+        let entry = locks.entry(self.conversation.clone()).or_default();
+        entry.started += 1;
+        entry.started
     }
 
     /// Records that drain `n` (from [`Self::start`]) finished whole.
@@ -101,7 +101,7 @@ impl DrainGuard<'_> {
 
 impl Drop for DrainGuard<'_> {
     fn drop(&mut self) {
-        let mut slots = self.drains.slots.lock().unwrap_or_else(|e| e.into_inner());
+        let mut locks = self.drains.locks.lock().unwrap_or_else(|e| e.into_inner());
         // Ours and the map's: nobody else holds or waits for it (a waiter
         // clones it under the map's lock, which we hold).
         let idle = self
@@ -109,7 +109,7 @@ impl Drop for DrainGuard<'_> {
             .take()
             .is_some_and(|g| Arc::strong_count(OwnedMutexGuard::mutex(&g)) == 2);
         if idle {
-            slots.remove(&self.conversation);
+            locks.remove(&self.conversation);
         }
     }
 }
@@ -136,7 +136,7 @@ mod tests {
         let second = waiter.await;
         assert!(!second.first, "it waited for a drain");
         drop(second);
-        assert!(drains.slots.lock().unwrap().is_empty());
+        assert!(drains.locks.lock().unwrap().is_empty());
     }
 
     #[tokio::test]

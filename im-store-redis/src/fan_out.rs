@@ -79,7 +79,8 @@ async fn by_node<'a>(s: &Shared, shares: Vec<Share<'a>>, records: usize) -> Vec<
         return vec![shares];
     }
     let map = match s.slots.get(&mut s.conn()).await {
-        Ok(map) => map,
+        Ok(Some(map)) => map,
+        Ok(None) => return shares.into_iter().map(|sh| vec![sh]).collect(),
         Err(e) => {
             tracing::debug!(error = %e, "no slot map: one fan-out script per recipient");
             return shares.into_iter().map(|sh| vec![sh]).collect();
@@ -114,7 +115,8 @@ async fn to_group(
     records: &[Pending],
     group: &[Share<'_>],
 ) -> Result<Vec<bool>> {
-    // Whether a failed call may have applied some: those answer 0 below.
+    // Whether a call failed: it may have applied some users, for whom the
+    // scripts below then apply nothing.
     let mut partly = false;
     if group.len() > 1 {
         match to_node(s, conv, records, group).await {

@@ -8,6 +8,7 @@
 //! The caller then forgets the map, and the next fan-out reads it again.
 
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use im_engine::UserId;
 use redis::Value;
@@ -61,33 +62,61 @@ impl SlotMap {
     }
 }
 
+/// How long a failed read of the map (an ACL that refuses `CLUSTER SLOTS`,
+/// say) is not tried again: meanwhile fan-outs make a script per user.
+const RETRY_AFTER: Duration = Duration::from_secs(10);
+
 /// The slot map as last read, if it is believed current.
 #[derive(Debug, Default)]
 pub(crate) struct Slots {
-    map: RwLock<Option<Arc<SlotMap>>>,
+    map: RwLock<Known>,
+}
+
+/// What is known of the map.
+#[derive(Debug, Default)]
+enum Known {
+    /// To be read.
+    #[default]
+    Unknown,
+    Map(Arc<SlotMap>),
+    /// Its last read failed at this time.
+    Failed(Instant),
 }
 
 impl Slots {
-    /// The map, read from the cluster when not known.
-    pub(crate) async fn get(&self, conn: &mut Conn) -> Result<Arc<SlotMap>> {
-        if let Some(map) = self.map.read().unwrap_or_else(|e| e.into_inner()).as_ref() {
-            return Ok(Arc::clone(map));
+    /// The map, read from the cluster when not known; `None` while a
+    /// failed read is recent.
+    pub(crate) async fn get(&self, conn: &mut Conn) -> Result<Option<Arc<SlotMap>>> {
+        match &*self.map.read().unwrap_or_else(|e| e.into_inner()) {
+            Known::Map(map) => return Ok(Some(Arc::clone(map))),
+            Known::Failed(at) if at.elapsed() < RETRY_AFTER => return Ok(None),
+            _ => {}
         }
-        let v: Value = redis::cmd("CLUSTER").arg("SLOTS").query_async(conn).await?;
-        let map = Arc::new(SlotMap::parse(&v)?);
-        *self.map.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::clone(&map));
-        Ok(map)
+        let read = async {
+            let v: Value = redis::cmd("CLUSTER").arg("SLOTS").query_async(conn).await?;
+            SlotMap::parse(&v)
+        };
+        let (known, answer) = match read.await {
+            Ok(map) => {
+                let map = Arc::new(map);
+                (Known::Map(Arc::clone(&map)), Ok(Some(map)))
+            }
+            Err(e) => (Known::Failed(Instant::now()), Err(e)),
+        };
+        *self.map.write().unwrap_or_else(|e| e.into_inner()) = known;
+        answer
     }
 
     /// Forgets the map: a script found it wrong (slots moved).
     pub(crate) fn forget(&self) {
-        *self.map.write().unwrap_or_else(|e| e.into_inner()) = None;
+        *self.map.write().unwrap_or_else(|e| e.into_inner()) = Known::Unknown;
     }
 
     /// Puts a map in place of the cluster's (tests: a wrong one).
     #[cfg(test)]
     pub(crate) fn set(&self, ranges: Vec<(u16, u16, String)>) {
-        *self.map.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(SlotMap { ranges }));
+        *self.map.write().unwrap_or_else(|e| e.into_inner()) =
+            Known::Map(Arc::new(SlotMap { ranges }));
     }
 }
 

@@ -15,6 +15,10 @@
 //!    a repeat is a no-op and each event lands once;
 //! 4. the records are removed, then the marker.
 //!
+//! A send whose record a fan-out that read the pending records after its
+//! commit has applied skips 3 and the removal of the records
+//! (`drain_after_commit`).
+//!
 //! A fan-out always applies all older pending records of its conversation
 //! first, so a user's watermark only passes a seq once that seq was applied
 //! to the user: the watermark never skips an event that has not landed.
