@@ -82,7 +82,12 @@ async fn by_node<'a>(s: &Shared, shares: Vec<Share<'a>>, records: usize) -> Vec<
         Ok(Some(map)) => map,
         Ok(None) => return shares.into_iter().map(|sh| vec![sh]).collect(),
         Err(e) => {
-            tracing::debug!(error = %e, "no slot map: one fan-out script per recipient");
+            // At most once per retry interval: an operator should hear of
+            // an ACL that refuses `CLUSTER SLOTS`, which costs speed.
+            tracing::warn!(
+                error = %e,
+                "cannot read the cluster's slot map (CLUSTER SLOTS): fan-outs make one script per recipient"
+            );
             return shares.into_iter().map(|sh| vec![sh]).collect();
         }
     };
