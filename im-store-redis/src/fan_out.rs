@@ -4,8 +4,9 @@
 //! The recipients are grouped by the node that serves their slots
 //! (`slots`), and each node gets one [`scripts::FANOUT_NODE`] call that
 //! carries the records once, instead of a [`scripts::FANOUT_USER`] call
-//! per recipient that carries them all again: for a 100-member group on 3
-//! nodes, 3 calls instead of 100. A node's call that fails (its slots
+//! per recipient that carries them all again: for a few records to a
+//! 100-member group on 3 nodes, 3 calls instead of 100 (a call's size is
+//! bounded, [`APPENDS_PER_CALL`]). A node's call that fails (its slots
 //! moved, or the map is out of date) is done again one user at a time,
 //! which the watermarks make safe: what the failed call applied is
 //! skipped, and nothing is applied twice.
