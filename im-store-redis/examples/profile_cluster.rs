@@ -1,5 +1,5 @@
-//! Sends to a 100-member group from 64 tasks for a few seconds (with
-//! `DM=1`: each task to a direct conversation of its own) on a local
+//! Sends to a 100-member group from 64 tasks (`SENDERS=n`: n) for a few
+//! seconds (with `DM=1`: each task to a direct conversation of its own) on a local
 //! 3-master Redis Cluster it starts (with `SINGLE=1`: one `redis-server`),
 //! then prints messages per second and what each node spent: its calls
 //! per command, the microseconds of its one thread per call
@@ -19,7 +19,6 @@ use im_store_redis::testing::{RedisCluster, RedisServer, unique_prefix};
 use im_store_redis::{RedisConfig, RedisStore};
 
 const MEMBERS: usize = 100;
-const SENDERS: usize = 64;
 
 /// The servers, kept running until the end.
 enum Servers {
@@ -137,12 +136,13 @@ async fn setup(engine: &Engine<RedisStore>) -> ConversationId {
     ConversationId::group(group)
 }
 
-/// Sends per second by [`SENDERS`] tasks for `secs`.
+/// Sends per second by `SENDERS` (default 64) tasks for `secs`.
 async fn run(engine: &Engine<RedisStore>, group: ConversationId, secs: f64) -> f64 {
     let dm = std::env::var_os("DM").is_some();
+    let senders: usize = std::env::var("SENDERS").map_or(64, |n| n.parse().expect("SENDERS"));
     let deadline = Instant::now() + Duration::from_secs_f64(secs);
     let count = Arc::new(AtomicU64::new(0));
-    let tasks: Vec<_> = (0..SENDERS)
+    let tasks: Vec<_> = (0..senders)
         .map(|i| {
             let (engine, mut conversation) = (engine.clone(), group.clone());
             if dm {
